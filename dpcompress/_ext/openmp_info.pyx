@@ -1,0 +1,27 @@
+"""OpenMP facts of this build, read through the C shim in ``src_c/dpc_openmp.c``."""
+
+cdef extern from "dpc_openmp.h":
+    int dpc_openmp_enabled() nogil
+    int dpc_openmp_max_threads() nogil
+    int dpc_openmp_num_procs() nogil
+    int dpc_openmp_threads_used(int n_threads) nogil
+
+
+def openmp_enabled():
+    """Return True when the kernels were compiled with OpenMP."""
+    return bool(dpc_openmp_enabled())
+
+
+def max_threads():
+    """Return ``omp_get_max_threads()`` (1 without OpenMP)."""
+    return dpc_openmp_max_threads()
+
+
+def num_procs():
+    """Return ``omp_get_num_procs()`` (1 without OpenMP)."""
+    return dpc_openmp_num_procs()
+
+
+def threads_used(int n_threads):
+    """Return how many threads a parallel region asked for ``n_threads`` gets."""
+    return dpc_openmp_threads_used(n_threads)

@@ -1,0 +1,113 @@
+r"""Activation functions of DeePMD-kit networks, with first and second derivatives.
+
+Every function takes the pre-activation :math:`z` and returns
+:math:`(\varphi(z), \varphi'(z), \varphi''(z))`.  The second derivative is what
+the quintic table construction needs; the evaluator only uses the first.
+
+===========  ==========================================  ===========================================
+name         :math:`\varphi(z)`                          note
+===========  ==========================================  ===========================================
+tanh         :math:`\tanh z`
+gelu         :math:`\tfrac12 z (1+\tanh u)`,             tanh approximation, as in every DeePMD-kit
+             :math:`u = c(z + a z^3)`                    backend (``gelu`` and ``gelu_tf``);
+                                                         :math:`c=\sqrt{2/\pi}`, :math:`a=0.044715`
+relu         :math:`\max(z, 0)`                          :math:`\varphi'(0) = 0`
+relu6        :math:`\min(\max(z, 0), 6)`                 :math:`\varphi' = 1` on :math:`0<z<6`
+softplus     :math:`\ln(1 + e^z)`                        evaluated stably as ``logaddexp(0, z)``
+sigmoid      :math:`\sigma(z) = 1/(1+e^{-z})`
+silu         :math:`z\,\sigma(z)`
+linear       :math:`z`                                   also ``none`` (output layers)
+===========  ==========================================  ===========================================
+"""
+
+import numpy as np
+
+GELU_C = np.sqrt(2.0 / np.pi)
+GELU_A = 0.044715
+
+
+def _sigmoid(z):
+    # Two-branch form: exp never overflows for large |z|.
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def tanh(z):
+    y = np.tanh(z)
+    d1 = 1.0 - y * y
+    return y, d1, -2.0 * y * d1
+
+
+def gelu(z):
+    z2 = z * z
+    u = GELU_C * (z + GELU_A * z2 * z)
+    du = GELU_C * (1.0 + 3.0 * GELU_A * z2)
+    t = np.tanh(u)
+    sech2 = 1.0 - t * t
+    y = 0.5 * z * (1.0 + t)
+    d1 = 0.5 * (1.0 + t) + 0.5 * z * sech2 * du
+    # d/dz of [0.5(1+t) + 0.5 z sech2 du], with d(sech2)/dz = -2 t sech2 du and d(du)/dz = 6 c a z
+    d2 = sech2 * du - z * t * sech2 * du * du + 3.0 * GELU_C * GELU_A * z2 * sech2
+    return y, d1, d2
+
+
+def relu(z):
+    on = (z > 0).astype(z.dtype)
+    return z * on, on, np.zeros_like(z)
+
+
+def relu6(z):
+    on = ((z > 0) & (z < 6)).astype(z.dtype)
+    return np.clip(z, 0.0, 6.0), on, np.zeros_like(z)
+
+
+def softplus(z):
+    s = _sigmoid(z)
+    return np.logaddexp(0.0, z), s, s * (1.0 - s)
+
+
+def sigmoid(z):
+    s = _sigmoid(z)
+    d1 = s * (1.0 - s)
+    return s, d1, d1 * (1.0 - 2.0 * s)
+
+
+def silu(z):
+    s = _sigmoid(z)
+    ds = s * (1.0 - s)
+    return z * s, s + z * ds, 2.0 * ds + z * ds * (1.0 - 2.0 * s)
+
+
+def linear(z):
+    return z.copy(), np.ones_like(z), np.zeros_like(z)
+
+
+ACTIVATIONS = {
+    "tanh": tanh,
+    "gelu": gelu,
+    "relu": relu,
+    "relu6": relu6,
+    "softplus": softplus,
+    "sigmoid": sigmoid,
+    "silu": silu,
+    "linear": linear,
+}
+
+# Spellings found in DeePMD-kit model files -> our canonical name.
+ALIASES = {"gelu_tf": "gelu", "none": "linear", "": "linear", None: "linear"}
+
+
+def canonical_name(name):
+    """Map a DeePMD-kit activation spelling to our canonical name, or None if unknown."""
+    key = name.lower() if isinstance(name, str) else name
+    key = ALIASES.get(key, key)
+    return key if key in ACTIVATIONS else None
+
+
+def activate(name, z):
+    """Evaluate activation ``name`` (canonical) at ``z``: returns ``(phi, phi', phi'')``."""
+    return ACTIVATIONS[name](np.asarray(z, dtype=np.float64))

@@ -1,0 +1,326 @@
+"""Turn a DeePMD-kit serialised model tree into :mod:`~dpcompress.models.structures` objects.
+
+Only what dpcompress can evaluate exactly is accepted; anything else (another
+descriptor, fparam/aparam, spin, a non-energy fitting, ...) raises
+:class:`~dpcompress.errors.UnsupportedModelError`, and a malformed tree raises
+:class:`~dpcompress.errors.ModelFormatError`; both name the file and the key.
+"""
+
+import warnings
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnsupportedModelError
+from .activations import canonical_name
+from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
+
+SUPPORTED_DESCRIPTORS = ("se_e2_a",)
+DESCRIPTOR_ALIASES = {"se_a": "se_e2_a", "se_e2_a": "se_e2_a"}
+
+# Upper bounds on sizes read from a file: far above any real model, low enough
+# that a corrupt number cannot make us allocate the machine away.
+MAX_TYPES = 512
+MAX_SEL = 1 << 16
+MAX_WIDTH = 1 << 16
+
+
+class _Node:
+    """A dict of the tree plus its dotted path, so every error can name the key."""
+
+    def __init__(self, data, where, source):
+        self.data, self.where, self.source = data, where, source
+        if not isinstance(data, dict):
+            raise ModelFormatError(f"{source}: '{where}' should be a mapping, found {type(data).__name__}")
+
+    def _key(self, key):
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key):
+        return key in self.data
+
+    def raw(self, key, default=KeyError):
+        if key not in self.data:
+            if default is KeyError:
+                raise ModelFormatError(f"{self.source}: missing key '{self._key(key)}'")
+            return default
+        return self.data[key]
+
+    def node(self, key):
+        return _Node(self.raw(key), self._key(key), self.source)
+
+    def number(self, key, default=KeyError, positive=False):
+        v = self.raw(key, default)
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' should be a finite number, found {v!r}")
+        if positive and v <= 0:
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' should be > 0, found {v!r}")
+        return float(v)
+
+    def flag(self, key, default=KeyError):
+        v = self.raw(key, default)
+        if not isinstance(v, bool):
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' should be true or false, found {v!r}")
+        return v
+
+    def int_list(self, key, default=KeyError, lo=0, hi=MAX_WIDTH):
+        v = self.raw(key, default)
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' should be a list of integers, found {v!r}")
+        for x in v:
+            if not lo <= x <= hi:
+                raise ModelFormatError(f"{self.source}: '{self._key(key)}' has {x}, outside [{lo}, {hi}]")
+        return tuple(v)
+
+    def array(self, key, shape=None, allow_none=False):
+        v = self.raw(key)
+        if v is None and allow_none:
+            return None
+        if not isinstance(v, np.ndarray) or v.dtype.kind not in "fiu":
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' should be a numeric array, found {type(v).__name__}")
+        if shape is not None and (v.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, v.shape))):
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' has shape {v.shape}, expected {want}")
+        v = v.astype(np.float64)
+        if not np.all(np.isfinite(v)):
+            raise ModelFormatError(f"{self.source}: '{self._key(key)}' contains NaN or inf")
+        return v
+
+
+def _pairs(node, key, ntypes):
+    """Read a list of [a, b] type pairs, validated and symmetrised."""
+    raw = node.raw(key, [])
+    if raw is None:
+        raw = []
+    out = set()
+    if not isinstance(raw, (list, tuple)):
+        raise ModelFormatError(f"{node.source}: '{node._key(key)}' should be a list of type pairs, found {raw!r}")
+    for p in raw:
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, int) and 0 <= x < ntypes for x in p)):
+            raise ModelFormatError(f"{node.source}: '{node._key(key)}' entry {p!r} is not a pair of type indices < {ntypes}")
+        out.add((p[0], p[1]))
+        out.add((p[1], p[0]))
+    return frozenset(out)
+
+
+def _types(node, key, ntypes):
+    raw = node.raw(key, [])
+    if raw is None:
+        raw = []
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, int) and 0 <= x < ntypes for x in raw):
+        raise ModelFormatError(f"{node.source}: '{node._key(key)}' should list type indices < {ntypes}, found {raw!r}")
+    return frozenset(raw)
+
+
+def _activation(node, key):
+    name = node.raw(key, "tanh")
+    canon = canonical_name(name)
+    if canon is None:
+        raise UnsupportedModelError(
+            f"{node.source}: '{node._key(key)}' = {name!r} is not supported "
+            "(supported: tanh, gelu, gelu_tf, relu, relu6, softplus, sigmoid, silu, linear/none)"
+        )
+    return canon
+
+
+def read_layer(node):
+    """Read one serialised ``Layer``."""
+    var = node.node("@variables")
+    w = var.array("w", shape=(None, None))
+    n_in, n_out = w.shape
+    if not (1 <= n_in <= MAX_WIDTH and 1 <= n_out <= MAX_WIDTH):
+        raise ModelFormatError(f"{node.source}: '{var._key('w')}' has implausible shape {w.shape}")
+    use_bias = node.flag("bias", True)
+    b = var.array("b", shape=(n_out,), allow_none=True) if var.has("b") else None
+    if use_bias and b is None:
+        raise ModelFormatError(f"{node.source}: '{node.where}' has bias true but no 'b' array")
+    use_timestep = node.flag("use_timestep", False)
+    idt = var.array("idt", shape=(n_out,), allow_none=True) if var.has("idt") else None
+    if use_timestep and idt is None:
+        raise ModelFormatError(f"{node.source}: '{node.where}' has use_timestep true but no 'idt' array")
+    return Layer(
+        w=w,
+        b=b if use_bias else None,
+        idt=idt if use_timestep else None,
+        activation=_activation(node, "activation_function"),
+        resnet=node.flag("resnet", False),
+    )
+
+
+def read_network(node):
+    """Read a serialised ``EmbeddingNetwork`` / ``FittingNetwork`` (or ``NativeNet``)."""
+    layers_raw = node.raw("layers")
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise ModelFormatError(f"{node.source}: '{node.where}.layers' should be a non-empty list")
+    layers = tuple(read_layer(_Node(l, f"{node.where}.layers[{k}]", node.source)) for k, l in enumerate(layers_raw))
+    for k in range(1, len(layers)):
+        if layers[k].n_in != layers[k - 1].n_out:
+            raise ModelFormatError(
+                f"{node.source}: '{node.where}.layers[{k}]' takes {layers[k].n_in} inputs "
+                f"but layer {k - 1} gives {layers[k - 1].n_out}"
+            )
+    return Network(layers)
+
+
+def _network_list(coll, ndim_expected, ntypes):
+    ndim = coll.raw("ndim")
+    if ndim not in ndim_expected:
+        raise ModelFormatError(f"{coll.source}: '{coll.where}.ndim' = {ndim!r}, expected one of {ndim_expected}")
+    nets = coll.raw("networks")
+    if not isinstance(nets, list) or len(nets) != ntypes**ndim:
+        raise ModelFormatError(
+            f"{coll.source}: '{coll.where}.networks' should hold {ntypes}**{ndim} = {ntypes**ndim} entries, "
+            f"found {len(nets) if isinstance(nets, list) else type(nets).__name__}"
+        )
+    return ndim, [None if n is None else read_network(_Node(n, f"{coll.where}.networks[{k}]", coll.source)) for k, n in enumerate(nets)]
+
+
+def read_descriptor_se_e2_a(node, ntypes):
+    """Read an se_e2_a descriptor."""
+    if node.raw("spin", None) is not None:
+        raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
+    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
+    if len(sel) != ntypes:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
+    if sum(sel) == 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
+    rcut = node.number("rcut", positive=True)
+    rcut_smth = node.number("rcut_smth")
+    if not 0 <= rcut_smth < rcut:
+        raise ModelFormatError(f"{node.source}: '{node.where}.rcut_smth' = {rcut_smth} should lie in [0, rcut={rcut})")
+    env = _Node(node.raw("env_mat", {}) or {}, f"{node.where}.env_mat", node.source)
+    if env.raw("use_exp_switch", False):
+        raise UnsupportedModelError(f"{node.source}: '{env.where}.use_exp_switch' = true is not supported")
+    protection = node.number("env_protection", 0.0)
+    if protection < 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.env_protection' should be >= 0, found {protection}")
+    neuron = node.int_list("neuron", lo=1)
+    axis = int(node.number("axis_neuron", positive=True))
+    if not neuron or axis > neuron[-1]:
+        raise ModelFormatError(f"{node.source}: '{node.where}.axis_neuron' = {axis} exceeds the embedding width {neuron}")
+    tos = node.flag("type_one_side", False)
+    nnei = sum(sel)
+    var = node.node("@variables")
+    davg = var.array("davg", shape=(ntypes, nnei, 4))
+    dstd = var.array("dstd", shape=(ntypes, nnei, 4))
+    if np.any(dstd == 0):
+        raise ModelFormatError(f"{node.source}: '{var._key('dstd')}' contains zeros (division by zero)")
+    ndim, nets = _network_list(node.node("embeddings"), (1,) if tos else (2,), ntypes)
+    M = neuron[-1]
+    for k, net in enumerate(nets):
+        if net is not None and (net.in_dim != 1 or net.out_dim != M):
+            raise ModelFormatError(
+                f"{node.source}: '{node.where}.embeddings.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, expected 1 -> {M}"
+            )
+    # DeePMD-kit's flat index of (center c, neighbor n) is c + n * ntypes.
+    if tos:
+        embeddings = tuple(nets)
+    else:
+        embeddings = tuple(tuple(nets[c + n * ntypes] for n in range(ntypes)) for c in range(ntypes))
+    for c in range(ntypes):
+        for n in range(ntypes):
+            if sel[n] == 0:
+                continue
+            net = embeddings[n] if tos else embeddings[c][n]
+            if net is None:
+                raise ModelFormatError(f"{node.source}: embedding net for center type {c}, neighbor type {n} is null")
+    return DescriptorSeA(
+        rcut=rcut,
+        rcut_smth=rcut_smth,
+        sel=sel,
+        neuron=neuron,
+        axis_neuron=axis,
+        type_one_side=tos,
+        exclude_types=_pairs(node, "exclude_types", ntypes),
+        env_protection=protection,
+        davg=davg,
+        dstd=dstd,
+        embeddings=embeddings,
+        activation=_activation(node, "activation_function"),
+        resnet_dt=bool(node.raw("resnet_dt", False)),
+    )
+
+
+def read_energy_fitting(node, ntypes, dim_descrpt):
+    """Read an ``ener`` fitting."""
+    ftype = node.raw("type", "ener")
+    if ftype != "ener":
+        raise UnsupportedModelError(f"{node.source}: fitting type {ftype!r} is not supported (only energy models, 'ener')")
+    for key in ("numb_fparam", "numb_aparam", "dim_case_embd"):
+        if int(node.number(key, 0)) != 0:
+            raise UnsupportedModelError(f"{node.source}: '{node.where}.{key}' = {node.raw(key)} is not supported (must be 0)")
+    if node.raw("spin", None) is not None:
+        raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
+    atom_ener = node.raw("atom_ener", []) or []
+    if any(a is not None for a in atom_ener):
+        raise UnsupportedModelError(f"{node.source}: '{node.where}.atom_ener' = {atom_ener!r} is not supported")
+    if int(node.number("dim_out", 1)) != 1:
+        raise UnsupportedModelError(f"{node.source}: '{node.where}.dim_out' must be 1 for an energy model")
+    mixed = node.flag("mixed_types", False)
+    ndim, nets = _network_list(node.node("nets"), (0,) if mixed else (1,), ntypes)
+    for k, net in enumerate(nets):
+        if net is None:
+            raise ModelFormatError(f"{node.source}: '{node.where}.nets.networks[{k}]' is null")
+        if net.in_dim != dim_descrpt or net.out_dim != 1:
+            raise ModelFormatError(
+                f"{node.source}: '{node.where}.nets.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, "
+                f"expected {dim_descrpt} -> 1 (descriptor width)"
+            )
+    var = node.node("@variables")
+    bias = var.array("bias_atom_e", shape=(ntypes, 1))[:, 0]
+    return EnergyFitting(networks=tuple(nets), bias_atom_e=bias, exclude_types=_types(node, "exclude_types", ntypes))
+
+
+def model_from_tree(tree, source=""):
+    """Build a :class:`DPModel` from a serialised tree (see :func:`load_tree`)."""
+    top = _Node(tree, "", source)
+    model = top.node("model")
+    mtype = model.raw("type", "standard")
+    if mtype != "standard":
+        raise UnsupportedModelError(f"{source}: model type {mtype!r} is not supported (only 'standard' energy models)")
+    if model.raw("@class", "Model") != "Model":
+        raise UnsupportedModelError(f"{source}: '@class' = {model.raw('@class')!r} is not a standard model")
+    type_map = model.raw("type_map")
+    if not isinstance(type_map, list) or not type_map or not all(isinstance(t, str) for t in type_map):
+        raise ModelFormatError(f"{source}: 'model.type_map' should be a non-empty list of element names")
+    if len(type_map) > MAX_TYPES:
+        raise ModelFormatError(f"{source}: 'model.type_map' has {len(type_map)} types (> {MAX_TYPES})")
+    ntypes = len(type_map)
+    if model.raw("spin", None) is not None:
+        raise UnsupportedModelError(f"{source}: spin models are not supported")
+    desc = model.node("descriptor")
+    dtype = desc.raw("type")
+    canon = DESCRIPTOR_ALIASES.get(dtype)
+    if canon not in SUPPORTED_DESCRIPTORS:
+        raise UnsupportedModelError(
+            f"{source}: descriptor type {dtype!r} is not supported yet (supported: {', '.join(SUPPORTED_DESCRIPTORS)})"
+        )
+    if desc.raw("precision", "float64") != "float64" or model.node("fitting").raw("precision", "float64") != "float64":
+        warnings.warn(f"{source}: model trained in lower precision; dpcompress evaluates it in float64", stacklevel=3)
+    descriptor = read_descriptor_se_e2_a(desc, ntypes)
+    fitting = read_energy_fitting(model.node("fitting"), ntypes, descriptor.dim_out)
+    mvar = model.node("@variables")
+    out_bias = mvar.array("out_bias")
+    if out_bias.ndim != 3 or out_bias.shape[1:] != (ntypes, 1):
+        raise ModelFormatError(f"{source}: 'model.@variables.out_bias' has shape {out_bias.shape}, expected (1, {ntypes}, 1)")
+    min_nbor = None
+    if top.has("@variables") and isinstance(top.raw("@variables"), dict):
+        v = top.raw("@variables").get("min_nbor_dist")
+        if v is not None:
+            v = float(np.asarray(v).reshape(-1)[0]) if np.size(v) == 1 else None
+            if v is None or not np.isfinite(v) or v <= 0:
+                raise ModelFormatError(f"{source}: '@variables.min_nbor_dist' should be a positive number")
+            min_nbor = v
+    if min_nbor is None and isinstance(model.raw("min_nbor_dist", None), (int, float)):
+        min_nbor = float(model.raw("min_nbor_dist"))
+    return DPModel(
+        type_map=tuple(type_map),
+        descriptor=descriptor,
+        fitting=fitting,
+        out_bias=out_bias[0, :, 0].copy(),
+        pair_exclude_types=_pairs(model, "pair_exclude_types", ntypes),
+        atom_exclude_types=_types(model, "atom_exclude_types", ntypes),
+        min_nbor_dist=min_nbor,
+        source=source,
+    )

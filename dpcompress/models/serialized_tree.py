@@ -1,0 +1,153 @@
+"""Read DeePMD-kit's backend-neutral model files into a plain tree.
+
+DeePMD-kit v3 serialises a model as one nested dict (the same tree the
+``serialize()`` methods produce) in two containers:
+
+``.dp`` (HDF5)
+    One root attribute ``json`` holds the tree; every array in it is replaced
+    by the path string of a root dataset (``"/variable_0042"``).
+``.yaml``
+    The tree itself; arrays are mappings
+    ``{"@class": "np.ndarray", "dtype": ..., "value": nested lists}``.
+
+:func:`load_tree` returns the tree with every array resolved to a numpy array.
+Files are untrusted input: the YAML is read with ``yaml.safe_load``, dataset
+references must name existing numeric datasets, and every failure becomes a
+:class:`~dpcompress.errors.ModelFormatError` naming the file.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnsupportedModelError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ALLOWED_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int8", "uint8", "bool")
+MAX_ARRAY_ELEMENTS = 2**31  # a model array larger than this is corrupt, not a model
+
+
+def file_kind(path):
+    """Return ``'hdf5'`` or ``'yaml'`` from the file's first bytes and name."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read ({exc})") from None
+    if head == HDF5_SIGNATURE:
+        return "hdf5"
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in (".yaml", ".yml"):
+        return "yaml"
+    if ext in (".pth", ".pt", ".pb", ".savedmodel", ".pd", ".json"):
+        raise UnsupportedModelError(
+            f"{path}: '{ext}' files are not read directly; convert with "
+            f"`dp convert-backend {os.path.basename(str(path))} model.dp` (DeePMD-kit) first"
+        )
+    if ext == ".dp":
+        raise ModelFormatError(f"{path}: not an HDF5 file (bad signature {head!r}); the file is corrupt or not a .dp model")
+    raise ModelFormatError(f"{path}: unknown model format (expected a DeePMD-kit .dp (HDF5) or .yaml file)")
+
+
+def load_tree(path):
+    """Load a ``.dp`` or ``.yaml`` model file into a dict with numpy arrays.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+        The serialised model tree (top-level keys ``model``, ``software``, ...).
+
+    Raises
+    ------
+    ModelFormatError
+        Unreadable, truncated or corrupt file, or not a DeePMD-kit model.
+    UnsupportedModelError
+        A backend-specific format (``.pth``, ``.pb``) that must be converted first.
+    """
+    path = os.fspath(path)
+    kind = file_kind(path)
+    tree = _load_hdf5(path) if kind == "hdf5" else _load_yaml(path)
+    if not isinstance(tree, dict) or "model" not in tree:
+        raise ModelFormatError(f"{path}: not a DeePMD-kit model file (no top-level 'model' entry)")
+    return tree
+
+
+def _load_hdf5(path):
+    import h5py
+
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or corrupt") from None
+    with fh:
+        if "json" not in fh.attrs:
+            raise ModelFormatError(
+                f"{path}: HDF5 file without the 'json' root attribute; not a DeePMD-kit .dp model"
+            )
+        raw = fh.attrs["json"]
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="replace")
+        if not isinstance(raw, str):
+            raise ModelFormatError(f"{path}: root attribute 'json' is not a string")
+        try:
+            tree = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ModelFormatError(f"{path}: root attribute 'json' is not valid JSON ({exc})") from None
+        return _resolve_hdf5(tree, fh, path, "")
+
+
+def _resolve_hdf5(node, fh, path, where):
+    if isinstance(node, dict):
+        return {k: _resolve_hdf5(v, fh, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_hdf5(v, fh, path, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith("/variable_"):
+        if node not in fh:
+            raise ModelFormatError(f"{path}: '{where}' refers to dataset {node!r}, which the file lacks")
+        ds = fh[node]
+        if not hasattr(ds, "dtype") or ds.dtype.kind not in "fiub":
+            raise ModelFormatError(f"{path}: dataset {node!r} ('{where}') is not a numeric array")
+        if ds.size > MAX_ARRAY_ELEMENTS:
+            raise ModelFormatError(f"{path}: dataset {node!r} ('{where}') has an implausible size {ds.shape}")
+        try:
+            return np.asarray(ds[()])
+        except OSError as exc:
+            raise ModelFormatError(f"{path}: cannot read dataset {node!r} ('{where}'): {exc}; file corrupt?") from None
+    return node
+
+
+def _load_yaml(path):
+    import yaml
+
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            tree = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ModelFormatError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path}: cannot read ({exc})") from None
+    return _resolve_yaml(tree, path, "")
+
+
+def _resolve_yaml(node, path, where):
+    if isinstance(node, dict):
+        if node.get("@class") == "np.ndarray":
+            dtype = node.get("dtype")
+            if dtype not in ALLOWED_DTYPES:
+                raise ModelFormatError(f"{path}: array '{where}' has unsupported dtype {dtype!r}")
+            try:
+                arr = np.asarray(node.get("value"), dtype=dtype)
+            except (TypeError, ValueError) as exc:
+                raise ModelFormatError(f"{path}: array '{where}' is not a regular {dtype} array ({exc})") from None
+            return arr
+        return {k: _resolve_yaml(v, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_yaml(v, path, f"{where}[{i}]") for i, v in enumerate(node)]
+    return node

@@ -1,0 +1,110 @@
+r"""Dense networks in numpy: forward, reverse-mode gradient, and forward-mode
+derivatives in a scalar input.
+
+A layer is :math:`y = d\odot\varphi(z) + \rho(x)`, :math:`z = xW + b`
+(see :class:`~dpcompress.models.structures.Layer`).
+"""
+
+import numpy as np
+
+from ..models.activations import activate
+
+
+def _residual(layer, v):
+    kind = layer.residual
+    if kind == "identity":
+        return v
+    if kind == "double":
+        return np.concatenate([v, v], axis=-1)
+    return None
+
+
+def _residual_grad(layer, g):
+    """Adjoint of :func:`_residual`: the gradient the skip passes back to the input."""
+    kind = layer.residual
+    if kind == "identity":
+        return g
+    if kind == "double":
+        n = layer.n_in
+        return g[..., :n] + g[..., n:]
+    return None
+
+
+def network_forward(net, x):
+    """Evaluate ``net`` on rows ``x`` (shape (..., n_in)).
+
+    Returns
+    -------
+    y : ndarray, shape (..., n_out)
+    cache : list
+        Per layer ``(x_in, phi')`` (with the timestep folded in), for :func:`network_backward`.
+    """
+    cache = []
+    for layer in net.layers:
+        z = x @ layer.w
+        if layer.b is not None:
+            z = z + layer.b
+        phi, dphi, _ = activate(layer.activation, z)
+        if layer.idt is not None:
+            phi, dphi = phi * layer.idt, dphi * layer.idt
+        y = phi
+        skip = _residual(layer, x)
+        if skip is not None:
+            y = y + skip
+        cache.append((x, dphi))
+        x = y
+    return x, cache
+
+
+def network_backward(net, cache, dy):
+    r"""Reverse-mode gradient: given :math:`\partial L/\partial y`, return :math:`\partial L/\partial x`."""
+    for layer, (x_in, dphi) in zip(reversed(net.layers), reversed(cache)):
+        dz = dy * dphi
+        dx = dz @ layer.w.T
+        skip = _residual_grad(layer, dy)
+        if skip is not None:
+            dx = dx + skip
+        dy = dx
+    return dy
+
+
+def embedding_with_derivatives(net, x):
+    r"""Value, first and second derivative of a scalar-input net, by forward mode.
+
+    For :math:`y_k = d\odot\varphi(z_k) + \rho(y_{k-1})`, :math:`z_k = y_{k-1}W_k + b_k`:
+
+    .. math::
+
+        y_k' = d\odot\varphi'(z_k)\,(y_{k-1}' W_k) + \rho(y_{k-1}'),\qquad
+        y_k'' = d\odot\big[\varphi'(z_k)\,(y_{k-1}''W_k) + \varphi''(z_k)\,(y_{k-1}'W_k)^2\big] + \rho(y_{k-1}'')
+
+    with :math:`y_0 = x`, :math:`y_0' = 1`, :math:`y_0'' = 0`.
+
+    Parameters
+    ----------
+    net : Network
+        ``in_dim == 1``.
+    x : ndarray, shape (n,)
+
+    Returns
+    -------
+    g, dg, d2g : ndarray, shape (n, M)
+    """
+    y = np.asarray(x, dtype=np.float64).reshape(-1, 1)
+    dy = np.ones_like(y)
+    d2y = np.zeros_like(y)
+    for layer in net.layers:
+        z = y @ layer.w
+        if layer.b is not None:
+            z = z + layer.b
+        phi, dphi, d2phi = activate(layer.activation, z)
+        zp = dy @ layer.w
+        zpp = d2y @ layer.w
+        ny, ndy, nd2y = phi, dphi * zp, dphi * zpp + d2phi * zp * zp
+        if layer.idt is not None:
+            ny, ndy, nd2y = ny * layer.idt, ndy * layer.idt, nd2y * layer.idt
+        skips = [_residual(layer, v) for v in (y, dy, d2y)]
+        if skips[0] is not None:
+            ny, ndy, nd2y = ny + skips[0], ndy + skips[1], nd2y + skips[2]
+        y, dy, d2y = ny, ndy, nd2y
+    return y, dy, d2y

@@ -1,0 +1,54 @@
+"""How many OpenMP threads a kernel call uses.
+
+``n_threads=None`` means every core this process may use, capped by
+``OMP_NUM_THREADS`` when that is set (the OpenMP runtime reads it).  Results
+never depend on the thread count: every kernel parallelises over independent
+atoms or grid points and reduces in a fixed order.
+"""
+
+import os
+
+from .errors import InputError
+
+
+def available_cores():
+    """Return the number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def openmp_enabled():
+    """Return True when the compiled kernels were built with OpenMP."""
+    from ._ext import openmp_info
+
+    return openmp_info.openmp_enabled()
+
+
+def effective_n_threads(n_threads=None):
+    """Resolve a user's ``n_threads`` into a positive thread count.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        ``None``: all available cores (or ``OMP_NUM_THREADS`` when set).
+        A positive int: exactly that many.  ``-1`` is accepted as a synonym
+        of ``None``.
+
+    Returns
+    -------
+    int
+        1 when the kernels were built without OpenMP.
+    """
+    from ._ext import openmp_info
+
+    if n_threads is None or (isinstance(n_threads, int) and n_threads == -1):
+        n = min(openmp_info.max_threads(), available_cores()) if "OMP_NUM_THREADS" in os.environ else available_cores()
+    else:
+        if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+            raise InputError(f"n_threads must be None or a positive integer, got {n_threads!r}")
+        n = n_threads
+    if not openmp_info.openmp_enabled():
+        return 1
+    return n
