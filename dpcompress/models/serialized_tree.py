@@ -86,21 +86,29 @@ def _load_hdf5(path):
         fh = h5py.File(path, "r")
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or corrupt") from None
-    with fh:
-        if "json" not in fh.attrs:
-            raise ModelFormatError(
-                f"{path}: HDF5 file without the 'json' root attribute; not a DeePMD-kit .dp model"
-            )
-        raw = fh.attrs["json"]
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", errors="replace")
-        if not isinstance(raw, str):
-            raise ModelFormatError(f"{path}: root attribute 'json' is not a string")
-        try:
-            tree = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ModelFormatError(f"{path}: root attribute 'json' is not valid JSON ({exc})") from None
-        return _resolve_hdf5(tree, fh, path, "")
+    try:
+        with fh:
+            return _read_hdf5_tree(fh, path)
+    except (ModelFormatError, UnsupportedModelError):
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        # h5py reports a damaged file lazily, on the first read that touches it
+        raise ModelFormatError(f"{path}: cannot read the HDF5 content ({exc}); the file is truncated or corrupt") from None
+
+
+def _read_hdf5_tree(fh, path):
+    if "json" not in fh.attrs:
+        raise ModelFormatError(f"{path}: HDF5 file without the 'json' root attribute; not a DeePMD-kit .dp model")
+    raw = fh.attrs["json"]
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    if not isinstance(raw, str):
+        raise ModelFormatError(f"{path}: root attribute 'json' is not a string")
+    try:
+        tree = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{path}: root attribute 'json' is not valid JSON ({exc})") from None
+    return _resolve_hdf5(tree, fh, path, "")
 
 
 def _resolve_hdf5(node, fh, path, where):

@@ -1,0 +1,142 @@
+"""``Potential``: evaluate a model with DeePMD-kit's ``DeepPot.eval`` contract.
+
+Switching from DeePMD-kit is one import::
+
+    # from deepmd.infer import DeepPot as Potential
+    from dpcompress import Potential
+
+    pot = Potential("model.dp")
+    energy, force, virial = pot.eval(coords, cells, atom_types)
+    e, f, v, atom_energy, atom_virial = pot.eval(coords, cells, atom_types, atomic=True)
+
+Units: Å, eV, eV/Å; the virial is DeePMD-kit's :math:`W = \\sum_i \\mathbf r_i \\otimes \\mathbf F_i` in eV.
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from .errors import InputError
+from .frame_inputs import as_atom_types, as_cells, as_coords
+from .models import DPModel, load_model
+from .neighbors import build_neighbor_list
+from .reference.dp_model import evaluate_frame
+from .threads import effective_n_threads
+
+
+class NeighborOverflowWarning(RuntimeWarning):
+    """An atom had more neighbors of a type inside rcut than the model's ``sel`` holds."""
+
+
+class Potential:
+    """A Deep Potential energy model ready to evaluate.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or DPModel
+        A DeePMD-kit ``.dp`` / ``.yaml`` file, or a model already loaded.
+    n_threads : int or None
+        Threads of the compiled kernels; ``None`` uses every available core.
+
+    Notes
+    -----
+    Neighbors beyond ``sel`` are dropped (the nearest are kept, as in DeePMD-kit)
+    and a :class:`NeighborOverflowWarning` reports how many.
+    """
+
+    def __init__(self, model, *, n_threads=None):
+        if isinstance(model, DPModel):
+            self.model = model
+        elif isinstance(model, (str, os.PathLike)):
+            self.model = load_model(model)
+        else:
+            raise InputError(f"model must be a file path or a DPModel, got {type(model).__name__}")
+        self.n_threads = effective_n_threads(n_threads)
+        self.last_overflow = 0
+
+    # DeepPot's introspection API
+    def get_type_map(self):
+        """Element names, in type-index order."""
+        return list(self.model.type_map)
+
+    def get_rcut(self):
+        """Cutoff radius, Å."""
+        return float(self.model.rcut)
+
+    def get_ntypes(self):
+        return self.model.ntypes
+
+    def get_sel(self):
+        return list(self.model.descriptor.sel)
+
+    def get_dim_fparam(self):
+        return 0
+
+    def get_dim_aparam(self):
+        return 0
+
+    def eval(self, coords, cells, atom_types, atomic=False, fparam=None, aparam=None, mixed_type=False):
+        """Energy, forces and virial of one or more frames.
+
+        Parameters
+        ----------
+        coords : array_like, shape (nframes, natoms * 3) or (nframes, natoms, 3)
+            Cartesian coordinates, Å; need not be wrapped into the cell.
+        cells : array_like, shape (nframes, 9) or (nframes, 3, 3), or None
+            Rows are the cell vectors, Å; ``None`` for a non-periodic system.
+        atom_types : array_like, shape (natoms,)
+            Type indices into :meth:`get_type_map` (or element names).  With
+            ``mixed_type=True``, shape (nframes, natoms).
+        atomic : bool
+            Also return per-atom energies and virials.
+        fparam, aparam : None
+            Not supported by the models dpcompress reads; must be None.
+
+        Returns
+        -------
+        energy : ndarray, shape (nframes, 1)
+        force : ndarray, shape (nframes, natoms, 3)
+        virial : ndarray, shape (nframes, 9)
+        atom_energy : ndarray, shape (nframes, natoms, 1)
+            Only with ``atomic=True``.
+        atom_virial : ndarray, shape (nframes, natoms, 9)
+            Only with ``atomic=True``.
+        """
+        if fparam is not None or aparam is not None:
+            raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
+        types = as_atom_types(atom_types, self.model.type_map)
+        if types.ndim == 2 and not mixed_type:
+            if not np.all(types == types[:1]):
+                raise InputError("atom_types has one row per frame but mixed_type=False; pass mixed_type=True")
+            types = types[0]
+        natoms = types.shape[-1]
+        xyz = as_coords(coords, natoms)
+        nframes = xyz.shape[0]
+        if types.ndim == 2 and types.shape[0] != nframes:
+            raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
+        box = as_cells(cells, nframes)
+        results = [self._eval_frame(xyz[f], None if box is None else box[f], types if types.ndim == 1 else types[f]) for f in range(nframes)]
+        energy = np.array([[r["energy"]] for r in results])
+        force = np.stack([r["force"] for r in results])
+        virial = np.stack([r["virial"].reshape(9) for r in results])
+        if not atomic:
+            return energy, force, virial
+        atom_energy = np.stack([r["atom_energy"][:, None] for r in results])
+        atom_virial = np.stack([r["atom_virial"].reshape(natoms, 9) for r in results])
+        return energy, force, virial, atom_energy, atom_virial
+
+    def _eval_frame(self, coords, cell, types):
+        d = self.model.descriptor
+        nlist = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), n_threads=self.n_threads)
+        self.last_overflow = nlist.n_overflow
+        if nlist.n_overflow:
+            atom, block = np.unravel_index(np.argmax(nlist.overflow), nlist.overflow.shape)
+            warnings.warn(
+                f"{nlist.n_overflow} neighbors inside rcut={d.rcut} Å were dropped because sel={list(d.sel)} is too small "
+                f"(worst: atom {atom} lost {nlist.overflow[atom, block]} neighbors of type "
+                f"{self.model.type_map[block]}); results differ from a model with a larger sel",
+                NeighborOverflowWarning,
+                stacklevel=3,
+            )
+        return evaluate_frame(self.model, types, nlist)
