@@ -35,6 +35,7 @@ SRC_C = "src_c"
 EXTENSIONS = [
     ("dpcompress._ext.openmp_info", "dpcompress/_ext/openmp_info.pyx", ["src_c/dpc_openmp.c"]),
     ("dpcompress._ext.neighbors", "dpcompress/_ext/neighbors.pyx", ["src_c/dpc_neighbors.c", "src_c/dpc_openmp.c"]),
+    ("dpcompress._ext.se_a_tab", "dpcompress/_ext/se_a_tab.pyx", ["src_c/dpc_se_a_tab.c"]),
 ]
 
 

@@ -110,9 +110,13 @@ class DescriptorSeA:
         :math:`p` above.
     davg, dstd : ndarray, shape (ntypes, nnei, 4)
         Normalisation statistics per center type and slot.
-    embeddings : tuple
+    embeddings : tuple or None
         ``embeddings[center][neighbor]`` (``type_one_side`` False) or
         ``embeddings[neighbor]`` (True): a :class:`Network` or None.
+        None in a compressed model.
+    tables : tuple or None
+        Same indexing, :class:`~dpcompress.compress.tables.EmbeddingTable`
+        objects: the compressed embedding nets (None when uncompressed).
     """
 
     rcut: float
@@ -128,6 +132,7 @@ class DescriptorSeA:
     embeddings: tuple
     activation: str = "tanh"
     resnet_dt: bool = False
+    tables: Optional[tuple] = None
 
     type_name = "se_e2_a"
 
@@ -153,6 +158,16 @@ class DescriptorSeA:
         if self.type_one_side:
             return self.embeddings[neighbor]
         return self.embeddings[center][neighbor]
+
+    def embedding_table(self, center, neighbor):
+        """The :class:`EmbeddingTable` of this (center, neighbor) type pair (compressed models)."""
+        if self.type_one_side:
+            return self.tables[neighbor]
+        return self.tables[center][neighbor]
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
 
 
 @dataclass(frozen=True)
@@ -198,6 +213,9 @@ class DPModel:
         Smallest pair distance of the training set, when the file stores it.
     source : str
         File the model was read from.
+    compression : dict or None
+        Provenance of a compressed model (source checksum, parameters, version,
+        table errors); None when uncompressed.
     """
 
     type_map: Tuple[str, ...]
@@ -208,6 +226,7 @@ class DPModel:
     atom_exclude_types: frozenset = field(default_factory=frozenset)
     min_nbor_dist: Optional[float] = None
     source: str = ""
+    compression: Optional[dict] = None
 
     @property
     def ntypes(self):
@@ -216,3 +235,7 @@ class DPModel:
     @property
     def rcut(self):
         return self.descriptor.rcut
+
+    @property
+    def is_compressed(self):
+        return self.descriptor.is_compressed

@@ -1,0 +1,1 @@
+"""Readable numpy twins of the compiled kernels, and the exact uncompressed evaluator."""

@@ -1,0 +1,171 @@
+r"""Numpy twin of the neighbor selection kernel, and a brute-force oracle.
+
+:func:`select_neighbors` is the readable twin of the C kernel
+``src_c/dpc_neighbors.c`` (same arguments, bit-identical outputs).
+:func:`brute_force_neighbor_list` builds the whole neighbor list by looping
+over every atom pair and every lattice image that can be within reach; it is
+:math:`O(N^2 \cdot n_\text{images})` and exists only to check
+:func:`dpcompress.neighbors.build_neighbor_list` in the tests.
+
+Both share the definitions of :mod:`dpcompress.neighbors.neighbor_list`:
+
+* pair vector :math:`\mathbf r_{ij} = (\mathbf r_j - \mathbf r_i) + \mathbf s`,
+  with the lattice shift :math:`\mathbf s = (S_0 \mathbf a_0 + S_1 \mathbf a_1) + S_2 \mathbf a_2`
+  (integer :math:`S`, cell rows :math:`\mathbf a_k`), evaluated in exactly this order;
+* squared distance :math:`d^2 = (x^2 + y^2) + z^2`; a pair is a neighbor when
+  :math:`d^2 < r_c^2` and it is not the atom itself (:math:`j = i, S = 0`);
+* inside a block, neighbors are ordered by :math:`(d^2, j, x, y, z)` ascending.
+"""
+
+import itertools
+
+import numpy as np
+
+
+def _squared_norm(D):
+    # The C kernel's evaluation order: (x*x + y*y) + z*z.
+    return (D[:, 0] * D[:, 0] + D[:, 1] * D[:, 1]) + D[:, 2] * D[:, 2]
+
+
+def select_neighbors(i, j, D, atom_types, sel, mixed_types=False):
+    """Group candidate pairs by centre atom and keep the nearest ``sel[b]`` per block.
+
+    Parameters
+    ----------
+    i, j : array_like of int, shape (npairs,)
+        Centre and neighbor atom of each candidate pair (already within rcut).
+    D : array_like of float, shape (npairs, 3)
+        Pair vectors :math:`\\mathbf r_{ij}`.
+    atom_types : array_like of int, shape (natoms,)
+        Type of every atom; block of neighbor ``j`` is ``atom_types[j]``.
+    sel : sequence of int
+        Block sizes (slots per block); a single entry when ``mixed_types``.
+    mixed_types : bool
+        One block holding all neighbors whatever their type.
+
+    Returns
+    -------
+    index : ndarray of int64, shape (natoms, nnei)
+        Neighbor atom per slot, ``-1`` on padding; ``nnei = sum(sel)``.
+    vectors : ndarray of float64, shape (natoms, nnei, 3)
+        Pair vector per slot, 0 on padding.
+    counts : ndarray of int64, shape (natoms, nblocks)
+        Kept neighbors per block, ``min(candidates, sel[b])``.
+    overflow : ndarray of int64, shape (natoms, nblocks)
+        Dropped (farthest) candidates per block.
+    """
+    i = np.asarray(i, dtype=np.int64).reshape(-1)
+    j = np.asarray(j, dtype=np.int64).reshape(-1)
+    D = np.asarray(D, dtype=np.float64).reshape(-1, 3)
+    atom_types = np.asarray(atom_types, dtype=np.int64).reshape(-1)
+    sel = np.asarray(sel, dtype=np.int64).reshape(-1)
+    natoms, nblocks = len(atom_types), len(sel)
+    offsets = np.concatenate([[0], np.cumsum(sel)]).astype(np.int64)
+
+    block = np.zeros_like(j) if mixed_types else atom_types[j]
+    # lexsort's last key is the primary one: (i, block, d2, j, x, y, z).
+    order = np.lexsort((D[:, 2], D[:, 1], D[:, 0], j, _squared_norm(D), block, i))
+    i, j, D, block = i[order], j[order], D[order], block[order]
+
+    # Pairs of one (atom, block) group are now consecutive; a pair's rank is
+    # its distance from the first pair of its group.
+    group = i * nblocks + block
+    rank = np.arange(len(group)) - np.searchsorted(group, group, side="left")
+    keep = rank < sel[block]
+    slot = offsets[block] + rank
+
+    index = np.full((natoms, offsets[-1]), -1, dtype=np.int64)
+    vectors = np.zeros((natoms, offsets[-1], 3), dtype=np.float64)
+    index[i[keep], slot[keep]] = j[keep]
+    vectors[i[keep], slot[keep]] = D[keep]
+    total = np.bincount(group, minlength=natoms * nblocks).reshape(natoms, nblocks).astype(np.int64)
+    counts = np.minimum(total, sel)
+    return index, vectors, counts, total - counts
+
+
+def _image_range(cell, rcut):
+    """Images needed along each cell vector for positions wrapped into the cell.
+
+    The distance between the two lattice planes spanned by ``a_i, a_j`` is
+    ``h_k = V / |a_i x a_j|``; a vector whose fractional coordinate k is ``f``
+    is at least ``|f| h_k`` long.  Wrapped positions differ by less than one
+    cell in every fractional coordinate, hence ``n_k = ceil(rcut / h_k) + 1``.
+    """
+    volume = abs(np.linalg.det(cell))
+    n = []
+    for k in range(3):
+        spacing = volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
+        n.append(int(np.ceil(rcut / spacing)) + 1)
+    return n
+
+
+def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=False):
+    """Neighbor list by exhaustive search over atoms and lattice images (tests only).
+
+    Same contract as :func:`dpcompress.neighbors.build_neighbor_list` but no
+    input validation and no cell list: for every centre atom it forms the pair
+    vector to every atom in every image of the range given by the plane
+    spacings, keeps those with :math:`d^2 < r_c^2`, and orders them per block.
+
+    Unwrapped coordinates are handled by wrapping ``r = w + n . cell`` with
+    integer ``n = floor(frac(r))``; an image ``T`` of the wrapped positions is
+    the shift ``S = T + n_i - n_j`` of the original ones, and the pair vector is
+    then evaluated from the original coordinates, as the fast path does.
+
+    Parameters
+    ----------
+    coords : array_like, shape (natoms, 3)
+    cell : array_like, shape (3, 3), or None
+        Rows are the cell vectors; None for an isolated cluster.
+    atom_types : array_like of int, shape (natoms,)
+    rcut : float
+    sel : sequence of int
+    mixed_types : bool
+
+    Returns
+    -------
+    NeighborList
+    """
+    from ..neighbors.neighbor_list import NeighborList
+
+    coords = np.asarray(coords, dtype=np.float64)
+    atom_types = np.asarray(atom_types, dtype=np.int64)
+    sel = [int(s) for s in sel]
+    natoms, nblocks = len(coords), len(sel)
+    offsets = np.concatenate([[0], np.cumsum(sel)]).astype(np.int64)
+    rcut2 = float(rcut) * float(rcut)
+
+    if cell is None:
+        cell = np.zeros((3, 3))
+        images = np.zeros((1, 3), dtype=np.int64)
+        wrap = np.zeros((natoms, 3), dtype=np.int64)
+    else:
+        cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        nmax = _image_range(cell, rcut)
+        images = np.array(list(itertools.product(*(range(-n, n + 1) for n in nmax))), dtype=np.int64)
+        wrap = np.floor(coords @ np.linalg.inv(cell)).astype(np.int64)
+
+    index = np.full((natoms, offsets[-1]), -1, dtype=np.int64)
+    vectors = np.zeros((natoms, offsets[-1], 3), dtype=np.float64)
+    counts = np.zeros((natoms, nblocks), dtype=np.int64)
+    overflow = np.zeros((natoms, nblocks), dtype=np.int64)
+    jj = np.tile(np.arange(natoms), len(images))
+    for i in range(natoms):
+        S = (images[:, None, :] + wrap[i] - wrap[None, :, :]).reshape(-1, 3).astype(np.float64)
+        shift = (S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1]) + S[:, 2:3] * cell[2]
+        D = (coords[jj] - coords[i]) + shift
+        d2 = _squared_norm(D)
+        is_self = (jj == i) & np.all(S == 0, axis=1)
+        hit = (d2 < rcut2) & ~is_self
+        j, D, d2 = jj[hit], D[hit], d2[hit]
+        block = np.zeros_like(j) if mixed_types else atom_types[j]
+        for b in range(nblocks):
+            mine = block == b
+            order = np.lexsort((D[mine, 2], D[mine, 1], D[mine, 0], j[mine], d2[mine]))
+            kept = order[: sel[b]]
+            slots = slice(offsets[b], offsets[b] + len(kept))
+            index[i, slots] = j[mine][kept]
+            vectors[i, slots] = D[mine][kept]
+            counts[i, b] = len(kept)
+            overflow[i, b] = len(order) - len(kept)
+    return NeighborList(index, vectors, counts, overflow, tuple(sel), float(rcut))
