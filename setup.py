@@ -35,6 +35,7 @@ SRC_C = "src_c"
 EXTENSIONS = [
     ("dpcompress._ext.openmp_info", "dpcompress/_ext/openmp_info.pyx", ["src_c/dpc_openmp.c"]),
     ("dpcompress._ext.neighbors", "dpcompress/_ext/neighbors.pyx", ["src_c/dpc_neighbors.c", "src_c/dpc_openmp.c"]),
+    ("dpcompress._ext.table_build", "dpcompress/_ext/table_build.pyx", ["src_c/dpc_table_build.c", "src_c/dpc_openmp.c"]),
     ("dpcompress._ext.se_a_tab", "dpcompress/_ext/se_a_tab.pyx", ["src_c/dpc_se_a_tab.c"]),
 ]
 
@@ -63,7 +64,7 @@ def _extensions():
     use_omp = _openmp_works()
     debug = os.environ.get("DPCOMPRESS_DEBUG", "0") not in ("", "0")
     cflags = ["-O0", "-g"] if debug else ["-O3"]
-    cflags += ["-std=c99", "-fno-math-errno"]
+    cflags += ["-std=c99", "-fno-math-errno", "-ffp-contract=fast"]
     lflags = []
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
     if use_omp:

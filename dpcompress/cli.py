@@ -2,8 +2,12 @@
 
 Commands
 --------
+compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--order {5,3}]
+    Tabulate the embedding nets (flags as in DeePMD-kit's ``dp compress``) and
+    write a self-contained ``.dpc`` file.
 info FILE
-    What a model file holds (descriptor, sizes, types, min_nbor_dist).
+    What a model file holds (descriptor, sizes, types, min_nbor_dist; for a
+    ``.dpc`` file also the tables and their provenance).
 eval MODEL DATA
     Evaluate a model on every frame of training-data systems (deepmd/npy
     directories or deepmd/hdf5 files); print energy and max |force| per frame
@@ -31,6 +35,43 @@ def _cmd_info(args):
     print(f"fitting:         {len(m.fitting.networks)} net(s), widths {widths}")
     print(f"exclusions:      descriptor {sorted(d.exclude_types)}  pair {sorted(m.pair_exclude_types)}  atom {sorted(m.atom_exclude_types)}")
     print(f"min_nbor_dist:   {m.min_nbor_dist if m.min_nbor_dist is not None else 'not stored'}")
+    if m.is_compressed:
+        p = m.compression or {}
+        print(f"compressed:      order {p.get('order')}  step {p.get('stride0')}/{p.get('stride1')}  extrapolate {p.get('extrapolate')}"
+              f"  check_frequency {p.get('check_frequency')}  by dpcompress {p.get('dpcompress_version')}")
+        print(f"source:          {p.get('source')}  sha256 {p.get('source_sha256')}")
+        print(f"                 min_nbor_dist from {p.get('min_nbor_dist_source')}")
+        tables = d.tables if d.type_one_side else [t for row in d.tables for t in row]
+        for k, tab in enumerate(t for t in tables if t is not None):
+            print(f"table {k}:         [{tab.lower:g}, {tab.upper:g}) step {tab.stride0:g}, [{tab.upper:g}, {tab.xmax:g}] step {tab.stride1:g}; "
+                  f"{tab.nspline} x {tab.order + 1} x {tab.n_channels} ({tab.coef.nbytes / 2**20:.2f} MiB); max |table - net| {tab.max_error:.2e}")
+    else:
+        print("compressed:      no")
+    return 0
+
+
+def _cmd_compress(args):
+    import time
+
+    from .compress import compress
+
+    t0 = time.perf_counter()
+    cm = compress(
+        args.input,
+        step=args.step,
+        extrapolate=args.extrapolate,
+        check_frequency=args.frequency,
+        training_script=args.training_script,
+        min_nbor_dist=args.min_nbor_dist,
+        order=args.order,
+        n_threads=args.threads,
+    )
+    t1 = time.perf_counter()
+    cm.save(args.output)
+    p = cm.compression
+    print(f"compressed {args.input} -> {args.output} in {t1 - t0:.3f} s (tables), order {p['order']}, "
+          f"step {p['stride0']}/{p['stride1']}, extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
+          f"min_nbor_dist {p['min_nbor_dist']:.6g} Å from {p['min_nbor_dist_source']}")
     return 0
 
 
@@ -60,6 +101,17 @@ def build_parser():
     pi = sub.add_parser("info", help="describe a model file")
     pi.add_argument("file")
     pi.set_defaults(func=_cmd_info)
+    pc = sub.add_parser("compress", help="tabulate a model's embedding nets into a .dpc file")
+    pc.add_argument("-i", "--input", required=True, help="DeePMD-kit .dp or .yaml model")
+    pc.add_argument("-o", "--output", required=True, help="compressed model to write (.dpc)")
+    pc.add_argument("-s", "--step", type=float, default=0.01, help="fine table stride (coarse: 10x) [0.01]")
+    pc.add_argument("-e", "--extrapolate", type=float, default=5, help="table end = EXTRAPOLATE x fine upper bound [5]")
+    pc.add_argument("-f", "--frequency", type=int, default=-1, help="overflow check every N evaluations (-1: off) [-1]")
+    pc.add_argument("-t", "--training-script", default=None, help="DeePMD-kit input.json naming the training data (for min_nbor_dist)")
+    pc.add_argument("--min-nbor-dist", type=float, default=None, help="minimum pair distance of the training set, Å")
+    pc.add_argument("--order", type=int, choices=(5, 3), default=5, help="quintic (5) or cubic (3) Hermite [5]")
+    pc.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    pc.set_defaults(func=_cmd_compress)
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames")
     pe.add_argument("model")
     pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")

@@ -22,11 +22,15 @@ from .frame_inputs import as_atom_types, as_cells, as_coords
 from .models import DPModel, load_model
 from .neighbors import build_neighbor_list
 from .reference.dp_model import evaluate_frame
-from .threads import effective_n_threads
+from .threads import blas_threads, effective_n_threads
 
 
 class NeighborOverflowWarning(RuntimeWarning):
     """An atom had more neighbors of a type inside rcut than the model's ``sel`` holds."""
+
+
+class TableOverflowWarning(RuntimeWarning):
+    """Neighbors were closer than anything in the training set: their table input left the fine grid or the table."""
 
 
 class Potential:
@@ -35,9 +39,17 @@ class Potential:
     Parameters
     ----------
     model : str, os.PathLike or DPModel
-        A DeePMD-kit ``.dp`` / ``.yaml`` file, or a model already loaded.
+        A DeePMD-kit ``.dp`` / ``.yaml`` file (evaluated exactly, uncompressed),
+        a dpcompress ``.dpc`` file (compressed: fused table kernels), or a
+        model already loaded.
     n_threads : int or None
-        Threads of the compiled kernels; ``None`` uses every available core.
+        Threads of the compiled kernels and of BLAS; ``None`` uses every available core.
+    check_frequency : int or None
+        Compressed models only: every ``check_frequency`` evaluations, count the
+        neighbors whose table input fell beyond the fine grid and beyond the
+        whole table (pairs closer than the training set's minimum distance) and
+        warn with the counts (:class:`TableOverflowWarning`).  ``None``: the
+        value stored in the file (``dpcompress compress -f``); ``-1`` or 0: never.
 
     Notes
     -----
@@ -45,7 +57,7 @@ class Potential:
     and a :class:`NeighborOverflowWarning` reports how many.
     """
 
-    def __init__(self, model, *, n_threads=None):
+    def __init__(self, model, *, n_threads=None, check_frequency=None):
         if isinstance(model, DPModel):
             self.model = model
         elif isinstance(model, (str, os.PathLike)):
@@ -54,6 +66,20 @@ class Potential:
             raise InputError(f"model must be a file path or a DPModel, got {type(model).__name__}")
         self.n_threads = effective_n_threads(n_threads)
         self.last_overflow = 0
+        self._packed = None
+        if self.model.is_compressed:
+            from .evaluate.se_a_compressed import pack_descriptor
+
+            self._packed = pack_descriptor(self.model)
+            if check_frequency is None:
+                check_frequency = int((self.model.compression or {}).get("check_frequency", -1))
+        if check_frequency is None:
+            check_frequency = -1
+        if isinstance(check_frequency, bool) or not isinstance(check_frequency, (int, np.integer)):
+            raise InputError(f"check_frequency must be an integer, got {check_frequency!r}")
+        self.check_frequency = int(check_frequency)
+        self.n_evaluations = 0
+        self.table_overflow = {"beyond_fine": 0, "beyond_table": 0}
 
     # DeepPot's introspection API
     def get_type_map(self):
@@ -116,7 +142,11 @@ class Potential:
         if types.ndim == 2 and types.shape[0] != nframes:
             raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
         box = as_cells(cells, nframes)
-        results = [self._eval_frame(xyz[f], None if box is None else box[f], types if types.ndim == 1 else types[f]) for f in range(nframes)]
+        with blas_threads(self.n_threads):
+            results = [
+                self._eval_frame(xyz[f], None if box is None else box[f], types if types.ndim == 1 else types[f])
+                for f in range(nframes)
+            ]
         energy = np.array([[r["energy"]] for r in results])
         force = np.stack([r["force"] for r in results])
         virial = np.stack([r["virial"].reshape(9) for r in results])
@@ -139,4 +169,21 @@ class Potential:
                 NeighborOverflowWarning,
                 stacklevel=3,
             )
-        return evaluate_frame(self.model, types, nlist)
+        if self._packed is None:
+            return evaluate_frame(self.model, types, nlist)
+        from .evaluate.se_a_compressed import evaluate_frame as evaluate_compressed
+
+        self.n_evaluations += 1
+        check = self.check_frequency > 0 and self.n_evaluations % self.check_frequency == 0
+        result = evaluate_compressed(self.model, self._packed, types, nlist, self.n_threads, check)
+        if check:
+            self.table_overflow = {k: result[k] for k in ("beyond_fine", "beyond_table")}
+            if result["beyond_fine"] or result["beyond_table"]:
+                warnings.warn(
+                    f"evaluation {self.n_evaluations}: {result['beyond_fine']} neighbor entries beyond the fine table "
+                    f"(closer than the training set's minimum distance {self.model.min_nbor_dist:.4g} Å) and "
+                    f"{result['beyond_table']} beyond the whole table (linear extrapolation); accuracy may suffer",
+                    TableOverflowWarning,
+                    stacklevel=3,
+                )
+        return result

@@ -52,3 +52,34 @@ def effective_n_threads(n_threads=None):
     if not openmp_info.openmp_enabled():
         return 1
     return n
+
+
+_CONTROLLER = None
+
+
+class blas_threads:
+    """Context manager: limit BLAS (numpy's OpenBLAS/MKL) to ``n`` threads inside it.
+
+    Uses threadpoolctl when installed; otherwise does nothing.
+    """
+
+    def __init__(self, n):
+        self.n = n
+        self._ctx = None
+
+    def __enter__(self):
+        global _CONTROLLER
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return self
+        if _CONTROLLER is None:
+            _CONTROLLER = ThreadpoolController()
+        self._ctx = _CONTROLLER.limit(limits=self.n, user_api="blas")
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+        return False

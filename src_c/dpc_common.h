@@ -19,4 +19,15 @@ typedef enum {
     DPC_ERR_NONFINITE = 4    /* a NaN or inf reached a kernel */
 } dpc_status;
 
+/* Hot per-atom functions are compiled twice, for x86-64-v3 (AVX2 + FMA) and the
+ * baseline, and the loader picks one at run time (GCC function multiversioning):
+ * close to -march=native speed while the binary stays portable.  The choice
+ * depends on the CPU only, never on the thread count, so results stay
+ * reproducible on a given machine. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(DPC_NO_CLONES)
+#define DPC_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DPC_HOT
+#endif
+
 #endif

@@ -1,7 +1,7 @@
 r"""Activation functions of DeePMD-kit networks, with first and second derivatives.
 
-Every function takes the pre-activation :math:`z` and returns
-:math:`(\varphi(z), \varphi'(z), \varphi''(z))`.  The second derivative is what
+Every function takes the pre-activation :math:`z` (and ``order``) and returns
+:math:`(\varphi(z), \varphi'(z), \varphi''(z))` up to that derivative order.  The second derivative is what
 the quintic table construction needs; the evaluator only uses the first.
 
 ===========  ==========================================  ===========================================
@@ -36,13 +36,13 @@ def _sigmoid(z):
     return out
 
 
-def tanh(z):
+def tanh(z, order=2):
     y = np.tanh(z)
     d1 = 1.0 - y * y
-    return y, d1, -2.0 * y * d1
+    return (y, d1, -2.0 * y * d1)[: order + 1]
 
 
-def gelu(z):
+def gelu(z, order=2):
     z2 = z * z
     u = GELU_C * (z + GELU_A * z2 * z)
     du = GELU_C * (1.0 + 3.0 * GELU_A * z2)
@@ -50,40 +50,46 @@ def gelu(z):
     sech2 = 1.0 - t * t
     y = 0.5 * z * (1.0 + t)
     d1 = 0.5 * (1.0 + t) + 0.5 * z * sech2 * du
+    if order < 2:
+        return (y, d1)[: order + 1]
     # d/dz of [0.5(1+t) + 0.5 z sech2 du], with d(sech2)/dz = -2 t sech2 du and d(du)/dz = 6 c a z
     d2 = sech2 * du - z * t * sech2 * du * du + 3.0 * GELU_C * GELU_A * z2 * sech2
     return y, d1, d2
 
 
-def relu(z):
+def relu(z, order=2):
     on = (z > 0).astype(z.dtype)
-    return z * on, on, np.zeros_like(z)
+    return (z * on, on, np.zeros_like(z))[: order + 1]
 
 
-def relu6(z):
+def relu6(z, order=2):
     on = ((z > 0) & (z < 6)).astype(z.dtype)
-    return np.clip(z, 0.0, 6.0), on, np.zeros_like(z)
+    return (np.clip(z, 0.0, 6.0), on, np.zeros_like(z))[: order + 1]
 
 
-def softplus(z):
+def softplus(z, order=2):
+    y = np.logaddexp(0.0, z)
+    if order == 0:
+        return (y,)
     s = _sigmoid(z)
-    return np.logaddexp(0.0, z), s, s * (1.0 - s)
+    return (y, s, s * (1.0 - s))[: order + 1]
 
 
-def sigmoid(z):
+def sigmoid(z, order=2):
     s = _sigmoid(z)
     d1 = s * (1.0 - s)
-    return s, d1, d1 * (1.0 - 2.0 * s)
+    return (s, d1, d1 * (1.0 - 2.0 * s) if order > 1 else None)[: order + 1]
 
 
-def silu(z):
+def silu(z, order=2):
     s = _sigmoid(z)
     ds = s * (1.0 - s)
-    return z * s, s + z * ds, 2.0 * ds + z * ds * (1.0 - 2.0 * s)
+    d1 = s + z * ds
+    return (z * s, d1, 2.0 * ds + z * ds * (1.0 - 2.0 * s) if order > 1 else None)[: order + 1]
 
 
-def linear(z):
-    return z.copy(), np.ones_like(z), np.zeros_like(z)
+def linear(z, order=2):
+    return (z.copy(), np.ones_like(z), np.zeros_like(z))[: order + 1]
 
 
 ACTIVATIONS = {
@@ -108,6 +114,9 @@ def canonical_name(name):
     return key if key in ACTIVATIONS else None
 
 
-def activate(name, z):
-    """Evaluate activation ``name`` (canonical) at ``z``: returns ``(phi, phi', phi'')``."""
-    return ACTIVATIONS[name](np.asarray(z, dtype=np.float64))
+def activate(name, z, order=2):
+    """Evaluate activation ``name`` (canonical) at ``z``.
+
+    Returns ``(phi, phi', phi'')`` truncated to ``order + 1`` entries.
+    """
+    return ACTIVATIONS[name](np.asarray(z, dtype=np.float64), order)

@@ -239,3 +239,9 @@ class DPModel:
     @property
     def is_compressed(self):
         return self.descriptor.is_compressed
+
+    def save(self, path):
+        """Write this compressed model to a ``.dpc`` file (see :mod:`dpcompress.models.compressed_file`)."""
+        from .compressed_file import save_compressed
+
+        save_compressed(self, path)

@@ -44,7 +44,7 @@ def network_forward(net, x):
         z = x @ layer.w
         if layer.b is not None:
             z = z + layer.b
-        phi, dphi, _ = activate(layer.activation, z)
+        phi, dphi = activate(layer.activation, z, order=1)
         if layer.idt is not None:
             phi, dphi = phi * layer.idt, dphi * layer.idt
         y = phi

@@ -1,0 +1,189 @@
+"""Fused se_e2_a kernels on tables: thin wrapper over ``src_c/dpc_se_a_tab.c``.
+
+Numpy twins: :mod:`dpcompress.reference.se_a_tab`.  The caller
+(:mod:`dpcompress.evaluate.se_a_compressed`) validates every array; this module
+checks shapes and dtypes once more (cheap) because a wrong size here would be
+an out-of-bounds write.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int64_t
+
+
+cdef extern from "dpc_se_a_tab.h":
+    ctypedef struct dpc_se_a_tab_args:
+        int64_t natoms, nnei, ntypes, nblocks, ntables, n_channels
+        int ncoef
+        double rcut, rcut_smth, protection
+        const int64_t *center_types
+        const double *vectors
+        const int64_t *counts
+        const int64_t *sel_offsets
+        const double *avg
+        const double *std
+        const signed char *block_mode
+        const int64_t *table_of
+        const double *tab_real
+        const int64_t *tab_count
+        const int64_t *tab_offset
+        const double *coef
+
+    int dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
+                             int64_t *beyond_fine, int64_t *beyond_table) nogil
+    int dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, const double *dT, double *pair_grad) nogil
+    int dpc_scatter_pair_gradients(int64_t natoms, int64_t nnei, const int64_t *index, const double *vectors,
+                                   const double *pair_grad, double *force, double *atom_virial) nogil
+
+
+def _check(arr, shape, dtype, name):
+    if arr.dtype != dtype or not arr.flags.c_contiguous or arr.shape != shape:
+        raise ValueError(f"{name}: expected C-contiguous {np.dtype(dtype)} of shape {shape}, got {arr.dtype} {arr.shape}")
+
+
+cdef class PackedTables:
+    """The tables and block settings of a compressed se_e2_a descriptor, as flat arrays.
+
+    Built once per model by :func:`dpcompress.evaluate.se_a_compressed.pack_descriptor`.
+    """
+    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef
+    cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei
+    cdef public int ncoef
+    cdef public double rcut, rcut_smth, protection
+
+    def __init__(self, sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
+                 int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection):
+        self.sel_offsets = np.ascontiguousarray(sel_offsets, dtype=np.int64)
+        self.nblocks = self.sel_offsets.shape[0] - 1
+        self.nnei = self.sel_offsets[self.nblocks]
+        self.avg = np.ascontiguousarray(avg, dtype=np.float64)
+        self.ntypes = self.avg.shape[0]
+        self.std = np.ascontiguousarray(std, dtype=np.float64)
+        self.block_mode = np.ascontiguousarray(block_mode, dtype=np.int8)
+        self.table_of = np.ascontiguousarray(table_of, dtype=np.int64)
+        self.tab_real = np.ascontiguousarray(tab_real, dtype=np.float64)
+        self.ntables = self.tab_real.shape[0]
+        self.tab_count = np.ascontiguousarray(tab_count, dtype=np.int64)
+        self.tab_offset = np.ascontiguousarray(tab_offset, dtype=np.int64)
+        self.coef = np.ascontiguousarray(coef, dtype=np.float64)
+        self.ncoef, self.n_channels = ncoef, n_channels
+        self.rcut, self.rcut_smth, self.protection = rcut, rcut_smth, protection
+        nt, nb = self.ntypes, self.nblocks
+        _check(self.avg, (nt, nb, 4), np.float64, "avg")
+        _check(self.std, (nt, nb, 4), np.float64, "std")
+        _check(self.block_mode, (nt, nb), np.int8, "block_mode")
+        _check(self.table_of, (nt, nb), np.int64, "table_of")
+        _check(self.tab_real, (self.ntables, 5), np.float64, "tab_real")
+        _check(self.tab_count, (self.ntables, 2), np.int64, "tab_count")
+        _check(self.tab_offset, (self.ntables,), np.int64, "tab_offset")
+        if ncoef not in (4, 6) or n_channels < 1:
+            raise ValueError("ncoef must be 4 or 6 and n_channels positive")
+        if np.any(self.table_of >= self.ntables) or np.any(self.table_of < -1):
+            raise ValueError("table_of refers to a missing table")
+        sizes = (self.tab_count[:, 0] + self.tab_count[:, 1]) * ncoef * n_channels
+        if np.any(self.tab_count[:, 0] < 1) or np.any(self.tab_count[:, 1] < 0):
+            raise ValueError("each table needs n_fine >= 1 and n_coarse >= 0")
+        if np.any(self.tab_offset < 0) or np.any(self.tab_offset + sizes > self.coef.shape[0]):
+            raise ValueError("table offsets exceed the coefficient buffer")
+        if np.any(self.std == 0):
+            raise ValueError("std contains zeros")
+
+
+cdef void _fill(dpc_se_a_tab_args *a, PackedTables p, const int64_t[::1] types, const double[:, :, ::1] vectors,
+                const int64_t[:, ::1] counts,
+                const int64_t[::1] sel_offsets, const double[:, :, ::1] avg, const double[:, :, ::1] std,
+                const signed char[:, ::1] mode, const int64_t[:, ::1] table_of, const double[:, ::1] tab_real,
+                const int64_t[:, ::1] tab_count, const int64_t[::1] tab_offset, const double[::1] coef):
+    a.natoms = types.shape[0]
+    a.nnei = p.nnei
+    a.ntypes = p.ntypes
+    a.nblocks = p.nblocks
+    a.ntables = p.ntables
+    a.n_channels = p.n_channels
+    a.ncoef = p.ncoef
+    a.rcut, a.rcut_smth, a.protection = p.rcut, p.rcut_smth, p.protection
+    a.center_types = &types[0]
+    a.vectors = &vectors[0, 0, 0]
+    a.counts = &counts[0, 0]
+    a.sel_offsets = &sel_offsets[0]
+    a.avg = &avg[0, 0, 0]
+    a.std = &std[0, 0, 0]
+    a.block_mode = &mode[0, 0]
+    a.table_of = &table_of[0, 0]
+    a.tab_real = &tab_real[0, 0]
+    a.tab_count = &tab_count[0, 0]
+    a.tab_offset = &tab_offset[0]
+    a.coef = &coef[0]
+
+
+def _validate(PackedTables p, center_types, vectors, counts):
+    n = center_types.shape[0]
+    _check(center_types, (n,), np.int64, "center_types")
+    _check(vectors, (n, p.nnei, 3), np.float64, "vectors")
+    _check(counts, (n, p.nblocks), np.int64, "counts")
+    if n == 0:
+        raise ValueError("no atoms")
+    if center_types.min() < 0 or center_types.max() >= p.ntypes:
+        raise ValueError("center type out of range")
+    sel = np.diff(p.sel_offsets)
+    if np.any(counts < 0) or np.any(counts > sel[None, :]):
+        raise ValueError("neighbor counts exceed sel")
+
+
+def se_a_tab_forward(PackedTables p, center_types, vectors, counts, int n_threads=1, bint check=False):
+    """T = (1/N) sum_j Rt_j^T g(x_j) per atom, shape (natoms, 4, M); plus out-of-table counts when ``check``."""
+    _validate(p, center_types, vectors, counts)
+    cdef int64_t n = center_types.shape[0]
+    T = np.empty((n, 4, p.n_channels), dtype=np.float64)
+    cdef double[:, :, ::1] Tv = T
+    beyond = np.zeros((2, n), dtype=np.int64)
+    cdef int64_t[:, ::1] bv = beyond
+    cdef dpc_se_a_tab_args a
+    _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
+          p.tab_count, p.tab_offset, p.coef)
+    cdef int status
+    with nogil:
+        status = dpc_se_a_tab_forward(&a, n_threads, &Tv[0, 0, 0], &bv[0, 0] if check else NULL, &bv[1, 0] if check else NULL)
+    if status != 0:
+        raise RuntimeError(f"dpc_se_a_tab_forward failed with status {status}")
+    return (T, beyond) if check else T
+
+
+def se_a_tab_backward(PackedTables p, center_types, vectors, counts, dT, int n_threads=1):
+    """dE/dr_ij of every slot, shape (natoms, nnei, 3), from dT = dE/dT (natoms, 4, M)."""
+    _validate(p, center_types, vectors, counts)
+    cdef int64_t n = center_types.shape[0]
+    _check(dT, (n, 4, p.n_channels), np.float64, "dT")
+    grad = np.empty((n, p.nnei, 3), dtype=np.float64)
+    cdef double[:, :, ::1] gv = grad
+    cdef const double[:, :, ::1] dv = dT
+    cdef dpc_se_a_tab_args a
+    _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
+          p.tab_count, p.tab_offset, p.coef)
+    cdef int status
+    with nogil:
+        status = dpc_se_a_tab_backward(&a, n_threads, &dv[0, 0, 0], &gv[0, 0, 0])
+    if status != 0:
+        raise RuntimeError(f"dpc_se_a_tab_backward failed with status {status}")
+    return grad
+
+
+def scatter_pair_gradients(index, vectors, pair_grad):
+    """Forces (natoms, 3) and per-atom virials (natoms, 3, 3) from pair gradients, in a fixed order."""
+    cdef int64_t n = index.shape[0], nnei = index.shape[1]
+    _check(index, (n, nnei), np.int64, "index")
+    _check(vectors, (n, nnei, 3), np.float64, "vectors")
+    _check(pair_grad, (n, nnei, 3), np.float64, "pair_grad")
+    force = np.zeros((n, 3), dtype=np.float64)
+    virial = np.zeros((n, 3, 3), dtype=np.float64)
+    cdef const int64_t[:, ::1] iv = index
+    cdef const double[:, :, ::1] vv = vectors
+    cdef const double[:, :, ::1] gv = pair_grad
+    cdef double[:, ::1] fv = force
+    cdef double[:, :, ::1] wv = virial
+    cdef int status
+    with nogil:
+        status = dpc_scatter_pair_gradients(n, nnei, &iv[0, 0], &vv[0, 0, 0], &gv[0, 0, 0], &fv[0, 0], &wv[0, 0, 0])
+    if status != 0:
+        raise IndexError("scatter_pair_gradients: neighbor index out of range")
+    return force, virial

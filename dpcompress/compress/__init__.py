@@ -1,0 +1,147 @@
+"""Compression: embedding nets -> piecewise-polynomial tables, and the ``.dpc`` file.
+
+``compress(model, step=0.01, extrapolate=5, ...)`` returns a compressed
+:class:`~dpcompress.models.DPModel` (``.save(path)`` writes the ``.dpc`` file).
+Flags mean what they mean in DeePMD-kit's ``dp compress``.
+"""
+
+import dataclasses
+import hashlib
+import os
+import warnings
+
+from .._version import __version__
+from ..errors import InputError
+from ..models import DPModel, load_model
+from .bounds import table_bounds
+from .tables import EmbeddingTable, build_embedding_table
+
+__all__ = ["compress", "EmbeddingTable", "table_bounds", "build_embedding_table", "resolve_min_nbor_dist"]
+
+
+def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None):
+    """The training set's minimum pair distance, and where it came from.
+
+    Order (as DeePMD-kit): the value stored in the model; else a scan of the
+    training data that ``training_script`` names; else ``min_nbor_dist``; else an error.
+    """
+    if model.min_nbor_dist is not None:
+        if min_nbor_dist is not None and abs(min_nbor_dist - model.min_nbor_dist) > 1e-12:
+            warnings.warn(
+                f"the model stores min_nbor_dist = {model.min_nbor_dist}; the given {min_nbor_dist} is not used", stacklevel=3
+            )
+        return float(model.min_nbor_dist), "model"
+    if training_script is not None:
+        from ..data.min_distance import min_neighbor_distance, systems_from_training_script
+
+        value = min_neighbor_distance(systems_from_training_script(training_script), cutoff=model.rcut)
+        if not value < float("inf"):
+            raise InputError(f"{training_script}: no atom pair within rcut in the training data")
+        return value, f"training data of {os.path.basename(training_script)}"
+    if min_nbor_dist is not None:
+        if not min_nbor_dist > 0:
+            raise InputError(f"min_nbor_dist must be > 0, got {min_nbor_dist}")
+        return float(min_nbor_dist), "argument"
+    raise InputError(
+        "the model stores no min_nbor_dist: pass the training script (-t input.json) or --min-nbor-dist"
+    )
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def compress(
+    model,
+    *,
+    step=0.01,
+    extrapolate=5,
+    check_frequency=-1,
+    training_script=None,
+    min_nbor_dist=None,
+    order=5,
+    n_threads=None,
+):
+    r"""Tabulate every embedding net of a model.
+
+    Each net :math:`g(x)` becomes a piecewise Hermite polynomial (quintic, matching
+    :math:`g, g', g''` at the nodes; or cubic with ``order=3``) on a fine grid of
+    stride ``step`` over :math:`[L, U)` and a coarse grid of stride ``10*step``
+    over :math:`[U, e U]`, continued linearly beyond.  :math:`L, U` follow
+    DeePMD-kit's rule from ``davg``/``dstd`` and the training set's minimum
+    neighbor distance.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or DPModel
+        Uncompressed model (``.dp`` / ``.yaml``).
+    step : float
+        Fine stride (DeePMD-kit ``-s``).
+    extrapolate : float
+        Table end as a multiple of the fine region's upper bound (``-e``).
+    check_frequency : int
+        Default overflow-check period stored in the file (``-f``; -1: off).
+    training_script, min_nbor_dist
+        See :func:`resolve_min_nbor_dist`.
+    order : {5, 3}
+    n_threads : int or None
+
+    Returns
+    -------
+    DPModel
+        Compressed (``is_compressed``), with ``compression`` provenance.
+    """
+    source_path = None
+    if not isinstance(model, DPModel):
+        source_path = os.fspath(model)
+        model = load_model(source_path)
+    if model.is_compressed:
+        raise InputError("the model is already compressed")
+    if not (isinstance(step, (int, float)) and step > 0):
+        raise InputError(f"step must be > 0, got {step!r}")
+    if not (isinstance(extrapolate, (int, float)) and extrapolate >= 1):
+        raise InputError(f"extrapolate must be >= 1, got {extrapolate!r}")
+    if order not in (3, 5):
+        raise InputError(f"order must be 5 or 3, got {order!r}")
+    if isinstance(check_frequency, bool) or not isinstance(check_frequency, int):
+        raise InputError(f"check_frequency must be an integer, got {check_frequency!r}")
+    rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist)
+    d = model.descriptor
+    bounds = table_bounds(d, rmin)
+    stride0, stride1 = float(step), 10.0 * float(step)
+
+    def build(net, lu):
+        if net is None:
+            return None
+        # the builder measures max |table - net| at the interval midpoints (max_error)
+        return build_embedding_table(net, lu[0], lu[1], stride0, stride1, extrapolate, order=order, n_threads=n_threads)
+
+    if d.type_one_side:
+        tables = tuple(build(d.embeddings[n], bounds[n]) if d.sel[n] else None for n in range(d.ntypes))
+    else:
+        tables = tuple(
+            tuple(build(d.embeddings[c][n], bounds[c][n]) if d.sel[n] else None for n in range(d.ntypes))
+            for c in range(d.ntypes)
+        )
+    flat = [t for t in (tables if d.type_one_side else [x for row in tables for x in row]) if t is not None]
+    provenance = dict(
+        source=os.path.basename(source_path or model.source or ""),
+        source_sha256=_sha256_file(source_path or model.source) if (source_path or model.source) and os.path.isfile(source_path or model.source) else None,
+        dpcompress_version=__version__,
+        step=stride0,
+        stride0=stride0,
+        stride1=stride1,
+        extrapolate=extrapolate,
+        order=order,
+        check_frequency=check_frequency,
+        min_nbor_dist=rmin,
+        min_nbor_dist_source=rmin_source,
+        max_table_error=max(t.max_error for t in flat),
+        table_errors=[t.max_error for t in flat],
+    )
+    desc = dataclasses.replace(d, embeddings=None, tables=tables)
+    return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)

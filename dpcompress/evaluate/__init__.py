@@ -1,0 +1,1 @@
+"""Evaluation of compressed models with the compiled kernels (CPU)."""

@@ -1,0 +1,142 @@
+r"""One step of a compressed se_e2_a model on the CPU.
+
+Pipeline per frame (all arrays batched over atoms)::
+
+    neighbor list ──► fused forward kernel ──► T (natoms, 4, M)
+                                    D = Tᵀ T_<                  (batched matmul)
+                                    e, ∂e/∂D                    (fitting net, BLAS)
+    ∂E/∂T = T_< ∂Dᵀ + [T ∂D]_<  ──► fused backward kernel ──► ∂E/∂r_ij (natoms, nnei, 3)
+                                    scatter (fixed order) ──► forces, per-atom virials
+
+The fused kernels (``src_c/dpc_se_a_tab.c``) read each neighbor's table row
+once per pass and never store the nnei × M embedding matrix.
+"""
+
+import numpy as np
+
+from .._ext.se_a_tab import PackedTables, scatter_pair_gradients, se_a_tab_backward, se_a_tab_forward
+from ..errors import UnsupportedModelError
+from ..reference.dp_model import atomic_energy_masks
+from .fitting import fitting_energy_and_gradient
+
+
+def block_statistics(desc):
+    """davg/dstd reduced to one row per (center type, neighbor block).
+
+    DeePMD-kit's statistics are identical for every slot of a block; the fused
+    kernel relies on that (all padding slots of a block share one value).
+
+    Returns
+    -------
+    avg, std : ndarray, shape (ntypes, nblocks, 4)
+    """
+    offsets = np.concatenate([[0], np.cumsum(desc.sel)])
+    nt = desc.davg.shape[0]
+    avg = np.zeros((nt, desc.ntypes, 4))
+    std = np.ones((nt, desc.ntypes, 4))
+    for b in range(desc.ntypes):
+        if desc.sel[b] == 0:
+            continue
+        sl = slice(offsets[b], offsets[b + 1])
+        for name, src, dst in (("davg", desc.davg, avg), ("dstd", desc.dstd, std)):
+            block = src[:, sl]
+            if not np.all(block == block[:, :1]):
+                raise UnsupportedModelError(
+                    f"{name} differs between the slots of neighbor block {b}; compressed evaluation needs "
+                    "per-block statistics (as DeePMD-kit computes them)"
+                )
+            dst[:, b] = block[:, 0]
+    return avg, std
+
+
+def block_modes(model):
+    """Exclusion mode per (center type, block): 0 normal, 1 rows zeroed, 2 neighbors removed."""
+    nt = model.ntypes
+    mode = np.zeros((nt, nt), dtype=np.int8)
+    for t in range(nt):
+        for b in range(nt):
+            if (t, b) in model.pair_exclude_types:
+                mode[t, b] = 2
+            elif (t, b) in model.descriptor.exclude_types:
+                mode[t, b] = 1
+    return mode
+
+
+def pack_descriptor(model):
+    """Flatten a compressed model's tables into the kernels' :class:`PackedTables`."""
+    desc = model.descriptor
+    nt = model.ntypes
+    tables, table_of = [], -np.ones((nt, nt), dtype=np.int64)
+    index_of = {}
+    for t in range(nt):
+        for b in range(nt):
+            if desc.sel[b] == 0:
+                continue
+            tab = desc.embedding_table(t, b)
+            if id(tab) not in index_of:
+                index_of[id(tab)] = len(tables)
+                tables.append(tab)
+            table_of[t, b] = index_of[id(tab)]
+    orders = {tab.coef.shape[1] for tab in tables}
+    widths = {tab.coef.shape[2] for tab in tables}
+    if len(orders) != 1 or len(widths) != 1:
+        raise UnsupportedModelError("all tables of a model must share the order and the channel count")
+    offsets = np.cumsum([0] + [tab.coef.size for tab in tables])
+    avg, std = block_statistics(desc)
+    return PackedTables(
+        sel_offsets=np.concatenate([[0], np.cumsum(desc.sel)]),
+        avg=avg,
+        std=std,
+        block_mode=block_modes(model),
+        table_of=table_of,
+        tab_real=np.array([[tab.lower, tab.upper, tab.xmax, tab.stride0, tab.stride1] for tab in tables]),
+        tab_count=np.array([[tab.n_fine, tab.n_coarse] for tab in tables], dtype=np.int64),
+        tab_offset=offsets[:-1].astype(np.int64),
+        coef=np.concatenate([tab.coef.ravel() for tab in tables]),
+        ncoef=orders.pop(),
+        n_channels=widths.pop(),
+        rcut=desc.rcut,
+        rcut_smth=desc.rcut_smth,
+        protection=desc.env_protection,
+    )
+
+
+def descriptor_gradient_to_T(T, dD, axis_neuron):
+    r"""Chain rule through :math:`D = T^\top T_{:, :A}`: returns :math:`\partial E/\partial T`."""
+    n, _, M = T.shape
+    dD = dD.reshape(n, M, axis_neuron)
+    dT = np.matmul(T[:, :, :axis_neuron], dD.transpose(0, 2, 1))
+    dT[:, :, :axis_neuron] += np.matmul(T, dD)
+    return dT
+
+
+def evaluate_frame(model, packed, atom_types, nlist, n_threads=1, check=False):
+    """Energy, forces and virials of one frame with the fused kernels.
+
+    Returns the same dict as :func:`dpcompress.reference.dp_model.evaluate_frame`,
+    plus ``beyond_fine`` and ``beyond_table`` (counts of real neighbors whose
+    table input fell past the fine region / outside the table) when ``check``.
+    """
+    A = model.descriptor.axis_neuron
+    types = np.ascontiguousarray(atom_types, dtype=np.int64)
+    out = se_a_tab_forward(packed, types, nlist.vectors, nlist.counts, n_threads, check)
+    T, beyond = out if check else (out, None)
+    n, _, M = T.shape
+    D = np.matmul(T.transpose(0, 2, 1), T[:, :, :A]).reshape(n, M * A)
+    fit_mask, keep_mask = atomic_energy_masks(model, types)
+    e_fit, dD = fitting_energy_and_gradient(model, types, D)
+    atom_energy = keep_mask * (fit_mask * e_fit + model.out_bias[types])
+    dT = descriptor_gradient_to_T(T, dD * (fit_mask * keep_mask)[:, None], A)
+    pair_grad = se_a_tab_backward(packed, types, nlist.vectors, nlist.counts, dT, n_threads)
+    force, atom_virial = scatter_pair_gradients(nlist.index, nlist.vectors, pair_grad)
+    result = dict(
+        energy=float(atom_energy.sum()),
+        force=force,
+        virial=atom_virial.sum(axis=0),
+        atom_energy=atom_energy,
+        atom_virial=atom_virial,
+    )
+    if check:
+        result["beyond_fine"] = int(beyond[0].sum())
+        result["beyond_table"] = int(beyond[1].sum())
+    return result

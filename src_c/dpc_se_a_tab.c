@@ -1,0 +1,207 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpc_env_mat.h"
+#include "dpc_se_a_tab.h"
+#include "dpc_table.h"
+
+static inline void table_info_of(const dpc_se_a_tab_args *a, dpc_index tab, dpc_table_info *ti)
+{
+    const double *r = a->tab_real + 5 * tab;
+    ti->lower = r[0];
+    ti->upper = r[1];
+    ti->xmax = r[2];
+    ti->stride0 = r[3];
+    ti->stride1 = r[4];
+    ti->n_fine = a->tab_count[2 * tab];
+    ti->n_coarse = a->tab_count[2 * tab + 1];
+    ti->ncoef = a->ncoef;
+    ti->n_channels = (int)a->n_channels;
+}
+
+/* acc[k][m] += weight * Rt[k] * g_m(x) for all channels; g continued linearly outside the table.
+ * NCOEF is a literal at every expansion, so the polynomial's degree branch folds away and the
+ * channel loop vectorises. */
+#define DPC_ACCUMULATE(NCOEF)                                                   \
+    do {                                                                        \
+        if (delta == 0.0) {                                                     \
+            _Pragma("omp simd")                                                 \
+            for (dpc_index m = 0; m < M; m++) {                                 \
+                const double g = dpc_poly_value(row + m, M, NCOEF, t);          \
+                a0[m] += r0 * g;                                                \
+                a1[m] += r1 * g;                                                \
+                a2[m] += r2 * g;                                                \
+                a3[m] += r3 * g;                                                \
+            }                                                                   \
+        } else {                                                                \
+            _Pragma("omp simd")                                                 \
+            for (dpc_index m = 0; m < M; m++) {                                 \
+                double g, dg;                                                   \
+                dpc_poly_eval(row + m, M, NCOEF, t, &g, &dg);                   \
+                g += delta * dg;                                                \
+                a0[m] += r0 * g;                                                \
+                a1[m] += r1 * g;                                                \
+                a2[m] += r2 * g;                                                \
+                a3[m] += r3 * g;                                                \
+            }                                                                   \
+        }                                                                       \
+    } while (0)
+
+static inline __attribute__((always_inline)) void accumulate_row(const double *restrict row, dpc_index M, int ncoef,
+                                                                 double t, double delta, const double Rt[4],
+                                                                 double weight, double *restrict acc)
+{
+    const double r0 = weight * Rt[0], r1 = weight * Rt[1], r2 = weight * Rt[2], r3 = weight * Rt[3];
+    double *restrict a0 = acc, *restrict a1 = acc + M, *restrict a2 = acc + 2 * M, *restrict a3 = acc + 3 * M;
+    if (ncoef == 6)
+        DPC_ACCUMULATE(6);
+    else
+        DPC_ACCUMULATE(4);
+}
+
+/* Channel sums of the backward pass for one neighbor:
+ *   s_k = sum_m dT[k][m] g_m,   sx = sum_m g'_m sum_k Rt[k] dT[k][m]. */
+#define DPC_CHANNEL_SUMS(NCOEF)                                                      \
+    do {                                                                             \
+        _Pragma("omp simd reduction(+ : s0, s1, s2, s3, sx)")                        \
+        for (dpc_index m = 0; m < M; m++) {                                          \
+            double g, dg;                                                            \
+            dpc_poly_eval(row + m, M, NCOEF, t, &g, &dg);                            \
+            g += delta * dg;                                                         \
+            s0 += d0[m] * g;                                                         \
+            s1 += d1[m] * g;                                                         \
+            s2 += d2[m] * g;                                                         \
+            s3 += d3[m] * g;                                                         \
+            sx += dg * (q0 * d0[m] + q1 * d1[m] + q2 * d2[m] + q3 * d3[m]);          \
+        }                                                                            \
+    } while (0)
+
+/* T_i for one atom; returns the out-of-table counts through the pointers. */
+DPC_HOT static void forward_atom(const dpc_se_a_tab_args *a, dpc_index i, double *restrict acc, dpc_index *n_fine_out,
+                                 dpc_index *n_table_out)
+{
+    const dpc_index M = a->n_channels, nb = a->nblocks;
+    const dpc_index ti = a->center_types[i];
+    memset(acc, 0, sizeof(double) * 4 * M);
+    for (dpc_index b = 0; b < nb; b++) {
+        const dpc_index key = ti * nb + b;
+        const dpc_index tab = a->table_of[key];
+        if (tab < 0) continue;
+        dpc_table_info info;
+        table_info_of(a, tab, &info);
+        const double *coef = a->coef + a->tab_offset[tab];
+        const double *avg = a->avg + 4 * key, *std = a->std + 4 * key;
+        const dpc_index sel = a->sel_offsets[b + 1] - a->sel_offsets[b];
+        const dpc_index nreal = a->counts[i * nb + b];
+        const int mode = a->block_mode[key];
+        if (mode == 0) {
+            const double *vec = a->vectors + (i * a->nnei + a->sel_offsets[b]) * 3;
+            for (dpc_index s = 0; s < nreal; s++) {
+                double R[4], Rt[4], t, delta;
+                dpc_env_mat_row(vec + 3 * s, a->rcut, a->rcut_smth, a->protection, R, NULL);
+                for (int k = 0; k < 4; k++) Rt[k] = (R[k] - avg[k]) / std[k];
+                const dpc_index l = dpc_table_locate(&info, Rt[0], &t, &delta);
+                if (Rt[0] >= info.upper) (*n_fine_out)++;
+                if (delta != 0.0) (*n_table_out)++;
+                accumulate_row(coef + l * a->ncoef * M, M, a->ncoef, t, delta, Rt, 1.0, acc);
+            }
+        }
+        /* padding slots (raw R = 0) all share one row: add them at once */
+        const dpc_index npad = (mode == 2) ? sel : sel - nreal;
+        if (npad > 0) {
+            double Rt[4], t, delta;
+            for (int k = 0; k < 4; k++) Rt[k] = -avg[k] / std[k];
+            const dpc_index l = dpc_table_locate(&info, Rt[0], &t, &delta);
+            accumulate_row(coef + l * a->ncoef * M, M, a->ncoef, t, delta, Rt, (double)npad, acc);
+        }
+    }
+    const double inv_n = 1.0 / (double)a->nnei;
+    for (dpc_index q = 0; q < 4 * M; q++) acc[q] *= inv_n;
+}
+
+dpc_status dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
+                                dpc_index *beyond_fine, dpc_index *beyond_table)
+{
+    if (n_threads < 1) n_threads = 1;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16)
+    for (dpc_index i = 0; i < a->natoms; i++) {
+        dpc_index n_fine_out = 0, n_table_out = 0;
+        forward_atom(a, i, T + i * 4 * a->n_channels, &n_fine_out, &n_table_out);
+        if (beyond_fine) beyond_fine[i] = n_fine_out;
+        if (beyond_table) beyond_table[i] = n_table_out;
+    }
+    return DPC_OK;
+}
+
+/* dE/dr_ij for the real slots of one atom. */
+DPC_HOT static void backward_atom(const dpc_se_a_tab_args *a, dpc_index i, const double *restrict dT, double *restrict grad_i)
+{
+    const dpc_index M = a->n_channels, nb = a->nblocks;
+    const double inv_n = 1.0 / (double)a->nnei;
+    const dpc_index ti = a->center_types[i];
+    const double *restrict d0 = dT, *restrict d1 = dT + M, *restrict d2 = dT + 2 * M, *restrict d3 = dT + 3 * M;
+    memset(grad_i, 0, sizeof(double) * 3 * a->nnei);
+    for (dpc_index b = 0; b < nb; b++) {
+        const dpc_index key = ti * nb + b;
+        const dpc_index tab = a->table_of[key];
+        if (tab < 0 || a->block_mode[key] != 0) continue;
+        dpc_table_info info;
+        table_info_of(a, tab, &info);
+        const double *coef = a->coef + a->tab_offset[tab];
+        const double *avg = a->avg + 4 * key, *std = a->std + 4 * key;
+        const dpc_index nreal = a->counts[i * nb + b];
+        const double *vec = a->vectors + (i * a->nnei + a->sel_offsets[b]) * 3;
+        double *grad = grad_i + a->sel_offsets[b] * 3;
+        const int ncoef = a->ncoef;
+        for (dpc_index s = 0; s < nreal; s++) {
+            double R[4], dR[12], Rt[4], t, delta;
+            dpc_env_mat_row(vec + 3 * s, a->rcut, a->rcut_smth, a->protection, R, dR);
+            for (int k = 0; k < 4; k++) Rt[k] = (R[k] - avg[k]) / std[k];
+            const dpc_index l = dpc_table_locate(&info, Rt[0], &t, &delta);
+            const double *row = coef + l * ncoef * M;
+            const double q0 = Rt[0], q1 = Rt[1], q2 = Rt[2], q3 = Rt[3];
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, sx = 0.0;
+            /* simd reduction: a fixed, compiled-in summation order (thread-count independent) */
+            if (ncoef == 6)
+                DPC_CHANNEL_SUMS(6);
+            else
+                DPC_CHANNEL_SUMS(4);
+            /* dE/dR_k = dE/dRt_k / std_k */
+            const double e0 = (s0 + sx) * inv_n / std[0], e1 = s1 * inv_n / std[1], e2 = s2 * inv_n / std[2],
+                         e3 = s3 * inv_n / std[3];
+            for (int c = 0; c < 3; c++)
+                grad[3 * s + c] = e0 * dR[c] + e1 * dR[3 + c] + e2 * dR[6 + c] + e3 * dR[9 + c];
+        }
+    }
+}
+
+dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, const double *dT, double *pair_grad)
+{
+    if (n_threads < 1) n_threads = 1;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 16)
+    for (dpc_index i = 0; i < a->natoms; i++)
+        backward_atom(a, i, dT + i * 4 * a->n_channels, pair_grad + i * a->nnei * 3);
+    return DPC_OK;
+}
+
+dpc_status dpc_scatter_pair_gradients(dpc_index natoms, dpc_index nnei, const dpc_index *index, const double *vectors,
+                                      const double *pair_grad, double *force, double *atom_virial)
+{
+    for (dpc_index i = 0; i < natoms; i++) {
+        for (dpc_index s = 0; s < nnei; s++) {
+            const dpc_index p = i * nnei + s;
+            const dpc_index j = index[p];
+            if (j < 0) continue;
+            if (j >= natoms) return DPC_ERR_INDEX;
+            const double *g = pair_grad + 3 * p, *r = vectors + 3 * p;
+            for (int c = 0; c < 3; c++) {
+                force[3 * i + c] += g[c];
+                force[3 * j + c] -= g[c];
+            }
+            double *w = atom_virial + 9 * j;
+            for (int x = 0; x < 3; x++)
+                for (int y = 0; y < 3; y++) w[3 * x + y] -= g[x] * r[y];
+        }
+    }
+    return DPC_OK;
+}

@@ -1,0 +1,78 @@
+/* Fused, neighbor-exact se_e2_a kernels on tabulated embedding nets.
+ *
+ * Forward (dpc_se_a_tab_forward), per center atom i of type t:
+ *
+ *   T_i[k][m] = (1/N) * ( sum over REAL neighbors j (first counts[i][b] slots of each block b)
+ *                             Rt_j[k] * g^{(t,b)}_m(Rt_j[0])
+ *                       + n_pad(i,b) * Rt_pad[k] * g^{(t,b)}_m(Rt_pad[0]) )
+ *
+ * where Rt = (R - avg[t][b]) / std[t][b] is the normalised environment row
+ * (dpc_env_mat.h), Rt_pad = -avg/std the row of a padding slot (raw R = 0), and
+ * g the table of block (t, b) (dpc_table.h).  N = nnei counts padding slots.
+ * The G matrix (nnei x M) is never stored: each neighbor's M channel values are
+ * accumulated into the 4 x M block straight away.
+ *
+ * Backward (dpc_se_a_tab_backward), from dT = dE/dT_i:
+ *
+ *   dE/dRt_j[k] = (1/N) sum_m dT[k][m] g_m(x_j) + [k == 0] (1/N) sum_m g'_m(x_j) sum_k' Rt_j[k'] dT[k'][m]
+ *   dE/dr_ij    = sum_k dE/dRt_j[k] / std[k] * dR_k/dr_ij               -> pair_grad[i][slot]
+ *
+ * Padding slots do not depend on coordinates; their pair_grad is 0.
+ *
+ * Block modes (per center type t and block b), for the model's type exclusions:
+ *   0  normal
+ *   1  real rows zeroed (descriptor exclude_types): real neighbors add nothing,
+ *      the sel_b - count padding slots still add their term
+ *   2  real neighbors removed (model pair_exclude_types): all sel_b slots are padding
+ *
+ * Buffers (C-contiguous, row-major; ntypes = number of center types)
+ *   center_types [natoms]                int64 in [0, ntypes)
+ *   vectors      [natoms, nnei, 3]       r_ij per slot (only the real ones are read)
+ *   counts       [natoms, nblocks]       real neighbors per block, <= sel_b
+ *   sel_offsets  [nblocks + 1]           slot offsets of the blocks
+ *   avg, std     [ntypes, nblocks, 4]    normalisation of each block
+ *   block_mode   [ntypes, nblocks]       int8, see above
+ *   table_of     [ntypes, nblocks]       table index of the block, -1 if the block has no slots
+ *   tab_real     [ntables, 5]            lower, upper, xmax, stride0, stride1
+ *   tab_count    [ntables, 2]            n_fine, n_coarse
+ *   tab_offset   [ntables]               start of each table in coef
+ *   coef         [...]                   tables, layout of dpc_table.h (ncoef, M shared)
+ *   T            [natoms, 4, M]          forward output
+ *   beyond_fine, beyond_table [natoms]   optional (NULL): real neighbors with x >= upper / outside [lower, xmax)
+ *   dT           [natoms, 4, M]          backward input
+ *   pair_grad    [natoms, nnei, 3]       backward output, dE/dr_ij
+ */
+#ifndef DPC_SE_A_TAB_H
+#define DPC_SE_A_TAB_H
+
+#include "dpc_common.h"
+
+typedef struct {
+    dpc_index natoms, nnei, ntypes, nblocks, ntables, n_channels;
+    int ncoef;
+    double rcut, rcut_smth, protection;
+    const dpc_index *center_types;
+    const double *vectors;
+    const dpc_index *counts;
+    const dpc_index *sel_offsets;
+    const double *avg, *std;
+    const signed char *block_mode;
+    const dpc_index *table_of;
+    const double *tab_real;
+    const dpc_index *tab_count;
+    const dpc_index *tab_offset;
+    const double *coef;
+} dpc_se_a_tab_args;
+
+dpc_status dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
+                                dpc_index *beyond_fine, dpc_index *beyond_table);
+
+dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, const double *dT, double *pair_grad);
+
+/* Forces and per-atom virials from pair gradients, in a fixed (serial) order:
+ *   F_i += g_ij, F_j -= g_ij, W_j[a][b] -= g_ij[a] * r_ij[b]   for every slot with index >= 0.
+ * index [natoms, nnei] (-1 = padding); force [natoms, 3] and atom_virial [natoms, 9] are accumulated into. */
+dpc_status dpc_scatter_pair_gradients(dpc_index natoms, dpc_index nnei, const dpc_index *index, const double *vectors,
+                                      const double *pair_grad, double *force, double *atom_virial);
+
+#endif

@@ -1,0 +1,148 @@
+/* The embedding tables of dpcompress: layout, lookup and polynomial formulas.
+ *
+ * This header is the single source of truth shared by the C kernels and the
+ * CUDA kernels (it is plain C99 with a host/device qualifier macro).  The numpy
+ * twin of every function here lives in dpcompress/reference/table_math.py.
+ *
+ * Grid
+ * ----
+ * A table tabulates the M channels g_m(x) of one embedding net on
+ *
+ *     fine   nodes  x_l = lower + l * stride0,            l = 0 .. n_fine
+ *     coarse nodes  x_l = upper + (l - n_fine) * stride1,  l = n_fine .. n_fine + n_coarse
+ *
+ * with upper = lower + n_fine * stride0 and xmax = upper + n_coarse * stride1,
+ * both computed exactly so (integer interval counts, never a float arange).
+ * Interval l spans [x_l, x_{l+1}); its width is w_l = stride0 for l < n_fine,
+ * stride1 otherwise.  nspline = n_fine + n_coarse intervals in all.
+ *
+ * Layout
+ * ------
+ * coef[(l * ncoef + k) * M + m] = a_k of channel m on interval l
+ * (ncoef = order + 1 = 6 for quintic, 4 for cubic Hermite): coefficient-major
+ * inside a row, so a loop over channels m reads unit-stride memory.
+ * The polynomial is in the local offset t = x - x_l:
+ *
+ *     P_{l,m}(t) = sum_k a_k t^k.
+ *
+ * Outside the table (x < lower or x >= xmax) the value continues linearly with
+ * the slope at the end node (C1): P(t_end) + delta * P'(t_end), delta = x - end;
+ * the derivative reported there is P'(t_end), so forces stay exactly -dE/dx.
+ *
+ * Coefficients (Hermite interpolation of y, y', y'' at both ends, h = y1 - y0,
+ * w = interval width):
+ *
+ *   quintic  a0 = y0, a1 = y0', a2 = y0''/2,
+ *            a3 = [ 20h - (8y1' + 12y0')w - (3y0'' - y1'')w^2 ] / (2w^3)
+ *            a4 = [-30h + (14y1' + 16y0')w + (3y0'' - 2y1'')w^2 ] / (2w^4)
+ *            a5 = [ 12h -  6(y1' + y0')w   + (y1'' - y0'')w^2 ]   / (2w^5)
+ *   cubic    c0 = y0, c1 = y0', c2 = [3h - (y1' + 2y0')w]/w^2, c3 = [(y1' + y0')w - 2h]/w^3
+ */
+#ifndef DPC_TABLE_H
+#define DPC_TABLE_H
+
+#include "dpc_common.h"
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define DPC_HD __host__ __device__ __forceinline__
+#else
+#define DPC_HD static inline
+#endif
+
+#define DPC_MAX_NCOEF 6
+
+typedef struct {
+    double lower;      /* first node */
+    double upper;      /* lower + n_fine * stride0: end of the fine region */
+    double xmax;       /* upper + n_coarse * stride1: last node */
+    double stride0;    /* fine interval width */
+    double stride1;    /* coarse interval width */
+    dpc_index n_fine;  /* fine intervals (>= 1) */
+    dpc_index n_coarse;/* coarse intervals (>= 0) */
+    int ncoef;         /* 6 (quintic) or 4 (cubic) */
+    int n_channels;    /* M */
+} dpc_table_info;
+
+/* Where x falls: interval l, local offset t, and delta = distance past the
+ * table's end (negative below lower, positive above xmax, 0 inside). */
+DPC_HD dpc_index dpc_table_locate(const dpc_table_info *ti, double x, double *t, double *delta)
+{
+    dpc_index l;
+    if (x < ti->lower) {
+        *t = 0.0;
+        *delta = x - ti->lower;
+        return 0;
+    }
+    if (x < ti->upper) {
+        l = (dpc_index)((x - ti->lower) / ti->stride0);
+        if (l > ti->n_fine - 1) l = ti->n_fine - 1; /* rounding just below upper */
+        *t = x - (ti->lower + (double)l * ti->stride0);
+        *delta = 0.0;
+        return l;
+    }
+    if (x < ti->xmax) {
+        l = (dpc_index)((x - ti->upper) / ti->stride1);
+        if (l > ti->n_coarse - 1) l = ti->n_coarse - 1;
+        *t = x - (ti->upper + (double)l * ti->stride1);
+        *delta = 0.0;
+        return ti->n_fine + l;
+    }
+    /* beyond the last node: end of the last interval */
+    *delta = x - ti->xmax;
+    if (ti->n_coarse > 0) {
+        *t = ti->xmax - (ti->upper + (double)(ti->n_coarse - 1) * ti->stride1);
+        return ti->n_fine + ti->n_coarse - 1;
+    }
+    *t = ti->upper - (ti->lower + (double)(ti->n_fine - 1) * ti->stride0);
+    return ti->n_fine - 1;
+}
+
+/* Value and derivative of one channel's polynomial; c points at a_0 of the
+ * channel and successive coefficients are M apart. */
+DPC_HD void dpc_poly_eval(const double *c, dpc_index M, int ncoef, double t, double *value, double *deriv)
+{
+    double v, d;
+    if (ncoef == 6) {
+        const double a0 = c[0], a1 = c[M], a2 = c[2 * M], a3 = c[3 * M], a4 = c[4 * M], a5 = c[5 * M];
+        v = a0 + t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))));
+        d = a1 + t * (2.0 * a2 + t * (3.0 * a3 + t * (4.0 * a4 + t * 5.0 * a5)));
+    } else {
+        const double a0 = c[0], a1 = c[M], a2 = c[2 * M], a3 = c[3 * M];
+        v = a0 + t * (a1 + t * (a2 + t * a3));
+        d = a1 + t * (2.0 * a2 + t * 3.0 * a3);
+    }
+    *value = v;
+    *deriv = d;
+}
+
+/* Value only (the forward pass inside the table needs no derivative). */
+DPC_HD double dpc_poly_value(const double *c, dpc_index M, int ncoef, double t)
+{
+    if (ncoef == 6)
+        return c[0] + t * (c[M] + t * (c[2 * M] + t * (c[3 * M] + t * (c[4 * M] + t * c[5 * M]))));
+    return c[0] + t * (c[M] + t * (c[2 * M] + t * c[3 * M]));
+}
+
+/* Quintic Hermite coefficients a[0..5] from (y, y', y'') at both ends of an interval of width w. */
+DPC_HD void dpc_quintic_coefficients(double y0, double d0, double s0, double y1, double d1, double s1, double w, double *a)
+{
+    const double h = y1 - y0, w2 = w * w, w3 = w2 * w;
+    a[0] = y0;
+    a[1] = d0;
+    a[2] = 0.5 * s0;
+    a[3] = (20.0 * h - (8.0 * d1 + 12.0 * d0) * w - (3.0 * s0 - s1) * w2) / (2.0 * w3);
+    a[4] = (-30.0 * h + (14.0 * d1 + 16.0 * d0) * w + (3.0 * s0 - 2.0 * s1) * w2) / (2.0 * w3 * w);
+    a[5] = (12.0 * h - 6.0 * (d1 + d0) * w + (s1 - s0) * w2) / (2.0 * w3 * w2);
+}
+
+/* Cubic Hermite coefficients a[0..3] from (y, y') at both ends of an interval of width w. */
+DPC_HD void dpc_cubic_coefficients(double y0, double d0, double y1, double d1, double w, double *a)
+{
+    const double h = y1 - y0, w2 = w * w;
+    a[0] = y0;
+    a[1] = d0;
+    a[2] = (3.0 * h - (d1 + 2.0 * d0) * w) / w2;
+    a[3] = ((d1 + d0) * w - 2.0 * h) / (w2 * w);
+}
+
+#endif
