@@ -16,7 +16,14 @@ from ..models import DPModel, load_model
 from .bounds import table_bounds
 from .tables import EmbeddingTable, build_embedding_table
 
-__all__ = ["compress", "EmbeddingTable", "table_bounds", "build_embedding_table", "resolve_min_nbor_dist"]
+__all__ = ["compress", "EmbeddingTable", "table_bounds", "build_embedding_table", "resolve_min_nbor_dist", "TableAccuracyWarning"]
+
+#: A table whose estimated max |table - net| exceeds this triggers a TableAccuracyWarning.
+WARN_TABLE_ERROR = 1e-8
+
+
+class TableAccuracyWarning(UserWarning):
+    """A table reproduces its net less accurately than usual (kinks of relu/relu6, or a coarse step)."""
 
 
 def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None):
@@ -45,6 +52,11 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None):
     raise InputError(
         "the model stores no min_nbor_dist: pass the training script (-t input.json) or --min-nbor-dist"
     )
+
+
+def _nets(d):
+    nets = d.embeddings if d.type_one_side else [n for row in d.embeddings for n in row]
+    return [n for n in nets if n is not None]
 
 
 def _sha256_file(path):
@@ -143,5 +155,14 @@ def compress(
         max_table_error=max(t.max_error for t in flat),
         table_errors=[t.max_error for t in flat],
     )
+    if provenance["max_table_error"] > WARN_TABLE_ERROR:
+        acts = sorted({l.activation for net in _nets(d) for l in net.layers})
+        warnings.warn(
+            f"max |table - net| = {provenance['max_table_error']:.2e} (step {stride0}, order {order}, activations {acts}); "
+            "piecewise-linear activations (relu, relu6) have kinks that no smooth table interval reproduces exactly, "
+            "otherwise a smaller step helps",
+            TableAccuracyWarning,
+            stacklevel=2,
+        )
     desc = dataclasses.replace(d, embeddings=None, tables=tables)
     return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)

@@ -83,6 +83,7 @@ def save_compressed(model, path):
         pair_exclude_types=sorted(map(list, model.pair_exclude_types)),
         atom_exclude_types=sorted(model.atom_exclude_types),
         fitting_exclude_types=sorted(model.fitting.exclude_types),
+        n_fitting_nets=len(model.fitting.networks),
         min_nbor_dist=model.min_nbor_dist,
     )
     directory = os.path.dirname(os.path.abspath(os.fspath(path)))
@@ -227,8 +228,8 @@ def _read(fh, path):
                 )
             )
         nets.append(Network(tuple(layers)))
-    if len(nets) not in (1, nt):
-        raise ModelFormatError(f"{path}: {len(nets)} fitting nets for {nt} types")
+    if len(nets) != s["n_fitting_nets"] or len(nets) not in (1, nt):
+        raise ModelFormatError(f"{path}: {len(nets)} fitting nets found, {s['n_fitting_nets']} expected for {nt} types")
     tos = bool(ds["type_one_side"])
     tables = [None] * nt if tos else [[None] * nt for _ in range(nt)]
     for name, tds in fh["tables"].items():

@@ -1,0 +1,1 @@
+"""Adapters for MD codes (ASE; i-PI through ASE's socket client)."""
