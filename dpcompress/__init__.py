@@ -2,10 +2,13 @@
 
 Data flows one way::
 
-    model file (.dp / .yaml)        dpcompress.models      -> DPModel (plain data classes)
+    model file (.dp / .yaml / .dpc)  dpcompress.models      -> DPModel (plain data classes)
+      -> tables                      dpcompress.compress    -> compressed DPModel, .dpc file
       -> neighbor list               dpcompress.neighbors   -> NeighborList (DeePMD per-type layout)
-      -> evaluation                  dpcompress.reference   (readable numpy, exact, the yardstick)
+      -> kernels                     dpcompress.evaluate    (fused C kernels, src_c/ via dpcompress._ext)
+                                     dpcompress.reference   (their numpy twins; the exact uncompressed evaluator)
       -> Potential.eval              dpcompress.potential   (DeePMD-kit's DeepPot.eval contract)
+         ASE                         dpcompress.calculators
 
 Training data (deepmd/npy, deepmd/hdf5) is read by ``dpcompress.data``.
 """
@@ -17,6 +20,7 @@ __all__ = [
     "__version__",
     "Potential",
     "load_model",
+    "compress",
     "show_config",
     "DPCompressError",
     "ModelFormatError",
@@ -36,6 +40,10 @@ def __getattr__(name):
         from .models import load_model
 
         return load_model
+    if name == "compress":
+        from .compress import compress
+
+        return compress
     raise AttributeError(f"module 'dpcompress' has no attribute {name!r}")
 
 
