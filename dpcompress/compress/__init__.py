@@ -140,9 +140,10 @@ def compress(
             for c in range(d.ntypes)
         )
     flat = [t for t in (tables if d.type_one_side else [x for row in tables for x in row]) if t is not None]
+    source = source_path or model.source or ""
     provenance = dict(
-        source=os.path.basename(source_path or model.source or ""),
-        source_sha256=_sha256_file(source_path or model.source) if (source_path or model.source) and os.path.isfile(source_path or model.source) else None,
+        source=os.path.basename(source),
+        source_sha256=_sha256_file(source) if os.path.isfile(source) else None,
         dpcompress_version=__version__,
         step=stride0,
         stride0=stride0,

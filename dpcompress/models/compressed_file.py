@@ -32,6 +32,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError, ModelFormatError
+from .serialized_tree import read_hdf5_safely
 from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
 
 FORMAT = "dpcompress.compressed-model"
@@ -148,20 +149,7 @@ def load_compressed(path):
     ModelFormatError
         Not a dpcompress file, a newer schema, or any inconsistent or corrupt entry.
     """
-    import h5py
-
-    path = os.fspath(path)
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot open as HDF5 ({exc})") from None
-    try:
-        with fh:
-            return _read(fh, path)
-    except ModelFormatError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path}: corrupt or incomplete compressed model ({type(exc).__name__}: {exc})") from None
+    return read_hdf5_safely(os.fspath(path), _read)
 
 
 def _array(g, key, path, shape=None):

@@ -79,7 +79,12 @@ def load_tree(path):
     return tree
 
 
-def _load_hdf5(path):
+def read_hdf5_safely(path, reader):
+    """Return ``reader(h5py_file, path)``; every h5py failure becomes a :class:`ModelFormatError`.
+
+    h5py reports a damaged file lazily, on the first read that touches the
+    damage, so the whole read runs under the guard.
+    """
     import h5py
 
     try:
@@ -88,12 +93,15 @@ def _load_hdf5(path):
         raise ModelFormatError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or corrupt") from None
     try:
         with fh:
-            return _read_hdf5_tree(fh, path)
+            return reader(fh, path)
     except (ModelFormatError, UnsupportedModelError):
         raise
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-        # h5py reports a damaged file lazily, on the first read that touches it
-        raise ModelFormatError(f"{path}: cannot read the HDF5 content ({exc}); the file is truncated or corrupt") from None
+        raise ModelFormatError(f"{path}: cannot read the HDF5 content ({type(exc).__name__}: {exc}); the file is truncated or corrupt") from None
+
+
+def _load_hdf5(path):
+    return read_hdf5_safely(path, _read_hdf5_tree)
 
 
 def _read_hdf5_tree(fh, path):
