@@ -13,8 +13,9 @@ static inline void table_info_of(const dpc_se_a_tab_args *a, dpc_index tab, dpc_
     ti->xmax = r[2];
     ti->stride0 = r[3];
     ti->stride1 = r[4];
-    ti->n_fine = a->tab_count[2 * tab];
-    ti->n_coarse = a->tab_count[2 * tab + 1];
+    ti->n_fine = a->tab_count[3 * tab];
+    ti->n_coarse = a->tab_count[3 * tab + 1];
+    ti->n_below = a->tab_count[3 * tab + 2];
     ti->ncoef = a->ncoef;
     ti->n_channels = (int)a->n_channels;
 }

@@ -34,7 +34,7 @@
  *   block_mode   [ntypes, nblocks]       int8, see above
  *   table_of     [ntypes, nblocks]       table index of the block, -1 if the block has no slots
  *   tab_real     [ntables, 5]            lower, upper, xmax, stride0, stride1
- *   tab_count    [ntables, 2]            n_fine, n_coarse
+ *   tab_count    [ntables, 3]            n_fine, n_coarse, n_below
  *   tab_offset   [ntables]               start of each table in coef
  *   coef         [...]                   tables, layout of dpc_table.h (ncoef, M shared)
  *   T            [natoms, 4, M]          forward output

@@ -6,15 +6,18 @@
  *
  * Grid
  * ----
- * A table tabulates the M channels g_m(x) of one embedding net on
+ * A table tabulates the M channels g_m(x) of one embedding net on up to three
+ * segments (n_below = 0 for se_e2_a/se_e2_r/se_atten; the symmetric se_e3 grid has all three):
  *
- *     fine   nodes  x_l = lower + l * stride0,            l = 0 .. n_fine
- *     coarse nodes  x_l = upper + (l - n_fine) * stride1,  l = n_fine .. n_fine + n_coarse
+ *     coarse below  x_l = lower - (n_below - l) * stride1,        l = 0 .. n_below
+ *     fine          x_l = lower + (l - n_below) * stride0,        l = n_below .. n_below + n_fine
+ *     coarse above  x_l = upper + (l - n_below - n_fine) * stride1,  up to l = nspline
  *
- * with upper = lower + n_fine * stride0 and xmax = upper + n_coarse * stride1,
- * both computed exactly so (integer interval counts, never a float arange).
- * Interval l spans [x_l, x_{l+1}); its width is w_l = stride0 for l < n_fine,
- * stride1 otherwise.  nspline = n_fine + n_coarse intervals in all.
+ * with xmin = lower - n_below * stride1, upper = lower + n_fine * stride0 and
+ * xmax = upper + n_coarse * stride1, each computed exactly so from integer
+ * interval counts (never a float arange).  Interval l spans [x_l, x_{l+1}); its
+ * width is stride0 in the fine segment and stride1 in the coarse ones.
+ * nspline = n_below + n_fine + n_coarse intervals in all.
  *
  * Layout
  * ------
@@ -25,7 +28,7 @@
  *
  *     P_{l,m}(t) = sum_k a_k t^k.
  *
- * Outside the table (x < lower or x >= xmax) the value continues linearly with
+ * Outside the table (x < xmin or x >= xmax) the value continues linearly with
  * the slope at the end node (C1): P(t_end) + delta * P'(t_end), delta = x - end;
  * the derivative reported there is P'(t_end), so forces stay exactly -dE/dx.
  *
@@ -52,49 +55,59 @@
 #define DPC_MAX_NCOEF 6
 
 typedef struct {
-    double lower;      /* first node */
+    double lower;      /* start of the fine region */
     double upper;      /* lower + n_fine * stride0: end of the fine region */
     double xmax;       /* upper + n_coarse * stride1: last node */
     double stride0;    /* fine interval width */
     double stride1;    /* coarse interval width */
     dpc_index n_fine;  /* fine intervals (>= 1) */
-    dpc_index n_coarse;/* coarse intervals (>= 0) */
+    dpc_index n_coarse;/* coarse intervals above (>= 0) */
+    dpc_index n_below; /* coarse intervals below lower (>= 0); first node xmin = lower - n_below * stride1 */
     int ncoef;         /* 6 (quintic) or 4 (cubic) */
     int n_channels;    /* M */
 } dpc_table_info;
 
 /* Where x falls: interval l, local offset t, and delta = distance past the
- * table's end (negative below lower, positive above xmax, 0 inside). */
+ * table's ends (negative below xmin, positive above xmax, 0 inside). */
 DPC_HD dpc_index dpc_table_locate(const dpc_table_info *ti, double x, double *t, double *delta)
 {
     dpc_index l;
+    const dpc_index nb = ti->n_below;
     if (x < ti->lower) {
-        *t = 0.0;
-        *delta = x - ti->lower;
-        return 0;
+        const double xmin = ti->lower - (double)nb * ti->stride1;
+        if (nb == 0 || x < xmin) {
+            *t = 0.0;
+            *delta = x - xmin;
+            return 0;
+        }
+        l = (dpc_index)((x - xmin) / ti->stride1);
+        if (l > nb - 1) l = nb - 1; /* rounding just below lower */
+        *t = x - (ti->lower - (double)(nb - l) * ti->stride1);
+        *delta = 0.0;
+        return l;
     }
     if (x < ti->upper) {
         l = (dpc_index)((x - ti->lower) / ti->stride0);
         if (l > ti->n_fine - 1) l = ti->n_fine - 1; /* rounding just below upper */
         *t = x - (ti->lower + (double)l * ti->stride0);
         *delta = 0.0;
-        return l;
+        return nb + l;
     }
     if (x < ti->xmax) {
         l = (dpc_index)((x - ti->upper) / ti->stride1);
         if (l > ti->n_coarse - 1) l = ti->n_coarse - 1;
         *t = x - (ti->upper + (double)l * ti->stride1);
         *delta = 0.0;
-        return ti->n_fine + l;
+        return nb + ti->n_fine + l;
     }
     /* beyond the last node: end of the last interval */
     *delta = x - ti->xmax;
     if (ti->n_coarse > 0) {
         *t = ti->xmax - (ti->upper + (double)(ti->n_coarse - 1) * ti->stride1);
-        return ti->n_fine + ti->n_coarse - 1;
+        return nb + ti->n_fine + ti->n_coarse - 1;
     }
     *t = ti->upper - (ti->lower + (double)(ti->n_fine - 1) * ti->stride0);
-    return ti->n_fine - 1;
+    return nb + ti->n_fine - 1;
 }
 
 /* Value and derivative of one channel's polynomial; c points at a_0 of the

@@ -211,18 +211,19 @@ dpc_status dpc_embedding_derivatives(const dpc_dense_net *net, dpc_index n, cons
     return node_derivatives(net, n, x, n_threads, out);
 }
 
-dpc_status dpc_build_table(const dpc_dense_net *net, dpc_index n_fine, dpc_index n_coarse, double stride0,
+dpc_status dpc_build_table(const dpc_dense_net *net, dpc_index n_below, dpc_index n_fine, dpc_index n_coarse, double stride0,
                            double stride1, const double *x, int order, int n_threads, double *coef,
                            double *node_data)
 {
-    const dpc_index n_nodes = n_fine + n_coarse + 1, nspline = n_fine + n_coarse;
+    const dpc_index n_nodes = n_below + n_fine + n_coarse + 1, nspline = n_below + n_fine + n_coarse;
     const int ncoef = order + 1;
     dpc_index M, l;
     double *nd;
     dpc_status st = dpc_dense_net_check(net);
     if (st != DPC_OK) return st;
     M = net->width[net->n_layers];
-    if (net->width[0] != 1 || n_fine < 1 || n_coarse < 0 || !(stride0 > 0.0) || (n_coarse > 0 && !(stride1 > 0.0)) ||
+    if (net->width[0] != 1 || n_fine < 1 || n_coarse < 0 || n_below < 0 || !(stride0 > 0.0) ||
+        ((n_coarse > 0 || n_below > 0) && !(stride1 > 0.0)) ||
         (order != 3 && order != 5) || !x || !coef)
         return DPC_ERR_ARGUMENT;
     for (l = 0; l < n_nodes; ++l)
@@ -237,7 +238,7 @@ dpc_status dpc_build_table(const dpc_dense_net *net, dpc_index n_fine, dpc_index
          * gives the same bits. */
 #pragma omp parallel for schedule(static) num_threads(n_threads)
         for (l = 0; l < nspline; ++l) {
-            const double w = l < n_fine ? stride0 : stride1;
+            const double w = (l >= n_below && l < n_below + n_fine) ? stride0 : stride1;
             const double *n0 = nd + 3 * M * l, *n1 = n0 + 3 * M;
             double *row = coef + (size_t)ncoef * M * l;
             double a[DPC_MAX_NCOEF];

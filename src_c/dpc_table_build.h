@@ -43,15 +43,15 @@ dpc_status dpc_dense_net_check(const dpc_dense_net *net);
  * on n_threads (every point is computed alone, in a fixed order). */
 dpc_status dpc_embedding_derivatives(const dpc_dense_net *net, dpc_index n, const double *x, int n_threads, double *out);
 
-/* Hermite table of a scalar-input net on the nodes x[0 .. n_fine + n_coarse]:
- * interval l has width stride0 for l < n_fine, else stride1 (the widths are the
- * strides themselves, not x[l+1] - x[l], so that they agree with the lookup in
- * dpc_table.h).  order 5: quintic from (y, y', y''), order 3: cubic from (y, y').
+/* Hermite table of a scalar-input net on the nodes x[0 .. n_below + n_fine + n_coarse]:
+ * interval l has width stride0 for n_below <= l < n_below + n_fine, else stride1
+ * (the widths are the strides themselves, not x[l+1] - x[l], so that they agree
+ * with the lookup in dpc_table.h).  order 5: quintic from (y, y', y''), order 3: cubic from (y, y').
  *     coef[(l*(order+1) + k)*M + m] = a_k of channel m on interval l.
  * node_data (3 * n_nodes * M, layout of dpc_embedding_derivatives) receives the
  * node values when not NULL.  Returns DPC_ERR_NONFINITE when a node value or
  * derivative is NaN or infinite, DPC_ERR_ARGUMENT on inconsistent sizes. */
-dpc_status dpc_build_table(const dpc_dense_net *net, dpc_index n_fine, dpc_index n_coarse, double stride0,
+dpc_status dpc_build_table(const dpc_dense_net *net, dpc_index n_below, dpc_index n_fine, dpc_index n_coarse, double stride0,
                            double stride1, const double *x, int order, int n_threads, double *coef,
                            double *node_data);
 

@@ -74,15 +74,15 @@ cdef class PackedTables:
         _check(self.block_mode, (nt, nb), np.int8, "block_mode")
         _check(self.table_of, (nt, nb), np.int64, "table_of")
         _check(self.tab_real, (self.ntables, 5), np.float64, "tab_real")
-        _check(self.tab_count, (self.ntables, 2), np.int64, "tab_count")
+        _check(self.tab_count, (self.ntables, 3), np.int64, "tab_count")
         _check(self.tab_offset, (self.ntables,), np.int64, "tab_offset")
         if ncoef not in (4, 6) or n_channels < 1:
             raise ValueError("ncoef must be 4 or 6 and n_channels positive")
         if np.any(self.table_of >= self.ntables) or np.any(self.table_of < -1):
             raise ValueError("table_of refers to a missing table")
-        sizes = (self.tab_count[:, 0] + self.tab_count[:, 1]) * ncoef * n_channels
-        if np.any(self.tab_count[:, 0] < 1) or np.any(self.tab_count[:, 1] < 0):
-            raise ValueError("each table needs n_fine >= 1 and n_coarse >= 0")
+        sizes = self.tab_count.sum(axis=1) * ncoef * n_channels
+        if np.any(self.tab_count[:, 0] < 1) or np.any(self.tab_count[:, 1:] < 0):
+            raise ValueError("each table needs n_fine >= 1, n_coarse >= 0 and n_below >= 0")
         if np.any(self.tab_offset < 0) or np.any(self.tab_offset + sizes > self.coef.shape[0]):
             raise ValueError("table offsets exceed the coefficient buffer")
         if np.any(self.std == 0):

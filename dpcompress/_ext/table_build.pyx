@@ -43,7 +43,7 @@ cdef extern from "dpc_table_build.h":
 
     int dpc_embedding_derivatives(const dpc_dense_net *net, int64_t n, const double *x, int n_threads,
                                   double *out) nogil
-    int dpc_build_table(const dpc_dense_net *net, int64_t n_fine, int64_t n_coarse, double stride0,
+    int dpc_build_table(const dpc_dense_net *net, int64_t n_below, int64_t n_fine, int64_t n_coarse, double stride0,
                         double stride1, const double *x, int order, int n_threads, double *coef,
                         double *node_data) nogil
 
@@ -163,22 +163,24 @@ def embedding_derivatives(packed, x, int n_threads=1):
 
 
 def build_table(packed, x, int64_t n_fine, int64_t n_coarse, double stride0, double stride1, int order=5,
-                int n_threads=1, bint return_nodes=False):
+                int n_threads=1, bint return_nodes=False, int64_t n_below=0):
     """Hermite coefficients of a packed scalar-input net on the nodes ``x``.
 
     Parameters
     ----------
     packed : PackedNetwork
-    x : array_like of float64, shape (n_fine + n_coarse + 1,)
+    x : array_like of float64, shape (n_below + n_fine + n_coarse + 1,)
         The nodes (:meth:`dpcompress.compress.tables.EmbeddingTable.nodes`).
     n_fine, n_coarse : int
-        Interval counts; interval l has width ``stride0`` if ``l < n_fine`` else ``stride1``.
+        Interval counts; fine intervals have width ``stride0``, the others ``stride1``.
     stride0, stride1 : float
     order : {5, 3}
     n_threads : int
         OpenMP threads; the result does not depend on it.
     return_nodes : bool
         Also return the node data (n_nodes, 3, M).
+    n_below : int
+        Coarse intervals below the fine region (symmetric se_e3 grids).
 
     Returns
     -------
@@ -187,17 +189,17 @@ def build_table(packed, x, int64_t n_fine, int64_t n_coarse, double stride0, dou
     """
     cdef _NetView nv = _NetView(packed)
     cdef const double[::1] xv = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-    if n_fine < 1 or n_coarse < 0 or xv.shape[0] != n_fine + n_coarse + 1:
-        raise ValueError(f"build_table: {xv.shape[0]} nodes for {n_fine} + {n_coarse} intervals")
+    if n_fine < 1 or n_coarse < 0 or n_below < 0 or xv.shape[0] != n_below + n_fine + n_coarse + 1:
+        raise ValueError(f"build_table: {xv.shape[0]} nodes for {n_below} + {n_fine} + {n_coarse} intervals")
     if order != 3 and order != 5:
         raise ValueError(f"build_table: order must be 3 or 5, got {order}")
-    coef = np.empty((n_fine + n_coarse, order + 1, nv.n_out), dtype=np.float64)
+    coef = np.empty((n_below + n_fine + n_coarse, order + 1, nv.n_out), dtype=np.float64)
     nodes = np.empty((xv.shape[0], 3, nv.n_out), dtype=np.float64)
     cdef double[:, :, ::1] cv = coef
     cdef double[:, :, ::1] ndv = nodes
     cdef int status
     with nogil:
-        status = dpc_build_table(&nv.net, n_fine, n_coarse, stride0, stride1, &xv[0], order, n_threads,
+        status = dpc_build_table(&nv.net, n_below, n_fine, n_coarse, stride0, stride1, &xv[0], order, n_threads,
                                  &cv[0, 0, 0], &ndv[0, 0, 0])
     if status != 0:
         _raise(status, "dpc_build_table")

@@ -43,17 +43,19 @@ MAX_TABLE_ELEMENTS = 2**31
 _COUNT_SLACK = 1e-9
 
 
-def grid_nodes(lower, stride0, stride1, n_fine, n_coarse):
-    """All ``n_fine + n_coarse + 1`` node positions, each computed from its integer index.
+def grid_nodes(lower, stride0, stride1, n_fine, n_coarse, n_below=0):
+    """All ``n_below + n_fine + n_coarse + 1`` node positions, each computed from its integer index.
 
-    Fine node ``l`` is ``lower + l*stride0``; coarse node ``j`` is ``upper + j*stride1``
-    with ``upper = lower + n_fine*stride0`` — one multiplication from an exact
+    Coarse-below node ``l`` is ``lower - (n_below - l)*stride1``, fine node ``l``
+    is ``lower + l*stride0``, coarse node ``j`` is ``upper + j*stride1`` with
+    ``upper = lower + n_fine*stride0`` — one multiplication from an exact
     integer, so no error accumulates along the grid.
     """
     upper = lower + n_fine * stride0
+    below = lower - np.arange(n_below, 0, -1) * stride1
     fine = lower + np.arange(n_fine + 1) * stride0
     coarse = upper + np.arange(1, n_coarse + 1) * stride1
-    return np.concatenate([fine, coarse])
+    return np.concatenate([below, fine, coarse])
 
 
 @dataclass(frozen=True)
@@ -63,15 +65,18 @@ class EmbeddingTable:
     Attributes
     ----------
     lower : float
-        First node :math:`L`.
+        Start of the fine region :math:`L`.
     stride0, stride1 : float
         Fine and coarse interval widths.
     n_fine, n_coarse : int
         Interval counts; ``upper = lower + n_fine*stride0``, ``xmax = upper + n_coarse*stride1``.
-    coef : ndarray, shape (n_fine + n_coarse, order + 1, M)
+    coef : ndarray, shape (n_below + n_fine + n_coarse, order + 1, M)
         ``coef[l, k, m]`` = coefficient of :math:`t^k`, :math:`t = x - x_l`, channel m.
     max_error : float
         Estimated max |table - net| over the table (value), from midpoint checks.
+    n_below : int
+        Coarse intervals below ``lower`` (the symmetric se_e3 grid); first node
+        ``xmin = lower - n_below*stride1``.
     """
 
     lower: float
@@ -81,6 +86,11 @@ class EmbeddingTable:
     n_coarse: int
     coef: np.ndarray
     max_error: float = float("nan")
+    n_below: int = 0
+
+    @property
+    def xmin(self):
+        return self.lower - self.n_below * self.stride1
 
     @property
     def upper(self):
@@ -100,15 +110,16 @@ class EmbeddingTable:
 
     @property
     def nspline(self):
-        return self.n_fine + self.n_coarse
+        return self.n_below + self.n_fine + self.n_coarse
 
     def nodes(self):
         """All ``nspline + 1`` node positions, from the integer counts."""
-        return grid_nodes(self.lower, self.stride0, self.stride1, self.n_fine, self.n_coarse)
+        return grid_nodes(self.lower, self.stride0, self.stride1, self.n_fine, self.n_coarse, self.n_below)
 
     def widths(self):
         """Width of every interval: ``stride0`` for the fine ones, ``stride1`` for the coarse ones."""
-        return np.where(np.arange(self.nspline) < self.n_fine, self.stride0, self.stride1)
+        l = np.arange(self.nspline)
+        return np.where((l >= self.n_below) & (l < self.n_below + self.n_fine), self.stride0, self.stride1)
 
     def midpoints(self):
         """Centre of every interval (where the Hermite error is largest)."""
@@ -222,7 +233,7 @@ def grid_counts(lower, upper, stride0, stride1, extrapolate):
     return n_fine, n_coarse
 
 
-def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, order=5, n_threads=None):
+def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, order=5, n_threads=None, extrapolate_below=False):
     r"""Tabulate a scalar-input embedding net as piecewise Hermite polynomials.
 
     The fine region :math:`[L, U^*]` has intervals of width :math:`s_0`, the
@@ -253,6 +264,9 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
     n_threads : int or None
         OpenMP threads (:func:`dpcompress.threads.effective_n_threads`); the
         table does not depend on it, bit for bit.
+    extrapolate_below : bool
+        Also a coarse segment below the fine region, down to ``extrapolate * lower``
+        (``lower < 0``): the symmetric three-segment grid of se_e3.
 
     Returns
     -------
@@ -296,16 +310,21 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
             "use larger strides, a smaller range or a smaller extrapolate"
         )
     n_fine, n_coarse = grid_counts(lower, upper, stride0, stride1, extrapolate)
-    size = (n_fine + n_coarse) * (order + 1) * M
+    n_below = 0
+    if extrapolate_below and lower < 0:
+        n_below = max(0, math.ceil((lower - extrapolate * lower) / stride1 - _COUNT_SLACK))
+    size = (n_below + n_fine + n_coarse) * (order + 1) * M
     if size > MAX_TABLE_ELEMENTS:
         raise InputError(
             f"the table would hold {size} values ({size * 8 / 2**30:.1f} GiB, limit {MAX_TABLE_ELEMENTS}): "
             f"{n_fine} fine + {n_coarse} coarse intervals x {order + 1} coefficients x {M} channels; "
             "use larger strides, a smaller range or a smaller extrapolate"
         )
-    x = grid_nodes(lower, stride0, stride1, n_fine, n_coarse)
-    coef = _tb.build_table(pack_network(net), x, n_fine, n_coarse, stride0, stride1, order, n_threads)
-    table = EmbeddingTable(lower=lower, stride0=stride0, stride1=stride1, n_fine=n_fine, n_coarse=n_coarse, coef=coef)
+    x = grid_nodes(lower, stride0, stride1, n_fine, n_coarse, n_below)
+    coef = _tb.build_table(pack_network(net), x, n_fine, n_coarse, stride0, stride1, order, n_threads, n_below=n_below)
+    table = EmbeddingTable(
+        lower=lower, stride0=stride0, stride1=stride1, n_fine=n_fine, n_coarse=n_coarse, coef=coef, n_below=n_below
+    )
     value_err, _ = estimate_table_error(table, net)
     return replace(table, max_error=value_err)
 

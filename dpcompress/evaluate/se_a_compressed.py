@@ -90,7 +90,7 @@ def pack_descriptor(model):
         block_mode=block_modes(model),
         table_of=table_of,
         tab_real=np.array([[tab.lower, tab.upper, tab.xmax, tab.stride0, tab.stride1] for tab in tables]),
-        tab_count=np.array([[tab.n_fine, tab.n_coarse] for tab in tables], dtype=np.int64),
+        tab_count=np.array([[tab.n_fine, tab.n_coarse, tab.n_below] for tab in tables], dtype=np.int64),
         tab_offset=offsets[:-1].astype(np.int64),
         coef=np.concatenate([tab.coef.ravel() for tab in tables]),
         ncoef=orders.pop(),

@@ -14,7 +14,7 @@ Schema (``schema_version`` 1)::
       bias_atom_e           (ntypes,)
       fitting/net_{t}/layer_{k}/{w, b, idt}     attrs of layer_k: activation, resnet
     /tables/{name}          coef (nspline, ncoef, M); attrs: center, neighbor (-1 = any),
-                            lower, stride0, stride1, n_fine, n_coarse, max_error, sha256 of coef
+                            lower, stride0, stride1, n_fine, n_coarse, n_below, max_error, sha256 of coef
 
 Everything needed to evaluate is in the file: the original model is not needed.
 Reading checks the format tag, the schema version, every shape against the
@@ -120,7 +120,7 @@ def save_compressed(model, path):
                 ds = tg.create_dataset(_table_name(c, n), data=tab.coef)
                 ds.attrs.update(
                     center=c, neighbor=n, lower=tab.lower, stride0=tab.stride0, stride1=tab.stride1,
-                    n_fine=tab.n_fine, n_coarse=tab.n_coarse, max_error=tab.max_error, sha256=_sha256(tab.coef),
+                    n_fine=tab.n_fine, n_coarse=tab.n_coarse, n_below=tab.n_below, max_error=tab.max_error, sha256=_sha256(tab.coef),
                 )
         os.replace(tmp, path)
     except BaseException:
@@ -225,16 +225,17 @@ def _read(fh, path):
         c, n = int(a["center"]), int(a["neighbor"])
         if not (0 <= n < nt and (c == -1 if tos else 0 <= c < nt)):
             raise ModelFormatError(f"{path}: table '{name}' has types ({c}, {n}) outside the type_map")
-        n_fine, n_coarse = int(a["n_fine"]), int(a["n_coarse"])
+        n_fine, n_coarse, n_below = int(a["n_fine"]), int(a["n_coarse"]), int(a.get("n_below", 0))
+        nspline = n_below + n_fine + n_coarse
         coef = _array(fh["tables"], name, path)
-        if coef.ndim != 3 or coef.shape[0] != n_fine + n_coarse or coef.shape[1] not in (4, 6) or coef.shape[2] != M:
-            raise ModelFormatError(f"{path}: table '{name}' has shape {coef.shape}, expected ({n_fine + n_coarse}, 6|4, {M})")
+        if coef.ndim != 3 or coef.shape[0] != nspline or coef.shape[1] not in (4, 6) or coef.shape[2] != M:
+            raise ModelFormatError(f"{path}: table '{name}' has shape {coef.shape}, expected ({nspline}, 6|4, {M})")
         if _sha256(coef) != a["sha256"]:
             raise ModelFormatError(f"{path}: table '{name}' fails its checksum (file corrupt)")
         stride0, stride1 = float(a["stride0"]), float(a["stride1"])
-        if not (stride0 > 0 and stride1 > 0 and n_fine >= 1 and n_coarse >= 0):
+        if not (stride0 > 0 and stride1 > 0 and n_fine >= 1 and n_coarse >= 0 and n_below >= 0):
             raise ModelFormatError(f"{path}: table '{name}' has invalid grid settings")
-        tab = EmbeddingTable(float(a["lower"]), stride0, stride1, n_fine, n_coarse, coef, float(a["max_error"]))
+        tab = EmbeddingTable(float(a["lower"]), stride0, stride1, n_fine, n_coarse, coef, float(a["max_error"]), n_below)
         if tos:
             tables[n] = tab
         else:

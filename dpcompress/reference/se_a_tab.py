@@ -13,12 +13,12 @@ from .table_math import poly_eval, table_locate
 class _Info:
     def __init__(self, p, tab):
         self.lower, self.upper, self.xmax, self.stride0, self.stride1 = p.tab_real[tab]
-        self.n_fine, self.n_coarse = (int(v) for v in p.tab_count[tab])
+        self.n_fine, self.n_coarse, self.n_below = (int(v) for v in p.tab_count[tab])
 
 
 def _table(p, tab):
     info = _Info(p, tab)
-    size = (info.n_fine + info.n_coarse) * p.ncoef * p.n_channels
+    size = (info.n_below + info.n_fine + info.n_coarse) * p.ncoef * p.n_channels
     coef = p.coef[p.tab_offset[tab] : p.tab_offset[tab] + size].reshape(-1, p.ncoef, p.n_channels)
     return info, coef
 

@@ -11,7 +11,7 @@ from .networks import embedding_with_derivatives
 from .table_math import cubic_coefficients, quintic_coefficients
 
 
-def build_table(net, lower, stride0, stride1, n_fine, n_coarse, order=5):
+def build_table(net, lower, stride0, stride1, n_fine, n_coarse, order=5, n_below=0):
     """Coefficients of the table of ``net`` on the grid given by its integer counts.
 
     Parameters
@@ -19,19 +19,20 @@ def build_table(net, lower, stride0, stride1, n_fine, n_coarse, order=5):
     net : Network
         ``in_dim == 1``.
     lower, stride0, stride1 : float
-    n_fine, n_coarse : int
+    n_fine, n_coarse, n_below : int
         Grid of :func:`dpcompress.compress.tables.grid_nodes`.
     order : {5, 3}
         Quintic (matches y, y', y'' at both ends) or cubic (y, y').
 
     Returns
     -------
-    ndarray, shape (n_fine + n_coarse, order + 1, M)
+    ndarray, shape (n_below + n_fine + n_coarse, order + 1, M)
         ``coef[l, k, m]`` of ``src_c/dpc_table.h``.
     """
-    x = grid_nodes(lower, stride0, stride1, n_fine, n_coarse)
+    x = grid_nodes(lower, stride0, stride1, n_fine, n_coarse, n_below)
     g, dg, d2g = embedding_with_derivatives(net, x)
-    w = np.where(np.arange(n_fine + n_coarse) < n_fine, stride0, stride1)[:, None]
+    l = np.arange(n_below + n_fine + n_coarse)
+    w = np.where((l >= n_below) & (l < n_below + n_fine), stride0, stride1)[:, None]
     if order == 5:
         a = quintic_coefficients(g[:-1], dg[:-1], d2g[:-1], g[1:], dg[1:], d2g[1:], w)
     elif order == 3:

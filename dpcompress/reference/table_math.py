@@ -11,7 +11,8 @@ def table_locate(info, x):
 
     Parameters
     ----------
-    info : EmbeddingTable (or anything with lower, upper, xmax, stride0, stride1, n_fine, n_coarse)
+    info : EmbeddingTable (or anything with lower, upper, xmax, stride0, stride1,
+        n_fine, n_coarse and optionally n_below)
     x : ndarray
 
     Returns
@@ -20,26 +21,32 @@ def table_locate(info, x):
     t, delta : ndarray of float64
     """
     x = np.asarray(x, dtype=np.float64)
+    nb = int(getattr(info, "n_below", 0))
+    xmin = info.lower - nb * info.stride1
     l = np.zeros(x.shape, dtype=np.int64)
     t = np.zeros(x.shape)
     delta = np.zeros(x.shape)
-    below = x < info.lower
+    outside_below = x < (xmin if nb else info.lower)
+    below = (x >= xmin) & (x < info.lower) & (nb > 0)
     fine = (x >= info.lower) & (x < info.upper)
     coarse = (x >= info.upper) & (x < info.xmax)
     above = x >= info.xmax
-    delta[below] = x[below] - info.lower
+    delta[outside_below] = x[outside_below] - xmin
+    lb = np.minimum(((x[below] - xmin) / info.stride1).astype(np.int64), nb - 1)
+    l[below] = lb
+    t[below] = x[below] - (info.lower - (nb - lb) * info.stride1)
     lf = np.minimum(((x[fine] - info.lower) / info.stride0).astype(np.int64), info.n_fine - 1)
-    l[fine] = lf
+    l[fine] = nb + lf
     t[fine] = x[fine] - (info.lower + lf * info.stride0)
     lc = np.minimum(((x[coarse] - info.upper) / info.stride1).astype(np.int64), info.n_coarse - 1)
-    l[coarse] = info.n_fine + lc
+    l[coarse] = nb + info.n_fine + lc
     t[coarse] = x[coarse] - (info.upper + lc * info.stride1)
     delta[above] = x[above] - info.xmax
     if info.n_coarse > 0:
-        l[above] = info.n_fine + info.n_coarse - 1
+        l[above] = nb + info.n_fine + info.n_coarse - 1
         t[above] = info.xmax - (info.upper + (info.n_coarse - 1) * info.stride1)
     else:
-        l[above] = info.n_fine - 1
+        l[above] = nb + info.n_fine - 1
         t[above] = info.upper - (info.lower + (info.n_fine - 1) * info.stride0)
     return l, t, delta
 
