@@ -20,8 +20,7 @@ import numpy as np
 from .errors import InputError
 from .frame_inputs import as_atom_types, as_cells, as_coords
 from .models import DPModel, load_model
-from .neighbors import build_neighbor_list
-from .reference.dp_model import evaluate_frame
+from .evaluate.frame import descriptor_parts, evaluate_frame, make_plan
 from .threads import blas_threads, effective_n_threads
 
 
@@ -66,13 +65,9 @@ class Potential:
             raise InputError(f"model must be a file path or a DPModel, got {type(model).__name__}")
         self.n_threads = effective_n_threads(n_threads)
         self.last_overflow = 0
-        self._packed = None
-        if self.model.is_compressed:
-            from .evaluate.se_a_compressed import pack_descriptor
-
-            self._packed = pack_descriptor(self.model)
-            if check_frequency is None:
-                check_frequency = int((self.model.compression or {}).get("check_frequency", -1))
+        self._plan = make_plan(self.model)
+        if self.model.is_compressed and check_frequency is None:
+            check_frequency = int((self.model.compression or {}).get("check_frequency", -1))
         if check_frequency is None:
             check_frequency = -1
         if isinstance(check_frequency, bool) or not isinstance(check_frequency, (int, np.integer)):
@@ -156,26 +151,18 @@ class Potential:
         atom_virial = np.stack([r["atom_virial"].reshape(natoms, 9) for r in results])
         return energy, force, virial, atom_energy, atom_virial
 
-    def _eval_frame(self, coords, cell, types):
-        d = self.model.descriptor
-        nlist = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), n_threads=self.n_threads)
-        self.last_overflow = nlist.n_overflow
-        if nlist.n_overflow:
-            atom, block = np.unravel_index(np.argmax(nlist.overflow), nlist.overflow.shape)
-            warnings.warn(
-                f"{nlist.n_overflow} neighbors inside rcut={d.rcut} Å were dropped because sel={list(d.sel)} is too small "
-                f"(worst: atom {atom} lost {nlist.overflow[atom, block]} neighbors of type "
-                f"{self.model.type_map[block]}); results differ from a model with a larger sel",
-                NeighborOverflowWarning,
-                stacklevel=3,
-            )
-        if self._packed is None:
-            return evaluate_frame(self.model, types, nlist)
-        from .evaluate.se_a_compressed import evaluate_frame as evaluate_compressed
+    @property
+    def _packed(self):
+        """Packed tables of the first descriptor part (compressed models), for diagnostics."""
+        return self._plan.parts[0].packed
 
-        self.n_evaluations += 1
-        check = self.check_frequency > 0 and self.n_evaluations % self.check_frequency == 0
-        result = evaluate_compressed(self.model, self._packed, types, nlist, self.n_threads, check)
+    def _eval_frame(self, coords, cell, types):
+        check = False
+        if self._plan.compressed:
+            self.n_evaluations += 1
+            check = self.check_frequency > 0 and self.n_evaluations % self.check_frequency == 0
+        result = evaluate_frame(self._plan, coords, cell, types, self.n_threads, check)
+        self._warn_neighbor_overflow(result["overflow"])
         if check:
             self.table_overflow = {k: result[k] for k in ("beyond_fine", "beyond_table")}
             if result["beyond_fine"] or result["beyond_table"]:
@@ -184,6 +171,23 @@ class Potential:
                     f"(closer than the training set's minimum distance {self.model.min_nbor_dist:.4g} Å) and "
                     f"{result['beyond_table']} beyond the whole table (linear extrapolation); accuracy may suffer",
                     TableOverflowWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         return result
+
+    def _warn_neighbor_overflow(self, overflows):
+        self.last_overflow = int(sum(o.sum() for o in overflows))
+        if not self.last_overflow:
+            return
+        parts = descriptor_parts(self.model.descriptor)
+        k = max(range(len(overflows)), key=lambda q: overflows[q].max())
+        o, d = overflows[k], parts[k]
+        atom, block = np.unravel_index(np.argmax(o), o.shape)
+        what = "neighbors" if d.mixed_types else f"neighbors of type {self.model.type_map[block]}"
+        warnings.warn(
+            f"{self.last_overflow} neighbors inside rcut were dropped because sel is too small "
+            f"(worst: atom {atom} lost {o[atom, block]} {what}; {d.type_name} rcut={d.rcut} Å sel={list(d.sel)}); "
+            "results differ from a model with a larger sel",
+            NeighborOverflowWarning,
+            stacklevel=4,
+        )

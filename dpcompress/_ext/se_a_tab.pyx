@@ -47,7 +47,7 @@ cdef class PackedTables:
     Built once per model by :func:`dpcompress.evaluate.se_a_compressed.pack_descriptor`.
     """
     cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef
-    cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei
+    cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei, axis_neuron
     cdef public int ncoef
     cdef public double rcut, rcut_smth, protection
 

@@ -49,7 +49,7 @@ def block_statistics(desc):
     return avg, std
 
 
-def block_modes(model):
+def block_modes(model, desc):
     """Exclusion mode per (center type, block): 0 normal, 1 rows zeroed, 2 neighbors removed."""
     nt = model.ntypes
     mode = np.zeros((nt, nt), dtype=np.int8)
@@ -57,14 +57,14 @@ def block_modes(model):
         for b in range(nt):
             if (t, b) in model.pair_exclude_types:
                 mode[t, b] = 2
-            elif (t, b) in model.descriptor.exclude_types:
+            elif (t, b) in desc.exclude_types:
                 mode[t, b] = 1
     return mode
 
 
-def pack_descriptor(model):
-    """Flatten a compressed model's tables into the kernels' :class:`PackedTables`."""
-    desc = model.descriptor
+def pack_descriptor(model, desc=None):
+    """Flatten a compressed se_e2_a descriptor's tables into the kernels' :class:`PackedTables`."""
+    desc = model.descriptor if desc is None else desc
     nt = model.ntypes
     tables, table_of = [], -np.ones((nt, nt), dtype=np.int64)
     index_of = {}
@@ -83,11 +83,11 @@ def pack_descriptor(model):
         raise UnsupportedModelError("all tables of a model must share the order and the channel count")
     offsets = np.cumsum([0] + [tab.coef.size for tab in tables])
     avg, std = block_statistics(desc)
-    return PackedTables(
+    packed = PackedTables(
         sel_offsets=np.concatenate([[0], np.cumsum(desc.sel)]),
         avg=avg,
         std=std,
-        block_mode=block_modes(model),
+        block_mode=block_modes(model, desc),
         table_of=table_of,
         tab_real=np.array([[tab.lower, tab.upper, tab.xmax, tab.stride0, tab.stride1] for tab in tables]),
         tab_count=np.array([[tab.n_fine, tab.n_coarse, tab.n_below] for tab in tables], dtype=np.int64),
@@ -99,6 +99,8 @@ def pack_descriptor(model):
         rcut_smth=desc.rcut_smth,
         protection=desc.env_protection,
     )
+    packed.axis_neuron = desc.axis_neuron
+    return packed
 
 
 def descriptor_gradient_to_T(T, dD, axis_neuron):
@@ -110,33 +112,39 @@ def descriptor_gradient_to_T(T, dD, axis_neuron):
     return dT
 
 
-def evaluate_frame(model, packed, atom_types, nlist, n_threads=1, check=False):
-    """Energy, forces and virials of one frame with the fused kernels.
+#: forward() reads counts and block modes; the pipeline need not build slot masks
+NEEDS_MASKS = False
 
-    Returns the same dict as :func:`dpcompress.reference.dp_model.evaluate_frame`,
-    plus ``beyond_fine`` and ``beyond_table`` (counts of real neighbors whose
-    table input fell past the fine region / outside the table) when ``check``.
+
+def pack(model, desc):
+    """Module protocol of :mod:`dpcompress.evaluate.frame`: the kernels' flat arrays for ``desc``."""
+    return pack_descriptor(model, desc)
+
+
+def forward(packed, center_types, nlist, real, zeroed, neighbor_types, n_threads=1, check=False):
+    """Descriptor ``D`` (natoms, M*A) with the fused forward kernel.
+
+    The kernel reads the real neighbors from ``nlist.counts`` and applies the
+    descriptor's exclusions through the block modes, so ``real``/``zeroed``/
+    ``neighbor_types`` (used by other descriptors) are not needed here.
+
+    Returns
+    -------
+    D, state, beyond : ndarray, tuple, ndarray of 2 ints
     """
-    A = model.descriptor.axis_neuron
-    types = np.ascontiguousarray(atom_types, dtype=np.int64)
-    out = se_a_tab_forward(packed, types, nlist.vectors, nlist.counts, n_threads, check)
-    T, beyond = out if check else (out, None)
+    out = se_a_tab_forward(packed, center_types, nlist.vectors, nlist.counts, n_threads, check)
+    T, beyond = out if check else (out, np.zeros((2, 1), dtype=np.int64))
     n, _, M = T.shape
+    A = packed.axis_neuron
     D = np.matmul(T.transpose(0, 2, 1), T[:, :, :A]).reshape(n, M * A)
-    fit_mask, keep_mask = atomic_energy_masks(model, types)
-    e_fit, dD = fitting_energy_and_gradient(model, types, D)
-    atom_energy = keep_mask * (fit_mask * e_fit + model.out_bias[types])
-    dT = descriptor_gradient_to_T(T, dD * (fit_mask * keep_mask)[:, None], A)
-    pair_grad = se_a_tab_backward(packed, types, nlist.vectors, nlist.counts, dT, n_threads)
-    force, atom_virial = scatter_pair_gradients(nlist.index, nlist.vectors, pair_grad)
-    result = dict(
-        energy=float(atom_energy.sum()),
-        force=force,
-        virial=atom_virial.sum(axis=0),
-        atom_energy=atom_energy,
-        atom_virial=atom_virial,
-    )
-    if check:
-        result["beyond_fine"] = int(beyond[0].sum())
-        result["beyond_table"] = int(beyond[1].sum())
-    return result
+    return D, (center_types, nlist, T), beyond.sum(axis=1)
+
+
+def backward(packed, state, dD, n_threads=1):
+    """``dE/dr_ij`` (natoms, nnei, 3) from ``dE/dD`` with the fused backward kernel."""
+    center_types, nlist, T = state
+    dT = descriptor_gradient_to_T(T, dD, packed.axis_neuron)
+    return se_a_tab_backward(packed, center_types, nlist.vectors, nlist.counts, dT, n_threads)
+
+
+scatter = scatter_pair_gradients

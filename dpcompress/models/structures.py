@@ -135,6 +135,7 @@ class DescriptorSeA:
     tables: Optional[tuple] = None
 
     type_name = "se_e2_a"
+    mixed_types = False  # one neighbor block per type
 
     @property
     def ntypes(self):

@@ -27,7 +27,7 @@ from .env_mat import env_mat_se_a
 from .networks import embedding_with_derivatives
 
 
-def descriptor_forward(desc, atom_types, vectors, real, zeroed):
+def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     """Descriptor of a batch of center atoms.
 
     Parameters
@@ -35,6 +35,9 @@ def descriptor_forward(desc, atom_types, vectors, real, zeroed):
     desc : DescriptorSeA
     atom_types : ndarray of int, shape (n,)
         Types of the center atoms.
+    neighbor_types : ndarray of int, shape (n, nnei)
+        Type of each slot's neighbor, -1 on padding (not needed by se_e2_a: its
+        blocks are per neighbor type).
     vectors : ndarray, shape (n, nnei, 3)
         :math:`\\mathbf r_{ij}` per slot.
     real : ndarray of bool, shape (n, nnei)
