@@ -61,11 +61,14 @@ def bump_schema(fh):
     fh.attrs["schema_version"] = 99
 
 
+TABLES = "model/descriptor/tables"
+
+
 def flip_table_value(fh):
-    name = sorted(fh["tables"])[0]
-    data = fh["tables"][name][()]
+    name = sorted(fh[TABLES])[0]
+    data = fh[TABLES][name][()]
     data[10, 2, 3] += 1e-9
-    fh["tables"][name][...] = data
+    fh[TABLES][name][...] = data
 
 
 def drop_fitting(fh):
@@ -73,8 +76,8 @@ def drop_fitting(fh):
 
 
 def bad_shape(fh):
-    del fh["model/davg"]
-    fh["model/davg"] = np.zeros((2, 3, 4))
+    del fh["model/descriptor/davg"]
+    fh["model/descriptor/davg"] = np.zeros((2, 3, 4))
 
 
 def nan_bias(fh):
@@ -82,8 +85,8 @@ def nan_bias(fh):
 
 
 def bad_grid(fh):
-    name = sorted(fh["tables"])[0]
-    fh["tables"][name].attrs["n_fine"] = 5
+    name = sorted(fh[TABLES])[0]
+    fh[TABLES][name].attrs["n_fine"] = 5
 
 
 @pytest.mark.parametrize(

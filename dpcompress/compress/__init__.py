@@ -14,6 +14,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..models import DPModel, load_model
 from .bounds import table_bounds
+from .descriptors import iter_nets, iter_tables, tabulate
 from .tables import EmbeddingTable, build_embedding_table
 
 __all__ = ["compress", "EmbeddingTable", "table_bounds", "build_embedding_table", "resolve_min_nbor_dist", "TableAccuracyWarning"]
@@ -52,11 +53,6 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None):
     raise InputError(
         "the model stores no min_nbor_dist: pass the training script (-t input.json) or --min-nbor-dist"
     )
-
-
-def _nets(d):
-    nets = d.embeddings if d.type_one_side else [n for row in d.embeddings for n in row]
-    return [n for n in nets if n is not None]
 
 
 def _sha256_file(path):
@@ -122,24 +118,11 @@ def compress(
     if isinstance(check_frequency, bool) or not isinstance(check_frequency, int):
         raise InputError(f"check_frequency must be an integer, got {check_frequency!r}")
     rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist)
-    d = model.descriptor
-    bounds = table_bounds(d, rmin)
     stride0, stride1 = float(step), 10.0 * float(step)
-
-    def build(net, lu):
-        if net is None:
-            return None
-        # the builder measures max |table - net| at the interval midpoints (max_error)
-        return build_embedding_table(net, lu[0], lu[1], stride0, stride1, extrapolate, order=order, n_threads=n_threads)
-
-    if d.type_one_side:
-        tables = tuple(build(d.embeddings[n], bounds[n]) if d.sel[n] else None for n in range(d.ntypes))
-    else:
-        tables = tuple(
-            tuple(build(d.embeddings[c][n], bounds[c][n]) if d.sel[n] else None for n in range(d.ntypes))
-            for c in range(d.ntypes)
-        )
-    flat = [t for t in (tables if d.type_one_side else [x for row in tables for x in row]) if t is not None]
+    grid = dict(stride0=stride0, stride1=stride1, extrapolate=extrapolate, order=order, n_threads=n_threads)
+    # each builder measures max |table - net| at the interval midpoints (max_error)
+    desc = tabulate(model.descriptor, rmin, grid)
+    flat = list(iter_tables(desc))
     source = source_path or model.source or ""
     provenance = dict(
         source=os.path.basename(source),
@@ -157,7 +140,7 @@ def compress(
         table_errors=[t.max_error for t in flat],
     )
     if provenance["max_table_error"] > WARN_TABLE_ERROR:
-        acts = sorted({l.activation for net in _nets(d) for l in net.layers})
+        acts = sorted({l.activation for net in iter_nets(model.descriptor) for l in net.layers})
         warnings.warn(
             f"max |table - net| = {provenance['max_table_error']:.2e} (step {stride0}, order {order}, activations {acts}); "
             "piecewise-linear activations (relu, relu6) have kinks that no smooth table interval reproduces exactly, "
@@ -165,5 +148,4 @@ def compress(
             TableAccuracyWarning,
             stacklevel=2,
         )
-    desc = dataclasses.replace(d, embeddings=None, tables=tables)
     return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)

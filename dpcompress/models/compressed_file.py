@@ -7,14 +7,16 @@ Schema (``schema_version`` 1)::
                                    provenance (JSON: source file name and sha256, step, strides,
                                    extrapolate, order, check_frequency, min_nbor_dist and where it
                                    came from, max table errors)
-    /model                  attrs: settings (JSON: type_map, descriptor settings, exclusions,
-                                   min_nbor_dist)
-      davg, dstd            (ntypes, nnei, 4)
+    /model                  attrs: settings (JSON: type_map, exclusions, min_nbor_dist, ...)
       out_bias              (ntypes,)
       bias_atom_e           (ntypes,)
       fitting/net_{t}/layer_{k}/{w, b, idt}     attrs of layer_k: activation, resnet
-    /tables/{name}          coef (nspline, ncoef, M); attrs: center, neighbor (-1 = any),
-                            lower, stride0, stride1, n_fine, n_coarse, n_below, max_error, sha256 of coef
+      descriptor/           attrs: type, settings (JSON of the descriptor's scalar fields),
+                                   tables_shape (nesting of its tables: [nt, nt], [nt] or [])
+        {array field}       e.g. davg, dstd (ntypes, nnei, 4), and any other array of the descriptor
+        tables/t_{i}[_{j}]  coef (nspline, ncoef, M); attrs: lower, stride0, stride1, n_fine,
+                            n_coarse, n_below, max_error, sha256 of coef
+        part_{k}/           hybrid only: one such group per sub-descriptor
 
 Everything needed to evaluate is in the file: the original model is not needed.
 Reading checks the format tag, the schema version, every shape against the
@@ -22,6 +24,7 @@ settings, value finiteness and each table's checksum, and raises
 :class:`~dpcompress.errors.ModelFormatError` naming the file and the entry.
 """
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -33,7 +36,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputError, ModelFormatError
 from .serialized_tree import read_hdf5_safely
-from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
+from .structures import DESCRIPTOR_CLASSES, DPModel, EnergyFitting, Layer, Network
 
 FORMAT = "dpcompress.compressed-model"
 SCHEMA_VERSION = 1
@@ -55,8 +58,49 @@ def _sha256(arr):
     return hashlib.sha256(np.ascontiguousarray(arr, dtype=np.float64).tobytes()).hexdigest()
 
 
-def _table_name(center, neighbor):
-    return f"table_c{center}_n{neighbor}" if center >= 0 else f"table_n{neighbor}"
+def _settings_value(v):
+    if isinstance(v, frozenset):
+        return sorted(list(x) if isinstance(x, tuple) else x for x in v)
+    if isinstance(v, tuple):
+        return [_settings_value(x) for x in v]
+    return v
+
+
+def _write_descriptor(g, desc):
+    """One descriptor into group ``g``, generically from its dataclass fields."""
+    g.attrs["type"] = desc.type_name
+    settings = {}
+    for f in dataclasses.fields(desc):
+        v = getattr(desc, f.name)
+        if f.name == "embeddings":
+            continue
+        if f.name == "parts":
+            for k, part in enumerate(v):
+                _write_descriptor(g.create_group(f"part_{k}"), part)
+        elif f.name == "tables":
+            tg = g.create_group("tables")
+            shape = []
+            node = v
+            while isinstance(node, tuple):
+                shape.append(len(node))
+                node = next((x for x in node if x is not None), None)
+            g.attrs["tables_shape"] = json.dumps(shape)
+            for idx in np.ndindex(*shape) if shape else [()]:
+                tab = v
+                for i in idx:
+                    tab = tab[i]
+                if tab is None:
+                    continue
+                ds = tg.create_dataset("t" + "".join(f"_{i}" for i in idx), data=tab.coef)
+                ds.attrs.update(
+                    lower=tab.lower, stride0=tab.stride0, stride1=tab.stride1, n_fine=tab.n_fine,
+                    n_coarse=tab.n_coarse, n_below=tab.n_below, max_error=tab.max_error, sha256=_sha256(tab.coef),
+                )
+        elif isinstance(v, np.ndarray):
+            g[f.name] = v
+        else:
+            settings[f.name] = _settings_value(v)
+    g.attrs["settings"] = json.dumps(settings)
 
 
 def save_compressed(model, path):
@@ -65,22 +109,8 @@ def save_compressed(model, path):
 
     if not model.is_compressed:
         raise InputError("only compressed models can be saved as .dpc; run dpcompress.compress(model) first")
-    d = model.descriptor
     settings = dict(
         type_map=list(model.type_map),
-        descriptor=dict(
-            type=d.type_name,
-            rcut=d.rcut,
-            rcut_smth=d.rcut_smth,
-            sel=list(d.sel),
-            neuron=list(d.neuron),
-            axis_neuron=d.axis_neuron,
-            type_one_side=d.type_one_side,
-            exclude_types=sorted(map(list, d.exclude_types)),
-            env_protection=d.env_protection,
-            activation=d.activation,
-            resnet_dt=d.resnet_dt,
-        ),
         pair_exclude_types=sorted(map(list, model.pair_exclude_types)),
         atom_exclude_types=sorted(model.atom_exclude_types),
         fitting_exclude_types=sorted(model.fitting.exclude_types),
@@ -102,7 +132,6 @@ def save_compressed(model, path):
             fh.attrs["provenance"] = json.dumps(model.compression or {})
             g = fh.create_group("model")
             g.attrs["settings"] = json.dumps(settings)
-            g["davg"], g["dstd"] = d.davg, d.dstd
             g["out_bias"] = model.out_bias
             g["bias_atom_e"] = model.fitting.bias_atom_e
             for t, net in enumerate(model.fitting.networks):
@@ -115,30 +144,12 @@ def save_compressed(model, path):
                         lg["idt"] = layer.idt
                     lg.attrs["activation"] = layer.activation
                     lg.attrs["resnet"] = layer.resnet
-            tg = fh.create_group("tables")
-            for (c, n), tab in _iter_tables(d):
-                ds = tg.create_dataset(_table_name(c, n), data=tab.coef)
-                ds.attrs.update(
-                    center=c, neighbor=n, lower=tab.lower, stride0=tab.stride0, stride1=tab.stride1,
-                    n_fine=tab.n_fine, n_coarse=tab.n_coarse, n_below=tab.n_below, max_error=tab.max_error, sha256=_sha256(tab.coef),
-                )
+            _write_descriptor(g.create_group("descriptor"), model.descriptor)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-def _iter_tables(d):
-    if d.type_one_side:
-        for n, tab in enumerate(d.tables):
-            if tab is not None:
-                yield (-1, n), tab
-    else:
-        for c, row in enumerate(d.tables):
-            for n, tab in enumerate(row):
-                if tab is not None:
-                    yield (c, n), tab
 
 
 def load_compressed(path):
@@ -166,9 +177,86 @@ def _array(g, key, path, shape=None):
     return arr
 
 
-def _read(fh, path):
+def _from_settings(name, v):
+    if name.endswith("exclude_types"):
+        return frozenset(tuple(x) if isinstance(x, list) else x for x in v)
+    if isinstance(v, list):
+        return tuple(_from_settings("", x) for x in v)
+    return v
+
+
+def _read_table(ds, name, path):
     from ..compress.tables import EmbeddingTable
 
+    a = ds.attrs
+    n_fine, n_coarse, n_below = int(a["n_fine"]), int(a["n_coarse"]), int(a.get("n_below", 0))
+    nspline = n_below + n_fine + n_coarse
+    if ds.size > MAX_ELEMENTS or ds.dtype.kind != "f":
+        raise ModelFormatError(f"{path}: table '{name}' is not a float array of plausible size")
+    coef = np.asarray(ds[()], dtype=np.float64)
+    if coef.ndim != 3 or coef.shape[0] != nspline or coef.shape[1] not in (4, 6):
+        raise ModelFormatError(f"{path}: table '{name}' has shape {coef.shape}, expected ({nspline}, 6|4, M)")
+    if not np.all(np.isfinite(coef)):
+        raise ModelFormatError(f"{path}: table '{name}' contains NaN or inf")
+    if _sha256(coef) != a["sha256"]:
+        raise ModelFormatError(f"{path}: table '{name}' fails its checksum (file corrupt)")
+    stride0, stride1 = float(a["stride0"]), float(a["stride1"])
+    if not (stride0 > 0 and stride1 > 0 and n_fine >= 1 and n_coarse >= 0 and n_below >= 0):
+        raise ModelFormatError(f"{path}: table '{name}' has invalid grid settings")
+    return EmbeddingTable(float(a["lower"]), stride0, stride1, n_fine, n_coarse, coef, float(a["max_error"]), n_below)
+
+
+def _read_descriptor(g, path, ntypes):
+    """Inverse of :func:`_write_descriptor`; validates with the descriptor's own ``validate``."""
+    tname = g.attrs["type"]
+    tname = tname.decode() if isinstance(tname, bytes) else str(tname)
+    if tname not in DESCRIPTOR_CLASSES:
+        raise ModelFormatError(f"{path}: descriptor type {tname!r} is not known to this dpcompress")
+    cls = DESCRIPTOR_CLASSES[tname]
+    settings = json.loads(g.attrs["settings"])
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "embeddings":
+            values[f.name] = None
+        elif f.name == "parts":
+            k = 0
+            parts = []
+            while f"part_{k}" in g:
+                parts.append(_read_descriptor(g[f"part_{k}"], path, ntypes))
+                k += 1
+            if not parts:
+                raise ModelFormatError(f"{path}: hybrid descriptor '{g.name}' has no parts")
+            values[f.name] = tuple(parts)
+        elif f.name == "tables":
+            shape = json.loads(g.attrs.get("tables_shape", "[]"))
+            if len(shape) > 2 or any(not 0 < n <= ntypes for n in shape):
+                raise ModelFormatError(f"{path}: '{g.name}' has an invalid table layout {shape}")
+            tg = g["tables"]
+
+            def build(prefix, dims):
+                if not dims:
+                    name = "t" + prefix
+                    return _read_table(tg[name], f"{g.name}/tables/{name}", path) if name in tg else None
+                return tuple(build(f"{prefix}_{i}", dims[1:]) for i in range(dims[0]))
+
+            values[f.name] = build("", shape)
+        elif f.name in g:
+            values[f.name] = _array(g, f.name, path)
+        elif f.name in settings:
+            values[f.name] = _from_settings(f.name, settings[f.name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ModelFormatError(f"{path}: '{g.name}' lacks '{f.name}'")
+    try:
+        desc = cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: invalid descriptor '{g.name}' ({exc})") from None
+    problem = desc.check_compressed(ntypes) if hasattr(desc, "check_compressed") else None
+    if problem:
+        raise ModelFormatError(f"{path}: descriptor '{g.name}': {problem}")
+    return desc
+
+
+def _read(fh, path):
     fmt = fh.attrs.get("format")
     if isinstance(fmt, bytes):
         fmt = fmt.decode()
@@ -184,20 +272,10 @@ def _read(fh, path):
     g = fh["model"]
     s = json.loads(g.attrs["settings"])
     type_map = s["type_map"]
-    ds = s["descriptor"]
-    if ds.get("type") != "se_e2_a":
-        raise ModelFormatError(f"{path}: descriptor type {ds.get('type')!r} is not known to this schema")
     nt = len(type_map)
-    sel = tuple(int(x) for x in ds["sel"])
-    if len(sel) != nt or min(sel) < 0 or not 0 < sum(sel) < 2**20:
-        raise ModelFormatError(f"{path}: descriptor sel {sel} does not fit type_map {type_map}")
-    nnei = sum(sel)
-    neuron = tuple(int(x) for x in ds["neuron"])
-    M = neuron[-1]
-    davg = _array(g, "davg", path, (nt, nnei, 4))
-    dstd = _array(g, "dstd", path, (nt, nnei, 4))
-    if np.any(dstd == 0):
-        raise ModelFormatError(f"{path}: '/model/dstd' contains zeros")
+    if not 0 < nt < 512 or not all(isinstance(t, str) for t in type_map):
+        raise ModelFormatError(f"{path}: invalid type_map {type_map!r}")
+    descriptor = _read_descriptor(g["descriptor"], path, nt)
     nets = []
     fg = g["fitting"]
     for t in range(len(fg)):
@@ -218,48 +296,6 @@ def _read(fh, path):
         nets.append(Network(tuple(layers)))
     if len(nets) != s["n_fitting_nets"] or len(nets) not in (1, nt):
         raise ModelFormatError(f"{path}: {len(nets)} fitting nets found, {s['n_fitting_nets']} expected for {nt} types")
-    tos = bool(ds["type_one_side"])
-    tables = [None] * nt if tos else [[None] * nt for _ in range(nt)]
-    for name, tds in fh["tables"].items():
-        a = tds.attrs
-        c, n = int(a["center"]), int(a["neighbor"])
-        if not (0 <= n < nt and (c == -1 if tos else 0 <= c < nt)):
-            raise ModelFormatError(f"{path}: table '{name}' has types ({c}, {n}) outside the type_map")
-        n_fine, n_coarse, n_below = int(a["n_fine"]), int(a["n_coarse"]), int(a.get("n_below", 0))
-        nspline = n_below + n_fine + n_coarse
-        coef = _array(fh["tables"], name, path)
-        if coef.ndim != 3 or coef.shape[0] != nspline or coef.shape[1] not in (4, 6) or coef.shape[2] != M:
-            raise ModelFormatError(f"{path}: table '{name}' has shape {coef.shape}, expected ({nspline}, 6|4, {M})")
-        if _sha256(coef) != a["sha256"]:
-            raise ModelFormatError(f"{path}: table '{name}' fails its checksum (file corrupt)")
-        stride0, stride1 = float(a["stride0"]), float(a["stride1"])
-        if not (stride0 > 0 and stride1 > 0 and n_fine >= 1 and n_coarse >= 0 and n_below >= 0):
-            raise ModelFormatError(f"{path}: table '{name}' has invalid grid settings")
-        tab = EmbeddingTable(float(a["lower"]), stride0, stride1, n_fine, n_coarse, coef, float(a["max_error"]), n_below)
-        if tos:
-            tables[n] = tab
-        else:
-            tables[c][n] = tab
-    for c in range(nt):
-        for n in range(nt):
-            if sel[n] and (tables[n] if tos else tables[c][n]) is None:
-                raise ModelFormatError(f"{path}: no table for center type {c}, neighbor type {n}")
-    descriptor = DescriptorSeA(
-        rcut=float(ds["rcut"]),
-        rcut_smth=float(ds["rcut_smth"]),
-        sel=sel,
-        neuron=neuron,
-        axis_neuron=int(ds["axis_neuron"]),
-        type_one_side=tos,
-        exclude_types=frozenset(tuple(p) for p in ds["exclude_types"]),
-        env_protection=float(ds["env_protection"]),
-        davg=davg,
-        dstd=dstd,
-        embeddings=None,
-        activation=ds["activation"],
-        resnet_dt=bool(ds["resnet_dt"]),
-        tables=tuple(tables) if tos else tuple(tuple(r) for r in tables),
-    )
     for net in nets:
         if net.in_dim != descriptor.dim_out or net.out_dim != 1:
             raise ModelFormatError(f"{path}: fitting net maps {net.in_dim} -> {net.out_dim}, expected {descriptor.dim_out} -> 1")

@@ -14,8 +14,19 @@ from ..errors import ModelFormatError, UnsupportedModelError
 from .activations import canonical_name
 from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
 
-SUPPORTED_DESCRIPTORS = ("se_e2_a",)
+#: DeePMD-kit spellings of descriptor types -> our canonical names
 DESCRIPTOR_ALIASES = {"se_a": "se_e2_a", "se_e2_a": "se_e2_a"}
+
+#: what we know exists but do not evaluate, and why (named in the error)
+UNSUPPORTED_DESCRIPTORS = {
+    "dpa2": "DPA-2's repformer layers are message passing, not a tabulable embedding",
+    "dpa3": "DPA-3 is message passing, not a tabulable embedding",
+    "se_atten": "only se_atten_v2 with attn_layer 0 is supported",
+    "dpa1": "only se_atten_v2 with attn_layer 0 is supported",
+    "se_e3_tebd": "se_e3_tebd is not supported",
+    "se_a_tpe": "type-embedding se_e2_a is not supported",
+    "se_a_ebd_v2": "type-embedding se_e2_a is not supported",
+}
 
 # Upper bounds on sizes read from a file: far above any real model, low enough
 # that a corrupt number cannot make us allocate the machine away.
@@ -242,6 +253,19 @@ def read_descriptor_se_e2_a(node, ntypes):
     )
 
 
+def read_descriptor(node, ntypes):
+    """Read any supported descriptor (dispatch on its ``type``)."""
+    dtype = node.raw("type")
+    canon = DESCRIPTOR_ALIASES.get(dtype, dtype)
+    if canon in DESCRIPTOR_READERS:
+        return DESCRIPTOR_READERS[canon](node, ntypes)
+    why = UNSUPPORTED_DESCRIPTORS.get(canon, "unknown descriptor type")
+    raise UnsupportedModelError(
+        f"{node.source}: descriptor type {dtype!r} is not supported ({why}); "
+        f"supported: {', '.join(sorted(DESCRIPTOR_READERS))}"
+    )
+
+
 def read_energy_fitting(node, ntypes, dim_descrpt):
     """Read an ``ener`` fitting."""
     ftype = node.raw("type", "ener")
@@ -290,15 +314,9 @@ def model_from_tree(tree, source=""):
     if model.raw("spin", None) is not None:
         raise UnsupportedModelError(f"{source}: spin models are not supported")
     desc = model.node("descriptor")
-    dtype = desc.raw("type")
-    canon = DESCRIPTOR_ALIASES.get(dtype)
-    if canon not in SUPPORTED_DESCRIPTORS:
-        raise UnsupportedModelError(
-            f"{source}: descriptor type {dtype!r} is not supported yet (supported: {', '.join(SUPPORTED_DESCRIPTORS)})"
-        )
     if desc.raw("precision", "float64") != "float64" or model.node("fitting").raw("precision", "float64") != "float64":
         warnings.warn(f"{source}: model trained in lower precision; dpcompress evaluates it in float64", stacklevel=3)
-    descriptor = read_descriptor_se_e2_a(desc, ntypes)
+    descriptor = read_descriptor(desc, ntypes)
     fitting = read_energy_fitting(model.node("fitting"), ntypes, descriptor.dim_out)
     mvar = model.node("@variables")
     out_bias = mvar.array("out_bias")
@@ -324,3 +342,7 @@ def model_from_tree(tree, source=""):
         min_nbor_dist=min_nbor,
         source=source,
     )
+
+
+#: canonical descriptor type -> reader(node, ntypes)
+DESCRIPTOR_READERS = {"se_e2_a": read_descriptor_se_e2_a}

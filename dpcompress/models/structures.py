@@ -170,6 +170,33 @@ class DescriptorSeA:
     def is_compressed(self):
         return self.tables is not None
 
+    def check_compressed(self, ntypes):
+        """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
+        return check_per_type_tables(self, ntypes, shape=(ntypes, self.nnei, 4))
+
+
+def check_per_type_tables(desc, ntypes, shape):
+    """Shared consistency checks of descriptors with per-type tables (se_e2_a, se_e2_r)."""
+    if len(desc.sel) != ntypes or min(desc.sel) < 0 or not 0 < sum(desc.sel) < 2**20:
+        return f"sel {desc.sel} does not fit {ntypes} types"
+    for name in ("davg", "dstd"):
+        arr = getattr(desc, name)
+        if arr.shape != shape:
+            return f"{name} has shape {arr.shape}, expected {shape}"
+    if np.any(desc.dstd == 0):
+        return "dstd contains zeros"
+    M = desc.neuron[-1]
+    for c in range(ntypes):
+        for n in range(ntypes):
+            if desc.sel[n] == 0:
+                continue
+            tab = desc.tables[n] if desc.type_one_side else desc.tables[c][n]
+            if tab is None:
+                return f"no table for center type {c}, neighbor type {n}"
+            if tab.n_channels != M:
+                return f"a table has {tab.n_channels} channels, the net {M}"
+    return None
+
 
 @dataclass(frozen=True)
 class EnergyFitting:
@@ -246,3 +273,7 @@ class DPModel:
         from .compressed_file import save_compressed
 
         save_compressed(self, path)
+
+
+#: descriptor ``type_name`` -> data class (used by the ``.dpc`` reader)
+DESCRIPTOR_CLASSES = {"se_e2_a": DescriptorSeA}
