@@ -22,6 +22,10 @@ import numpy as np
 from .errors import DPCompressError
 
 
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
 def _cmd_info(args):
     from .models import load_model
 
@@ -29,11 +33,14 @@ def _cmd_info(args):
     d = m.descriptor
     print(f"file:            {args.file}")
     print(f"type_map:        {list(m.type_map)}")
-    print(f"descriptor:      {d.type_name}  rcut={d.rcut} Å  rcut_smth={d.rcut_smth} Å  sel={list(d.sel)}")
-    print(f"embedding:       neuron={list(d.neuron)}  axis_neuron={d.axis_neuron}  type_one_side={d.type_one_side}  activation={d.activation}")
+    for k, part in enumerate(getattr(d, "parts", None) or (d,)):
+        label = f"descriptor {k}:" if getattr(d, "parts", None) else "descriptor:"
+        print(f"{label:<17}{part.type_name}  rcut={part.rcut} Å  rcut_smth={part.rcut_smth} Å  sel={list(part.sel)}")
+        details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
+        print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
     print(f"fitting:         {len(m.fitting.networks)} net(s), widths {widths}")
-    print(f"exclusions:      descriptor {sorted(d.exclude_types)}  pair {sorted(m.pair_exclude_types)}  atom {sorted(m.atom_exclude_types)}")
+    print(f"exclusions:      pair {sorted(m.pair_exclude_types)}  atom {sorted(m.atom_exclude_types)}")
     print(f"min_nbor_dist:   {m.min_nbor_dist if m.min_nbor_dist is not None else 'not stored'}")
     if m.is_compressed:
         p = m.compression or {}
@@ -41,8 +48,9 @@ def _cmd_info(args):
               f"  check_frequency {p.get('check_frequency')}  by dpcompress {p.get('dpcompress_version')}")
         print(f"source:          {p.get('source')}  sha256 {p.get('source_sha256')}")
         print(f"                 min_nbor_dist from {p.get('min_nbor_dist_source')}")
-        tables = d.tables if d.type_one_side else [t for row in d.tables for t in row]
-        for k, tab in enumerate(t for t in tables if t is not None):
+        from .compress.descriptors import iter_tables
+
+        for k, tab in enumerate(iter_tables(d)):
             print(f"table {k}:         [{tab.lower:g}, {tab.upper:g}) step {tab.stride0:g}, [{tab.upper:g}, {tab.xmax:g}] step {tab.stride1:g}; "
                   f"{tab.nspline} x {tab.order + 1} x {tab.n_channels} ({tab.coef.nbytes / 2**20:.2f} MiB); max |table - net| {tab.max_error:.2e}")
     else:

@@ -89,7 +89,9 @@ class Potential:
         return self.model.ntypes
 
     def get_sel(self):
-        return list(self.model.descriptor.sel)
+        """Neighbor slots per type (a list of such lists for a hybrid descriptor)."""
+        sel = self.model.descriptor.sel
+        return [list(x) for x in sel] if sel and isinstance(sel[0], tuple) else list(sel)
 
     def get_dim_fparam(self):
         return 0

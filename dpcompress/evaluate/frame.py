@@ -57,6 +57,8 @@ class Plan:
 def make_plan(model):
     parts = []
     for desc in descriptor_parts(model.descriptor):
+        if desc.type_name == "hybrid":
+            raise UnsupportedModelError("a hybrid descriptor inside a hybrid is not supported")
         if desc.type_name not in MODULES:
             raise UnsupportedModelError(f"no evaluator for descriptor {desc.type_name!r}")
         ref_name, cmp_name = MODULES[desc.type_name]

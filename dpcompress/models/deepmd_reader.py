@@ -12,10 +12,10 @@ import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedModelError
 from .activations import canonical_name
-from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
+from .structures import DescriptorHybrid, DescriptorSeA, DPModel, EnergyFitting, Layer, Network
 
 #: DeePMD-kit spellings of descriptor types -> our canonical names
-DESCRIPTOR_ALIASES = {"se_a": "se_e2_a", "se_e2_a": "se_e2_a"}
+DESCRIPTOR_ALIASES = {"se_a": "se_e2_a", "se_e2_a": "se_e2_a", "hybrid": "hybrid"}
 
 #: what we know exists but do not evaluate, and why (named in the error)
 UNSUPPORTED_DESCRIPTORS = {
@@ -266,6 +266,20 @@ def read_descriptor(node, ntypes):
     )
 
 
+def read_descriptor_hybrid(node, ntypes):
+    """Read a hybrid descriptor: its ``list`` of sub-descriptors, each read by its own reader."""
+    parts = node.raw("list")
+    if not isinstance(parts, list) or not parts:
+        raise ModelFormatError(f"{node.source}: '{node.where}.list' should be a non-empty list of descriptors")
+    out = []
+    for k, sub in enumerate(parts):
+        child = _Node(sub, f"{node.where}.list[{k}]", node.source)
+        if DESCRIPTOR_ALIASES.get(child.raw("type"), child.raw("type")) == "hybrid":
+            raise UnsupportedModelError(f"{node.source}: '{child.where}' nests a hybrid inside a hybrid")
+        out.append(read_descriptor(child, ntypes))
+    return DescriptorHybrid(parts=tuple(out))
+
+
 def read_energy_fitting(node, ntypes, dim_descrpt):
     """Read an ``ener`` fitting."""
     ftype = node.raw("type", "ener")
@@ -345,4 +359,4 @@ def model_from_tree(tree, source=""):
 
 
 #: canonical descriptor type -> reader(node, ntypes)
-DESCRIPTOR_READERS = {"se_e2_a": read_descriptor_se_e2_a}
+DESCRIPTOR_READERS = {"se_e2_a": read_descriptor_se_e2_a, "hybrid": read_descriptor_hybrid}

@@ -275,5 +275,51 @@ class DPModel:
         save_compressed(self, path)
 
 
+@dataclass(frozen=True)
+class DescriptorHybrid:
+    r"""Several descriptors side by side: :math:`D_i = [D^{(1)}_i, D^{(2)}_i, \dots]`.
+
+    Each part keeps its own ``rcut``, ``sel`` and neighbor list (DeePMD-kit
+    builds one list for the largest cutoff and cuts it per part; nearest-first
+    selection makes that the same).
+
+    Attributes
+    ----------
+    parts : tuple
+        The sub-descriptors, in the order their outputs are concatenated.
+    """
+
+    parts: tuple
+
+    type_name = "hybrid"
+
+    @property
+    def rcut(self):
+        return max(p.rcut for p in self.parts)
+
+    @property
+    def ntypes(self):
+        return self.parts[0].ntypes
+
+    @property
+    def dim_out(self):
+        return sum(p.dim_out for p in self.parts)
+
+    @property
+    def sel(self):
+        return tuple(tuple(p.sel) for p in self.parts)
+
+    @property
+    def is_compressed(self):
+        return all(p.is_compressed for p in self.parts)
+
+    def check_compressed(self, ntypes):
+        for k, p in enumerate(self.parts):
+            problem = p.check_compressed(ntypes) if hasattr(p, "check_compressed") else None
+            if problem:
+                return f"part {k} ({p.type_name}): {problem}"
+        return None
+
+
 #: descriptor ``type_name`` -> data class (used by the ``.dpc`` reader)
-DESCRIPTOR_CLASSES = {"se_e2_a": DescriptorSeA}
+DESCRIPTOR_CLASSES = {"se_e2_a": DescriptorSeA, "hybrid": DescriptorHybrid}
