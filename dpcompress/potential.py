@@ -32,6 +32,19 @@ class TableOverflowWarning(RuntimeWarning):
     """Neighbors were closer than anything in the training set: their table input left the fine grid or the table."""
 
 
+def threads_per_rank(comm):
+    """Cores of this node divided among the ranks that share it (at least 1)."""
+    from mpi4py import MPI
+
+    from .threads import available_cores
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return max(1, available_cores() // node.size)
+    finally:
+        node.Free()
+
+
 class Potential:
     """A Deep Potential energy model ready to evaluate.
 
@@ -49,6 +62,13 @@ class Potential:
         whole table (pairs closer than the training set's minimum distance) and
         warn with the counts (:class:`TableOverflowWarning`).  ``None``: the
         value stored in the file (``dpcompress compress -f``); ``-1`` or 0: never.
+    comm : mpi4py communicator or None
+        Domain decomposition over the ranks of ``comm``: every rank passes the
+        whole frame to :meth:`eval`, evaluates the atoms of its spatial block
+        (with ghosts within rcut), and every rank gets the full result (energy,
+        virial and forces of all atoms, reduced over ranks).  With
+        ``n_threads=None`` each rank uses cores-per-node ÷ ranks-per-node
+        threads unless ``OMP_NUM_THREADS`` is set.
 
     Notes
     -----
@@ -56,13 +76,16 @@ class Potential:
     and a :class:`NeighborOverflowWarning` reports how many.
     """
 
-    def __init__(self, model, *, n_threads=None, check_frequency=None):
+    def __init__(self, model, *, n_threads=None, check_frequency=None, comm=None):
         if isinstance(model, DPModel):
             self.model = model
         elif isinstance(model, (str, os.PathLike)):
             self.model = load_model(model)
         else:
             raise InputError(f"model must be a file path or a DPModel, got {type(model).__name__}")
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        if self.comm is not None and n_threads is None and "OMP_NUM_THREADS" not in os.environ:
+            n_threads = threads_per_rank(self.comm)
         self.n_threads = effective_n_threads(n_threads)
         self.last_overflow = 0
         self._plan = make_plan(self.model)
@@ -159,6 +182,17 @@ class Potential:
         return self._plan.parts[0].packed
 
     def _eval_frame(self, coords, cell, types):
+        if self.comm is not None:
+            from .parallel.domain import evaluate_decomposed
+
+            result = evaluate_decomposed(self._plan, coords, cell, types, self.comm, self.model.rcut, self.n_threads)
+            if result["overflow_total"]:
+                warnings.warn(
+                    f"{result['overflow_total']} neighbors inside rcut were dropped because sel is too small",
+                    NeighborOverflowWarning,
+                    stacklevel=4,
+                )
+            return result
         check = False
         if self._plan.compressed:
             self.n_evaluations += 1

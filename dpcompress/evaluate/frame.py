@@ -30,6 +30,7 @@ from ..neighbors.exclusions import remove_pairs
 #: descriptor type -> (numpy reference module, compressed-kernel module)
 MODULES = {
     "se_e2_a": ("dpcompress.reference.se_e2_a", "dpcompress.evaluate.se_a_compressed"),
+    "se_e3": ("dpcompress.reference.se_e3", "dpcompress.evaluate.se_e3_compressed"),
 }
 
 
@@ -98,15 +99,23 @@ def _scatter_rows(force, atom_virial, start, index, vectors, pair_grad):
     np.add.at(atom_virial, index[rows, slots], -g[:, :, None] * vectors[rows, slots][:, None, :])
 
 
-def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False):
+def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False, n_centers=None):
     """Energy, forces and virials of one frame.
+
+    Parameters
+    ----------
+    n_centers : int or None
+        Only the first ``n_centers`` atoms are centers (their energies are
+        computed); the others are ghosts that only serve as neighbors — a
+        rank's share in domain decomposition.  None: every atom.
 
     Returns
     -------
     dict
-        ``energy`` (float), ``force`` (natoms, 3), ``virial`` (3, 3), ``atom_energy`` (natoms,),
-        ``atom_virial`` (natoms, 3, 3), ``overflow`` (per part, NeighborList.overflow),
-        and with ``check`` (compressed) ``beyond_fine``, ``beyond_table``.
+        ``energy`` (float, the centers' sum), ``force`` (natoms, 3), ``virial`` (3, 3),
+        ``atom_energy`` (n_centers,), ``atom_virial`` (natoms, 3, 3), ``overflow``
+        (per part, NeighborList.overflow of the centers), and with ``check``
+        (compressed) ``beyond_fine``, ``beyond_table``.
     """
     from ..reference.dp_model import atomic_energy_masks, fitting_forward_backward
     from .fitting import fitting_energy_and_gradient
@@ -114,24 +123,27 @@ def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False):
     model = plan.model
     types = np.ascontiguousarray(atom_types, dtype=np.int64)
     natoms = len(types)
+    ncenter = natoms if n_centers is None else int(n_centers)
     nlists, overflow = [], []
     for part in plan.parts:
         d = part.descriptor
         nl = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), mixed_types=d.mixed_types, n_threads=n_threads)
+        if ncenter != natoms:
+            nl = _rows(nl, slice(0, ncenter))
         overflow.append(nl.overflow)
         nlists.append(remove_pairs(nl, types, model.pair_exclude_types))
     fit_mask, keep_mask = atomic_energy_masks(model, types)
-    atom_energy = np.empty(natoms)
+    atom_energy = np.zeros(ncenter)
     force = np.zeros((natoms, 3))
     atom_virial = np.zeros((natoms, 3, 3))
     beyond = np.zeros(2, dtype=np.int64)
-    chunk = natoms if plan.compressed else REFERENCE_CHUNK
-    for start in range(0, natoms, chunk):
-        sl = slice(start, min(start + chunk, natoms))
+    chunk = ncenter if plan.compressed else REFERENCE_CHUNK
+    for start in range(0, ncenter, max(chunk, 1)):
+        sl = slice(start, min(start + chunk, ncenter))
         ctypes = types[sl]
         states, D_parts = [], []
         for part, nl_all in zip(plan.parts, nlists):
-            nl = nl_all if chunk == natoms else _rows(nl_all, sl)
+            nl = nl_all if chunk == ncenter else _rows(nl_all, sl)
             if plan.compressed and not getattr(part.module, "NEEDS_MASKS", True):
                 real = zeroed = jtype = None  # the kernel reads counts and block modes instead
             else:
@@ -154,9 +166,12 @@ def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False):
             col += Dp.shape[1]
             if plan.compressed:
                 pair_grad = part.module.backward(part.packed, state, dDp, n_threads)
-                f, w = part.module.scatter(nl.index, nl.vectors, pair_grad)
-                force += f
-                atom_virial += w
+                if ncenter == natoms:
+                    f, w = part.module.scatter(nl.index, nl.vectors, pair_grad)
+                    force += f
+                    atom_virial += w
+                else:  # ghosts receive forces too: the compiled scatter assumes every atom is a center
+                    _scatter_rows(force, atom_virial, 0, nl.index, nl.vectors, pair_grad)
             else:
                 pair_grad = part.module.descriptor_backward(part.descriptor, state, dDp)
                 _scatter_rows(force, atom_virial, start, nl.index, nl.vectors, pair_grad)
