@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_C = "src_c"
@@ -37,6 +38,9 @@ EXTENSIONS = [
     ("dpcompress._ext.neighbors", "dpcompress/_ext/neighbors.pyx", ["src_c/dpc_neighbors.c", "src_c/dpc_openmp.c"]),
     ("dpcompress._ext.table_build", "dpcompress/_ext/table_build.pyx", ["src_c/dpc_table_build.c", "src_c/dpc_openmp.c"]),
     ("dpcompress._ext.se_a_tab", "dpcompress/_ext/se_a_tab.pyx", ["src_c/dpc_se_a_tab.c"]),
+    # NEP (GPUMD nep.txt) models: dpcompress/nep/
+    ("dpcompress._ext.nep_kernel", "dpcompress/_ext/nep_kernel.pyx", ["src_c/dpc_nep.c"]),
+    ("dpcompress._ext.se_t_tab", "dpcompress/_ext/se_t_tab.pyx", ["src_c/dpc_se_t_tab.c"]),
 ]
 
 
@@ -99,4 +103,24 @@ def _extensions():
     return cythonize(exts, compiler_directives=directives)
 
 
-setup(ext_modules=_extensions())
+class BuildPyWithCudaSources(build_py):
+    """Also ship the GPU kernels' sources (src_c/*.h, src_c/cuda/**) as package data in
+    dpcompress/gpu/src_c/: dpcompress.gpu.modules compiles them at run time with NVRTC
+    (a source checkout or an editable install reads src_c/ directly)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        dest = os.path.join(self.build_lib, "dpcompress", "gpu", "src_c")
+        for folder, _, files in os.walk(os.path.join(HERE, SRC_C)):
+            rel = os.path.relpath(folder, os.path.join(HERE, SRC_C))
+            if rel != "." and not rel.startswith("cuda"):
+                continue
+            for name in files:
+                if name.endswith((".h", ".cuh", ".cu")):
+                    os.makedirs(os.path.join(dest, rel), exist_ok=True)
+                    self.copy_file(os.path.join(folder, name), os.path.join(dest, rel, name))
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_py": BuildPyWithCudaSources})

@@ -2,9 +2,11 @@
 
 Commands
 --------
-compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--order {5,3}]
+compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--scan SCAN.json] [--order {5,3}]
     Tabulate the embedding nets (flags as in DeePMD-kit's ``dp compress``) and
     write a self-contained ``.dpc`` file.
+scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS] [--type-map T ...] [-o scan.json]
+    Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``.
 info FILE
     What a model file holds (descriptor, sizes, types, min_nbor_dist; for a
     ``.dpc`` file also the tables and their provenance).
@@ -51,7 +53,7 @@ def _cmd_info(args):
         from .compress.descriptors import iter_tables
 
         for k, tab in enumerate(iter_tables(d)):
-            print(f"table {k}:         [{tab.lower:g}, {tab.upper:g}) step {tab.stride0:g}, [{tab.upper:g}, {tab.xmax:g}] step {tab.stride1:g}; "
+            print(f"table {k}:         " + (f"[{tab.xmin:g}, {tab.lower:g}) step {tab.stride1:g}, " if tab.n_below else "") + f"[{tab.lower:g}, {tab.upper:g}) step {tab.stride0:g}, [{tab.upper:g}, {tab.xmax:g}] step {tab.stride1:g}; "
                   f"{tab.nspline} x {tab.order + 1} x {tab.n_channels} ({tab.coef.nbytes / 2**20:.2f} MiB); max |table - net| {tab.max_error:.2e}")
     else:
         print("compressed:      no")
@@ -61,6 +63,20 @@ def _cmd_info(args):
 def _cmd_compress(args):
     import time
 
+    # --- NEP models (GPUMD nep.txt): dpcompress/nep/ ---
+    from .nep import is_nep_text_file
+
+    if is_nep_text_file(args.input):
+        from .nep import compress_nep
+
+        t0 = time.perf_counter()
+        m = compress_nep(args.input, args.output, step=args.step)
+        tb = m.tables
+        print(f"compressed NEP {args.input} -> {args.output} in {time.perf_counter() - t0:.3f} s: quintic tables of g_n, "
+              f"step <= {tb.step} Å, {tb.coef.size} coefficients; max |g_tab - g| {tb.error_g.max():.2e}, "
+              f"max |g'_tab - g'| {tb.error_gp.max():.2e} 1/Å (ZBL analytic)")
+        return 0
+    # --- end NEP ---
     from .compress import compress
 
     t0 = time.perf_counter()
@@ -72,6 +88,7 @@ def _cmd_compress(args):
         training_script=args.training_script,
         min_nbor_dist=args.min_nbor_dist,
         order=args.order,
+        scan=args.scan,
         n_threads=args.threads,
     )
     t1 = time.perf_counter()
@@ -117,9 +134,11 @@ def build_parser():
     pc.add_argument("-f", "--frequency", type=int, default=-1, help="overflow check every N evaluations (-1: off) [-1]")
     pc.add_argument("-t", "--training-script", default=None, help="DeePMD-kit input.json naming the training data (for min_nbor_dist)")
     pc.add_argument("--min-nbor-dist", type=float, default=None, help="minimum pair distance of the training set, Å")
+    pc.add_argument("--scan", default=None, help="JSON of 'dpcompress scan': its min_nbor_dist sets the table range (wins over the model's)")
     pc.add_argument("--order", type=int, choices=(5, 3), default=5, help="quintic (5) or cubic (3) Hermite [5]")
     pc.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     pc.set_defaults(func=_cmd_compress)
+    sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames")
     pe.add_argument("model")
     pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")
@@ -130,6 +149,11 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the ``dpcompress`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["scan"]:  # its own parser (and MPI handling): dpcompress.scan.main
+        from .scan import main as scan_main
+
+        return scan_main(argv[1:], prog="dpcompress scan")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -70,13 +70,43 @@ class Potential:
         ``n_threads=None`` each rank uses cores-per-node ÷ ranks-per-node
         threads unless ``OMP_NUM_THREADS`` is set.
 
+    device : str
+        ``"cpu"`` (default: C/OpenMP kernels) or ``"gpu"`` / ``"gpu:N"``: the whole
+        step on a CUDA GPU through CuPy (compressed se_e2_a models; inputs may be
+        NumPy or CuPy arrays; results are NumPy arrays).  Raises
+        :class:`~dpcompress.gpu.GPUUnavailableError` naming what is missing
+        (CuPy, a device) when it cannot run; see ``docs/gpu.md``.
+
     Notes
     -----
     Neighbors beyond ``sel`` are dropped (the nearest are kept, as in DeePMD-kit)
     and a :class:`NeighborOverflowWarning` reports how many.
     """
 
-    def __init__(self, model, *, n_threads=None, check_frequency=None, comm=None):
+    def __init__(self, model, *, n_threads=None, check_frequency=None, comm=None, device="cpu"):
+        # --- device="gpu": dpcompress/gpu/ (validated first, attached at the end of __init__) ---
+        from .gpu.potential import check_device
+
+        self.device, self._gpu = check_device(device, model), None
+        # --- end GPU ---
+        # --- NEP models (GPUMD nep.txt / NEP .dpc): dpcompress/nep/ ---
+        from .nep import NEPModel, is_nep_file
+
+        self._nep = None
+        if isinstance(model, NEPModel) or is_nep_file(model):
+            from .nep import load_nep
+            from .nep.evaluator import NEPEvaluator
+
+            self.model = model if isinstance(model, NEPModel) else load_nep(model)
+            self.comm = None
+            self.n_threads = effective_n_threads(n_threads)
+            self.last_overflow = 0
+            self.check_frequency = -1
+            self.n_evaluations = 0
+            self.table_overflow = {"beyond_fine": 0, "beyond_table": 0}
+            self._nep = NEPEvaluator(self.model)
+            return
+        # --- end NEP ---
         if isinstance(model, DPModel):
             self.model = model
         elif isinstance(model, (str, os.PathLike)):
@@ -98,6 +128,10 @@ class Potential:
         self.check_frequency = int(check_frequency)
         self.n_evaluations = 0
         self.table_overflow = {"beyond_fine": 0, "beyond_table": 0}
+        if self.device != "cpu":  # --- GPU: the whole step on the device (dpcompress/gpu/potential.py) ---
+            from .gpu.potential import GpuPotential
+
+            self._gpu = GpuPotential(self, self.device)
 
     # DeepPot's introspection API
     def get_type_map(self):
@@ -113,6 +147,8 @@ class Potential:
 
     def get_sel(self):
         """Neighbor slots per type (a list of such lists for a hybrid descriptor)."""
+        if self._nep is not None:  # NEP: no fixed neighbor slots
+            return []
         sel = self.model.descriptor.sel
         return [list(x) for x in sel] if sel and isinstance(sel[0], tuple) else list(sel)
 
@@ -149,6 +185,8 @@ class Potential:
         atom_virial : ndarray, shape (nframes, natoms, 9)
             Only with ``atomic=True``.
         """
+        if self._gpu is not None:  # device="gpu" (dpcompress/gpu/potential.py)
+            return self._gpu.eval(coords, cells, atom_types, atomic, fparam, aparam, mixed_type)
         if fparam is not None or aparam is not None:
             raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
         types = as_atom_types(atom_types, self.model.type_map)
@@ -182,6 +220,8 @@ class Potential:
         return self._plan.parts[0].packed
 
     def _eval_frame(self, coords, cell, types):
+        if self._nep is not None:  # NEP model: dpcompress/nep/evaluator.py
+            return self._nep.evaluate(coords, cell, types, self.n_threads)
         if self.comm is not None:
             from .parallel.domain import evaluate_decomposed
 

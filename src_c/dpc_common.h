@@ -7,9 +7,15 @@
 #ifndef DPC_COMMON_H
 #define DPC_COMMON_H
 
+#if defined(__CUDACC_RTC__)
+/* NVRTC (the CUDA kernels compiled at run time by CuPy) has no system headers;
+ * long long is 64-bit on every CUDA target, the same type as int64_t there. */
+typedef long long dpc_index;
+#else
 #include <stdint.h>
 
 typedef int64_t dpc_index;
+#endif
 
 typedef enum {
     DPC_OK = 0,

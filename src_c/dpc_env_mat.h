@@ -1,4 +1,5 @@
-/* One row of the se_e2_a environment matrix and its derivative.
+/* One row of the se_e2_a environment matrix and its derivative; the smooth switch alone;
+ * the radial component alone (se_e2_r).
  *
  * Shared by the C and CUDA kernels; numpy twin: dpcompress/reference/env_mat.py.
  *
@@ -12,26 +13,34 @@
 #ifndef DPC_ENV_MAT_H
 #define DPC_ENV_MAT_H
 
-#include <math.h>
+#if !defined(__CUDACC_RTC__)
+#include <math.h> /* NVRTC has no system headers; sqrt is a built-in there */
+#endif
 #include "dpc_table.h" /* DPC_HD */
+
+/* s(r) and s'(r) (twin: reference/env_mat.py::smooth_switch). */
+DPC_HD void dpc_switch(double r, double rcut, double rcut_smth, double *s, double *ds)
+{
+    const double u = (r - rcut_smth) / (rcut - rcut_smth);
+    if (u <= 0.0) {
+        *s = 1.0;
+        *ds = 0.0;
+    } else if (u >= 1.0) {
+        *s = 0.0;
+        *ds = 0.0;
+    } else {
+        *s = u * u * u * (-6.0 * u * u + 15.0 * u - 10.0) + 1.0;
+        *ds = -30.0 * u * u * (u - 1.0) * (u - 1.0) / (rcut - rcut_smth);
+    }
+}
 
 DPC_HD void dpc_env_mat_row(const double *vec, double rcut, double rcut_smth, double protection,
                             double *R, double *dR /* [4][3], may be NULL */)
 {
     const double x = vec[0], y = vec[1], z = vec[2];
     const double r = sqrt(x * x + y * y + z * z);
-    double u = (r - rcut_smth) / (rcut - rcut_smth);
     double s, ds;
-    if (u <= 0.0) {
-        s = 1.0;
-        ds = 0.0;
-    } else if (u >= 1.0) {
-        s = 0.0;
-        ds = 0.0;
-    } else {
-        s = u * u * u * (-6.0 * u * u + 15.0 * u - 10.0) + 1.0;
-        ds = -30.0 * u * u * (u - 1.0) * (u - 1.0) / (rcut - rcut_smth);
-    }
+    dpc_switch(r, rcut, rcut_smth, &s, &ds);
     const double rho = r + protection, inv = 1.0 / rho, inv2 = inv * inv;
     R[0] = s * inv;
     R[1] = s * x * inv2;
@@ -47,6 +56,24 @@ DPC_HD void dpc_env_mat_row(const double *vec, double rcut, double rcut_smth, do
         for (int a = 0; a < 3; a++)
             for (int b = 0; b < 3; b++)
                 dR[(a + 1) * 3 + b] = (c1 - c3) * xs[a] * rh[b] + (a == b ? c2 : 0.0);
+    }
+}
+
+/* R_0 = s/rho only, and dR_0/dr_ij = (s'/rho - s/rho^2) rhat (dR0 [3], may be NULL): se_e2_r's row. */
+DPC_HD void dpc_env_mat_radial(const double *vec, double rcut, double rcut_smth, double protection, double *R0,
+                               double *dR0)
+{
+    const double x = vec[0], y = vec[1], z = vec[2];
+    const double r = sqrt(x * x + y * y + z * z);
+    double s, ds;
+    dpc_switch(r, rcut, rcut_smth, &s, &ds);
+    const double inv = 1.0 / (r + protection);
+    *R0 = s * inv;
+    if (dR0) {
+        const double c0 = (ds * inv - s * inv * inv) / r;
+        dR0[0] = c0 * x;
+        dR0[1] = c0 * y;
+        dR0[2] = c0 * z;
     }
 }
 

@@ -1,4 +1,5 @@
-/* Fused, neighbor-exact se_e2_a kernels on tabulated embedding nets.
+/* Fused, neighbor-exact se_e2_a kernels on tabulated embedding nets (and their radial se_e2_r and
+ * gated se_atten_v2 variants, below).
  *
  * Forward (dpc_se_a_tab_forward), per center atom i of type t:
  *
@@ -25,6 +26,23 @@
  *      the sel_b - count padding slots still add their term
  *   2  real neighbors removed (model pair_exclude_types): all sel_b slots are padding
  *
+ * Two variants share the blocks, tables, exclusion modes and entry points (selected by n_rows / gate):
+ *
+ * Radial mode (n_rows = 1; se_e2_r): every slot adds its channel values with weight 1 to a single row,
+ *   T_i[0][m] = (1/N) * ( sum_real g_m(x_j) + n_pad g_m(x_pad) [+ count g_m(0) in block mode 1] ),
+ *   x = Rt[0]; in block mode 1 the zeroed rows have x = 0 and still add g(0) (se_e2_r has no angular
+ *   factor that would cancel them).  Backward: dE/dr_ij = (1/N) (sum_m dT[0][m] g'_m(x_j)) / std[0] * dR_0/dr_ij.
+ *
+ * Gated mode (n_rows = 4, gate != NULL; se_atten_v2 with attention layers 0, one mixed-type block):
+ * each real neighbor's channels are scaled by 1 + tau_jm, tau_jm = gate[q][m] * sw(r_ij) with
+ * q = gate_index[i][slot] (the type-pair row of the stripped type-embedding table; q = -1: the
+ * descriptor excludes the pair, the row is zeroed and adds nothing):
+ *   T_i[k][m] = (1/N) ( sum_real Rt_j[k] g_m(x_j) (1 + tau_jm) + n_pad Rt_pad[k] g_m(x_pad) )
+ * (padding has sw = 0).  Backward adds to the se_e2_a terms the gate's own dependence on r:
+ *   dE/dRt_j[k] = (1/N) sum_m dT[k][m] g_m (1 + tau_m) + [k == 0] (1/N) sum_m g'_m (1 + tau_m) u_m,
+ *   dE/dsw_j    = (1/N) sum_m g_m gate[q][m] u_m,        u_m = sum_k Rt_j[k] dT[k][m],
+ *   dE/dr_ij    = sum_k dE/dRt_j[k] / std[k] dR_k/dr_ij + dE/dsw_j sw'(r) rhat.
+ *
  * Buffers (C-contiguous, row-major; ntypes = number of center types)
  *   center_types [natoms]                int64 in [0, ntypes)
  *   vectors      [natoms, nnei, 3]       r_ij per slot (only the real ones are read)
@@ -37,9 +55,11 @@
  *   tab_count    [ntables, 3]            n_fine, n_coarse, n_below
  *   tab_offset   [ntables]               start of each table in coef
  *   coef         [...]                   tables, layout of dpc_table.h (ncoef, M shared)
- *   T            [natoms, 4, M]          forward output
+ *   gate         [n_gate_rows, M]        gated mode only (else NULL)
+ *   gate_index   [natoms, nnei]          gated mode only: row of gate per slot (real slots read), -1 = zeroed
+ *   T            [natoms, n_rows, M]     forward output
  *   beyond_fine, beyond_table [natoms]   optional (NULL): real neighbors with x >= upper / outside [lower, xmax)
- *   dT           [natoms, 4, M]          backward input
+ *   dT           [natoms, n_rows, M]     backward input
  *   pair_grad    [natoms, nnei, 3]       backward output, dE/dr_ij
  */
 #ifndef DPC_SE_A_TAB_H
@@ -62,6 +82,10 @@ typedef struct {
     const dpc_index *tab_count;
     const dpc_index *tab_offset;
     const double *coef;
+    int n_rows;                  /* 4 (se_e2_a, gated) or 1 (radial) */
+    const double *gate;          /* gated mode: [n_gate_rows, M]; NULL otherwise */
+    const dpc_index *gate_index; /* gated mode: [natoms, nnei], values in [-1, n_gate_rows) */
+    dpc_index n_gate_rows;
 } dpc_se_a_tab_args;
 
 dpc_status dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,

@@ -1,5 +1,8 @@
 """Fused se_e2_a kernels on tables: thin wrapper over ``src_c/dpc_se_a_tab.c``.
 
+The same kernels serve se_e2_r (radial mode, ``n_rows=1``) and se_atten_v2
+(gated mode: ``gate`` table plus a per-slot ``gate_index``).
+
 Numpy twins: :mod:`dpcompress.reference.se_a_tab`.  The caller
 (:mod:`dpcompress.evaluate.se_a_compressed`) validates every array; this module
 checks shapes and dtypes once more (cheap) because a wrong size here would be
@@ -28,6 +31,10 @@ cdef extern from "dpc_se_a_tab.h":
         const int64_t *tab_count
         const int64_t *tab_offset
         const double *coef
+        int n_rows
+        const double *gate
+        const int64_t *gate_index
+        int64_t n_gate_rows
 
     int dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
                              int64_t *beyond_fine, int64_t *beyond_table) nogil
@@ -44,15 +51,18 @@ def _check(arr, shape, dtype, name):
 cdef class PackedTables:
     """The tables and block settings of a compressed se_e2_a descriptor, as flat arrays.
 
-    Built once per model by :func:`dpcompress.evaluate.se_a_compressed.pack_descriptor`.
+    Built once per model by :func:`dpcompress.evaluate.se_a_compressed.pack_descriptor`
+    (and the se_e2_r / se_atten_v2 modules).  ``n_rows`` 1 selects the radial
+    mode; a ``gate`` table ``(n_gate_rows, M)`` the gated mode.
     """
-    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef
-    cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei, axis_neuron
-    cdef public int ncoef
+    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef, gate
+    cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei, axis_neuron, n_gate_rows
+    cdef public int ncoef, n_rows
     cdef public double rcut, rcut_smth, protection
 
     def __init__(self, sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
-                 int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection):
+                 int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection,
+                 int n_rows=4, gate=None):
         self.sel_offsets = np.ascontiguousarray(sel_offsets, dtype=np.int64)
         self.nblocks = self.sel_offsets.shape[0] - 1
         self.nnei = self.sel_offsets[self.nblocks]
@@ -87,6 +97,19 @@ cdef class PackedTables:
             raise ValueError("table offsets exceed the coefficient buffer")
         if np.any(self.std == 0):
             raise ValueError("std contains zeros")
+        if n_rows not in (1, 4):
+            raise ValueError("n_rows must be 4 or 1 (radial)")
+        self.n_rows = n_rows
+        self.gate, self.n_gate_rows = None, 0
+        if gate is not None:
+            if n_rows != 4:
+                raise ValueError("the gated mode needs n_rows 4")
+            self.gate = np.ascontiguousarray(gate, dtype=np.float64)
+            if self.gate.ndim != 2 or self.gate.shape[0] < 1 or self.gate.shape[1] != n_channels:
+                raise ValueError(f"gate: expected (rows, {n_channels}), got {self.gate.shape}")
+            if not np.all(np.isfinite(self.gate)):
+                raise ValueError("gate contains NaN or inf")
+            self.n_gate_rows = self.gate.shape[0]
 
 
 cdef void _fill(dpc_se_a_tab_args *a, PackedTables p, const int64_t[::1] types, const double[:, :, ::1] vectors,
@@ -114,9 +137,13 @@ cdef void _fill(dpc_se_a_tab_args *a, PackedTables p, const int64_t[::1] types, 
     a.tab_count = &tab_count[0, 0]
     a.tab_offset = &tab_offset[0]
     a.coef = &coef[0]
+    a.n_rows = p.n_rows
+    a.gate = NULL
+    a.gate_index = NULL
+    a.n_gate_rows = p.n_gate_rows
 
 
-def _validate(PackedTables p, center_types, vectors, counts):
+def _validate(PackedTables p, center_types, vectors, counts, gate_index):
     n = center_types.shape[0]
     _check(center_types, (n,), np.int64, "center_types")
     _check(vectors, (n, p.nnei, 3), np.float64, "vectors")
@@ -128,19 +155,39 @@ def _validate(PackedTables p, center_types, vectors, counts):
     sel = np.diff(p.sel_offsets)
     if np.any(counts < 0) or np.any(counts > sel[None, :]):
         raise ValueError("neighbor counts exceed sel")
+    if (gate_index is None) != (p.gate is None):
+        raise ValueError("gate_index is needed exactly when the tables carry a gate")
+    if gate_index is not None:
+        _check(gate_index, (n, p.nnei), np.int64, "gate_index")
+        if gate_index.min() < -1 or gate_index.max() >= p.n_gate_rows:
+            raise ValueError("gate_index out of range")
 
 
-def se_a_tab_forward(PackedTables p, center_types, vectors, counts, int n_threads=1, bint check=False):
-    """T = (1/N) sum_j Rt_j^T g(x_j) per atom, shape (natoms, 4, M); plus out-of-table counts when ``check``."""
-    _validate(p, center_types, vectors, counts)
+cdef void _set_gate(dpc_se_a_tab_args *a, PackedTables p, gate_index):
+    cdef const double[:, ::1] gv
+    cdef const int64_t[:, ::1] iv
+    if p.gate is not None:
+        gv = p.gate
+        iv = gate_index
+        a.gate = &gv[0, 0]
+        a.gate_index = &iv[0, 0]
+
+
+def se_a_tab_forward(PackedTables p, center_types, vectors, counts, int n_threads=1, bint check=False, gate_index=None):
+    """T = (1/N) sum_j Rt_j^T g(x_j) per atom, shape (natoms, n_rows, M); plus out-of-table counts when ``check``.
+
+    ``gate_index`` (natoms, nnei) int64: row of ``p.gate`` per slot, -1 = zeroed (gated mode only).
+    """
+    _validate(p, center_types, vectors, counts, gate_index)
     cdef int64_t n = center_types.shape[0]
-    T = np.empty((n, 4, p.n_channels), dtype=np.float64)
+    T = np.empty((n, p.n_rows, p.n_channels), dtype=np.float64)
     cdef double[:, :, ::1] Tv = T
     beyond = np.zeros((2, n), dtype=np.int64)
     cdef int64_t[:, ::1] bv = beyond
     cdef dpc_se_a_tab_args a
     _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
           p.tab_count, p.tab_offset, p.coef)
+    _set_gate(&a, p, gate_index)
     cdef int status
     with nogil:
         status = dpc_se_a_tab_forward(&a, n_threads, &Tv[0, 0, 0], &bv[0, 0] if check else NULL, &bv[1, 0] if check else NULL)
@@ -149,17 +196,18 @@ def se_a_tab_forward(PackedTables p, center_types, vectors, counts, int n_thread
     return (T, beyond) if check else T
 
 
-def se_a_tab_backward(PackedTables p, center_types, vectors, counts, dT, int n_threads=1):
-    """dE/dr_ij of every slot, shape (natoms, nnei, 3), from dT = dE/dT (natoms, 4, M)."""
-    _validate(p, center_types, vectors, counts)
+def se_a_tab_backward(PackedTables p, center_types, vectors, counts, dT, int n_threads=1, gate_index=None):
+    """dE/dr_ij of every slot, shape (natoms, nnei, 3), from dT = dE/dT (natoms, n_rows, M)."""
+    _validate(p, center_types, vectors, counts, gate_index)
     cdef int64_t n = center_types.shape[0]
-    _check(dT, (n, 4, p.n_channels), np.float64, "dT")
+    _check(dT, (n, p.n_rows, p.n_channels), np.float64, "dT")
     grad = np.empty((n, p.nnei, 3), dtype=np.float64)
     cdef double[:, :, ::1] gv = grad
     cdef const double[:, :, ::1] dv = dT
     cdef dpc_se_a_tab_args a
     _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
           p.tab_count, p.tab_offset, p.coef)
+    _set_gate(&a, p, gate_index)
     cdef int status
     with nogil:
         status = dpc_se_a_tab_backward(&a, n_threads, &dv[0, 0, 0], &gv[0, 0, 0])

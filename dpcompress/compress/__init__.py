@@ -27,12 +27,21 @@ class TableAccuracyWarning(UserWarning):
     """A table reproduces its net less accurately than usual (kinks of relu/relu6, or a coarse step)."""
 
 
-def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None):
+def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=None):
     """The training set's minimum pair distance, and where it came from.
 
-    Order (as DeePMD-kit): the value stored in the model; else a scan of the
+    Order: a scan file (``scan``, written by ``dpcompress scan``) when given —
+    an explicit request, so it wins over the model's value (with a warning when
+    they differ); else (as DeePMD-kit) the value stored in the model; else a scan of the
     training data that ``training_script`` names; else ``min_nbor_dist``; else an error.
     """
+    if scan is not None:
+        from ..scan import scan_min_nbor_dist
+
+        value = scan_min_nbor_dist(scan)
+        if model.min_nbor_dist is not None and abs(value - model.min_nbor_dist) > 1e-12 * value:
+            warnings.warn(f"{scan}: min_nbor_dist = {value} is used; the model stores {model.min_nbor_dist}", stacklevel=3)
+        return value, f"scan file {os.path.basename(scan)}"
     if model.min_nbor_dist is not None:
         if min_nbor_dist is not None and abs(min_nbor_dist - model.min_nbor_dist) > 1e-12:
             warnings.warn(
@@ -73,6 +82,7 @@ def compress(
     min_nbor_dist=None,
     order=5,
     n_threads=None,
+    scan=None,
 ):
     r"""Tabulate every embedding net of a model.
 
@@ -93,8 +103,8 @@ def compress(
         Table end as a multiple of the fine region's upper bound (``-e``).
     check_frequency : int
         Default overflow-check period stored in the file (``-f``; -1: off).
-    training_script, min_nbor_dist
-        See :func:`resolve_min_nbor_dist`.
+    training_script, min_nbor_dist, scan
+        See :func:`resolve_min_nbor_dist` (``scan``: a ``dpcompress scan`` JSON file).
     order : {5, 3}
     n_threads : int or None
 
@@ -117,7 +127,7 @@ def compress(
         raise InputError(f"order must be 5 or 3, got {order!r}")
     if isinstance(check_frequency, bool) or not isinstance(check_frequency, int):
         raise InputError(f"check_frequency must be an integer, got {check_frequency!r}")
-    rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist)
+    rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist, scan)
     stride0, stride1 = float(step), 10.0 * float(step)
     grid = dict(stride0=stride0, stride1=stride1, extrapolate=extrapolate, order=order, n_threads=n_threads)
     # each builder measures max |table - net| at the interval midpoints (max_error)

@@ -95,7 +95,7 @@ def table_bounds(descriptor, min_nbor_dist):
     UnsupportedModelError
         Not an se_e2_a descriptor.
     """
-    if getattr(descriptor, "type_name", None) != "se_e2_a":
+    if getattr(descriptor, "type_name", None) not in ("se_e2_a", "se_e2_r"):  # same per-type layout and rule
         raise UnsupportedModelError(
             f"table bounds are implemented for se_e2_a only, not {getattr(descriptor, 'type_name', type(descriptor).__name__)}"
         )
@@ -120,3 +120,100 @@ def table_bounds(descriptor, min_nbor_dist):
         centers = [c for c in range(nt) if (c, n) not in descriptor.exclude_types] or list(range(nt))
         out.append((min(per_center[c][0] for c in centers), max(per_center[c][1] for c in centers)))
     return tuple(out)
+
+
+def se_e3_table_bounds(descriptor, min_nbor_dist):
+    r"""Integer, symmetric ``(-U, U)`` of every se_e3 table: the range of :math:`e_{jk}` over the training set.
+
+    The table of the neighbor-type pair :math:`(a, b)` sees
+    :math:`e_{jk} = \tilde{\mathbf r}_j\cdot\tilde{\mathbf r}_k` with
+    :math:`\tilde{\mathbf r}_j = (s_j\hat{\mathbf r}_j - \bar{\mathbf R}_j)/\boldsymbol\sigma_j`
+    (component-wise), :math:`s = \mathrm{sw}(r)/r \le s_\text{max}` at the training
+    set's closest pair, so :math:`|e_{jk}| \le \rho_a\rho_b` with, per center type
+    :math:`t` and block :math:`a` (over its slots and the three angular components),
+
+    .. math::
+
+        \rho_{t,a} = \frac{s_\text{max}}{\min \sigma} + \max\Big|\frac{\bar{\mathbf R}}{\boldsymbol\sigma}\Big|,\qquad
+        U_{ab} = \Big\lceil \max_t \rho_{t,a}\,\rho_{t,b} \Big\rceil .
+
+    With DeePMD-kit's statistics (angular average 0, one angular σ per center
+    type) this is its own ``ceil((s_max/σ_a)^2)`` (``_get_env_mat_range``, type
+    "T"), except that DeePMD-kit takes the center type :math:`t = a` only,
+    although the net of :math:`(a, b)` serves every center type: its table is
+    then too narrow for the other centers, whose values land in the coarse
+    region and, through DeePMD-kit's interval-width off-by-one, in a wrongly
+    built interval.  Here the max runs over every center type for which neither
+    block :math:`a` nor :math:`b` is zeroed by ``exclude_types`` (all of them
+    when that leaves none).
+    (DeePMD-kit's PyTorch code also lets the radial σ enter; it is larger than
+    the angular one in practice, so it never decides the bound.)
+
+    Parameters
+    ----------
+    descriptor : DescriptorSeT
+    min_nbor_dist : float
+        Smallest pair distance of the training data, Å, > 0.
+
+    Returns
+    -------
+    tuple
+        ``bounds[a][b] = (-U_ab, U_ab)`` for ``a <= b``, None for ``a > b``.
+    """
+    if getattr(descriptor, "type_name", None) != "se_e3":
+        raise UnsupportedModelError(f"se_e3 table bounds asked for a {getattr(descriptor, 'type_name', '?')} descriptor")
+    try:
+        r = float(min_nbor_dist)
+    except (TypeError, ValueError):
+        raise InputError(f"min_nbor_dist must be a positive number, got {min_nbor_dist!r}") from None
+    if isinstance(min_nbor_dist, bool) or not math.isfinite(r) or r <= 0:
+        raise InputError(f"min_nbor_dist must be a positive finite distance (Å), got {min_nbor_dist!r}")
+    sw, _ = smooth_switch(np.array([r]), descriptor.rcut_smth, descriptor.rcut)
+    s_max = float(sw[0]) / r
+    nt = descriptor.ntypes
+    offsets = np.concatenate([[0], np.cumsum(descriptor.sel)])
+    rho = np.zeros((descriptor.davg.shape[0], nt))
+    silent = np.ones((descriptor.davg.shape[0], nt), dtype=bool)  # padding rows are zero
+    for b in range(nt):
+        if descriptor.sel[b] == 0:
+            continue
+        avg = np.asarray(descriptor.davg, dtype=np.float64)[:, offsets[b] : offsets[b + 1], 1:]
+        std = np.asarray(descriptor.dstd, dtype=np.float64)[:, offsets[b] : offsets[b + 1], 1:]
+        rho[:, b] = s_max / np.abs(std).min(axis=(1, 2)) + np.linalg.norm(avg / std, axis=2).max(axis=1)
+        silent[:, b] = np.all(avg == 0, axis=(1, 2))
+    excl = descriptor.exclude_types
+    out = []
+    for a in range(nt):
+        row = []
+        for b in range(nt):
+            if a > b:
+                row.append(None)
+                continue
+            # a block zeroed by exclude_types (with zero padding rows) gives e = 0 for center t
+            off = [t for t in range(rho.shape[0]) if any((t, x) in excl and silent[t, x] for x in (a, b))]
+            centers = [t for t in range(rho.shape[0]) if t not in off] or list(range(rho.shape[0]))
+            # at least 1: a table needs a fine region (s_max = 0 when min_nbor_dist >= rcut)
+            u = max(1, int(math.ceil(max(rho[t, a] * rho[t, b] for t in centers))))
+            row.append((-u, u))
+        out.append(tuple(row))
+    return tuple(out)
+
+
+def se_atten_table_bounds(descriptor, min_nbor_dist):
+    r"""Integer ``(lower, upper)`` of the one geometric table of se_atten_v2.
+
+    DeePMD-kit's rule for "Atten" descriptors: the per-center-type bounds of
+    :func:`center_type_bounds` (all four components, as for se_e2_a), then
+    :math:`L = \min_t L_t`, :math:`U = \max_t U_t`, since one net serves every
+    center type.
+    """
+    if getattr(descriptor, "type_name", None) != "se_atten_v2":
+        raise UnsupportedModelError(f"se_atten table bounds asked for a {getattr(descriptor, 'type_name', '?')} descriptor")
+    try:
+        r = float(min_nbor_dist)
+    except (TypeError, ValueError):
+        raise InputError(f"min_nbor_dist must be a positive number, got {min_nbor_dist!r}") from None
+    if isinstance(min_nbor_dist, bool) or not math.isfinite(r) or r <= 0:
+        raise InputError(f"min_nbor_dist must be a positive finite distance (Å), got {min_nbor_dist!r}")
+    per_center = center_type_bounds(descriptor.davg, descriptor.dstd, descriptor.rcut_smth, descriptor.rcut, r)
+    return min(lo for lo, _ in per_center), max(hi for _, hi in per_center)

@@ -70,3 +70,50 @@ def iter_nets(desc):
                 stack[:0] = list(item)
             elif item is not None:
                 yield item
+
+
+def tabulate_se_e3(desc, min_nbor_dist, grid):
+    r"""Tables of se_e3: one per neighbor-type pair a <= b, on a symmetric three-segment grid.
+
+    The grid covers :math:`[-eU, eU]`: fine stride over :math:`[-U, U)`, coarse
+    stride on both sides (:func:`~dpcompress.compress.tables.build_embedding_table`
+    with ``extrapolate_below``), :math:`U` from
+    :func:`~dpcompress.compress.bounds.se_e3_table_bounds`.  Both strides are ten
+    times the requested ones, as DeePMD-kit does for se_e3 (step 0.01 gives 0.1
+    and 1.0): :math:`e_{jk}` spans a range some ten times wider than se_e2_a's input.
+    """
+    from .bounds import se_e3_table_bounds
+
+    bounds = se_e3_table_bounds(desc, min_nbor_dist)
+    grid = dict(grid, stride0=10.0 * grid["stride0"], stride1=10.0 * grid["stride1"], extrapolate_below=True)
+    nt = desc.ntypes
+    tables = []
+    for a in range(nt):
+        row = tuple(
+            _build(desc.embedding_net(a, b), bounds[a][b], grid) if a <= b and desc.sel[a] and desc.sel[b] else None
+            for b in range(nt)
+        )
+        # an all-None row is stored as None: the .dpc writer infers the nesting from the first non-None entry
+        tables.append(row if any(t is not None for t in row) else None)
+    return dataclasses.replace(desc, embeddings=None, tables=tuple(tables))
+
+
+TABULATORS["se_e3"] = tabulate_se_e3
+
+
+def tabulate_se_atten_v2(desc, min_nbor_dist, grid):
+    r"""Tables of se_atten_v2: one table of the geometric net, and the strip net's outputs.
+
+    The geometric net :math:`G_s` gets one table on :math:`[L, U)` with
+    :func:`~dpcompress.compress.bounds.se_atten_table_bounds`.  The strip net
+    only ever sees the type-embedding rows of the (center, neighbor) type pairs,
+    so it is replaced by its exact outputs :math:`S` (``strip_table``, DeePMD-kit's
+    ``type_embd_data``) — no approximation there.
+    """
+    from .bounds import se_atten_table_bounds
+
+    table = _build(desc.embeddings, se_atten_table_bounds(desc, min_nbor_dist), grid)
+    return dataclasses.replace(desc, embeddings=None, strip_net=None, strip_table=desc.gate_table(), tables=table)
+
+
+TABULATORS.update(se_e2_r=tabulate_se_e2_a, se_atten_v2=tabulate_se_atten_v2)  # se_e2_r: se_e2_a's per-type layout

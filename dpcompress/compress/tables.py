@@ -325,11 +325,11 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
     table = EmbeddingTable(
         lower=lower, stride0=stride0, stride1=stride1, n_fine=n_fine, n_coarse=n_coarse, coef=coef, n_below=n_below
     )
-    value_err, _ = estimate_table_error(table, net)
+    value_err, _ = estimate_table_error(table, net, n_threads)
     return replace(table, max_error=value_err)
 
 
-def estimate_table_error(table, net):
+def estimate_table_error(table, net, n_threads=1):
     r"""Max |table - net| of the values and of the first derivatives, at the points where each peaks.
 
     On an interval of width :math:`w`, with :math:`u = t/w`, the Hermite
@@ -339,24 +339,30 @@ def estimate_table_error(table, net):
     :math:`u = 1/2 \pm \sqrt{1/20}` (quintic) or :math:`1/2 \pm \sqrt{1/12}`
     (cubic).  So values are compared at the midpoints and derivatives at
     :math:`u = 1/2 - \sqrt{1/20}` (resp. :math:`\sqrt{1/12}`) of every interval —
-    sharp estimates of the error over the whole table.  The net is the numpy
-    reference (:func:`dpcompress.reference.networks.embedding_with_derivatives`),
-    independent of the C builder.
+    sharp estimates of the error over the whole table.  The net is evaluated by
+    the compiled forward-mode evaluator (``table_build.embedding_derivatives``,
+    held equal to the numpy reference by the tests) — fast enough that the whole
+    compression of a water model takes a fraction of a second — and the table
+    by the numpy lookup of :mod:`dpcompress.reference.table_math`.
 
     Parameters
     ----------
     table : EmbeddingTable
     net : Network
         The net the table was built from.
+    n_threads : int
 
     Returns
     -------
     value_error, derivative_error : float
     """
+    from .._ext import table_build as _tb
+
     x0, w = table.nodes()[:-1], table.widths()
     u_deriv = 0.5 - math.sqrt(1.0 / 20.0 if table.order == 5 else 1.0 / 12.0)
     x = np.concatenate([x0 + 0.5 * w, x0 + u_deriv * w])
-    g, dg, _ = embedding_with_derivatives(net, x)
+    node = _tb.embedding_derivatives(pack_network(net), x, n_threads)
+    g, dg = node[:, 0], node[:, 1]
     v, d = table_eval(table, x)
     n = x0.size
     return float(np.max(np.abs(v[:n] - g[:n]))), float(np.max(np.abs(d[n:] - dg[n:])))

@@ -32,6 +32,7 @@ MODULES = {
     "se_e2_a": ("dpcompress.reference.se_e2_a", "dpcompress.evaluate.se_a_compressed"),
     "se_e3": ("dpcompress.reference.se_e3", "dpcompress.evaluate.se_e3_compressed"),
 }
+MODULES.update({k: (f"dpcompress.reference.{k}", f"dpcompress.evaluate.{k}_compressed") for k in ("se_e2_r", "se_atten_v2")})
 
 
 def descriptor_parts(descriptor):

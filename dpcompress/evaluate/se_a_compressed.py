@@ -62,8 +62,12 @@ def block_modes(model, desc):
     return mode
 
 
-def pack_descriptor(model, desc=None):
-    """Flatten a compressed se_e2_a descriptor's tables into the kernels' :class:`PackedTables`."""
+def pack_descriptor(model, desc=None, **mode):
+    """Flatten a compressed se_e2_a descriptor's tables into the kernels' :class:`PackedTables`.
+
+    ``mode`` is passed on to :class:`PackedTables` (``n_rows=1``: the radial mode of se_e2_r,
+    whose per-type layout is the same).
+    """
     desc = model.descriptor if desc is None else desc
     nt = model.ntypes
     tables, table_of = [], -np.ones((nt, nt), dtype=np.int64)
@@ -98,8 +102,9 @@ def pack_descriptor(model, desc=None):
         rcut=desc.rcut,
         rcut_smth=desc.rcut_smth,
         protection=desc.env_protection,
+        **mode,
     )
-    packed.axis_neuron = desc.axis_neuron
+    packed.axis_neuron = getattr(desc, "axis_neuron", 0)
     return packed
 
 

@@ -88,7 +88,7 @@ def _write_descriptor(g, desc):
             for idx in np.ndindex(*shape) if shape else [()]:
                 tab = v
                 for i in idx:
-                    tab = tab[i]
+                    tab = None if tab is None else tab[i]  # a whole row may be None (se_e3: empty neighbor block)
                 if tab is None:
                     continue
                 ds = tg.create_dataset("t" + "".join(f"_{i}" for i in idx), data=tab.coef)

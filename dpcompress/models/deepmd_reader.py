@@ -358,5 +358,239 @@ def model_from_tree(tree, source=""):
     )
 
 
+def read_descriptor_se_e3(node, ntypes):
+    """Read an se_e3 (se_t) descriptor.
+
+    Its ``embeddings`` collection (``ndim`` 2) holds ``ntypes**2`` nets at
+    DeePMD-kit's flat index ``a + b*ntypes``; only the neighbor-type pairs
+    ``a <= b`` are used (the others are stored but never evaluated, and may be null).
+    """
+    from .structures import DescriptorSeT
+
+    if node.raw("spin", None) is not None:
+        raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
+    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
+    if len(sel) != ntypes:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
+    if sum(sel) == 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
+    rcut = node.number("rcut", positive=True)
+    rcut_smth = node.number("rcut_smth")
+    if not 0 <= rcut_smth < rcut:
+        raise ModelFormatError(f"{node.source}: '{node.where}.rcut_smth' = {rcut_smth} should lie in [0, rcut={rcut})")
+    env = _Node(node.raw("env_mat", {}) or {}, f"{node.where}.env_mat", node.source)
+    if env.raw("use_exp_switch", False):
+        raise UnsupportedModelError(f"{node.source}: '{env.where}.use_exp_switch' = true is not supported")
+    protection = node.number("env_protection", 0.0)
+    if protection < 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.env_protection' should be >= 0, found {protection}")
+    neuron = node.int_list("neuron", lo=1)
+    if not neuron:
+        raise ModelFormatError(f"{node.source}: '{node.where}.neuron' is empty")
+    nnei = sum(sel)
+    var = node.node("@variables")
+    davg = var.array("davg", shape=(ntypes, nnei, 4))
+    dstd = var.array("dstd", shape=(ntypes, nnei, 4))
+    if np.any(dstd == 0):
+        raise ModelFormatError(f"{node.source}: '{var._key('dstd')}' contains zeros (division by zero)")
+    ndim, nets = _network_list(node.node("embeddings"), (2,), ntypes)
+    M = neuron[-1]
+    embeddings = []
+    for a in range(ntypes):
+        row = []
+        for b in range(ntypes):
+            net = nets[a + b * ntypes] if a <= b else None
+            where = f"{node.where}.embeddings.networks[{a + b * ntypes}]"
+            if net is None and a <= b and sel[a] and sel[b]:
+                raise ModelFormatError(f"{node.source}: '{where}' (neighbor types {a}, {b}) is null")
+            if net is not None and (net.in_dim != 1 or net.out_dim != M):
+                raise ModelFormatError(f"{node.source}: '{where}' maps {net.in_dim} -> {net.out_dim}, expected 1 -> {M}")
+            row.append(net)
+        embeddings.append(tuple(row))
+    return DescriptorSeT(
+        rcut=rcut,
+        rcut_smth=rcut_smth,
+        sel=sel,
+        neuron=neuron,
+        exclude_types=_pairs(node, "exclude_types", ntypes),
+        env_protection=protection,
+        davg=davg,
+        dstd=dstd,
+        embeddings=tuple(embeddings),
+        activation=_activation(node, "activation_function"),
+        resnet_dt=bool(node.raw("resnet_dt", False)),
+    )
+
+
 #: canonical descriptor type -> reader(node, ntypes)
 DESCRIPTOR_READERS = {"se_e2_a": read_descriptor_se_e2_a, "hybrid": read_descriptor_hybrid}
+DESCRIPTOR_READERS["se_e3"] = read_descriptor_se_e3
+DESCRIPTOR_ALIASES.update(se_e3="se_e3", se_t="se_e3", se_at="se_e3", se_a_3be="se_e3")  # DeePMD-kit's spellings
+
+
+def _radial_settings(node):
+    """rcut, rcut_smth and env_protection of a descriptor node, validated (shared by se_e2_r and se_atten_v2)."""
+    if node.raw("spin", None) is not None:
+        raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
+    rcut = node.number("rcut", positive=True)
+    rcut_smth = node.number("rcut_smth")
+    if not 0 <= rcut_smth < rcut:
+        raise ModelFormatError(f"{node.source}: '{node.where}.rcut_smth' = {rcut_smth} should lie in [0, rcut={rcut})")
+    env = _Node(node.raw("env_mat", {}) or {}, f"{node.where}.env_mat", node.source)
+    if env.raw("use_exp_switch", False):
+        raise UnsupportedModelError(f"{node.source}: '{env.where}.use_exp_switch' = true is not supported")
+    protection = node.number("env_protection", 0.0)
+    if protection < 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.env_protection' should be >= 0, found {protection}")
+    return rcut, rcut_smth, protection
+
+
+def _statistics(node, ntypes, nnei, ncomp):
+    var = node.node("@variables")
+    davg = var.array("davg", shape=(ntypes, nnei, ncomp))
+    dstd = var.array("dstd", shape=(ntypes, nnei, ncomp))
+    if np.any(dstd == 0):
+        raise ModelFormatError(f"{node.source}: '{var._key('dstd')}' contains zeros (division by zero)")
+    return davg, dstd
+
+
+def read_descriptor_se_e2_r(node, ntypes):
+    """Read an se_e2_r (se_r) descriptor.
+
+    Its nets are laid out as se_e2_a's: ``ndim`` 1 (``type_one_side``, the only
+    form DeePMD-kit's PyTorch backend writes) or 2 (flat index ``c + n*ntypes``).
+    """
+    from .structures import DescriptorSeR
+
+    rcut, rcut_smth, protection = _radial_settings(node)
+    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
+    if len(sel) != ntypes:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
+    if sum(sel) == 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
+    neuron = node.int_list("neuron", lo=1)
+    if not neuron:
+        raise ModelFormatError(f"{node.source}: '{node.where}.neuron' is empty")
+    tos = node.flag("type_one_side", True)
+    davg, dstd = _statistics(node, ntypes, sum(sel), 1)
+    _, nets = _network_list(node.node("embeddings"), (1,) if tos else (2,), ntypes)
+    M = neuron[-1]
+    for k, net in enumerate(nets):
+        if net is not None and (net.in_dim != 1 or net.out_dim != M):
+            raise ModelFormatError(
+                f"{node.source}: '{node.where}.embeddings.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, expected 1 -> {M}"
+            )
+    embeddings = tuple(nets) if tos else tuple(tuple(nets[c + n * ntypes] for n in range(ntypes)) for c in range(ntypes))
+    for c in range(ntypes):
+        for n in range(ntypes):
+            if sel[n] and (embeddings[n] if tos else embeddings[c][n]) is None:
+                raise ModelFormatError(f"{node.source}: embedding net for center type {c}, neighbor type {n} is null")
+    return DescriptorSeR(
+        rcut=rcut,
+        rcut_smth=rcut_smth,
+        sel=sel,
+        neuron=neuron,
+        type_one_side=tos,
+        exclude_types=_pairs(node, "exclude_types", ntypes),
+        env_protection=protection,
+        davg=davg,
+        dstd=dstd,
+        embeddings=embeddings,
+        activation=_activation(node, "activation_function"),
+        resnet_dt=bool(node.raw("resnet_dt", False)),
+    )
+
+
+def read_descriptor_se_atten_v2(node, ntypes):
+    """Read se_atten_v2 (or DPA-1 / se_atten in its equivalent form) without attention layers.
+
+    Accepted: ``attn_layer`` 0, stripped type embedding (``tebd_input_mode``
+    "strip", implied by se_atten_v2) with ``smooth_type_embedding``, ``lmax`` 1,
+    one-hot type embedding (no ``use_econf_tebd``).  Everything else raises
+    :class:`~dpcompress.errors.UnsupportedModelError` saying why.  The type
+    embedding is evaluated here (it is a constant table).
+    """
+    from ..reference.networks import network_forward
+    from .structures import DescriptorSeAttenV2
+
+    dtype = node.raw("type")
+    where, src = node.where, node.source
+    attn_layer = node.raw("attn_layer", 2)
+    if isinstance(attn_layer, bool) or not isinstance(attn_layer, int) or attn_layer < 0:
+        raise ModelFormatError(f"{src}: '{where}.attn_layer' should be a non-negative integer, found {attn_layer!r}")
+    if attn_layer > 0:
+        raise UnsupportedModelError(
+            f"{src}: {dtype} with attn_layer = {attn_layer} is not supported: attention layers mix the embeddings of "
+            "all neighbors of an atom, so the embedding is no longer a function of one neighbor's distance and "
+            "cannot be tabulated (only attn_layer 0 is supported)"
+        )
+    # se_atten_v2 is strip by definition; DPA-1's default is concat
+    mode = node.raw("tebd_input_mode", "strip" if dtype == "se_atten_v2" else "concat")
+    if mode != "strip":
+        raise UnsupportedModelError(
+            f"{src}: {dtype} with tebd_input_mode = {mode!r} is not supported: 'concat' feeds [s, type embedding] "
+            "into one net, whose input is then not a scalar and cannot be tabulated (only 'strip' is supported)"
+        )
+    if not node.flag("smooth_type_embedding", True):
+        raise UnsupportedModelError(
+            f"{src}: '{where}.smooth_type_embedding' = false is not supported (se_atten_v2 always smooths the type gate)"
+        )
+    if int(node.number("lmax", 1)) != 1:
+        raise UnsupportedModelError(f"{src}: '{where}.lmax' = {node.raw('lmax')} is not supported (only 1)")
+    rcut, rcut_smth, protection = _radial_settings(node)
+    raw_sel = node.raw("sel")
+    sel = (raw_sel,) if isinstance(raw_sel, int) and not isinstance(raw_sel, bool) else node.int_list("sel", lo=1, hi=MAX_SEL)
+    if len(sel) != 1 or not 1 <= sel[0] <= MAX_SEL:
+        raise ModelFormatError(f"{src}: '{where}.sel' should be one positive number (mixed types), found {raw_sel!r}")
+    neuron = node.int_list("neuron", lo=1)
+    if not neuron:
+        raise ModelFormatError(f"{src}: '{where}.neuron' is empty")
+    M = neuron[-1]
+    axis = int(node.number("axis_neuron", positive=True))
+    if axis > M:
+        raise ModelFormatError(f"{src}: '{where}.axis_neuron' = {axis} exceeds the embedding width {neuron}")
+    tebd_dim = int(node.number("tebd_dim", positive=True))
+    tos = node.flag("type_one_side", False)
+    davg, dstd = _statistics(node, ntypes, sel[0], 4)
+    _, (geo,) = _network_list(node.node("embeddings"), (0,), ntypes)
+    _, (strip,) = _network_list(node.node("embeddings_strip"), (0,), ntypes)
+    n_strip = tebd_dim if tos else 2 * tebd_dim
+    for key, net, n_in in (("embeddings", geo, 1), ("embeddings_strip", strip, n_strip)):
+        if net is None or net.in_dim != n_in or net.out_dim != M:
+            got = "null" if net is None else f"{net.in_dim} -> {net.out_dim}"
+            raise ModelFormatError(f"{src}: '{where}.{key}.networks[0]' maps {got}, expected {n_in} -> {M}")
+    te = node.node("type_embedding")
+    if te.raw("use_econf_tebd", False) or node.raw("use_econf_tebd", False):
+        raise UnsupportedModelError(
+            f"{src}: '{te.where}.use_econf_tebd' = true is not supported (the electronic-configuration inputs are not in the model file)"
+        )
+    tnet = read_network(te.node("embedding"))
+    if tnet.in_dim != ntypes or tnet.out_dim != tebd_dim:
+        raise ModelFormatError(
+            f"{src}: '{te.where}.embedding' maps {tnet.in_dim} -> {tnet.out_dim}, expected {ntypes} (one-hot) -> {tebd_dim}"
+        )
+    # E_t = net(one-hot t); the padding type (-1 -> row ntypes) has the zero embedding
+    E = np.concatenate([network_forward(tnet, np.eye(ntypes))[0], np.zeros((1, tebd_dim))])
+    return DescriptorSeAttenV2(
+        rcut=rcut,
+        rcut_smth=rcut_smth,
+        sel=sel,
+        neuron=neuron,
+        axis_neuron=axis,
+        tebd_dim=tebd_dim,
+        type_one_side=tos,
+        exclude_types=_pairs(node, "exclude_types", ntypes),
+        env_protection=protection,
+        davg=davg,
+        dstd=dstd,
+        type_embedding=E,
+        embeddings=geo,
+        strip_net=strip,
+        concat_output_tebd=node.flag("concat_output_tebd", True),
+        activation=_activation(node, "activation_function"),
+        resnet_dt=bool(node.raw("resnet_dt", False)),
+    )
+
+
+DESCRIPTOR_READERS.update(se_e2_r=read_descriptor_se_e2_r, se_atten_v2=read_descriptor_se_atten_v2)
+DESCRIPTOR_ALIASES.update(se_r="se_e2_r", se_e2_r="se_e2_r", se_atten_v2="se_atten_v2", se_atten="se_atten_v2", dpa1="se_atten_v2")

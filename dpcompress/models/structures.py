@@ -321,5 +321,383 @@ class DescriptorHybrid:
         return None
 
 
+@dataclass(frozen=True)
+class DescriptorSeT:
+    r"""The se_e3 (se_t, "three-body embedding") descriptor.
+
+    For a center atom :math:`i` of type :math:`t_i`, with the normalised
+    environment rows :math:`\tilde R_j` of its neighbor slots (as se_e2_a) and
+    :math:`\tilde{\mathbf r}_j = \tilde R_j[1{:}4]` their angular parts:
+
+    .. math::
+
+        D_i[m] = \sum_{a \le b} \frac{1}{N_a N_b}
+            \sum_{j \in a,\, k \in b} e_{jk}\, G^{(a,b)}_m(e_{jk}),\qquad
+        e_{jk} = \tilde{\mathbf r}_j \cdot \tilde{\mathbf r}_k
+
+    over the neighbor-type blocks :math:`a \le b` (:math:`N_a` = ``sel[a]``;
+    within a block :math:`a = b` every ordered pair :math:`(j, k)`, :math:`j = k`
+    included).  One embedding net per unordered pair of *neighbor* types, shared
+    by all center types.  Padding slots have :math:`R = 0`, hence
+    :math:`\tilde{\mathbf r} = -\bar R[1{:}4]/\sigma[1{:}4]`, which is 0 for
+    DeePMD-kit's statistics (the angular average is 0): they contribute nothing.
+    Rows of ``exclude_types`` pairs are zeroed (:math:`e = 0`: no contribution).
+
+    Attributes
+    ----------
+    rcut, rcut_smth : float
+        Cutoff and start of the smooth switch, Å.
+    sel : tuple of int
+        Slots per neighbor type; ``nnei = sum(sel)``.
+    neuron : tuple of int
+        Embedding widths; ``M = neuron[-1]`` is also the descriptor width.
+    exclude_types : frozenset of (int, int)
+        Symmetrised excluded (center, neighbor) type pairs: their rows are zeroed.
+    env_protection : float
+    davg, dstd : ndarray, shape (ntypes, nnei, 4)
+        Normalisation statistics per center type and slot.
+    embeddings : tuple or None
+        ``embeddings[a][b]`` for neighbor types ``a <= b``: a :class:`Network`
+        (DeePMD-kit's flat index ``a + b*ntypes``); None for ``a > b`` and in a
+        compressed model.
+    tables : tuple or None
+        Same nesting, :class:`~dpcompress.compress.tables.EmbeddingTable`
+        objects (None when uncompressed); a whole row may be None.
+    """
+
+    rcut: float
+    rcut_smth: float
+    sel: Tuple[int, ...]
+    neuron: Tuple[int, ...]
+    exclude_types: frozenset
+    env_protection: float
+    davg: np.ndarray
+    dstd: np.ndarray
+    embeddings: Optional[tuple]
+    activation: str = "tanh"
+    resnet_dt: bool = False
+    tables: Optional[tuple] = None
+
+    type_name = "se_e3"
+    mixed_types = False  # one neighbor block per type
+
+    @property
+    def ntypes(self):
+        return len(self.sel)
+
+    @property
+    def nnei(self):
+        return int(sum(self.sel))
+
+    @property
+    def n_channels(self):
+        """M, the width of the embedding output."""
+        return self.neuron[-1]
+
+    @property
+    def dim_out(self):
+        return self.neuron[-1]
+
+    @staticmethod
+    def _pair(nested, a, b):
+        a, b = min(a, b), max(a, b)
+        row = nested[a] if nested is not None else None
+        return None if row is None else row[b]
+
+    def embedding_net(self, a, b):
+        """The embedding :class:`Network` of the neighbor-type pair (a, b), in either order."""
+        return self._pair(self.embeddings, a, b)
+
+    def embedding_table(self, a, b):
+        """The :class:`EmbeddingTable` of the neighbor-type pair (a, b) (compressed models)."""
+        return self._pair(self.tables, a, b)
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
+
+    def check_compressed(self, ntypes):
+        """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
+        if len(self.sel) != ntypes or min(self.sel) < 0 or not 0 < sum(self.sel) < 2**20:
+            return f"sel {self.sel} does not fit {ntypes} types"
+        for name in ("davg", "dstd"):
+            arr = getattr(self, name)
+            if arr.shape != (ntypes, self.nnei, 4):
+                return f"{name} has shape {arr.shape}, expected {(ntypes, self.nnei, 4)}"
+        if np.any(self.dstd == 0):
+            return "dstd contains zeros"
+        if not isinstance(self.tables, tuple) or len(self.tables) != ntypes:
+            return "tables should be nested [ntypes][ntypes]"
+        for a in range(ntypes):
+            for b in range(a, ntypes):
+                if self.sel[a] == 0 or self.sel[b] == 0:
+                    continue
+                tab = self.embedding_table(a, b)
+                if tab is None:
+                    return f"no table for neighbor types ({a}, {b})"
+                if tab.n_channels != self.n_channels:
+                    return f"a table has {tab.n_channels} channels, the net {self.n_channels}"
+        return None
+
+
 #: descriptor ``type_name`` -> data class (used by the ``.dpc`` reader)
 DESCRIPTOR_CLASSES = {"se_e2_a": DescriptorSeA, "hybrid": DescriptorHybrid}
+DESCRIPTOR_CLASSES["se_e3"] = DescriptorSeT
+
+
+@dataclass(frozen=True)
+class DescriptorSeR:
+    r"""The se_e2_r ("smooth edition, two-body embedding, radial") descriptor.
+
+    For a center atom :math:`i` of type :math:`t_i` with neighbor slots :math:`j`
+    (blocks per neighbor type :math:`b(j)`, :math:`N` = ``nnei`` slots in all):
+
+    .. math::
+
+        x_{ij} = \frac{s(r_{ij})/(r_{ij}+p) - \bar R_{t_i j}}{\sigma_{t_i j}},\qquad
+        D_i = \frac15\,\frac1N \sum_j G^{(t_i, b(j))}(x_{ij}) \in \mathbb R^M
+
+    (the factor 1/5 is DeePMD-kit's hard-coded ``res_rescale``).  Every slot
+    counts: padding has :math:`R = 0`, so it adds :math:`G(-\bar R/\sigma)`;
+    a real neighbor of an ``exclude_types`` pair has its normalised row zeroed
+    and adds :math:`G(0)`.
+
+    Attributes
+    ----------
+    rcut, rcut_smth : float
+        Cutoff and start of the smooth switch, Å.
+    sel : tuple of int
+        Slots per neighbor type; ``nnei = sum(sel)``.
+    neuron : tuple of int
+        Embedding widths; ``M = neuron[-1]`` is the descriptor width.
+    type_one_side : bool
+        Embedding nets depend on the neighbor type only (DeePMD-kit's PyTorch
+        and numpy backends know only this form; TensorFlow also wrote False).
+    exclude_types : frozenset of (int, int)
+        Symmetrised excluded (center, neighbor) type pairs: their rows are zeroed.
+    env_protection : float
+        :math:`p` above.
+    davg, dstd : ndarray, shape (ntypes, nnei, 1)
+        Normalisation statistics per center type and slot (radial only).
+    embeddings : tuple or None
+        ``embeddings[neighbor]`` (``type_one_side``) or ``embeddings[center][neighbor]``:
+        a :class:`Network` or None.  None in a compressed model.
+    tables : tuple or None
+        Same indexing, :class:`~dpcompress.compress.tables.EmbeddingTable`
+        objects (None when uncompressed).
+    """
+
+    rcut: float
+    rcut_smth: float
+    sel: Tuple[int, ...]
+    neuron: Tuple[int, ...]
+    type_one_side: bool
+    exclude_types: frozenset
+    env_protection: float
+    davg: np.ndarray
+    dstd: np.ndarray
+    embeddings: Optional[tuple]
+    activation: str = "tanh"
+    resnet_dt: bool = False
+    tables: Optional[tuple] = None
+
+    type_name = "se_e2_r"
+    mixed_types = False  # one neighbor block per type
+    #: DeePMD-kit's fixed output scale (``res_rescale``)
+    RESCALE = 0.2
+
+    @property
+    def ntypes(self):
+        return len(self.sel)
+
+    @property
+    def nnei(self):
+        return int(sum(self.sel))
+
+    @property
+    def n_channels(self):
+        """M, the width of the embedding output."""
+        return self.neuron[-1]
+
+    @property
+    def dim_out(self):
+        return self.neuron[-1]
+
+    def embedding_net(self, center, neighbor):
+        """The embedding :class:`Network` used for this (center, neighbor) type pair."""
+        return self.embeddings[neighbor] if self.type_one_side else self.embeddings[center][neighbor]
+
+    def embedding_table(self, center, neighbor):
+        """The :class:`EmbeddingTable` of this (center, neighbor) type pair (compressed models)."""
+        return self.tables[neighbor] if self.type_one_side else self.tables[center][neighbor]
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
+
+    def check_compressed(self, ntypes):
+        """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
+        return check_per_type_tables(self, ntypes, shape=(ntypes, self.nnei, 1))
+
+
+@dataclass(frozen=True)
+class DescriptorSeAttenV2:
+    r"""se_atten_v2 (DPA-1 with stripped type embedding) without attention layers.
+
+    One mixed-type block of :math:`N` = ``sel[0]`` slots, nearest first.  With the
+    normalised rows :math:`\tilde R_j` of se_e2_a (statistics per center type),
+    :math:`x_j = \tilde R_{j,0}`, the geometric net :math:`G_s`, the type
+    embedding :math:`E` (row ``ntypes`` = padding, all zero) and the strip net
+    :math:`G_t`:
+
+    .. math::
+
+        \tau_j = S_{q(i,j)}\,\mathrm{sw}(r_j),\qquad
+        S_{c(n_t+1)+t} = G_t([E_t, E_c])\ \ (\text{or } S_t = G_t(E_t)\text{ with type\_one\_side}),
+
+        T_i = \frac1N \sum_j \tilde R_j^\top \otimes \big(G_s(x_j)\odot(1 + \tau_j)\big),\qquad
+        D_i = \big[\,T_i^\top T_i[:, :M_<],\ E_{t_i}\,\big]
+
+    (the type embedding of the center is appended when ``concat_output_tebd``; it
+    does not depend on coordinates).  Padding slots have :math:`R = 0`,
+    :math:`\mathrm{sw} = 0`: they add :math:`G_s(x_\text{pad})\,\tilde R_\text{pad}`.
+    Neighbors of an ``exclude_types`` pair have :math:`\tilde R = 0` and
+    :math:`\mathrm{sw} = 0`: they add nothing.  ``sw`` is the smooth switch itself
+    (DeePMD-kit's ``smooth_type_embedding``, always on for se_atten_v2), not
+    :math:`\mathrm{sw}/r`.
+
+    Attributes
+    ----------
+    rcut, rcut_smth : float
+    sel : tuple of int
+        One entry: the slots of the mixed-type block.
+    neuron : tuple of int
+        Widths of both embedding nets; ``M = neuron[-1]``.
+    axis_neuron : int
+        :math:`M_<`.
+    tebd_dim : int
+        Width of the type embedding.
+    type_one_side : bool
+        The strip net sees the neighbor's type embedding only (else neighbor, center).
+    exclude_types : frozenset of (int, int)
+    env_protection : float
+    davg, dstd : ndarray, shape (ntypes, nnei, 4)
+    type_embedding : ndarray, shape (ntypes + 1, tebd_dim)
+        :math:`E`, evaluated from DeePMD-kit's type-embedding net on one-hot inputs,
+        with the zero padding row appended.
+    embeddings : Network or None
+        :math:`G_s` (scalar input); None in a compressed model.
+    strip_net : Network or None
+        :math:`G_t`; None in a compressed model (its outputs live in ``strip_table``).
+    strip_table : ndarray or None, shape ((ntypes+1)**2 or ntypes+1, M)
+        :math:`S` precomputed for every type pair (compressed models; None when
+        uncompressed, see :meth:`gate_table`).
+    concat_output_tebd : bool
+    tables : EmbeddingTable or None
+        The table of :math:`G_s` (compressed models).
+    """
+
+    rcut: float
+    rcut_smth: float
+    sel: Tuple[int, ...]
+    neuron: Tuple[int, ...]
+    axis_neuron: int
+    tebd_dim: int
+    type_one_side: bool
+    exclude_types: frozenset
+    env_protection: float
+    davg: np.ndarray
+    dstd: np.ndarray
+    type_embedding: np.ndarray
+    embeddings: Optional[Network]
+    strip_net: Optional[Network] = None
+    strip_table: Optional[np.ndarray] = None
+    concat_output_tebd: bool = True
+    activation: str = "tanh"
+    resnet_dt: bool = False
+    tables: Optional[object] = None
+
+    type_name = "se_atten_v2"
+    mixed_types = True  # one block, all neighbor types, nearest first
+
+    @property
+    def ntypes(self):
+        return self.davg.shape[0]
+
+    @property
+    def nnei(self):
+        return int(sum(self.sel))
+
+    @property
+    def n_channels(self):
+        """M, the width of the embedding output."""
+        return self.neuron[-1]
+
+    @property
+    def dim_out(self):
+        return self.neuron[-1] * self.axis_neuron + (self.tebd_dim if self.concat_output_tebd else 0)
+
+    def strip_inputs(self):
+        r"""Inputs of the strip net for every row of :math:`S`.
+
+        ``type_one_side``: :math:`E_t` for ``t = 0..ntypes`` (the last is padding);
+        else row ``c*(ntypes+1) + t`` is :math:`[E_t, E_c]` (neighbor first, as DeePMD-kit).
+        """
+        E = self.type_embedding
+        if self.type_one_side:
+            return E
+        n = E.shape[0]
+        return np.concatenate([np.tile(E[None, :, :], (n, 1, 1)), np.tile(E[:, None, :], (1, n, 1))], axis=-1).reshape(
+            n * n, 2 * E.shape[1]
+        )
+
+    def gate_table(self):
+        """:math:`S`: ``strip_table``, or the strip net evaluated on :meth:`strip_inputs`."""
+        if self.strip_table is not None:
+            return self.strip_table
+        from ..reference.networks import network_forward
+
+        return network_forward(self.strip_net, self.strip_inputs())[0]
+
+    def gate_rows(self, center_types, neighbor_types):
+        """Row of :math:`S` for each slot; ``neighbor_types`` -1 (padding) maps to the padding type."""
+        nbr = np.where(neighbor_types < 0, self.ntypes, neighbor_types)
+        if self.type_one_side:
+            return nbr
+        return np.asarray(center_types)[:, None] * (self.ntypes + 1) + nbr
+
+    def embedding_net(self, center=None, neighbor=None):
+        """:math:`G_s` (one net for every type pair)."""
+        return self.embeddings
+
+    def embedding_table(self, center=None, neighbor=None):
+        """The table of :math:`G_s` (compressed models)."""
+        return self.tables
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
+
+    def check_compressed(self, ntypes):
+        """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
+        if len(self.sel) != 1 or not 0 < self.sel[0] < 2**20:
+            return f"sel {self.sel} should be one positive block size"
+        for name in ("davg", "dstd"):
+            arr = getattr(self, name)
+            if arr.shape != (ntypes, self.nnei, 4):
+                return f"{name} has shape {arr.shape}, expected {(ntypes, self.nnei, 4)}"
+        if np.any(self.dstd == 0):
+            return "dstd contains zeros"
+        if self.type_embedding.shape != (ntypes + 1, self.tebd_dim):
+            return f"type_embedding has shape {self.type_embedding.shape}, expected {(ntypes + 1, self.tebd_dim)}"
+        rows = ntypes + 1 if self.type_one_side else (ntypes + 1) ** 2
+        M = self.n_channels
+        if self.strip_table is None or self.strip_table.shape != (rows, M):
+            got = None if self.strip_table is None else self.strip_table.shape
+            return f"strip_table has shape {got}, expected {(rows, M)}"
+        if not 1 <= self.axis_neuron <= M:
+            return f"axis_neuron {self.axis_neuron} outside [1, {M}]"
+        if getattr(self.tables, "n_channels", None) != M:
+            return f"the table has {getattr(self.tables, 'n_channels', None)} channels, the net {M}"
+        return None
+DESCRIPTOR_CLASSES.update(se_e2_r=DescriptorSeR, se_atten_v2=DescriptorSeAttenV2)

@@ -1,5 +1,7 @@
 """MPI parallelism: training-set scan and domain-decomposed evaluation.
 
-mpi4py is imported lazily, only by the functions that need a communicator, so
+``partition`` (pure Python: the work-balanced split of the scan's frames over
+ranks) and ``domain`` (spatial decomposition of a frame).  mpi4py is imported
+lazily, only by the functions that need a communicator, so
 ``import dpcompress`` never needs MPI.
 """

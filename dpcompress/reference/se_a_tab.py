@@ -2,11 +2,14 @@ r"""Numpy twins of the fused se_e2_a table kernels (``src_c/dpc_se_a_tab.c``).
 
 Same names, arguments and outputs as :mod:`dpcompress._ext.se_a_tab`; written
 to be read, not to be fast.  ``p`` is a :class:`~dpcompress._ext.se_a_tab.PackedTables`.
+Three modes, as in the kernels: se_e2_a (``n_rows`` 4), radial (``n_rows`` 1,
+se_e2_r: :math:`T_0 = \frac1N\sum_j g(x_j)`) and gated (``p.gate`` set,
+se_atten_v2: channels times :math:`1 + S_{q_j}\,\mathrm{sw}(r_j)`).
 """
 
 import numpy as np
 
-from .env_mat import env_mat_se_a
+from .env_mat import env_mat_se_a, smooth_switch
 from .table_math import poly_eval, table_locate
 
 
@@ -35,10 +38,24 @@ def _normalised_rows(p, key_avg, key_std, vec):
     return (R - key_avg) / key_std, dR
 
 
-def se_a_tab_forward(p, center_types, vectors, counts, n_threads=1, check=False):
-    """T_i = (1/N) [sum_real Rt^T g(x) + n_pad Rt_pad^T g(x_pad)], shape (natoms, 4, M)."""
+def _gate(p, gate_index, i, sl, vec):
+    """Per-neighbor factor 1 + S_q sw(r) (ones without a gate), its pieces, and the kept rows (q >= 0)."""
+    n = len(vec)
+    if getattr(p, "gate", None) is None:
+        return np.ones((n, p.n_channels)), None, None, np.ones(n, dtype=bool)
+    q = gate_index[i, sl]
+    keep = q >= 0
+    r = np.linalg.norm(vec, axis=1)
+    sw, dsw = smooth_switch(r, p.rcut_smth, p.rcut)
+    S = p.gate[np.maximum(q, 0)]
+    return 1.0 + S * sw[:, None], S, dsw[:, None] * vec / r[:, None], keep
+
+
+def se_a_tab_forward(p, center_types, vectors, counts, n_threads=1, check=False, gate_index=None):
+    """T_i = (1/N) [sum_real Rt^T g(x) + n_pad Rt_pad^T g(x_pad)], shape (natoms, n_rows, M)."""
     n = len(center_types)
-    T = np.zeros((n, 4, p.n_channels))
+    n_rows = getattr(p, "n_rows", 4)
+    T = np.zeros((n, n_rows, p.n_channels))
     beyond = np.zeros((2, n), dtype=np.int64)
     for i in range(n):
         t = center_types[i]
@@ -51,23 +68,32 @@ def se_a_tab_forward(p, center_types, vectors, counts, n_threads=1, check=False)
             sel = p.sel_offsets[b + 1] - p.sel_offsets[b]
             nreal, mode = counts[i, b], p.block_mode[t, b]
             if mode == 0 and nreal:
-                vec = vectors[i, p.sel_offsets[b] : p.sel_offsets[b] + nreal]
+                sl = slice(p.sel_offsets[b], p.sel_offsets[b] + nreal)
+                vec = vectors[i, sl]
                 Rt, _ = _normalised_rows(p, avg, std, vec)
+                h, _, _, keep = _gate(p, gate_index, i, sl, vec)
+                Rt, h = Rt[keep], h[keep]
                 g, _, _, delta = _g(info, coef, Rt[:, 0])
-                T[i] += Rt.T @ g
+                if n_rows == 1:
+                    T[i, 0] += g.sum(axis=0)
+                else:
+                    T[i] += Rt.T @ (g * h)
                 beyond[0, i] += np.count_nonzero(Rt[:, 0] >= info.upper)
                 beyond[1, i] += np.count_nonzero(delta != 0)
+            elif mode == 1 and nreal and n_rows == 1:
+                T[i, 0] += nreal * _g(info, coef, np.zeros(1))[0][0]  # zeroed rows: g(0) each
             npad = sel if mode == 2 else sel - nreal
             if npad:
                 Rt_pad = -avg / std
                 g, _, _, _ = _g(info, coef, Rt_pad[:1])
-                T[i] += npad * np.outer(Rt_pad, g[0])
+                T[i] += npad * (g if n_rows == 1 else np.outer(Rt_pad, g[0]))
     T /= p.nnei
     return (T, beyond) if check else T
 
 
-def se_a_tab_backward(p, center_types, vectors, counts, dT, n_threads=1):
+def se_a_tab_backward(p, center_types, vectors, counts, dT, n_threads=1, gate_index=None):
     """dE/dr_ij per slot (natoms, nnei, 3) from dT = dE/dT."""
+    n_rows = getattr(p, "n_rows", 4)
     n = len(center_types)
     grad = np.zeros((n, p.nnei, 3))
     for i in range(n):
@@ -80,12 +106,22 @@ def se_a_tab_backward(p, center_types, vectors, counts, dT, n_threads=1):
             info, coef = _table(p, tab)
             avg, std = p.avg[t, b], p.std[t, b]
             sl = slice(p.sel_offsets[b], p.sel_offsets[b] + nreal)
-            Rt, dR = _normalised_rows(p, avg, std, vectors[i, sl])
+            vec = vectors[i, sl]
+            Rt, dR = _normalised_rows(p, avg, std, vec)
             g, dg, _, _ = _g(info, coef, Rt[:, 0])
-            dRt = g @ dT[i].T  # (nreal, 4): sum_m dT[k, m] g_m
-            dRt[:, 0] += np.einsum("jm,jm->j", dg, Rt @ dT[i])
+            if n_rows == 1:
+                dx = dg @ dT[i, 0] / p.nnei  # (nreal,): sum_m dT[0, m] g'_m
+                grad[i, sl] = (dx / std[0])[:, None] * dR[:, 0, :]
+                continue
+            h, S, dsw, keep = _gate(p, gate_index, i, sl, vec)
+            u = Rt @ dT[i]  # (nreal, M): sum_k Rt[k] dT[k, m]
+            dRt = (g * h) @ dT[i].T  # (nreal, 4): sum_m dT[k, m] g_m (1 + tau_m)
+            dRt[:, 0] += np.einsum("jm,jm->j", dg * h, u)
             dR_raw = dRt / p.nnei / std
-            grad[i, sl] = np.einsum("jk,jkb->jb", dR_raw, dR)
+            gr = np.einsum("jk,jkb->jb", dR_raw, dR)
+            if S is not None:
+                gr += np.einsum("jm,jm->j", g * S, u)[:, None] / p.nnei * dsw
+            grad[i, sl] = np.where(keep[:, None], gr, 0.0)
     return grad
 
 

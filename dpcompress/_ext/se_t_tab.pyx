@@ -1,0 +1,179 @@
+"""Fused se_e3 (se_t) kernels on tables: thin wrapper over ``src_c/dpc_se_t_tab.c``.
+
+Numpy twins: :mod:`dpcompress.reference.se_t_tab`.  The caller
+(:mod:`dpcompress.evaluate.se_e3_compressed`) validates every array; this module
+checks shapes and dtypes once more (cheap) because a wrong size here would be
+an out-of-bounds write.  Forces and virials from the pair gradients:
+:func:`dpcompress._ext.se_a_tab.scatter_pair_gradients`.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int64_t
+
+
+cdef extern from "dpc_se_t_tab.h":
+    ctypedef struct dpc_se_t_tab_args:
+        int64_t natoms, nnei, ntypes, nblocks, ntables, n_channels
+        int ncoef
+        double rcut, rcut_smth, protection
+        const int64_t *center_types
+        const double *vectors
+        const int64_t *counts
+        const int64_t *sel_offsets
+        const double *avg
+        const double *std
+        const signed char *block_mode
+        const int64_t *table_of
+        const double *tab_real
+        const int64_t *tab_count
+        const int64_t *tab_offset
+        const double *coef
+
+    int dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, double *D,
+                             int64_t *beyond_fine, int64_t *beyond_table) nogil
+    int dpc_se_t_tab_backward(const dpc_se_t_tab_args *a, int n_threads, const double *dD, double *pair_grad) nogil
+
+
+def _check(arr, shape, dtype, name):
+    if arr.dtype != dtype or not arr.flags.c_contiguous or arr.shape != shape:
+        raise ValueError(f"{name}: expected C-contiguous {np.dtype(dtype)} of shape {shape}, got {arr.dtype} {arr.shape}")
+
+
+cdef class PackedSeTTables:
+    """The tables and block settings of a compressed se_e3 descriptor, as flat arrays.
+
+    Built once per model by :func:`dpcompress.evaluate.se_e3_compressed.pack_descriptor`.
+    ``table_of[a, b]`` is the table of the neighbor-type block pair (a, b), a <= b, or -1.
+    """
+    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef
+    cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei
+    cdef public int ncoef
+    cdef public double rcut, rcut_smth, protection
+
+    def __init__(self, sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
+                 int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection):
+        self.sel_offsets = np.ascontiguousarray(sel_offsets, dtype=np.int64)
+        self.nblocks = self.sel_offsets.shape[0] - 1
+        self.nnei = self.sel_offsets[self.nblocks]
+        self.avg = np.ascontiguousarray(avg, dtype=np.float64)
+        self.ntypes = self.avg.shape[0]
+        self.std = np.ascontiguousarray(std, dtype=np.float64)
+        self.block_mode = np.ascontiguousarray(block_mode, dtype=np.int8)
+        self.table_of = np.ascontiguousarray(table_of, dtype=np.int64)
+        self.tab_real = np.ascontiguousarray(tab_real, dtype=np.float64)
+        self.ntables = self.tab_real.shape[0]
+        self.tab_count = np.ascontiguousarray(tab_count, dtype=np.int64)
+        self.tab_offset = np.ascontiguousarray(tab_offset, dtype=np.int64)
+        self.coef = np.ascontiguousarray(coef, dtype=np.float64)
+        self.ncoef, self.n_channels = ncoef, n_channels
+        self.rcut, self.rcut_smth, self.protection = rcut, rcut_smth, protection
+        nt, nb = self.ntypes, self.nblocks
+        _check(self.avg, (nt, nb, 4), np.float64, "avg")
+        _check(self.std, (nt, nb, 4), np.float64, "std")
+        _check(self.block_mode, (nt, nb), np.int8, "block_mode")
+        _check(self.table_of, (nb, nb), np.int64, "table_of")
+        _check(self.tab_real, (self.ntables, 5), np.float64, "tab_real")
+        _check(self.tab_count, (self.ntables, 3), np.int64, "tab_count")
+        _check(self.tab_offset, (self.ntables,), np.int64, "tab_offset")
+        if ncoef not in (4, 6) or n_channels < 1:
+            raise ValueError("ncoef must be 4 or 6 and n_channels positive")
+        if np.any(self.table_of >= self.ntables) or np.any(self.table_of < -1):
+            raise ValueError("table_of refers to a missing table")
+        if np.any(self.table_of[np.tril_indices(nb, -1)] != -1):
+            raise ValueError("table_of must be -1 below the diagonal (block pairs a <= b only)")
+        sel = np.diff(self.sel_offsets)
+        if np.any(sel < 0) or np.any((self.table_of >= 0) & ((sel[:, None] == 0) | (sel[None, :] == 0))):
+            raise ValueError("a table is attached to a block without slots")
+        sizes = self.tab_count.sum(axis=1) * ncoef * n_channels
+        if np.any(self.tab_count[:, 0] < 1) or np.any(self.tab_count[:, 1:] < 0):
+            raise ValueError("each table needs n_fine >= 1, n_coarse >= 0 and n_below >= 0")
+        if np.any(self.tab_offset < 0) or np.any(self.tab_offset + sizes > self.coef.shape[0]):
+            raise ValueError("table offsets exceed the coefficient buffer")
+        if np.any(self.std == 0):
+            raise ValueError("std contains zeros")
+
+
+cdef void _fill(dpc_se_t_tab_args *a, PackedSeTTables p, const int64_t[::1] types, const double[:, :, ::1] vectors,
+                const int64_t[:, ::1] counts,
+                const int64_t[::1] sel_offsets, const double[:, :, ::1] avg, const double[:, :, ::1] std,
+                const signed char[:, ::1] mode, const int64_t[:, ::1] table_of, const double[:, ::1] tab_real,
+                const int64_t[:, ::1] tab_count, const int64_t[::1] tab_offset, const double[::1] coef):
+    a.natoms = types.shape[0]
+    a.nnei = p.nnei
+    a.ntypes = p.ntypes
+    a.nblocks = p.nblocks
+    a.ntables = p.ntables
+    a.n_channels = p.n_channels
+    a.ncoef = p.ncoef
+    a.rcut, a.rcut_smth, a.protection = p.rcut, p.rcut_smth, p.protection
+    a.center_types = &types[0]
+    a.vectors = &vectors[0, 0, 0]
+    a.counts = &counts[0, 0]
+    a.sel_offsets = &sel_offsets[0]
+    a.avg = &avg[0, 0, 0]
+    a.std = &std[0, 0, 0]
+    a.block_mode = &mode[0, 0]
+    a.table_of = &table_of[0, 0]
+    a.tab_real = &tab_real[0, 0]
+    a.tab_count = &tab_count[0, 0]
+    a.tab_offset = &tab_offset[0]
+    a.coef = &coef[0]
+
+
+def _validate(PackedSeTTables p, center_types, vectors, counts):
+    n = center_types.shape[0]
+    _check(center_types, (n,), np.int64, "center_types")
+    _check(vectors, (n, p.nnei, 3), np.float64, "vectors")
+    _check(counts, (n, p.nblocks), np.int64, "counts")
+    if n == 0:
+        raise ValueError("no atoms")
+    if center_types.min() < 0 or center_types.max() >= p.ntypes:
+        raise ValueError("center type out of range")
+    sel = np.diff(p.sel_offsets)
+    if np.any(counts < 0) or np.any(counts > sel[None, :]):
+        raise ValueError("neighbor counts exceed sel")
+
+
+def _raise(int status, name):
+    if status == 1:
+        raise MemoryError(f"{name}: out of memory for the per-thread scratch")
+    raise RuntimeError(f"{name} failed with status {status}")
+
+
+def se_t_tab_forward(PackedSeTTables p, center_types, vectors, counts, int n_threads=1, bint check=False):
+    """D[m] = sum_{a<=b} 1/(sel_a sel_b) sum_jk e_jk g_m(e_jk) per atom, shape (natoms, M); plus out-of-table counts when ``check``."""
+    _validate(p, center_types, vectors, counts)
+    cdef int64_t n = center_types.shape[0]
+    D = np.empty((n, p.n_channels), dtype=np.float64)
+    cdef double[:, ::1] Dv = D
+    beyond = np.zeros((2, n), dtype=np.int64)
+    cdef int64_t[:, ::1] bv = beyond
+    cdef dpc_se_t_tab_args a
+    _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
+          p.tab_count, p.tab_offset, p.coef)
+    cdef int status
+    with nogil:
+        status = dpc_se_t_tab_forward(&a, n_threads, &Dv[0, 0], &bv[0, 0] if check else NULL, &bv[1, 0] if check else NULL)
+    if status != 0:
+        _raise(status, "dpc_se_t_tab_forward")
+    return (D, beyond) if check else D
+
+
+def se_t_tab_backward(PackedSeTTables p, center_types, vectors, counts, dD, int n_threads=1):
+    """dE/dr_ij of every slot, shape (natoms, nnei, 3), from dD = dE/dD (natoms, M)."""
+    _validate(p, center_types, vectors, counts)
+    cdef int64_t n = center_types.shape[0]
+    _check(dD, (n, p.n_channels), np.float64, "dD")
+    grad = np.empty((n, p.nnei, 3), dtype=np.float64)
+    cdef double[:, :, ::1] gv = grad
+    cdef const double[:, ::1] dv = dD
+    cdef dpc_se_t_tab_args a
+    _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
+          p.tab_count, p.tab_offset, p.coef)
+    cdef int status
+    with nogil:
+        status = dpc_se_t_tab_backward(&a, n_threads, &dv[0, 0], &gv[0, 0, 0])
+    if status != 0:
+        _raise(status, "dpc_se_t_tab_backward")
+    return grad

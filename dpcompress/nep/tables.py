@@ -1,0 +1,195 @@
+"""Quintic Hermite tables of the NEP radial functions g_n(r) (radial and angular parts).
+
+For every ordered element pair (t_centre, t_neighbour) and each part, the
+functions g_n^{t1 t2}(r) = f_c(r) Σ_k c_nk ½[T_k(x) + 1] are tabulated on their
+own grid: M uniform intervals on [0, r_c^{pair}] (so per-pair cutoffs are
+supported), with exact g, g', g'' at the nodes (closed form through numpy's
+Chebyshev series) and the quintic Hermite coefficients of ``src_c/dpc_table.h``
+(:func:`dpcompress.reference.table_math.quintic_coefficients`).  The kernel
+takes g' as the derivative of the same polynomial, so forces are the exact
+gradient of the tabulated energy.  ZBL stays analytic.
+
+Layout (what the C kernel reads): ``coef[off[p] + (l*6 + k)*nch + n]``;
+p = part*T*T + t1*T + t2 (part 0 radial, 1 angular).
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import chebyshev as C
+
+from ..errors import ModelFormatError
+from ..reference.table_math import quintic_coefficients
+
+FORMAT = "dpcompress.nep-tables"
+DEFAULT_STEP = 0.01  # Å
+
+
+@dataclass
+class NEPTables:
+    M: np.ndarray        # (2, T, T) intervals per part/pair
+    offsets: np.ndarray  # (2, T, T)
+    coef: np.ndarray     # flat
+    step: float
+    error_g: np.ndarray  # (2, T, T) max |g_table - g| on the check points
+    error_gp: np.ndarray  # (2, T, T) max |g'_table - g'|
+
+
+def radial_function_derivatives(c_pair, rc, r):
+    """g, g', g'' of all n for one pair: c_pair (nmax+1, nb+1), r (P,) -> three (nmax+1, P) arrays."""
+    u = r / rc - 1.0
+    x = 2.0 * u * u - 1.0
+    dx = 4.0 * u / rc
+    ddx = 4.0 / (rc * rc)
+    a = np.pi * r / rc
+    inside = r <= rc  # left limits at r = rc (g'' jumps there)
+    fc = np.where(inside, 0.5 * np.cos(a) + 0.5, 0.0)
+    fcp = np.where(inside, -0.5 * np.pi / rc * np.sin(a), 0.0)
+    fcpp = np.where(inside, -0.5 * (np.pi / rc) ** 2 * np.cos(a), 0.0)
+    out_g, out_gp, out_gpp = [], [], []
+    for cn in c_pair:
+        ser = 0.5 * np.asarray(cn, dtype=float).copy()  # ½ Σ c_k T_k + ½ Σ c_k
+        ser[0] += 0.5 * cn.sum()
+        P = C.chebval(x, ser)
+        P1 = C.chebval(x, C.chebder(ser)) if len(ser) > 1 else np.zeros_like(x)
+        P2 = C.chebval(x, C.chebder(ser, 2)) if len(ser) > 2 else np.zeros_like(x)
+        out_g.append(fc * P)
+        out_gp.append(fcp * P + fc * P1 * dx)
+        out_gpp.append(fcpp * P + 2.0 * fcp * P1 * dx + fc * (P2 * dx * dx + P1 * ddx))
+    return np.array(out_g), np.array(out_gp), np.array(out_gpp)
+
+
+def build_tables(model, step=DEFAULT_STEP, min_intervals=16):
+    """Tabulate every g_n of ``model`` with intervals of at most ``step`` Å; returns :class:`NEPTables`."""
+    if not (step > 0 and np.isfinite(step)):
+        raise ValueError(f"step must be a positive number of Å, got {step!r}")
+    T = model.ntypes
+    M = np.zeros((2, T, T), dtype=np.int64)
+    off = np.zeros((2, T, T), dtype=np.int64)
+    eg = np.zeros((2, T, T))
+    egp = np.zeros((2, T, T))
+    chunks, pos = [], 0
+    for part, (c, rcs) in enumerate(((model.c_radial, model.rc_radial), (model.c_angular, model.rc_angular))):
+        for t1 in range(T):
+            for t2 in range(T):
+                rc = float(rcs[t1, t2])
+                m = max(min_intervals, int(np.ceil(rc / step - 1e-9)))
+                w = rc / m
+                nodes = np.arange(m + 1) * w
+                nodes[-1] = rc
+                cp = c[:, :, t1, t2]
+                g, gp, gpp = radial_function_derivatives(cp, rc, nodes)
+                a = quintic_coefficients(g[:, :-1], gp[:, :-1], gpp[:, :-1], g[:, 1:], gp[:, 1:], gpp[:, 1:], w)
+                coef = np.ascontiguousarray(a.transpose(2, 0, 1))  # (m, 6, nch)
+                # error estimate on 4 interior points of every interval
+                tt = (np.array([0.125, 0.375, 0.625, 0.875])[None, :] * w)
+                rr = (nodes[:-1, None] + tt).ravel()
+                ge, gpe, _ = radial_function_derivatives(cp, rc, rr)
+                tv, tdv = table_values(coef, w, rr)
+                eg[part, t1, t2] = np.abs(tv - ge).max()
+                egp[part, t1, t2] = np.abs(tdv - gpe).max()
+                M[part, t1, t2] = m
+                off[part, t1, t2] = pos
+                chunks.append(coef.ravel())
+                pos += coef.size
+    return NEPTables(M=M, offsets=off, coef=np.concatenate(chunks), step=float(step), error_g=eg, error_gp=egp)
+
+
+def table_values(coef, w, r):
+    """Evaluate one pair's table (m, 6, nch) at r: returns g, g' as (nch, P)."""
+    m = coef.shape[0]
+    l = np.minimum((r / w).astype(np.int64), m - 1)
+    t = (r - l * w)[:, None]
+    a = coef[l]  # (P, 6, nch)
+    v = a[:, 5]
+    d = 5.0 * a[:, 5]
+    for k in range(4, -1, -1):
+        v = a[:, k] + t * v
+        if k >= 1:
+            d = k * a[:, k] + t * d
+    return v.T, d.T
+
+
+def table_gfun(model, tables):
+    """A ``gfun`` for :func:`dpcompress.nep.reference.evaluate_pairs` reading the tables (numpy twin of the kernel)."""
+    T = model.ntypes
+
+    def gfun(part, ti, tj, r):
+        p = 0 if part == "R" else 1
+        nch = (model.n_max_radial if p == 0 else model.n_max_angular) + 1
+        rcs = model.rc_radial if p == 0 else model.rc_angular
+        g = np.zeros((nch, len(r)))
+        gp = np.zeros((nch, len(r)))
+        for t1 in range(T):
+            for t2 in range(T):
+                sel = (ti == t1) & (tj == t2)
+                if not sel.any():
+                    continue
+                m = int(tables.M[p, t1, t2])
+                o = int(tables.offsets[p, t1, t2])
+                coef = tables.coef[o: o + m * 6 * nch].reshape(m, 6, nch)
+                g[:, sel], gp[:, sel] = table_values(coef, rcs[t1, t2] / m, r[sel])
+        return g, gp
+
+    return gfun
+
+
+# --------------------------------------------------------------------------- .dpc file
+
+
+def is_nep_table_file(path):
+    try:
+        import h5py
+
+        with h5py.File(os.fspath(path), "r") as fh:
+            return fh.attrs.get("format") in (FORMAT, FORMAT.encode())
+    except (OSError, ValueError, ImportError):
+        return False
+
+
+def save_nep_tables(model, tables, path):
+    """Write ``model`` (its nep.txt text) and its tables into an HDF5 ``.dpc`` file."""
+    import h5py
+
+    from .. import _version
+
+    with h5py.File(os.fspath(path), "w") as fh:
+        fh.attrs["format"] = FORMAT
+        fh.attrs["schema_version"] = 1
+        fh.attrs["dpcompress_version"] = getattr(_version, "__version__", "?")
+        fh.attrs["nep_txt"] = model.source_text
+        fh.attrs["source"] = model.source
+        fh.attrs["step"] = tables.step
+        fh.create_dataset("M", data=tables.M)
+        fh.create_dataset("offsets", data=tables.offsets)
+        fh.create_dataset("coef", data=tables.coef)
+        fh.create_dataset("error_g", data=tables.error_g)
+        fh.create_dataset("error_gp", data=tables.error_gp)
+
+
+def load_nep_tables(path):
+    """Read a NEP ``.dpc``: the model with ``model.tables`` set."""
+    import h5py
+
+    from .model import parse_nep_text
+
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as fh:
+            text = fh.attrs["nep_txt"]
+            text = text.decode() if isinstance(text, bytes) else str(text)
+            tab = NEPTables(M=fh["M"][()], offsets=fh["offsets"][()], coef=fh["coef"][()], step=float(fh.attrs["step"]),
+                            error_g=fh["error_g"][()], error_gp=fh["error_gp"][()])
+    except (KeyError, OSError) as exc:
+        raise ModelFormatError(f"{path}: not a readable dpcompress NEP table file ({exc})") from None
+    model = parse_nep_text(text, path)
+    T = model.ntypes
+    if tab.M.shape != (2, T, T) or tab.offsets.shape != (2, T, T) or tab.coef.ndim != 1:
+        raise ModelFormatError(f"{path}: table arrays have the wrong shapes for {T} elements")
+    for p in range(2):
+        nch = (model.n_max_radial if p == 0 else model.n_max_angular) + 1
+        if np.any(tab.M[p] < 1) or np.any(tab.offsets[p] < 0) or np.any(tab.offsets[p] + tab.M[p] * 6 * nch > tab.coef.size):
+            raise ModelFormatError(f"{path}: table offsets/sizes out of bounds")
+    model.tables = tab
+    return model

@@ -1,0 +1,114 @@
+r"""se_atten_v2 without attention layers (stripped type embedding) in numpy, exact (no tables).
+
+Forward, for every center atom :math:`i` of type :math:`t_i` with its
+:math:`N` = ``sel[0]`` mixed-type slots (see
+:class:`~dpcompress.models.structures.DescriptorSeAttenV2`):
+
+.. math::
+
+    \tilde R_j = (R_j - \bar R_{t_i j})/\sigma_{t_i j},\quad
+    \tau_j = S_{q(i,j)}\,\mathrm{sw}(r_j),\quad
+    \hat G_j = G_s(\tilde R_{j,0}) \odot (1 + \tau_j),
+
+    T = \frac1N\sum_j \tilde R_j^\top\otimes\hat G_j,\qquad
+    D = \big[\,T^\top T_{:, :A},\ E_{t_i}\,\big]
+
+Padding and excluded slots have :math:`\mathrm{sw} = 0` (no gate); excluded
+slots also have :math:`\tilde R = 0`.
+
+Backward, from :math:`\bar T = \partial E/\partial T` (as se_e2_a) and
+:math:`u_{jm} = \sum_k \tilde R_{jk}\bar T_{km}`:
+
+.. math::
+
+    \frac{\partial E}{\partial \tilde R_{jk}} = \frac1N\sum_m \bar T_{km}\hat G_{jm}
+        + \delta_{k0}\frac1N\sum_m G'_{s,m}(x_j)(1+\tau_{jm})\,u_{jm},\qquad
+    \frac{\partial E}{\partial\,\mathrm{sw}_j} = \frac1N\sum_m G_{s,m}(x_j)\,S_{q m}\,u_{jm}
+
+and :math:`\partial E/\partial\mathbf r_{ij}` collects both through
+:math:`\partial R/\partial\mathbf r` (se_e2_a) and :math:`\mathrm{sw}'(r)\hat{\mathbf r}`.
+The appended type embedding has no coordinate gradient.
+"""
+
+import numpy as np
+
+from .env_mat import env_mat_se_a, smooth_switch
+from .networks import embedding_with_derivatives
+
+
+def switch_and_derivative(desc, vectors, mask):
+    """:math:`\\mathrm{sw}(r)` and :math:`\\mathrm{sw}'(r)\\hat{\\mathbf r}` per slot, zero where ``mask`` is False."""
+    vec = np.where(mask[..., None], vectors, 0.0)
+    r = np.where(mask, np.linalg.norm(vec, axis=-1), 1.0)
+    sw, dsw = smooth_switch(r, desc.rcut_smth, desc.rcut)
+    return sw * mask, (dsw * mask / r)[..., None] * vec
+
+
+def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
+    """Descriptor of a batch of center atoms.
+
+    Parameters
+    ----------
+    desc : DescriptorSeAttenV2
+    atom_types : ndarray of int, shape (n,)
+        Types of the center atoms.
+    neighbor_types : ndarray of int, shape (n, nnei)
+        Type of each slot's neighbor, -1 on padding.
+    vectors : ndarray, shape (n, nnei, 3)
+    real : ndarray of bool, shape (n, nnei)
+    zeroed : ndarray of bool, shape (n, nnei)
+        Real slots of the descriptor's ``exclude_types`` pairs.
+
+    Returns
+    -------
+    D : ndarray, shape (n, M * A [+ tebd_dim])
+    cache : dict
+    """
+    n, nnei = real.shape
+    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
+    Rt = (R - desc.davg[atom_types]) / desc.dstd[atom_types]
+    Rt[zeroed] = 0.0
+    gated = real & ~zeroed
+    sw, dsw = switch_and_derivative(desc, vectors, gated)
+    # excluded neighbors look like padding to the type gate (DeePMD-kit sets their index to -1)
+    S = desc.gate_table()[desc.gate_rows(atom_types, np.where(gated, neighbor_types, -1))]
+    M, A = desc.n_channels, desc.axis_neuron
+    g, dg, _ = embedding_with_derivatives(desc.embedding_net(), Rt[..., 0].ravel())
+    G, dG = g.reshape(n, nnei, M), dg.reshape(n, nnei, M)
+    gate = 1.0 + S * sw[..., None]
+    T = np.einsum("njk,njm->nkm", Rt, G * gate) / nnei
+    D = np.einsum("nkm,nka->nma", T, T[:, :, :A]).reshape(n, M * A)
+    if desc.concat_output_tebd:
+        D = np.concatenate([D, desc.type_embedding[atom_types]], axis=1)
+    cache = dict(atom_types=atom_types, gated=gated, dR=dR, dsw=dsw, Rt=Rt, G=G, dG=dG, S=S, gate=gate, T=T)
+    return D, cache
+
+
+def descriptor_backward(desc, cache, dD):
+    """Gradient of the energy with respect to every neighbor vector.
+
+    Parameters
+    ----------
+    dD : ndarray, shape (n, dim_out)
+        :math:`\\partial E/\\partial D` (the type-embedding columns are ignored).
+
+    Returns
+    -------
+    ndarray, shape (n, nnei, 3)
+        :math:`\\partial E/\\partial \\mathbf r_{ij}` (zero on padding and excluded slots).
+    """
+    T, G, dG, Rt, S, gate = (cache[k] for k in ("T", "G", "dG", "Rt", "S", "gate"))
+    n, nnei, M = G.shape
+    A = desc.axis_neuron
+    dD = dD[:, : M * A].reshape(n, M, A)
+    dT = np.einsum("nma,nka->nkm", dD, T[:, :, :A])
+    dT[:, :, :A] += np.einsum("nma,nkm->nka", dD, T)
+    u = np.einsum("njk,nkm->njm", Rt, dT)
+    dRt = np.einsum("nkm,njm->njk", dT, G * gate) / nnei
+    dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, u) / nnei
+    dsw = np.einsum("njm,njm->nj", G * S, u) / nnei
+    mask = cache["gated"]
+    dRt[~mask] = 0.0
+    dsw[~mask] = 0.0
+    dR = dRt / desc.dstd[cache["atom_types"]]
+    return np.einsum("njk,njkb->njb", dR, cache["dR"]) + dsw[..., None] * cache["dsw"]
