@@ -19,7 +19,9 @@ from dpcompress.nep.model import parse_nep_text
 
 HERE = os.path.dirname(__file__)
 DATA = os.path.join(HERE, "data", "nep")
-SHARED = "/work/shared/fixtures/nep"
+from conftest import SHARED_DEEPMD  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(SHARED_DEEPMD), "nep")
 MODELS = ["BaTiO3_NEP4_zbl", "PbTe_NEP4_example", "Si_2022_NEP4_5body"]
 
 

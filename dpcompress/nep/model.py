@@ -1,7 +1,7 @@
 """NEP models (GPUMD ``nep.txt``): the data class and the reader/writer.
 
-Every historical variant of the text format is read (see docs/nep.md and
-``/work/shared/docs/nep-spec.md`` §2): ``nep3``/``nep4``/``nep5`` with or
+Every historical variant of the text format is read (see docs/nep.md):
+``nep3``/``nep4``/``nep5`` with or
 without ``_zbl`` (universal, type-wise factor, or flexible ``zbl 0 0``), the
 four cutoff-line forms (2, 4, 7 or 2T+2 numbers), both ``l_max`` flag encodings
 (legacy ``4 2 1`` and boolean ``4 1 1 [0 0 0 0]``), and PWMLFF's
