@@ -72,7 +72,7 @@ class Potential:
 
     device : str
         ``"cpu"`` (default: C/OpenMP kernels) or ``"gpu"`` / ``"gpu:N"``: the whole
-        step on a CUDA GPU through CuPy (compressed se_e2_a models; inputs may be
+        step on a CUDA GPU through CuPy (compressed se_e2_a/se_e2_r models; inputs may be
         NumPy or CuPy arrays; results are NumPy arrays).  Raises
         :class:`~dpcompress.gpu.GPUUnavailableError` naming what is missing
         (CuPy, a device) when it cannot run; see ``docs/gpu.md``.

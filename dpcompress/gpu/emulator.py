@@ -75,7 +75,18 @@ def _glue_source():
 
 
 def cache_dir():
-    return os.environ.get("DPCOMPRESS_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dpcompress")
+    """``$DPCOMPRESS_CACHE_DIR``, else ``~/.cache/dpcompress``, else a folder in the temporary directory."""
+    explicit = os.environ.get("DPCOMPRESS_CACHE_DIR")
+    if explicit:
+        return explicit
+    home = os.path.join(os.path.expanduser("~"), ".cache", "dpcompress")
+    try:
+        os.makedirs(home, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    return os.path.join(tempfile.gettempdir(), f"dpcompress-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
 
 
 def compiler():

@@ -34,8 +34,8 @@ MODULES = {
     "se_a_tab": (
         "se_a_tab.cu",
         ("dpc_se_a_gram", "dpc_se_a_gram_backward"),
-        tuple(f"dpc_se_a_forward<{nc},{cpl}>" for nc in (4, 6) for cpl in (1, 2, 3, 4))
-        + tuple(f"dpc_se_a_backward<{nc},{g}>" for nc in (4, 6) for g in (4, 8, 16, 32)),
+        tuple(f"dpc_se_{r}_forward<{nc},{cpl}>" for r in "ar" for nc in (4, 6) for cpl in (1, 2, 3, 4))
+        + tuple(f"dpc_se_{r}_backward<{nc},{g}>" for r in "ar" for nc in (4, 6) for g in (4, 8, 16, 32)),
     ),
 }
 
@@ -125,11 +125,16 @@ def _raw_module(module, device_id):
     return mod
 
 
+@functools.lru_cache(maxsize=None)
+def _kernel(module, kernel, device_id):
+    return _raw_module(module, device_id).get_function(kernel)
+
+
 def get_function(module, kernel):
-    """The :class:`cupy.RawKernel` ``kernel`` of ``module`` on the current device (compiled once)."""
+    """The :class:`cupy.RawKernel` ``kernel`` of ``module`` on the current device (compiled once, kept)."""
     import cupy
 
-    return _raw_module(module, cupy.cuda.Device().id).get_function(kernel)
+    return _kernel(module, kernel, cupy.cuda.Device().id)
 
 
 def nvrtc_compile(module, arch="sm_90", extra_options=()):

@@ -53,7 +53,7 @@ class DeviceNeighborList:
 
 def new_error_words(be):
     """Device array of the 3 error words: first non-finite atom, first far atom, first coincident pair."""
-    return be.asarray(np.full(3, NO_ERROR, dtype=np.uint64))
+    return be.xp.full(3, NO_ERROR, dtype=np.uint64)
 
 
 def raise_device_errors(err_host, natoms):
@@ -84,7 +84,7 @@ def _periodic_bins(cell, rs, natoms):
     return nb, reach
 
 
-def build(be, coords, cell, types, rcut, sel, err, workspace=None):
+def build(be, coords, cell, types, rcut, sel, err, workspace=None, sel_offsets=None):
     """Per-type nearest-first neighbor list of one frame, on the device.
 
     Parameters
@@ -98,6 +98,8 @@ def build(be, coords, cell, types, rcut, sel, err, workspace=None):
     err : device error words (:func:`new_error_words`), updated
     workspace : dict or None
         Scratch buffers kept between calls (per descriptor part).
+    sel_offsets : device array or None
+        ``cumsum([0] + sel)`` as int64 on the device (uploaded here when None).
     """
     xp = be.xp
     natoms = int(coords.shape[0])
@@ -141,7 +143,8 @@ def build(be, coords, cell, types, rcut, sel, err, workspace=None):
     vectors = xp.empty((natoms, nnei, 3), dtype=np.float64)
     counts = xp.empty((natoms, nblocks), dtype=np.int64)
     overflow = xp.empty((natoms, nblocks), dtype=np.int64)
-    sel_offsets = be.asarray(np.concatenate([[0], np.cumsum(sel)]).astype(np.int64))
+    if sel_offsets is None:
+        sel_offsets = be.asarray(np.concatenate([[0], np.cumsum(sel)]).astype(np.int64))
     be.launch("neighbors", "dpc_nl_select", grid, (
         np.int64(natoms), coords, types, np.int64(nblocks), np.int32(0), sel_offsets,
         np.float64(rcut * rcut), np.float64(COINCIDENCE_TOLERANCE**2), *grid_args,

@@ -18,6 +18,7 @@ step waits for the device: results stay on it until the caller reads them
 (:meth:`GpuResult.to_host`).  float64 throughout.
 """
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -37,7 +38,7 @@ CHUNK = 32768
 
 @dataclass
 class DevicePart:
-    """One se_e2_a descriptor part: its packed tables on the device, uploaded once."""
+    """One se_e2_a (or se_e2_r: ``n_rows`` 1) descriptor part: its packed tables on the device, uploaded once."""
 
     descriptor: Any
     sel: tuple
@@ -60,27 +61,35 @@ class DevicePart:
     tab_offset: Any
     coef: Any
     workspace: dict
+    n_rows: int = 4  # 4: se_e2_a; 1: radial mode (se_e2_r)
+    rescale: float = 1.0  # radial mode: D = rescale * T
 
     @property
     def dim(self):
-        return self.M * self.A
+        return self.M * self.A if self.n_rows == 4 else self.M
+
+    @property
+    def kernel_family(self):
+        return "dpc_se_a" if self.n_rows == 4 else "dpc_se_r"
 
 
 def pack(be, model, desc):
-    """Upload the tables of a compressed se_e2_a descriptor (once per model)."""
-    if desc.type_name != "se_e2_a":
+    """Upload the tables of a compressed se_e2_a or se_e2_r descriptor (once per model)."""
+    if desc.type_name not in ("se_e2_a", "se_e2_r"):
         raise UnsupportedModelError(
-            f"the GPU path evaluates se_e2_a descriptors only, not {desc.type_name!r} (use device='cpu')"
+            f"the GPU path evaluates se_e2_a and se_e2_r descriptors, not {desc.type_name!r} (use device='cpu')"
         )
     if getattr(desc, "mixed_types", False):
         raise UnsupportedModelError("the GPU path needs per-type neighbor blocks (mixed_types is not supported)")
+    if desc.type_name == "se_e2_r":
+        return upload(be, pack_descriptor(model, desc, n_rows=1), desc.sel, desc, rescale=float(desc.RESCALE))
     return upload(be, pack_descriptor(model, desc), desc.sel, desc)
 
 
-def upload(be, host, sel, descriptor=None):
+def upload(be, host, sel, descriptor=None, rescale=1.0):
     """A :class:`DevicePart` from the CPU kernels' :class:`~dpcompress._ext.se_a_tab.PackedTables` ``host``."""
-    if int(getattr(host, "n_rows", 4)) != 4 or getattr(host, "gate", None) is not None:
-        raise UnsupportedModelError("the GPU path evaluates plain se_e2_a tables only (no radial or gated mode)")
+    if getattr(host, "gate", None) is not None:
+        raise UnsupportedModelError("the GPU path has no gated mode (se_atten_v2): use device='cpu'")
     up = be.asarray
     return DevicePart(
         descriptor=descriptor,
@@ -104,6 +113,8 @@ def upload(be, host, sel, descriptor=None):
         tab_offset=up(host.tab_offset, np.int64),
         coef=up(host.coef, np.float64),
         workspace={},
+        n_rows=int(getattr(host, "n_rows", 4)),
+        rescale=float(rescale),
     )
 
 
@@ -133,7 +144,7 @@ def group_size(M):
 
 
 def neighbor_list(be, part, coords, cell, types, err):
-    return gnl.build(be, coords, cell, types, part.rcut, part.sel, err, part.workspace)
+    return gnl.build(be, coords, cell, types, part.rcut, part.sel, err, part.workspace, part.sel_offsets)
 
 
 def forward(be, part, types, nl, check=False, cpl=None):
@@ -142,15 +153,18 @@ def forward(be, part, types, nl, check=False, cpl=None):
     ``cpl`` overrides :func:`channels_per_lane` (tests run every compiled variant)."""
     xp = be.xp
     n = int(types.shape[0])
-    T = xp.empty((n, 4, part.M), dtype=np.float64)
+    T = xp.empty((n, part.n_rows, part.M), dtype=np.float64)
     beyond = xp.zeros((2, n) if check else (2, 1), dtype=np.int64)
-    name = f"dpc_se_a_forward<{part.ncoef},{cpl or channels_per_lane(part.M)}>"
+    name = f"{part.kernel_family}_forward<{part.ncoef},{cpl or channels_per_lane(part.M)}>"
     be.launch("se_a_tab", name, _warp_grid(be, n), (*_table_args(part, n, types, nl), T, np.int32(bool(check)), beyond))
     return T, (beyond if check else None)
 
 
 def gram(be, part, T, rows, D, col0):
-    """D[:, col0 : col0 + M A] = (Tᵀ T_<)[rows] (D is (len(rows), ldd), C-contiguous)."""
+    """D[:, col0 : col0 + M A] = (Tᵀ T_<)[rows] (D is (len(rows), ldd), C-contiguous); radial: rescale T[rows]."""
+    if part.n_rows == 1:
+        D[:, col0 : col0 + part.M] = be.xp.take(T[:, 0, :], rows, axis=0) * part.rescale
+        return
     nrows = int(rows.shape[0])
     total = nrows * part.M * part.A
     be.launch("se_a_tab", "dpc_se_a_gram", (total + be.block - 1) // be.block, (
@@ -158,7 +172,10 @@ def gram(be, part, T, rows, D, col0):
 
 
 def gram_backward(be, part, T, rows, dD, col0, dT):
-    """dT[rows] = ∂E/∂T from dD[:, col0 : col0 + M A] (chain rule through D = Tᵀ T_<)."""
+    """dT[rows] = ∂E/∂T from dD[:, col0 : col0 + M A] (chain rule through D = Tᵀ T_<, or D = rescale T)."""
+    if part.n_rows == 1:
+        dT[rows, 0, :] = dD[:, col0 : col0 + part.M] * part.rescale
+        return
     nrows = int(rows.shape[0])
     total = nrows * 4 * part.M
     be.launch("se_a_tab", "dpc_se_a_gram_backward", (total + be.block - 1) // be.block, (
@@ -169,7 +186,7 @@ def backward(be, part, types, nl, dT, G=None):
     """dE/dr_ij (natoms, nnei, 3) from dT = dE/dT (natoms, 4, M); ``G`` overrides :func:`group_size`."""
     n = int(types.shape[0])
     pair_grad = be.xp.empty((n, part.nnei, 3), dtype=np.float64)
-    name = f"dpc_se_a_backward<{part.ncoef},{G or group_size(part.M)}>"
+    name = f"{part.kernel_family}_backward<{part.ncoef},{G or group_size(part.M)}>"
     be.launch("se_a_tab", name, _warp_grid(be, n), (*_table_args(part, n, types, nl), dT, pair_grad))
     return pair_grad
 
@@ -225,7 +242,7 @@ class GpuResult:
 
 
 class GpuEvaluator:
-    """A compressed se_e2_a model (one part, or a hybrid of se_e2_a parts) ready to run on a backend.
+    """A compressed se_e2_a / se_e2_r model (or a hybrid of such parts) ready to run on a backend.
 
     Parameters
     ----------
@@ -279,10 +296,15 @@ class GpuEvaluator:
                       for t in range(self.model.ntypes) if np.any(types_host == t)]
         return self._types_dev, self._rows
 
-    def evaluate(self, coords, cell, types, check=False):
+    def evaluate(self, coords, cell, types, check=False, timer=None):
         """One frame.  ``coords`` (natoms, 3) host or device array, ``cell`` (3, 3) host array or None,
-        ``types`` (natoms,) int64 host array (validated by the caller).  Returns a :class:`GpuResult`."""
+        ``types`` (natoms,) int64 host array (validated by the caller).  Returns a :class:`GpuResult`.
+
+        ``timer(stage)``, when given, returns a context manager wrapped around each stage
+        ("neighbors", "forward", "fitting", "backward", "gather") of each part (benchmarks).
+        """
         be, xp = self.be, self.be.xp
+        stage = timer if timer is not None else (lambda name: contextlib.nullcontext())
         types_host = np.ascontiguousarray(types, dtype=np.int64)
         n = int(types_host.shape[0])
         coords = be.asarray(coords, np.float64).reshape(n, 3)
@@ -291,8 +313,10 @@ class GpuEvaluator:
 
         nls, Ts, beyond = [], [], None
         for part in self.parts:
-            nl = neighbor_list(be, part, coords, cell, types_dev, err)
-            T, b = forward(be, part, types_dev, nl, check)
+            with stage("neighbors"):
+                nl = neighbor_list(be, part, coords, cell, types_dev, err)
+            with stage("forward"):
+                T, b = forward(be, part, types_dev, nl, check)
             nls.append(nl)
             Ts.append(T)
             if check:
@@ -302,7 +326,34 @@ class GpuEvaluator:
         atom_energy = xp.empty(n, dtype=np.float64)
         skipped = any(self.fit_mask[t] * self.keep_mask[t] == 0 for t, _ in rows_by_type)
         alloc = xp.zeros if skipped else xp.empty
-        dTs = [alloc((n, 4, p.M), dtype=np.float64) for p in self.parts]
+        dTs = [alloc((n, p.n_rows, p.M), dtype=np.float64) for p in self.parts]
+        with stage("fitting"):
+            self._fitting(rows_by_type, Ts, dTs, atom_energy)
+        del Ts, T  # the pair gradients below reuse their memory (peak: docs/gpu.md)
+
+        force = xp.empty((n, 3), dtype=np.float64)
+        atom_virial = xp.empty((n, 9), dtype=np.float64)
+        for k, (part, nl, dT) in enumerate(zip(self.parts, nls, dTs)):
+            with stage("backward"):
+                pair_grad = backward(be, part, types_dev, nl, dT)
+            with stage("gather"):
+                scatter(be, part, types_dev, nl, coords, pair_grad, force, atom_virial, accumulate=k > 0)
+            del pair_grad
+        return GpuResult(
+            natoms=n,
+            energy=atom_energy.sum(),
+            force=force,
+            virial=atom_virial.sum(axis=0),
+            atom_energy=atom_energy,
+            atom_virial=atom_virial,
+            overflow=[nl.overflow for nl in nls],
+            beyond=beyond,
+            err=err,
+        )
+
+    def _fitting(self, rows_by_type, Ts, dTs, atom_energy):
+        """Per type and chunk: D = Tᵀ T_<, the fitting net, dE/dT; fills atom_energy and dTs."""
+        be, xp = self.be, self.be.xp
         for t, rows in rows_by_type:
             fit, keep = self.fit_mask[t], self.keep_mask[t]
             if fit * keep == 0:  # no fitting-net term: e = keep * out_bias, dE/dD = 0
@@ -324,24 +375,6 @@ class GpuEvaluator:
                     gram_backward(be, part, T, r, dD, col, dT)
                     col += part.dim
                 del D, dD
-
-        force = xp.empty((n, 3), dtype=np.float64)
-        atom_virial = xp.empty((n, 9), dtype=np.float64)
-        for k, (part, nl, dT) in enumerate(zip(self.parts, nls, dTs)):
-            pair_grad = backward(be, part, types_dev, nl, dT)
-            scatter(be, part, types_dev, nl, coords, pair_grad, force, atom_virial, accumulate=k > 0)
-            del pair_grad
-        return GpuResult(
-            natoms=n,
-            energy=atom_energy.sum(),
-            force=force,
-            virial=atom_virial.sum(axis=0),
-            atom_energy=atom_energy,
-            atom_virial=atom_virial,
-            overflow=[nl.overflow for nl in nls],
-            beyond=beyond,
-            err=err,
-        )
 
     def evaluate_to_host(self, coords, cell, types, check=False, atomic=True):
         """:meth:`evaluate` and read back: the dict of :func:`dpcompress.evaluate.frame.evaluate_frame`."""

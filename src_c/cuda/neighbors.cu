@@ -351,12 +351,12 @@ extern "C" __global__ void __launch_bounds__(128)
             vectors[3 * p + 2] = 0.0;
         }
         for (long long b = lane; b < nblocks; b += DPC_WARP) {
-            const long long total = (long long)bcnt[b];
+            /* read and reset in one atomic: the counter was last written by atomics (at L2) */
+            const long long total = (long long)atomicExch(&bcnt[b], 0ULL);
             const long long sel = sel_offsets[b + 1] - sel_offsets[b];
             const long long kept = total < sel ? total : sel;
             counts[i * nblocks + b] = kept;
             overflow[i * nblocks + b] = total - kept;
-            bcnt[b] = 0ULL;
         }
         __syncwarp();
         for (long long e = lane; e < n; e += DPC_WARP) {

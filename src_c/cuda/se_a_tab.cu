@@ -31,6 +31,8 @@
  *   G consecutive channels): G = 8 for M <= 128.
  * dpc_se_a_gram / dpc_se_a_gram_backward: one thread per output element,
  *   D = T^T T_<, and dE/dT = T_< dD^T + [T dD]_<, sums in a fixed order.
+ * dpc_se_r_forward / dpc_se_r_backward: the radial mode (se_e2_r, n_rows = 1 of the
+ *   CPU kernels), same mappings with one row.
  */
 #include "dpc_cuda.cuh"
 
@@ -274,6 +276,191 @@ __global__ void __launch_bounds__(128)
     }
 }
 
+/* ------------------------------------------------------- radial mode (se_e2_r) */
+
+/* The CPU kernels' radial mode (n_rows = 1, dpc_se_a_tab.h): T_i[m] = (1/N) ( sum_real g_m(x_j)
+ * + [mode 1] count g_m(0) + n_pad g_m(x_pad) ), x = (R_0 - avg_0) / std_0.  Same mapping as
+ * dpc_se_a_forward with one accumulator per channel.  T [natoms, M]. */
+template <int NCOEF, int CPL>
+__global__ void __launch_bounds__(128)
+    dpc_se_r_forward(DPC_SE_A_TAB_PARAMS, double *__restrict__ T, int want_beyond, long long *__restrict__ beyond)
+{
+    __shared__ double s_t[DPC_MAX_WARPS][DPC_WARP];
+    __shared__ double s_dl[DPC_MAX_WARPS][DPC_WARP];
+    __shared__ long long s_row[DPC_MAX_WARPS][DPC_WARP];
+    const int w = dpc_warp_in_block(), lane = dpc_lane();
+    const double inv_n = 1.0 / (double)nnei;
+
+    for (long long i = dpc_first_warp(); i < natoms; i += dpc_warp_stride()) {
+        const long long ti = center_types[i];
+        long long n_fine_out = 0, n_table_out = 0;
+        for (long long c0 = 0; c0 < M; c0 += 32 * CPL) {
+            double acc[CPL];
+#pragma unroll
+            for (int c = 0; c < CPL; c++) acc[c] = 0.0;
+            for (long long b = 0; b < nblocks; b++) {
+                const long long key = ti * nblocks + b;
+                const long long tab = table_of[key];
+                if (tab < 0) continue;
+                dpc_table_info info;
+                dpc_table_info_of(tab_real, tab_count, tab, NCOEF, M, &info);
+                const double *cf = coef + tab_offset[tab];
+                const double av = avg[4 * key], sd = std[4 * key];
+                const long long sel = sel_offsets[b + 1] - sel_offsets[b];
+                const long long nreal = counts[i * nblocks + b];
+                const int mode = block_mode[key];
+                if (mode == 0) {
+                    const double *vec = vectors + (i * nnei + sel_offsets[b]) * 3;
+                    for (long long s0 = 0; s0 < nreal; s0 += DPC_WARP) {
+                        const long long s = s0 + lane;
+                        if (s < nreal) {
+                            double R0, t, delta;
+                            dpc_env_mat_radial(vec + 3 * s, rcut, rcut_smth, protection, &R0, (double *)0);
+                            const double x = (R0 - av) / sd;
+                            const long long l = dpc_table_locate(&info, x, &t, &delta);
+                            if (c0 == 0) {
+                                n_fine_out += x >= info.upper;
+                                n_table_out += delta != 0.0;
+                            }
+                            s_t[w][lane] = t;
+                            s_dl[w][lane] = delta;
+                            s_row[w][lane] = l * NCOEF * M;
+                        }
+                        __syncwarp();
+                        const long long left = nreal - s0;
+                        const int nn = left < DPC_WARP ? (int)left : DPC_WARP;
+                        for (int q = 0; q < nn; q++) {
+                            const double t = s_t[w][q], delta = s_dl[w][q];
+                            const double *row = cf + s_row[w][q];
+#pragma unroll
+                            for (int c = 0; c < CPL; c++) {
+                                const long long m = c0 + lane + 32 * c;
+                                if (m < M) {
+                                    double g, dg;
+                                    if (delta == 0.0) {
+                                        g = dpc_poly_value(row + m, M, NCOEF, t);
+                                    } else {
+                                        dpc_poly_eval(row + m, M, NCOEF, t, &g, &dg);
+                                        g += delta * dg;
+                                    }
+                                    acc[c] += 1.0 * g;
+                                }
+                            }
+                        }
+                        __syncwarp();
+                    }
+                }
+                /* constant rows: zeroed real rows (mode 1, x = 0) and padding (x = -avg/std) */
+                for (int kind = 0; kind < 2; kind++) {
+                    const long long weight_n = kind == 0 ? (mode == 1 ? nreal : 0) : (mode == 2 ? sel : sel - nreal);
+                    if (weight_n <= 0) continue;
+                    double t, delta;
+                    const long long l = dpc_table_locate(&info, kind == 0 ? 0.0 : -av / sd, &t, &delta);
+                    const double *row = cf + l * NCOEF * M;
+                    const double weight = (double)weight_n;
+#pragma unroll
+                    for (int c = 0; c < CPL; c++) {
+                        const long long m = c0 + lane + 32 * c;
+                        if (m < M) {
+                            double g, dg;
+                            dpc_poly_eval(row + m, M, NCOEF, t, &g, &dg);
+                            if (delta != 0.0) g += delta * dg;
+                            acc[c] += weight * g;
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int c = 0; c < CPL; c++) {
+                const long long m = c0 + lane + 32 * c;
+                if (m < M) T[i * M + m] = acc[c] * inv_n;
+            }
+        }
+        if (want_beyond) {
+            n_fine_out = dpc_warp_sum_ll(n_fine_out);
+            n_table_out = dpc_warp_sum_ll(n_table_out);
+            if (lane == 0) {
+                beyond[i] = n_fine_out;
+                beyond[natoms + i] = n_table_out;
+            }
+        }
+    }
+}
+
+/* dE/dr_ij = (1/N) (sum_m dT[m] g'_m(x_j)) / std_0 * dR_0/dr_ij; dT [natoms, M].  Mapping of dpc_se_a_backward. */
+template <int NCOEF, int G>
+__global__ void __launch_bounds__(128)
+    dpc_se_r_backward(DPC_SE_A_TAB_PARAMS, const double *__restrict__ dT, double *__restrict__ pair_grad)
+{
+    __shared__ double s_dR[DPC_MAX_WARPS][3][DPC_WARP];
+    __shared__ double s_t[DPC_MAX_WARPS][DPC_WARP];
+    __shared__ double s_dl[DPC_MAX_WARPS][DPC_WARP];
+    __shared__ long long s_row[DPC_MAX_WARPS][DPC_WARP];
+    const int w = dpc_warp_in_block(), lane = dpc_lane();
+    const int NG = DPC_WARP / G, group = lane / G, q = lane % G;
+    const double inv_n = 1.0 / (double)nnei;
+
+    for (long long i = dpc_first_warp(); i < natoms; i += dpc_warp_stride()) {
+        const long long ti = center_types[i];
+        const double *d0 = dT + i * M;
+        for (long long b = 0; b < nblocks; b++) {
+            const long long key = ti * nblocks + b;
+            const long long tab = table_of[key];
+            const long long sel = sel_offsets[b + 1] - sel_offsets[b];
+            const long long nreal = counts[i * nblocks + b];
+            double *grad = pair_grad + (i * nnei + sel_offsets[b]) * 3;
+            const int live = tab >= 0 && block_mode[key] == 0;
+            for (long long s = (live ? nreal : 0) + lane; s < sel; s += DPC_WARP) {
+                grad[3 * s] = 0.0;
+                grad[3 * s + 1] = 0.0;
+                grad[3 * s + 2] = 0.0;
+            }
+            if (!live) continue;
+            dpc_table_info info;
+            dpc_table_info_of(tab_real, tab_count, tab, NCOEF, M, &info);
+            const double *cf = coef + tab_offset[tab];
+            const double av = avg[4 * key], sd = std[4 * key];
+            const double *vec = vectors + (i * nnei + sel_offsets[b]) * 3;
+            for (long long s0 = 0; s0 < nreal; s0 += DPC_WARP) {
+                const long long s = s0 + lane;
+                if (s < nreal) {
+                    double R0, dR0[3], t, delta;
+                    dpc_env_mat_radial(vec + 3 * s, rcut, rcut_smth, protection, &R0, dR0);
+                    const long long l = dpc_table_locate(&info, (R0 - av) / sd, &t, &delta);
+                    for (int c = 0; c < 3; c++) s_dR[w][c][lane] = dR0[c];
+                    s_t[w][lane] = t;
+                    s_dl[w][lane] = delta;
+                    s_row[w][lane] = l * NCOEF * M;
+                }
+                __syncwarp();
+                const long long left = nreal - s0;
+                const int nn = left < DPC_WARP ? (int)left : DPC_WARP;
+                for (int r0 = 0; r0 < nn; r0 += NG) { /* warp-uniform */
+                    const int n = r0 + group;
+                    const int active = n < nn;
+                    double px = 0.0;
+                    if (active) {
+                        const double t = s_t[w][n];
+                        const double *row = cf + s_row[w][n];
+                        for (long long m = q; m < M; m += G) {
+                            double g, dg;
+                            dpc_poly_eval(row + m, M, NCOEF, t, &g, &dg);
+                            px += dg * d0[m];
+                        }
+                    }
+                    px = dpc_group_sum<G>(px);
+                    if (active && q == 0) {
+                        const double e0 = px * inv_n / sd;
+                        double *gr = grad + 3 * (s0 + n);
+                        for (int c = 0; c < 3; c++) gr[c] = e0 * s_dR[w][c][n];
+                    }
+                }
+                __syncwarp();
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------- D = T^T T_< */
 
 /* D[r, col0 + m * A + a] (row stride ldd) = sum_k T[i][k][m] T[i][k][a], i = rows[r]. */
@@ -322,6 +509,14 @@ DPC_FWD(4, 1) DPC_FWD(4, 2) DPC_FWD(4, 3) DPC_FWD(4, 4)
 DPC_FWD(6, 1) DPC_FWD(6, 2) DPC_FWD(6, 3) DPC_FWD(6, 4)
 DPC_BWD(4, 4) DPC_BWD(4, 8) DPC_BWD(4, 16) DPC_BWD(4, 32)
 DPC_BWD(6, 4) DPC_BWD(6, 8) DPC_BWD(6, 16) DPC_BWD(6, 32)
+#define DPC_RFWD(NC, CPL) template __global__ void dpc_se_r_forward<NC, CPL>(DPC_SE_A_TAB_PARAMS, double *__restrict__, int, long long *__restrict__);
+#define DPC_RBWD(NC, G) template __global__ void dpc_se_r_backward<NC, G>(DPC_SE_A_TAB_PARAMS, const double *__restrict__, double *__restrict__);
+DPC_RFWD(4, 1) DPC_RFWD(4, 2) DPC_RFWD(4, 3) DPC_RFWD(4, 4)
+DPC_RFWD(6, 1) DPC_RFWD(6, 2) DPC_RFWD(6, 3) DPC_RFWD(6, 4)
+DPC_RBWD(4, 4) DPC_RBWD(4, 8) DPC_RBWD(4, 16) DPC_RBWD(4, 32)
+DPC_RBWD(6, 4) DPC_RBWD(6, 8) DPC_RBWD(6, 16) DPC_RBWD(6, 32)
 #undef DPC_FWD
 #undef DPC_BWD
+#undef DPC_RFWD
+#undef DPC_RBWD
 #endif

@@ -303,6 +303,12 @@ static inline int atomicAdd(int *p, int v)
     *p = old + v;
     return old;
 }
+static inline unsigned long long atomicExch(unsigned long long *p, unsigned long long v)
+{
+    const unsigned long long old = *p;
+    *p = v;
+    return old;
+}
 static inline unsigned long long atomicMin(unsigned long long *p, unsigned long long v)
 {
     const unsigned long long old = *p;
