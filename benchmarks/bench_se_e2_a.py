@@ -1032,7 +1032,7 @@ def parse_args(argv=None):
                    help="git revision of dpcompress to benchmark (archived and built in a temporary folder), "
                         "or 'worktree' for the working tree as it is")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (snapshot, .dpc)")
-    p.add_argument("--reps", type=int, nargs="+", default=[1, 2, 4], help="replications n (n^3 x 192 atoms)")
+    p.add_argument("--reps", type=int, nargs="*", default=[1, 2, 4], help="replications n (n^3 x 192 atoms); none: no timing")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     p.add_argument("--lower-sizes", type=int, nargs="*", default=[1, 2, 4], help="reps at which dp_cmp_lower runs")

@@ -74,3 +74,12 @@ def test_min_nbor_dist_order_and_errors(tmp_path, capsys):
 def test_bad_flags(tmp_path, capsys, args, match):
     assert main(["compress", "-i", os.path.join(TINY, "frozen.dp"), "-o", str(tmp_path / "x.dpc")] + args) == 2
     assert match in capsys.readouterr().err
+
+
+def test_package_level_compress_is_callable_after_subpackage_import():
+    import dpcompress
+    import dpcompress.compress  # noqa: F401  (binds the package attribute to the subpackage)
+    from dpcompress import compress as c
+
+    assert dpcompress.compress(os.path.join(TINY, "frozen.dp")).is_compressed
+    assert c(os.path.join(TINY, "frozen.dp")).is_compressed

@@ -6,6 +6,8 @@ Flags mean what they mean in DeePMD-kit's ``dp compress``.
 """
 
 import dataclasses
+import sys
+import types
 import hashlib
 import os
 import warnings
@@ -159,3 +161,18 @@ def compress(
             stacklevel=2,
         )
     return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)
+
+
+class _CallableModule(types.ModuleType):
+    """``dpcompress.compress`` names both this subpackage and its main function.
+
+    Once the subpackage is imported, Python binds the package attribute to the
+    module object; making the module callable keeps ``dpcompress.compress(path)``
+    (and ``from dpcompress import compress``) working either way.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return compress(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
