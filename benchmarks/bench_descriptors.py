@@ -48,8 +48,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-FIXTURES = "/work/shared/fixtures/deepmd"
-MODELS = "/work/anchor/models"
+FIXTURES = os.environ.get("DPCOMPRESS_SHARED_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "fixtures", "deepmd"))
+MODELS = os.environ.get("DEEPMD_ANCHOR_MODELS", "anchor/models")
 DESCRIPTORS = ("se_e2_r", "se_e3", "se_atten_v2", "hybrid")
 ENGINES = ("dpc_cmp", "dpc_ref", "dp_cmp", "dp_ref")
 HZ = os.sysconf("SC_CLK_TCK")
@@ -326,8 +326,8 @@ def main():
     p.add_argument("--fixtures", default=FIXTURES)
     p.add_argument("--models", default=MODELS)
     p.add_argument("--dpc-python", default=sys.executable)
-    p.add_argument("--dp-python", default="/work/anchor/venv/bin/python")
-    p.add_argument("--dp-pythonpath", default="/tmp/dpc_bench_vesin" if os.path.isdir("/tmp/dpc_bench_vesin") else None,
+    p.add_argument("--dp-python", default=os.environ.get("DEEPMD_PYTHON", "anchor/venv/bin/python"))
+    p.add_argument("--dp-pythonpath", default=os.environ.get("DEEPMD_EXTRA_PYTHONPATH"),
                    help="extra PYTHONPATH of the DeePMD-kit workers (vesin + vesin-torch: DeePMD-kit's fast nlist)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "descriptors.json"))
     p.add_argument("--worker", choices=ENGINES)

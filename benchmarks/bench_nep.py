@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-FIX = os.environ.get("NEP_FIXTURES", "/work/shared/fixtures/nep")
+FIX = os.environ.get("NEP_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "fixtures", "nep"))
 CASES = {
     "PbTe_NEP4_example": ("PbTe", "rocksalt", 6.46, 8),
     "Si_2022_NEP4_5body": ("Si", "diamond", 5.431, 8),

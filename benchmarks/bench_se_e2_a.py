@@ -52,7 +52,7 @@ n_threads None (all cores) and 1; and one wall-clock run of ``dp --pt compress``
 
 Usage (from the repository root)::
 
-    /work/venv/bin/python benchmarks/bench_se_e2_a.py [frozen.dp] --out benchmarks/results/se_e2_a.json
+    python benchmarks/bench_se_e2_a.py [frozen.dp] --out benchmarks/results/se_e2_a.json
 
 Everything imports lazily so that thread settings reach numpy/BLAS/torch before they load.
 """
@@ -1022,10 +1022,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="uncompressed DeePMD-kit .dp model")
     p.add_argument("--frames", default=None, help="test_frames.npz (default: next to the model)")
-    p.add_argument("--dp-frozen", default="/work/anchor/models/frozen.pth")
-    p.add_argument("--dp-compressed", default="/work/anchor/models/compressed.pth")
+    p.add_argument("--dp-frozen", default=os.environ.get("DEEPMD_ANCHOR_MODELS", "anchor/models") + "/frozen.pth")
+    p.add_argument("--dp-compressed", default=os.environ.get("DEEPMD_ANCHOR_MODELS", "anchor/models") + "/compressed.pth")
     p.add_argument("--dpc-python", default=sys.executable, help="python of the dpcompress environment")
-    p.add_argument("--dp-python", default="/work/anchor/venv/bin/python", help="python of the DeePMD-kit environment")
+    p.add_argument("--dp-python", default=os.environ.get("DEEPMD_PYTHON", "anchor/venv/bin/python"), help="python of the DeePMD-kit environment")
     p.add_argument("--dp-pythonpath", default=None,
                    help="extra PYTHONPATH of the DeePMD-kit workers (e.g. a folder with vesin + vesin-torch)")
     p.add_argument("--snapshot", default="HEAD",
