@@ -76,8 +76,29 @@ class Network:
         return self.layers[-1].n_out
 
 
+class _EmbeddingDescriptor:
+    """Sizes shared by the descriptors with embedding nets (``sel``, ``neuron``, ``tables`` fields)."""
+
+    @property
+    def ntypes(self):
+        return len(self.sel)
+
+    @property
+    def nnei(self):
+        return int(sum(self.sel))
+
+    @property
+    def n_channels(self):
+        """M, the width of the embedding output."""
+        return self.neuron[-1]
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
+
+
 @dataclass(frozen=True)
-class DescriptorSeA:
+class DescriptorSeA(_EmbeddingDescriptor):
     r"""The se_e2_a ("smooth edition, two-body embedding, angular") descriptor.
 
     For a center atom :math:`i` of type :math:`t_i` with neighbor slots :math:`j`:
@@ -138,19 +159,6 @@ class DescriptorSeA:
     mixed_types = False  # one neighbor block per type
 
     @property
-    def ntypes(self):
-        return len(self.sel)
-
-    @property
-    def nnei(self):
-        return int(sum(self.sel))
-
-    @property
-    def n_channels(self):
-        """M, the width of the embedding output."""
-        return self.neuron[-1]
-
-    @property
     def dim_out(self):
         return self.neuron[-1] * self.axis_neuron
 
@@ -165,10 +173,6 @@ class DescriptorSeA:
         if self.type_one_side:
             return self.tables[neighbor]
         return self.tables[center][neighbor]
-
-    @property
-    def is_compressed(self):
-        return self.tables is not None
 
     def check_compressed(self, ntypes):
         """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
@@ -322,7 +326,7 @@ class DescriptorHybrid:
 
 
 @dataclass(frozen=True)
-class DescriptorSeT:
+class DescriptorSeT(_EmbeddingDescriptor):
     r"""The se_e3 (se_t, "three-body embedding") descriptor.
 
     For a center atom :math:`i` of type :math:`t_i`, with the normalised
@@ -382,19 +386,6 @@ class DescriptorSeT:
     mixed_types = False  # one neighbor block per type
 
     @property
-    def ntypes(self):
-        return len(self.sel)
-
-    @property
-    def nnei(self):
-        return int(sum(self.sel))
-
-    @property
-    def n_channels(self):
-        """M, the width of the embedding output."""
-        return self.neuron[-1]
-
-    @property
     def dim_out(self):
         return self.neuron[-1]
 
@@ -411,10 +402,6 @@ class DescriptorSeT:
     def embedding_table(self, a, b):
         """The :class:`EmbeddingTable` of the neighbor-type pair (a, b) (compressed models)."""
         return self._pair(self.tables, a, b)
-
-    @property
-    def is_compressed(self):
-        return self.tables is not None
 
     def check_compressed(self, ntypes):
         """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
@@ -446,7 +433,7 @@ DESCRIPTOR_CLASSES["se_e3"] = DescriptorSeT
 
 
 @dataclass(frozen=True)
-class DescriptorSeR:
+class DescriptorSeR(_EmbeddingDescriptor):
     r"""The se_e2_r ("smooth edition, two-body embedding, radial") descriptor.
 
     For a center atom :math:`i` of type :math:`t_i` with neighbor slots :math:`j`
@@ -507,19 +494,6 @@ class DescriptorSeR:
     RESCALE = 0.2
 
     @property
-    def ntypes(self):
-        return len(self.sel)
-
-    @property
-    def nnei(self):
-        return int(sum(self.sel))
-
-    @property
-    def n_channels(self):
-        """M, the width of the embedding output."""
-        return self.neuron[-1]
-
-    @property
     def dim_out(self):
         return self.neuron[-1]
 
@@ -531,17 +505,13 @@ class DescriptorSeR:
         """The :class:`EmbeddingTable` of this (center, neighbor) type pair (compressed models)."""
         return self.tables[neighbor] if self.type_one_side else self.tables[center][neighbor]
 
-    @property
-    def is_compressed(self):
-        return self.tables is not None
-
     def check_compressed(self, ntypes):
         """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
         return check_per_type_tables(self, ntypes, shape=(ntypes, self.nnei, 1))
 
 
 @dataclass(frozen=True)
-class DescriptorSeAttenV2:
+class DescriptorSeAttenV2(_EmbeddingDescriptor):
     r"""se_atten_v2 (DPA-1 with stripped type embedding) without attention layers.
 
     One mixed-type block of :math:`N` = ``sel[0]`` slots, nearest first.  With the
@@ -625,15 +595,6 @@ class DescriptorSeAttenV2:
         return self.davg.shape[0]
 
     @property
-    def nnei(self):
-        return int(sum(self.sel))
-
-    @property
-    def n_channels(self):
-        """M, the width of the embedding output."""
-        return self.neuron[-1]
-
-    @property
     def dim_out(self):
         return self.neuron[-1] * self.axis_neuron + (self.tebd_dim if self.concat_output_tebd else 0)
 
@@ -673,10 +634,6 @@ class DescriptorSeAttenV2:
     def embedding_table(self, center=None, neighbor=None):
         """The table of :math:`G_s` (compressed models)."""
         return self.tables
-
-    @property
-    def is_compressed(self):
-        return self.tables is not None
 
     def check_compressed(self, ntypes):
         """Why this compressed descriptor is inconsistent, or None (used when reading ``.dpc``)."""
