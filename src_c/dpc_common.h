@@ -22,7 +22,8 @@ typedef enum {
     DPC_ERR_ALLOC = 1,       /* malloc failed */
     DPC_ERR_ARGUMENT = 2,    /* an argument the caller should have validated */
     DPC_ERR_INDEX = 3,       /* an index read from the input is out of range */
-    DPC_ERR_NONFINITE = 4    /* a NaN or inf reached a kernel */
+    DPC_ERR_NONFINITE = 4,   /* a NaN or inf reached a kernel */
+    DPC_ERR_COINCIDENT = 5   /* two atoms (or an atom and an image) coincide */
 } dpc_status;
 
 /* Hot per-atom functions are compiled twice, for x86-64-v3 (AVX2 + FMA) and the

@@ -298,3 +298,50 @@ def test_overlapping_atoms():
     coords = np.array([[0.0, 0, 0], [10.0, 0, 0], [5.0, 5, 5]])
     message = r"atoms 0 and 1 \(periodic image shifted by \[-1, 0, 0\] cells\) coincide"
     raises(message, coords, np.eye(3) * 10.0, [0, 0, 0], RCUT, [4])
+
+
+# ---------------------------------------------------------------- cell list kernel vs twin
+
+
+def test_cell_list_kernel_equals_twin_many_bins():
+    """Several bins per axis (reach 1) and a sparse 3-D cluster whose bin grid is capped."""
+    from dpcompress.neighbors.neighbor_list import _cell_list_bins
+    from dpcompress.reference.neighbors import cell_list_neighbors as twin
+
+    rng = np.random.default_rng(11)
+    cell = random_cell(rng, (22.0, 26.0))
+    coords = random_atoms(rng, 400, cell, frac_range=(-0.5, 1.5), min_dist=1.0)
+    sparse = rng.uniform(-3e3, 3e3, (40, 3))
+    for xyz, box in ((coords, cell), (sparse, None)):
+        types = rng.integers(0, 2, len(xyz))
+        search = RCUT * (1 + 1e-6)
+        frac, wrapped, wrap, nbins, reach = _cell_list_bins(xyz, box, search)
+        if box is not None:
+            assert min(nbins) >= 3
+        else:
+            assert np.prod(nbins) <= max(27, 2 * len(xyz))
+        args = (xyz, box, frac, wrapped, wrap, nbins, reach, RCUT, search, 1e-8, types, [60, 60])
+        got, want = kernel.cell_list_neighbors(*args, n_threads=2), twin(*args)
+        for g, w in zip(got[:4], want[:4]):
+            assert_bitwise_equal(g, w)
+        assert got[4] is None and want[4] is None
+
+
+def test_cell_list_reports_first_coincident_pair():
+    from dpcompress.neighbors.neighbor_list import _cell_list_bins
+    from dpcompress.reference.neighbors import cell_list_neighbors as twin
+
+    cell = np.eye(3) * 5.0
+    # atom 3 sits on atom 1's image one cell along +x; atoms 0 and 2 coincide exactly
+    coords = np.array([[1.0, 1.0, 1.0], [0.5, 2.0, 2.0], [1.0, 1.0, 1.0], [5.5, 2.0, 2.0]])
+    types = np.zeros(4, dtype=np.int64)
+    frac, wrapped, wrap, nbins, reach = _cell_list_bins(coords, cell, RCUT)
+    args = (coords, cell, frac, wrapped, wrap, nbins, reach, RCUT, RCUT, 1e-8, types, [100])
+    for n_threads in (1, 2):
+        got = kernel.cell_list_neighbors(*args, n_threads=n_threads)[4]
+        assert got == twin(*args)[4] == (0, 2, [0, 0, 0], 0.0)
+    with pytest.raises(InputError, match="atoms 0 and 2 coincide"):
+        build_neighbor_list(coords, cell, types, RCUT, [100])
+    # without atom 2: atom 3 (now 2) shifted one cell back lands on atom 1
+    with pytest.raises(InputError, match=r"atoms 1 and 2 \(periodic image shifted by \[-1, 0, 0\] cells\)"):
+        build_neighbor_list(coords[[0, 1, 3]], cell, types[:3], RCUT, [100])

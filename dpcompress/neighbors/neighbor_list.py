@@ -4,15 +4,15 @@ Pipeline of :func:`build_neighbor_list`:
 
 1. validate the inputs (:class:`~dpcompress.errors.InputError` names the
    argument, and the atom where one is at fault);
-2. candidate pairs ``(i, j, S)`` from vesin's cell list, with a cutoff a hair
-   above ``rcut`` so that rounding inside vesin cannot lose a pair;
-3. pair vectors re-evaluated here from the caller's coordinates,
+2. bins for a cell list (:func:`_cell_list_bins`);
+3. in C (``src_c/dpc_neighbors.c``, OpenMP over centre atoms): candidates from
+   the bins around each atom, pair vectors from the caller's coordinates,
    :math:`\mathbf r_{ij} = (\mathbf r_j - \mathbf r_i) + \mathbf s`,
    :math:`\mathbf s = (S_0 \mathbf a_0 + S_1 \mathbf a_1) + S_2 \mathbf a_2`,
-   and the strict cut :math:`d^2 = (x^2 + y^2) + z^2 < r_c^2` applied to them, so
-   the result depends on these formulas only, not on vesin's internals;
-4. per-block ordering and the ``sel`` cut in C (``src_c/dpc_neighbors.c``),
-   twin of :func:`dpcompress.reference.neighbors.select_neighbors`.
+   the strict cut :math:`d^2 = (x^2 + y^2) + z^2 < r_c^2`, per-block ordering
+   and the ``sel`` cut; the twin is
+   :func:`dpcompress.reference.neighbors.cell_list_neighbors` (exhaustive
+   search), equal bit for bit.
 
 Periodic images are separate neighbors: in a cell smaller than ``2 rcut`` one
 atom can appear several times in a row, and an atom can neighbor itself
@@ -20,7 +20,6 @@ through an image (``j == i``, ``S != 0``).
 """
 
 import operator
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,66 +159,47 @@ def _check_cell(cell):
     return arr
 
 
-_VESIN = threading.local()
+# Bins beyond this many per atom only cost memory and empty-bin visits.
+MAX_BINS_PER_ATOM = 2
 
 
-def _vesin_calculator(cutoff, n_threads):
-    """A vesin calculator for ``cutoff`` on ``n_threads`` threads, kept per Python thread.
+def _cell_list_bins(coords, cell, search):
+    r"""Bin coordinates, wrapped positions, wraps, bin counts and reach of the C cell list.
 
-    Reusing one keeps vesin's internal buffers warm (~30 ms saved per call on
-    12k atoms).  Per thread because vesin's ctypes calls release the GIL and a
-    calculator is not safe to share; ``compute(copy=True)`` hands back copies,
-    so a reused calculator never aliases a previous result.  Its Verlet
-    ``skin`` stays 0: no caching of pairs between calls.
+    Periodic: :math:`\mathbf f = \mathbf r\,A^{-1}`, :math:`\mathbf n =
+    \lfloor \mathbf f \rfloor`, bins on :math:`\mathbf f - \mathbf n \in [0, 1]`;
+    the plane spacing :math:`h_c = |\det A| / |\mathbf a_{c+1} \times
+    \mathbf a_{c+2}|` sets ``nbins[c] = max(1, floor(h_c / search))`` bins of
+    height at least ``search``.  Cluster: the bounding box, :math:`h_c` its
+    length (at least ``search``).  ``reach[c] = floor(search nbins[c] / h_c) + 1``
+    bins either side (``src_c/dpc_neighbors.h`` gives the argument).  When the
+    bins outnumber ``MAX_BINS_PER_ATOM`` per atom the largest count is halved
+    until they do not (a sparse cluster would otherwise allocate a huge grid);
+    the reach follows, so no pair is missed.
     """
-    import vesin
-
-    key = (cutoff, n_threads)
-    calculator = getattr(_VESIN, "calculator", None)
-    if calculator is None or getattr(_VESIN, "key", None) != key:
-        calculator = vesin.NeighborList(cutoff=cutoff, full_list=True, n_threads=n_threads)
-        _VESIN.calculator, _VESIN.key = calculator, key
-    return calculator
-
-
-def _candidate_pairs(coords, cell, cutoff, n_threads):
-    """Pairs ``(i, j, S)`` with ``|r_j + S.cell - r_i| < cutoff`` (maybe a few more), from vesin.
-
-    ``i, j`` are int64; ``S`` is integer (int32 or int64), shape (npairs, 3).
-    The pair order is vesin's and may change with ``n_threads``; nothing
-    downstream depends on it.
-
-    Periodic: positions are wrapped into the cell here (``r = w + n.cell``), so
-    vesin sees small coordinates and small int32 shifts whatever the input; the
-    shifts are translated back to the original positions, ``S = S_w + n_i - n_j``.
-    Non-periodic: the cluster is put in an orthorhombic box wider than its
-    extent plus ``2 cutoff`` and run as periodic; no image can then be within
-    the cutoff.  (vesin 0.6.2's own non-periodic mode dies with SIGFPE on
-    clusters a few 1e5 Å long and flat in the other directions.)
-    """
-    calculator = _vesin_calculator(cutoff, n_threads)
+    natoms = coords.shape[0]
     if cell is None:
         lo = coords.min(axis=0)
-        points = coords - lo
-        box = np.diag(points.max(axis=0) + 2.0 * cutoff + 1.0)
-        i, j, S = calculator.compute(points, box, True, "ijS")
-        inside = ~np.any(S != 0, axis=1)
-        if not inside.all():  # impossible by construction; belt and braces
-            i, j, S = i[inside], j[inside], S[inside]
+        h = np.maximum(coords.max(axis=0) - lo, search)
+        frac = (coords - lo) / h
+        wrap, wrapped = None, coords
     else:
         frac = coords @ np.linalg.inv(cell)
         if np.abs(frac).max() > 2.0**40:
             k = int(np.argmax(np.abs(frac).max(axis=1)))
             raise InputError(f"coords of atom {k} lie more than 2^40 cells away from the cell; wrap them first")
         n = np.floor(frac)
-        i, j, S = calculator.compute(coords - n @ cell, cell, True, "ijS")
-        if n.any():
-            n = n.astype(np.int64)
-            S = S.astype(np.int64)
-            for c in range(3):
-                S[:, c] += np.take(n[:, c], i.view(np.int64)) - np.take(n[:, c], j.view(np.int64))
-    # vesin's indices are uint64 below 2^63: reinterpret, don't copy.
-    return i.view(np.int64), j.view(np.int64), S
+        frac = frac - n
+        wrap = n.astype(np.int64)
+        wrapped = frac @ cell
+        volume = abs(np.linalg.det(cell))
+        h = np.array([volume / np.linalg.norm(np.cross(cell[(c + 1) % 3], cell[(c + 2) % 3])) for c in range(3)])
+    nbins = [max(1, int(min(h[c] / search, 2.0**20))) for c in range(3)]
+    while nbins[0] * nbins[1] * nbins[2] > max(27, MAX_BINS_PER_ATOM * natoms):
+        c = int(np.argmax(nbins))
+        nbins[c] = max(1, nbins[c] // 2)
+    reach = [int(np.floor(search * nbins[c] / h[c])) + 1 for c in range(3)]
+    return frac, wrapped, wrap, nbins, reach
 
 
 def _pair_vectors(coords, cell, i, j, S):
@@ -267,7 +247,7 @@ def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=Fals
     mixed_types : bool, keyword-only
         One block of ``sel[0]`` slots for all neighbors, whatever their type.
     n_threads : int or None, keyword-only
-        Threads of vesin's cell list and of the selection kernel (see
+        Threads of the cell-list kernel (see
         :func:`dpcompress.threads.effective_n_threads`); the result does not
         depend on it.
 
@@ -297,26 +277,20 @@ def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=Fals
         cell = _check_cell(cell)
     n_threads = effective_n_threads(n_threads)
 
-    # The skin only widens vesin's search; the exact cut is applied below on
-    # our own vectors, which can differ from vesin's by a few ulp.
-    i, j, S = _candidate_pairs(coords, cell, rcut + 1e-6 * max(rcut, 1.0), n_threads)
-    D, d2 = _pair_vectors(coords, np.zeros((3, 3)) if cell is None else cell, i, j, S)
-
-    close = d2 < COINCIDENCE_TOLERANCE**2
-    if close.any():
-        # report the lowest (i, j) so the message does not depend on vesin's pair order
-        bad = np.flatnonzero(close)
-        p = bad[np.lexsort((j[bad], i[bad]))[0]]
-        where = "" if not S[p].any() else f" (periodic image shifted by {S[p].tolist()} cells)"
+    # The search radius covers the rounding of frac and of the wrapped
+    # positions (relative to the coordinates' size); the exact cut
+    # d2 < rcut^2 is applied in C on vectors formed from the caller's coords.
+    search = rcut + 1e-6 * max(rcut, 1.0) + 1e-12 * float(np.abs(coords).max())
+    frac, wrapped, wrap, nbins, reach = _cell_list_bins(coords, cell, search)
+    index, vectors, counts, overflow, bad = _kernel.cell_list_neighbors(
+        coords, cell, frac, wrapped, wrap, nbins, reach, rcut, search, COINCIDENCE_TOLERANCE, types,
+        np.asarray(sel, dtype=np.int64), bool(mixed_types), n_threads
+    )
+    if bad is not None:
+        i, j, S, d2 = bad
+        where = "" if not any(S) else f" (periodic image shifted by {S} cells)"
         raise InputError(
-            f"atoms {int(i[p])} and {int(j[p])}{where} coincide: distance {np.sqrt(d2[p]):.3g} Å "
+            f"atoms {i} and {j}{where} coincide: distance {np.sqrt(d2):.3g} Å "
             f"< {COINCIDENCE_TOLERANCE:g} Å; the descriptor is singular there"
         )
-
-    keep = d2 < rcut * rcut
-    if not keep.all():  # usually only the skin's few pairs go; skip the copy otherwise
-        i, j, D = i[keep], j[keep], D[keep]
-    index, vectors, counts, overflow = _kernel.select_neighbors(
-        i, j, D, types, np.asarray(sel, dtype=np.int64), bool(mixed_types), n_threads
-    )
     return NeighborList(index, vectors, counts, overflow, sel, rcut)

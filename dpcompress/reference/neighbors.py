@@ -126,6 +126,24 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
     -------
     NeighborList
     """
+    return _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types)[0]
+
+
+def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, rcut, search, coincide, atom_types,
+                        sel, mixed_types=False):
+    """Twin of the compiled ``dpcompress._ext.neighbors.cell_list_neighbors``.
+
+    The binning arguments (``frac, wrapped, wrap, nbins, reach, search``) only steer the
+    compiled search; the result is that of the exhaustive search, so they are
+    ignored here.  Returns ``(index, vectors, counts, overflow, bad)`` with
+    ``bad = (i, j, S, d2)`` the lexicographically first pair closer than
+    ``coincide``, or None.
+    """
+    nl, bad = _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide)
+    return nl.index, nl.vectors, nl.counts, nl.overflow, bad
+
+
+def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide=0.0):
     from ..neighbors.neighbor_list import NeighborList
 
     coords = np.asarray(coords, dtype=np.float64)
@@ -150,6 +168,7 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
     counts = np.zeros((natoms, nblocks), dtype=np.int64)
     overflow = np.zeros((natoms, nblocks), dtype=np.int64)
     jj = np.tile(np.arange(natoms), len(images))
+    bad = None
     for i in range(natoms):
         S = (images[:, None, :] + wrap[i] - wrap[None, :, :]).reshape(-1, 3).astype(np.float64)
         shift = (S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1]) + S[:, 2:3] * cell[2]
@@ -157,6 +176,10 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
         d2 = _squared_norm(D)
         is_self = (jj == i) & np.all(S == 0, axis=1)
         hit = (d2 < rcut2) & ~is_self
+        close = np.flatnonzero(hit & (d2 < coincide * coincide))
+        if bad is None and len(close):
+            first = close[np.lexsort((S[close, 2], S[close, 1], S[close, 0], jj[close]))[0]]
+            bad = (i, int(jj[first]), S[first].astype(np.int64).tolist(), float(d2[first]))
         j, D, d2 = jj[hit], D[hit], d2[hit]
         block = np.zeros_like(j) if mixed_types else atom_types[j]
         for b in range(nblocks):
@@ -168,4 +191,4 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
             vectors[i, slots] = D[mine][kept]
             counts[i, b] = len(kept)
             overflow[i, b] = len(order) - len(kept)
-    return NeighborList(index, vectors, counts, overflow, tuple(sel), float(rcut))
+    return NeighborList(index, vectors, counts, overflow, tuple(sel), float(rcut)), bad
