@@ -99,4 +99,14 @@ dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, cons
 dpc_status dpc_scatter_pair_gradients(dpc_index natoms, dpc_index nnei, const dpc_index *index, const double *vectors,
                                       const double *pair_grad, double *force, double *atom_virial);
 
+/* D_i = T_i^T T_i[:, :A] per atom: T [natoms, 4, M], D [natoms, M, A] out,
+ *   D[m][a] = sum_{k=0..3} T[k][m] T[k][a]   (k ascending).  0 < A <= M. */
+dpc_status dpc_descriptor_from_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, double *D, int n_threads);
+
+/* Chain rule through D = T^T T_<: dT [natoms, 4, M] out from dD [natoms, M, A],
+ *   dT[k][m] = sum_a T[k][a] dD[m][a]  +  (m < A ? sum_m' T[k][m'] dD[m'][m] : 0)
+ * (each sum in ascending index order, the second added to the first). */
+dpc_status dpc_descriptor_gradient_to_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, const double *dD,
+                                        double *dT, int n_threads);
+
 #endif

@@ -107,3 +107,26 @@ def test_overflow_check_counts_and_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Potential(cm, check_frequency=1).eval(coords[:1], cells[:1], types)  # normal frame: silent
+
+
+def test_descriptor_products_equal_numpy_twins():
+    """D = T^T T_< and its chain rule: compiled kernels vs the numpy twins, any thread count."""
+    from dpcompress._ext import se_a_tab as compiled
+    from dpcompress.reference import se_a_tab as twin
+
+    rng = np.random.default_rng(5)
+    T = rng.normal(size=(37, 4, 24))
+    dD = rng.normal(size=(37, 24 * 7))
+    D_ref = twin.descriptor_from_T(T, 7)
+    dT_ref = twin.descriptor_gradient_to_T(T, dD, 7)
+    outs = []
+    for n_threads in (1, 2, 3):
+        D = compiled.descriptor_from_T(T, 7, n_threads)
+        dT = compiled.descriptor_gradient_to_T(T, dD, 7, n_threads)
+        np.testing.assert_allclose(D, D_ref, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dT, dT_ref, rtol=1e-12, atol=1e-13)
+        outs.append((D, dT))
+    for D, dT in outs[1:]:
+        assert np.array_equal(D, outs[0][0]) and np.array_equal(dT, outs[0][1])
+    with pytest.raises(ValueError, match="axis_neuron"):
+        compiled.descriptor_from_T(T, 25)

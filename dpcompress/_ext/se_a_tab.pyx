@@ -41,6 +41,9 @@ cdef extern from "dpc_se_a_tab.h":
     int dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, const double *dT, double *pair_grad) nogil
     int dpc_scatter_pair_gradients(int64_t natoms, int64_t nnei, const int64_t *index, const double *vectors,
                                    const double *pair_grad, double *force, double *atom_virial) nogil
+    int dpc_descriptor_from_T(int64_t natoms, int64_t M, int64_t A, const double *T, double *D, int n_threads) nogil
+    int dpc_descriptor_gradient_to_T(int64_t natoms, int64_t M, int64_t A, const double *T, const double *dD,
+                                     double *dT, int n_threads) nogil
 
 
 def _check(arr, shape, dtype, name):
@@ -235,3 +238,38 @@ def scatter_pair_gradients(index, vectors, pair_grad):
     if status != 0:
         raise IndexError("scatter_pair_gradients: neighbor index out of range")
     return force, virial
+
+
+def descriptor_from_T(T, int64_t axis_neuron, int n_threads=1):
+    r"""se_e2_a descriptor :math:`D_i = T_i^\top T_{i,:, :A}`, shape (natoms, M*A), from T (natoms, 4, M)."""
+    cdef int64_t n = T.shape[0], M = T.shape[2]
+    _check(T, (n, 4, M), np.float64, "T")
+    if not 0 < axis_neuron <= M:
+        raise ValueError(f"axis_neuron must be in [1, {M}], got {axis_neuron}")
+    D = np.empty((n, M * axis_neuron), dtype=np.float64)
+    if n == 0:
+        return D
+    cdef const double[:, :, ::1] tv = T
+    cdef double[:, ::1] dv = D
+    with nogil:
+        dpc_descriptor_from_T(n, M, axis_neuron, &tv[0, 0, 0], &dv[0, 0], n_threads)
+    return D
+
+
+def descriptor_gradient_to_T(T, dD, int64_t axis_neuron, int n_threads=1):
+    r"""Chain rule through :math:`D = T^\top T_{:, :A}`: dE/dT (natoms, 4, M) from dE/dD (natoms, M*A)."""
+    cdef int64_t n = T.shape[0], M = T.shape[2]
+    _check(T, (n, 4, M), np.float64, "T")
+    if not 0 < axis_neuron <= M:
+        raise ValueError(f"axis_neuron must be in [1, {M}], got {axis_neuron}")
+    dD = np.ascontiguousarray(dD, dtype=np.float64)
+    _check(dD, (n, M * axis_neuron), np.float64, "dD")
+    dT = np.empty((n, 4, M), dtype=np.float64)
+    if n == 0:
+        return dT
+    cdef const double[:, :, ::1] tv = T
+    cdef const double[:, ::1] gv = dD
+    cdef double[:, :, ::1] ov = dT
+    with nogil:
+        dpc_descriptor_gradient_to_T(n, M, axis_neuron, &tv[0, 0, 0], &gv[0, 0], &ov[0, 0, 0], n_threads)
+    return dT

@@ -14,7 +14,14 @@ once per pass and never store the nnei × M embedding matrix.
 
 import numpy as np
 
-from .._ext.se_a_tab import PackedTables, scatter_pair_gradients, se_a_tab_backward, se_a_tab_forward
+from .._ext.se_a_tab import (
+    PackedTables,
+    descriptor_from_T,
+    descriptor_gradient_to_T,
+    scatter_pair_gradients,
+    se_a_tab_backward,
+    se_a_tab_forward,
+)
 from ..errors import UnsupportedModelError
 from ..reference.dp_model import atomic_energy_masks
 from .fitting import fitting_energy_and_gradient
@@ -108,15 +115,6 @@ def pack_descriptor(model, desc=None, **mode):
     return packed
 
 
-def descriptor_gradient_to_T(T, dD, axis_neuron):
-    r"""Chain rule through :math:`D = T^\top T_{:, :A}`: returns :math:`\partial E/\partial T`."""
-    n, _, M = T.shape
-    dD = dD.reshape(n, M, axis_neuron)
-    dT = np.matmul(T[:, :, :axis_neuron], dD.transpose(0, 2, 1))
-    dT[:, :, :axis_neuron] += np.matmul(T, dD)
-    return dT
-
-
 #: forward() reads counts and block modes; the pipeline need not build slot masks
 NEEDS_MASKS = False
 
@@ -141,14 +139,14 @@ def forward(packed, center_types, nlist, real, zeroed, neighbor_types, n_threads
     T, beyond = out if check else (out, np.zeros((2, 1), dtype=np.int64))
     n, _, M = T.shape
     A = packed.axis_neuron
-    D = np.matmul(T.transpose(0, 2, 1), T[:, :, :A]).reshape(n, M * A)
+    D = descriptor_from_T(T, A, n_threads)
     return D, (center_types, nlist, T), beyond.sum(axis=1)
 
 
 def backward(packed, state, dD, n_threads=1):
     """``dE/dr_ij`` (natoms, nnei, 3) from ``dE/dD`` with the fused backward kernel."""
     center_types, nlist, T = state
-    dT = descriptor_gradient_to_T(T, dD, packed.axis_neuron)
+    dT = descriptor_gradient_to_T(T, dD, packed.axis_neuron, n_threads)
     return se_a_tab_backward(packed, center_types, nlist.vectors, nlist.counts, dT, n_threads)
 
 

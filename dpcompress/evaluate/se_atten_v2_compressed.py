@@ -18,9 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._ext.se_a_tab import PackedTables, scatter_pair_gradients, se_a_tab_backward, se_a_tab_forward
+from .._ext.se_a_tab import (
+    PackedTables,
+    descriptor_from_T,
+    descriptor_gradient_to_T,
+    scatter_pair_gradients,
+    se_a_tab_backward,
+    se_a_tab_forward,
+)
 from ..errors import UnsupportedModelError
-from .se_a_compressed import descriptor_gradient_to_T
 
 #: forward() needs the neighbor types and the zeroed slots to find each slot's gate row
 NEEDS_MASKS = True
@@ -84,7 +90,7 @@ def forward(packed, center_types, nlist, real, zeroed, neighbor_types, n_threads
     T, beyond = out if check else (out, np.zeros((2, 1), dtype=np.int64))
     n, _, M = T.shape
     A = desc.axis_neuron
-    D = np.matmul(T.transpose(0, 2, 1), T[:, :, :A]).reshape(n, M * A)
+    D = descriptor_from_T(T, A, n_threads)
     if desc.concat_output_tebd:
         D = np.concatenate([D, desc.type_embedding[center_types]], axis=1)
     return D, (center_types, nlist, T, q), beyond.sum(axis=1)
@@ -94,7 +100,7 @@ def backward(packed, state, dD, n_threads=1):
     """``dE/dr_ij`` (natoms, nnei, 3) from ``dE/dD`` with the fused backward kernel."""
     center_types, nlist, T, q = state
     A = packed.descriptor.axis_neuron
-    dT = descriptor_gradient_to_T(T, dD[:, : T.shape[2] * A], A)
+    dT = descriptor_gradient_to_T(T, dD[:, : T.shape[2] * A], A, n_threads)
     return se_a_tab_backward(packed.tables, center_types, nlist.vectors, nlist.counts, dT, n_threads, gate_index=q)
 
 

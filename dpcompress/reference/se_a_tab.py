@@ -136,3 +136,18 @@ def scatter_pair_gradients(index, vectors, pair_grad):
     np.add.at(force, index[rows, slots], -g)
     np.add.at(virial, index[rows, slots], -g[:, :, None] * vectors[rows, slots][:, None, :])
     return force, virial
+
+
+def descriptor_from_T(T, axis_neuron, n_threads=1):
+    r""":math:`D_i = T_i^\top T_{i,:,:A}` flattened to (natoms, M*A)."""
+    n, _, M = T.shape
+    return np.matmul(T.transpose(0, 2, 1), T[:, :, :axis_neuron]).reshape(n, M * axis_neuron)
+
+
+def descriptor_gradient_to_T(T, dD, axis_neuron, n_threads=1):
+    r"""Chain rule through :math:`D = T^\top T_{:, :A}`: returns :math:`\partial E/\partial T`."""
+    n, _, M = T.shape
+    dD = dD.reshape(n, M, axis_neuron)
+    dT = np.matmul(T[:, :, :axis_neuron], dD.transpose(0, 2, 1))
+    dT[:, :, :axis_neuron] += np.matmul(T, dD)
+    return dT
