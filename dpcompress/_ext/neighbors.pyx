@@ -61,6 +61,17 @@ _STATUS_MESSAGES = {
 }
 
 
+def _check_sel(sel_arr):
+    if sel_arr.shape[0] < 1 or np.any(sel_arr < 0):
+        raise ValueError("sel must be a non-empty sequence of non-negative integers")
+
+
+def _empty_lists(natoms, nnei, nblocks):
+    """Output arrays of a neighbor list: index, vectors, counts, overflow."""
+    return (np.empty((natoms, nnei), dtype=np.int64), np.empty((natoms, nnei, 3), dtype=np.float64),
+            np.empty((natoms, nblocks), dtype=np.int64), np.empty((natoms, nblocks), dtype=np.int64))
+
+
 def select_neighbors(i, j, D, atom_types, sel, mixed_types=False, int n_threads=1):
     """Group candidate pairs by centre atom and keep the nearest ``sel[b]`` per block.
 
@@ -101,13 +112,9 @@ def select_neighbors(i, j, D, atom_types, sel, mixed_types=False, int n_threads=
 
     if pj.shape[0] != npairs or pd.shape[0] != npairs:
         raise ValueError("i, j and D must have the same number of pairs")
-    if nblocks < 1 or np.any(sel_arr < 0):
-        raise ValueError("sel must be a non-empty sequence of non-negative integers")
+    _check_sel(sel_arr)
 
-    index_arr = np.empty((natoms, nnei), dtype=np.int64)
-    vectors_arr = np.empty((natoms, nnei, 3), dtype=np.float64)
-    counts_arr = np.empty((natoms, nblocks), dtype=np.int64)
-    overflow_arr = np.empty((natoms, nblocks), dtype=np.int64)
+    index_arr, vectors_arr, counts_arr, overflow_arr = _empty_lists(natoms, nnei, nblocks)
     cdef int64_t[:, ::1] idx_v = index_arr
     cdef double[:, :, ::1] vec_v = vectors_arr
     cdef int64_t[:, ::1] cnt_v = counts_arr
@@ -191,13 +198,9 @@ def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double 
 
     if natoms < 1 or fr.shape[0] != natoms or wp.shape[0] != natoms or wr.shape[0] != natoms or types.shape[0] != natoms:
         raise ValueError("coords, frac, wrap and atom_types must describe the same, non-zero number of atoms")
-    if nblocks < 1 or np.any(sel_arr < 0):
-        raise ValueError("sel must be a non-empty sequence of non-negative integers")
+    _check_sel(sel_arr)
 
-    index_arr = np.empty((natoms, nnei), dtype=np.int64)
-    vectors_arr = np.empty((natoms, nnei, 3), dtype=np.float64)
-    counts_arr = np.empty((natoms, nblocks), dtype=np.int64)
-    overflow_arr = np.empty((natoms, nblocks), dtype=np.int64)
+    index_arr, vectors_arr, counts_arr, overflow_arr = _empty_lists(natoms, nnei, nblocks)
     cdef int64_t[:, ::1] idx_v = index_arr
     cdef double[:, :, ::1] vec_v = vectors_arr
     cdef int64_t[:, ::1] cnt_v = counts_arr
