@@ -559,10 +559,11 @@ _VESIN = {}
 def _half_pairs(coords, cell, cutoff, n_threads):
     """Pairs ``(i, j, S)``, each unordered pair (or atom-image pair) once, from vesin's half list.
 
-    As :func:`dpcompress.neighbors.neighbor_list._candidate_pairs` with
-    ``full_list=False``: periodic positions are wrapped into the cell for
-    vesin and the shifts translated back; a cluster is put in a box wide
-    enough that no image is within the cutoff.
+    Periodic positions are wrapped into the cell for vesin (``r = w + n.cell``)
+    and the shifts translated back, ``S = S_w + n_i - n_j``, so that the
+    pair vectors can be formed from the original coordinates exactly as
+    :func:`dpcompress.neighbors.build_neighbor_list` forms them; a cluster is
+    put in a box wide enough that no image is within the cutoff.
     """
     import vesin
 

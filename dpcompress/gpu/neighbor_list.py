@@ -105,7 +105,7 @@ def build(be, coords, cell, types, rcut, sel, err, workspace=None, sel_offsets=N
     natoms = int(coords.shape[0])
     nblocks = len(sel)
     nnei = int(sum(sel))
-    rs = rcut + 1e-6 * max(rcut, 1.0)  # the CPU path's vesin skin: a superset of the pairs inside rcut
+    rs = rcut + 1e-6 * max(rcut, 1.0)  # a hair above rcut, like the CPU cell list's search radius: a superset of the pairs inside rcut
     bin_of = xp.empty(natoms, dtype=np.int64)
     home = xp.empty((natoms, 3), dtype=np.int64)
     grid1 = (natoms + be.block - 1) // be.block
