@@ -1,79 +1,58 @@
 r"""Fitting nets of the compressed path: per-atom energies and :math:`\partial e_i/\partial D_i`.
 
 Same mathematics as :func:`dpcompress.reference.dp_model.fitting_forward_backward`
-(its readable twin), arranged for speed: atoms of one type go through BLAS
-together, in chunks small enough that every intermediate array stays in cache,
-and activations are updated in place.
+(its readable twin), compiled: :func:`dpcompress._ext.fitting_net.fitting_forward_backward`
+(``src_c/dpc_fitting.c``) takes the atoms type by type in chunks of a fixed number
+of rows, each chunk going through every layer forward and backward with its
+intermediates in cache, the chunks shared among OpenMP threads; BLAS ``dgemm``
+does the products, single-threaded inside each OpenMP thread, and the
+activations (tanh without a libm call) are computed in C.
 """
+
+import weakref
 
 import numpy as np
 
-from ..models.activations import activate
+from .._ext.fitting_net import pack_fitting
+from .._ext.fitting_net import fitting_forward_backward as _compiled
+from ..threads import effective_n_threads
 
-CHUNK = 1024
-
-
-def _forward_backward(net, x):
-    """Return (y[:, 0], dy/dx) for rows ``x`` of one chunk."""
-    saved = []
-    for layer in net.layers:
-        z = x @ layer.w
-        if layer.b is not None:
-            z += layer.b
-        if layer.activation == "tanh":
-            phi = np.tanh(z, out=z)
-            dphi = phi * phi
-            np.subtract(1.0, dphi, out=dphi)
-        else:
-            phi, dphi = activate(layer.activation, z, order=1)
-        if layer.idt is not None:
-            phi *= layer.idt
-            dphi *= layer.idt
-        kind = layer.residual
-        if kind == "identity":
-            phi += x
-        elif kind == "double":
-            phi[:, : layer.n_in] += x
-            phi[:, layer.n_in :] += x
-        saved.append(dphi)
-        x = phi
-    y = x[:, 0].copy()
-    grad = np.ones((x.shape[0], 1))
-    for layer, dphi in zip(reversed(net.layers), reversed(saved)):
-        dphi *= grad
-        dx = dphi @ layer.w.T
-        kind = layer.residual
-        if kind == "identity":
-            dx += grad
-        elif kind == "double":
-            dx += grad[:, : layer.n_in]
-            dx += grad[:, layer.n_in :]
-        grad = dx
-    return y, grad
+_PACKED = {}
 
 
-def fitting_energy_and_gradient(model, atom_types, D):
+def packed_fitting(fitting):
+    """The :class:`~dpcompress._ext.fitting_net.PackedFitting` of ``fitting``, built once per object
+    (it points into the layers' arrays, which models never modify after loading)."""
+    key = id(fitting)
+    hit = _PACKED.get(key)
+    if hit is not None and hit[0]() is fitting:
+        return hit[1]
+    packed = pack_fitting(fitting)
+    try:
+        ref = weakref.ref(fitting, lambda _, key=key: _PACKED.pop(key, None))
+    except TypeError:  # not weak-referenceable: pack on every call
+        return packed
+    _PACKED[key] = (ref, packed)
+    return packed
+
+
+def fitting_energy_and_gradient(model, atom_types, D, n_threads=None):
     r"""Per-atom fitting energies :math:`F_{t_i}(D_i) + b_{t_i}` and :math:`\partial F/\partial D`.
 
     Parameters
     ----------
     model : DPModel
-    atom_types : ndarray of int64, shape (n,)
+    atom_types : ndarray of int, shape (n,)
     D : ndarray, shape (n, dim_descrpt)
+    n_threads : int or None
+        OpenMP threads (:func:`dpcompress.threads.effective_n_threads`); the
+        result does not depend on it.
 
     Returns
     -------
     e : ndarray, shape (n,)
     dD : ndarray, shape (n, dim_descrpt)
     """
-    e = np.empty(len(atom_types))
-    dD = np.empty_like(D)
-    for t in np.unique(atom_types):
-        rows = np.flatnonzero(atom_types == t)
-        net = model.fitting.network(t)
-        for start in range(0, len(rows), CHUNK):
-            r = rows[start : start + CHUNK]
-            y, g = _forward_backward(net, D[r])
-            e[r] = y + model.fitting.bias_atom_e[t]
-            dD[r] = g
-    return e, dD
+    types = np.ascontiguousarray(atom_types, dtype=np.int64)
+    D = np.ascontiguousarray(D, dtype=np.float64)
+    return _compiled(packed_fitting(model.fitting), types, D, effective_n_threads(n_threads))

@@ -157,8 +157,10 @@ def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False, n_c
             states.append((nl, state))
             D_parts.append(D)
         D = np.concatenate(D_parts, axis=1) if len(D_parts) > 1 else D_parts[0]
-        fitting = fitting_energy_and_gradient if plan.compressed else fitting_forward_backward
-        e_fit, dD = fitting(model, ctypes, D)
+        if plan.compressed:
+            e_fit, dD = fitting_energy_and_gradient(model, ctypes, D, n_threads)
+        else:
+            e_fit, dD = fitting_forward_backward(model, ctypes, D)
         atom_energy[sl] = keep_mask[sl] * (fit_mask[sl] * e_fit + model.out_bias[ctypes])
         dD = dD * (fit_mask[sl] * keep_mask[sl])[:, None]
         col = 0

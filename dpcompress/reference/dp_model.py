@@ -19,7 +19,12 @@ def atomic_energy_masks(model, atom_types):
 
 
 def fitting_forward_backward(model, atom_types, D):
-    r"""Per-atom fitting energy :math:`F_{t_i}(D_i) + b_{t_i}` and :math:`\partial F/\partial D`."""
+    r"""Per-atom fitting energy :math:`F_{t_i}(D_i) + b_{t_i}` and :math:`\partial F/\partial D`.
+
+    Numpy twin of the compiled kernel :func:`dpcompress._ext.fitting_net.fitting_forward_backward`
+    (``src_c/dpc_fitting.c``), which takes ``model.fitting`` packed by
+    :func:`dpcompress._ext.fitting_net.pack_fitting`.
+    """
     e = np.empty(len(atom_types))
     dD = np.empty_like(D)
     for t in np.unique(atom_types):
