@@ -3,8 +3,8 @@ r"""One step of a compressed se_e2_a model on the CPU.
 Pipeline per frame (all arrays batched over atoms)::
 
     neighbor list ──► fused forward kernel ──► T (natoms, 4, M)
-                                    D = Tᵀ T_<                  (batched matmul)
-                                    e, ∂e/∂D                    (fitting net, BLAS)
+                                    D = Tᵀ T_<                  (C, per atom)
+                                    e, ∂e/∂D                    (fitting net: C + BLAS dgemm)
     ∂E/∂T = T_< ∂Dᵀ + [T ∂D]_<  ──► fused backward kernel ──► ∂E/∂r_ij (natoms, nnei, 3)
                                     scatter (fixed order) ──► forces, per-atom virials
 
