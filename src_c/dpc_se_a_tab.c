@@ -534,35 +534,39 @@ dpc_status dpc_descriptor_from_T(dpc_index natoms, dpc_index M, dpc_index A, con
 DPC_HOT static void descriptor_gradient_atom(dpc_index M, dpc_index A, const double *restrict T,
                                              const double *restrict dD, double *restrict dT)
 {
-    for (int k = 0; k < 4; k++) {
-        const double *restrict Tk = T + k * M;
-        double *restrict out = dT + k * M;
-        for (dpc_index m = 0; m < M; m++) {
-            const double *restrict g = dD + m * A;
-            double s = 0.0;
-            for (dpc_index c = 0; c < A; c++) s += Tk[c] * g[c];
-            out[m] = s;
-        }
-        /* second term accumulated in a scratch row so each sum runs in index order */
-        double extra[256];
-        for (dpc_index c0 = 0; c0 < A; c0 += 256) {
-            const dpc_index nc = A - c0 < 256 ? A - c0 : 256;
-            for (dpc_index c = 0; c < nc; c++) extra[c] = 0.0;
-            for (dpc_index m = 0; m < M; m++) {
-                const double t = Tk[m];
-                const double *restrict g = dD + m * A + c0;
-                for (dpc_index c = 0; c < nc; c++) extra[c] += t * g[c];
+    /* one pass over the rows of dD (each read once, for the four k) */
+    double second[4 * DPC_MAX_AXIS_NEURON];
+    for (dpc_index c = 0; c < 4 * A; c++) second[c] = 0.0;
+    for (dpc_index m = 0; m < M; m++) {
+        const double *restrict g = dD + m * A;
+        for (int k = 0; k < 4; k++) {
+            const double *restrict Tk = T + k * M;
+            /* four interleaved partial sums (lane c % 4), so that the dot
+             * product is not one serial chain of multiply-adds */
+            double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
+            dpc_index c = 0;
+            for (; c + 4 <= A; c += 4) {
+                p0 += Tk[c] * g[c];
+                p1 += Tk[c + 1] * g[c + 1];
+                p2 += Tk[c + 2] * g[c + 2];
+                p3 += Tk[c + 3] * g[c + 3];
             }
-            for (dpc_index c = 0; c < nc; c++) out[c0 + c] += extra[c];
+            for (; c < A; c++) p0 += Tk[c] * g[c];
+            dT[k * M + m] = (p0 + p1) + (p2 + p3);
+            const double t = Tk[m];
+            double *restrict acc = second + k * A;
+            for (c = 0; c < A; c++) acc[c] += t * g[c];
         }
     }
+    for (int k = 0; k < 4; k++)
+        for (dpc_index c = 0; c < A; c++) dT[k * M + c] += second[k * A + c];
 }
 
 dpc_status dpc_descriptor_gradient_to_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, const double *dD,
                                         double *dT, int n_threads)
 {
     const int nt = n_threads < 1 ? 1 : n_threads;
-    if (natoms < 0 || A < 1 || A > M) return DPC_ERR_ARGUMENT;
+    if (natoms < 0 || A < 1 || A > M || A > DPC_MAX_AXIS_NEURON) return DPC_ERR_ARGUMENT;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (dpc_index i = 0; i < natoms; i++)
         descriptor_gradient_atom(M, A, T + i * 4 * M, dD + i * M * A, dT + i * 4 * M);

@@ -103,9 +103,13 @@ dpc_status dpc_scatter_pair_gradients(dpc_index natoms, dpc_index nnei, const dp
  *   D[m][a] = sum_{k=0..3} T[k][m] T[k][a]   (k ascending).  0 < A <= M. */
 dpc_status dpc_descriptor_from_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, double *D, int n_threads);
 
+/* Largest axis_neuron A of dpc_descriptor_gradient_to_T (a per-thread stack buffer of 4 A doubles). */
+#define DPC_MAX_AXIS_NEURON 512
+
 /* Chain rule through D = T^T T_<: dT [natoms, 4, M] out from dD [natoms, M, A],
  *   dT[k][m] = sum_a T[k][a] dD[m][a]  +  (m < A ? sum_m' T[k][m'] dD[m'][m] : 0)
- * (each sum in ascending index order, the second added to the first). */
+ * (the first sum as four partial sums over a = 0, 1, 2, 3 mod 4 added as
+ * (s0 + s1) + (s2 + s3); the second in ascending m, added to the first). */
 dpc_status dpc_descriptor_gradient_to_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, const double *dD,
                                         double *dT, int n_threads);
 

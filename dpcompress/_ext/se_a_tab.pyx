@@ -262,6 +262,8 @@ def descriptor_gradient_to_T(T, dD, int64_t axis_neuron, int n_threads=1):
     _check(T, (n, 4, M), np.float64, "T")
     if not 0 < axis_neuron <= M:
         raise ValueError(f"axis_neuron must be in [1, {M}], got {axis_neuron}")
+    if axis_neuron > 512:  # DPC_MAX_AXIS_NEURON
+        raise ValueError(f"axis_neuron {axis_neuron} > 512 is not supported by the compiled kernel")
     dD = np.ascontiguousarray(dD, dtype=np.float64)
     _check(dD, (n, M * axis_neuron), np.float64, "dD")
     dT = np.empty((n, 4, M), dtype=np.float64)
