@@ -46,9 +46,7 @@ cdef extern from "dpc_se_a_tab.h":
                                      double *dT, int n_threads) nogil
 
 
-def _check(arr, shape, dtype, name):
-    if arr.dtype != dtype or not arr.flags.c_contiguous or arr.shape != shape:
-        raise ValueError(f"{name}: expected C-contiguous {np.dtype(dtype)} of shape {shape}, got {arr.dtype} {arr.shape}")
+from .table_arrays import check_array as _check, table_arrays
 
 
 cdef class PackedTables:
@@ -66,40 +64,13 @@ cdef class PackedTables:
     def __init__(self, sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
                  int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection,
                  int n_rows=4, gate=None):
-        self.sel_offsets = np.ascontiguousarray(sel_offsets, dtype=np.int64)
-        self.nblocks = self.sel_offsets.shape[0] - 1
-        self.nnei = self.sel_offsets[self.nblocks]
-        self.avg = np.ascontiguousarray(avg, dtype=np.float64)
-        self.ntypes = self.avg.shape[0]
-        self.std = np.ascontiguousarray(std, dtype=np.float64)
-        self.block_mode = np.ascontiguousarray(block_mode, dtype=np.int8)
-        self.table_of = np.ascontiguousarray(table_of, dtype=np.int64)
-        self.tab_real = np.ascontiguousarray(tab_real, dtype=np.float64)
-        self.ntables = self.tab_real.shape[0]
-        self.tab_count = np.ascontiguousarray(tab_count, dtype=np.int64)
-        self.tab_offset = np.ascontiguousarray(tab_offset, dtype=np.int64)
-        self.coef = np.ascontiguousarray(coef, dtype=np.float64)
+        t = table_arrays(sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
+                         ncoef, n_channels)
+        self.sel_offsets, self.avg, self.std, self.block_mode = t.sel_offsets, t.avg, t.std, t.block_mode
+        self.table_of, self.tab_real, self.tab_count, self.tab_offset = t.table_of, t.tab_real, t.tab_count, t.tab_offset
+        self.coef, self.nblocks, self.nnei, self.ntypes, self.ntables = t.coef, t.nblocks, t.nnei, t.ntypes, t.ntables
         self.ncoef, self.n_channels = ncoef, n_channels
         self.rcut, self.rcut_smth, self.protection = rcut, rcut_smth, protection
-        nt, nb = self.ntypes, self.nblocks
-        _check(self.avg, (nt, nb, 4), np.float64, "avg")
-        _check(self.std, (nt, nb, 4), np.float64, "std")
-        _check(self.block_mode, (nt, nb), np.int8, "block_mode")
-        _check(self.table_of, (nt, nb), np.int64, "table_of")
-        _check(self.tab_real, (self.ntables, 5), np.float64, "tab_real")
-        _check(self.tab_count, (self.ntables, 3), np.int64, "tab_count")
-        _check(self.tab_offset, (self.ntables,), np.int64, "tab_offset")
-        if ncoef not in (4, 6) or n_channels < 1:
-            raise ValueError("ncoef must be 4 or 6 and n_channels positive")
-        if np.any(self.table_of >= self.ntables) or np.any(self.table_of < -1):
-            raise ValueError("table_of refers to a missing table")
-        sizes = self.tab_count.sum(axis=1) * ncoef * n_channels
-        if np.any(self.tab_count[:, 0] < 1) or np.any(self.tab_count[:, 1:] < 0):
-            raise ValueError("each table needs n_fine >= 1, n_coarse >= 0 and n_below >= 0")
-        if np.any(self.tab_offset < 0) or np.any(self.tab_offset + sizes > self.coef.shape[0]):
-            raise ValueError("table offsets exceed the coefficient buffer")
-        if np.any(self.std == 0):
-            raise ValueError("std contains zeros")
         if n_rows not in (1, 4):
             raise ValueError("n_rows must be 4 or 1 (radial)")
         self.n_rows = n_rows
