@@ -189,53 +189,15 @@ def _network_list(coll, ndim_expected, ntypes):
 
 def read_descriptor_se_e2_a(node, ntypes):
     """Read an se_e2_a descriptor."""
-    if node.raw("spin", None) is not None:
-        raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
-    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
-    if len(sel) != ntypes:
-        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
-    if sum(sel) == 0:
-        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
-    rcut = node.number("rcut", positive=True)
-    rcut_smth = node.number("rcut_smth")
-    if not 0 <= rcut_smth < rcut:
-        raise ModelFormatError(f"{node.source}: '{node.where}.rcut_smth' = {rcut_smth} should lie in [0, rcut={rcut})")
-    env = _Node(node.raw("env_mat", {}) or {}, f"{node.where}.env_mat", node.source)
-    if env.raw("use_exp_switch", False):
-        raise UnsupportedModelError(f"{node.source}: '{env.where}.use_exp_switch' = true is not supported")
-    protection = node.number("env_protection", 0.0)
-    if protection < 0:
-        raise ModelFormatError(f"{node.source}: '{node.where}.env_protection' should be >= 0, found {protection}")
+    rcut, rcut_smth, protection = _radial_settings(node)
+    sel = _per_type_sel(node, ntypes)
     neuron = node.int_list("neuron", lo=1)
     axis = int(node.number("axis_neuron", positive=True))
     if not neuron or axis > neuron[-1]:
         raise ModelFormatError(f"{node.source}: '{node.where}.axis_neuron' = {axis} exceeds the embedding width {neuron}")
     tos = node.flag("type_one_side", False)
-    nnei = sum(sel)
-    var = node.node("@variables")
-    davg = var.array("davg", shape=(ntypes, nnei, 4))
-    dstd = var.array("dstd", shape=(ntypes, nnei, 4))
-    if np.any(dstd == 0):
-        raise ModelFormatError(f"{node.source}: '{var._key('dstd')}' contains zeros (division by zero)")
-    ndim, nets = _network_list(node.node("embeddings"), (1,) if tos else (2,), ntypes)
-    M = neuron[-1]
-    for k, net in enumerate(nets):
-        if net is not None and (net.in_dim != 1 or net.out_dim != M):
-            raise ModelFormatError(
-                f"{node.source}: '{node.where}.embeddings.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, expected 1 -> {M}"
-            )
-    # DeePMD-kit's flat index of (center c, neighbor n) is c + n * ntypes.
-    if tos:
-        embeddings = tuple(nets)
-    else:
-        embeddings = tuple(tuple(nets[c + n * ntypes] for n in range(ntypes)) for c in range(ntypes))
-    for c in range(ntypes):
-        for n in range(ntypes):
-            if sel[n] == 0:
-                continue
-            net = embeddings[n] if tos else embeddings[c][n]
-            if net is None:
-                raise ModelFormatError(f"{node.source}: embedding net for center type {c}, neighbor type {n} is null")
+    davg, dstd = _statistics(node, ntypes, sum(sel), 4)
+    embeddings = _pair_embeddings(node, ntypes, sel, tos, neuron[-1])
     return DescriptorSeA(
         rcut=rcut,
         rcut_smth=rcut_smth,
@@ -367,32 +329,12 @@ def read_descriptor_se_e3(node, ntypes):
     """
     from .structures import DescriptorSeT
 
-    if node.raw("spin", None) is not None:
-        raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
-    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
-    if len(sel) != ntypes:
-        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
-    if sum(sel) == 0:
-        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
-    rcut = node.number("rcut", positive=True)
-    rcut_smth = node.number("rcut_smth")
-    if not 0 <= rcut_smth < rcut:
-        raise ModelFormatError(f"{node.source}: '{node.where}.rcut_smth' = {rcut_smth} should lie in [0, rcut={rcut})")
-    env = _Node(node.raw("env_mat", {}) or {}, f"{node.where}.env_mat", node.source)
-    if env.raw("use_exp_switch", False):
-        raise UnsupportedModelError(f"{node.source}: '{env.where}.use_exp_switch' = true is not supported")
-    protection = node.number("env_protection", 0.0)
-    if protection < 0:
-        raise ModelFormatError(f"{node.source}: '{node.where}.env_protection' should be >= 0, found {protection}")
+    rcut, rcut_smth, protection = _radial_settings(node)
+    sel = _per_type_sel(node, ntypes)
     neuron = node.int_list("neuron", lo=1)
     if not neuron:
         raise ModelFormatError(f"{node.source}: '{node.where}.neuron' is empty")
-    nnei = sum(sel)
-    var = node.node("@variables")
-    davg = var.array("davg", shape=(ntypes, nnei, 4))
-    dstd = var.array("dstd", shape=(ntypes, nnei, 4))
-    if np.any(dstd == 0):
-        raise ModelFormatError(f"{node.source}: '{var._key('dstd')}' contains zeros (division by zero)")
+    davg, dstd = _statistics(node, ntypes, sum(sel), 4)
     ndim, nets = _network_list(node.node("embeddings"), (2,), ntypes)
     M = neuron[-1]
     embeddings = []
@@ -429,7 +371,7 @@ DESCRIPTOR_ALIASES.update(se_e3="se_e3", se_t="se_e3", se_at="se_e3", se_a_3be="
 
 
 def _radial_settings(node):
-    """rcut, rcut_smth and env_protection of a descriptor node, validated (shared by se_e2_r and se_atten_v2)."""
+    """rcut, rcut_smth and env_protection of a descriptor node, validated (every se_* reader)."""
     if node.raw("spin", None) is not None:
         raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
     rcut = node.number("rcut", positive=True)
@@ -443,6 +385,40 @@ def _radial_settings(node):
     if protection < 0:
         raise ModelFormatError(f"{node.source}: '{node.where}.env_protection' should be >= 0, found {protection}")
     return rcut, rcut_smth, protection
+
+
+def _per_type_sel(node, ntypes):
+    """``sel`` of a type-separated descriptor: one non-negative entry per type, not all zero."""
+    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
+    if len(sel) != ntypes:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
+    if sum(sel) == 0:
+        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
+    return sel
+
+
+def _pair_embeddings(node, ntypes, sel, type_one_side, width):
+    """Embedding nets ``1 -> width``: per neighbor type (type_one_side) or ``[center][neighbor]``.
+
+    DeePMD-kit's flat index of (center c, neighbor n) is ``c + n * ntypes``.
+    A null net is an error wherever its block has slots.
+    """
+    _, nets = _network_list(node.node("embeddings"), (1,) if type_one_side else (2,), ntypes)
+    for k, net in enumerate(nets):
+        if net is not None and (net.in_dim != 1 or net.out_dim != width):
+            raise ModelFormatError(
+                f"{node.source}: '{node.where}.embeddings.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, "
+                f"expected 1 -> {width}"
+            )
+    if type_one_side:
+        embeddings = tuple(nets)
+    else:
+        embeddings = tuple(tuple(nets[c + n * ntypes] for n in range(ntypes)) for c in range(ntypes))
+    for c in range(ntypes):
+        for n in range(ntypes):
+            if sel[n] and (embeddings[n] if type_one_side else embeddings[c][n]) is None:
+                raise ModelFormatError(f"{node.source}: embedding net for center type {c}, neighbor type {n} is null")
+    return embeddings
 
 
 def _statistics(node, ntypes, nnei, ncomp):
@@ -463,28 +439,13 @@ def read_descriptor_se_e2_r(node, ntypes):
     from .structures import DescriptorSeR
 
     rcut, rcut_smth, protection = _radial_settings(node)
-    sel = node.int_list("sel", lo=0, hi=MAX_SEL)
-    if len(sel) != ntypes:
-        raise ModelFormatError(f"{node.source}: '{node.where}.sel' has {len(sel)} entries, the type_map {ntypes}")
-    if sum(sel) == 0:
-        raise ModelFormatError(f"{node.source}: '{node.where}.sel' is all zero")
+    sel = _per_type_sel(node, ntypes)
     neuron = node.int_list("neuron", lo=1)
     if not neuron:
         raise ModelFormatError(f"{node.source}: '{node.where}.neuron' is empty")
     tos = node.flag("type_one_side", True)
     davg, dstd = _statistics(node, ntypes, sum(sel), 1)
-    _, nets = _network_list(node.node("embeddings"), (1,) if tos else (2,), ntypes)
-    M = neuron[-1]
-    for k, net in enumerate(nets):
-        if net is not None and (net.in_dim != 1 or net.out_dim != M):
-            raise ModelFormatError(
-                f"{node.source}: '{node.where}.embeddings.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, expected 1 -> {M}"
-            )
-    embeddings = tuple(nets) if tos else tuple(tuple(nets[c + n * ntypes] for n in range(ntypes)) for c in range(ntypes))
-    for c in range(ntypes):
-        for n in range(ntypes):
-            if sel[n] and (embeddings[n] if tos else embeddings[c][n]) is None:
-                raise ModelFormatError(f"{node.source}: embedding net for center type {c}, neighbor type {n} is null")
+    embeddings = _pair_embeddings(node, ntypes, sel, tos, neuron[-1])
     return DescriptorSeR(
         rcut=rcut,
         rcut_smth=rcut_smth,
