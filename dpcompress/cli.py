@@ -9,7 +9,9 @@ scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS] [--type-map T ...] [-o
     Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``.
 info FILE
     What a model file holds (descriptor, sizes, types, min_nbor_dist; for a
-    ``.dpc`` file also the tables and their provenance).
+    ``.dpc`` file also the tables and their provenance).  Also for NEP models:
+    a GPUMD ``nep.txt`` or a NEP ``.dpc`` (cutoffs, descriptor sizes, network,
+    ZBL, and for the ``.dpc`` the tables, their errors and provenance).
 eval MODEL DATA
     Evaluate a model on every frame of training-data systems (deepmd/npy
     directories or deepmd/hdf5 files); print energy and max |force| per frame
@@ -28,9 +30,64 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+def _pairs_text(model, a):
+    """One value if all element pairs share it, else 'A-B v' per pair (centre-neighbour)."""
+    if np.all(a == a.flat[0]):
+        return f"{a.flat[0]:g}"
+    el = model.elements
+    return "  ".join(f"{el[i]}-{el[j]} {a[i, j]:g}" for i in range(len(el)) for j in range(len(el)))
+
+
+def _info_nep(path):
+    """``dpcompress info`` for a NEP model: a GPUMD nep.txt or a NEP .dpc from ``dpcompress compress``."""
+    from .nep import load_nep
+    from .nep.tables import is_nep_table_file, nep_table_file_provenance
+
+    m = load_nep(path)
+    dpc = is_nep_table_file(path)
+    kind = "dpcompress NEP table file (.dpc)" if dpc else "GPUMD NEP text model (nep.txt)"
+    token = f"nep{m.version}" + ("_zbl" if m.zbl is not None else "")
+    print(f"file:            {path}")
+    print(f"format:          {kind}; model token {token}" + ("; PWMLFF per-element output biases" if m.pwmlff_biases else ""))
+    print(f"type_map:        {list(m.elements)}  (Z = {[int(z) for z in m.atomic_numbers]})")
+    print(f"cutoffs:         radial {_pairs_text(m, m.rc_radial)} Å  angular {_pairs_text(m, m.rc_angular)} Å"
+          f"  (cutoff line: {m.cutoff_form}; neighbour caps MN_R/MN_A {m.neighbor_caps[0]}/{m.neighbor_caps[1]})")
+    bodies = [k for k, v in m.flags.items() if v]
+    print(f"descriptor:      n_max {m.n_max_radial}/{m.n_max_angular} (radial/angular)  basis_size "
+          f"{m.basis_radial}/{m.basis_angular}  l_max {m.l_max}  extra blocks {bodies or 'none'}  dim {m.dim}")
+    per = "one network per element" if m.version >= 4 else "one shared network"
+    print(f"network:         {m.dim} -> {m.n_neuron} (tanh) -> 1, {per}; output bias {m.b1:g}"
+          + (f", per element {[float(b) for b in m.b1_type]}" if np.any(m.b1_type != 0) else ""))
+    z = m.zbl
+    if z is None:
+        print("zbl:             none")
+    elif z["kind"] == "flexible":
+        print("zbl:             flexible (per-pair parameters)  inner " + _pairs_text(m, z["inner"]) + " Å  outer "
+              + _pairs_text(m, z["outer"]) + " Å")
+    else:
+        print(f"zbl:             {z['kind']}  inner {_pairs_text(m, z['inner'])} Å  outer {_pairs_text(m, z['outer'])} Å")
+    if not dpc:
+        print("compressed:      no (tabulate with: dpcompress compress -i FILE -o nep.dpc)")
+        return 0
+    p = nep_table_file_provenance(path)
+    tb = m.tables
+    print(f"compressed:      quintic Hermite tables of g_n(r) (ZBL analytic), step <= {tb.step:g} Å"
+          f"  by dpcompress {p.get('dpcompress_version')}  (schema {p.get('schema_version')})")
+    print(f"source:          {p.get('source')}")
+    for part, name, nch in ((0, "radial", m.n_max_radial + 1), (1, "angular", m.n_max_angular + 1)):
+        M = tb.M[part]
+        print(f"table {name + ':':<10}{M.size} pair(s), {int(M.min())}" + (f"-{int(M.max())}" if M.max() != M.min() else "")
+              + f" intervals x 6 x {nch} channels ({int(M.sum()) * 6 * nch * 8 / 2**20:.2f} MiB); max |g_tab - g| "
+              f"{tb.error_g[part].max():.2e}, max |g'_tab - g'| {tb.error_gp[part].max():.2e} 1/Å")
+    return 0
+
+
 def _cmd_info(args):
     from .models import load_model
+    from .nep import is_nep_file
 
+    if is_nep_file(args.file):  # NEP models (GPUMD nep.txt / NEP .dpc): dpcompress/nep/
+        return _info_nep(args.file)
     m = load_model(args.file)
     d = m.descriptor
     print(f"file:            {args.file}")

@@ -1,4 +1,21 @@
-/* NEP kernel: see dpc_nep.h for the buffers and dpcompress/nep/reference.py for the math. */
+/* NEP kernel: see dpc_nep.h for the buffers and dpcompress/nep/reference.py for the math.
+ *
+ * Per centre atom i (nep_atom), all in thread-private scratch:
+ *   pass 1   one sweep over the neighbours: r, r_ij / r, g_n^R and g_n^R' (q_n += g_n^R), and for the
+ *            angular neighbours (r < r_c^A) g_n^A, g_n^A', Y_k and its gradient, s_{k,n} += g_n^A Y_k;
+ *   blocks   angular descriptors from the s sums (monomials, vectorised over n);
+ *   network  U_i and F = dU_i/dq;
+ *   dU/ds    derivatives of the blocks (same monomials);
+ *   pass 2   partial forces f_ij = dU_i/dr_ij from the stored g', Y, grad Y (no function is evaluated twice).
+ * Channel arrays (g, s, dU/ds) are padded to a multiple of 4 with zeros so that the n loops vectorise
+ * without remainders.
+ *
+ * Threads: centre atoms are shared out dynamically; every per-atom result depends on that atom only.
+ * The scatter f_ij -> forces and per-atom virials runs in the same parallel region: each thread owns a
+ * contiguous range of target atoms and walks all pairs in (i, slot) order, adding only the terms of
+ * its own atoms.  So every force/virial component is summed in exactly the order of a serial
+ * scatter, whatever the thread count (bit-identical results), and the scatter is parallel too.
+ */
 #include "dpc_nep.h"
 
 #include <math.h>
@@ -9,13 +26,16 @@
 #endif
 
 #define NEP_MAXN 17   /* n_max + 1 and basis_size + 1 */
+#define NEP_MAXNP 20  /* NEP_MAXN padded to a multiple of 4 */
 #define NEP_NS 80     /* s components for l = 1..8 */
 #define NEP_PI 3.141592653589793
+#define NEP_PAD4(x) (((x) + 3) & ~(int64_t)3)
 
 static const double ZBL_UNIVERSAL[8] = {0.18175, 3.1998, 0.50986, 0.94229, 0.28022, 0.4029, 0.02817, 0.20162};
 
-/* Analytic g_n(r), g_n'(r), n = 0..nmax, of one pair: c is [nb+1][nmax+1]. */
-static inline void nep_g_analytic(double r, double rc, int nb, int nch, const double *c, double *g, double *gp)
+/* Analytic g_n(r), g_n'(r), n = 0..nchp-1 (padding channels have zero coefficients):
+ * c is [nb+1][nchp] of one pair. */
+static inline void nep_g_analytic(double r, double rc, int nb, int64_t nchp, const double *c, double *g, double *gp)
 {
     const double rcinv = 1.0 / rc;
     const double fc = 0.5 * cos(NEP_PI * r * rcinv) + 0.5;
@@ -37,60 +57,56 @@ static inline void nep_g_analytic(double r, double rc, int nb, int nch, const do
         f[k] = 0.5 * (t2 + 1.0) * fc;
         fp[k] = 0.5 * dT * dxdr * fc + 0.5 * (t2 + 1.0) * fcp;
     }
-    for (int n = 0; n < nch; ++n) { g[n] = 0.0; gp[n] = 0.0; }
+    for (int64_t n = 0; n < nchp; ++n) { g[n] = 0.0; gp[n] = 0.0; }
     for (int k = 0; k <= nb; ++k) {
-        const double *ck = c + (int64_t)k * nch;
+        const double *ck = c + k * nchp;
         const double fk = f[k], fpk = fp[k];
 #pragma omp simd
-        for (int n = 0; n < nch; ++n) {
+        for (int64_t n = 0; n < nchp; ++n) {
             g[n] += ck[n] * fk;
             gp[n] += ck[n] * fpk;
         }
     }
 }
 
-/* Tabulated g_n, g_n': quintic Hermite polynomial of interval l. */
-static inline void nep_g_table(double r, double rc, int64_t M, int nch, const double *coef, double *g, double *gp)
+/* Tabulated g_n, g_n': quintic Hermite polynomial of interval l; grid = (w, 1/w). */
+static inline void nep_g_table(double r, const double *grid, int64_t M, int64_t nchp, const double *coef, double *g,
+                               double *gp)
 {
-    const double w = rc / (double)M;
-    int64_t l = (int64_t)(r / w);
+    int64_t l = (int64_t)(r * grid[1]);
     if (l > M - 1) l = M - 1;
     if (l < 0) l = 0;
-    const double t = r - (double)l * w;
-    const double *c = coef + l * 6 * nch;
+    const double t = r - (double)l * grid[0];
+    const double *c = coef + l * 6 * nchp;
 #pragma omp simd
-    for (int n = 0; n < nch; ++n) {
-        const double a0 = c[n], a1 = c[nch + n], a2 = c[2 * nch + n], a3 = c[3 * nch + n], a4 = c[4 * nch + n],
-                     a5 = c[5 * nch + n];
+    for (int64_t n = 0; n < nchp; ++n) {
+        const double a0 = c[n], a1 = c[nchp + n], a2 = c[2 * nchp + n], a3 = c[3 * nchp + n],
+                     a4 = c[4 * nchp + n], a5 = c[5 * nchp + n];
         g[n] = a0 + t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))));
         gp[n] = a1 + t * (2.0 * a2 + t * (3.0 * a3 + t * (4.0 * a4 + t * 5.0 * a5)));
     }
 }
 
-static inline void nep_g(const dpc_nep_model *m, int part, int64_t p, double r, double *g, double *gp)
+/* g_n and g_n' (nchp channels) of pair p (t_centre * T + t_neighbour); part 0 = radial, 1 = angular. */
+static inline void nep_g(const dpc_nep_model *m, int part, int64_t p, int64_t nchp, double r, double *g, double *gp)
 {
-    const int64_t T2 = m->ntypes * m->ntypes;
-    if (part == 0) {
-        const int nch = (int)m->n_max_R + 1;
-        if (m->tabulated)
-            nep_g_table(r, m->rc_R[p], m->tab_M[p], nch, m->tab_coef + m->tab_off[p], g, gp);
-        else
-            nep_g_analytic(r, m->rc_R[p], (int)m->basis_R, nch, m->c_R + p * (m->basis_R + 1) * nch, g, gp);
-    } else {
-        const int nch = (int)m->n_max_A + 1;
-        if (m->tabulated)
-            nep_g_table(r, m->rc_A[p], m->tab_M[T2 + p], nch, m->tab_coef + m->tab_off[T2 + p], g, gp);
-        else
-            nep_g_analytic(r, m->rc_A[p], (int)m->basis_A, nch, m->c_A + p * (m->basis_A + 1) * nch, g, gp);
-    }
+    const int64_t q = part * m->ntypes * m->ntypes + p; /* table index */
+    if (m->tabulated)
+        nep_g_table(r, m->tab_grid + 2 * q, m->tab_M[q], nchp, m->tab_coef + m->tab_off[q], g, gp);
+    else if (part == 0)
+        nep_g_analytic(r, m->rc_R[p], (int)m->basis_R, nchp, m->c_R + p * (m->basis_R + 1) * nchp, g, gp);
+    else
+        nep_g_analytic(r, m->rc_A[p], (int)m->basis_A, nchp, m->c_A + p * (m->basis_A + 1) * nchp, g, gp);
 }
 
-/* Y_k(u) for l = 1..lneed at offsets l*l-1, and (if G) the gradient wrt the free components of u. */
-static void nep_harmonics(const double *zc, int lneed, const double *u, double *Y, double *G)
+/* Y_k(u) for l = 1..lneed at offsets l*l-1, and its gradient wrt the free components of u:
+ * Gx[k], Gy[k], Gz[k] (three arrays, so that pass 2 reads them with unit stride). */
+static inline void nep_harmonics(const double *zc, int lneed, const double *u, double *Y, double *Gx, double *Gy,
+                                 double *Gz)
 {
     double zp[9], wr[9], wi[9];
     zp[0] = 1.0; wr[0] = 1.0; wi[0] = 0.0;
-    for (int p = 1; p <= 8; ++p) {
+    for (int p = 1; p <= lneed; ++p) {
         zp[p] = zp[p - 1] * u[2];
         wr[p] = wr[p - 1] * u[0] - wi[p - 1] * u[1];
         wi[p] = wr[p - 1] * u[1] + wi[p - 1] * u[0];
@@ -104,20 +120,18 @@ static void nep_harmonics(const double *zc, int lneed, const double *u, double *
             for (int p = 1; p <= l; ++p) dzf += zrow[p] * p * zp[p - 1];
             if (mm == 0) {
                 Y[b] = zf;
-                if (G) { G[3 * b] = 0.0; G[3 * b + 1] = 0.0; G[3 * b + 2] = dzf; }
+                Gx[b] = 0.0; Gy[b] = 0.0; Gz[b] = dzf;
                 continue;
             }
             const int kr = b + 2 * mm - 1, ki = b + 2 * mm;
             Y[kr] = zf * wr[mm];
             Y[ki] = zf * wi[mm];
-            if (G) {
-                G[3 * kr] = zf * mm * wr[mm - 1];
-                G[3 * kr + 1] = -zf * mm * wi[mm - 1];
-                G[3 * kr + 2] = dzf * wr[mm];
-                G[3 * ki] = zf * mm * wi[mm - 1];
-                G[3 * ki + 1] = zf * mm * wr[mm - 1];
-                G[3 * ki + 2] = dzf * wi[mm];
-            }
+            Gx[kr] = zf * mm * wr[mm - 1];
+            Gy[kr] = -zf * mm * wi[mm - 1];
+            Gz[kr] = dzf * wr[mm];
+            Gx[ki] = zf * mm * wi[mm - 1];
+            Gy[ki] = zf * mm * wr[mm - 1];
+            Gz[ki] = dzf * wi[mm];
         }
     }
 }
@@ -149,66 +163,101 @@ static inline void nep_zbl(const dpc_nep_model *m, int64_t ti, int64_t tj, doubl
     *dphi = fp * fc + f * fcp;
 }
 
+/* Thread-private scratch of nep_atom (zero-initialised once: padding lanes stay 0). */
 typedef struct {
-    double *gR, *gpR, *gA, *gpA; /* [nnei][nch] */
-    double *s, *dUds;            /* [nA1][NEP_NS] */
-    double *q, *F, *h;           /* [D], [D], [N_neu] */
+    int64_t nR1p, nA1p, nsp;
+    double *geo;         /* [nnei][4]: r_ij / r, r */
+    double *gpR;         /* [nnei][nR1p] g_n^R'(r), 0 outside r_c^R */
+    double *gA, *gpA;    /* [nnei][nA1p] angular neighbours (compact, in slot order) */
+    double *Y, *G;       /* [nnei][nsp] and [nnei][3][nsp] */
+    int64_t *aslot;      /* [nnei] slot of each angular neighbour */
+    double *s, *dUds;    /* [ns][nA1p] (n fastest: the monomial loops vectorise over n) */
+    double *dUdsT;       /* [nA1][nsp] (k fastest: pass 2 contracts over k) */
+    double *q, *F, *h;   /* [D], [D], [N_neu] */
 } nep_scratch;
 
-/* One centre atom: descriptor, energy, partial forces f_ij (into pf). */
-DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t i, int64_t nnei, const int64_t *types,
+/* One centre atom: descriptor, energy, partial forces f_ij (into pf).  Checks its own inputs (type,
+ * neighbour count, neighbour indices and types) before using them. */
+DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, int64_t nnei, const int64_t *types,
                             const int64_t *index, const double *vectors, int64_t cnt, nep_scratch *w,
                             double *energy, double *pf, double *desc)
 {
     const int64_t T = m->ntypes, ti = types[i];
+    if (ti < 0 || ti >= T || cnt < 0 || cnt > nnei) return DPC_ERR_INDEX;
+    for (int64_t a = 0; a < cnt; ++a) {
+        const int64_t j = index[i * nnei + a];
+        if (j < 0 || j >= natoms || types[j] < 0 || types[j] >= T) return DPC_ERR_INDEX;
+    }
     const int nR1 = (int)m->n_max_R + 1, nA1 = (int)m->n_max_A + 1;
+    const int64_t nR1p = w->nR1p, nA1p = w->nA1p, nsp = w->nsp;
     const int ns = (int)((m->l_need + 1) * (m->l_need + 1) - 1);
     const int64_t D = m->dim, NN = m->n_neuron, nblk = m->num_L;
     double *q = w->q, *s = w->s;
-    double Y[NEP_NS], G[3 * NEP_NS];
     double U = 0.0;
-    memset(q, 0, sizeof(double) * D);
-    memset(s, 0, sizeof(double) * nA1 * NEP_NS);
-    /* pass 1: radial sums, angular s sums */
+    double qR[NEP_MAXNP] = {0.0};
+    double g[NEP_MAXNP] = {0.0};
+    int64_t na = 0; /* angular neighbours */
+    memset(s, 0, sizeof(double) * ns * nA1p);
+
+    /* pass 1a: geometry (a short loop without branches, so the sqrt and division pipeline) */
+    const double *vi = vectors + i * nnei * 3;
+    int bad_r = 0; /* r = 0 or NaN */
     for (int64_t a = 0; a < cnt; ++a) {
-        const int64_t j = index[i * nnei + a];
-        const double *v = vectors + (i * nnei + a) * 3;
+        const double *v = vi + 3 * a;
         const double r = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-        if (!(r > 0.0)) return DPC_ERR_NONFINITE;
-        const int64_t p = ti * T + types[j];
-        double *gR = w->gR + a * nR1, *gpR = w->gpR + a * nR1;
-        double *gA = w->gA + a * nA1, *gpA = w->gpA + a * nA1;
+        const double rinv = 1.0 / r;
+        double *geo = w->geo + 4 * a;
+        geo[0] = v[0] * rinv; geo[1] = v[1] * rinv; geo[2] = v[2] * rinv; geo[3] = r;
+        bad_r |= !(r > 0.0);
+    }
+    if (bad_r) return DPC_ERR_NONFINITE;
+    /* pass 1b: radial sums q_n, angular s sums; keep g', Y, grad Y for pass 2 */
+    for (int64_t a = 0; a < cnt; ++a) {
+        const double *geo = w->geo + 4 * a;
+        const double r = geo[3];
+        const int64_t p = ti * T + types[index[i * nnei + a]];
+        double *gpR = w->gpR + a * nR1p;
         if (r < m->rc_R[p]) {
-            nep_g(m, 0, p, r, gR, gpR);
-            for (int n = 0; n < nR1; ++n) q[n] += gR[n];
+            nep_g(m, 0, p, nR1p, r, g, gpR);
+#pragma omp simd
+            for (int64_t n = 0; n < nR1p; ++n) qR[n] += g[n];
+        } else {
+            for (int64_t n = 0; n < nR1p; ++n) gpR[n] = 0.0;
         }
         if (r < m->rc_A[p]) {
-            const double u[3] = {v[0] / r, v[1] / r, v[2] / r};
-            nep_g(m, 1, p, r, gA, gpA);
-            nep_harmonics(m->zcoef, (int)m->l_need, u, Y, NULL);
-            for (int n = 0; n < nA1; ++n) {
-                double *sn = s + n * NEP_NS;
-                const double gn = gA[n];
+            double *gA = w->gA + na * nA1p, *Y = w->Y + na * nsp, *G = w->G + na * 3 * nsp;
+            w->aslot[na++] = a;
+            nep_g(m, 1, p, nA1p, r, gA, w->gpA + (na - 1) * nA1p);
+            nep_harmonics(m->zcoef, (int)m->l_need, geo, Y, G, G + nsp, G + 2 * nsp);
+            for (int k = 0; k < ns; ++k) {
+                double *sk = s + k * nA1p;
+                const double yk = Y[k];
 #pragma omp simd
-                for (int k = 0; k < ns; ++k) sn[k] += gn * Y[k];
+                for (int64_t n = 0; n < nA1p; ++n) sk[n] += gA[n] * yk;
             }
         }
     }
-    /* angular blocks: q[nR1 + b * nA1 + n] = sum_mono c * prod s */
+    for (int n = 0; n < nR1; ++n) q[n] = qR[n];
+
+    /* angular blocks: q[nR1 + b * nA1 + n] = sum_mono c * prod s[idx][n] */
     for (int64_t b = 0; b < nblk; ++b) {
-        for (int n = 0; n < nA1; ++n) {
-            const double *sn = s + n * NEP_NS;
-            double val = 0.0;
-            for (int64_t mo = m->block_start[b]; mo < m->block_start[b + 1]; ++mo) {
-                const double *row = m->mono + 5 * mo;
-                double prod = row[0];
-                for (int z = 1; z < 5; ++z)
-                    if (row[z] >= 0) prod *= sn[(int)row[z]];
-                val += prod;
+        double val[NEP_MAXNP] = {0.0};
+        for (int64_t mo = m->block_start[b]; mo < m->block_start[b + 1]; ++mo) {
+            const double *row = m->mono + 5 * mo;
+            double prod[NEP_MAXNP];
+            for (int64_t n = 0; n < nA1p; ++n) prod[n] = row[0];
+            for (int z = 1; z < 5; ++z) {
+                if (row[z] < 0) continue;
+                const double *sz = s + (int64_t)row[z] * nA1p;
+#pragma omp simd
+                for (int64_t n = 0; n < nA1p; ++n) prod[n] *= sz[n];
             }
-            q[nR1 + b * nA1 + n] = val;
+#pragma omp simd
+            for (int64_t n = 0; n < nA1p; ++n) val[n] += prod[n];
         }
+        for (int n = 0; n < nA1; ++n) q[nR1 + b * nA1 + n] = val[n];
     }
+
     /* network */
     double *x = w->F; /* scaled descriptor, reused below for dU/dq */
     for (int64_t d = 0; d < D; ++d) x[d] = q[d] * m->q_scaler[d];
@@ -233,46 +282,53 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t i, int64_t nnei, con
         for (int64_t d = 0; d < D; ++d) F[d] += hm * row[d];
     }
     for (int64_t d = 0; d < D; ++d) F[d] *= m->q_scaler[d];
-    /* dU/ds */
+
+    /* dU/ds[k][n] = sum_b F_b[n] dq_b[n]/ds[k][n] */
     double *dUds = w->dUds;
-    memset(dUds, 0, sizeof(double) * nA1 * NEP_NS);
+    memset(dUds, 0, sizeof(double) * ns * nA1p);
     for (int64_t b = 0; b < nblk; ++b) {
-        for (int n = 0; n < nA1; ++n) {
-            const double Fb = F[nR1 + b * nA1 + n];
-            const double *sn = s + n * NEP_NS;
-            double *dn = dUds + n * NEP_NS;
-            for (int64_t mo = m->block_start[b]; mo < m->block_start[b + 1]; ++mo) {
-                const double *row = m->mono + 5 * mo;
-                for (int z = 1; z < 5; ++z) {
-                    if (row[z] < 0) continue;
-                    double prod = row[0] * Fb;
-                    for (int z2 = 1; z2 < 5; ++z2)
-                        if (z2 != z && row[z2] >= 0) prod *= sn[(int)row[z2]];
-                    dn[(int)row[z]] += prod;
+        double Fb[NEP_MAXNP] = {0.0};
+        for (int n = 0; n < nA1; ++n) Fb[n] = F[nR1 + b * nA1 + n];
+        for (int64_t mo = m->block_start[b]; mo < m->block_start[b + 1]; ++mo) {
+            const double *row = m->mono + 5 * mo;
+            for (int z = 1; z < 5; ++z) {
+                if (row[z] < 0) continue;
+                double prod[NEP_MAXNP];
+#pragma omp simd
+                for (int64_t n = 0; n < nA1p; ++n) prod[n] = row[0] * Fb[n];
+                for (int z2 = 1; z2 < 5; ++z2) {
+                    if (z2 == z || row[z2] < 0) continue;
+                    const double *sz = s + (int64_t)row[z2] * nA1p;
+#pragma omp simd
+                    for (int64_t n = 0; n < nA1p; ++n) prod[n] *= sz[n];
                 }
+                double *dz = dUds + (int64_t)row[z] * nA1p;
+#pragma omp simd
+                for (int64_t n = 0; n < nA1p; ++n) dz[n] += prod[n];
             }
         }
     }
+    double *dT = w->dUdsT;
+    for (int n = 0; n < nA1; ++n)
+        for (int k = 0; k < ns; ++k) dT[n * nsp + k] = dUds[k * nA1p + n];
+
     /* pass 2: partial forces */
+    int64_t ka = 0;
     for (int64_t a = 0; a < cnt; ++a) {
-        const int64_t j = index[i * nnei + a];
-        const double *v = vectors + (i * nnei + a) * 3;
-        const double r = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-        const double rinv = 1.0 / r;
-        const double u[3] = {v[0] * rinv, v[1] * rinv, v[2] * rinv};
-        const int64_t tj = types[j], p = ti * T + tj;
+        const double *u = w->geo + 4 * a;
+        const double r = u[3], rinv = 1.0 / r;
+        const double *gpR = w->gpR + a * nR1p;
         double f[3] = {0.0, 0.0, 0.0};
         double radial = 0.0;
-        if (r < m->rc_R[p]) {
-            const double *gpR = w->gpR + a * nR1;
-            for (int n = 0; n < nR1; ++n) radial += F[n] * gpR[n];
-        }
-        if (r < m->rc_A[p]) {
-            const double *gA = w->gA + a * nA1, *gpA = w->gpA + a * nA1;
+        for (int n = 0; n < nR1; ++n) radial += F[n] * gpR[n];
+        if (ka < na && w->aslot[ka] == a) {
+            const double *gA = w->gA + ka * nA1p, *gpA = w->gpA + ka * nA1p;
+            const double *Y = w->Y + ka * nsp, *Gx = w->G + ka * 3 * nsp, *Gy = Gx + nsp, *Gz = Gy + nsp;
+            ++ka;
             double Sg[NEP_NS], Sgp[NEP_NS];
             for (int k = 0; k < ns; ++k) { Sg[k] = 0.0; Sgp[k] = 0.0; }
             for (int n = 0; n < nA1; ++n) {
-                const double *dn = dUds + n * NEP_NS;
+                const double *dn = dT + n * nsp;
                 const double gn = gA[n], gpn = gpA[n];
 #pragma omp simd
                 for (int k = 0; k < ns; ++k) {
@@ -280,23 +336,25 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t i, int64_t nnei, con
                     Sgp[k] += dn[k] * gpn;
                 }
             }
-            nep_harmonics(m->zcoef, (int)m->l_need, u, Y, G);
             double bx = 0.0, by = 0.0, bz = 0.0;
             for (int k = 0; k < ns; ++k) {
                 radial += Sgp[k] * Y[k];
-                bx += Sg[k] * G[3 * k];
-                by += Sg[k] * G[3 * k + 1];
-                bz += Sg[k] * G[3 * k + 2];
+                bx += Sg[k] * Gx[k];
+                by += Sg[k] * Gy[k];
+                bz += Sg[k] * Gz[k];
             }
             const double bu = bx * u[0] + by * u[1] + bz * u[2];
             f[0] = (bx - bu * u[0]) * rinv;
             f[1] = (by - bu * u[1]) * rinv;
             f[2] = (bz - bu * u[2]) * rinv;
-            if (m->zbl_kind && r < m->zbl_outer[p]) {
-                double phi, dphi;
-                nep_zbl(m, ti, tj, r, &phi, &dphi);
-                U += 0.5 * phi;
-                radial += 0.5 * dphi;
+            if (m->zbl_kind) {
+                const int64_t tj = types[index[i * nnei + a]], p = ti * T + tj;
+                if (r < m->zbl_outer[p]) {
+                    double phi, dphi;
+                    nep_zbl(m, ti, tj, r, &phi, &dphi);
+                    U += 0.5 * phi;
+                    radial += 0.5 * dphi;
+                }
             }
         }
         double *out = pf + (i * nnei + a) * 3;
@@ -308,6 +366,34 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t i, int64_t nnei, con
     return DPC_OK;
 }
 
+/* Forces and per-atom virials of the atoms [lo, hi) from all pair forces, in (i, slot) order. */
+static void nep_scatter(int64_t lo, int64_t hi, int64_t natoms, int64_t nnei, const int64_t *index,
+                        const double *vectors, const int64_t *counts, const double *pair_force, double *force,
+                        double *atom_virial)
+{
+    memset(force + 3 * lo, 0, sizeof(double) * 3 * (hi - lo));
+    memset(atom_virial + 9 * lo, 0, sizeof(double) * 9 * (hi - lo));
+    for (int64_t i = 0; i < natoms; ++i) {
+        const int own_i = i >= lo && i < hi;
+        for (int64_t a = 0; a < counts[i]; ++a) {
+            const int64_t j = index[i * nnei + a];
+            const int own_j = j >= lo && j < hi;
+            if (!own_i && !own_j) continue;
+            const double *f = pair_force + (i * nnei + a) * 3;
+            if (own_i) {
+                force[3 * i] += f[0]; force[3 * i + 1] += f[1]; force[3 * i + 2] += f[2];
+            }
+            if (own_j) {
+                const double *v = vectors + (i * nnei + a) * 3;
+                double *wj = atom_virial + 9 * j;
+                force[3 * j] -= f[0]; force[3 * j + 1] -= f[1]; force[3 * j + 2] -= f[2];
+                for (int x = 0; x < 3; ++x)
+                    for (int y = 0; y < 3; ++y) wj[3 * x + y] -= v[x] * f[y];
+            }
+        }
+    }
+}
+
 int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const int64_t *types,
                     const int64_t *index, const double *vectors, const int64_t *counts, int n_threads,
                     double *atom_energy, double *force, double *atom_virial, double *pair_force,
@@ -316,59 +402,62 @@ int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const 
     if (m->n_max_R + 1 > NEP_MAXN || m->n_max_A + 1 > NEP_MAXN || m->basis_R + 1 > NEP_MAXN ||
         m->basis_A + 1 > NEP_MAXN || m->l_need < 1 || m->l_need > 8)
         return DPC_ERR_ARGUMENT;
-    for (int64_t i = 0; i < natoms; ++i) {
-        if (types[i] < 0 || types[i] >= m->ntypes || counts[i] < 0 || counts[i] > nnei) return DPC_ERR_INDEX;
-        for (int64_t a = 0; a < counts[i]; ++a) {
-            const int64_t j = index[i * nnei + a];
-            if (j < 0 || j >= natoms) return DPC_ERR_INDEX;
-        }
-    }
     int status = DPC_OK;
-    const int64_t nR1 = m->n_max_R + 1, nA1 = m->n_max_A + 1;
+    const int64_t nR1p = NEP_PAD4(m->n_max_R + 1), nA1p = NEP_PAD4(m->n_max_A + 1);
+    const int64_t ns = (m->l_need + 1) * (m->l_need + 1) - 1, nsp = NEP_PAD4(ns);
     if (n_threads < 1) n_threads = 1;
 #pragma omp parallel num_threads(n_threads)
     {
+        /* 1. per-atom energies and pair forces (dynamic: a thread that the OS pauses holds up little) */
         nep_scratch w;
-        const size_t per = (size_t)(nnei > 0 ? nnei : 1);
-        double *buf = (double *)malloc(sizeof(double) * (per * 2 * (nR1 + nA1) + 2 * nA1 * NEP_NS + 2 * m->dim + m->n_neuron));
-        int local = buf ? DPC_OK : DPC_ERR_ALLOC;
-        if (buf) {
-            w.gR = buf;
-            w.gpR = w.gR + per * nR1;
-            w.gA = w.gpR + per * nR1;
-            w.gpA = w.gA + per * nA1;
-            w.s = w.gpA + per * nA1;
-            w.dUds = w.s + nA1 * NEP_NS;
-            w.q = w.dUds + nA1 * NEP_NS;
+        const int64_t per = nnei > 0 ? nnei : 1;
+        const size_t len = (size_t)(per * (4 + nR1p + 2 * nA1p + 4 * nsp) + 2 * ns * nA1p +
+                                    (m->n_max_A + 1) * nsp + 2 * m->dim + m->n_neuron);
+        double *buf = (double *)calloc(len, sizeof(double));
+        int64_t *slots = (int64_t *)malloc(sizeof(int64_t) * per);
+        int local = buf && slots ? DPC_OK : DPC_ERR_ALLOC;
+        if (local == DPC_OK) {
+            w.nR1p = nR1p; w.nA1p = nA1p; w.nsp = nsp;
+            w.geo = buf;
+            w.gpR = w.geo + per * 4;
+            w.gA = w.gpR + per * nR1p;
+            w.gpA = w.gA + per * nA1p;
+            w.Y = w.gpA + per * nA1p;
+            w.G = w.Y + per * nsp;
+            w.s = w.G + per * 3 * nsp;
+            w.dUds = w.s + ns * nA1p;
+            w.dUdsT = w.dUds + ns * nA1p;
+            w.q = w.dUdsT + (m->n_max_A + 1) * nsp;
             w.F = w.q + m->dim;
             w.h = w.F + m->dim;
+            w.aslot = slots;
+        } else {
+#pragma omp critical
+            status = DPC_ERR_ALLOC;
         }
 #pragma omp for schedule(dynamic, 16)
         for (int64_t i = 0; i < natoms; ++i) {
             if (local != DPC_OK) continue;
-            int st = nep_atom(m, i, nnei, types, index, vectors, counts[i], &w, atom_energy + i, pair_force, descriptor);
-            if (st != DPC_OK) local = st;
-        }
-        free(buf);
-        if (local != DPC_OK) {
+            local = nep_atom(m, natoms, i, nnei, types, index, vectors, counts[i], &w, atom_energy + i, pair_force,
+                             descriptor);
+            if (local != DPC_OK) {
 #pragma omp critical
-            status = local;
+                if (status == DPC_OK || local < status) status = local;
+            }
+        }
+        /* (implicit barrier: all pair forces are written and every error is in status) */
+        free(buf);
+        free(slots);
+        /* 2. forces and per-atom virials: thread t owns atoms [lo, hi) (every index was checked in step 1) */
+        if (status == DPC_OK) {
+#ifdef _OPENMP
+            const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+#else
+            const int64_t nth = 1, tid = 0;
+#endif
+            nep_scatter(natoms * tid / nth, natoms * (tid + 1) / nth, natoms, nnei, index, vectors, counts,
+                        pair_force, force, atom_virial);
         }
     }
-    if (status != DPC_OK) return status;
-    memset(force, 0, sizeof(double) * 3 * natoms);
-    memset(atom_virial, 0, sizeof(double) * 9 * natoms);
-    for (int64_t i = 0; i < natoms; ++i) {
-        for (int64_t a = 0; a < counts[i]; ++a) {
-            const int64_t j = index[i * nnei + a];
-            const double *f = pair_force + (i * nnei + a) * 3;
-            const double *v = vectors + (i * nnei + a) * 3;
-            double *wj = atom_virial + 9 * j;
-            force[3 * i] += f[0]; force[3 * i + 1] += f[1]; force[3 * i + 2] += f[2];
-            force[3 * j] -= f[0]; force[3 * j + 1] -= f[1]; force[3 * j + 2] -= f[2];
-            for (int x = 0; x < 3; ++x)
-                for (int y = 0; y < 3; ++y) wj[3 * x + y] -= v[x] * f[y];
-        }
-    }
-    return DPC_OK;
+    return status;
 }

@@ -2,10 +2,12 @@
  *
  * Numpy twin: dpcompress/nep/reference.py (same math, same order of blocks).
  *
- * Buffers (all C-contiguous, T = ntypes, D = dim, nR1 = n_max_R + 1, nA1 = n_max_A + 1):
+ * Buffers (all C-contiguous, T = ntypes, D = dim, nR1 = n_max_R + 1, nA1 = n_max_A + 1;
+ * nR1p, nA1p = nR1, nA1 rounded up to a multiple of 4: channel axes are zero-padded so that the
+ * kernel's n loops vectorise without remainder):
  *   rc_R, rc_A      [T*T]                 pair cutoffs (t_centre * T + t_neighbour)
- *   c_R             [T*T][nb_R+1][nR1]    radial expansion coefficients, pair-major, n fastest
- *   c_A             [T*T][nb_A+1][nA1]
+ *   c_R             [T*T][nb_R+1][nR1p]   radial expansion coefficients, pair-major, n fastest
+ *   c_A             [T*T][nb_A+1][nA1p]
  *   w0 [T][N_neu][D], b0 [T][N_neu], w1 [T][N_neu], b1_type [T], b1 (scalar)
  *   q_scaler [D]
  *   mono [nmono][5] (coefficient, 4 s-indices or -1), block_start [num_L + 1]   angular blocks
@@ -14,16 +16,18 @@
  *   zbl_inner, zbl_outer [T*T], zbl_params [T*T][8], atomic_z [T]
  *   tabulated 1: g_n and g_n' come from quintic tables instead of the Chebyshev sum:
  *     tab_M [2][T*T] intervals on [0, rc_pair], tab_off [2][T*T] offsets into tab_coef,
- *     tab_coef[off + (l * 6 + k) * n_channels + n] = a_k of channel n on interval l
- *     (local offset t = r - l * rc_pair / M; part 0 = radial, 1 = angular)
+ *     tab_grid [2][T*T][2] = (w, 1/w), w = rc_pair / M (interval l = floor(r * (1/w)), clamped),
+ *     tab_coef[off + (l * 6 + k) * nch_p + n] = a_k of channel n on interval l, nch_p = nR1p or nA1p
+ *     (local offset t = r - l * w; part 0 = radial, 1 = angular)
  *
  * Frame: index [N][nnei] (-1 padding), vectors [N][nnei][3] r_ij = r_j - r_i, counts [N].
  * Outputs: atom_energy [N], force [N][3], atom_virial [N][9] row-major
  * W_j^{ab} -= r_ij^a f_ij^b (NEP_CPU split), pair_force [N][nnei][3] scratch (f_ij = dU_i/dr_ij),
  * descriptor [N][D] (after q_scaler) or NULL.
  *
- * Parallel over centre atoms (OpenMP); the scatter into forces/virials is one
- * serial pass in atom/slot order, so results do not depend on the thread count.
+ * Parallel over centre atoms (OpenMP); the scatter into forces/virials is parallel over target
+ * atoms but sums every component in serial atom/slot order, so results do not depend on the
+ * thread count (bit for bit).
  */
 #ifndef DPC_NEP_H
 #define DPC_NEP_H
@@ -42,7 +46,7 @@ typedef struct {
     const double *zbl_inner, *zbl_outer, *zbl_params, *atomic_z;
     int64_t tabulated;
     const int64_t *tab_M, *tab_off;
-    const double *tab_coef;
+    const double *tab_grid, *tab_coef;
 } dpc_nep_model;
 
 int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const int64_t *types,

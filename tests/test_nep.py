@@ -108,12 +108,59 @@ def test_tabulated_forces_are_gradient(model):
         assert abs(fd - f[atom, c]) <= 1e-7, (atom, c, fd, f[atom, c])
 
 
-def test_thread_count_invariance():
-    z = np.load(os.path.join(DATA, "PbTe_NEP4_example", "slab001_vacuum_96.npz"))
+@pytest.mark.parametrize("model,frame", [("PbTe_NEP4_example", "slab001_vacuum_96"), ("BaTiO3_NEP4_zbl", "zbl_close_contact_40"),
+                                         ("Si_2022_NEP4_5body", "crystal_prim2")])
+@pytest.mark.parametrize("tabulated", [False, True])
+def test_thread_count_invariance(model, frame, tabulated):
+    """Bit-identical results for any thread count (per-atom work is private; the parallel scatter
+    sums every force/virial component in serial order)."""
+    z = np.load(os.path.join(DATA, model, frame + ".npz"))
+    m = read_nep(os.path.join(DATA, model, "nep.txt"))
+    if tabulated:
+        m.tables = build_tables(m)
+    ref = _eval(m, z, n_threads=1)
+    for t in (2, 3, 5):
+        b = _eval(m, z, n_threads=t)
+        for k in ("atom_energy", "force", "atom_virial", "descriptor"):
+            assert np.array_equal(ref[k], b[k]), (t, k)
+
+
+def test_evaluator_reuse_across_frame_sizes():
+    """One evaluator (its kernel keeps a pair-force scratch between calls) on frames of different sizes
+    gives what fresh evaluators give."""
     m = read_nep(os.path.join(DATA, "PbTe_NEP4_example", "nep.txt"))
-    a, b = _eval(m, z, n_threads=1), _eval(m, z, n_threads=2)
-    for k in ("atom_energy", "force", "atom_virial"):
-        assert np.array_equal(a[k], b[k])
+    zs = [np.load(os.path.join(DATA, "PbTe_NEP4_example", f + ".npz")) for f in ("slab001_vacuum_96", "crystal_conv8")]
+    ev = NEPEvaluator(m)
+    for z in zs + zs[::-1]:
+        a, b = _eval(m, z), ev.evaluate(z["positions"], z["cell"], z["type_index"], 1, descriptor=True)
+        for k in ("atom_energy", "force", "atom_virial", "descriptor"):
+            assert np.array_equal(a[k], b[k])
+    assert set(ev.timings) == {"neighbors", "kernel", "total"}
+
+
+def test_kernel_rejects_bad_pairs():
+    """The C kernel checks indices and zero distances itself (any thread count) and raises."""
+    from dpcompress._ext.nep_kernel import PackedNEP
+    from dpcompress.nep.evaluator import pack_model
+
+    m = read_nep(os.path.join(DATA, "PbTe_NEP4_example", "nep.txt"))
+    k = PackedNEP(pack_model(m, tabulated=False))
+    types = np.array([0, 1, 0])
+    vec = np.zeros((3, 2, 3))
+    vec[:, 0] = [3.0, 0.0, 0.0]
+    counts = np.array([1, 1, 1])
+    for t in (1, 2):
+        e, f, w, _ = k.compute(types, np.array([[1, -1], [0, -1], [1, -1]]), vec, counts, t)
+        assert np.all(np.isfinite(f)) and f.shape == (3, 3)
+        with pytest.raises(RuntimeError, match="out of range"):
+            k.compute(types, np.array([[1, -1], [3, -1], [1, -1]]), vec, counts, t)
+        with pytest.raises(RuntimeError, match="out of range"):
+            k.compute(np.array([0, 2, 0]), np.array([[1, -1], [0, -1], [1, -1]]), vec, counts, t)
+        for value in (0.0, np.nan):
+            bad = vec.copy()
+            bad[2, 0] = value
+            with pytest.raises(RuntimeError, match="NEP kernel failed"):
+                k.compute(types, np.array([[1, -1], [0, -1], [1, -1]]), bad, counts, t)
 
 
 # ------------------------------------------------------------------ synthetic models: every angular block, flexible ZBL
@@ -330,6 +377,27 @@ def test_cli_compress_and_potential(tmp_path):
     e, f, v = pt.eval(z["positions"][None], z["cell"][None], z["type_index"])
     assert np.abs(f[0] - z["forces"]).max() <= 1e-6
     assert pt.get_type_map() == ["Si"]
+
+
+@pytest.mark.parametrize("model", ["BaTiO3_NEP4_zbl", "Si_2022_NEP4_5body"])
+def test_cli_info_nep(tmp_path, capsys, model):
+    """``dpcompress info`` describes a nep.txt and the NEP .dpc made from it (tables, errors, provenance)."""
+    from dpcompress.cli import main
+
+    src = os.path.join(DATA, model, "nep.txt")
+    out = tmp_path / "nep.dpc"
+    assert main(["compress", "-i", src, "-o", str(out), "-s", "0.02"]) == 0
+    capsys.readouterr()
+    m = read_nep(src)
+    assert main(["info", src]) == 0
+    text = capsys.readouterr().out
+    assert "GPUMD NEP text model" in text and f"type_map:        {m.elements}" in text
+    assert f"dim {m.dim}" in text and f"-> {m.n_neuron} (tanh)" in text and "compressed:      no" in text
+    assert ("universal  inner 0.75 Å  outer 1.5 Å" if m.zbl else "zbl:             none") in text
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "dpcompress NEP table file" in text and "step <= 0.02 Å" in text and f"source:          {src}" in text
+    assert text.count("max |g_tab - g|") == 2 and f"dim {m.dim}" in text
 
 
 def test_ase_calculator():

@@ -35,6 +35,7 @@ cdef extern from "dpc_nep.h":
         int64_t tabulated
         const int64_t *tab_M
         const int64_t *tab_off
+        const double *tab_grid
         const double *tab_coef
 
     int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const int64_t *types,
@@ -65,18 +66,20 @@ cdef class PackedNEP:
     cdef dpc_nep_model m
     cdef public object keep
     cdef public int64_t dim
+    cdef object _pf_spare  # pair-force scratch kept between calls (taken while in use: thread-safe)
 
     def __init__(self, dict a):
         T = int(a["ntypes"])
         nR1, nA1 = int(a["n_max_R"]) + 1, int(a["n_max_A"]) + 1
+        nR1p, nA1p = (nR1 + 3) // 4 * 4, (nA1 + 3) // 4 * 4  # channel axes padded to a multiple of 4
         bR1, bA1 = int(a["basis_R"]) + 1, int(a["basis_A"]) + 1
         NN, D = int(a["n_neuron"]), int(a["dim"])
         nblk = int(a["num_L"])
         k = {}
         k["rc_R"] = _f64(a["rc_R"], (T * T,), "rc_R")
         k["rc_A"] = _f64(a["rc_A"], (T * T,), "rc_A")
-        k["c_R"] = _f64(a["c_R"], (T * T, bR1, nR1), "c_R")
-        k["c_A"] = _f64(a["c_A"], (T * T, bA1, nA1), "c_A")
+        k["c_R"] = _f64(a["c_R"], (T * T, bR1, nR1p), "c_R")
+        k["c_A"] = _f64(a["c_A"], (T * T, bA1, nA1p), "c_A")
         k["w0"] = _f64(a["w0"], (T, NN, D), "w0")
         k["b0"] = _f64(a["b0"], (T, NN), "b0")
         k["w1"] = _f64(a["w1"], (T, NN), "w1")
@@ -93,10 +96,11 @@ cdef class PackedNEP:
         k["atomic_z"] = _f64(a["atomic_z"], (T,), "atomic_z")
         k["tab_M"] = _i64(a["tab_M"], (2 * T * T,), "tab_M")
         k["tab_off"] = _i64(a["tab_off"], (2 * T * T,), "tab_off")
+        k["tab_grid"] = _f64(a["tab_grid"], (2 * T * T, 2), "tab_grid")
         k["tab_coef"] = np.ascontiguousarray(a["tab_coef"], dtype=np.float64).ravel()
         if int(a["tabulated"]):
             for p in range(2 * T * T):
-                nch = nR1 if p < T * T else nA1
+                nch = nR1p if p < T * T else nA1p
                 if k["tab_M"][p] < 1 or k["tab_off"][p] < 0 or k["tab_off"][p] + k["tab_M"][p] * 6 * nch > k["tab_coef"].shape[0]:
                     raise ValueError(f"table {p} out of bounds")
         self.keep = k
@@ -127,6 +131,7 @@ cdef class PackedNEP:
         v = k["atomic_z"]; self.m.atomic_z = &v[0]
         iv = k["tab_M"]; self.m.tab_M = &iv[0]
         iv = k["tab_off"]; self.m.tab_off = &iv[0]
+        v = k["tab_grid"].reshape(-1); self.m.tab_grid = &v[0]
         if k["tab_coef"].shape[0] == 0:
             k["tab_coef"] = np.zeros(1)
         v = k["tab_coef"]; self.m.tab_coef = &v[0]
@@ -140,11 +145,15 @@ cdef class PackedNEP:
         types = _i64(types, (N,), "types")
         vectors = _f64(vectors, (N, nnei, 3), "vectors")
         counts = _i64(np.asarray(counts).reshape(N), (N,), "counts")
-        e = np.zeros(N)
-        f = np.zeros((N, 3))
-        w = np.zeros((N, 9))
-        pf = np.zeros((max(N * nnei, 1), 3))
-        d = np.zeros((N, self.dim)) if want_descriptor else np.zeros((1, 1))
+        # every output element is written by the kernel (no zero-fill of the large pair-force scratch)
+        e = np.empty(N)
+        f = np.empty((N, 3))
+        w = np.empty((N, 9))
+        pf = self._pf_spare
+        if pf is None or pf.shape[0] < max(N * nnei, 1):
+            pf = np.empty((max(N * nnei, 1), 3))  # a fresh large buffer costs page faults on every call
+        self._pf_spare = None
+        d = np.empty((N, self.dim)) if want_descriptor else np.empty((1, 1))
         cdef const int64_t[::1] tv = types
         cdef const int64_t[:, ::1] ix = index
         cdef const double[:, :, ::1] vv = vectors
@@ -153,11 +162,13 @@ cdef class PackedNEP:
         cdef double[:, ::1] fv = f, wv = w, pv = pf, dv = d
         cdef int st
         if N == 0:
+            self._pf_spare = pf
             return e, f, w, (d if want_descriptor else None)
         with nogil:
             st = dpc_nep_compute(&self.m, N, nnei, &tv[0], &ix[0, 0] if nnei > 0 else NULL,
                                  &vv[0, 0, 0] if nnei > 0 else NULL, &cv[0], n_threads,
                                  &ev[0], &fv[0, 0], &wv[0, 0], &pv[0, 0], &dv[0, 0] if want_descriptor else NULL)
+        self._pf_spare = pf
         if st != 0:
             raise RuntimeError(f"NEP kernel failed: {_STATUS.get(st, st)}")
         return e, f, w, (d if want_descriptor else None)

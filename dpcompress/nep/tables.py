@@ -86,7 +86,7 @@ def build_tables(model, step=DEFAULT_STEP, min_intervals=16):
                 tt = (np.array([0.125, 0.375, 0.625, 0.875])[None, :] * w)
                 rr = (nodes[:-1, None] + tt).ravel()
                 ge, gpe, _ = radial_function_derivatives(cp, rc, rr)
-                tv, tdv = table_values(coef, w, rr)
+                tv, tdv = table_values(coef, rc, rr)
                 eg[part, t1, t2] = np.abs(tv - ge).max()
                 egp[part, t1, t2] = np.abs(tdv - gpe).max()
                 M[part, t1, t2] = m
@@ -96,10 +96,14 @@ def build_tables(model, step=DEFAULT_STEP, min_intervals=16):
     return NEPTables(M=M, offsets=off, coef=np.concatenate(chunks), step=float(step), error_g=eg, error_gp=egp)
 
 
-def table_values(coef, w, r):
-    """Evaluate one pair's table (m, 6, nch) at r: returns g, g' as (nch, P)."""
+def table_values(coef, rc, r):
+    """Evaluate one pair's table (m, 6, nch) on [0, rc] at r: returns g, g' as (nch, P).
+
+    Interval l = floor(r / w) is computed as r * (m / rc), as the C kernel does (no division per pair).
+    """
     m = coef.shape[0]
-    l = np.minimum((r / w).astype(np.int64), m - 1)
+    w, winv = rc / m, m / rc
+    l = np.minimum((r * winv).astype(np.int64), m - 1)
     t = (r - l * w)[:, None]
     a = coef[l]  # (P, 6, nch)
     v = a[:, 5]
@@ -129,7 +133,7 @@ def table_gfun(model, tables):
                 m = int(tables.M[p, t1, t2])
                 o = int(tables.offsets[p, t1, t2])
                 coef = tables.coef[o: o + m * 6 * nch].reshape(m, 6, nch)
-                g[:, sel], gp[:, sel] = table_values(coef, rcs[t1, t2] / m, r[sel])
+                g[:, sel], gp[:, sel] = table_values(coef, float(rcs[t1, t2]), r[sel])
         return g, gp
 
     return gfun
@@ -166,6 +170,18 @@ def save_nep_tables(model, tables, path):
         fh.create_dataset("coef", data=tables.coef)
         fh.create_dataset("error_g", data=tables.error_g)
         fh.create_dataset("error_gp", data=tables.error_gp)
+
+
+def nep_table_file_provenance(path):
+    """The provenance attributes of a NEP ``.dpc`` (schema, writer version, source model path, step)."""
+    import h5py
+
+    out = {}
+    with h5py.File(os.fspath(path), "r") as fh:
+        for k in ("schema_version", "dpcompress_version", "source", "step"):
+            v = fh.attrs.get(k)
+            out[k] = v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v)
+    return out
 
 
 def load_nep_tables(path):
