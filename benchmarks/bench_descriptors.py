@@ -46,13 +46,14 @@ import subprocess
 import sys
 import time
 
+from machine_load import HZ, busy_ticks, wait_quiet  # benchmarks/ is sys.path[0]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FIXTURES = os.environ.get("DPCOMPRESS_SHARED_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "fixtures", "deepmd"))
 MODELS = os.environ.get("DEEPMD_ANCHOR_MODELS", "anchor/models")
 DESCRIPTORS = ("se_e2_r", "se_e3", "se_atten_v2", "hybrid")
 ENGINES = ("dpc_cmp", "dpc_ref", "dp_cmp", "dp_ref")
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def build_system(frames, rep):
@@ -128,30 +129,6 @@ def worker_main(a):
 
 
 # ---------------------------------------------------------------- driver
-
-
-def busy_ticks(pid=None):
-    """Busy jiffies of the machine (pid None) or of one process (utime + stime)."""
-    try:
-        if pid is None:
-            with open("/proc/stat") as fh:
-                v = [int(x) for x in fh.readline().split()[1:]]
-            return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-        with open(f"/proc/{pid}/stat") as fh:
-            f = fh.read().rpartition(")")[2].split()
-        return int(f[11]) + int(f[12])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def wait_quiet(threshold, max_wait, window=0.25):
-    t_start = time.perf_counter()
-    while True:
-        b0, t0 = busy_ticks(), time.perf_counter()
-        time.sleep(window)
-        load = (busy_ticks() - b0) / HZ / (time.perf_counter() - t0)
-        if load < threshold or time.perf_counter() - t_start >= max_wait:
-            return load
 
 
 class Worker:

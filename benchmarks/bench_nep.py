@@ -38,6 +38,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from machine_load import HZ, busy_ticks, wait_quiet  # noqa: E402  (benchmarks/ is sys.path[0])
+
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
 
@@ -47,7 +49,6 @@ CASES = {
     "Si_2022_NEP4_5body": ("Si", "diamond", 5.431),
     "BaTiO3_NEP4_zbl": ("BaTiO3", "perovskite", 4.0),
 }
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def structure(name, natoms):
@@ -65,24 +66,6 @@ def structure(name, natoms):
     atoms = unit.repeat((k, k, k))
     atoms.rattle(0.05, seed=1)
     return atoms
-
-
-def busy_ticks():
-    """Busy jiffies of the whole machine (all CPUs)."""
-    with open("/proc/stat") as fh:
-        v = [int(x) for x in fh.readline().split()[1:]]
-    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-
-
-def wait_quiet(threshold, max_wait, window=0.25):
-    """Wait until other processes use < threshold cores (at most max_wait s); returns the last load."""
-    t_start = time.perf_counter()
-    while True:
-        b0, t0 = busy_ticks(), time.perf_counter()
-        time.sleep(window)
-        load = (busy_ticks() - b0) / HZ / (time.perf_counter() - t0)
-        if load < threshold or time.perf_counter() - t_start >= max_wait:
-            return load
 
 
 class Foreign:

@@ -66,6 +66,8 @@ import sys
 import tempfile
 import time
 
+from machine_load import HZ, busy_ticks, wait_quiet  # benchmarks/ is sys.path[0]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DEFAULT_MODEL = os.path.normpath(os.path.join(REPO, "..", "shared", "fixtures", "deepmd", "se_e2_a", "frozen.dp"))
@@ -451,28 +453,6 @@ def worker_main(args):
     proto.close()
 
 
-HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _system_busy_ticks():
-    """Busy jiffies of the whole machine (user+nice+system+irq+softirq+steal), or None."""
-    try:
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _process_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            f = fh.read().rpartition(")")[2].split()
-        return int(f[11]) + int(f[12])  # utime + stime of all threads
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class CpuMeter:
     """CPU used by *other* processes while one worker runs: (machine busy - worker - driver) / wall, in cores.
 
@@ -483,30 +463,16 @@ class CpuMeter:
         self.pid = pid
 
     def __enter__(self):
-        self.b0, self.w0, self.d0, self.t0 = _system_busy_ticks(), _process_ticks(self.pid), os.times(), time.perf_counter()
+        self.b0, self.w0, self.d0, self.t0 = busy_ticks(), busy_ticks(self.pid), os.times(), time.perf_counter()
         return self
 
     def __exit__(self, *exc):
-        b1, w1, d1, t1 = _system_busy_ticks(), _process_ticks(self.pid), os.times(), time.perf_counter()
+        b1, w1, d1, t1 = busy_ticks(), busy_ticks(self.pid), os.times(), time.perf_counter()
         self.foreign = None
         if None not in (self.b0, b1, self.w0, w1) and t1 > self.t0:
             own = (d1.user + d1.system) - (self.d0.user + self.d0.system)
             self.foreign = max(0.0, ((b1 - self.b0) - (w1 - self.w0)) / HZ - own) / (t1 - self.t0)
         return False
-
-
-def wait_quiet(threshold, window, max_wait):
-    """Sleep in ``window`` slices until the machine's busy CPU (our workers are idle now) drops below
-    ``threshold`` cores, at most ``max_wait`` s.  Returns (seconds waited, last load in cores)."""
-    t_start = time.perf_counter()
-    while True:
-        b0, t0 = _system_busy_ticks(), time.perf_counter()
-        time.sleep(window)
-        b1, t1 = _system_busy_ticks(), time.perf_counter()
-        load = None if None in (b0, b1) else (b1 - b0) / HZ / (t1 - t0)
-        waited = t1 - t_start
-        if load is None or load < threshold or waited >= max_wait:
-            return waited, load
 
 
 class Worker:
@@ -640,7 +606,7 @@ def run_size(args, rep, logdir):
         order = active[rnd % len(active):] + active[: rnd % len(active)] if active else []
         line = []
         for w in order:
-            waited, pre = wait_quiet(args.quiet, args.gap, args.max_wait)
+            waited, pre = wait_quiet(args.quiet, args.max_wait, args.gap)
             c = w.ask(op="call")
             r = res["engines"][w.key]
             r.setdefault("pre_load", []).append(pre)

@@ -17,11 +17,6 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 
-cdef extern from "dpc_activations.h":
-    int DPC_ACT_LINEAR, DPC_ACT_TANH, DPC_ACT_GELU, DPC_ACT_RELU, DPC_ACT_RELU6
-    int DPC_ACT_SOFTPLUS, DPC_ACT_SIGMOID, DPC_ACT_SILU
-
-
 cdef extern from "dpc_fitting.h":
     int DPC_FIT_RESIDUAL_NONE, DPC_FIT_RESIDUAL_IDENTITY, DPC_FIT_RESIDUAL_DOUBLE
 
@@ -49,17 +44,7 @@ cdef extern from "dpc_fitting.h":
     void dpc_fitting_tanh(int64_t n, const double *x, double *out) nogil
 
 
-#: Canonical activation name -> code of ``src_c/dpc_activations.h``.
-ACTIVATION_CODES = {
-    "linear": DPC_ACT_LINEAR,
-    "tanh": DPC_ACT_TANH,
-    "gelu": DPC_ACT_GELU,
-    "relu": DPC_ACT_RELU,
-    "relu6": DPC_ACT_RELU6,
-    "softplus": DPC_ACT_SOFTPLUS,
-    "sigmoid": DPC_ACT_SIGMOID,
-    "silu": DPC_ACT_SILU,
-}
+from .table_build import ACTIVATION_CODES  # codes of src_c/dpc_activations.h, one table for both kernels
 
 #: ``Layer.residual`` -> code of ``src_c/dpc_fitting.h``.
 RESIDUAL_CODES = {None: DPC_FIT_RESIDUAL_NONE, "identity": DPC_FIT_RESIDUAL_IDENTITY, "double": DPC_FIT_RESIDUAL_DOUBLE}
