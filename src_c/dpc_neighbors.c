@@ -1,6 +1,6 @@
-/* Per-type neighbor selection; the layout and ordering are documented in
- * dpc_neighbors.h, and dpcompress/reference/neighbors.py is its numpy twin
- * (the two must agree bit for bit).
+/* Per-type neighbor lists with a cell list; the layout and ordering are
+ * documented in dpc_neighbors.h, and dpcompress/reference/neighbors.py holds
+ * the twin (an exhaustive search; the two agree bit for bit).
  */
 #include "dpc_neighbors.h"
 
@@ -88,15 +88,6 @@ static double squared_norm(double x, double y, double z)
     return s + zz;
 }
 
-/* Per-thread scratch of dpc_select_neighbors. */
-typedef struct {
-    dpc_candidate *buf;   /* [maxcnt] candidates of one atom, grouped by block */
-    dpc_candidate *tmp;   /* [maxcnt] merge-sort scratch */
-    dpc_index *bstart;    /* [nblocks + 1] start of each block in buf */
-    dpc_index *bfill;     /* [nblocks] next free position of each block */
-    dpc_index *js;        /* [maxcnt] neighbor atom of each candidate */
-} dpc_scratch;
-
 /* Sort every block of buf (bstart gives the blocks), keep the first sel[b]
  * and write the row of atom a; the vectors are read through c->p from vecs. */
 static void emit_blocks(
@@ -175,110 +166,6 @@ static void bucket_candidates(
     }
 }
 
-dpc_status dpc_select_neighbors(
-    dpc_index npairs,
-    const dpc_index *pair_i,
-    const dpc_index *pair_j,
-    const double *pair_d,
-    dpc_index natoms,
-    const dpc_index *atom_types,
-    dpc_index nblocks,
-    const dpc_index *sel_offsets,
-    int mixed,
-    int n_threads,
-    dpc_index *index,
-    double *vectors,
-    dpc_index *counts,
-    dpc_index *overflow)
-{
-    dpc_index *start = NULL, *fill = NULL, *order = NULL;
-    dpc_index a, p, b, maxcnt = 0;
-    dpc_status status = DPC_OK;
-    int alloc_failed = 0;
-    const int nt = n_threads < 1 ? 1 : n_threads;
-
-    if (npairs < 0 || natoms < 0 || nblocks < 1 || (mixed && nblocks != 1)) return DPC_ERR_ARGUMENT;
-    if (sel_offsets[0] != 0) return DPC_ERR_ARGUMENT;
-    for (b = 0; b < nblocks; ++b)
-        if (sel_offsets[b + 1] < sel_offsets[b]) return DPC_ERR_ARGUMENT;
-    if (natoms == 0) return npairs == 0 ? DPC_OK : DPC_ERR_INDEX;
-
-    if (!mixed)
-        for (a = 0; a < natoms; ++a)
-            if (atom_types[a] < 0 || atom_types[a] >= nblocks) return DPC_ERR_INDEX;
-
-    /* Counting sort of the pairs by centre atom: O(npairs + natoms), and it
-     * keeps the input order inside each atom's range. */
-    start = (dpc_index *)calloc((size_t)natoms + 1, sizeof(dpc_index));
-    fill = (dpc_index *)malloc((size_t)natoms * sizeof(dpc_index));
-    order = (dpc_index *)malloc((size_t)(npairs > 0 ? npairs : 1) * sizeof(dpc_index));
-    if (start == NULL || fill == NULL || order == NULL) {
-        status = DPC_ERR_ALLOC;
-        goto done;
-    }
-    for (p = 0; p < npairs; ++p) {
-        const dpc_index i = pair_i[p], j = pair_j[p];
-        if (i < 0 || i >= natoms || j < 0 || j >= natoms) {
-            status = DPC_ERR_INDEX;
-            goto done;
-        }
-        if (!isfinite(pair_d[3 * p]) || !isfinite(pair_d[3 * p + 1]) || !isfinite(pair_d[3 * p + 2])) {
-            status = DPC_ERR_NONFINITE;
-            goto done;
-        }
-        start[i + 1] += 1;
-    }
-    for (a = 0; a < natoms; ++a) {
-        if (start[a + 1] > maxcnt) maxcnt = start[a + 1];
-        start[a + 1] += start[a];
-        fill[a] = start[a];
-    }
-    for (p = 0; p < npairs; ++p) order[fill[pair_i[p]]++] = p;
-
-#pragma omp parallel num_threads(nt)
-    {
-        /* Scratch per thread, sized for the busiest atom: no allocation
-         * inside the loop. */
-        dpc_scratch scratch = {NULL, NULL, NULL, NULL, NULL};
-        const size_t cand_bytes = (size_t)maxcnt * sizeof(dpc_candidate);
-        char *mem = (char *)malloc(2 * cand_bytes + (size_t)(2 * nblocks + 1 + maxcnt) * sizeof(dpc_index));
-        int ok = mem != NULL;
-        if (ok) {
-            /* dpc_index and dpc_candidate are both 8-byte aligned */
-            scratch.buf = (dpc_candidate *)mem;
-            scratch.tmp = (dpc_candidate *)(mem + cand_bytes);
-            scratch.bstart = (dpc_index *)(mem + 2 * cand_bytes);
-            scratch.bfill = scratch.bstart + nblocks + 1;
-            scratch.js = scratch.bfill + nblocks;
-        } else {
-#pragma omp atomic write
-            alloc_failed = 1;
-        }
-        /* Every thread must reach the worksharing loop, even one whose
-         * allocation failed; it then just skips its atoms. */
-#pragma omp for schedule(dynamic, 64)
-        for (a = 0; a < natoms; ++a) {
-            if (!ok) continue;
-            const dpc_index first = start[a], n = start[a + 1] - start[a];
-            dpc_index k;
-            for (k = 0; k < n; ++k) scratch.js[k] = pair_j[order[first + k]];
-            bucket_candidates(n, scratch.js, order + first, pair_d, atom_types, nblocks, mixed,
-                              scratch.buf, scratch.bstart, scratch.bfill);
-            emit_blocks(a, scratch.buf, scratch.tmp, scratch.bstart, pair_d, nblocks, sel_offsets,
-                        index, vectors, counts, overflow);
-        }
-        free(mem);
-    }
-    (void)nt; /* unused when built without OpenMP */
-    if (alloc_failed) status = DPC_ERR_ALLOC;
-
-done:
-    free(start);
-    free(fill);
-    free(order);
-    return status;
-}
-
 /* ------------------------------------------------------------------------
  * Cell list: candidates found, cut and selected in one pass per centre atom.
  * ------------------------------------------------------------------------ */
@@ -353,6 +240,7 @@ static dpc_index floor_div(dpc_index u, dpc_index n)
 
 dpc_status dpc_cell_list_neighbors(
     dpc_index natoms,
+    dpc_index ncenter,
     const double *coords,
     const double *cell,
     int periodic,
@@ -386,7 +274,8 @@ dpc_status dpc_cell_list_neighbors(
     dpc_status status = DPC_OK;
     int alloc_failed = 0, found_bad = 0;
 
-    if (natoms < 1 || nblocks < 1 || (mixed && nblocks != 1) || sel_offsets[0] != 0) return DPC_ERR_ARGUMENT;
+    if (natoms < 1 || ncenter < 0 || ncenter > natoms || nblocks < 1 || (mixed && nblocks != 1) || sel_offsets[0] != 0)
+        return DPC_ERR_ARGUMENT;
     for (b = 0; b < nblocks; ++b)
         if (sel_offsets[b + 1] < sel_offsets[b]) return DPC_ERR_ARGUMENT;
     for (k = 0; k < 3; ++k)
@@ -451,7 +340,7 @@ dpc_status dpc_cell_list_neighbors(
         else s.bfill = s.bstart + nblocks + 1;
 
 #pragma omp for schedule(dynamic, 32)
-        for (a = 0; a < natoms; ++a) {
+        for (a = 0; a < ncenter; ++a) {
             dpc_index bi[3], n = 0, d0, d1, d2;
             const double *ri = coords + 3 * a;
             const double *wi = wrapped + 3 * a;

@@ -2,8 +2,7 @@
  *
  * dpc_cell_list_neighbors finds every (i, j, image) with |r_ij| < rcut with a
  * cell list and, per centre atom i, orders the candidates of every block and
- * truncates them to the block's sel.  dpc_select_neighbors does the second
- * half for candidate pairs found elsewhere (the scan, the tests).
+ * truncates them to the block's sel.
  *
  * Blocks
  * ------
@@ -23,18 +22,16 @@
  * the image's vector), and the rest of the block is padding.  Only the first
  * sel[b] candidates are kept; the others are counted in overflow.  The order
  * is total on distinct pairs, so the output does not depend on the order of
- * the input pairs nor on the thread count.
+ * the candidates nor on the thread count.
  *
  * Buffers (all C-contiguous, row-major)
  * -------------------------------------
- * pair_i, pair_j   [npairs]        int64, centre and neighbor atom, in [0, natoms)
- * pair_d           [npairs, 3]     float64, r_ij = r_j + shift - r_i (finite)
  * atom_types       [natoms]        int64, in [0, nblocks) unless mixed
  * sel_offsets      [nblocks + 1]   int64, non-decreasing, sel_offsets[0] == 0
- * index            [natoms, nnei]  int64 out, neighbor atom j; -1 on padding
- * vectors          [natoms, nnei, 3] float64 out, r_ij; 0.0 on padding
- * counts           [natoms, nblocks] int64 out, kept neighbors per block
- * overflow         [natoms, nblocks] int64 out, candidates dropped per block
+ * index            [ncenter, nnei]  int64 out, neighbor atom j; -1 on padding
+ * vectors          [ncenter, nnei, 3] float64 out, r_ij; 0.0 on padding
+ * counts           [ncenter, nblocks] int64 out, kept neighbors per block
+ * overflow         [ncenter, nblocks] int64 out, candidates dropped per block
  *
  * Pointers to zero-length buffers may be NULL.
  */
@@ -42,29 +39,6 @@
 #define DPC_NEIGHBORS_H
 
 #include "dpc_common.h"
-
-/* Fill index/vectors/counts/overflow from the candidate pairs.
- *
- * n_threads < 1 is treated as 1.  Returns DPC_OK, DPC_ERR_ARGUMENT (negative
- * sizes, bad sel_offsets), DPC_ERR_INDEX (an i, j or type out of range),
- * DPC_ERR_NONFINITE (a NaN/inf in pair_d) or DPC_ERR_ALLOC.  On error the
- * outputs are unspecified.
- */
-dpc_status dpc_select_neighbors(
-    dpc_index npairs,
-    const dpc_index *pair_i,
-    const dpc_index *pair_j,
-    const double *pair_d,
-    dpc_index natoms,
-    const dpc_index *atom_types,
-    dpc_index nblocks,
-    const dpc_index *sel_offsets,
-    int mixed,
-    int n_threads,
-    dpc_index *index,
-    double *vectors,
-    dpc_index *counts,
-    dpc_index *overflow);
 
 /* The whole neighbor list of one frame with a cell list.
  *
@@ -92,13 +66,18 @@ dpc_status dpc_select_neighbors(
  * DPC_ERR_COINCIDENT with the lexicographically smallest such (i, j, S0,
  * S1, S2) in bad_pair[5] and its d2 in *bad_d2 (outputs then complete).
  *
+ * Centers.  Only atoms 0 .. ncenter-1 get a row (the others, ghosts of a
+ * domain decomposition, are neighbors only); index, vectors, counts and
+ * overflow have ncenter rows.
+ *
  * coords, frac, wrapped [natoms, 3]; wrap [natoms, 3] (zeros for a cluster);
- * nbins, reach [3]; other buffers as for dpc_select_neighbors.  Returns
+ * nbins, reach [3]; other buffers as above.  n_threads < 1 is treated as 1.  Returns
  * DPC_OK, DPC_ERR_ARGUMENT, DPC_ERR_INDEX (a type out of range),
  * DPC_ERR_NONFINITE, DPC_ERR_ALLOC or DPC_ERR_COINCIDENT.
  */
 dpc_status dpc_cell_list_neighbors(
     dpc_index natoms,
+    dpc_index ncenter,
     const double *coords,
     const double *cell,
     int periodic,

@@ -486,10 +486,11 @@ dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, cons
     return DPC_OK;
 }
 
-dpc_status dpc_scatter_pair_gradients(dpc_index natoms, dpc_index nnei, const dpc_index *index, const double *vectors,
-                                      const double *pair_grad, double *force, double *atom_virial)
+dpc_status dpc_scatter_pair_gradients(dpc_index ncenter, dpc_index natoms, dpc_index nnei, const dpc_index *index,
+                                      const double *vectors, const double *pair_grad, double *force, double *atom_virial)
 {
-    for (dpc_index i = 0; i < natoms; i++) {
+    if (ncenter < 0 || ncenter > natoms || nnei < 0) return DPC_ERR_ARGUMENT;
+    for (dpc_index i = 0; i < ncenter; i++) {
         for (dpc_index s = 0; s < nnei; s++) {
             const dpc_index p = i * nnei + s;
             const dpc_index j = index[p];

@@ -95,9 +95,11 @@ dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, cons
 
 /* Forces and per-atom virials from pair gradients, in a fixed (serial) order:
  *   F_i += g_ij, F_j -= g_ij, W_j[a][b] -= g_ij[a] * r_ij[b]   for every slot with index >= 0.
- * index [natoms, nnei] (-1 = padding); force [natoms, 3] and atom_virial [natoms, 9] are accumulated into. */
-dpc_status dpc_scatter_pair_gradients(dpc_index natoms, dpc_index nnei, const dpc_index *index, const double *vectors,
-                                      const double *pair_grad, double *force, double *atom_virial);
+ * The first ncenter of natoms atoms are centers (the rest: ghosts of domain decomposition, which
+ * only receive); index, vectors, pair_grad [ncenter, nnei(, 3)] (-1 = padding), index < natoms;
+ * force [natoms, 3] and atom_virial [natoms, 9] are accumulated into. */
+dpc_status dpc_scatter_pair_gradients(dpc_index ncenter, dpc_index natoms, dpc_index nnei, const dpc_index *index,
+                                      const double *vectors, const double *pair_grad, double *force, double *atom_virial);
 
 /* D_i = T_i^T T_i[:, :A] per atom: T [natoms, 4, M], D [natoms, M, A] out,
  *   D[m][a] = sum_{k=0..3} T[k][m] T[k][a]   (k ascending).  0 < A <= M. */

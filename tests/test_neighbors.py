@@ -6,7 +6,7 @@ import pytest
 from dpcompress._ext import neighbors as kernel
 from dpcompress.errors import InputError
 from dpcompress.neighbors import NeighborList, build_neighbor_list
-from dpcompress.reference.neighbors import brute_force_neighbor_list, select_neighbors
+from dpcompress.reference.neighbors import brute_force_neighbor_list
 
 
 def assert_bitwise_equal(a, b):
@@ -69,58 +69,6 @@ def check_list_invariants(nl, coords, cell, rcut):
     else:
         S = lattice @ np.linalg.inv(cell)
         assert np.allclose(S, np.round(S), atol=1e-8)
-
-
-# ---------------------------------------------------------------- kernel vs twin
-
-
-def random_pairs(rng, natoms, npairs):
-    """Candidate pairs with many exact distance ties (vectors on a coarse grid)."""
-    i = rng.integers(0, natoms, npairs)
-    j = rng.integers(0, natoms, npairs)
-    D = rng.integers(-3, 4, (npairs, 3)).astype(np.float64) * 0.5
-    D[rng.random(npairs) < 0.3] *= 1.0 + 1e-15  # near-ties too
-    D[D == 0.0] = np.where(rng.random(int(np.sum(D == 0.0))) < 0.5, 0.0, -0.0)
-    return i, j, D
-
-
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("mixed", [False, True])
-def test_kernel_matches_numpy_twin(seed, mixed):
-    rng = np.random.default_rng(seed)
-    natoms, ntypes = int(rng.integers(1, 40)), int(rng.integers(1, 4))
-    i, j, D = random_pairs(rng, natoms, int(rng.integers(0, 3000)))
-    types = rng.integers(0, ntypes, natoms)
-    sel = [int(rng.integers(0, 60))] if mixed else [int(s) for s in rng.integers(0, 30, ntypes)]
-    ref = select_neighbors(i, j, D, types, sel, mixed_types=mixed)
-    for n_threads in (1, 2, 3):
-        out = kernel.select_neighbors(i, j, D, types, sel, mixed, n_threads)
-        for a, b in zip(out, ref):
-            assert_bitwise_equal(a, b)
-
-
-def test_kernel_no_pairs_and_errors():
-    types = np.array([0, 1, 0])
-    index, vectors, counts, overflow = kernel.select_neighbors(
-        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), types, [2, 3]
-    )
-    assert np.all(index == -1) and index.shape == (3, 5)
-    assert np.all(vectors == 0.0) and vectors.shape == (3, 5, 3)
-    assert np.all(counts == 0) and np.all(overflow == 0)
-    for a, b in zip((index, vectors, counts, overflow), select_neighbors([], [], np.zeros((0, 3)), types, [2, 3])):
-        assert_bitwise_equal(a, b)
-    # a zero-size block: everything overflows
-    out = kernel.select_neighbors([0, 0, 1], [1, 2, 0], np.eye(3), types, [0, 1])
-    assert out[0].tolist() == [[1], [-1], [-1]]
-    assert out[2].tolist() == [[0, 1], [0, 0], [0, 0]] and out[3].tolist() == [[1, 0], [1, 0], [0, 0]]
-    for a, b in zip(out, select_neighbors([0, 0, 1], [1, 2, 0], np.eye(3), types, [0, 1])):
-        assert_bitwise_equal(a, b)
-    with pytest.raises(IndexError):
-        kernel.select_neighbors([0], [3], [[1.0, 0, 0]], types, [2, 3])
-    with pytest.raises(IndexError):
-        kernel.select_neighbors([0], [1], [[1.0, 0, 0]], types, [2])  # type 1 has no block
-    with pytest.raises(ValueError):
-        kernel.select_neighbors([0], [1], [[np.nan, 0, 0]], types, [2, 3])
 
 
 # ---------------------------------------------------------------- fast path vs oracle
@@ -345,3 +293,39 @@ def test_cell_list_reports_first_coincident_pair():
     # without atom 2: atom 3 (now 2) shifted one cell back lands on atom 1
     with pytest.raises(InputError, match=r"atoms 1 and 2 \(periodic image shifted by \[-1, 0, 0\] cells\)"):
         build_neighbor_list(coords[[0, 1, 3]], cell, types[:3], RCUT, [100])
+
+
+def test_centers_only_rows_equal_the_full_list_head():
+    """Ghost atoms (domain decomposition) are neighbors but get no row."""
+    from dpcompress.neighbors.neighbor_list import _cell_list_bins
+    from dpcompress.reference.neighbors import cell_list_neighbors as twin
+
+    coords, cell, types = periodic_case("triclinic", 2)
+    full = build_neighbor_list(coords, cell, types, RCUT, [60, 60])
+    for nc in (0, 1, len(coords) // 2):
+        part = build_neighbor_list(coords, cell, types, RCUT, [60, 60], n_centers=nc)
+        for a, b in ((part.index, full.index[:nc]), (part.vectors, full.vectors[:nc]),
+                     (part.counts, full.counts[:nc]), (part.overflow, full.overflow[:nc])):
+            assert_bitwise_equal(a, b)
+        frac, wrapped, wrap, nbins, reach = _cell_list_bins(coords, cell, RCUT)
+        args = (coords, cell, frac, wrapped, wrap, nbins, reach, RCUT, RCUT, 1e-8, types, [60, 60])
+        for g, w in zip(kernel.cell_list_neighbors(*args, n_centers=nc)[:4], twin(*args, n_centers=nc)[:4]):
+            assert_bitwise_equal(g, w)
+    with pytest.raises(InputError, match="n_centers"):
+        build_neighbor_list(coords, cell, types, RCUT, [60, 60], n_centers=len(coords) + 1)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_lattice_ties_and_empty_blocks(mixed):
+    """Atoms on a grid: many exactly equal distances, broken by index then by vector; sel 0 blocks."""
+    rng = np.random.default_rng(3)
+    grid = np.array([[x, y, z] for x in range(3) for y in range(3) for z in range(3)], dtype=float) * 1.5
+    cell = np.eye(3) * 4.5  # the grid's own period: neighbors are images of grid points
+    types = rng.integers(0, 3, len(grid))
+    for sel in ([[200]] if mixed else [[80, 80, 80], [5, 0, 7], [0, 0, 3]]):
+        nl = build_neighbor_list(grid, cell, types, RCUT, sel, mixed_types=mixed, n_threads=2)
+        assert_same_list(nl, brute_force_neighbor_list(grid, cell, types, RCUT, sel, mixed_types=mixed))
+        d = np.linalg.norm(nl.vectors[0, : nl.counts[0, 0]], axis=1)
+        assert np.sum(np.isclose(d[:-1], d[1:])) >= min(10, len(d) - 1)  # ties were there to break
+        if not mixed and sel[1] == 0:
+            assert np.all(nl.counts[:, 1] == 0) and np.all(nl.overflow[:, 1] > 0)

@@ -54,6 +54,19 @@ def test_kernels_equal_numpy_twins(path, stress, order):
     f_ref, w_ref = twin.scatter_pair_gradients(nl.index, nl.vectors, g)
     np.testing.assert_allclose(f, f_ref, rtol=1e-12, atol=1e-12 * np.abs(f_ref).max())
     np.testing.assert_allclose(w, w_ref, rtol=1e-12, atol=1e-12 * np.abs(w_ref).max())
+    # domain decomposition: the last atoms are ghosts, rows only for the centers
+    nc = len(types) // 2
+    f, w = compiled.scatter_pair_gradients(nl.index[:nc], nl.vectors[:nc], g[:nc], len(types))
+    f_ref, w_ref = twin.scatter_pair_gradients(nl.index[:nc], nl.vectors[:nc], g[:nc], len(types))
+    assert f.shape == (len(types), 3) and np.abs(f[nc:]).max() > 0  # ghosts receive forces
+    np.testing.assert_allclose(f, f_ref, rtol=1e-12, atol=1e-12 * np.abs(f_ref).max())
+    np.testing.assert_allclose(w, w_ref, rtol=1e-12, atol=1e-12 * np.abs(w_ref).max())
+    bad = nl.index.copy()
+    bad[0, 0] = len(types)
+    with pytest.raises(IndexError, match="out of range"):
+        compiled.scatter_pair_gradients(bad, nl.vectors, g, len(types))
+    with pytest.raises(ValueError, match="smaller than"):
+        compiled.scatter_pair_gradients(nl.index, nl.vectors, g, nc)
 
 
 def test_thread_count_does_not_change_results():

@@ -11,24 +11,9 @@ from libc.stdint cimport int64_t
 
 
 cdef extern from "dpc_neighbors.h":
-    int dpc_select_neighbors(
-        int64_t npairs,
-        const int64_t *pair_i,
-        const int64_t *pair_j,
-        const double *pair_d,
-        int64_t natoms,
-        const int64_t *atom_types,
-        int64_t nblocks,
-        const int64_t *sel_offsets,
-        int mixed,
-        int n_threads,
-        int64_t *index,
-        double *vectors,
-        int64_t *counts,
-        int64_t *overflow) nogil
-
     int dpc_cell_list_neighbors(
         int64_t natoms,
+        int64_t ncenter,
         const double *coords,
         const double *cell,
         int periodic,
@@ -54,94 +39,15 @@ cdef extern from "dpc_neighbors.h":
 
 
 _STATUS_MESSAGES = {
-    1: (MemoryError, "out of memory in dpc_select_neighbors"),
-    2: (ValueError, "dpc_select_neighbors: invalid sizes or sel"),
-    3: (IndexError, "dpc_select_neighbors: an atom index or atom type is out of range"),
-    4: (ValueError, "dpc_select_neighbors: a pair vector is NaN or infinite"),
+    1: (MemoryError, "out of memory in dpc_cell_list_neighbors"),
+    2: (ValueError, "dpc_cell_list_neighbors: invalid sizes, bins or sel"),
+    3: (IndexError, "dpc_cell_list_neighbors: an atom type is out of range"),
+    4: (ValueError, "dpc_cell_list_neighbors: a coordinate is NaN or infinite"),
 }
 
 
-def _check_sel(sel_arr):
-    if sel_arr.shape[0] < 1 or np.any(sel_arr < 0):
-        raise ValueError("sel must be a non-empty sequence of non-negative integers")
-
-
-def _empty_lists(natoms, nnei, nblocks):
-    """Output arrays of a neighbor list: index, vectors, counts, overflow."""
-    return (np.empty((natoms, nnei), dtype=np.int64), np.empty((natoms, nnei, 3), dtype=np.float64),
-            np.empty((natoms, nblocks), dtype=np.int64), np.empty((natoms, nblocks), dtype=np.int64))
-
-
-def select_neighbors(i, j, D, atom_types, sel, mixed_types=False, int n_threads=1):
-    """Group candidate pairs by centre atom and keep the nearest ``sel[b]`` per block.
-
-    Compiled twin of :func:`dpcompress.reference.neighbors.select_neighbors`
-    (same arguments and outputs, bit for bit), plus ``n_threads``.
-
-    Parameters
-    ----------
-    i, j : array_like of int64, shape (npairs,)
-        Centre and neighbor atom of each candidate pair.
-    D : array_like of float64, shape (npairs, 3)
-        ``r_ij = r_j + shift - r_i`` of each pair.
-    atom_types : array_like of int64, shape (natoms,)
-    sel : sequence of int
-        Block sizes; a single block when ``mixed_types``.
-    mixed_types : bool
-    n_threads : int
-        OpenMP threads; the result does not depend on it.
-
-    Returns
-    -------
-    index : ndarray of int64, shape (natoms, nnei)
-    vectors : ndarray of float64, shape (natoms, nnei, 3)
-    counts, overflow : ndarray of int64, shape (natoms, nblocks)
-    """
-    cdef const int64_t[::1] pi = np.ascontiguousarray(i, dtype=np.int64)
-    cdef const int64_t[::1] pj = np.ascontiguousarray(j, dtype=np.int64)
-    cdef const double[:, ::1] pd = np.ascontiguousarray(D, dtype=np.float64).reshape(-1, 3)
-    cdef const int64_t[::1] types = np.ascontiguousarray(atom_types, dtype=np.int64)
-    sel_arr = np.asarray(sel, dtype=np.int64).reshape(-1)
-    cdef const int64_t[::1] offsets = np.concatenate([[0], np.cumsum(sel_arr)]).astype(np.int64)
-    cdef int64_t npairs = pi.shape[0]
-    cdef int64_t natoms = types.shape[0]
-    cdef int64_t nblocks = sel_arr.shape[0]
-    cdef int64_t nnei = offsets[nblocks]
-    cdef int mixed = 1 if mixed_types else 0
-    cdef int status
-
-    if pj.shape[0] != npairs or pd.shape[0] != npairs:
-        raise ValueError("i, j and D must have the same number of pairs")
-    _check_sel(sel_arr)
-
-    index_arr, vectors_arr, counts_arr, overflow_arr = _empty_lists(natoms, nnei, nblocks)
-    cdef int64_t[:, ::1] idx_v = index_arr
-    cdef double[:, :, ::1] vec_v = vectors_arr
-    cdef int64_t[:, ::1] cnt_v = counts_arr
-    cdef int64_t[:, ::1] ovf_v = overflow_arr
-
-    # Zero-length buffers have no element 0 to take the address of.
-    cdef const int64_t *pi_ptr = &pi[0] if npairs > 0 else NULL
-    cdef const int64_t *pj_ptr = &pj[0] if npairs > 0 else NULL
-    cdef const double *pd_ptr = &pd[0, 0] if npairs > 0 else NULL
-    cdef const int64_t *types_ptr = &types[0] if natoms > 0 else NULL
-    cdef int64_t *idx_ptr = &idx_v[0, 0] if natoms > 0 and nnei > 0 else NULL
-    cdef double *vec_ptr = &vec_v[0, 0, 0] if natoms > 0 and nnei > 0 else NULL
-    cdef int64_t *cnt_ptr = &cnt_v[0, 0] if natoms > 0 else NULL
-    cdef int64_t *ovf_ptr = &ovf_v[0, 0] if natoms > 0 else NULL
-
-    with nogil:
-        status = dpc_select_neighbors(
-            npairs, pi_ptr, pj_ptr, pd_ptr, natoms, types_ptr, nblocks, &offsets[0],
-            mixed, n_threads, idx_ptr, vec_ptr, cnt_ptr, ovf_ptr)
-    if status != 0:
-        exc, msg = _STATUS_MESSAGES.get(status, (RuntimeError, f"dpc_select_neighbors failed with status {status}"))
-        raise exc(msg)
-    return index_arr, vectors_arr, counts_arr, overflow_arr
-
-
 def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double rcut, double search,
-                        double coincide, atom_types, sel, mixed_types=False, int n_threads=1):
+                        double coincide, atom_types, sel, mixed_types=False, int n_threads=1, n_centers=None):
     """Neighbor list of one frame with a cell list (``dpc_cell_list_neighbors``).
 
     Compiled twin of :func:`dpcompress.reference.neighbors.cell_list_neighbors`
@@ -167,11 +73,14 @@ def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double 
     sel : sequence of int
     mixed_types : bool
     n_threads : int
+    n_centers : int or None
+        Rows only for atoms ``0 .. n_centers - 1`` (None: every atom).
 
     Returns
     -------
     index, vectors, counts, overflow
-        As :func:`select_neighbors`.
+        Per center: neighbor atom per slot (-1 on padding), pair vectors (0 on padding),
+        kept and dropped neighbors per block (layout in ``src_c/dpc_neighbors.h``).
     bad : None or tuple (i, j, S, d2)
         The first coincident pair (lexicographic in i, j, S), if any.
     """
@@ -192,15 +101,24 @@ def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double 
     cdef int64_t nblocks = sel_arr.shape[0]
     cdef int64_t nnei = offsets[nblocks]
     cdef int mixed = 1 if mixed_types else 0
+    cdef int64_t ncenter = natoms if n_centers is None else n_centers
     cdef int64_t[::1] bad = np.full(5, -1, dtype=np.int64)
     cdef double bad_d2 = 0.0
     cdef int status
 
     if natoms < 1 or fr.shape[0] != natoms or wp.shape[0] != natoms or wr.shape[0] != natoms or types.shape[0] != natoms:
         raise ValueError("coords, frac, wrap and atom_types must describe the same, non-zero number of atoms")
-    _check_sel(sel_arr)
+    if nblocks < 1 or np.any(sel_arr < 0):
+        raise ValueError("sel must be a non-empty sequence of non-negative integers")
+    if not 0 <= ncenter <= natoms:
+        raise ValueError(f"n_centers must lie in [0, {natoms}], got {ncenter}")
 
-    index_arr, vectors_arr, counts_arr, overflow_arr = _empty_lists(natoms, nnei, nblocks)
+    index_arr = np.empty((ncenter, nnei), dtype=np.int64)
+    vectors_arr = np.empty((ncenter, nnei, 3), dtype=np.float64)
+    counts_arr = np.empty((ncenter, nblocks), dtype=np.int64)
+    overflow_arr = np.empty((ncenter, nblocks), dtype=np.int64)
+    if ncenter == 0:
+        return index_arr, vectors_arr, counts_arr, overflow_arr, None
     cdef int64_t[:, ::1] idx_v = index_arr
     cdef double[:, :, ::1] vec_v = vectors_arr
     cdef int64_t[:, ::1] cnt_v = counts_arr
@@ -210,7 +128,7 @@ def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double 
 
     with nogil:
         status = dpc_cell_list_neighbors(
-            natoms, &xyz[0, 0], &cell_v[0], periodic, &fr[0, 0], &wp[0, 0], &wr[0, 0], &nb[0], &rc[0],
+            natoms, ncenter, &xyz[0, 0], &cell_v[0], periodic, &fr[0, 0], &wp[0, 0], &wr[0, 0], &nb[0], &rc[0],
             rcut, search, coincide, &types[0], nblocks, &offsets[0], mixed, n_threads,
             idx_ptr, vec_ptr, &cnt_v[0, 0], &ovf_v[0, 0], &bad[0], &bad_d2)
     found = None
@@ -218,5 +136,5 @@ def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double 
         found = (int(bad[0]), int(bad[1]), [int(bad[2]), int(bad[3]), int(bad[4])], float(bad_d2))
     elif status != 0:
         exc, msg = _STATUS_MESSAGES.get(status, (RuntimeError, f"dpc_cell_list_neighbors failed with status {status}"))
-        raise exc(msg.replace("dpc_select_neighbors", "dpc_cell_list_neighbors"))
+        raise exc(msg)
     return index_arr, vectors_arr, counts_arr, overflow_arr, found

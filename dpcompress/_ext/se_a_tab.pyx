@@ -39,8 +39,9 @@ cdef extern from "dpc_se_a_tab.h":
     int dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
                              int64_t *beyond_fine, int64_t *beyond_table) nogil
     int dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, const double *dT, double *pair_grad) nogil
-    int dpc_scatter_pair_gradients(int64_t natoms, int64_t nnei, const int64_t *index, const double *vectors,
-                                   const double *pair_grad, double *force, double *atom_virial) nogil
+    int dpc_scatter_pair_gradients(int64_t ncenter, int64_t natoms, int64_t nnei, const int64_t *index,
+                                   const double *vectors, const double *pair_grad, double *force,
+                                   double *atom_virial) nogil
     int dpc_descriptor_from_T(int64_t natoms, int64_t M, int64_t A, const double *T, double *D, int n_threads) nogil
     int dpc_descriptor_gradient_to_T(int64_t natoms, int64_t M, int64_t A, const double *T, const double *dD,
                                      double *dT, int n_threads) nogil
@@ -190,14 +191,23 @@ def se_a_tab_backward(PackedTables p, center_types, vectors, counts, dT, int n_t
     return grad
 
 
-def scatter_pair_gradients(index, vectors, pair_grad):
-    """Forces (natoms, 3) and per-atom virials (natoms, 3, 3) from pair gradients, in a fixed order."""
+def scatter_pair_gradients(index, vectors, pair_grad, natoms=None):
+    """Forces (natoms, 3) and per-atom virials (natoms, 3, 3) from pair gradients, in a fixed order.
+
+    The rows of ``index`` are the centers, atoms ``0 .. len(index)``; ``natoms`` (default: as many as
+    rows) may be larger when the frame also holds ghost atoms that only receive forces.
+    """
     cdef int64_t n = index.shape[0], nnei = index.shape[1]
+    cdef int64_t ntot = n if natoms is None else natoms
     _check(index, (n, nnei), np.int64, "index")
     _check(vectors, (n, nnei, 3), np.float64, "vectors")
     _check(pair_grad, (n, nnei, 3), np.float64, "pair_grad")
-    force = np.zeros((n, 3), dtype=np.float64)
-    virial = np.zeros((n, 3, 3), dtype=np.float64)
+    if ntot < n:
+        raise ValueError(f"natoms = {ntot} is smaller than the {n} centers")
+    force = np.zeros((ntot, 3), dtype=np.float64)
+    virial = np.zeros((ntot, 3, 3), dtype=np.float64)
+    if n == 0 or nnei == 0:
+        return force, virial
     cdef const int64_t[:, ::1] iv = index
     cdef const double[:, :, ::1] vv = vectors
     cdef const double[:, :, ::1] gv = pair_grad
@@ -205,7 +215,8 @@ def scatter_pair_gradients(index, vectors, pair_grad):
     cdef double[:, :, ::1] wv = virial
     cdef int status
     with nogil:
-        status = dpc_scatter_pair_gradients(n, nnei, &iv[0, 0], &vv[0, 0, 0], &gv[0, 0, 0], &fv[0, 0], &wv[0, 0, 0])
+        status = dpc_scatter_pair_gradients(n, ntot, nnei, &iv[0, 0], &vv[0, 0, 0], &gv[0, 0, 0], &fv[0, 0],
+                                            &wv[0, 0, 0])
     if status != 0:
         raise IndexError("scatter_pair_gradients: neighbor index out of range")
     return force, virial

@@ -128,9 +128,8 @@ def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False, n_c
     nlists, overflow = [], []
     for part in plan.parts:
         d = part.descriptor
-        nl = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), mixed_types=d.mixed_types, n_threads=n_threads)
-        if ncenter != natoms:
-            nl = _rows(nl, slice(0, ncenter))
+        nl = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), mixed_types=d.mixed_types,
+                                 n_threads=n_threads, n_centers=ncenter)
         overflow.append(nl.overflow)
         nlists.append(remove_pairs(nl, types, model.pair_exclude_types))
     fit_mask, keep_mask = atomic_energy_masks(model, types)
@@ -169,12 +168,9 @@ def evaluate_frame(plan, coords, cell, atom_types, n_threads=1, check=False, n_c
             col += Dp.shape[1]
             if plan.compressed:
                 pair_grad = part.module.backward(part.packed, state, dDp, n_threads)
-                if ncenter == natoms:
-                    f, w = part.module.scatter(nl.index, nl.vectors, pair_grad)
-                    force += f
-                    atom_virial += w
-                else:  # ghosts receive forces too: the compiled scatter assumes every atom is a center
-                    _scatter_rows(force, atom_virial, 0, nl.index, nl.vectors, pair_grad)
+                f, w = part.module.scatter(nl.index, nl.vectors, pair_grad, natoms)
+                force += f
+                atom_virial += w
             else:
                 pair_grad = part.module.descriptor_backward(part.descriptor, state, dDp)
                 _scatter_rows(force, atom_virial, start, nl.index, nl.vectors, pair_grad)

@@ -223,7 +223,7 @@ def _pair_vectors(coords, cell, i, j, S):
     return D, d2
 
 
-def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=False, n_threads=None):
+def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=False, n_threads=None, n_centers=None):
     r"""Build the per-type, nearest-first neighbor list of one frame.
 
     Parameters
@@ -250,6 +250,9 @@ def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=Fals
         Threads of the cell-list kernel (see
         :func:`dpcompress.threads.effective_n_threads`); the result does not
         depend on it.
+    n_centers : int or None, keyword-only
+        Rows only for the first ``n_centers`` atoms; the others (ghosts of a
+        domain decomposition) are neighbors only.  None: every atom.
 
     Returns
     -------
@@ -276,6 +279,8 @@ def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=Fals
     if cell is not None:
         cell = _check_cell(cell)
     n_threads = effective_n_threads(n_threads)
+    if n_centers is not None and not (isinstance(n_centers, (int, np.integer)) and 0 <= n_centers <= natoms):
+        raise InputError(f"n_centers must be an integer in [0, {natoms}], got {n_centers!r}")
 
     # The search radius covers the rounding of frac and of the wrapped
     # positions (relative to the coordinates' size); the exact cut
@@ -284,7 +289,7 @@ def build_neighbor_list(coords, cell, atom_types, rcut, sel, *, mixed_types=Fals
     frac, wrapped, wrap, nbins, reach = _cell_list_bins(coords, cell, search)
     index, vectors, counts, overflow, bad = _kernel.cell_list_neighbors(
         coords, cell, frac, wrapped, wrap, nbins, reach, rcut, search, COINCIDENCE_TOLERANCE, types,
-        np.asarray(sel, dtype=np.int64), bool(mixed_types), n_threads
+        np.asarray(sel, dtype=np.int64), bool(mixed_types), n_threads, n_centers
     )
     if bad is not None:
         i, j, S, d2 = bad

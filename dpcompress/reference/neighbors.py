@@ -1,13 +1,13 @@
-r"""Numpy twin of the neighbor selection kernel, and a brute-force oracle.
+r"""Twin of the cell-list neighbor kernel: an exhaustive (brute-force) search.
 
-:func:`select_neighbors` is the readable twin of the C kernel
-``src_c/dpc_neighbors.c`` (same arguments, bit-identical outputs).
 :func:`brute_force_neighbor_list` builds the whole neighbor list by looping
 over every atom pair and every lattice image that can be within reach; it is
 :math:`O(N^2 \cdot n_\text{images})` and exists only to check
-:func:`dpcompress.neighbors.build_neighbor_list` in the tests.
+:func:`dpcompress.neighbors.build_neighbor_list` in the tests;
+:func:`cell_list_neighbors` is the same search with the compiled kernel's
+arguments and outputs (``src_c/dpc_neighbors.c``, bit-identical).
 
-Both share the definitions of :mod:`dpcompress.neighbors.neighbor_list`:
+Both follow the definitions of :mod:`dpcompress.neighbors.neighbor_list`:
 
 * pair vector :math:`\mathbf r_{ij} = (\mathbf r_j - \mathbf r_i) + \mathbf s`,
   with the lattice shift :math:`\mathbf s = (S_0 \mathbf a_0 + S_1 \mathbf a_1) + S_2 \mathbf a_2`
@@ -25,62 +25,6 @@ import numpy as np
 def _squared_norm(D):
     # The C kernel's evaluation order: (x*x + y*y) + z*z.
     return (D[:, 0] * D[:, 0] + D[:, 1] * D[:, 1]) + D[:, 2] * D[:, 2]
-
-
-def select_neighbors(i, j, D, atom_types, sel, mixed_types=False):
-    """Group candidate pairs by centre atom and keep the nearest ``sel[b]`` per block.
-
-    Parameters
-    ----------
-    i, j : array_like of int, shape (npairs,)
-        Centre and neighbor atom of each candidate pair (already within rcut).
-    D : array_like of float, shape (npairs, 3)
-        Pair vectors :math:`\\mathbf r_{ij}`.
-    atom_types : array_like of int, shape (natoms,)
-        Type of every atom; block of neighbor ``j`` is ``atom_types[j]``.
-    sel : sequence of int
-        Block sizes (slots per block); a single entry when ``mixed_types``.
-    mixed_types : bool
-        One block holding all neighbors whatever their type.
-
-    Returns
-    -------
-    index : ndarray of int64, shape (natoms, nnei)
-        Neighbor atom per slot, ``-1`` on padding; ``nnei = sum(sel)``.
-    vectors : ndarray of float64, shape (natoms, nnei, 3)
-        Pair vector per slot, 0 on padding.
-    counts : ndarray of int64, shape (natoms, nblocks)
-        Kept neighbors per block, ``min(candidates, sel[b])``.
-    overflow : ndarray of int64, shape (natoms, nblocks)
-        Dropped (farthest) candidates per block.
-    """
-    i = np.asarray(i, dtype=np.int64).reshape(-1)
-    j = np.asarray(j, dtype=np.int64).reshape(-1)
-    D = np.asarray(D, dtype=np.float64).reshape(-1, 3)
-    atom_types = np.asarray(atom_types, dtype=np.int64).reshape(-1)
-    sel = np.asarray(sel, dtype=np.int64).reshape(-1)
-    natoms, nblocks = len(atom_types), len(sel)
-    offsets = np.concatenate([[0], np.cumsum(sel)]).astype(np.int64)
-
-    block = np.zeros_like(j) if mixed_types else atom_types[j]
-    # lexsort's last key is the primary one: (i, block, d2, j, x, y, z).
-    order = np.lexsort((D[:, 2], D[:, 1], D[:, 0], j, _squared_norm(D), block, i))
-    i, j, D, block = i[order], j[order], D[order], block[order]
-
-    # Pairs of one (atom, block) group are now consecutive; a pair's rank is
-    # its distance from the first pair of its group.
-    group = i * nblocks + block
-    rank = np.arange(len(group)) - np.searchsorted(group, group, side="left")
-    keep = rank < sel[block]
-    slot = offsets[block] + rank
-
-    index = np.full((natoms, offsets[-1]), -1, dtype=np.int64)
-    vectors = np.zeros((natoms, offsets[-1], 3), dtype=np.float64)
-    index[i[keep], slot[keep]] = j[keep]
-    vectors[i[keep], slot[keep]] = D[keep]
-    total = np.bincount(group, minlength=natoms * nblocks).reshape(natoms, nblocks).astype(np.int64)
-    counts = np.minimum(total, sel)
-    return index, vectors, counts, total - counts
 
 
 def _image_range(cell, rcut):
@@ -130,26 +74,27 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
 
 
 def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, rcut, search, coincide, atom_types,
-                        sel, mixed_types=False):
+                        sel, mixed_types=False, n_threads=1, n_centers=None):
     """Twin of the compiled ``dpcompress._ext.neighbors.cell_list_neighbors``.
 
     The binning arguments (``frac, wrapped, wrap, nbins, reach, search``) only steer the
     compiled search; the result is that of the exhaustive search, so they are
     ignored here.  Returns ``(index, vectors, counts, overflow, bad)`` with
     ``bad = (i, j, S, d2)`` the lexicographically first pair closer than
-    ``coincide``, or None.
+    ``coincide``, or None; rows (and coincidences) for the first ``n_centers`` atoms only.
     """
-    nl, bad = _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide)
+    nl, bad = _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide, n_centers)
     return nl.index, nl.vectors, nl.counts, nl.overflow, bad
 
 
-def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide=0.0):
+def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide=0.0, n_centers=None):
     from ..neighbors.neighbor_list import NeighborList
 
     coords = np.asarray(coords, dtype=np.float64)
     atom_types = np.asarray(atom_types, dtype=np.int64)
     sel = [int(s) for s in sel]
     natoms, nblocks = len(coords), len(sel)
+    ncenter = natoms if n_centers is None else int(n_centers)
     offsets = np.concatenate([[0], np.cumsum(sel)]).astype(np.int64)
     rcut2 = float(rcut) * float(rcut)
 
@@ -163,13 +108,13 @@ def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincid
         images = np.array(list(itertools.product(*(range(-n, n + 1) for n in nmax))), dtype=np.int64)
         wrap = np.floor(coords @ np.linalg.inv(cell)).astype(np.int64)
 
-    index = np.full((natoms, offsets[-1]), -1, dtype=np.int64)
-    vectors = np.zeros((natoms, offsets[-1], 3), dtype=np.float64)
-    counts = np.zeros((natoms, nblocks), dtype=np.int64)
-    overflow = np.zeros((natoms, nblocks), dtype=np.int64)
+    index = np.full((ncenter, offsets[-1]), -1, dtype=np.int64)
+    vectors = np.zeros((ncenter, offsets[-1], 3), dtype=np.float64)
+    counts = np.zeros((ncenter, nblocks), dtype=np.int64)
+    overflow = np.zeros((ncenter, nblocks), dtype=np.int64)
     jj = np.tile(np.arange(natoms), len(images))
     bad = None
-    for i in range(natoms):
+    for i in range(ncenter):
         S = (images[:, None, :] + wrap[i] - wrap[None, :, :]).reshape(-1, 3).astype(np.float64)
         shift = (S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1]) + S[:, 2:3] * cell[2]
         D = (coords[jj] - coords[i]) + shift

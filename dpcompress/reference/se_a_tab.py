@@ -125,9 +125,9 @@ def se_a_tab_backward(p, center_types, vectors, counts, dT, n_threads=1, gate_in
     return grad
 
 
-def scatter_pair_gradients(index, vectors, pair_grad):
-    """F_i += g_ij, F_j -= g_ij, W_j -= g_ij ⊗ r_ij over all real slots."""
-    n = index.shape[0]
+def scatter_pair_gradients(index, vectors, pair_grad, natoms=None):
+    """F_i += g_ij, F_j -= g_ij, W_j -= g_ij ⊗ r_ij over all real slots (rows = centers 0..n-1)."""
+    n = index.shape[0] if natoms is None else natoms
     force = np.zeros((n, 3))
     virial = np.zeros((n, 3, 3))
     rows, slots = np.nonzero(index >= 0)
