@@ -25,9 +25,15 @@ from dpcompress.neighbors import build_neighbor_list
 from dpcompress.neighbors.exclusions import remove_pairs
 from dpcompress.reference import se_a_tab as twin
 from synthetic_models import ACTIVATIONS, DEEPMD_CHECKED, activation, chain, edit_dp, se_atten_one_side, set_descriptor
-from test_compressed_accuracy import check_stress_frames
 from test_reference_vs_deepmd import compare
-from test_se_e2_r import CMP_TOL, assert_within, max_errors
+from test_se_e2_r import (
+    CMP_TOL,
+    assert_within,
+    check_compressed_fixture,
+    check_matches_deepmd_compressed,
+    check_variant_matches_deepmd,
+    max_errors,
+)
 
 FOLDER = os.path.join(DATA, "deepmd", "se_atten_v2_tiny")
 MODEL = os.path.join(FOLDER, "frozen.dp")
@@ -55,40 +61,16 @@ def test_large_exact_matches_deepmd(stress):
 
 @pytest.mark.parametrize("name", [n for n, (f, _) in DEEPMD_CHECKED.items() if f == "se_atten_v2_tiny"])
 def test_variants_match_deepmd(name, tmp_path):
-    """type_one_side, exclusions, pair/atom exclusions, no tebd output, gelu + env_protection:
-    DeePMD-kit's outputs (2 frames), exact and compressed."""
-    path = edit_dp(MODEL, tmp_path / "v.dp", DEEPMD_CHECKED[name][1])
-    ref = np.load(os.path.join(FOLDER, "variants_ref.npz"))
-    fr = np.load(os.path.join(FOLDER, "test_frames.npz"))
-    coords, cells, types = fr["coord"][:2].astype(float), fr["box"][:2].astype(float).reshape(2, 9), fr["atype"]
-    for pot, tol in ((Potential(path), 1.0), (Potential(compress(path)), 10.0)):
-        e, f, v, ae, _ = pot.eval(coords, cells, types, atomic=True)
-        assert np.abs(e[:, 0] - ref[f"{name}/energy"]).max() / len(types) <= 1e-10 * tol
-        assert np.abs(f - ref[f"{name}/force"]).max() <= 1e-9 * tol
-        assert np.abs(v - ref[f"{name}/virial"]).max() <= 1e-8 * tol
-        assert np.abs(ae[..., 0] - ref[f"{name}/atom_energy"]).max() <= 1e-10 * tol
+    """type_one_side, exclusions, pair/atom exclusions, no tebd output, gelu + env_protection."""
+    check_variant_matches_deepmd(MODEL, FOLDER, name, tmp_path)
 
 
 # --- compressed model ----------------------------------------------------------------------------------
 
 
-def check_compressed_fixture(folder):
-    model = load_model(os.path.join(folder, "frozen.dp"))
-    exact, comp = Potential(model), Potential(compress(model))
-    fr = np.load(os.path.join(folder, "test_frames.npz"))
-    assert_within(max_errors(comp, exact, fr["coord"].astype(float), fr["box"].astype(float).reshape(-1, 9), fr["atype"]), CMP_TOL)
-    check_stress_frames(folder, exact, comp)
-    return comp
-
-
 def test_compressed_matches_exact_and_deepmd_compressed():
-    comp = check_compressed_fixture(FOLDER)
-    # same grid, same rule beyond it, same strip table: DeePMD-kit's compressed outputs on the stress frames
-    fr = np.load(os.path.join(FOLDER, "test_frames_stress.npz"))
-    ref = np.load(os.path.join(FOLDER, "ref_compressed_pth_stress.npz"))
-    e, f, v = comp.eval(fr["coord"].astype(float), fr["box"].astype(float).reshape(-1, 9), fr["atype"])
-    assert np.abs(e[:, 0] - ref["energy"]).max() / len(fr["atype"]) < 1e-12
-    assert np.abs(f - ref["force"]).max() < 1e-10
+    # the same strip table as DeePMD-kit's, too
+    check_matches_deepmd_compressed(FOLDER, check_compressed_fixture(FOLDER))
 
 
 @pytest.mark.slow

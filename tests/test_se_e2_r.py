@@ -65,12 +65,12 @@ def test_large_exact_matches_deepmd(stress):
     compare(Potential(os.path.join(folder, "frozen.dp")), *load_frames(folder, stress))
 
 
-@pytest.mark.parametrize("name", [n for n, (f, _) in DEEPMD_CHECKED.items() if f == "se_e2_r_tiny"])
-def test_variants_match_deepmd(name, tmp_path):
-    """Exclusions, pair/atom exclusions, silu + env_protection: DeePMD-kit's outputs (2 frames), exact and compressed."""
-    path = edit_dp(MODEL, tmp_path / "v.dp", DEEPMD_CHECKED[name][1])
-    ref = np.load(os.path.join(FOLDER, "variants_ref.npz"))
-    fr = np.load(os.path.join(FOLDER, "test_frames.npz"))
+def check_variant_matches_deepmd(model, folder, name, tmp_path):
+    """Variant ``name`` of DEEPMD_CHECKED (edits of ``model``) vs DeePMD-kit's outputs on 2 frames, exact
+    (|ΔE|/atom ≤ 1e-10 eV, |ΔF| ≤ 1e-9 eV/Å, |ΔV| ≤ 1e-8 eV) and compressed (10× those)."""
+    path = edit_dp(model, tmp_path / "v.dp", DEEPMD_CHECKED[name][1])
+    ref = np.load(os.path.join(folder, "variants_ref.npz"))
+    fr = np.load(os.path.join(folder, "test_frames.npz"))
     coords, cells, types = fr["coord"][:2].astype(float), fr["box"][:2].astype(float).reshape(2, 9), fr["atype"]
     for pot, tol in ((Potential(path), 1.0), (Potential(compress(path)), 10.0)):
         e, f, v, ae, _ = pot.eval(coords, cells, types, atomic=True)
@@ -78,6 +78,12 @@ def test_variants_match_deepmd(name, tmp_path):
         assert np.abs(f - ref[f"{name}/force"]).max() <= 1e-9 * tol
         assert np.abs(v - ref[f"{name}/virial"]).max() <= 1e-8 * tol
         assert np.abs(ae[..., 0] - ref[f"{name}/atom_energy"]).max() <= 1e-10 * tol
+
+
+@pytest.mark.parametrize("name", [n for n, (f, _) in DEEPMD_CHECKED.items() if f == "se_e2_r_tiny"])
+def test_variants_match_deepmd(name, tmp_path):
+    """Exclusions, pair/atom exclusions, silu + env_protection."""
+    check_variant_matches_deepmd(MODEL, FOLDER, name, tmp_path)
 
 
 # --- compressed model ----------------------------------------------------------------------------------
@@ -92,14 +98,18 @@ def check_compressed_fixture(folder):
     return comp
 
 
-def test_compressed_matches_exact_and_deepmd_compressed():
-    comp = check_compressed_fixture(FOLDER)
-    # same grid, same rule beyond it: DeePMD-kit's compressed outputs on the stress frames (pairs down to 0.08 Å)
-    fr = np.load(os.path.join(FOLDER, "test_frames_stress.npz"))
-    ref = np.load(os.path.join(FOLDER, "ref_compressed_pth_stress.npz"))
+def check_matches_deepmd_compressed(folder, comp):
+    """Same grid, same rule beyond it: DeePMD-kit's compressed outputs on the stress frames (pairs down
+    to 0.08 Å), |ΔE|/atom < 1e-12 eV, |ΔF| < 1e-10 eV/Å."""
+    fr = np.load(os.path.join(folder, "test_frames_stress.npz"))
+    ref = np.load(os.path.join(folder, "ref_compressed_pth_stress.npz"))
     e, f, v = comp.eval(fr["coord"].astype(float), fr["box"].astype(float).reshape(-1, 9), fr["atype"])
     assert np.abs(e[:, 0] - ref["energy"]).max() / len(fr["atype"]) < 1e-12
     assert np.abs(f - ref["force"]).max() < 1e-10
+
+
+def test_compressed_matches_exact_and_deepmd_compressed():
+    check_matches_deepmd_compressed(FOLDER, check_compressed_fixture(FOLDER))
 
 
 @pytest.mark.slow
