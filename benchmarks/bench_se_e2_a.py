@@ -357,6 +357,8 @@ def stage_profile(engine, coords, cell, types, reps=5):
     import numpy as np
 
     import dpcompress.evaluate.se_a_compressed as sc
+    from dpcompress.evaluate.fitting import fitting_energy_and_gradient
+    from dpcompress.reference.dp_model import atomic_energy_masks
     from dpcompress.neighbors import build_neighbor_list
     from dpcompress.threads import blas_threads
 
@@ -376,8 +378,8 @@ def stage_profile(engine, coords, cell, types, reps=5):
             t.append(time.perf_counter())
             D = sc.descriptor_from_T(Tm, A, T)
             t.append(time.perf_counter())
-            fit_mask, keep_mask = sc.atomic_energy_masks(model, types)
-            e_fit, dD = sc.fitting_energy_and_gradient(model, types, D, T)
+            fit_mask, keep_mask = atomic_energy_masks(model, types)
+            e_fit, dD = fitting_energy_and_gradient(model, types, D, T)
             t.append(time.perf_counter())
             dT = sc.descriptor_gradient_to_T(Tm, dD * (fit_mask * keep_mask)[:, None], A, T)
             t.append(time.perf_counter())

@@ -1,6 +1,5 @@
 """The .dpc file: round trip, self-containedness, provenance, and validation of bad files."""
 
-import json
 import os
 import shutil
 

@@ -11,7 +11,7 @@ from dpcompress import Potential
 from dpcompress.compress import compress
 from dpcompress.errors import UnsupportedModelError
 from dpcompress.models import load_model
-from dpcompress.models.structures import DescriptorHybrid, Layer, Network
+from dpcompress.models.structures import DescriptorHybrid, Network
 
 HYBRID_TINY = os.path.join(DATA, "deepmd", "hybrid_tiny")
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from dpcompress import Potential
-from dpcompress.models.activations import activate
 from dpcompress.reference.networks import embedding_with_derivatives, network_forward
 
 

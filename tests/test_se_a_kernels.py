@@ -12,7 +12,6 @@ from dpcompress import Potential
 from dpcompress._ext import se_a_tab as compiled
 from dpcompress.compress import compress
 from dpcompress.evaluate.se_a_compressed import pack_descriptor
-from dpcompress.models import load_model
 from dpcompress.neighbors import build_neighbor_list
 from dpcompress.reference import se_a_tab as twin
 

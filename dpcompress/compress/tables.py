@@ -32,7 +32,6 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..reference.networks import embedding_with_derivatives
 from ..reference.table_math import table_eval
 
 #: Largest table (``nspline * (order+1) * M`` float64 values) the builder accepts: 16 GiB.

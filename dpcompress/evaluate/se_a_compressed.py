@@ -23,8 +23,6 @@ from .._ext.se_a_tab import (
     se_a_tab_forward,
 )
 from ..errors import UnsupportedModelError
-from ..reference.dp_model import atomic_energy_masks
-from .fitting import fitting_energy_and_gradient
 
 
 def block_statistics(desc):

@@ -8,7 +8,7 @@ dpcompress ``.dpc`` compressed model, into a
 import os
 
 from .deepmd_reader import model_from_tree
-from .compressed_file import is_compressed_file, load_compressed, save_compressed
+from .compressed_file import is_compressed_file, load_compressed
 from .serialized_tree import file_kind, load_tree
 from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
 

@@ -358,7 +358,6 @@ def parse_nep_text(text, path="<string>"):
     num_L = lmax + sum(flags.values())
     D = nR + 1 + (nA + 1) * num_L
     P = (D + 2) * Nn
-    n_c = T * T * ((nR + 1) * (bR + 1) + (nA + 1) * (bA + 1))
     n_zbl = 10 * T * (T + 1) // 2 if zbl is not None and zbl["kind"] == "flexible" else 0
 
     def layout(ver, per_type_bias=False):
