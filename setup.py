@@ -33,15 +33,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_C = "src_c"
 
 # (module name, pyx, C sources it drives)
+_RUNTIME = ["src_c/dpc_model.c", "src_c/dpc_model_file.c", "src_c/dpc_runtime.c", "src_c/dpc_rows.c",
+            "src_c/dpc_fitting.c", "src_c/dpc_se_a_tab.c", "src_c/dpc_se_t_tab.c", "src_c/dpc_nep.c"]
 EXTENSIONS = [
     ("dpcompress._ext.openmp_info", "dpcompress/_ext/openmp_info.pyx", ["src_c/dpc_openmp.c"]),
-    ("dpcompress._ext.neighbors", "dpcompress/_ext/neighbors.pyx", ["src_c/dpc_neighbors.c", "src_c/dpc_openmp.c"]),
+    ("dpcompress._ext.blas", "dpcompress/_ext/blas.pyx", []),
+    # the model runtime: every front end computes frames through it
+    ("dpcompress._ext.runtime", "dpcompress/_ext/runtime.pyx", _RUNTIME),
+    ("dpcompress._ext.neighbors", "dpcompress/_ext/neighbors.pyx", ["src_c/dpc_neighbors.c", "src_c/dpc_rows.c"]),
     ("dpcompress._ext.table_build", "dpcompress/_ext/table_build.pyx", ["src_c/dpc_table_build.c", "src_c/dpc_openmp.c"]),
+    # single kernels, for the tests that hold them equal to their numpy twins (dpcompress/reference/)
     ("dpcompress._ext.se_a_tab", "dpcompress/_ext/se_a_tab.pyx", ["src_c/dpc_se_a_tab.c"]),
-    # NEP (GPUMD nep.txt) models: dpcompress/nep/
-    ("dpcompress._ext.nep_kernel", "dpcompress/_ext/nep_kernel.pyx", ["src_c/dpc_nep.c"]),
     ("dpcompress._ext.se_t_tab", "dpcompress/_ext/se_t_tab.pyx", ["src_c/dpc_se_t_tab.c"]),
     ("dpcompress._ext.fitting_net", "dpcompress/_ext/fitting_net.pyx", ["src_c/dpc_fitting.c"]),
+    ("dpcompress._ext.nep_kernel", "dpcompress/_ext/nep_kernel.pyx", ["src_c/dpc_nep.c"]),
 ]
 
 

@@ -1,26 +1,31 @@
 """dpcompress: exact, fast compressed Deep Potential models.
 
-Data flows one way::
+Data flows one way (docs/design.md)::
 
-    model file (.dp / .yaml / .dpc)  dpcompress.models      -> DPModel (plain data classes)
-      -> tables                      dpcompress.compress    -> compressed DPModel, .dpc file
-      -> neighbor list               dpcompress.neighbors   -> NeighborList (DeePMD per-type layout)
-      -> kernels                     dpcompress.evaluate    (fused C kernels, src_c/ via dpcompress._ext)
-                                     dpcompress.reference   (their numpy twins; the exact uncompressed evaluator)
-      -> Potential.eval              dpcompress.potential   (DeePMD-kit's DeepPot.eval contract)
-         ASE                         dpcompress.calculators
+    model file (.dp .yaml .dpc nep.txt)  models/, nep/, modelfile/ -> model objects
+      -> tables                          descriptors/ (each unit tabulates its nets), tables/, compression/
+      -> .dpc bytes                      modelfile/ (the one writer; C and C++ read the same bytes)
+      -> kernels                         src_c/ (the C model runtime), _ext/ (thin Cython wrappers)
+      -> evaluators                      evaluators/ (runtime, MPI domains, exact numpy, GPU)
+      -> front ends                      Potential, calculators/ (ASE), cli, scan
 
 Training data (deepmd/npy, deepmd/hdf5) is read by ``dpcompress.data``.
 """
 
 from ._version import __version__
-from .errors import DataFormatError, DPCompressError, InputError, ModelFormatError, UnsupportedModelError
+from .compression import compress, compress_nep
+from .core.errors import DataFormatError, DPCompressError, InputError, ModelFormatError, UnsupportedModelError
+from ._ext.threads import available_cores, effective_n_threads, openmp_enabled
+from .modelfile import load_model, save_model
+from .potential import Potential
 
 __all__ = [
     "__version__",
     "Potential",
     "load_model",
+    "save_model",
     "compress",
+    "compress_nep",
     "show_config",
     "DPCompressError",
     "ModelFormatError",
@@ -30,27 +35,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    # Lazy so that `import dpcompress` stays cheap and never imports h5py/vesin eagerly.
-    if name == "Potential":
-        from .potential import Potential
-
-        return Potential
-    if name == "load_model":
-        from .models import load_model
-
-        return load_model
-    if name == "compress":
-        from .compress import compress
-
-        return compress
-    raise AttributeError(f"module 'dpcompress' has no attribute {name!r}")
-
-
 def show_config():
     """Return a dict describing this build (version, OpenMP, cores) and print it."""
-    from .threads import available_cores, effective_n_threads, openmp_enabled
-
     cfg = {
         "version": __version__,
         "openmp": openmp_enabled(),

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from .errors import DPCompressError
+from .core.errors import DPCompressError
 
 
 def _plain(v):

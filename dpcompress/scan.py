@@ -70,16 +70,13 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ._version import __version__
-from .errors import DataFormatError, DPCompressError, InputError
+from .core.errors import DataFormatError, DPCompressError, InputError
+from .data.scan_file import FORMAT, FORMAT_VERSION, load_scan, scan_min_nbor_dist  # noqa: F401  (part of this module's API)
 
 __all__ = ["main", "run_scan", "discover_systems", "scan_frame", "load_scan", "scan_min_nbor_dist"]
 
 log = logging.getLogger("dpcompress.scan")
 
-FORMAT = "dpcompress-scan"
-FORMAT_VERSION = 1
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
-#: frames read from disk at a time
 CHUNK_FRAMES = 64
 #: seconds between progress messages of ranks > 0 to rank 0
 PROGRESS_SEND_PERIOD = 0.5
@@ -654,7 +651,7 @@ def _s_of_r2(d2, rcut_smth, rcut, protection=0.0):
     The switch polynomial rounds to a few 1e-17 below zero just inside
     ``rcut``; those values are reported as 0.
     """
-    from .reference.env_mat import smooth_switch
+    from .core.env_mat import smooth_switch
 
     d2 = np.asarray(d2, dtype=np.float64)
     ok = np.isfinite(d2)
@@ -1018,37 +1015,6 @@ def write_json(doc, path):
         except OSError:
             pass
         raise
-
-
-def load_scan(path):
-    """Read a scan JSON file written by :func:`main`.
-
-    Raises
-    ------
-    InputError
-        Unreadable, not a scan document, or of an unknown version.
-    """
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the scan file ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise InputError(f"{path}: not a dpcompress scan file (no \"format\": \"{FORMAT}\")")
-    if doc.get("version") != FORMAT_VERSION:
-        raise InputError(f"{path}: scan file version {doc.get('version')!r}, this dpcompress reads {FORMAT_VERSION}")
-    return doc
-
-
-def scan_min_nbor_dist(path):
-    """``min_nbor_dist`` of a scan file (what ``compress --scan`` uses), checked to be a positive number."""
-    doc = load_scan(path)
-    value = doc.get("min_nbor_dist")
-    if value is None:
-        raise InputError(f"{path}: the scan found no atom pair within rcut = {doc.get('rcut')} Å")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise InputError(f"{path}: min_nbor_dist must be a positive number, got {value!r}")
-    return float(value)
 
 
 def build_parser(prog="python -m dpcompress.scan"):

@@ -10,6 +10,10 @@
 
 #include "dpc_activations.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 int dpc_fitting_chunk(void) { return DPC_FIT_CHUNK; }
 
 /* ---------------------------------------------------------------------------
@@ -215,26 +219,20 @@ typedef struct {
     double *dphi;    /* DPC_FIT_CHUNK x (sum of n_out): d phi'(z) of every layer */
 } scratch_t;
 
-static void scratch_free(scratch_t *s)
-{
-    free(s->xin);
-    free(s->act[0]);
-    free(s->act[1]);
-    free(s->grad[0]);
-    free(s->grad[1]);
-    free(s->dphi);
-}
-
-static int scratch_alloc(scratch_t *s, dpc_index dim, dpc_index width, dpc_index sum_out)
+/* Carve the chunk scratch out of buf (grown as needed); 0 when out of memory. */
+static int scratch_take(scratch_t *s, dpc_buffer *buf, dpc_index dim, dpc_index width, dpc_index sum_out)
 {
     const size_t c = DPC_FIT_CHUNK;
-    s->xin = (double *)malloc(sizeof(double) * c * (size_t)dim);
-    s->act[0] = (double *)malloc(sizeof(double) * c * (size_t)width);
-    s->act[1] = (double *)malloc(sizeof(double) * c * (size_t)width);
-    s->grad[0] = (double *)malloc(sizeof(double) * c * (size_t)width);
-    s->grad[1] = (double *)malloc(sizeof(double) * c * (size_t)width);
-    s->dphi = (double *)malloc(sizeof(double) * c * (size_t)sum_out);
-    return s->xin && s->act[0] && s->act[1] && s->grad[0] && s->grad[1] && s->dphi;
+    const size_t sizes[6] = {c * (size_t)dim, c * (size_t)width, c * (size_t)width,
+                             c * (size_t)width, c * (size_t)width, c * (size_t)sum_out};
+    size_t total = 0;
+    for (int k = 0; k < 6; k++) dpc_carve(NULL, &total, sizeof(double) * sizes[k]);
+    char *base = (char *)dpc_buffer_reserve(buf, total);
+    if (!base) return 0;
+    size_t off = 0;
+    double **slot[6] = {&s->xin, &s->act[0], &s->act[1], &s->grad[0], &s->grad[1], &s->dphi};
+    for (int k = 0; k < 6; k++) *slot[k] = (double *)dpc_carve(base, &off, sizeof(double) * sizes[k]);
+    return 1;
 }
 
 static void run_chunk(const dpc_fitting_args *a, dpc_index t, const dpc_index *rows, dpc_index m, scratch_t *s,
@@ -244,11 +242,14 @@ static void run_chunk(const dpc_fitting_args *a, dpc_index t, const dpc_index *r
     const dpc_fit_layer *layers = a->layers + a->net_start[t];
     const dpc_index nl = a->net_start[t + 1] - a->net_start[t];
     /* Rows of one type come in increasing order: a chunk is a block of D iff its span is m. */
-    const int contiguous = rows[m - 1] - rows[0] == m - 1;
+    const int contiguous = !a->fill && !a->take && rows[m - 1] - rows[0] == m - 1;
 
     const double *x;
     if (contiguous) {
         x = a->D + rows[0] * dim;
+    } else if (a->fill) {
+        a->fill(a->ctx, rows, m, s->xin);
+        x = s->xin;
     } else {
         for (dpc_index i = 0; i < m; i++) memcpy(s->xin + i * dim, a->D + rows[i] * dim, sizeof(double) * dim);
         x = s->xin;
@@ -278,7 +279,9 @@ static void run_chunk(const dpc_fitting_args *a, dpc_index t, const dpc_index *r
         residual_backward(L, m, g, dx);
         g = dx;
     }
-    if (!contiguous)
+    if (a->take)
+        a->take(a->ctx, rows, m, s->xin);
+    else if (!contiguous)
         for (dpc_index i = 0; i < m; i++) memcpy(dD + rows[i] * dim, s->xin + i * dim, sizeof(double) * dim);
 }
 
@@ -287,22 +290,27 @@ dpc_status dpc_fitting_forward_backward(const dpc_fitting_args *a, int n_threads
     dpc_index width = 0, sum_out = 0;
     dpc_status status = check_args(a, &width, &sum_out);
     if (status != DPC_OK) return status;
+    if ((!a->fill && !a->D) || (!a->take && !dD)) return DPC_ERR_ARGUMENT;
     if (a->natoms == 0) return DPC_OK;
     if (n_threads < 1) n_threads = 1;
 
     /* Rows sorted by type (stable), then cut into chunks that never mix types. */
     const dpc_index nt = a->ntypes, n = a->natoms;
-    dpc_index *order = (dpc_index *)malloc(sizeof(dpc_index) * (size_t)n);
-    dpc_index *start = (dpc_index *)calloc((size_t)nt + 1, sizeof(dpc_index));
-    dpc_index *chunk_start = (dpc_index *)malloc(sizeof(dpc_index) * (size_t)(n + nt + 1));
-    dpc_index *chunk_type = (dpc_index *)malloc(sizeof(dpc_index) * (size_t)(n + nt + 1));
-    if (!order || !start || !chunk_start || !chunk_type) {
-        free(order);
-        free(start);
-        free(chunk_start);
-        free(chunk_type);
-        return DPC_ERR_ALLOC;
-    }
+    dpc_buffer own_shared = {NULL, 0};
+    dpc_buffer *shared = a->shared_scratch ? a->shared_scratch : &own_shared;
+    size_t total = 0;
+    dpc_carve(NULL, &total, sizeof(dpc_index) * (size_t)n);
+    dpc_carve(NULL, &total, sizeof(dpc_index) * (size_t)(nt + 1));
+    dpc_carve(NULL, &total, sizeof(dpc_index) * (size_t)(n + nt + 1));
+    dpc_carve(NULL, &total, sizeof(dpc_index) * (size_t)(n + nt + 1));
+    char *base = (char *)dpc_buffer_reserve(shared, total);
+    if (!base) return DPC_ERR_ALLOC;
+    size_t off = 0;
+    dpc_index *order = (dpc_index *)dpc_carve(base, &off, sizeof(dpc_index) * (size_t)n);
+    dpc_index *start = (dpc_index *)dpc_carve(base, &off, sizeof(dpc_index) * (size_t)(nt + 1));
+    dpc_index *chunk_start = (dpc_index *)dpc_carve(base, &off, sizeof(dpc_index) * (size_t)(n + nt + 1));
+    dpc_index *chunk_type = (dpc_index *)dpc_carve(base, &off, sizeof(dpc_index) * (size_t)(n + nt + 1));
+    memset(start, 0, sizeof(dpc_index) * (size_t)(nt + 1));
     for (dpc_index i = 0; i < n; i++) start[a->atom_types[i] + 1]++;
     for (dpc_index t = 0; t < nt; t++) start[t + 1] += start[t];
     {
@@ -327,8 +335,15 @@ dpc_status dpc_fitting_forward_backward(const dpc_fitting_args *a, int n_threads
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
     {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        dpc_buffer own = {NULL, 0};
+        dpc_buffer *buf = a->thread_scratch ? a->thread_scratch + tid : &own;
         scratch_t s;
-        const int ok = scratch_alloc(&s, a->dim, width, sum_out);
+        const int ok = scratch_take(&s, buf, a->dim, width, sum_out);
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -338,11 +353,8 @@ dpc_status dpc_fitting_forward_backward(const dpc_fitting_args *a, int n_threads
             if (!ok) continue;
             run_chunk(a, chunk_type[c], order + chunk_start[c], chunk_start[c + 1] - chunk_start[c], &s, e, dD);
         }
-        scratch_free(&s);
+        dpc_buffer_free(&own);
     }
-    free(order);
-    free(start);
-    free(chunk_start);
-    free(chunk_type);
+    dpc_buffer_free(&own_shared);
     return failed ? DPC_ERR_ALLOC : DPC_OK;
 }

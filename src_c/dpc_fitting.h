@@ -41,6 +41,7 @@
 #ifndef DPC_FITTING_H
 #define DPC_FITTING_H
 
+#include "dpc_buffer.h"
 #include "dpc_common.h"
 
 #ifndef DPC_FIT_CHUNK
@@ -63,16 +64,29 @@ typedef struct {
     int residual;      /* DPC_FIT_RESIDUAL_* */
 } dpc_fit_layer;
 
+/* Rows of D made on demand, and dE/dD handed back, one chunk at a time (the model runtime:
+ * D_i is never stored for a whole frame).  rows are indices into atom_types; x and dx are
+ * m x dim, row-major (dx is scratch: take may change it).  Called from the OpenMP thread that
+ * owns the chunk. */
+typedef void (*dpc_fit_fill_t)(void *ctx, const dpc_index *rows, dpc_index m, double *x);
+typedef void (*dpc_fit_take_t)(void *ctx, const dpc_index *rows, dpc_index m, double *dx);
+
 typedef struct {
     dpc_index natoms, dim, ntypes;
     const dpc_index *atom_types;
-    const double *D;
+    const double *D;              /* [natoms, dim], or NULL with fill */
     const dpc_index *net_start;
     const dpc_fit_layer *layers;
     const double *bias;
     dpc_dgemm_t dgemm;
+    dpc_fit_fill_t fill;          /* NULL: read D */
+    dpc_fit_take_t take;          /* NULL: write dD */
+    void *ctx;
+    dpc_buffer *thread_scratch;   /* [n_threads] kept between calls, or NULL (allocated per call) */
+    dpc_buffer *shared_scratch;   /* one, or NULL */
 } dpc_fitting_args;
 
+/* e [natoms]; dD [natoms, dim] (unused, may be NULL, with take). */
 dpc_status dpc_fitting_forward_backward(const dpc_fitting_args *a, int n_threads, double *e, double *dD);
 
 /* Chunk size the library was compiled with (for the tests). */

@@ -178,14 +178,14 @@ typedef struct {
 
 /* One centre atom: descriptor, energy, partial forces f_ij (into pf).  Checks its own inputs (type,
  * neighbour count, neighbour indices and types) before using them. */
-DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, int64_t nnei, const int64_t *types,
-                            const int64_t *index, const double *vectors, int64_t cnt, nep_scratch *w,
-                            double *energy, double *pf, double *desc)
+DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t ti, int64_t nnei, const int64_t *types,
+                            const int64_t *index_row, const double *vectors_row, int64_t cnt, nep_scratch *w,
+                            double *energy, double *pf_row, double *desc)
 {
-    const int64_t T = m->ntypes, ti = types[i];
+    const int64_t T = m->ntypes;
     if (ti < 0 || ti >= T || cnt < 0 || cnt > nnei) return DPC_ERR_INDEX;
     for (int64_t a = 0; a < cnt; ++a) {
-        const int64_t j = index[i * nnei + a];
+        const int64_t j = index_row[a];
         if (j < 0 || j >= natoms || types[j] < 0 || types[j] >= T) return DPC_ERR_INDEX;
     }
     const int nR1 = (int)m->n_max_R + 1, nA1 = (int)m->n_max_A + 1;
@@ -200,7 +200,7 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, i
     memset(s, 0, sizeof(double) * ns * nA1p);
 
     /* pass 1a: geometry (a short loop without branches, so the sqrt and division pipeline) */
-    const double *vi = vectors + i * nnei * 3;
+    const double *vi = vectors_row;
     int bad_r = 0; /* r = 0 or NaN */
     for (int64_t a = 0; a < cnt; ++a) {
         const double *v = vi + 3 * a;
@@ -215,7 +215,7 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, i
     for (int64_t a = 0; a < cnt; ++a) {
         const double *geo = w->geo + 4 * a;
         const double r = geo[3];
-        const int64_t p = ti * T + types[index[i * nnei + a]];
+        const int64_t p = ti * T + types[index_row[a]];
         double *gpR = w->gpR + a * nR1p;
         if (r < m->rc_R[p]) {
             nep_g(m, 0, p, nR1p, r, g, gpR);
@@ -261,7 +261,7 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, i
     /* network */
     double *x = w->F; /* scaled descriptor, reused below for dU/dq */
     for (int64_t d = 0; d < D; ++d) x[d] = q[d] * m->q_scaler[d];
-    if (desc) memcpy(desc + i * D, x, sizeof(double) * D);
+    if (desc) memcpy(desc, x, sizeof(double) * D);
     const double *w0 = m->w0 + ti * NN * D, *b0 = m->b0 + ti * NN, *w1 = m->w1 + ti * NN;
     for (int64_t mu = 0; mu < NN; ++mu) {
         const double *row = w0 + mu * D;
@@ -348,7 +348,7 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, i
             f[1] = (by - bu * u[1]) * rinv;
             f[2] = (bz - bu * u[2]) * rinv;
             if (m->zbl_kind) {
-                const int64_t tj = types[index[i * nnei + a]], p = ti * T + tj;
+                const int64_t tj = types[index_row[a]], p = ti * T + tj;
                 if (r < m->zbl_outer[p]) {
                     double phi, dphi;
                     nep_zbl(m, ti, tj, r, &phi, &dphi);
@@ -357,7 +357,7 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, i
                 }
             }
         }
-        double *out = pf + (i * nnei + a) * 3;
+        double *out = pf_row + a * 3;
         out[0] = f[0] + radial * u[0];
         out[1] = f[1] + radial * u[1];
         out[2] = f[2] + radial * u[2];
@@ -366,31 +366,132 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t i, i
     return DPC_OK;
 }
 
-/* Forces and per-atom virials of the atoms [lo, hi) from all pair forces, in (i, slot) order. */
-static void nep_scatter(int64_t lo, int64_t hi, int64_t natoms, int64_t nnei, const int64_t *index,
-                        const double *vectors, const int64_t *counts, const double *pair_force, double *force,
-                        double *atom_virial)
+/* Forces and per-atom virials of the atoms [lo, hi) from the pair forces of rows [0, nrows) (row r
+ * belongs to center centers[r], or r itself without centers), in (row, slot) order, added to the
+ * outputs; atom_virial may be NULL. */
+static void nep_scatter(int64_t lo, int64_t hi, int64_t nrows, const int64_t *centers, int64_t nnei,
+                        const int64_t *index, const double *vectors, const int64_t *counts, const double *pair_force,
+                        double *force, double *atom_virial)
 {
-    memset(force + 3 * lo, 0, sizeof(double) * 3 * (hi - lo));
-    memset(atom_virial + 9 * lo, 0, sizeof(double) * 9 * (hi - lo));
-    for (int64_t i = 0; i < natoms; ++i) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const int64_t i = centers ? centers[r] : r;
         const int own_i = i >= lo && i < hi;
-        for (int64_t a = 0; a < counts[i]; ++a) {
-            const int64_t j = index[i * nnei + a];
+        for (int64_t a = 0; a < counts[r]; ++a) {
+            const int64_t j = index[r * nnei + a];
             const int own_j = j >= lo && j < hi;
             if (!own_i && !own_j) continue;
-            const double *f = pair_force + (i * nnei + a) * 3;
+            const double *f = pair_force + (r * nnei + a) * 3;
             if (own_i) {
                 force[3 * i] += f[0]; force[3 * i + 1] += f[1]; force[3 * i + 2] += f[2];
             }
             if (own_j) {
-                const double *v = vectors + (i * nnei + a) * 3;
-                double *wj = atom_virial + 9 * j;
+                const double *v = vectors + (r * nnei + a) * 3;
                 force[3 * j] -= f[0]; force[3 * j + 1] -= f[1]; force[3 * j + 2] -= f[2];
-                for (int x = 0; x < 3; ++x)
-                    for (int y = 0; y < 3; ++y) wj[3 * x + y] -= v[x] * f[y];
+                if (atom_virial) {
+                    double *wj = atom_virial + 9 * j;
+                    for (int x = 0; x < 3; ++x)
+                        for (int y = 0; y < 3; ++y) wj[3 * x + y] -= v[x] * f[y];
+                }
             }
         }
+    }
+}
+
+/* Scratch of nep_atom carved from buf (zeroed when carved: padding lanes stay 0). */
+static int nep_scratch_take(const dpc_nep_model *m, int64_t nnei, dpc_buffer *buf, nep_scratch *w)
+{
+    const int64_t nR1p = NEP_PAD4(m->n_max_R + 1), nA1p = NEP_PAD4(m->n_max_A + 1);
+    const int64_t ns = (m->l_need + 1) * (m->l_need + 1) - 1, nsp = NEP_PAD4(ns);
+    const int64_t per = nnei > 0 ? nnei : 1;
+    const size_t len = (size_t)(per * (4 + nR1p + 2 * nA1p + 4 * nsp) + 2 * ns * nA1p + (m->n_max_A + 1) * nsp +
+                                2 * m->dim + m->n_neuron);
+    size_t total = 0;
+    dpc_carve(NULL, &total, sizeof(double) * len);
+    dpc_carve(NULL, &total, sizeof(int64_t) * (size_t)per);
+    char *base = (char *)dpc_buffer_reserve(buf, total);
+    if (!base) return 0;
+    size_t off = 0;
+    double *d = (double *)dpc_carve(base, &off, sizeof(double) * len);
+    memset(d, 0, sizeof(double) * len);
+    w->aslot = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * (size_t)per);
+    w->nR1p = nR1p; w->nA1p = nA1p; w->nsp = nsp;
+    w->geo = d;
+    w->gpR = w->geo + per * 4;
+    w->gA = w->gpR + per * nR1p;
+    w->gpA = w->gA + per * nA1p;
+    w->Y = w->gpA + per * nA1p;
+    w->G = w->Y + per * nsp;
+    w->s = w->G + per * 3 * nsp;
+    w->dUds = w->s + ns * nA1p;
+    w->dUdsT = w->dUds + ns * nA1p;
+    w->q = w->dUdsT + (m->n_max_A + 1) * nsp;
+    w->F = w->q + m->dim;
+    w->h = w->F + m->dim;
+    return 1;
+}
+
+int dpc_nep_check(const dpc_nep_model *m)
+{
+    if (m->n_max_R + 1 > NEP_MAXN || m->n_max_A + 1 > NEP_MAXN || m->basis_R + 1 > NEP_MAXN ||
+        m->basis_A + 1 > NEP_MAXN || m->l_need < 1 || m->l_need > 8)
+        return DPC_ERR_ARGUMENT;
+    return DPC_OK;
+}
+
+int dpc_nep_rows(const dpc_nep_model *m, int64_t nrows, const int64_t *centers, int64_t natoms, const int64_t *types,
+                 int64_t nnei, const int64_t *index, const double *vectors, const int64_t *counts, int n_threads,
+                 dpc_buffer *thread_scratch, double *energy, double *pair_force, double *descriptor)
+{
+    int status = dpc_nep_check(m);
+    if (status != DPC_OK) return status;
+    if (n_threads < 1) n_threads = 1;
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        dpc_buffer own = {NULL, 0};
+        nep_scratch w;
+        int local = nep_scratch_take(m, nnei, thread_scratch ? thread_scratch + tid : &own, &w) ? DPC_OK : DPC_ERR_ALLOC;
+        if (local != DPC_OK) {
+#pragma omp critical
+            status = DPC_ERR_ALLOC;
+        }
+        /* dynamic: a thread that the OS pauses holds up little */
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t r = 0; r < nrows; ++r) {
+            if (local != DPC_OK) continue;
+            const int64_t i = centers ? centers[r] : r;
+            local = nep_atom(m, natoms, types[i], nnei, types, index + r * nnei, vectors + r * nnei * 3, counts[r], &w,
+                             energy + r, pair_force + r * nnei * 3, descriptor ? descriptor + r * m->dim : NULL);
+            if (local != DPC_OK) {
+#pragma omp critical
+                if (status == DPC_OK || local < status) status = local;
+            }
+        }
+        dpc_buffer_free(&own);
+    }
+    return status;
+}
+
+void dpc_nep_scatter_rows(int64_t nrows, const int64_t *centers, int64_t natoms, int64_t nnei, const int64_t *index,
+                          const double *vectors, const int64_t *counts, const double *pair_force, int n_threads,
+                          double *force, double *atom_virial)
+{
+    if (n_threads < 1) n_threads = 1;
+    /* thread t owns the atoms [lo, hi) and walks every pair in (row, slot) order: each component is
+     * summed in the order of a serial scatter whatever the thread count */
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+#else
+        const int64_t nth = 1, tid = 0;
+#endif
+        nep_scatter(natoms * tid / nth, natoms * (tid + 1) / nth, nrows, centers, nnei, index, vectors, counts,
+                    pair_force, force, atom_virial);
     }
 }
 
@@ -399,65 +500,11 @@ int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const 
                     double *atom_energy, double *force, double *atom_virial, double *pair_force,
                     double *descriptor)
 {
-    if (m->n_max_R + 1 > NEP_MAXN || m->n_max_A + 1 > NEP_MAXN || m->basis_R + 1 > NEP_MAXN ||
-        m->basis_A + 1 > NEP_MAXN || m->l_need < 1 || m->l_need > 8)
-        return DPC_ERR_ARGUMENT;
-    int status = DPC_OK;
-    const int64_t nR1p = NEP_PAD4(m->n_max_R + 1), nA1p = NEP_PAD4(m->n_max_A + 1);
-    const int64_t ns = (m->l_need + 1) * (m->l_need + 1) - 1, nsp = NEP_PAD4(ns);
-    if (n_threads < 1) n_threads = 1;
-#pragma omp parallel num_threads(n_threads)
-    {
-        /* 1. per-atom energies and pair forces (dynamic: a thread that the OS pauses holds up little) */
-        nep_scratch w;
-        const int64_t per = nnei > 0 ? nnei : 1;
-        const size_t len = (size_t)(per * (4 + nR1p + 2 * nA1p + 4 * nsp) + 2 * ns * nA1p +
-                                    (m->n_max_A + 1) * nsp + 2 * m->dim + m->n_neuron);
-        double *buf = (double *)calloc(len, sizeof(double));
-        int64_t *slots = (int64_t *)malloc(sizeof(int64_t) * per);
-        int local = buf && slots ? DPC_OK : DPC_ERR_ALLOC;
-        if (local == DPC_OK) {
-            w.nR1p = nR1p; w.nA1p = nA1p; w.nsp = nsp;
-            w.geo = buf;
-            w.gpR = w.geo + per * 4;
-            w.gA = w.gpR + per * nR1p;
-            w.gpA = w.gA + per * nA1p;
-            w.Y = w.gpA + per * nA1p;
-            w.G = w.Y + per * nsp;
-            w.s = w.G + per * 3 * nsp;
-            w.dUds = w.s + ns * nA1p;
-            w.dUdsT = w.dUds + ns * nA1p;
-            w.q = w.dUdsT + (m->n_max_A + 1) * nsp;
-            w.F = w.q + m->dim;
-            w.h = w.F + m->dim;
-            w.aslot = slots;
-        } else {
-#pragma omp critical
-            status = DPC_ERR_ALLOC;
-        }
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t i = 0; i < natoms; ++i) {
-            if (local != DPC_OK) continue;
-            local = nep_atom(m, natoms, i, nnei, types, index, vectors, counts[i], &w, atom_energy + i, pair_force,
-                             descriptor);
-            if (local != DPC_OK) {
-#pragma omp critical
-                if (status == DPC_OK || local < status) status = local;
-            }
-        }
-        /* (implicit barrier: all pair forces are written and every error is in status) */
-        free(buf);
-        free(slots);
-        /* 2. forces and per-atom virials: thread t owns atoms [lo, hi) (every index was checked in step 1) */
-        if (status == DPC_OK) {
-#ifdef _OPENMP
-            const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
-#else
-            const int64_t nth = 1, tid = 0;
-#endif
-            nep_scatter(natoms * tid / nth, natoms * (tid + 1) / nth, natoms, nnei, index, vectors, counts,
-                        pair_force, force, atom_virial);
-        }
-    }
-    return status;
+    const int status = dpc_nep_rows(m, natoms, NULL, natoms, types, nnei, index, vectors, counts, n_threads, NULL,
+                                    atom_energy, pair_force, descriptor);
+    if (status != DPC_OK) return status;
+    memset(force, 0, sizeof(double) * 3 * (size_t)natoms);
+    memset(atom_virial, 0, sizeof(double) * 9 * (size_t)natoms);
+    dpc_nep_scatter_rows(natoms, NULL, natoms, nnei, index, vectors, counts, pair_force, n_threads, force, atom_virial);
+    return DPC_OK;
 }

@@ -32,6 +32,7 @@
 #ifndef DPC_NEP_H
 #define DPC_NEP_H
 
+#include "dpc_buffer.h"
 #include "dpc_common.h"
 
 typedef struct {
@@ -49,6 +50,23 @@ typedef struct {
     const double *tab_grid, *tab_coef;
 } dpc_nep_model;
 
+/* DPC_OK, or DPC_ERR_ARGUMENT when the model's sizes exceed the kernel's limits. */
+int dpc_nep_check(const dpc_nep_model *m);
+
+/* Energies and pair forces of nrows rows: row r is center centers[r] (r without centers), its
+ * neighbors index/vectors/counts row-relative, types over all natoms atoms; energy [nrows],
+ * pair_force [nrows][nnei][3], descriptor [nrows][D] or NULL.  thread_scratch: [n_threads]
+ * buffers kept between calls, or NULL. */
+int dpc_nep_rows(const dpc_nep_model *m, int64_t nrows, const int64_t *centers, int64_t natoms, const int64_t *types,
+                 int64_t nnei, const int64_t *index, const double *vectors, const int64_t *counts, int n_threads,
+                 dpc_buffer *thread_scratch, double *energy, double *pair_force, double *descriptor);
+
+/* Add the rows' forces and per-atom virials (atom_virial may be NULL) to force [natoms][3]. */
+void dpc_nep_scatter_rows(int64_t nrows, const int64_t *centers, int64_t natoms, int64_t nnei, const int64_t *index,
+                          const double *vectors, const int64_t *counts, const double *pair_force, int n_threads,
+                          double *force, double *atom_virial);
+
+/* The whole frame (every atom a center): outputs overwritten. */
 int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const int64_t *types,
                     const int64_t *index, const double *vectors, const int64_t *counts, int n_threads,
                     double *atom_energy, double *force, double *atom_virial, double *pair_force,

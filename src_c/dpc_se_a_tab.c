@@ -486,6 +486,33 @@ dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, cons
     return DPC_OK;
 }
 
+void dpc_scatter_rows(dpc_index nrows, const dpc_index *centers, dpc_index nnei, const dpc_index *index,
+                      const double *vectors, const double *pair_grad, double *force, double *atom_virial,
+                      double *virial)
+{
+    for (dpc_index r = 0; r < nrows; r++) {
+        const dpc_index i = centers[r];
+        for (dpc_index s = 0; s < nnei; s++) {
+            const dpc_index p = r * nnei + s;
+            const dpc_index j = index[p];
+            if (j < 0) continue;
+            const double *g = pair_grad + 3 * p, *v = vectors + 3 * p;
+            for (int c = 0; c < 3; c++) {
+                force[3 * i + c] += g[c];
+                force[3 * j + c] -= g[c];
+            }
+            if (atom_virial) {
+                double *w = atom_virial + 9 * j;
+                for (int x = 0; x < 3; x++)
+                    for (int y = 0; y < 3; y++) w[3 * x + y] -= g[x] * v[y];
+            }
+            if (virial)
+                for (int x = 0; x < 3; x++)
+                    for (int y = 0; y < 3; y++) virial[3 * x + y] -= g[x] * v[y];
+        }
+    }
+}
+
 dpc_status dpc_scatter_pair_gradients(dpc_index ncenter, dpc_index natoms, dpc_index nnei, const dpc_index *index,
                                       const double *vectors, const double *pair_grad, double *force, double *atom_virial)
 {
@@ -512,7 +539,7 @@ dpc_status dpc_scatter_pair_gradients(dpc_index ncenter, dpc_index natoms, dpc_i
 /* D = T^T T_< and its chain rule: 4 x M x A multiply-adds per atom, done here
  * rather than as batched BLAS calls so that they run on the kernels' threads
  * (BLAS threads spinning beside OpenMP ones cost more than the products). */
-DPC_HOT static void descriptor_atom(dpc_index M, dpc_index A, const double *restrict T, double *restrict D)
+DPC_HOT void dpc_descriptor_from_T_atom(dpc_index M, dpc_index A, const double *restrict T, double *restrict D)
 {
     for (dpc_index m = 0; m < M; m++) {
         double *restrict row = D + m * A;
@@ -527,13 +554,13 @@ dpc_status dpc_descriptor_from_T(dpc_index natoms, dpc_index M, dpc_index A, con
     const int nt = n_threads < 1 ? 1 : n_threads;
     if (natoms < 0 || A < 1 || A > M) return DPC_ERR_ARGUMENT;
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (dpc_index i = 0; i < natoms; i++) descriptor_atom(M, A, T + i * 4 * M, D + i * M * A);
+    for (dpc_index i = 0; i < natoms; i++) dpc_descriptor_from_T_atom(M, A, T + i * 4 * M, D + i * M * A);
     (void)nt;
     return DPC_OK;
 }
 
-DPC_HOT static void descriptor_gradient_atom(dpc_index M, dpc_index A, const double *restrict T,
-                                             const double *restrict dD, double *restrict dT)
+DPC_HOT void dpc_descriptor_gradient_to_T_atom(dpc_index M, dpc_index A, const double *restrict T,
+                                               const double *restrict dD, double *restrict dT)
 {
     /* one pass over the rows of dD (each read once, for the four k) */
     double second[4 * DPC_MAX_AXIS_NEURON];
@@ -570,7 +597,7 @@ dpc_status dpc_descriptor_gradient_to_T(dpc_index natoms, dpc_index M, dpc_index
     if (natoms < 0 || A < 1 || A > M || A > DPC_MAX_AXIS_NEURON) return DPC_ERR_ARGUMENT;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (dpc_index i = 0; i < natoms; i++)
-        descriptor_gradient_atom(M, A, T + i * 4 * M, dD + i * M * A, dT + i * 4 * M);
+        dpc_descriptor_gradient_to_T_atom(M, A, T + i * 4 * M, dD + i * M * A, dT + i * 4 * M);
     (void)nt;
     return DPC_OK;
 }

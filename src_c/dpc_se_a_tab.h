@@ -101,9 +101,19 @@ dpc_status dpc_se_a_tab_backward(const dpc_se_a_tab_args *a, int n_threads, cons
 dpc_status dpc_scatter_pair_gradients(dpc_index ncenter, dpc_index natoms, dpc_index nnei, const dpc_index *index,
                                       const double *vectors, const double *pair_grad, double *force, double *atom_virial);
 
+/* The same scatter for rows of a chunk: row r belongs to center centers[r] (all < natoms);
+ * atom_virial may be NULL; virial [9] (or NULL) accumulates -g_ij[a] r_ij[b] in the same order.
+ * Indices are trusted (the model runtime built them). */
+void dpc_scatter_rows(dpc_index nrows, const dpc_index *centers, dpc_index nnei, const dpc_index *index,
+                      const double *vectors, const double *pair_grad, double *force, double *atom_virial,
+                      double *virial);
+
 /* D_i = T_i^T T_i[:, :A] per atom: T [natoms, 4, M], D [natoms, M, A] out,
  *   D[m][a] = sum_{k=0..3} T[k][m] T[k][a]   (k ascending).  0 < A <= M. */
 dpc_status dpc_descriptor_from_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, double *D, int n_threads);
+
+/* One atom of dpc_descriptor_from_T: T [4, M] -> D [M, A]. */
+void dpc_descriptor_from_T_atom(dpc_index M, dpc_index A, const double *T, double *D);
 
 /* Largest axis_neuron A of dpc_descriptor_gradient_to_T (a per-thread stack buffer of 4 A doubles). */
 #define DPC_MAX_AXIS_NEURON 512
@@ -114,5 +124,8 @@ dpc_status dpc_descriptor_from_T(dpc_index natoms, dpc_index M, dpc_index A, con
  * (s0 + s1) + (s2 + s3); the second in ascending m, added to the first). */
 dpc_status dpc_descriptor_gradient_to_T(dpc_index natoms, dpc_index M, dpc_index A, const double *T, const double *dD,
                                         double *dT, int n_threads);
+
+/* One atom of dpc_descriptor_gradient_to_T: T [4, M], dD [M, A] -> dT [4, M]; A <= DPC_MAX_AXIS_NEURON. */
+void dpc_descriptor_gradient_to_T_atom(dpc_index M, dpc_index A, const double *T, const double *dD, double *dT);
 
 #endif

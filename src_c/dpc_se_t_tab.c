@@ -7,6 +7,10 @@
 #include "dpc_se_t_tab.h"
 #include "dpc_table.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static inline void table_info_of(const dpc_se_t_tab_args *a, dpc_index tab, dpc_table_info *ti)
 {
     const double *r = a->tab_real + 5 * tab;
@@ -32,26 +36,25 @@ typedef struct {
     double *acc;      /* [M] (forward) */
 } scratch_t;
 
-static int scratch_alloc(scratch_t *s, const dpc_se_t_tab_args *a)
+/* Carve the scratch out of buf (grown as needed); 0 when out of memory. */
+static int scratch_take(scratch_t *s, const dpc_se_t_tab_args *a, dpc_buffer *buf)
 {
-    const dpc_index nrows = a->nnei + a->nblocks;
-    s->rr = (double *)malloc(sizeof(double) * 3 * nrows);
-    s->w = (double *)malloc(sizeof(double) * nrows);
-    s->slot = (dpc_index *)malloc(sizeof(dpc_index) * nrows);
-    s->start = (dpc_index *)malloc(sizeof(dpc_index) * (a->nblocks + 1));
-    s->grad = (double *)malloc(sizeof(double) * 3 * nrows);
-    s->acc = (double *)malloc(sizeof(double) * a->n_channels);
-    return s->rr && s->w && s->slot && s->start && s->grad && s->acc;
-}
-
-static void scratch_free(scratch_t *s)
-{
-    free(s->rr);
-    free(s->w);
-    free(s->slot);
-    free(s->start);
-    free(s->grad);
-    free(s->acc);
+    const size_t nrows = (size_t)(a->nnei + a->nblocks);
+    const size_t sizes[6] = {sizeof(double) * 3 * nrows, sizeof(double) * nrows, sizeof(dpc_index) * nrows,
+                             sizeof(dpc_index) * (size_t)(a->nblocks + 1), sizeof(double) * 3 * nrows,
+                             sizeof(double) * (size_t)a->n_channels};
+    size_t total = 0;
+    for (int k = 0; k < 6; k++) dpc_carve(NULL, &total, sizes[k]);
+    char *base = (char *)dpc_buffer_reserve(buf, total);
+    if (!base) return 0;
+    size_t off = 0;
+    s->rr = (double *)dpc_carve(base, &off, sizes[0]);
+    s->w = (double *)dpc_carve(base, &off, sizes[1]);
+    s->slot = (dpc_index *)dpc_carve(base, &off, sizes[2]);
+    s->start = (dpc_index *)dpc_carve(base, &off, sizes[3]);
+    s->grad = (double *)dpc_carve(base, &off, sizes[4]);
+    s->acc = (double *)dpc_carve(base, &off, sizes[5]);
+    return 1;
 }
 
 /* The non-zero rows of atom i, block by block (see the header). */
@@ -168,8 +171,14 @@ dpc_status dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, doubl
     if (n_threads < 1) n_threads = 1;
 #pragma omp parallel num_threads(n_threads)
     {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        dpc_buffer own = {NULL, 0};
         scratch_t s;
-        const int ok = scratch_alloc(&s, a);
+        const int ok = scratch_take(&s, a, a->thread_scratch ? a->thread_scratch + tid : &own);
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -183,7 +192,7 @@ dpc_status dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, doubl
             if (beyond_fine) beyond_fine[i] = n_fine_out;
             if (beyond_table) beyond_table[i] = n_table_out;
         }
-        scratch_free(&s);
+        dpc_buffer_free(&own);
     }
     return failed ? DPC_ERR_ALLOC : DPC_OK;
 }
@@ -256,8 +265,14 @@ dpc_status dpc_se_t_tab_backward(const dpc_se_t_tab_args *a, int n_threads, cons
     if (n_threads < 1) n_threads = 1;
 #pragma omp parallel num_threads(n_threads)
     {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        dpc_buffer own = {NULL, 0};
         scratch_t s;
-        const int ok = scratch_alloc(&s, a);
+        const int ok = scratch_take(&s, a, a->thread_scratch ? a->thread_scratch + tid : &own);
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -268,7 +283,7 @@ dpc_status dpc_se_t_tab_backward(const dpc_se_t_tab_args *a, int n_threads, cons
             gather_rows(a, i, &s);
             backward_atom(a, i, &s, dD + i * a->n_channels, pair_grad + i * a->nnei * 3);
         }
-        scratch_free(&s);
+        dpc_buffer_free(&own);
     }
     return failed ? DPC_ERR_ALLOC : DPC_OK;
 }

@@ -56,6 +56,7 @@
 #ifndef DPC_SE_T_TAB_H
 #define DPC_SE_T_TAB_H
 
+#include "dpc_buffer.h"
 #include "dpc_common.h"
 
 typedef struct {
@@ -73,6 +74,7 @@ typedef struct {
     const dpc_index *tab_count;
     const dpc_index *tab_offset;
     const double *coef;
+    dpc_buffer *thread_scratch; /* [n_threads] kept between calls, or NULL (allocated per call) */
 } dpc_se_t_tab_args;
 
 dpc_status dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, double *D, dpc_index *beyond_fine,

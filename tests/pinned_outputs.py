@@ -79,11 +79,11 @@ def _potential(spec, n_threads):
     if isinstance(spec, tuple) and spec[0] == "tabulated":
         import tempfile
 
-        from dpcompress.nep import compress_nep
+        from dpcompress import compress_nep, save_model
 
         tmp = tempfile.mkdtemp()
         out = os.path.join(tmp, "nep.dpc")
-        compress_nep(spec[1], out)
+        save_model(compress_nep(spec[1]), out)
         return Potential(out, n_threads=n_threads)
     return Potential(spec, n_threads=n_threads)
 

@@ -2,19 +2,17 @@
 
 Numpy twin: :func:`dpcompress.reference.dp_model.fitting_forward_backward` (it takes the
 model; this takes the model's fitting packed by :class:`PackedFitting`).  The matrix
-products are scipy's BLAS ``dgemm``, called from inside the OpenMP threads; BLAS is held
-at one thread during the call (threadpoolctl).  The ``dgemm`` pointer is read at import
-from the capsule that ``scipy.linalg.cython_blas`` exports (what ``cimport`` would do),
-so building needs no scipy.
+products are scipy's BLAS ``dgemm`` (:mod:`dpcompress._ext.blas`), called from inside the
+OpenMP threads; BLAS is held at one thread during the call (threadpoolctl).
 """
-
-import contextlib
 
 import numpy as np
 
-from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
+
+from .blas cimport scipy_dgemm
+from .blas import blas_single_thread
 
 
 cdef extern from "dpc_fitting.h":
@@ -38,6 +36,11 @@ cdef extern from "dpc_fitting.h":
         const dpc_fit_layer *layers
         const double *bias
         dpc_dgemm_t dgemm
+        void *fill
+        void *take
+        void *ctx
+        void *thread_scratch
+        void *shared_scratch
 
     int dpc_fitting_forward_backward(const dpc_fitting_args *a, int n_threads, double *e, double *dD) nogil
     int dpc_fitting_chunk()
@@ -51,38 +54,6 @@ RESIDUAL_CODES = {None: DPC_FIT_RESIDUAL_NONE, "identity": DPC_FIT_RESIDUAL_IDEN
 
 #: Rows per chunk (compile-time constant of the C kernel).
 CHUNK = dpc_fitting_chunk()
-
-
-cdef dpc_dgemm_t _dgemm_from_scipy() except NULL:
-    from scipy.linalg import cython_blas
-
-    cap = cython_blas.__pyx_capi__["dgemm"]
-    name = PyCapsule_GetName(cap)
-    sig = (<bytes>name).decode() if name != NULL else ""
-    if not sig.startswith("void (char *, char *, int *, int *, int *,") or sig.count("*") != 13:
-        raise ImportError(f"scipy.linalg.cython_blas.dgemm has an unexpected signature: {sig!r}")
-    return <dpc_dgemm_t>PyCapsule_GetPointer(cap, name)
-
-
-cdef dpc_dgemm_t _dgemm = _dgemm_from_scipy()
-
-_CONTROLLER = None
-
-
-def blas_single_thread():
-    """Context manager: every BLAS loaded now, scipy's included, runs one thread inside it.
-
-    A controller of our own, made after scipy's BLAS is loaded (above): one made
-    earlier (:func:`dpcompress.threads.blas_threads`) may not know that library.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return contextlib.nullcontext()
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _vector(arr, n, name):
@@ -215,7 +186,12 @@ def fitting_forward_backward(PackedFitting p, atom_types, D, int n_threads=1):
     a.net_start = &sv[0]
     a.layers = p.layers
     a.bias = &bv[0]
-    a.dgemm = _dgemm
+    a.dgemm = <dpc_dgemm_t>scipy_dgemm()
+    a.fill = NULL
+    a.take = NULL
+    a.ctx = NULL
+    a.thread_scratch = NULL
+    a.shared_scratch = NULL
     cdef int status
     with blas_single_thread():
         with nogil:

@@ -1,140 +1,221 @@
-"""Neighbor lists, a thin wrapper over ``src_c/dpc_neighbors.c``.
+"""Neighbor search: thin wrapper over ``src_c/dpc_neighbors.c`` (candidates with a cell list) and
+``src_c/dpc_rows.c`` (the per-type, nearest-first rows).
 
-The caller (:func:`dpcompress.neighbors.build_neighbor_list`) has validated
-everything; the C kernels still range-check indices so that a bad call raises
-instead of writing out of bounds.
+The callers (:mod:`dpcompress.neighbors`) validate the inputs; the C side still range-checks what
+it indexes with, so a bad call raises instead of reading out of bounds.
 """
 
 import numpy as np
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport free, malloc
+
+from ..core.errors import STATUS_COINCIDENT, InputError, status_error
 
 
 cdef extern from "dpc_neighbors.h":
-    int dpc_cell_list_neighbors(
-        int64_t natoms,
-        int64_t ncenter,
-        const double *coords,
-        const double *cell,
-        int periodic,
-        const double *frac,
-        const double *wrapped,
-        const int64_t *wrap,
-        const int64_t *nbins,
-        const int64_t *reach,
-        double rcut,
-        double search,
-        double coincide,
-        const int64_t *atom_types,
-        int64_t nblocks,
-        const int64_t *sel_offsets,
-        int mixed,
-        int n_threads,
-        int64_t *index,
-        double *vectors,
-        int64_t *counts,
-        int64_t *overflow,
-        int64_t *bad_pair,
-        double *bad_d2) nogil
+    ctypedef struct dpc_cells:
+        pass
+    int dpc_cell_candidates(int64_t natoms, int64_t ncenter, const double *frac, const double *wrapped,
+                            const double *cell, const int64_t *nbins, const int64_t *reach, double search,
+                            int n_threads, dpc_cells **out) nogil
+    int64_t dpc_cells_nimage(const dpc_cells *c)
+    int64_t dpc_cells_ncandidates(const dpc_cells *c)
+    void dpc_cells_export(dpc_cells *c, int32_t *image_owner, int32_t *image_lattice, int64_t *offsets,
+                          int32_t *index) nogil
+    void dpc_cells_free(dpc_cells *c)
 
 
-_STATUS_MESSAGES = {
-    1: (MemoryError, "out of memory in dpc_cell_list_neighbors"),
-    2: (ValueError, "dpc_cell_list_neighbors: invalid sizes, bins or sel"),
-    3: (IndexError, "dpc_cell_list_neighbors: an atom type is out of range"),
-    4: (ValueError, "dpc_cell_list_neighbors: a coordinate is NaN or infinite"),
-}
+cdef extern from "dpc_model.h":
+    ctypedef struct dpc_frame:
+        int64_t natoms, nlocal
+        const double *x
+        const int32_t *type
+        const int64_t *tag
+        const double *cell
+        const int32_t *lattice
+        int64_t nimage
+        const int32_t *image_owner
+        const int32_t *image_lattice
+        const int32_t *numneigh
+        const int32_t *const *firstneigh
+        int32_t neighmask
 
 
-def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, double rcut, double search,
-                        double coincide, atom_types, sel, mixed_types=False, int n_threads=1, n_centers=None):
-    """Neighbor list of one frame with a cell list (``dpc_cell_list_neighbors``).
+cdef extern from "dpc_rows.h":
+    double DPC_COINCIDE
+    ctypedef struct dpc_row_issue:
+        int coincident
+        int64_t key[5]
+        double d2
+        int bad_index
+        int64_t bad_center, bad_value
+    int dpc_neighbor_rows(const dpc_frame *f, double rcut, int64_t nblocks, const int64_t *sel_offsets, int mixed,
+                          int n_threads, int64_t *index, double *vectors, int64_t *counts, int64_t *overflow,
+                          dpc_row_issue *issue) nogil
 
-    Compiled twin of :func:`dpcompress.reference.neighbors.cell_list_neighbors`
-    (the brute-force search; same outputs bit for bit).  Binning contract in
-    ``src_c/dpc_neighbors.h``.
+
+#: two atoms closer than this (Å) are refused
+COINCIDENCE_TOLERANCE = DPC_COINCIDE
+
+
+def cell_candidates(frac, wrapped, cell, nbins, reach, double search, int64_t n_centers, int n_threads=1):
+    """Candidate neighbors of the first ``n_centers`` atoms with a cell list (``dpc_cell_candidates``).
 
     Parameters
     ----------
-    coords : ndarray of float64, shape (natoms, 3)
-        The caller's positions; pair vectors are formed from them.
-    cell : ndarray of float64, shape (3, 3), or None
-        Rows = cell vectors; None for a cluster.
-    frac : ndarray of float64, shape (natoms, 3)
-        Bin coordinates in [0, 1].
-    wrapped : ndarray of float64, shape (natoms, 3)
-        ``frac . cell`` (periodic) or ``coords`` (cluster), for screening.
-    wrap : ndarray of int64, shape (natoms, 3), or None
-        ``n_a`` with ``r_a = (frac_a + n_a) . cell`` (periodic only).
-    nbins, reach : sequence of 3 int
-    rcut, search, coincide : float
-        Cutoff, screening radius (>= rcut), coincidence distance.
-    atom_types : ndarray of int64, shape (natoms,)
-    sel : sequence of int
-    mixed_types : bool
-    n_threads : int
-    n_centers : int or None
-        Rows only for atoms ``0 .. n_centers - 1`` (None: every atom).
+    frac, wrapped : float64 (natoms, 3)
+        Bin coordinates in [0, 1] and wrapped positions (layout in ``src_c/dpc_neighbors.h``).
+    cell : float64 (3, 3) or None
+        Rows = cell vectors (periodic), None for a cluster.
+    nbins, reach : three ints
+    search : float
+        Screening radius, a hair above the cutoff.
+
+    Returns
+    -------
+    image_owner : int32 (nimage,);  image_lattice : int32 (nimage, 3)
+    offsets : int64 (n_centers + 1,);  index : int32 (offsets[-1],)
+    """
+    cdef const double[:, ::1] fr = np.ascontiguousarray(frac, dtype=np.float64).reshape(-1, 3)
+    cdef const double[:, ::1] wp = np.ascontiguousarray(wrapped, dtype=np.float64).reshape(-1, 3)
+    cdef int64_t natoms = fr.shape[0]
+    if wp.shape[0] != natoms or not 0 <= n_centers <= natoms:
+        raise ValueError("frac and wrapped must describe the same atoms, n_centers at most their number")
+    cdef const int64_t[::1] nb = np.ascontiguousarray(nbins, dtype=np.int64).reshape(3)
+    cdef const int64_t[::1] rc = np.ascontiguousarray(reach, dtype=np.int64).reshape(3)
+    cdef const double[::1] cv
+    cdef const double *cell_ptr = NULL
+    if cell is not None:
+        cv = np.ascontiguousarray(cell, dtype=np.float64).reshape(9)
+        cell_ptr = &cv[0]
+    cdef dpc_cells *cells = NULL
+    cdef int status
+    cdef const double *fptr = &fr[0, 0] if natoms > 0 else NULL
+    cdef const double *wptr = &wp[0, 0] if natoms > 0 else NULL
+    with nogil:
+        status = dpc_cell_candidates(natoms, n_centers, fptr, wptr, cell_ptr, &nb[0], &rc[0], search, n_threads,
+                                     &cells)
+    if status != 0:
+        raise status_error(status, "dpc_cell_candidates: bins, sizes or coordinates rejected "
+                                   "(more than 2^31 atoms and images, or a non-finite position)", InputError)
+    try:
+        nimage = dpc_cells_nimage(cells)
+        ncand = dpc_cells_ncandidates(cells)
+        owner = np.empty(nimage, dtype=np.int32)
+        lattice = np.empty((nimage, 3), dtype=np.int32)
+        offsets = np.empty(n_centers + 1, dtype=np.int64)
+        index = np.empty(ncand, dtype=np.int32)
+        _export(cells, owner, lattice, offsets, index)
+    finally:
+        dpc_cells_free(cells)
+    return owner, lattice, offsets, index
+
+
+cdef void _export(dpc_cells *cells, int32_t[::1] owner, int32_t[:, ::1] lattice, int64_t[::1] offsets,
+                  int32_t[::1] index):
+    cdef int32_t dummy32[3]
+    cdef int32_t *o = &owner[0] if owner.shape[0] > 0 else dummy32
+    cdef int32_t *l = &lattice[0, 0] if lattice.shape[0] > 0 else dummy32
+    cdef int32_t *ix = &index[0] if index.shape[0] > 0 else dummy32
+    with nogil:
+        dpc_cells_export(cells, o, l, &offsets[0], ix)
+
+
+def neighbor_rows(x, types, int64_t nlocal, offsets, index, double rcut, sel, bint mixed, *, cell=None,
+                  lattice=None, image_owner=None, image_lattice=None, int n_threads=1):
+    """The per-type, nearest-first rows of the first ``nlocal`` atoms (``dpc_neighbor_rows``).
+
+    Frame arrays as :func:`dpcompress._ext.runtime.compute`; ``sel`` one entry per block.
 
     Returns
     -------
     index, vectors, counts, overflow
-        Per center: neighbor atom per slot (-1 on padding), pair vectors (0 on padding),
-        kept and dropped neighbors per block (layout in ``src_c/dpc_neighbors.h``).
+        (nlocal, nnei) int64, (nlocal, nnei, 3), (nlocal, nblocks) int64 twice.
     bad : None or tuple (i, j, S, d2)
-        The first coincident pair (lexicographic in i, j, S), if any.
+        The first coincident pair (lexicographic in i, j, S), if any; the rows are complete.
     """
-    cdef int periodic = 0 if cell is None else 1
-    cdef const double[:, ::1] xyz = np.ascontiguousarray(coords, dtype=np.float64).reshape(-1, 3)
-    cdef const double[::1] cell_v = np.ascontiguousarray(
-        np.zeros(9) if cell is None else cell, dtype=np.float64).reshape(9)
-    cdef const double[:, ::1] fr = np.ascontiguousarray(frac, dtype=np.float64).reshape(-1, 3)
-    cdef const double[:, ::1] wp = np.ascontiguousarray(wrapped, dtype=np.float64).reshape(-1, 3)
-    cdef const int64_t[:, ::1] wr = np.ascontiguousarray(
-        np.zeros((xyz.shape[0], 3), dtype=np.int64) if wrap is None else wrap, dtype=np.int64).reshape(-1, 3)
-    cdef const int64_t[::1] nb = np.ascontiguousarray(nbins, dtype=np.int64).reshape(3)
-    cdef const int64_t[::1] rc = np.ascontiguousarray(reach, dtype=np.int64).reshape(3)
-    cdef const int64_t[::1] types = np.ascontiguousarray(atom_types, dtype=np.int64)
+    cdef const double[:, ::1] xv = np.ascontiguousarray(x, dtype=np.float64)
+    cdef const int32_t[::1] tv = np.ascontiguousarray(types, dtype=np.int32)
+    cdef int64_t natoms = xv.shape[0]
+    cdef const int64_t[::1] ov = np.ascontiguousarray(offsets, dtype=np.int64)
+    cdef const int32_t[::1] iv = np.ascontiguousarray(index, dtype=np.int32)
     sel_arr = np.asarray(sel, dtype=np.int64).reshape(-1)
-    cdef const int64_t[::1] offsets = np.concatenate([[0], np.cumsum(sel_arr)]).astype(np.int64)
-    cdef int64_t natoms = xyz.shape[0]
-    cdef int64_t nblocks = sel_arr.shape[0]
-    cdef int64_t nnei = offsets[nblocks]
-    cdef int mixed = 1 if mixed_types else 0
-    cdef int64_t ncenter = natoms if n_centers is None else n_centers
-    cdef int64_t[::1] bad = np.full(5, -1, dtype=np.int64)
-    cdef double bad_d2 = 0.0
+    cdef const int64_t[::1] so = np.concatenate([[0], np.cumsum(sel_arr)]).astype(np.int64)
+    cdef int64_t nblocks = sel_arr.shape[0], nnei = so[nblocks]
+    if tv.shape[0] != natoms or ov.shape[0] != nlocal + 1 or not 0 <= nlocal <= natoms or nblocks < 1:
+        raise ValueError("neighbor_rows: inconsistent frame sizes")
+    if iv.shape[0] != ov[nlocal]:
+        raise ValueError("neighbor_rows: index does not match offsets")
+    cdef const double[:, ::1] cv
+    cdef const int32_t[:, ::1] lv
+    cdef const int32_t[::1] own
+    cdef const int32_t[:, ::1] ilat
+    cdef dpc_frame fr
+    fr.natoms = natoms
+    fr.nlocal = nlocal
+    fr.x = &xv[0, 0] if natoms > 0 else NULL
+    fr.type = &tv[0] if natoms > 0 else NULL
+    fr.tag = NULL
+    fr.cell = NULL
+    fr.lattice = NULL
+    fr.nimage = 0
+    fr.image_owner = NULL
+    fr.image_lattice = NULL
+    fr.neighmask = 0
+    if cell is not None:
+        cv = np.ascontiguousarray(cell, dtype=np.float64).reshape(3, 3)
+        fr.cell = &cv[0, 0]
+    if lattice is not None and natoms > 0:
+        lv = np.ascontiguousarray(lattice, dtype=np.int32).reshape(natoms, 3)
+        fr.lattice = &lv[0, 0]
+    if image_owner is not None and len(image_owner) > 0:
+        own = np.ascontiguousarray(image_owner, dtype=np.int32)
+        ilat = np.ascontiguousarray(image_lattice, dtype=np.int32).reshape(-1, 3)
+        if ilat.shape[0] != own.shape[0]:
+            raise ValueError("neighbor_rows: image arrays differ in length")
+        fr.nimage = own.shape[0]
+        fr.image_owner = &own[0]
+        fr.image_lattice = &ilat[0, 0]
+    index_out = np.empty((nlocal, nnei), dtype=np.int64)
+    vectors_out = np.empty((nlocal, nnei, 3), dtype=np.float64)
+    counts_out = np.empty((nlocal, nblocks), dtype=np.int64)
+    overflow_out = np.empty((nlocal, nblocks), dtype=np.int64)
+    if nlocal == 0:
+        return index_out, vectors_out, counts_out, overflow_out, None
+    cdef int64_t[:, ::1] io = index_out
+    cdef double[:, :, ::1] vo = vectors_out
+    cdef int64_t[:, ::1] co = counts_out
+    cdef int64_t[:, ::1] oo = overflow_out
+    cdef int64_t dummy = 0
+    cdef double dummyd = 0.0
+    cdef const int32_t **rows = <const int32_t **>malloc(sizeof(int32_t *) * nlocal)
+    cdef int32_t *counts = <int32_t *>malloc(sizeof(int32_t) * nlocal)
+    cdef dpc_row_issue issue
     cdef int status
-
-    if natoms < 1 or fr.shape[0] != natoms or wp.shape[0] != natoms or wr.shape[0] != natoms or types.shape[0] != natoms:
-        raise ValueError("coords, frac, wrap and atom_types must describe the same, non-zero number of atoms")
-    if nblocks < 1 or np.any(sel_arr < 0):
-        raise ValueError("sel must be a non-empty sequence of non-negative integers")
-    if not 0 <= ncenter <= natoms:
-        raise ValueError(f"n_centers must lie in [0, {natoms}], got {ncenter}")
-
-    index_arr = np.empty((ncenter, nnei), dtype=np.int64)
-    vectors_arr = np.empty((ncenter, nnei, 3), dtype=np.float64)
-    counts_arr = np.empty((ncenter, nblocks), dtype=np.int64)
-    overflow_arr = np.empty((ncenter, nblocks), dtype=np.int64)
-    if ncenter == 0:
-        return index_arr, vectors_arr, counts_arr, overflow_arr, None
-    cdef int64_t[:, ::1] idx_v = index_arr
-    cdef double[:, :, ::1] vec_v = vectors_arr
-    cdef int64_t[:, ::1] cnt_v = counts_arr
-    cdef int64_t[:, ::1] ovf_v = overflow_arr
-    cdef int64_t *idx_ptr = &idx_v[0, 0] if nnei > 0 else NULL
-    cdef double *vec_ptr = &vec_v[0, 0, 0] if nnei > 0 else NULL
-
-    with nogil:
-        status = dpc_cell_list_neighbors(
-            natoms, ncenter, &xyz[0, 0], &cell_v[0], periodic, &fr[0, 0], &wp[0, 0], &wr[0, 0], &nb[0], &rc[0],
-            rcut, search, coincide, &types[0], nblocks, &offsets[0], mixed, n_threads,
-            idx_ptr, vec_ptr, &cnt_v[0, 0], &ovf_v[0, 0], &bad[0], &bad_d2)
-    found = None
-    if status == 5:
-        found = (int(bad[0]), int(bad[1]), [int(bad[2]), int(bad[3]), int(bad[4])], float(bad_d2))
-    elif status != 0:
-        exc, msg = _STATUS_MESSAGES.get(status, (RuntimeError, f"dpc_cell_list_neighbors failed with status {status}"))
-        raise exc(msg)
-    return index_arr, vectors_arr, counts_arr, overflow_arr, found
+    cdef int64_t i
+    if rows == NULL or counts == NULL:
+        free(rows)
+        free(counts)
+        raise MemoryError("cannot allocate the candidate-row pointers")
+    try:
+        for i in range(nlocal):
+            counts[i] = <int32_t>(ov[i + 1] - ov[i])
+            rows[i] = (&iv[0] + ov[i]) if iv.shape[0] > 0 else NULL
+        fr.numneigh = counts
+        fr.firstneigh = rows
+        with nogil:
+            status = dpc_neighbor_rows(&fr, rcut, nblocks, &so[0], 1 if mixed else 0, n_threads,
+                                       &io[0, 0] if nnei > 0 else &dummy, &vo[0, 0, 0] if nnei > 0 else &dummyd,
+                                       &co[0, 0], &oo[0, 0], &issue)
+    finally:
+        free(rows)
+        free(counts)
+    if status == STATUS_COINCIDENT:
+        return index_out, vectors_out, counts_out, overflow_out, (
+            int(issue.key[0]), int(issue.key[1]), [int(issue.key[2]), int(issue.key[3]), int(issue.key[4])],
+            float(issue.d2))
+    if status != 0:
+        raise status_error(status, f"dpc_neighbor_rows: candidate {issue.bad_value} of atom {issue.bad_center} "
+                                   "is outside the frame", RuntimeError)
+    return index_out, vectors_out, counts_out, overflow_out, None

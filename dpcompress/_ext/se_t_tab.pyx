@@ -29,6 +29,7 @@ cdef extern from "dpc_se_t_tab.h":
         const int64_t *tab_count
         const int64_t *tab_offset
         const double *coef
+        void *thread_scratch
 
     int dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, double *D,
                              int64_t *beyond_fine, int64_t *beyond_table) nogil
@@ -92,6 +93,7 @@ cdef void _fill(dpc_se_t_tab_args *a, PackedSeTTables p, const int64_t[::1] type
     a.tab_count = &tab_count[0, 0]
     a.tab_offset = &tab_offset[0]
     a.coef = &coef[0]
+    a.thread_scratch = NULL
 
 
 def _validate(PackedSeTTables p, center_types, vectors, counts):

@@ -14,7 +14,7 @@ Stress exists only for fully periodic cells.
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..potential import Potential
 
 

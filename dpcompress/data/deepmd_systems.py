@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..core.errors import DataFormatError
 
 MAX_TYPES = 512
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..core.errors import DataFormatError
 from .deepmd_systems import read_systems
 
 

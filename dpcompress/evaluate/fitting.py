@@ -15,7 +15,7 @@ import numpy as np
 
 from .._ext.fitting_net import pack_fitting
 from .._ext.fitting_net import fitting_forward_backward as _compiled
-from ..threads import effective_n_threads
+from .._ext.threads import effective_n_threads
 
 _PACKED = {}
 

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
+from ..core.errors import UnsupportedModelError
 from ..neighbors import build_neighbor_list
 from ..neighbors.exclusions import remove_pairs
 

@@ -22,7 +22,7 @@ from .._ext.se_a_tab import (
     se_a_tab_backward,
     se_a_tab_forward,
 )
-from ..errors import UnsupportedModelError
+from ..core.errors import UnsupportedModelError
 
 
 def block_statistics(desc):

@@ -26,7 +26,7 @@ from .._ext.se_a_tab import (
     se_a_tab_backward,
     se_a_tab_forward,
 )
-from ..errors import UnsupportedModelError
+from ..core.errors import UnsupportedModelError
 
 #: forward() needs the neighbor types and the zeroed slots to find each slot's gate row
 NEEDS_MASKS = True

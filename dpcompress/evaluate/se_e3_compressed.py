@@ -18,7 +18,7 @@ import numpy as np
 
 from .._ext.se_a_tab import scatter_pair_gradients
 from .._ext.se_t_tab import PackedSeTTables, se_t_tab_backward, se_t_tab_forward
-from ..errors import UnsupportedModelError
+from ..core.errors import UnsupportedModelError
 from .se_a_compressed import block_modes, block_statistics
 
 #: forward() reads counts and block modes; the pipeline need not build slot masks

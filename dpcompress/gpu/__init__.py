@@ -19,7 +19,7 @@ CPU emulator (:mod:`dpcompress.gpu.emulator`), which is how they are tested
 where no device exists.
 """
 
-from ..errors import DPCompressError
+from ..core.errors import DPCompressError
 
 
 class GPUUnavailableError(DPCompressError, RuntimeError):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..neighbors.neighbor_list import COINCIDENCE_TOLERANCE
 
 NO_ERROR = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -20,15 +20,18 @@ step waits for the device: results stay on it until the caller reads them
 
 import contextlib
 import math
+import types
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
-from ..evaluate.frame import descriptor_parts
-from ..evaluate.se_a_compressed import pack_descriptor
+from ..core.errors import UnsupportedModelError
+from ..descriptors import parts as descriptor_parts
+from ..descriptors import unit_of
+from ..descriptors.base import KIND_SE_R
 from . import neighbor_list as gnl
+from .backend import default_backend
 from .fitting import DeviceNetwork
 
 #: atoms per fitting-net chunk: D and dD of a chunk take 2 * CHUNK * M * A * 8 bytes
@@ -81,9 +84,22 @@ def pack(be, model, desc):
         )
     if getattr(desc, "mixed_types", False):
         raise UnsupportedModelError("the GPU path needs per-type neighbor blocks (mixed_types is not supported)")
-    if desc.type_name == "se_e2_r":
-        return upload(be, pack_descriptor(model, desc, n_rows=1), desc.sel, desc, rescale=float(desc.RESCALE))
-    return upload(be, pack_descriptor(model, desc), desc.sel, desc)
+    packed = unit_of(desc).pack(desc, model.pair_exclude_types)
+    radial = packed.ints["kind"] == KIND_SE_R
+    return upload(be, tables_view(packed), desc.sel, desc, rescale=float(desc.RESCALE) if radial else 1.0)
+
+
+def tables_view(packed):
+    """The attributes :func:`upload` reads, from a descriptor unit's :class:`~dpcompress.descriptors.base.PackedPart`
+    (the same arrays the ``.dpc`` file and the C runtime hold)."""
+    a, i = packed.arrays, packed.ints
+    return types.SimpleNamespace(
+        nnei=i["nnei"], nblocks=i["nblocks"], ntypes=a["avg"].shape[0], n_channels=i["M"], axis_neuron=i["axis_neuron"],
+        ncoef=i["ncoef"], rcut=packed.real[0], rcut_smth=packed.real[1], protection=packed.real[2],
+        n_rows=1 if i["kind"] == KIND_SE_R else 4, gate=a.get("gate"),
+        **{k: a[k] for k in ("sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real", "tab_count",
+                             "tab_offset", "coef")},
+    )
 
 
 def upload(be, host, sel, descriptor=None, rescale=1.0):
@@ -262,8 +278,6 @@ class GpuEvaluator:
                 "(dpcompress compress -i model.dp -o model.dpc) and load the .dpc file"
             )
         if backend is None:
-            from .backend import default_backend
-
             backend = default_backend()
         self.be = backend
         self.model = model

@@ -1,36 +1,24 @@
-"""Trained models: file readers and the plain data classes they produce.
+"""Deep Potential models as plain data, and the reader of DeePMD-kit's ``.dp`` / ``.yaml`` files.
 
-``load_model(path)`` reads a DeePMD-kit ``.dp`` / ``.yaml`` file, or a
-dpcompress ``.dpc`` compressed model, into a
-:class:`~dpcompress.models.structures.DPModel`.
+``read_deepmd(path)`` returns a :class:`DPModel`; every kind of model file (``.dpc`` and
+``nep.txt`` included) is read by :func:`dpcompress.load_model`.
 """
 
 import os
 
 from .deepmd_reader import model_from_tree
-from .compressed_file import is_compressed_file, load_compressed
+from .model import DPModel, EnergyFitting
 from .serialized_tree import file_kind, load_tree
-from .structures import DescriptorSeA, DPModel, EnergyFitting, Layer, Network
 
-__all__ = ["load_model", "load_tree", "model_from_tree", "DPModel", "DescriptorSeA", "EnergyFitting", "Layer", "Network"]
+__all__ = ["read_deepmd", "load_tree", "model_from_tree", "file_kind", "DPModel", "EnergyFitting"]
 
 
-def load_model(path):
-    """Read a model file: DeePMD-kit's ``.dp`` / ``.yaml``, or our compressed ``.dpc``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    DPModel
+def read_deepmd(path):
+    """A :class:`DPModel` from a DeePMD-kit ``.dp`` (HDF5) or ``.yaml`` file.
 
     Raises
     ------
     ModelFormatError, UnsupportedModelError
     """
     path = os.fspath(path)
-    if file_kind(path) == "hdf5" and is_compressed_file(path):
-        return load_compressed(path)
     return model_from_tree(load_tree(path), source=path)

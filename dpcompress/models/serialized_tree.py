@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnsupportedModelError
+from ..core.errors import ModelFormatError, UnsupportedModelError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ALLOWED_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int8", "uint8", "bool")

@@ -1,5 +1,8 @@
-"""Neighbor lists in DeePMD-kit's per-type layout (see :mod:`.neighbor_list`)."""
+"""Neighbor search: candidate neighbors of a frame (what the model runtime takes, as from LAMMPS)
+and DeePMD-kit's per-type neighbor list (the exact evaluator, the scan)."""
 
-from .neighbor_list import NeighborList, build_neighbor_list
+from .candidates import Candidates, find_candidates
+from .neighbor_list import COINCIDENCE_TOLERANCE, NeighborList, build_neighbor_list, coincidence_message
 
-__all__ = ["NeighborList", "build_neighbor_list"]
+__all__ = ["Candidates", "find_candidates", "NeighborList", "build_neighbor_list", "coincidence_message",
+           "COINCIDENCE_TOLERANCE"]

@@ -9,7 +9,7 @@
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .model import write_nep
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnsupportedModelError
+from ..core.errors import ModelFormatError, UnsupportedModelError
 from .constants import COVALENT_RADIUS, ELEMENTS
 
 UNSUPPORTED_SUFFIXES = ("dipole", "polarizability", "charge", "temperature", "vdw")
@@ -464,15 +464,6 @@ def _count_message(path, vals, where, secs, need, first_line, layout, version, T
     if alts:
         msg.append(" (" + "; ".join(alts) + ": is the first-line token right?)")
     return "".join(msg)
-
-
-def load_nep(path):
-    """Read a NEP model: a ``nep.txt`` text file or a dpcompress NEP ``.dpc`` table file."""
-    from .tables import is_nep_table_file, load_nep_tables
-
-    if is_nep_table_file(path):
-        return load_nep_tables(path)
-    return read_nep(path)
 
 
 def is_nep_text_file(path):

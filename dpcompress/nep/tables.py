@@ -13,16 +13,13 @@ Layout (what the C kernel reads): ``coef[off[p] + (l*6 + k)*nch + n]``;
 p = part*T*T + t1*T + t2 (part 0 radial, 1 angular).
 """
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
-from ..errors import ModelFormatError
-from ..reference.table_math import quintic_coefficients
+from ..core.table_math import quintic_coefficients
 
-FORMAT = "dpcompress.nep-tables"
 DEFAULT_STEP = 0.01  # Å
 
 
@@ -137,75 +134,3 @@ def table_gfun(model, tables):
         return g, gp
 
     return gfun
-
-
-# --------------------------------------------------------------------------- .dpc file
-
-
-def is_nep_table_file(path):
-    try:
-        import h5py
-
-        with h5py.File(os.fspath(path), "r") as fh:
-            return fh.attrs.get("format") in (FORMAT, FORMAT.encode())
-    except (OSError, ValueError, ImportError):
-        return False
-
-
-def save_nep_tables(model, tables, path):
-    """Write ``model`` (its nep.txt text) and its tables into an HDF5 ``.dpc`` file."""
-    import h5py
-
-    from .. import _version
-
-    with h5py.File(os.fspath(path), "w") as fh:
-        fh.attrs["format"] = FORMAT
-        fh.attrs["schema_version"] = 1
-        fh.attrs["dpcompress_version"] = getattr(_version, "__version__", "?")
-        fh.attrs["nep_txt"] = model.source_text
-        fh.attrs["source"] = model.source
-        fh.attrs["step"] = tables.step
-        fh.create_dataset("M", data=tables.M)
-        fh.create_dataset("offsets", data=tables.offsets)
-        fh.create_dataset("coef", data=tables.coef)
-        fh.create_dataset("error_g", data=tables.error_g)
-        fh.create_dataset("error_gp", data=tables.error_gp)
-
-
-def nep_table_file_provenance(path):
-    """The provenance attributes of a NEP ``.dpc`` (schema, writer version, source model path, step)."""
-    import h5py
-
-    out = {}
-    with h5py.File(os.fspath(path), "r") as fh:
-        for k in ("schema_version", "dpcompress_version", "source", "step"):
-            v = fh.attrs.get(k)
-            out[k] = v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v)
-    return out
-
-
-def load_nep_tables(path):
-    """Read a NEP ``.dpc``: the model with ``model.tables`` set."""
-    import h5py
-
-    from .model import parse_nep_text
-
-    path = os.fspath(path)
-    try:
-        with h5py.File(path, "r") as fh:
-            text = fh.attrs["nep_txt"]
-            text = text.decode() if isinstance(text, bytes) else str(text)
-            tab = NEPTables(M=fh["M"][()], offsets=fh["offsets"][()], coef=fh["coef"][()], step=float(fh.attrs["step"]),
-                            error_g=fh["error_g"][()], error_gp=fh["error_gp"][()])
-    except (KeyError, OSError) as exc:
-        raise ModelFormatError(f"{path}: not a readable dpcompress NEP table file ({exc})") from None
-    model = parse_nep_text(text, path)
-    T = model.ntypes
-    if tab.M.shape != (2, T, T) or tab.offsets.shape != (2, T, T) or tab.coef.ndim != 1:
-        raise ModelFormatError(f"{path}: table arrays have the wrong shapes for {T} elements")
-    for p in range(2):
-        nch = (model.n_max_radial if p == 0 else model.n_max_angular) + 1
-        if np.any(tab.M[p] < 1) or np.any(tab.offsets[p] < 0) or np.any(tab.offsets[p] + tab.M[p] * 6 * nch > tab.coef.size):
-            raise ModelFormatError(f"{path}: table offsets/sizes out of bounds")
-    model.tables = tab
-    return model

@@ -8,7 +8,7 @@ with the fitting net :math:`F`, ``bias_atom_e`` :math:`b`, ``out_bias``
 
 import numpy as np
 
-from .networks import network_backward, network_forward
+from ...core.networks import network_backward, network_forward
 
 
 def atomic_energy_masks(model, atom_types):

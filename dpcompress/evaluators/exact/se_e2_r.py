@@ -23,8 +23,8 @@ Backward, from :math:`\bar D = \partial E/\partial D`:
 
 import numpy as np
 
-from .env_mat import env_mat_se_a
-from .networks import embedding_with_derivatives
+from ...core.env_mat import env_mat_se_a
+from ...core.networks import embedding_with_derivatives
 
 
 def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):

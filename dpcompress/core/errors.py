@@ -25,3 +25,26 @@ class InputError(DPCompressError, ValueError):
 
 class DataFormatError(DPCompressError, ValueError):
     """A training-data folder or file does not follow the deepmd/npy or deepmd/hdf5 layout."""
+
+
+#: status codes of the C library (src_c/dpc_common.h)
+STATUS_OK, STATUS_ALLOC, STATUS_ARGUMENT, STATUS_INDEX, STATUS_NONFINITE, STATUS_COINCIDENT = range(6)
+
+
+def status_error(status, message, error=InputError):
+    """The exception for a non-zero C status: the one mapping every compiled wrapper uses.
+
+    Parameters
+    ----------
+    status : int
+        A ``dpc_status``.
+    message : str
+        What the C side said (or what the wrapper knows), already naming the problem.
+    error : type
+        The class for everything but a failed allocation: :class:`InputError` for a frame,
+        :class:`ModelFormatError` for a model file, ``RuntimeError`` for arguments a wrapper
+        validated itself (a bug if it happens).
+    """
+    if status == STATUS_ALLOC:
+        return MemoryError(message or "out of memory in a dpcompress kernel")
+    return error(message or f"a dpcompress kernel failed with status {status}")

@@ -8,7 +8,8 @@ atoms or grid points and reduces in a fixed order.
 
 import os
 
-from .errors import InputError
+from ..core.errors import InputError
+from . import openmp_info
 
 
 def available_cores():
@@ -21,8 +22,6 @@ def available_cores():
 
 def openmp_enabled():
     """Return True when the compiled kernels were built with OpenMP."""
-    from ._ext import openmp_info
-
     return openmp_info.openmp_enabled()
 
 
@@ -41,8 +40,6 @@ def effective_n_threads(n_threads=None):
     int
         1 when the kernels were built without OpenMP.
     """
-    from ._ext import openmp_info
-
     if n_threads is None or (isinstance(n_threads, int) and n_threads == -1):
         n = min(openmp_info.max_threads(), available_cores()) if "OMP_NUM_THREADS" in os.environ else available_cores()
     else:
@@ -83,3 +80,14 @@ class blas_threads:
         if self._ctx is not None:
             self._ctx.__exit__(*exc)
         return False
+
+
+def threads_per_rank(comm):
+    """Cores of this node divided among the MPI ranks of ``comm`` that share it (at least 1)."""
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return max(1, available_cores() // node.size)
+    finally:
+        node.Free()

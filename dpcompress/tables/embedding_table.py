@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InputError
-from ..reference.table_math import table_eval
+from ..core.errors import InputError
+from ..core.table_math import table_eval
 
 #: Largest table (``nspline * (order+1) * M`` float64 values) the builder accepts: 16 GiB.
 MAX_TABLE_ELEMENTS = 2**31
@@ -130,7 +130,7 @@ class EmbeddingTable:
 
 
 class PackedNetwork(NamedTuple):
-    """A :class:`~dpcompress.models.structures.Network` as the flat buffers of ``dpc_dense_net``.
+    """A :class:`~dpcompress.core.networks.Network` as the flat buffers of ``dpc_dense_net``.
 
     Layer k maps ``width[k] -> width[k+1]``; its weights (row-major) start at
     ``weights[w_offset[k]]``, its bias at ``bias[b_offset[k]]`` and its timestep at
@@ -150,7 +150,7 @@ class PackedNetwork(NamedTuple):
 
 
 def pack_network(net):
-    """Flatten a :class:`~dpcompress.models.structures.Network` for the C kernels.
+    """Flatten a :class:`~dpcompress.core.networks.Network` for the C kernels.
 
     Raises
     ------
@@ -254,14 +254,14 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
     net : Network
         Embedding net with ``in_dim == 1``.
     lower, upper : float
-        Fine region requested (``upper > lower``); see :func:`dpcompress.compress.bounds.table_bounds`.
+        Fine region requested (``upper > lower``); see the descriptor units' ``table_bounds``.
     stride0, stride1 : float
         Fine and coarse widths, > 0 (DeePMD-kit: 0.01 and 0.1).
     extrapolate : float
         >= 1; the coarse region reaches ``extrapolate * upper`` (DeePMD-kit: 5).
     order : {5, 3}
     n_threads : int or None
-        OpenMP threads (:func:`dpcompress.threads.effective_n_threads`); the
+        OpenMP threads (:func:`dpcompress._ext.threads.effective_n_threads`); the
         table does not depend on it, bit for bit.
     extrapolate_below : bool
         Also a coarse segment below the fine region, down to ``extrapolate * lower``
@@ -280,7 +280,7 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
         The net gives a non-finite value or derivative at a node.
     """
     from .._ext import table_build as _tb
-    from ..threads import effective_n_threads
+    from .._ext.threads import effective_n_threads
 
     lower = _finite_number("lower", lower)
     upper = _finite_number("upper", upper)
@@ -342,7 +342,7 @@ def estimate_table_error(table, net, n_threads=1):
     the compiled forward-mode evaluator (``table_build.embedding_derivatives``,
     held equal to the numpy reference by the tests) — fast enough that the whole
     compression of a water model takes a fraction of a second — and the table
-    by the numpy lookup of :mod:`dpcompress.reference.table_math`.
+    by the numpy lookup of :mod:`dpcompress.core.table_math`.
 
     Parameters
     ----------

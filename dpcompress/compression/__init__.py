@@ -1,32 +1,30 @@
-"""Compression: embedding nets -> piecewise-polynomial tables, and the ``.dpc`` file.
+"""Compression: embedding nets -> piecewise-polynomial tables (each descriptor unit tabulates its
+own nets, :mod:`dpcompress.descriptors`), and NEP radial functions -> tables.
 
 ``compress(model, step=0.01, extrapolate=5, ...)`` returns a compressed
-:class:`~dpcompress.models.DPModel` (``.save(path)`` writes the ``.dpc`` file).
+:class:`~dpcompress.models.DPModel`; :func:`dpcompress.save_model` writes the ``.dpc`` file.
 Flags mean what they mean in DeePMD-kit's ``dp compress``.
 """
 
 import dataclasses
-import sys
-import types
 import hashlib
 import os
 import warnings
 
 from .._version import __version__
-from ..errors import InputError
-from ..models import DPModel, load_model
-from .bounds import table_bounds
-from .descriptors import iter_nets, iter_tables, tabulate
-from .tables import EmbeddingTable, build_embedding_table
+from ..core.errors import InputError
+from ..core.warnings import TableAccuracyWarning
+from ..data.min_distance import min_neighbor_distance, systems_from_training_script
+from ..data.scan_file import scan_min_nbor_dist
+from ..descriptors import iter_nets, iter_tables, tabulate
+from ..modelfile import load_model
+from ..models import DPModel
+from ..nep import DEFAULT_STEP, build_tables, read_nep
 
-__all__ = ["compress", "EmbeddingTable", "table_bounds", "build_embedding_table", "resolve_min_nbor_dist", "TableAccuracyWarning"]
+__all__ = ["compress", "compress_nep", "resolve_min_nbor_dist", "TableAccuracyWarning"]
 
 #: A table whose estimated max |table - net| exceeds this triggers a TableAccuracyWarning.
 WARN_TABLE_ERROR = 1e-8
-
-
-class TableAccuracyWarning(UserWarning):
-    """A table reproduces its net less accurately than usual (kinks of relu/relu6, or a coarse step)."""
 
 
 def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=None):
@@ -38,8 +36,6 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=
     training data that ``training_script`` names; else ``min_nbor_dist``; else an error.
     """
     if scan is not None:
-        from ..scan import scan_min_nbor_dist
-
         value = scan_min_nbor_dist(scan)
         if model.min_nbor_dist is not None and abs(value - model.min_nbor_dist) > 1e-12 * value:
             warnings.warn(f"{scan}: min_nbor_dist = {value} is used; the model stores {model.min_nbor_dist}", stacklevel=3)
@@ -51,8 +47,6 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=
             )
         return float(model.min_nbor_dist), "model"
     if training_script is not None:
-        from ..data.min_distance import min_neighbor_distance, systems_from_training_script
-
         value = min_neighbor_distance(systems_from_training_script(training_script), cutoff=model.rcut)
         if not value < float("inf"):
             raise InputError(f"{training_script}: no atom pair within rcut in the training data")
@@ -163,16 +157,17 @@ def compress(
     return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)
 
 
-class _CallableModule(types.ModuleType):
-    """``dpcompress.compress`` names both this subpackage and its main function.
+def compress_nep(model, step=None):
+    """A NEP model with quintic tables of its radial functions (``step`` Å at most per interval).
 
-    Once the subpackage is imported, Python binds the package attribute to the
-    module object; making the module callable keeps ``dpcompress.compress(path)``
-    (and ``from dpcompress import compress``) working either way.
+    Parameters
+    ----------
+    model : str, os.PathLike or NEPModel
+        A ``nep.txt`` file or a model read from one.
+    step : float or None
+        None: :data:`dpcompress.nep.DEFAULT_STEP`.
     """
-
-    def __call__(self, *args, **kwargs):
-        return compress(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    if isinstance(model, (str, os.PathLike)):
+        model = read_nep(model)
+    model.tables = build_tables(model, step=DEFAULT_STEP if step is None else step)
+    return model

@@ -26,8 +26,8 @@ zero angular average they contribute nothing.
 
 import numpy as np
 
-from .env_mat import env_mat_se_a
-from .networks import embedding_value_and_slope
+from ...core.env_mat import env_mat_se_a
+from ...core.networks import embedding_value_and_slope
 
 
 def _block_pairs(desc):

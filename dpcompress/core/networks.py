@@ -1,13 +1,81 @@
-r"""Dense networks in numpy: forward, reverse-mode gradient, and forward-mode
-derivatives in a scalar input.
+r"""Dense networks: the :class:`Layer` and :class:`Network` data classes, and in numpy their
+forward pass, reverse-mode gradient, and forward-mode derivatives in a scalar input.
 
-A layer is :math:`y = d\odot\varphi(z) + \rho(x)`, :math:`z = xW + b`
-(see :class:`~dpcompress.models.structures.Layer`).
+A layer is :math:`y = d\odot\varphi(z) + \rho(x)`, :math:`z = xW + b`.
 """
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 
-from ..models.activations import activate
+from .activations import activate
+
+
+@dataclass(frozen=True)
+class Layer:
+    r"""One dense layer, DeePMD-kit's rule.
+
+    .. math::
+
+        y = d \odot \varphi(x W + b) + \rho(x),\qquad
+        \rho(x) = \begin{cases} x & n_\text{out} = n_\text{in} \\
+                               [x, x] & n_\text{out} = 2 n_\text{in} \\
+                               0 & \text{otherwise or without resnet}\end{cases}
+
+    with :math:`d` the timestep vector ``idt`` (``resnet_dt``) or 1.
+
+    Attributes
+    ----------
+    w : ndarray, shape (n_in, n_out)
+    b : ndarray, shape (n_out,), or None
+    idt : ndarray, shape (n_out,), or None
+    activation : str
+        Canonical name (see :mod:`dpcompress.models.activations`).
+    resnet : bool
+        Residual connection requested; it exists only when the widths allow.
+    """
+
+    w: np.ndarray
+    b: Optional[np.ndarray]
+    idt: Optional[np.ndarray]
+    activation: str
+    resnet: bool
+
+    @property
+    def n_in(self):
+        return self.w.shape[0]
+
+    @property
+    def n_out(self):
+        return self.w.shape[1]
+
+    @property
+    def residual(self):
+        """``'identity'``, ``'double'`` or ``None``: the skip connection actually applied."""
+        if not self.resnet:
+            return None
+        if self.n_out == self.n_in:
+            return "identity"
+        if self.n_out == 2 * self.n_in:
+            return "double"
+        return None
+
+
+@dataclass(frozen=True)
+class Network:
+    """A chain of :class:`Layer` (an embedding net or a fitting net)."""
+
+    layers: Tuple[Layer, ...]
+
+    @property
+    def in_dim(self):
+        return self.layers[0].n_in
+
+    @property
+    def out_dim(self):
+        return self.layers[-1].n_out
+
 
 
 def _residual(layer, v):

@@ -32,8 +32,8 @@ The appended type embedding has no coordinate gradient.
 
 import numpy as np
 
-from .env_mat import env_mat_se_a, smooth_switch
-from .networks import embedding_with_derivatives
+from ...core.env_mat import env_mat_se_a, smooth_switch
+from ...core.networks import embedding_with_derivatives
 
 
 def switch_and_derivative(desc, vectors, mask):

@@ -1,0 +1,314 @@
+"""The model runtime (``src_c/dpc_model.h``): thin wrapper, validation and dispatch only.
+
+:class:`Model` opens a model from the bytes of a ``.dpc`` file (the C reader checks every size,
+offset and checksum); :class:`Workspace` holds the scratch kept between calls; :func:`compute`
+runs one frame.  Every array is checked for dtype, shape and contiguity here, before the GIL is
+released; the C side checks the values (types, indices, finiteness) and reports a status and a
+message, which :func:`dpcompress.core.errors.status_error` turns into the exception.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libc.stdlib cimport free, malloc
+
+from ..core.errors import STATUS_COINCIDENT, InputError, ModelFormatError, status_error
+from .blas cimport dgemm_t, scipy_dgemm
+from .blas import blas_single_thread
+
+
+cdef extern from "dpc_model.h":
+    int DPC_CHUNK_SIZE "DPC_CHUNK"
+    ctypedef struct dpc_model:
+        pass
+    ctypedef struct dpc_workspace:
+        pass
+    ctypedef void (*dpc_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *, double *, int *,
+                                 double *, double *, int *) noexcept nogil
+    ctypedef struct dpc_error:
+        int status
+        char message[512]
+        int64_t atom_i, atom_j
+        int64_t shift[3]
+        double d2
+    ctypedef struct dpc_frame:
+        int64_t natoms, nlocal
+        const double *x
+        const int32_t *type
+        const int64_t *tag
+        const double *cell
+        const int32_t *lattice
+        int64_t nimage
+        const int32_t *image_owner
+        const int32_t *image_lattice
+        const int32_t *numneigh
+        const int32_t *const *firstneigh
+        int32_t neighmask
+    ctypedef struct dpc_result:
+        double energy
+        double virial[9]
+        int64_t beyond_fine, beyond_table, overflow, overflow_worst, overflow_atom, overflow_block, overflow_part
+    ctypedef struct dpc_outputs:
+        double *atom_energy
+        double *force
+        double *atom_virial
+
+    int dpc_model_open(const void *data, size_t nbytes, dpc_dgemm_t dgemm, dpc_model **model, dpc_error *err) nogil
+    void dpc_model_close(dpc_model *model)
+    int dpc_model_kind(const dpc_model *model)
+    int64_t dpc_model_ntypes(const dpc_model *model)
+    const char *dpc_model_type_name(const dpc_model *model, int64_t t)
+    double dpc_model_rcut(const dpc_model *model)
+    dpc_workspace *dpc_workspace_new()
+    void dpc_workspace_free(dpc_workspace *ws)
+    size_t dpc_workspace_bytes(const dpc_workspace *ws)
+    int dpc_compute(const dpc_model *model, dpc_workspace *ws, const dpc_frame *frame, int n_threads,
+                    const dpc_outputs *out, dpc_result *result, dpc_error *err) nogil
+    unsigned int dpc_crc32(unsigned int crc, const void *data, size_t n) nogil
+
+
+#: centers per chunk of the runtime (compile-time constant)
+CHUNK = DPC_CHUNK_SIZE
+KIND_DP_ENERGY, KIND_NEP = 1, 2
+
+
+cdef class Model:
+    """A model opened by the runtime from the bytes of a ``.dpc`` file.
+
+    Parameters
+    ----------
+    buffer : bytes-like
+        The file's bytes (a read-only memory map serves); kept referenced while the model lives.
+    source : str
+        Named in the errors.
+
+    Raises
+    ------
+    ModelFormatError
+        The C reader's message, prefixed with ``source``.
+    """
+    cdef dpc_model *ptr
+    cdef readonly object buffer
+    cdef readonly str source
+
+    def __cinit__(self, buffer, str source="<memory>"):
+        self.ptr = NULL
+        self.buffer = buffer
+        self.source = source
+        cdef const unsigned char[::1] view = memoryview(buffer).cast("B")
+        cdef dpc_error err
+        cdef int status
+        cdef dgemm_t gemm = scipy_dgemm()
+        cdef const void *data = &view[0] if view.shape[0] > 0 else NULL
+        cdef size_t n = view.shape[0]
+        with nogil:
+            status = dpc_model_open(data, n, <dpc_dgemm_t>gemm, &self.ptr, &err)
+        if status != 0:
+            raise status_error(status, f"{source}: {err.message.decode('utf-8', 'replace')}", ModelFormatError)
+
+    def __dealloc__(self):
+        if self.ptr != NULL:
+            dpc_model_close(self.ptr)
+            self.ptr = NULL
+
+    @property
+    def kind(self):
+        return dpc_model_kind(self.ptr)
+
+    @property
+    def ntypes(self):
+        return dpc_model_ntypes(self.ptr)
+
+    @property
+    def rcut(self):
+        """Largest cutoff of the model, Å."""
+        return dpc_model_rcut(self.ptr)
+
+    @property
+    def type_map(self):
+        return tuple(dpc_model_type_name(self.ptr, t).decode("utf-8", "replace") for t in range(self.ntypes))
+
+
+def check_model_bytes(buffer, source="<memory>"):
+    """Open and close the model in ``buffer``: the C reader's checks (raises ModelFormatError)."""
+    Model(buffer, source)
+
+
+cdef class Workspace:
+    """Scratch of the runtime, kept between frames (grows during the first frames of a run)."""
+    cdef dpc_workspace *ptr
+
+    def __cinit__(self):
+        self.ptr = dpc_workspace_new()
+        if self.ptr == NULL:
+            raise MemoryError("cannot allocate a runtime workspace")
+
+    def __dealloc__(self):
+        if self.ptr != NULL:
+            dpc_workspace_free(self.ptr)
+            self.ptr = NULL
+
+    @property
+    def nbytes(self):
+        """Bytes the workspace holds."""
+        return dpc_workspace_bytes(self.ptr)
+
+
+def _array(a, dtype, shape, name):
+    if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous and a.shape == shape):
+        got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype)} array of shape {shape}, got {got}")
+    return a
+
+
+def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index, *, cell=None, lattice=None,
+            image_owner=None, image_lattice=None, tag=None, int n_threads=1, force=None, atom_energy=None,
+            atom_virial=None):
+    """One frame through ``dpc_compute``; the output arrays are added to.
+
+    Parameters
+    ----------
+    x : float64 (natoms, 3);  types : int32 (natoms,);  nlocal : the centers are atoms 0..nlocal-1
+    offsets : int64 (nlocal + 1,), index : int32 (offsets[-1],)
+        Candidate neighbors of each center (CSR), indices into [0, natoms + nimage).
+    cell : float64 (3, 3) or None;  lattice : int32 (natoms, 3) or None
+    image_owner : int32 (nimage,), image_lattice : int32 (nimage, 3), or None
+    tag : int64 (natoms,) or None
+    force : float64 (natoms, 3), required;  atom_energy : (nlocal,) or None;  atom_virial : (natoms, 9) or None
+
+    Returns
+    -------
+    dict
+        energy, virial (3, 3), beyond_fine, beyond_table, overflow, overflow_worst, overflow_atom,
+        overflow_block, overflow_part.
+
+    Raises
+    ------
+    InputError
+        A problem with the frame, named by the runtime (coincident atoms with ``atoms`` = (i, j,
+        shift) set on the exception).
+    """
+    cdef int64_t natoms = x.shape[0] if isinstance(x, np.ndarray) and x.ndim == 2 else -1
+    _array(x, np.float64, (natoms, 3), "x")
+    _array(types, np.int32, (natoms,), "types")
+    if not 0 <= nlocal <= natoms:
+        raise ValueError(f"nlocal must lie in [0, {natoms}], got {nlocal}")
+    _array(offsets, np.int64, (nlocal + 1,), "offsets")
+    cdef int64_t ncand = offsets[nlocal] if nlocal >= 0 else 0
+    _array(index, np.int32, (ncand,), "index")
+    if nlocal > 0 and (offsets[0] != 0 or np.any(np.diff(offsets) < 0) or np.any(np.diff(offsets) > 2**31 - 1)):
+        raise ValueError("offsets must start at 0 and not decrease")
+    cdef int64_t nimage = 0
+    if image_owner is not None:
+        nimage = image_owner.shape[0]
+        _array(image_owner, np.int32, (nimage,), "image_owner")
+        _array(image_lattice, np.int32, (nimage, 3), "image_lattice")
+    if cell is not None:
+        _array(cell, np.float64, (3, 3), "cell")
+    if lattice is not None:
+        _array(lattice, np.int32, (natoms, 3), "lattice")
+    if tag is not None:
+        _array(tag, np.int64, (natoms,), "tag")
+    _array(force, np.float64, (natoms, 3), "force")
+    if atom_energy is not None:
+        _array(atom_energy, np.float64, (nlocal,), "atom_energy")
+    if atom_virial is not None:
+        _array(atom_virial, np.float64, (natoms, 9), "atom_virial")
+
+    cdef const double[:, ::1] xv = x
+    cdef const int32_t[::1] tv = types
+    cdef const int64_t[::1] ov = offsets
+    cdef const int32_t[::1] iv = index
+    cdef const int32_t[::1] own
+    cdef const int32_t[:, ::1] ilat
+    cdef const double[:, ::1] cv
+    cdef const int32_t[:, ::1] lv
+    cdef const int64_t[::1] tagv
+    cdef double[:, ::1] fv = force
+    cdef double[::1] ev
+    cdef double[:, ::1] wv
+    cdef dpc_frame fr
+    cdef dpc_outputs out
+    cdef dpc_result res
+    cdef dpc_error err
+    cdef int status
+    cdef int64_t i
+    cdef const int32_t **rows = NULL
+    cdef int32_t *counts = NULL
+    fr.natoms = natoms
+    fr.nlocal = nlocal
+    fr.x = &xv[0, 0] if natoms > 0 else NULL
+    fr.type = &tv[0] if natoms > 0 else NULL
+    fr.tag = NULL
+    fr.cell = NULL
+    fr.lattice = NULL
+    fr.nimage = nimage
+    fr.image_owner = NULL
+    fr.image_lattice = NULL
+    fr.neighmask = 0
+    if tag is not None and natoms > 0:
+        tagv = tag
+        fr.tag = &tagv[0]
+    if cell is not None:
+        cv = cell
+        fr.cell = &cv[0, 0]
+    if lattice is not None and natoms > 0:
+        lv = lattice
+        fr.lattice = &lv[0, 0]
+    if nimage > 0:
+        own = image_owner
+        ilat = image_lattice
+        fr.image_owner = &own[0]
+        fr.image_lattice = &ilat[0, 0]
+    out.force = &fv[0, 0] if natoms > 0 else NULL
+    out.atom_energy = NULL
+    out.atom_virial = NULL
+    if atom_energy is not None and nlocal > 0:
+        ev = atom_energy
+        out.atom_energy = &ev[0]
+    if atom_virial is not None and natoms > 0:
+        wv = atom_virial
+        out.atom_virial = &wv[0, 0]
+    rows = <const int32_t **>malloc(sizeof(int32_t *) * (nlocal if nlocal > 0 else 1))
+    counts = <int32_t *>malloc(sizeof(int32_t) * (nlocal if nlocal > 0 else 1))
+    if rows == NULL or counts == NULL:
+        free(rows)
+        free(counts)
+        raise MemoryError("cannot allocate the candidate-row pointers")
+    try:
+        for i in range(nlocal):
+            counts[i] = <int32_t>(ov[i + 1] - ov[i])
+            rows[i] = (&iv[0] + ov[i]) if ncand > 0 else NULL
+        fr.numneigh = counts
+        fr.firstneigh = rows
+        with blas_single_thread():
+            with nogil:
+                status = dpc_compute(model.ptr, ws.ptr, &fr, n_threads, &out, &res, &err)
+    finally:
+        free(rows)
+        free(counts)
+    if status != 0:
+        exc = status_error(status, err.message.decode("utf-8", "replace"), InputError)
+        if status == STATUS_COINCIDENT:
+            exc.atoms = (int(err.atom_i), int(err.atom_j), (int(err.shift[0]), int(err.shift[1]), int(err.shift[2])),
+                         float(err.d2))
+        raise exc
+    return {
+        "energy": res.energy,
+        "virial": np.array([res.virial[k] for k in range(9)]).reshape(3, 3),
+        "beyond_fine": res.beyond_fine,
+        "beyond_table": res.beyond_table,
+        "overflow": res.overflow,
+        "overflow_worst": res.overflow_worst,
+        "overflow_atom": res.overflow_atom,
+        "overflow_block": res.overflow_block,
+        "overflow_part": res.overflow_part,
+    }
+
+
+def crc32(data):
+    """The C library's CRC-32 of ``data`` (zlib's polynomial; tests hold it equal to zlib.crc32)."""
+    cdef const unsigned char[::1] v = memoryview(data).cast("B")
+    if v.shape[0] == 0:
+        return 0
+    return dpc_crc32(0, &v[0], v.shape[0])

@@ -1,0 +1,565 @@
+/* One frame of a model: dpc_compute (API and conventions in dpc_model.h).
+ *
+ * The centers are taken in chunks of DPC_CHUNK; per chunk, for a DP energy model:
+ *
+ *   rows       every center's candidates gathered, ordered and cut into each part's neighbor
+ *              rows (dpc_rows.c), OpenMP over centers
+ *   forward    each part's fused table kernel -> its state (T, or D for se_e3)
+ *   fitting    atoms by type in chunks of at most DPC_FIT_CHUNK rows (dpc_fitting.c); each chunk's
+ *              rows of D are made from the parts' states when the chunk starts and its dE/dD turned
+ *              back into dE/dstate when it ends, so D is never stored for the whole frame
+ *   energies   e_i = keep_t (fit_t (F_t(D_i) + b_t) + beta_t)
+ *   backward   each part's fused kernel -> dE/dr_ij per slot
+ *   scatter    F_i += g, F_j -= g, W_j -= g (x) r in (center, slot) order, part 0 into the outputs
+ *              and every further part into its own accumulator, added at the end in part order
+ *
+ * and for NEP: rows (one block, every neighbor within the largest cutoff), the NEP kernel per
+ * center, its deterministic parallel scatter.  Every per-center result depends on that center
+ * only and every sum runs in a fixed order: results do not depend on the thread count. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpc_model_internal.h"
+#include "dpc_rows.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+dpc_workspace *dpc_workspace_new(void) { return (dpc_workspace *)calloc(1, sizeof(dpc_workspace)); }
+
+void dpc_workspace_free(dpc_workspace *ws)
+{
+    if (!ws) return;
+    dpc_buffer_free(&ws->chunk);
+    dpc_buffer_free(&ws->frame);
+    dpc_buffer_free(&ws->centers);
+    dpc_buffer_free(&ws->fit_shared);
+    for (int k = 0; k < ws->n_thread_buffers; k++) {
+        dpc_buffer_free(ws->threads + k);
+        dpc_buffer_free(ws->fit_threads + k);
+    }
+    free(ws->threads);
+    free(ws->fit_threads);
+    free(ws);
+}
+
+size_t dpc_workspace_bytes(const dpc_workspace *ws)
+{
+    size_t n = ws->chunk.cap + ws->frame.cap + ws->centers.cap + ws->fit_shared.cap;
+    for (int k = 0; k < ws->n_thread_buffers; k++) n += ws->threads[k].cap + ws->fit_threads[k].cap;
+    return n;
+}
+
+static int reserve_threads(dpc_workspace *ws, int n)
+{
+    if (n <= ws->n_thread_buffers) return 1;
+    dpc_buffer *a = (dpc_buffer *)realloc(ws->threads, sizeof(dpc_buffer) * (size_t)n);
+    if (!a) return 0;
+    ws->threads = a;
+    dpc_buffer *b = (dpc_buffer *)realloc(ws->fit_threads, sizeof(dpc_buffer) * (size_t)n);
+    if (!b) return 0;
+    ws->fit_threads = b;
+    for (int k = ws->n_thread_buffers; k < n; k++) {
+        ws->threads[k].data = ws->fit_threads[k].data = NULL;
+        ws->threads[k].cap = ws->fit_threads[k].cap = 0;
+    }
+    ws->n_thread_buffers = n;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------ frame checks */
+
+static dpc_status check_frame(const dpc_model *m, const dpc_frame *f, const dpc_outputs *out, dpc_error *err)
+{
+    if (f->natoms < 0 || f->nlocal < 0 || f->nlocal > f->natoms || f->nimage < 0)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame sizes: natoms %lld, nlocal %lld, nimage %lld",
+                             (long long)f->natoms, (long long)f->nlocal, (long long)f->nimage);
+    if (f->natoms + f->nimage > INT32_MAX)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "%lld atoms and images exceed the 32-bit neighbor indices",
+                             (long long)(f->natoms + f->nimage));
+    if (f->natoms > 0 && (!f->x || !f->type || !out || !out->force))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame without coordinates, types or a force array");
+    if (f->nlocal > 0 && (!f->numneigh || !f->firstneigh))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame without candidate neighbors");
+    if (f->nimage > 0 && (!f->cell || !f->image_owner || !f->image_lattice))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "periodic images need a cell, their owners and their lattice shifts");
+    if (f->cell)
+        for (int k = 0; k < 9; k++)
+            if (!isfinite(f->cell[k])) return dpc_set_error(err, DPC_ERR_NONFINITE, "the cell is not finite");
+    for (int64_t a = 0; a < f->natoms; a++) {
+        if (f->type[a] < -1 || f->type[a] >= m->ntypes)
+            return dpc_set_error(err, DPC_ERR_INDEX, "atom %lld has type %d; the model has types 0..%lld (or -1: skipped)",
+                                 (long long)a, f->type[a], (long long)(m->ntypes - 1));
+        if (!isfinite(f->x[3 * a]) || !isfinite(f->x[3 * a + 1]) || !isfinite(f->x[3 * a + 2]))
+            return dpc_set_error(err, DPC_ERR_NONFINITE, "atom %lld has a non-finite coordinate", (long long)a);
+    }
+    for (int64_t g = 0; g < f->nimage; g++)
+        if (f->image_owner[g] < 0 || f->image_owner[g] >= f->natoms)
+            return dpc_set_error(err, DPC_ERR_INDEX, "image %lld names atom %d of %lld", (long long)g, f->image_owner[g],
+                                 (long long)f->natoms);
+    for (int64_t i = 0; i < f->nlocal; i++)
+        if (f->numneigh[i] < 0 || (f->numneigh[i] > 0 && !f->firstneigh[i]))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "center %lld: %d candidates", (long long)i, f->numneigh[i]);
+    return DPC_OK;
+}
+
+static dpc_status report_issue(const dpc_row_issue *is, dpc_error *err)
+{
+    if (is->bad_index)
+        return dpc_set_error(err, DPC_ERR_INDEX, "center %lld has candidate neighbor %lld, outside the frame's atoms and images",
+                             (long long)is->bad_center, (long long)is->bad_value);
+    err->atom_i = is->key[0];
+    err->atom_j = is->key[1];
+    for (int c = 0; c < 3; c++) err->shift[c] = is->key[2 + c];
+    err->d2 = is->d2;
+    return dpc_set_error(err, DPC_ERR_COINCIDENT, "atoms %lld and %lld (lattice shift %lld %lld %lld) coincide: distance %.3g A < %g A",
+                         (long long)is->key[0], (long long)is->key[1], (long long)is->key[2], (long long)is->key[3],
+                         (long long)is->key[4], sqrt(is->d2), DPC_COINCIDE);
+}
+
+/* The worst (center, block) sel overflow of one part: largest count, then first in order. */
+typedef struct {
+    int64_t total, worst, atom, block;
+} overflow_stat;
+
+static void overflow_merge(overflow_stat *into, const overflow_stat *from)
+{
+    into->total += from->total;
+    if (from->worst > into->worst ||
+        (from->worst == into->worst && from->worst > 0 &&
+         (from->atom < into->atom || (from->atom == into->atom && from->block < into->block)))) {
+        into->worst = from->worst;
+        into->atom = from->atom;
+        into->block = from->block;
+    }
+}
+
+/* ------------------------------------------------------------------------------ DP energy */
+
+typedef struct {
+    const dpc_model *m;
+    dpc_part_arrays pa[DPC_MAX_PARTS];
+    const int64_t *types; /* [chunk] */
+} fit_ctx;
+
+/* Rows of D from the parts' states. */
+static void fill_rows(void *vctx, const dpc_index *rows, dpc_index n, double *x)
+{
+    const fit_ctx *c = (const fit_ctx *)vctx;
+    const dpc_model *m = c->m;
+    for (dpc_index r = 0; r < n; r++) {
+        const int64_t k = rows[r];
+        double *xr = x + r * m->dim;
+        int64_t col = 0;
+        for (int p = 0; p < m->nparts; p++) {
+            const dpc_part *P = m->parts + p;
+            const double *st = c->pa[p].state + k * P->state_dim;
+            if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN) {
+                dpc_descriptor_from_T_atom(P->M, P->A, st, xr + col);
+                col += P->M * P->A;
+                if (P->concat) {
+                    memcpy(xr + col, P->type_embedding + c->types[k] * P->tebd_dim, sizeof(double) * P->tebd_dim);
+                    col += P->tebd_dim;
+                }
+            } else if (P->kind == DPC_PART_SE_R) {
+                for (int64_t q = 0; q < P->M; q++) xr[col + q] = st[q] * DPC_SE_R_RESCALE;
+                col += P->M;
+            } else {
+                memcpy(xr + col, st, sizeof(double) * P->M);
+                col += P->M;
+            }
+        }
+    }
+}
+
+/* dE/dD rows (masked by the atom exclusions) back to each part's dE/dstate. */
+static void take_rows(void *vctx, const dpc_index *rows, dpc_index n, double *dx)
+{
+    const fit_ctx *c = (const fit_ctx *)vctx;
+    const dpc_model *m = c->m;
+    for (dpc_index r = 0; r < n; r++) {
+        const int64_t k = rows[r], t = c->types[k];
+        double *dr = dx + r * m->dim;
+        const double mask = m->fit_mask[t] * m->keep_mask[t];
+        for (int64_t q = 0; q < m->dim; q++) dr[q] = dr[q] * mask;
+        int64_t col = 0;
+        for (int p = 0; p < m->nparts; p++) {
+            const dpc_part *P = m->parts + p;
+            const double *st = c->pa[p].state + k * P->state_dim;
+            double *ds = c->pa[p].dstate + k * P->state_dim;
+            if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN) {
+                dpc_descriptor_gradient_to_T_atom(P->M, P->A, st, dr + col, ds);
+                col += P->M * P->A + (P->concat ? P->tebd_dim : 0);
+            } else if (P->kind == DPC_PART_SE_R) {
+                for (int64_t q = 0; q < P->M; q++) ds[q] = dr[col + q] * DPC_SE_R_RESCALE;
+                col += P->M;
+            } else {
+                memcpy(ds, dr + col, sizeof(double) * P->M);
+                col += P->M;
+            }
+        }
+    }
+}
+
+/* Carve the per-chunk arrays (base NULL: only count the bytes). */
+static size_t carve_dp_chunk(const dpc_model *m, int64_t n, char *base, int64_t **types, double **energy,
+                             dpc_part_arrays *pa)
+{
+    size_t off = 0;
+    *types = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n);
+    *energy = (double *)dpc_carve(base, &off, sizeof(double) * n);
+    for (int p = 0; p < m->nparts; p++) {
+        const dpc_part *P = m->parts + p;
+        dpc_part_arrays *a = pa + p;
+        a->index = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei);
+        a->vectors = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
+        a->counts = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
+        a->overflow = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
+        a->gate_index = P->kind == DPC_PART_SE_ATTEN ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei) : NULL;
+        a->state = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
+        a->dstate = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
+        a->pair_grad = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
+        a->beyond = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * 2 * n);
+    }
+    return off;
+}
+
+static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f, const int64_t *centers,
+                             int64_t ncenters, int nth, const dpc_outputs *out, dpc_result *res, dpc_error *err)
+{
+    const int64_t cap = ncenters < DPC_CHUNK ? ncenters : DPC_CHUNK;
+    int64_t *ctypes;
+    double *efit;
+    fit_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.m = m;
+    char *base = (char *)dpc_buffer_reserve(&ws->chunk, carve_dp_chunk(m, cap, NULL, &ctypes, &efit, ctx.pa));
+    if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the chunk buffers");
+    carve_dp_chunk(m, cap, base, &ctypes, &efit, ctx.pa);
+    ctx.types = ctypes;
+    /* accumulators of parts 1.. (per atom, the whole frame) */
+    {
+        const int want_av = out->atom_virial != NULL;
+        size_t size = 0;
+        for (int p = 1; p < m->nparts; p++) {
+            dpc_carve(NULL, &size, sizeof(double) * 3 * f->natoms);
+            if (want_av) dpc_carve(NULL, &size, sizeof(double) * 9 * f->natoms);
+        }
+        char *fb = size ? (char *)dpc_buffer_reserve(&ws->frame, size) : NULL;
+        if (size && !fb) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the part accumulators");
+        size_t off = 0;
+        for (int p = 1; p < m->nparts; p++) {
+            ctx.pa[p].force = (double *)dpc_carve(fb, &off, sizeof(double) * 3 * f->natoms);
+            memset(ctx.pa[p].force, 0, sizeof(double) * 3 * f->natoms);
+            ctx.pa[p].atom_virial = want_av ? (double *)dpc_carve(fb, &off, sizeof(double) * 9 * f->natoms) : NULL;
+            if (want_av) memset(ctx.pa[p].atom_virial, 0, sizeof(double) * 9 * f->natoms);
+        }
+        ctx.pa[0].force = out->force;
+        ctx.pa[0].atom_virial = out->atom_virial;
+    }
+    dpc_row_spec spec[DPC_MAX_PARTS];
+    for (int p = 0; p < m->nparts; p++) {
+        const dpc_part *P = m->parts + p;
+        spec[p].rcut2 = P->rcut * P->rcut;
+        spec[p].nblocks = P->nblocks;
+        spec[p].nnei = P->nnei;
+        spec[p].sel_offsets = P->sel_offsets;
+        spec[p].mixed = P->mixed;
+        spec[p].pair_exclude = m->pair_exclude;
+        spec[p].ntypes = m->ntypes;
+    }
+    overflow_stat ovf[DPC_MAX_PARTS];
+    for (int p = 0; p < m->nparts; p++) ovf[p] = (overflow_stat){0, 0, -1, -1};
+    const double rcut2 = m->rcut * m->rcut, coincide2 = DPC_COINCIDE * DPC_COINCIDE;
+
+    for (int64_t c0 = 0; c0 < ncenters; c0 += cap) {
+        const int64_t n = ncenters - c0 < cap ? ncenters - c0 : cap;
+        const int64_t *cc = centers + c0;
+        for (int64_t k = 0; k < n; k++) ctypes[k] = f->type[cc[k]];
+
+        /* rows */
+        dpc_row_issue issue;
+        memset(&issue, 0, sizeof issue);
+        int alloc_failed = 0;
+#pragma omp parallel num_threads(nth)
+        {
+            dpc_row_issue mine;
+            memset(&mine, 0, sizeof mine);
+            overflow_stat my_ovf[DPC_MAX_PARTS];
+            for (int p = 0; p < m->nparts; p++) my_ovf[p] = (overflow_stat){0, 0, -1, -1};
+            dpc_buffer *buf = ws->threads + thread_id();
+            dpc_sorted_neighbors sn;
+#pragma omp for schedule(dynamic, 16)
+            for (int64_t k = 0; k < n; k++) {
+                const int64_t i = cc[k];
+                const dpc_status st = dpc_gather_neighbors(f, i, rcut2, coincide2, buf, &sn, &mine);
+                if (st == DPC_ERR_ALLOC) {
+#pragma omp atomic write
+                    alloc_failed = 1;
+                }
+                if (st != DPC_OK) continue;
+                for (int p = 0; p < m->nparts; p++) {
+                    const dpc_part *P = m->parts + p;
+                    dpc_part_arrays *a = ctx.pa + p;
+                    int64_t *idx = a->index + k * P->nnei;
+                    int64_t *ov = a->overflow + k * P->nblocks;
+                    dpc_fill_row(&sn, spec + p, f->type, f->type[i], idx, a->vectors + k * P->nnei * 3,
+                                 a->counts + k * P->nblocks, ov);
+                    for (int64_t b = 0; b < P->nblocks; b++) {
+                        if (!ov[b]) continue;
+                        const overflow_stat one = {ov[b], ov[b], i, b};
+                        overflow_merge(my_ovf + p, &one);
+                    }
+                    if (a->gate_index) {
+                        int64_t *gi = a->gate_index + k * P->nnei;
+                        const int64_t *row = P->gate_of + (int64_t)f->type[i] * m->ntypes;
+                        for (int64_t s = 0; s < P->nnei; s++) gi[s] = idx[s] < 0 ? -1 : row[f->type[idx[s]]];
+                    }
+                }
+            }
+#pragma omp critical(dpc_runtime_rows)
+            {
+                dpc_row_issue_merge(&issue, &mine);
+                for (int p = 0; p < m->nparts; p++) overflow_merge(ovf + p, my_ovf + p);
+            }
+        }
+        if (alloc_failed) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the neighbor rows");
+        if (issue.bad_index || issue.coincident) return report_issue(&issue, err);
+
+        /* forward */
+        for (int p = 0; p < m->nparts; p++) {
+            const dpc_part *P = m->parts + p;
+            dpc_part_arrays *a = ctx.pa + p;
+            dpc_status st;
+            if (P->kind == DPC_PART_SE_T) {
+                dpc_se_t_tab_args t = P->t;
+                t.natoms = n;
+                t.center_types = ctypes;
+                t.vectors = a->vectors;
+                t.counts = a->counts;
+                t.thread_scratch = ws->threads;
+                st = dpc_se_t_tab_forward(&t, nth, a->state, a->beyond, a->beyond + n);
+            } else {
+                dpc_se_a_tab_args s = P->a;
+                s.natoms = n;
+                s.center_types = ctypes;
+                s.vectors = a->vectors;
+                s.counts = a->counts;
+                s.gate_index = a->gate_index;
+                st = dpc_se_a_tab_forward(&s, nth, a->state, a->beyond, a->beyond + n);
+            }
+            if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the forward kernel failed (status %d)", p, (int)st);
+            for (int64_t k = 0; k < n; k++) {
+                res->beyond_fine += a->beyond[k];
+                res->beyond_table += a->beyond[n + k];
+            }
+        }
+
+        /* fitting, energies */
+        {
+            dpc_fitting_args fa;
+            memset(&fa, 0, sizeof fa);
+            fa.natoms = n;
+            fa.dim = m->dim;
+            fa.ntypes = m->ntypes;
+            fa.atom_types = ctypes;
+            fa.net_start = m->net_start;
+            fa.layers = m->layers;
+            fa.bias = m->fit_bias;
+            fa.dgemm = m->dgemm;
+            fa.fill = fill_rows;
+            fa.take = take_rows;
+            fa.ctx = &ctx;
+            fa.thread_scratch = ws->fit_threads;
+            fa.shared_scratch = &ws->fit_shared;
+            const dpc_status st = dpc_fitting_forward_backward(&fa, nth, efit, NULL);
+            if (st != DPC_OK) return dpc_set_error(err, st, "the fitting net failed (status %d)", (int)st);
+        }
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t t = ctypes[k];
+            const double e = m->keep_mask[t] * (m->fit_mask[t] * efit[k] + m->out_bias[t]);
+            if (out->atom_energy) out->atom_energy[cc[k]] += e;
+            res->energy += e;
+        }
+
+        /* backward, scatter */
+        for (int p = 0; p < m->nparts; p++) {
+            const dpc_part *P = m->parts + p;
+            dpc_part_arrays *a = ctx.pa + p;
+            dpc_status st;
+            if (P->kind == DPC_PART_SE_T) {
+                dpc_se_t_tab_args t = P->t;
+                t.natoms = n;
+                t.center_types = ctypes;
+                t.vectors = a->vectors;
+                t.counts = a->counts;
+                t.thread_scratch = ws->threads;
+                st = dpc_se_t_tab_backward(&t, nth, a->dstate, a->pair_grad);
+            } else {
+                dpc_se_a_tab_args s = P->a;
+                s.natoms = n;
+                s.center_types = ctypes;
+                s.vectors = a->vectors;
+                s.counts = a->counts;
+                s.gate_index = a->gate_index;
+                st = dpc_se_a_tab_backward(&s, nth, a->dstate, a->pair_grad);
+            }
+            if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the backward kernel failed (status %d)", p, (int)st);
+            dpc_scatter_rows(n, cc, P->nnei, a->index, a->vectors, a->pair_grad, a->force, a->atom_virial, res->virial);
+        }
+    }
+    for (int p = 1; p < m->nparts; p++) {
+        const dpc_part_arrays *a = ctx.pa + p;
+        for (int64_t q = 0; q < 3 * f->natoms; q++) out->force[q] += a->force[q];
+        if (out->atom_virial)
+            for (int64_t q = 0; q < 9 * f->natoms; q++) out->atom_virial[q] += a->atom_virial[q];
+    }
+    for (int p = 0; p < m->nparts; p++) {
+        res->overflow += ovf[p].total;
+        if (ovf[p].worst > res->overflow_worst) {
+            res->overflow_worst = ovf[p].worst;
+            res->overflow_atom = ovf[p].atom;
+            res->overflow_block = ovf[p].block;
+            res->overflow_part = p;
+        }
+    }
+    return DPC_OK;
+}
+
+/* ------------------------------------------------------------------------------ NEP */
+
+static size_t carve_nep_chunk(int64_t n, int64_t width, char *base, int64_t **index, double **vectors,
+                              int64_t **counts, double **pair_force, double **energy, int64_t **found)
+{
+    size_t off = 0;
+    *index = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * width);
+    *vectors = (double *)dpc_carve(base, &off, sizeof(double) * n * width * 3);
+    *counts = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n);
+    *pair_force = (double *)dpc_carve(base, &off, sizeof(double) * n * width * 3);
+    *energy = (double *)dpc_carve(base, &off, sizeof(double) * n);
+    *found = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n);
+    return off;
+}
+
+static dpc_status compute_nep(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f, const int64_t *centers,
+                              int64_t ncenters, const int64_t *types64, int nth, const dpc_outputs *out,
+                              dpc_result *res, dpc_error *err)
+{
+    const int64_t cap = ncenters < DPC_CHUNK ? ncenters : DPC_CHUNK;
+    const double rcut2 = m->rcut * m->rcut, coincide2 = DPC_COINCIDE * DPC_COINCIDE;
+    if (ws->nep_width < 1) ws->nep_width = 64;
+    int64_t *index, *counts, *found;
+    double *vectors, *pf, *energy;
+    for (int64_t c0 = 0; c0 < ncenters; c0 += cap) {
+        const int64_t n = ncenters - c0 < cap ? ncenters - c0 : cap;
+        const int64_t *cc = centers + c0;
+        for (;;) { /* rows; once more with a wider row when a center has more neighbors than fit */
+            const int64_t W = ws->nep_width;
+            char *base = (char *)dpc_buffer_reserve(&ws->chunk, carve_nep_chunk(cap, W, NULL, &index, &vectors, &counts, &pf, &energy, &found));
+            if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the chunk buffers");
+            carve_nep_chunk(cap, W, base, &index, &vectors, &counts, &pf, &energy, &found);
+            const dpc_row_spec spec = {rcut2, 1, W, NULL, 1, NULL, m->ntypes};
+            dpc_row_issue issue;
+            memset(&issue, 0, sizeof issue);
+            int alloc_failed = 0;
+#pragma omp parallel num_threads(nth)
+            {
+                dpc_row_issue mine;
+                memset(&mine, 0, sizeof mine);
+                dpc_buffer *buf = ws->threads + thread_id();
+                dpc_sorted_neighbors sn;
+#pragma omp for schedule(dynamic, 16)
+                for (int64_t k = 0; k < n; k++) {
+                    const dpc_status st = dpc_gather_neighbors(f, cc[k], rcut2, coincide2, buf, &sn, &mine);
+                    if (st == DPC_ERR_ALLOC) {
+#pragma omp atomic write
+                        alloc_failed = 1;
+                    }
+                    found[k] = 0;
+                    if (st != DPC_OK) continue;
+                    found[k] = dpc_fill_row(&sn, &spec, f->type, f->type[cc[k]], index + k * W, vectors + k * W * 3,
+                                            counts + k, NULL);
+                }
+#pragma omp critical(dpc_runtime_nep_rows)
+                dpc_row_issue_merge(&issue, &mine);
+            }
+            if (alloc_failed) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the neighbor rows");
+            if (issue.bad_index || issue.coincident) return report_issue(&issue, err);
+            int64_t need = 0;
+            for (int64_t k = 0; k < n; k++)
+                if (found[k] > need) need = found[k];
+            if (need <= W) break;
+            ws->nep_width = need + need / 4 + 8;
+        }
+        const int64_t W = ws->nep_width;
+        const int st = dpc_nep_rows(&m->nep, n, cc, f->natoms, types64, W, index, vectors, counts, nth, ws->threads,
+                                    energy, pf, NULL);
+        if (st != DPC_OK)
+            return dpc_set_error(err, (dpc_status)st, "the NEP kernel failed (status %d): %s", st,
+                                 st == DPC_ERR_NONFINITE ? "a pair at zero distance" : "bad sizes or indices");
+        for (int64_t k = 0; k < n; k++) {
+            if (out->atom_energy) out->atom_energy[cc[k]] += energy[k];
+            res->energy += energy[k];
+        }
+        dpc_nep_scatter_rows(n, cc, f->natoms, W, index, vectors, counts, pf, nth, out->force, out->atom_virial);
+        for (int64_t k = 0; k < n; k++)
+            for (int64_t s = 0; s < counts[k]; s++) {
+                const double *v = vectors + (k * W + s) * 3, *g = pf + (k * W + s) * 3;
+                for (int x = 0; x < 3; x++)
+                    for (int y = 0; y < 3; y++) res->virial[3 * x + y] -= v[x] * g[y];
+            }
+    }
+    return DPC_OK;
+}
+
+/* ------------------------------------------------------------------------------ API */
+
+dpc_status dpc_compute(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f, int n_threads,
+                       const dpc_outputs *out, dpc_result *res, dpc_error *err)
+{
+    dpc_error local;
+    if (!err) err = &local;
+    memset(err, 0, sizeof *err);
+    memset(res, 0, sizeof *res);
+    res->overflow_atom = res->overflow_block = res->overflow_part = -1;
+    if (!m || !ws || !f) return dpc_set_error(err, DPC_ERR_ARGUMENT, "model, workspace and frame are required");
+    const int nth = n_threads < 1 ? 1 : n_threads;
+    dpc_status st = check_frame(m, f, out, err);
+    if (st != DPC_OK) return st;
+    if (!reserve_threads(ws, nth)) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the thread buffers");
+    /* centers (atoms the model handles) and, for NEP, 64-bit types of every atom */
+    int64_t ncenters = 0;
+    for (int64_t i = 0; i < f->nlocal; i++) ncenters += f->type[i] >= 0;
+    const int nep = m->kind == DPC_MODEL_NEP;
+    size_t size = 0;
+    dpc_carve(NULL, &size, sizeof(int64_t) * (ncenters ? ncenters : 1));
+    if (nep) dpc_carve(NULL, &size, sizeof(int64_t) * (f->natoms ? f->natoms : 1));
+    char *base = (char *)dpc_buffer_reserve(&ws->centers, size);
+    if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the list of centers");
+    size_t off = 0;
+    int64_t *centers = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * (ncenters ? ncenters : 1));
+    int64_t *types64 = nep ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * (f->natoms ? f->natoms : 1)) : NULL;
+    for (int64_t i = 0, k = 0; i < f->nlocal; i++)
+        if (f->type[i] >= 0) centers[k++] = i;
+    if (nep)
+        for (int64_t a = 0; a < f->natoms; a++) types64[a] = f->type[a];
+    if (ncenters == 0)
+        st = DPC_OK;
+    else if (nep)
+        st = compute_nep(m, ws, f, centers, ncenters, types64, nth, out, res, err);
+    else
+        st = compute_dp(m, ws, f, centers, ncenters, nth, out, res, err);
+    return st;
+}
