@@ -20,8 +20,8 @@ import sys
 import numpy as np
 
 from dpcompress import Potential
-from dpcompress.compress import compress
-from dpcompress.models import load_model
+from dpcompress import compress
+from dpcompress import load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT = os.path.join(HERE, "..", "..", "shared", "fixtures", "deepmd")

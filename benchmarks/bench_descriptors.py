@@ -81,7 +81,7 @@ def worker_main(a):
 
             model = os.path.join(fix, "frozen.dp")
             if a.worker == "dpc_cmp":
-                from dpcompress.compress import compress
+                from dpcompress import compress
 
                 model = compress(model)
                 hello["compress_seconds"] = time.perf_counter() - t0

@@ -171,11 +171,11 @@ def main(argv=None):
     import cupy
     import numpy as np
 
-    from dpcompress.compress import compress
+    from dpcompress import compress
     from dpcompress.gpu import neighbor_list as gnl
     from dpcompress.gpu.backend import CupyBackend
     from dpcompress.gpu.se_a_compressed import CHUNK, GpuEvaluator, neighbor_list
-    from dpcompress.models import load_model
+    from dpcompress import load_model
 
     frames_path = args.frames or os.path.join(os.path.dirname(args.model), "test_frames.npz")
     frames = np.load(frames_path)

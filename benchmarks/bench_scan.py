@@ -40,33 +40,29 @@ DEFAULT_TRAIN = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "deepm
 
 
 def replicate(train, dest, min_frames):
-    """Copies of the training systems under ``dest`` until >= ``min_frames`` frames; returns the frame count."""
-    import numpy as np
+    """Copies of the training systems under ``dest`` until >= ``min_frames`` frames; returns the frame count.
 
-    systems = []
-    for dirpath, dirnames, filenames in os.walk(train):
-        dirnames.sort()
-        if "type.raw" in filenames:
-            systems.append(dirpath)
-            dirnames[:] = []
-    per_copy = 0
-    for s in systems:
-        for sdir in sorted(os.listdir(s)):
-            if sdir.startswith("set."):
-                per_copy += len(np.load(os.path.join(s, sdir, "coord.npy"), mmap_mode="r"))
+    The systems are those the scan finds (:func:`dpcompress.data.discover_systems`, the package's reader).
+    """
+    from dpcompress.data import discover_systems
+
+    systems = discover_systems(train)
+    if any(s.kind != "npy" for s in systems):
+        raise SystemExit(f"{train}: only deepmd/npy systems can be replicated")
+    per_copy = sum(s.nframes for s in systems)
     copies = -(-min_frames // per_copy)
     for k in range(copies):
         for s in systems:
-            out = os.path.join(dest, f"copy{k:03d}", os.path.relpath(s, train))
+            out = os.path.join(dest, f"copy{k:03d}", os.path.relpath(s.name, train))
             os.makedirs(out)
             for f in ("type.raw", "type_map.raw"):
-                if os.path.exists(os.path.join(s, f)):
-                    shutil.copy(os.path.join(s, f), out)
-            for sdir in sorted(os.listdir(s)):
-                if sdir.startswith("set."):
-                    os.makedirs(os.path.join(out, sdir))
-                    for f in ("coord.npy", "box.npy"):
-                        shutil.copy(os.path.join(s, sdir, f), os.path.join(out, sdir))
+                if os.path.exists(os.path.join(s.name, f)):
+                    shutil.copy(os.path.join(s.name, f), out)
+            for st in s.sets:
+                sdir = os.path.join(out, os.path.basename(st.where))
+                os.makedirs(sdir)
+                for key in ("coord", "box"):
+                    shutil.copy(st.arrays[key].path, sdir)
     return copies * per_copy
 
 

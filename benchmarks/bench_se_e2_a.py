@@ -166,7 +166,7 @@ class DpcEngine:
             if dpc_file:
                 self.pot = Potential(dpc_file, n_threads=n_threads)
             else:
-                from dpcompress.compress import compress
+                from dpcompress import compress
 
                 t0 = time.perf_counter()
                 model = compress(model_path, n_threads=n_threads)
@@ -335,7 +335,7 @@ def flop_count(engine, coords, cell, types):
 def dgemm_rate(natoms, n_threads, reps=5):
     import numpy as np
 
-    from dpcompress.threads import blas_threads
+    from dpcompress._ext.threads import blas_threads
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((natoms, 1600))
@@ -358,9 +358,9 @@ def stage_profile(engine, coords, cell, types, reps=5):
 
     import dpcompress.evaluate.se_a_compressed as sc
     from dpcompress.evaluate.fitting import fitting_energy_and_gradient
-    from dpcompress.reference.dp_model import atomic_energy_masks
+    from dpcompress.evaluators.exact.fitting import atomic_energy_masks
     from dpcompress.neighbors import build_neighbor_list
-    from dpcompress.threads import blas_threads
+    from dpcompress._ext.threads import blas_threads
 
     pot, T = engine.pot, engine.n_threads
     model, packed = pot.model, pot._packed
@@ -752,8 +752,8 @@ def compress_timing_main(args):
     os.dup2(2, 1)
     import numpy as np
 
-    from dpcompress.compress import compress
-    from dpcompress.models import load_model
+    from dpcompress import compress
+    from dpcompress import load_model
 
     out = {}
     for label, nt in (("n_threads=None (all cores)", None), ("n_threads=1", 1)):

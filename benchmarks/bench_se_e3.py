@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from dpcompress import Potential  # noqa: E402
-from dpcompress.compress import compress  # noqa: E402
-from dpcompress.models import load_model  # noqa: E402
+from dpcompress import compress  # noqa: E402
+from dpcompress import load_model  # noqa: E402
 
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "fixtures", "deepmd", "se_e3")
 

@@ -15,6 +15,7 @@ Training data (deepmd/npy, deepmd/hdf5) is read by ``dpcompress.data``.
 from ._version import __version__
 from .compression import compress, compress_nep
 from .core.errors import DataFormatError, DPCompressError, InputError, ModelFormatError, UnsupportedModelError
+from .core.warnings import NeighborOverflowWarning, TableAccuracyWarning, TableOverflowWarning
 from ._ext.threads import available_cores, effective_n_threads, openmp_enabled
 from .modelfile import load_model, save_model
 from .potential import Potential
@@ -32,6 +33,9 @@ __all__ = [
     "UnsupportedModelError",
     "InputError",
     "DataFormatError",
+    "NeighborOverflowWarning",
+    "TableOverflowWarning",
+    "TableAccuracyWarning",
 ]
 
 

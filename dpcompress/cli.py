@@ -20,10 +20,17 @@ eval MODEL DATA
 
 import argparse
 import sys
+import time
 
 import numpy as np
 
+from .compression import compress, compress_nep
 from .core.errors import DPCompressError
+from .data import read_systems
+from .descriptors import iter_tables, parts
+from .modelfile import is_dpc_file, load_model, read_dpc, save_model
+from .nep import NEPModel, is_nep_text_file
+from .potential import Potential
 
 
 def _plain(v):
@@ -38,13 +45,9 @@ def _pairs_text(model, a):
     return "  ".join(f"{el[i]}-{el[j]} {a[i, j]:g}" for i in range(len(el)) for j in range(len(el)))
 
 
-def _info_nep(path):
+def _info_nep(path, m):
     """``dpcompress info`` for a NEP model: a GPUMD nep.txt or a NEP .dpc from ``dpcompress compress``."""
-    from .nep import load_nep
-    from .nep.tables import is_nep_table_file, nep_table_file_provenance
-
-    m = load_nep(path)
-    dpc = is_nep_table_file(path)
+    dpc = is_dpc_file(path)
     kind = "dpcompress NEP table file (.dpc)" if dpc else "GPUMD NEP text model (nep.txt)"
     token = f"nep{m.version}" + ("_zbl" if m.zbl is not None else "")
     print(f"file:            {path}")
@@ -66,13 +69,13 @@ def _info_nep(path):
               + _pairs_text(m, z["outer"]) + " Å")
     else:
         print(f"zbl:             {z['kind']}  inner {_pairs_text(m, z['inner'])} Å  outer {_pairs_text(m, z['outer'])} Å")
-    if not dpc:
+    tb = m.tables
+    if tb is None:
         print("compressed:      no (tabulate with: dpcompress compress -i FILE -o nep.dpc)")
         return 0
-    p = nep_table_file_provenance(path)
-    tb = m.tables
+    p = read_dpc(path).header
     print(f"compressed:      quintic Hermite tables of g_n(r) (ZBL analytic), step <= {tb.step:g} Å"
-          f"  by dpcompress {p.get('dpcompress_version')}  (schema {p.get('schema_version')})")
+          f"  by dpcompress {p.get('dpcompress_version')}  (format {p.get('format')})")
     print(f"source:          {p.get('source')}")
     for part, name, nch in ((0, "radial", m.n_max_radial + 1), (1, "angular", m.n_max_angular + 1)):
         M = tb.M[part]
@@ -83,16 +86,13 @@ def _info_nep(path):
 
 
 def _cmd_info(args):
-    from .models import load_model
-    from .nep import is_nep_file
-
-    if is_nep_file(args.file):  # NEP models (GPUMD nep.txt / NEP .dpc): dpcompress/nep/
-        return _info_nep(args.file)
     m = load_model(args.file)
+    if isinstance(m, NEPModel):  # GPUMD nep.txt / NEP .dpc
+        return _info_nep(args.file, m)
     d = m.descriptor
     print(f"file:            {args.file}")
     print(f"type_map:        {list(m.type_map)}")
-    for k, part in enumerate(getattr(d, "parts", None) or (d,)):
+    for k, part in enumerate(parts(d)):
         label = f"descriptor {k}:" if getattr(d, "parts", None) else "descriptor:"
         print(f"{label:<17}{part.type_name}  rcut={part.rcut} Å  rcut_smth={part.rcut_smth} Å  sel={list(part.sel)}")
         details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
@@ -107,8 +107,6 @@ def _cmd_info(args):
               f"  check_frequency {p.get('check_frequency')}  by dpcompress {p.get('dpcompress_version')}")
         print(f"source:          {p.get('source')}  sha256 {p.get('source_sha256')}")
         print(f"                 min_nbor_dist from {p.get('min_nbor_dist_source')}")
-        from .compress.descriptors import iter_tables
-
         for k, tab in enumerate(iter_tables(d)):
             print(f"table {k}:         " + (f"[{tab.xmin:g}, {tab.lower:g}) step {tab.stride1:g}, " if tab.n_below else "") + f"[{tab.lower:g}, {tab.upper:g}) step {tab.stride0:g}, [{tab.upper:g}, {tab.xmax:g}] step {tab.stride1:g}; "
                   f"{tab.nspline} x {tab.order + 1} x {tab.n_channels} ({tab.coef.nbytes / 2**20:.2f} MiB); max |table - net| {tab.max_error:.2e}")
@@ -118,24 +116,15 @@ def _cmd_info(args):
 
 
 def _cmd_compress(args):
-    import time
-
-    # --- NEP models (GPUMD nep.txt): dpcompress/nep/ ---
-    from .nep import is_nep_text_file
-
-    if is_nep_text_file(args.input):
-        from .nep import compress_nep
-
+    if is_nep_text_file(args.input):  # GPUMD nep.txt: tables of the radial functions
         t0 = time.perf_counter()
-        m = compress_nep(args.input, args.output, step=args.step)
+        m = compress_nep(args.input, step=args.step)
+        save_model(m, args.output)
         tb = m.tables
         print(f"compressed NEP {args.input} -> {args.output} in {time.perf_counter() - t0:.3f} s: quintic tables of g_n, "
               f"step <= {tb.step} Å, {tb.coef.size} coefficients; max |g_tab - g| {tb.error_g.max():.2e}, "
               f"max |g'_tab - g'| {tb.error_gp.max():.2e} 1/Å (ZBL analytic)")
         return 0
-    # --- end NEP ---
-    from .compress import compress
-
     t0 = time.perf_counter()
     cm = compress(
         args.input,
@@ -149,7 +138,7 @@ def _cmd_compress(args):
         n_threads=args.threads,
     )
     t1 = time.perf_counter()
-    cm.save(args.output)
+    save_model(cm, args.output)
     p = cm.compression
     print(f"compressed {args.input} -> {args.output} in {t1 - t0:.3f} s (tables), order {p['order']}, "
           f"step {p['stride0']}/{p['stride1']}, extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
@@ -158,9 +147,6 @@ def _cmd_compress(args):
 
 
 def _cmd_eval(args):
-    from .data import read_systems
-    from .potential import Potential
-
     pot = Potential(args.model, n_threads=args.threads)
     for system in read_systems(args.data):
         types = system.atom_types

@@ -230,8 +230,11 @@ class Potential:
         box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes)
         results = []
         for f in range(nframes):
-            r = self.evaluator.evaluate(xyz[f], None if box is None else box[f], types if types.ndim == 1 else types[f],
-                                        self.n_threads)
+            try:
+                r = self.evaluator.evaluate(xyz[f], None if box is None else box[f],
+                                            types if types.ndim == 1 else types[f], self.n_threads)
+            except InputError as exc:
+                raise InputError(f"frame {f}: {exc}") from None
             self._after_frame(r)
             results.append(r)
         energy = np.array([[r.energy] for r in results])

@@ -24,7 +24,7 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "water")
 with tempfile.TemporaryDirectory() as tmp:
     t0 = time.perf_counter()
     compressed = dpcompress.compress(os.path.join(HERE, "model.dp"))  # step 0.01, quintic, extrapolate 5
-    compressed.save(os.path.join(tmp, "water.dpc"))
+    dpcompress.save_model(compressed, os.path.join(tmp, "water.dpc"))
     print(f"compressed examples/data/water/model.dp in {time.perf_counter() - t0:.2f} s "
           f"(max |table - net| {compressed.compression['max_table_error']:.1e})")
     potential = dpcompress.Potential(os.path.join(tmp, "water.dpc"))

@@ -31,6 +31,13 @@ typedef enum {
  * close to -march=native speed while the binary stays portable.  The choice
  * depends on the CPU only, never on the thread count, so results stay
  * reproducible on a given machine. */
+/* Fortran BLAS dgemm (scipy.linalg.cython_blas.dgemm, an OpenBLAS dgemm_ ...): the fitting nets'
+ * matrix products.  Column-major; the kernels call it from inside their OpenMP threads. */
+#if !defined(__CUDACC_RTC__)
+typedef void (*dpc_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a, int *lda,
+                            double *b, int *ldb, double *beta, double *c, int *ldc);
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(DPC_NO_CLONES)
 #define DPC_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else

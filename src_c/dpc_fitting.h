@@ -51,9 +51,6 @@
 /* Residual kinds, the same codes as dpc_table_build.h. */
 enum { DPC_FIT_RESIDUAL_NONE = 0, DPC_FIT_RESIDUAL_IDENTITY = 1, DPC_FIT_RESIDUAL_DOUBLE = 2 };
 
-/* Fortran BLAS dgemm (scipy.linalg.cython_blas.dgemm has this signature). */
-typedef void (*dpc_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a, int *lda,
-                            double *b, int *ldb, double *beta, double *c, int *ldc);
 
 typedef struct {
     dpc_index n_in, n_out;

@@ -78,9 +78,6 @@ typedef struct {
 /* Model kinds. */
 enum { DPC_MODEL_DP_ENERGY = 1, DPC_MODEL_NEP = 2 };
 
-/* Fortran BLAS dgemm, e.g. scipy.linalg.cython_blas.dgemm or an OpenBLAS dgemm_. */
-typedef void (*dpc_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a, int *lda,
-                            double *b, int *ldb, double *beta, double *c, int *ldc);
 
 typedef struct dpc_model dpc_model;
 typedef struct dpc_workspace dpc_workspace;

@@ -39,7 +39,7 @@ def load_frames(folder, stress=False):
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from dpcompress.models import load_model
+    from dpcompress import load_model
 
     return load_model(os.path.join(TINY, "frozen.dp"))
 

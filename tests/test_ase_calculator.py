@@ -11,8 +11,8 @@ from ase.md.verlet import VelocityVerlet  # noqa: E402
 
 from conftest import TINY  # noqa: E402
 from dpcompress.calculators.ase_calculator import DPCompressCalculator  # noqa: E402
-from dpcompress.compress import compress  # noqa: E402
-from dpcompress.errors import InputError  # noqa: E402
+from dpcompress import compress  # noqa: E402
+from dpcompress.core.errors import InputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

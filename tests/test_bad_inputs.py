@@ -10,8 +10,8 @@ import pytest
 
 from conftest import TINY
 from dpcompress import Potential
-from dpcompress.errors import InputError, ModelFormatError, UnsupportedModelError
-from dpcompress.models import load_model
+from dpcompress.core.errors import InputError, ModelFormatError, UnsupportedModelError
+from dpcompress import load_model
 
 MODEL = os.path.join(TINY, "frozen.dp")
 

@@ -10,10 +10,11 @@ import pytest
 
 from conftest import REPO, TINY
 from dpcompress.cli import main
-from dpcompress.compress import compress, resolve_min_nbor_dist
+from dpcompress import compress
+from dpcompress.compression import resolve_min_nbor_dist
 from dpcompress.data import read_npy_system
-from dpcompress.errors import InputError
-from dpcompress.models import load_model
+from dpcompress.core.errors import InputError
+from dpcompress import load_model
 
 FRAME = os.path.join(REPO, "examples", "data", "water", "frame")
 
@@ -76,10 +77,15 @@ def test_bad_flags(tmp_path, capsys, args, match):
     assert match in capsys.readouterr().err
 
 
-def test_package_level_compress_is_callable_after_subpackage_import():
-    import dpcompress
-    import dpcompress.compress  # noqa: F401  (binds the package attribute to the subpackage)
-    from dpcompress import compress as c
+def test_public_api_is_visible_with_real_signatures():
+    """``dir(dpcompress)`` lists the public names; ``compress`` is a function with its real signature."""
+    import inspect
 
+    import dpcompress
+    import dpcompress.compression  # noqa: F401  (the subpackage has its own name: nothing is rebound)
+
+    for name in ("Potential", "compress", "load_model", "save_model", "compress_nep"):
+        assert name in dir(dpcompress)
+    sig = inspect.signature(dpcompress.compress)
+    assert list(sig.parameters)[:3] == ["model", "step", "extrapolate"]
     assert dpcompress.compress(os.path.join(TINY, "frozen.dp")).is_compressed
-    assert c(os.path.join(TINY, "frozen.dp")).is_compressed

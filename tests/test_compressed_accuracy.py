@@ -17,8 +17,8 @@ import pytest
 
 from conftest import TINY, shared_fixture
 from dpcompress import Potential
-from dpcompress.compress import compress
-from dpcompress.models import load_model
+from dpcompress import compress
+from dpcompress import load_model
 
 TOL = dict(energy_per_atom=1e-10, force=1e-9, virial=1e-8)
 

@@ -1,8 +1,9 @@
-"""Domain decomposition: each rank's share (owned atoms + ghosts within rcut) sums to the serial result.
+"""Domain decomposition: each rank's share (its owned atoms as centers, every other atom and image
+as a neighbor) sums to the serial result.
 
-The shares are computed here for every rank of a virtual communicator in one
-process (``rank_contribution``); ``test_under_mpiexec`` runs the real thing
-with ``mpiexec -n 2`` and ``-n 4`` when mpi4py and an MPI launcher are installed.
+The shares are computed here for every rank of a virtual communicator in one process
+(``DecomposedEvaluator.share``); ``test_under_mpiexec`` runs the real thing with ``mpiexec -n 2``
+and ``-n 4`` (MPI errors agreed on collectively included).
 """
 
 import os
@@ -15,9 +16,11 @@ import pytest
 
 from conftest import REPO, TINY
 from dpcompress import Potential
-from dpcompress.compress import compress
-from dpcompress.evaluate.frame import make_plan
-from dpcompress.parallel.domain import local_system, rank_contribution, rank_grid, unpack
+from dpcompress import compress
+from dpcompress.evaluators.decomposed import DecomposedEvaluator, combine
+from dpcompress.evaluators.runtime import RuntimeEvaluator
+from dpcompress.modelfile import model_bytes
+from dpcompress.parallel.domain import owners, rank_grid
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +44,10 @@ def cluster():
 
 
 def decomposed(model, coords, cell, types, size):
-    plan = make_plan(model)
-    total = sum(rank_contribution(plan, coords, cell, types, r, size, model.rcut)[0] for r in range(size))
-    return unpack(total, len(types))
+    ev = DecomposedEvaluator(RuntimeEvaluator(model_bytes(model)), comm=None)
+    shares = [ev.share(coords, cell, types, r, size) for r in range(size)]
+    r = combine(sum(b for b, _ in shares), [w for _, w in shares], len(types))
+    return dict(energy=r.energy, force=r.force, virial=r.virial, atom_energy=r.atom_energy, atom_virial=r.atom_virial)
 
 
 def test_rank_grid():
@@ -54,22 +58,19 @@ def test_rank_grid():
 
 
 @pytest.mark.parametrize("size", [2, 3, 4, 8])
-def test_owned_atoms_partition_and_ghosts_cover_rcut(size):
+def test_every_atom_has_one_owner(size):
     coords, cell, _ = water()
-    owners = np.zeros(len(coords), dtype=int)
-    for r in range(size):
-        local, origin, n_owned = local_system(coords, cell, r, size, 6.0)
-        owners[origin[:n_owned]] += 1
-        # every neighbor of an owned atom within rcut is present locally, at its image position
-        d = np.linalg.norm(local[:n_owned, None] - local[None], axis=-1)
-        counts_local = (d < 6.0).sum(axis=1) - 1
-        frac = np.linalg.solve(cell.T, (coords[origin[:n_owned], None] - coords[None]).reshape(-1, 3).T).T
-        n_img = 0
-        for s in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).T.reshape(-1, 3):
-            dd = np.linalg.norm((frac - np.round(frac) + s) @ cell, axis=1)
-            n_img += (dd < 6.0).reshape(n_owned, -1).sum(axis=1) if n_owned else 0
-        np.testing.assert_array_equal(counts_local, np.asarray(n_img) - 1)
-    np.testing.assert_array_equal(owners, 1)
+    own = owners(coords, cell, size)
+    assert own.min() >= 0 and own.max() < size
+    assert len(np.unique(own)) == size  # 192 atoms: every rank owns some
+
+
+def test_decomposed_per_atom_energies_equal_serial_bitwise(compressed):
+    """Each center sees the serial runtime's neighbors in the serial order (ties by the frame's index)."""
+    coords, cell, types = water()
+    serial = Potential(compressed, n_threads=1).eval(coords[None], cell[None], types, atomic=True)
+    r = decomposed(compressed, coords, cell, types, 4)
+    np.testing.assert_array_equal(r["atom_energy"], serial[3][0, :, 0])
 
 
 @pytest.mark.parametrize("system", ["triclinic", "cluster"])
@@ -90,8 +91,8 @@ def test_a_rank_without_atoms(compressed):
     """Two molecules far apart along x, 4 ranks split along x: the middle ranks own nothing."""
     coords = np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0], [30.0, 0, 0], [30.96, 0, 0], [29.76, 0.93, 0]])
     types = np.array([0, 1, 1, 0, 1, 1])
-    owned = [local_system(coords, None, r, 4, 6.0)[2] for r in range(4)]
-    assert 0 in owned and sum(owned) == 6
+    owned = np.bincount(owners(coords, None, 4), minlength=4)
+    assert 0 in owned and owned.sum() == 6
     serial = Potential(compressed).eval(coords[None], None, types)
     r = decomposed(compressed, coords, None, types, 4)
     assert abs(r["energy"] - serial[0][0, 0]) <= 1e-10 * abs(serial[0][0, 0])
@@ -104,7 +105,7 @@ from mpi4py import MPI
 sys.path.insert(0, {tests!r})
 from test_domain_decomposition import water, cluster
 from dpcompress import Potential
-from dpcompress.compress import compress
+from dpcompress import compress
 comm = MPI.COMM_WORLD
 cm = compress({model!r})
 out = {{}}

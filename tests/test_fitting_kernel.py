@@ -1,5 +1,5 @@
 """The compiled fitting-net kernel (src_c/dpc_fitting.c) against its numpy twin
-:func:`dpcompress.reference.dp_model.fitting_forward_backward`: the tiny models of
+:func:`dpcompress.reference.fitting.fitting_forward_backward`: the tiny models of
 tests/data, synthetic nets with every activation, timestep and residual kind,
 thread counts, chunk boundaries, the kernel's tanh, bad inputs."""
 
@@ -14,10 +14,10 @@ import pytest
 
 from conftest import DATA, REPO
 from dpcompress._ext import fitting_net as compiled
-from dpcompress.evaluate.fitting import fitting_energy_and_gradient, packed_fitting
-from dpcompress.models import load_model
-from dpcompress.models.structures import EnergyFitting, Layer, Network
-from dpcompress.reference.dp_model import fitting_forward_backward as twin
+from dpcompress import load_model
+from dpcompress.core.networks import Layer, Network
+from dpcompress.models import EnergyFitting
+from dpcompress.reference.fitting import fitting_forward_backward as twin
 from synthetic_models import ACTIVATIONS
 
 MODELS = sorted(
@@ -130,16 +130,16 @@ def test_thread_count_does_not_change_results():
         np.testing.assert_array_equal(g, g1)
 
 
-def test_entry_point_and_packing_cache():
+def test_entry_point_and_empty_input():
     model = load_model(MODELS[0])
     dim = model.fitting.network(0).in_dim
     types, D = inputs(2, dim, 300, 7, scale=0.5)
-    e, dD = fitting_energy_and_gradient(model, types.astype(np.int32), np.asfortranarray(D))
+    p = compiled.pack_fitting(model.fitting)
+    e, dD = compiled.fitting_forward_backward(p, types, D)
     e_ref, dD_ref = twin(model, types, D)
     assert_close(e, e_ref)
     assert_close(dD, dD_ref)
-    assert packed_fitting(model.fitting) is packed_fitting(model.fitting)
-    e0, dD0 = fitting_energy_and_gradient(model, types[:0], D[:0], n_threads=1)
+    e0, dD0 = compiled.fitting_forward_backward(p, types[:0], D[:0], 1)
     assert e0.shape == (0,) and dD0.shape == (0, dim)
 
 
@@ -148,7 +148,7 @@ def test_scipy_blas_held_at_one_thread():
     dpcompress.threads.blas_threads made its controller before scipy's BLAS was loaded."""
     code = (
         "from threadpoolctl import threadpool_info\n"
-        "from dpcompress.threads import blas_threads\n"
+        "from dpcompress._ext.threads import blas_threads\n"
         "with blas_threads(2):\n"
         "    from dpcompress._ext import fitting_net\n"
         "    with fitting_net.blas_single_thread():\n"

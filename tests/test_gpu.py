@@ -26,12 +26,13 @@ import types as pytypes
 import numpy as np
 import pytest
 
+from kernel_helpers import cpu_step
 from conftest import DATA, REPO, TINY, SHARED_DEEPMD
 from dpcompress import Potential
-from dpcompress.compress import compress
-from dpcompress.errors import InputError, UnsupportedModelError
+from dpcompress import compress
+from dpcompress.core.errors import InputError, UnsupportedModelError
 from dpcompress.gpu import GPUUnavailableError, is_available, modules, unavailable_reason
-from dpcompress.models import load_model
+from dpcompress import load_model
 
 NVCC = shutil.which("nvcc")
 HAS_GPU = is_available()
@@ -339,7 +340,8 @@ def _reduce_sel(model, sel):
 
 def _hybrid_of_two_se_e2_a():
     """A hybrid of two compressed se_e2_a parts (different rcut and sel) with a small random fitting net."""
-    from dpcompress.models.structures import DescriptorHybrid, Layer, Network
+    from dpcompress.core.networks import Layer, Network
+    from dpcompress.descriptors import DescriptorHybrid
 
     base = compress(load_model(os.path.join(TINY, "frozen.dp")), step=0.01)
     d1 = base.descriptor
@@ -387,11 +389,10 @@ for _name in ("pair_atom_exclude", "tos_false_exclude", "resnet_dt", "act_gelu",
 @needs_emulator
 @pytest.mark.parametrize("name", sorted(EMULATED_MODELS))
 def test_emulated_step_matches_the_cpu_step(emu, name):
-    from dpcompress.evaluate.frame import evaluate_frame, make_plan
     from dpcompress.gpu.se_a_compressed import GpuEvaluator
 
     model, (coords, cell, types) = EMULATED_MODELS[name]()
-    ref = evaluate_frame(make_plan(model), coords, cell, types, 1, True)
+    ref = cpu_step(model, coords, cell, types)
     ev = GpuEvaluator(model, emu, chunk=50)  # several fitting chunks per type
     got = ev.evaluate_to_host(coords, cell, types, check=True)
     _compare(got, ref, tol=1e-13)
@@ -406,14 +407,13 @@ def test_emulated_step_on_the_water_fixture(emu):
     folder = os.path.join(SHARED_DEEPMD, "se_e2_a")
     if not os.path.isdir(folder):
         pytest.skip(f"shared fixture se_e2_a not found at {SHARED_DEEPMD}")
-    from dpcompress.evaluate.frame import evaluate_frame, make_plan
     from dpcompress.gpu.se_a_compressed import GpuEvaluator
 
     model = compress(load_model(os.path.join(folder, "frozen.dp")), step=0.01)
     frames = np.load(os.path.join(folder, "test_frames.npz"))
     coords, cell = frames["coord"][0].reshape(-1, 3), frames["box"][0].reshape(3, 3)
     types = frames["atype"].astype(np.int64)
-    ref = evaluate_frame(make_plan(model), coords, cell, types, 1, False)
+    ref = cpu_step(model, coords, cell, types)
     _compare(GpuEvaluator(model, emu).evaluate_to_host(coords, cell, types), ref, tol=1e-13)
 
 
@@ -486,11 +486,10 @@ def test_gpu_matches_cpu_on_every_fixture(name, model_path, frames_path):
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", sorted(EMULATED_MODELS))
 def test_gpu_matches_cpu_on_the_emulated_cases(name):
-    from dpcompress.evaluate.frame import evaluate_frame, make_plan
     from dpcompress.gpu.se_a_compressed import GpuEvaluator
 
     model, (coords, cell, types) = EMULATED_MODELS[name]()
-    ref = evaluate_frame(make_plan(model), coords, cell, types, 1, True)
+    ref = cpu_step(model, coords, cell, types)
     got = GpuEvaluator(model, chunk=50).evaluate_to_host(coords, cell, types, check=True)
     _compare(got, ref)
     for a, b in zip(got["overflow"], ref["overflow"]):

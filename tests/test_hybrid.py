@@ -8,10 +8,11 @@ import pytest
 
 from conftest import DATA, TINY, shared_fixture
 from dpcompress import Potential
-from dpcompress.compress import compress
-from dpcompress.errors import UnsupportedModelError
-from dpcompress.models import load_model
-from dpcompress.models.structures import DescriptorHybrid, Network
+from dpcompress import compress, save_model
+from dpcompress.core.errors import UnsupportedModelError
+from dpcompress import load_model
+from dpcompress.core.networks import Network
+from dpcompress.descriptors import DescriptorHybrid
 
 HYBRID_TINY = os.path.join(DATA, "deepmd", "hybrid_tiny")
 
@@ -75,7 +76,7 @@ def test_hybrid_parts_all_contribute_and_compress(models, tmp_path):
     e1, f1, v1 = exact.eval(coords, cells, types)
     assert np.abs(e1 - e0).max() > 1e-3  # the second part matters now
     cm = compress(model)
-    cm.save(tmp_path / "h.dpc")
+    save_model(cm, tmp_path / "h.dpc")
     e2, f2, v2 = Potential(tmp_path / "h.dpc").eval(coords, cells, types)
     assert np.abs(e2 - e1).max() / len(types) < 1e-9
     assert np.abs(f2 - f1).max() < 1e-7

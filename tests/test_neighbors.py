@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from dpcompress._ext import neighbors as kernel
-from dpcompress.errors import InputError
-from dpcompress.neighbors import NeighborList, build_neighbor_list
+from dpcompress.core.errors import InputError
+from dpcompress.neighbors import NeighborList, build_neighbor_list, find_candidates
+from dpcompress.neighbors.candidates import cell_list_bins, search_radius
+from dpcompress.reference import neighbors as twin
 from dpcompress.reference.neighbors import brute_force_neighbor_list
 
 
@@ -248,46 +250,54 @@ def test_overlapping_atoms():
     raises(message, coords, np.eye(3) * 10.0, [0, 0, 0], RCUT, [4])
 
 
-# ---------------------------------------------------------------- cell list kernel vs twin
+# ---------------------------------------------------------------- compiled candidates and rows vs twins
 
 
-def test_cell_list_kernel_equals_twin_many_bins():
-    """Several bins per axis (reach 1) and a sparse 3-D cluster whose bin grid is capped."""
-    from dpcompress.neighbors.neighbor_list import _cell_list_bins
-    from dpcompress.reference.neighbors import cell_list_neighbors as twin
+def _twin_inputs(xyz, box, rcut=RCUT, n_centers=None):
+    search = search_radius(xyz, rcut)
+    frac, wrapped, wrap, nbins, reach = cell_list_bins(xyz, box, search)
+    return (frac, wrapped, box, nbins, reach, search, len(xyz) if n_centers is None else n_centers), wrap
 
+
+def test_cell_candidates_and_rows_equal_twins_many_bins():
+    """Several bins per axis (reach 1), unwrapped atoms, and a sparse 3-D cluster whose bin grid is capped:
+    the compiled candidates (images and CSR) and rows equal their numpy twins bit for bit."""
     rng = np.random.default_rng(11)
     cell = random_cell(rng, (22.0, 26.0))
     coords = random_atoms(rng, 400, cell, frac_range=(-0.5, 1.5), min_dist=1.0)
     sparse = rng.uniform(-3e3, 3e3, (40, 3))
     for xyz, box in ((coords, cell), (sparse, None)):
-        types = rng.integers(0, 2, len(xyz))
-        search = RCUT * (1 + 1e-6)
-        frac, wrapped, wrap, nbins, reach = _cell_list_bins(xyz, box, search)
+        types = rng.integers(0, 2, len(xyz)).astype(np.int32)
+        args, wrap = _twin_inputs(xyz, box)
+        nbins = args[3]
         if box is not None:
             assert min(nbins) >= 3
         else:
             assert np.prod(nbins) <= max(27, 2 * len(xyz))
-        args = (xyz, box, frac, wrapped, wrap, nbins, reach, RCUT, search, 1e-8, types, [60, 60])
-        got, want = kernel.cell_list_neighbors(*args, n_threads=2), twin(*args)
-        for g, w in zip(got[:4], want[:4]):
+        got, want = kernel.cell_candidates(*args, n_threads=2), twin.cell_candidates(*args)
+        for g, w in zip(got, want):
             assert_bitwise_equal(g, w)
-        assert got[4] is None and want[4] is None
+        owner, image_lattice, offsets, index = got
+        lattice = None if wrap is None else wrap.astype(np.int32)
+        frame = (xyz, types, len(xyz), offsets, index, RCUT, [60, 60], False)
+        extra = dict(cell=box, lattice=lattice, image_owner=owner, image_lattice=image_lattice)
+        rows, rows_twin = kernel.neighbor_rows(*frame, n_threads=2, **extra), twin.neighbor_rows(*frame, **extra)
+        for g, w in zip(rows[:4], rows_twin[:4]):
+            assert_bitwise_equal(g, w)
+        assert rows[4] is None and rows_twin[4] is None
 
 
-def test_cell_list_reports_first_coincident_pair():
-    from dpcompress.neighbors.neighbor_list import _cell_list_bins
-    from dpcompress.reference.neighbors import cell_list_neighbors as twin
-
+def test_rows_report_first_coincident_pair():
     cell = np.eye(3) * 5.0
     # atom 3 sits on atom 1's image one cell along +x; atoms 0 and 2 coincide exactly
     coords = np.array([[1.0, 1.0, 1.0], [0.5, 2.0, 2.0], [1.0, 1.0, 1.0], [5.5, 2.0, 2.0]])
-    types = np.zeros(4, dtype=np.int64)
-    frac, wrapped, wrap, nbins, reach = _cell_list_bins(coords, cell, RCUT)
-    args = (coords, cell, frac, wrapped, wrap, nbins, reach, RCUT, RCUT, 1e-8, types, [100])
+    types = np.zeros(4, dtype=np.int32)
+    c = find_candidates(coords, cell, RCUT)
+    frame = (coords, types, 4, c.offsets, c.index, RCUT, [100], True)
+    extra = dict(cell=cell, lattice=c.lattice, image_owner=c.image_owner, image_lattice=c.image_lattice)
     for n_threads in (1, 2):
-        got = kernel.cell_list_neighbors(*args, n_threads=n_threads)[4]
-        assert got == twin(*args)[4] == (0, 2, [0, 0, 0], 0.0)
+        got = kernel.neighbor_rows(*frame, n_threads=n_threads, **extra)[4]
+        assert got == twin.neighbor_rows(*frame, **extra)[4] == (0, 2, [0, 0, 0], 0.0)
     with pytest.raises(InputError, match="atoms 0 and 2 coincide"):
         build_neighbor_list(coords, cell, types, RCUT, [100])
     # without atom 2: atom 3 (now 2) shifted one cell back lands on atom 1
@@ -296,10 +306,7 @@ def test_cell_list_reports_first_coincident_pair():
 
 
 def test_centers_only_rows_equal_the_full_list_head():
-    """Ghost atoms (domain decomposition) are neighbors but get no row."""
-    from dpcompress.neighbors.neighbor_list import _cell_list_bins
-    from dpcompress.reference.neighbors import cell_list_neighbors as twin
-
+    """Atoms past n_centers (another rank's) are neighbors but get no row."""
     coords, cell, types = periodic_case("triclinic", 2)
     full = build_neighbor_list(coords, cell, types, RCUT, [60, 60])
     for nc in (0, 1, len(coords) // 2):
@@ -307,9 +314,8 @@ def test_centers_only_rows_equal_the_full_list_head():
         for a, b in ((part.index, full.index[:nc]), (part.vectors, full.vectors[:nc]),
                      (part.counts, full.counts[:nc]), (part.overflow, full.overflow[:nc])):
             assert_bitwise_equal(a, b)
-        frac, wrapped, wrap, nbins, reach = _cell_list_bins(coords, cell, RCUT)
-        args = (coords, cell, frac, wrapped, wrap, nbins, reach, RCUT, RCUT, 1e-8, types, [60, 60])
-        for g, w in zip(kernel.cell_list_neighbors(*args, n_centers=nc)[:4], twin(*args, n_centers=nc)[:4]):
+        args, _ = _twin_inputs(coords, cell, n_centers=nc)
+        for g, w in zip(kernel.cell_candidates(*args), twin.cell_candidates(*args)):
             assert_bitwise_equal(g, w)
     with pytest.raises(InputError, match="n_centers"):
         build_neighbor_list(coords, cell, types, RCUT, [60, 60], n_centers=len(coords) + 1)

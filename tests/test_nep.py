@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from dpcompress import Potential
-from dpcompress.errors import ModelFormatError, UnsupportedModelError
+from dpcompress.core.errors import ModelFormatError, UnsupportedModelError
 from dpcompress.nep import build_tables, read_nep, write_nep
 from dpcompress.nep.constants import ZBL_PARA
 from dpcompress.nep.convert import common_bias, to_gpumd
-from dpcompress.nep.evaluator import NEPEvaluator
+from kernel_helpers import NEPKernel as NEPEvaluator
 from dpcompress.nep.model import parse_nep_text
 
 HERE = os.path.dirname(__file__)
@@ -125,23 +125,23 @@ def test_thread_count_invariance(model, frame, tabulated):
             assert np.array_equal(ref[k], b[k]), (t, k)
 
 
-def test_evaluator_reuse_across_frame_sizes():
-    """One evaluator (its kernel keeps a pair-force scratch between calls) on frames of different sizes
-    gives what fresh evaluators give."""
-    m = read_nep(os.path.join(DATA, "PbTe_NEP4_example", "nep.txt"))
+def test_potential_reuse_across_frame_sizes():
+    """One Potential (its runtime keeps its workspace and NEP row width between calls) on frames of
+    different sizes gives what fresh ones give."""
+    path = os.path.join(DATA, "PbTe_NEP4_example", "nep.txt")
     zs = [np.load(os.path.join(DATA, "PbTe_NEP4_example", f + ".npz")) for f in ("slab001_vacuum_96", "crystal_conv8")]
-    ev = NEPEvaluator(m)
+    pot = Potential(path, n_threads=1)
     for z in zs + zs[::-1]:
-        a, b = _eval(m, z), ev.evaluate(z["positions"], z["cell"], z["type_index"], 1, descriptor=True)
-        for k in ("atom_energy", "force", "atom_virial", "descriptor"):
-            assert np.array_equal(a[k], b[k])
-    assert set(ev.timings) == {"neighbors", "kernel", "total"}
+        args = (z["positions"][None], z["cell"][None], z["type_index"])
+        a, b = Potential(path, n_threads=1).eval(*args, atomic=True), pot.eval(*args, atomic=True)
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
 
 
 def test_kernel_rejects_bad_pairs():
     """The C kernel checks indices and zero distances itself (any thread count) and raises."""
     from dpcompress._ext.nep_kernel import PackedNEP
-    from dpcompress.nep.evaluator import pack_model
+    from dpcompress.nep.packing import pack_model
 
     m = read_nep(os.path.join(DATA, "PbTe_NEP4_example", "nep.txt"))
     k = PackedNEP(pack_model(m, tabulated=False))

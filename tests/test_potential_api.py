@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dpcompress import Potential
-from dpcompress.reference.networks import embedding_with_derivatives, network_forward
+from dpcompress.core.networks import embedding_with_derivatives, network_forward
 
 
 def test_shapes_and_atomic_sums(tiny_potential, water_frame):

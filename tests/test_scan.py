@@ -19,18 +19,19 @@ import pytest
 from conftest import REPO, TINY, shared_fixture
 from dpcompress.cli import main as cli_main
 from dpcompress.parallel.partition import item_owners, rank_work, split_frames
-from dpcompress.reference.env_mat import smooth_switch
+from dpcompress.core.env_mat import smooth_switch
+from dpcompress.data import FrameReader
 from dpcompress.scan import (
     Accumulator,
     SerialComm,
     discover_systems,
     get_comm,
+    iter_frames,
     load_scan,
     main,
     resolve_type_map,
     run_scan,
     scan_frame,
-    _Reader,
 )
 
 RCUT, RCUT_SMTH = 6.0, 0.5
@@ -274,7 +275,7 @@ def test_multiple_cutoffs_one_pass(dataset, pairs):
 
 
 def test_with_model_x_ranges(dataset, tmp_path):
-    from dpcompress.models import load_model
+    from dpcompress.modelfile import load_model
 
     root, frames = dataset
     model = os.path.join(TINY, "frozen.dp")
@@ -395,9 +396,9 @@ def test_launcher_mismatch(dataset, tmp_path):
 
 
 def test_compress_uses_scan(serial_doc, tmp_path):
-    from dpcompress.compress import compress, resolve_min_nbor_dist
-    from dpcompress.errors import InputError
-    from dpcompress.models import load_model
+    from dpcompress.compression import compress, resolve_min_nbor_dist
+    from dpcompress.core.errors import InputError
+    from dpcompress.modelfile import load_model
 
     doc, path = serial_doc
     model = load_model(os.path.join(TINY, "frozen.dp"))
@@ -434,10 +435,10 @@ def test_water_training_set():
     resolve_type_map(systems)
     cutoffs = [3.5, 4.0, 5.5, 6.0]
     acc = Accumulator(2, cutoffs)
-    reader = _Reader()
-    for s in systems:
-        for _, c, cell, t, where in reader.frames(s, 0, s.nframes):
-            scan_frame(acc, c, cell, t, where)
+    with FrameReader() as reader:
+        for s in systems:
+            for c, cell, t, where in iter_frames(reader, s, 0, s.nframes):
+                scan_frame(acc, c, cell, t, where)
     assert acc.nframes == 320
     dmin = float(np.sqrt(acc.d2min.min()))
     assert abs(dmin - 0.8854385688525499) <= 1e-12 * 0.8854385688525499

@@ -10,8 +10,8 @@ import pytest
 from conftest import TINY, DATA
 from dpcompress import Potential
 from dpcompress._ext import se_a_tab as compiled
-from dpcompress.compress import compress
-from dpcompress.evaluate.se_a_compressed import pack_descriptor
+from dpcompress import compress
+from kernel_helpers import packed_tables
 from dpcompress.neighbors import build_neighbor_list
 from dpcompress.reference import se_a_tab as twin
 
@@ -25,7 +25,7 @@ def setup(model_path, stress_frame=None, order=5, step=0.01):
     coords, cell = frames["coord"][k].astype(float), frames["box"][k].astype(float)
     types = frames["atype"].astype(np.int64)
     nl = build_neighbor_list(coords, cell, types, cm.rcut, list(cm.descriptor.sel))
-    return cm, pack_descriptor(cm), types, nl
+    return cm, packed_tables(cm), types, nl
 
 
 CASES = [
@@ -103,19 +103,22 @@ def test_forces_are_minus_gradient_of_compressed_energy(distance):
 
 
 def test_overflow_check_counts_and_warns():
-    from dpcompress.potential import TableOverflowWarning
+    from dpcompress import TableOverflowWarning
 
     cm = compress(os.path.join(TINY, "frozen.dp"))
     frames = np.load(os.path.join(TINY, "test_frames_stress.npz"))
     pot = Potential(cm, check_frequency=2)
     coords, cells, types = frames["coord"].astype(float), frames["box"].astype(float).reshape(-1, 9), frames["atype"]
-    pot.eval(coords[5:6], cells[5:6], types)  # evaluation 1: not checked
-    assert pot.table_overflow == {"beyond_fine": 0, "beyond_table": 0}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pot.eval(coords[5:6], cells[5:6], types)  # evaluation 1: counted (always), no warning
+    assert pot.table_overflow == {"beyond_fine": 2, "beyond_table": 2}
     with pytest.warns(TableOverflowWarning, match="2 neighbor entries beyond the fine table.*2 beyond the whole table"):
         pot.eval(coords[5:6], cells[5:6], types)  # evaluation 2: checked
     assert pot.table_overflow == {"beyond_fine": 2, "beyond_table": 2}
-    import warnings
-
+    pot.eval(coords[:1], cells[:1], types)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Potential(cm, check_frequency=1).eval(coords[:1], cells[:1], types)  # normal frame: silent

@@ -8,21 +8,20 @@ Bounds as tests/test_se_e2_r.py.
 import os
 import warnings
 
-import h5py
 import numpy as np
 import pytest
 
+from dpcompress.modelfile.container import decode, encode
 from conftest import DATA, load_frames, shared_fixture
 from dpcompress import Potential
 from dpcompress._ext import se_a_tab as compiled
 from dpcompress.cli import main
-from dpcompress.compress import TableAccuracyWarning, compress
-from dpcompress.errors import ModelFormatError, UnsupportedModelError
-from dpcompress.evaluate.frame import slot_masks
-from dpcompress.evaluate.se_atten_v2_compressed import gate_index, pack
-from dpcompress.models import load_model
+from dpcompress import TableAccuracyWarning, compress
+from dpcompress.core.errors import ModelFormatError, UnsupportedModelError
+from kernel_helpers import gate_rows, packed_tables
+from dpcompress import load_model
 from dpcompress.neighbors import build_neighbor_list
-from dpcompress.neighbors.exclusions import remove_pairs
+from dpcompress.evaluators.exact import remove_pairs
 from dpcompress.reference import se_a_tab as twin
 from synthetic_models import ACTIVATIONS, DEEPMD_CHECKED, activation, chain, edit_dp, se_atten_one_side, set_descriptor
 from test_reference_vs_deepmd import compare
@@ -111,12 +110,11 @@ def test_dpc_file_and_cli(tmp_path, capsys):
     b = Potential(compress(MODEL)).eval(coords[None], cell.reshape(1, 9), types, atomic=True)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
-    with h5py.File(out, "r+") as fh:  # a strip table that does not fit the types is refused on load
-        g = fh["model/descriptor"]
-        table = g["strip_table"][()]
-        del g["strip_table"]
-        g["strip_table"] = table[:4]
-    with pytest.raises(ModelFormatError, match="strip_table"):
+    c = decode(out.read_bytes())  # a gate table that does not fit the types is refused on load
+    arrays = {k: np.array(v) for k, v in c.arrays.items()}
+    arrays["part0.gate"] = arrays["part0.gate"][:4]
+    out.write_bytes(encode(c.header, sorted(arrays.items())))
+    with pytest.raises(ModelFormatError, match="part0.gate"):
         load_model(out)
 
 
@@ -167,8 +165,7 @@ def kernel_inputs(k=0, stress=False, order=5, edit=None, tmp_path=None):
     coords, cell, types = frame(k=k, stress=stress)
     d = cm.descriptor
     nl = remove_pairs(build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), mixed_types=True), types, cm.pair_exclude_types)
-    _, zeroed, jtype = slot_masks(d, types, types, nl.index)
-    return pack(cm, d).tables, types, nl, gate_index(d, types, jtype, zeroed)
+    return packed_tables(cm), types, nl, gate_rows(cm, types, nl.index)
 
 
 CASES = {

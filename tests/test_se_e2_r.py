@@ -17,11 +17,11 @@ from conftest import DATA, load_frames, shared_fixture
 from dpcompress import Potential
 from dpcompress._ext import se_a_tab as compiled
 from dpcompress.cli import main
-from dpcompress.compress import TableAccuracyWarning, compress
-from dpcompress.evaluate.se_e2_r_compressed import pack
-from dpcompress.models import load_model
+from dpcompress import TableAccuracyWarning, compress
+from kernel_helpers import packed_tables
+from dpcompress import load_model
 from dpcompress.neighbors import build_neighbor_list
-from dpcompress.neighbors.exclusions import remove_pairs
+from dpcompress.evaluators.exact import remove_pairs
 from dpcompress.reference import se_a_tab as twin
 from synthetic_models import ACTIVATIONS, DEEPMD_CHECKED, activation, chain, edit_dp, se_r_two_side
 from test_compressed_accuracy import check_stress_frames
@@ -157,7 +157,7 @@ def kernel_inputs(path, k=0, stress=False, order=5, edit=None, tmp_path=None):
     coords, cell, types = frame(k=k, stress=stress)
     d = cm.descriptor
     nl = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel))
-    return pack(cm, d), types, remove_pairs(nl, types, cm.pair_exclude_types)
+    return packed_tables(cm), types, remove_pairs(nl, types, cm.pair_exclude_types)
 
 
 CASES = {

@@ -13,11 +13,11 @@ from conftest import DATA
 from dpcompress import Potential
 from dpcompress._ext import se_a_tab as compiled_scatter
 from dpcompress._ext import se_t_tab as compiled
-from dpcompress.compress import TableAccuracyWarning, compress
-from dpcompress.evaluate.se_e3_compressed import pack_descriptor
-from dpcompress.models import load_model
+from dpcompress import TableAccuracyWarning, compress
+from kernel_helpers import packed_tables
+from dpcompress import load_model
 from dpcompress.neighbors import build_neighbor_list
-from dpcompress.neighbors.exclusions import remove_pairs
+from dpcompress.evaluators.exact import remove_pairs
 from dpcompress.reference import se_t_tab as twin
 
 SE_E3_TINY = os.path.join(DATA, "deepmd", "se_e3_tiny")
@@ -44,7 +44,7 @@ def setup(model, stress_frame=None, order=5):
     types = frames["atype"].astype(np.int64)
     nl = build_neighbor_list(frames["coord"][k].astype(float), frames["box"][k].astype(float), types, cm.rcut, list(cm.descriptor.sel))
     nl = remove_pairs(nl, types, cm.pair_exclude_types)
-    return cm, pack_descriptor(cm), types, nl
+    return cm, packed_tables(cm), types, nl
 
 
 TINY_DP = os.path.join(SE_E3_TINY, "frozen.dp")

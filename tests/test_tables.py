@@ -11,8 +11,9 @@ import pytest
 from scipy.interpolate import BPoly
 
 from dpcompress._ext import table_build as kernel
-from dpcompress.compress.bounds import center_type_ranges, table_bounds
-from dpcompress.compress.tables import (
+from dpcompress.descriptors.se_e2_a import table_bounds
+from dpcompress.tables import center_type_ranges
+from dpcompress.tables import (
     MAX_TABLE_ELEMENTS,
     EmbeddingTable,
     build_embedding_table,
@@ -20,13 +21,13 @@ from dpcompress.compress.tables import (
     grid_counts,
     pack_network,
 )
-from dpcompress.errors import InputError
-from dpcompress.models import load_model
-from dpcompress.models.activations import ACTIVATIONS, activate
-from dpcompress.models.structures import Layer, Network
-from dpcompress.reference.networks import embedding_with_derivatives
+from dpcompress.core.errors import InputError
+from dpcompress import load_model
+from dpcompress.core.activations import ACTIVATIONS, activate
+from dpcompress.core.networks import Layer, Network
+from dpcompress.core.networks import embedding_with_derivatives
 from dpcompress.reference.table_build import build_table
-from dpcompress.reference.table_math import table_eval
+from dpcompress.core.table_math import table_eval
 
 from conftest import TINY, shared_fixture
 

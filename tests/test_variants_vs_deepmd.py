@@ -15,8 +15,9 @@ import pytest
 
 from conftest import DATA
 from dpcompress import Potential
-from dpcompress.compress import TableAccuracyWarning, compress
-from dpcompress.models import load_model, load_tree
+from dpcompress import TableAccuracyWarning, compress
+from dpcompress import load_model
+from dpcompress.models import load_tree
 
 VARIANTS = os.path.join(DATA, "deepmd_variants")
 NAMES = sorted(

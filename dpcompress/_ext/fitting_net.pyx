@@ -11,6 +11,7 @@ import numpy as np
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
+from ..core.errors import status_error
 from .blas cimport scipy_dgemm
 from .blas import blas_single_thread
 
@@ -196,12 +197,8 @@ def fitting_forward_backward(PackedFitting p, atom_types, D, int n_threads=1):
     with blas_single_thread():
         with nogil:
             status = dpc_fitting_forward_backward(&a, n_threads, &ev[0], &gv[0, 0])
-    if status == 1:
-        raise MemoryError("dpc_fitting_forward_backward: out of memory for the per-thread scratch")
-    if status in (2, 3):
-        raise ValueError(f"dpc_fitting_forward_backward rejected its arguments (status {status})")
     if status != 0:
-        raise RuntimeError(f"dpc_fitting_forward_backward failed with status {status}")
+        raise status_error(status, f"dpc_fitting_forward_backward rejected its arguments (status {status})", ValueError)
     return e, dD
 
 

@@ -8,6 +8,8 @@ out-of-bounds access) and turns the C status into an exception.
 
 import numpy as np
 
+from ..core.errors import status_error
+
 from libc.stdint cimport int64_t
 
 
@@ -43,8 +45,8 @@ cdef extern from "dpc_nep.h":
                         double *atom_energy, double *force, double *atom_virial, double *pair_force,
                         double *descriptor) nogil
 
-_STATUS = {1: "memory allocation failed", 2: "model sizes out of the kernel's limits",
-           3: "an atom type or neighbor index is out of range", 4: "two atoms coincide (zero distance)"}
+_MESSAGES = {2: "model sizes out of the kernel's limits", 3: "an atom type or neighbor index is out of range",
+             4: "two atoms coincide (zero distance)"}
 
 
 def _f64(a, shape, name):
@@ -170,5 +172,5 @@ cdef class PackedNEP:
                                  &ev[0], &fv[0, 0], &wv[0, 0], &pv[0, 0], &dv[0, 0] if want_descriptor else NULL)
         self._pf_spare = pf
         if st != 0:
-            raise RuntimeError(f"NEP kernel failed: {_STATUS.get(st, st)}")
+            raise status_error(st, f"NEP kernel failed: {_MESSAGES.get(st, st)}", RuntimeError)
         return e, f, w, (d if want_descriptor else None)

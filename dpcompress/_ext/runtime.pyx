@@ -67,6 +67,25 @@ cdef extern from "dpc_model.h":
     unsigned int dpc_crc32(unsigned int crc, const void *data, size_t n) nogil
 
 
+cdef extern from "dpc_model_file.h":
+    ctypedef struct dpc_array:
+        const char *name
+        int dtype
+        int ndim
+        int64_t shape[4]
+        int64_t count
+        const void *data
+    ctypedef struct dpc_file:
+        const unsigned char *base
+        size_t nbytes
+        const char *header
+        size_t header_nbytes
+        int64_t n_arrays
+        dpc_array *arrays
+    int dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_error *err) nogil
+    void dpc_file_release(dpc_file *f)
+
+
 #: centers per chunk of the runtime (compile-time constant)
 CHUNK = DPC_CHUNK_SIZE
 KIND_DP_ENERGY, KIND_NEP = 1, 2
@@ -304,6 +323,25 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
         "overflow_block": res.overflow_block,
         "overflow_part": res.overflow_part,
     }
+
+
+def directory(buffer):
+    """What the C reader finds in a ``.dpc`` file: ``[(name, dtype code, shape, byte offset), ...]``
+    (tests hold it equal to the Python reader's).  Raises ModelFormatError like the runtime."""
+    cdef const unsigned char[::1] view = memoryview(buffer).cast("B")
+    cdef dpc_file f
+    cdef dpc_error err
+    cdef int status
+    cdef const void *data = &view[0] if view.shape[0] > 0 else NULL
+    status = dpc_file_parse(data, view.shape[0], &f, &err)
+    if status != 0:
+        raise status_error(status, err.message.decode("utf-8", "replace"), ModelFormatError)
+    try:
+        return [(f.arrays[k].name.decode("ascii"), f.arrays[k].dtype,
+                 tuple(f.arrays[k].shape[d] for d in range(f.arrays[k].ndim)),
+                 <const unsigned char *>f.arrays[k].data - f.base) for k in range(f.n_arrays)]
+    finally:
+        dpc_file_release(&f)
 
 
 def crc32(data):

@@ -11,6 +11,8 @@ an out-of-bounds write.
 
 import numpy as np
 
+from ..core.errors import status_error
+
 from libc.stdint cimport int64_t
 
 
@@ -167,7 +169,7 @@ def se_a_tab_forward(PackedTables p, center_types, vectors, counts, int n_thread
     with nogil:
         status = dpc_se_a_tab_forward(&a, n_threads, &Tv[0, 0, 0], &bv[0, 0] if check else NULL, &bv[1, 0] if check else NULL)
     if status != 0:
-        raise RuntimeError(f"dpc_se_a_tab_forward failed with status {status}")
+        raise status_error(status, f"dpc_se_a_tab_forward failed with status {status}", RuntimeError)
     return (T, beyond) if check else T
 
 
@@ -187,7 +189,7 @@ def se_a_tab_backward(PackedTables p, center_types, vectors, counts, dT, int n_t
     with nogil:
         status = dpc_se_a_tab_backward(&a, n_threads, &dv[0, 0, 0], &gv[0, 0, 0])
     if status != 0:
-        raise RuntimeError(f"dpc_se_a_tab_backward failed with status {status}")
+        raise status_error(status, f"dpc_se_a_tab_backward failed with status {status}", RuntimeError)
     return grad
 
 
@@ -218,7 +220,7 @@ def scatter_pair_gradients(index, vectors, pair_grad, natoms=None):
         status = dpc_scatter_pair_gradients(n, ntot, nnei, &iv[0, 0], &vv[0, 0, 0], &gv[0, 0, 0], &fv[0, 0],
                                             &wv[0, 0, 0])
     if status != 0:
-        raise IndexError("scatter_pair_gradients: neighbor index out of range")
+        raise status_error(status, "scatter_pair_gradients: neighbor index out of range", IndexError)
     return force, virial
 
 

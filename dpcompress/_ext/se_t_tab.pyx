@@ -9,6 +9,8 @@ an out-of-bounds write.  Forces and virials from the pair gradients:
 
 import numpy as np
 
+from ..core.errors import status_error
+
 from libc.stdint cimport int64_t
 
 
@@ -111,9 +113,7 @@ def _validate(PackedSeTTables p, center_types, vectors, counts):
 
 
 def _raise(int status, name):
-    if status == 1:
-        raise MemoryError(f"{name}: out of memory for the per-thread scratch")
-    raise RuntimeError(f"{name} failed with status {status}")
+    raise status_error(status, f"{name} failed with status {status}", RuntimeError)
 
 
 def se_t_tab_forward(PackedSeTTables p, center_types, vectors, counts, int n_threads=1, bint check=False):

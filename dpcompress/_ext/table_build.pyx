@@ -8,6 +8,8 @@ raises instead of reading out of bounds.
 
 import numpy as np
 
+from ..core.errors import STATUS_ARGUMENT, STATUS_INDEX, STATUS_NONFINITE, status_error
+
 from libc.stdint cimport int64_t
 
 
@@ -63,17 +65,16 @@ ACTIVATION_CODES = {
 #: ``Layer.residual`` -> code of ``src_c/dpc_table_build.h``.
 RESIDUAL_CODES = {None: DPC_RESIDUAL_NONE, "identity": DPC_RESIDUAL_IDENTITY, "double": DPC_RESIDUAL_DOUBLE}
 
-_STATUS_MESSAGES = {
-    1: (MemoryError, "out of memory building an embedding table"),
-    2: (ValueError, "invalid network structure or table sizes"),
-    3: (IndexError, "index out of range"),
-    4: (FloatingPointError, "the embedding net gives NaN or infinite values or derivatives at a node"),
+_MESSAGES = {
+    STATUS_ARGUMENT: "invalid network structure or table sizes",
+    STATUS_INDEX: "index out of range",
+    STATUS_NONFINITE: "the embedding net gives NaN or infinite values or derivatives at a node",
 }
 
 
 def _raise(int status, str where):
-    exc, msg = _STATUS_MESSAGES.get(status, (RuntimeError, f"failed with status {status}"))
-    raise exc(f"{where}: {msg}")
+    raise status_error(status, f"{where}: {_MESSAGES.get(status, f'failed with status {status}')}", ValueError,
+                       {STATUS_INDEX: IndexError, STATUS_NONFINITE: FloatingPointError})
 
 
 cdef class _NetView:

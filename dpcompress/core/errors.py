@@ -31,7 +31,7 @@ class DataFormatError(DPCompressError, ValueError):
 STATUS_OK, STATUS_ALLOC, STATUS_ARGUMENT, STATUS_INDEX, STATUS_NONFINITE, STATUS_COINCIDENT = range(6)
 
 
-def status_error(status, message, error=InputError):
+def status_error(status, message, error=InputError, by_status=None):
     """The exception for a non-zero C status: the one mapping every compiled wrapper uses.
 
     Parameters
@@ -44,7 +44,11 @@ def status_error(status, message, error=InputError):
         The class for everything but a failed allocation: :class:`InputError` for a frame,
         :class:`ModelFormatError` for a model file, ``RuntimeError`` for arguments a wrapper
         validated itself (a bug if it happens).
+    by_status : dict or None
+        Other classes for some statuses (``{STATUS_NONFINITE: FloatingPointError}``).
     """
+    if by_status and status in by_status:
+        return by_status[status](message)
     if status == STATUS_ALLOC:
         return MemoryError(message or "out of memory in a dpcompress kernel")
     return error(message or f"a dpcompress kernel failed with status {status}")

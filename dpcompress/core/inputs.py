@@ -24,7 +24,7 @@ def check_cell(cell, where="cell"):
         raise InputError(f"{where} must have shape (3, 3) (rows = cell vectors) or (9,), got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(3, 3)
     if not np.isfinite(arr).all():
-        raise InputError(f"{where} has a non-finite entry: {arr.tolist()}")
+        raise InputError(f"{where} is not finite: {arr.tolist()}")
     scale = float(np.prod(np.linalg.norm(arr, axis=1)))
     vol = abs(float(np.linalg.det(arr)))
     if not (scale > 0 and vol > SINGULAR_CELL_RTOL * scale):

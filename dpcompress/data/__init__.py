@@ -1,5 +1,29 @@
-"""Training data in DeePMD-kit's ``deepmd/npy`` and ``deepmd/hdf5`` layouts (plain numpy)."""
+"""Training data in DeePMD-kit's ``deepmd/npy`` and ``deepmd/hdf5`` layouts (plain numpy), and scan files.
 
-from .deepmd_systems import System, find_systems, read_hdf5_systems, read_npy_system, read_systems
+One reader for the whole package, in three steps:
 
-__all__ = ["System", "find_systems", "read_npy_system", "read_hdf5_systems", "read_systems"]
+* :mod:`.catalog` opens a system from its headers only (:class:`SystemInfo`: atoms, types,
+  sets, frame counts), checking every shape; :mod:`.discovery` finds the systems below folders;
+* :mod:`.frames` reads ranges of frames of an opened system (:class:`FrameReader`: ``.npy``
+  memory maps, HDF5 slices), what each rank of the MPI scan does for its own frames;
+* :mod:`.systems` reads whole systems with their labels into memory (:class:`System`).
+
+:mod:`.checks` holds the checks of the untrusted files, :mod:`.type_maps` the global type
+numbering of several systems, :mod:`.min_distance` the smallest pair distance of a training
+set, :mod:`.scan_file` the JSON file of ``dpcompress scan``.
+"""
+
+from .catalog import LABEL_KEYS, ArrayRef, SetInfo, SystemInfo, open_hdf5_systems, open_npy_system
+from .checks import MAX_TYPES
+from .discovery import HDF5_SUFFIXES, discover_systems, find_systems
+from .frames import CHUNK_FRAMES, FrameBlock, FrameReader
+from .systems import System, load_system, read_hdf5_systems, read_npy_system, read_systems
+from .type_maps import resolve_type_map
+
+__all__ = [
+    "System", "load_system", "read_npy_system", "read_hdf5_systems", "read_systems",
+    "SystemInfo", "SetInfo", "ArrayRef", "open_npy_system", "open_hdf5_systems", "LABEL_KEYS",
+    "discover_systems", "find_systems", "HDF5_SUFFIXES",
+    "FrameReader", "FrameBlock", "CHUNK_FRAMES",
+    "resolve_type_map", "MAX_TYPES",
+]

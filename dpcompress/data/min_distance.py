@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ..core.errors import DataFormatError
-from .deepmd_systems import read_systems
+from .systems import read_systems
 
 
 def frame_min_distance(coords, cell, cutoff):

@@ -9,6 +9,7 @@ flat ``coef`` in the layout of ``src_c/dpc_table.h``.
 """
 
 import math
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,19 @@ class PackedPart:
     real: tuple
     arrays: dict
     settings: dict = field(default_factory=dict)
+
+    def kernel_view(self):
+        """The part under the names of the single-kernel wrappers (``dpcompress._ext.se_a_tab.PackedTables``):
+        what the GPU path and the numpy twins read."""
+        a, i = self.arrays, self.ints
+        return types.SimpleNamespace(
+            nnei=i["nnei"], nblocks=i["nblocks"], ntypes=a["avg"].shape[0], n_channels=i["M"],
+            axis_neuron=i["axis_neuron"], ncoef=i["ncoef"], rcut=self.real[0], rcut_smth=self.real[1],
+            protection=self.real[2], n_rows=1 if i["kind"] == KIND_SE_R else 4, gate=a.get("gate"),
+            n_gate_rows=i["n_gate_rows"], ntables=i["ntables"],
+            **{k: a[k] for k in ("sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real", "tab_count",
+                                 "tab_offset", "coef")},
+        )
 
 
 #: part{p}.int, in order (src_c/dpc_model_internal.h)

@@ -32,27 +32,39 @@ class DecomposedEvaluator(Evaluator):
         self.compressed = runtime.compressed
         self.source = runtime.source
 
+    def share(self, coords, cell, types, rank, size, n_threads=1):
+        """This rank's part of the frame, packed for one sum over ranks (no communication).
+
+        Returns
+        -------
+        buf : ndarray
+            [beyond_fine, beyond_table, overflow total, 0, atom energies, forces, atom virials];
+            the buffers of all ranks sum to the whole frame's.
+        worst : tuple
+            (count, part, atom, block) of the worst sel overflow of this rank's centers.
+        """
+        natoms = len(types)
+        buf = np.zeros(4 + 13 * natoms)
+        coords = np.asarray(coords, dtype=np.float64)
+        mine = np.flatnonzero(owners(coords, cell, size) == rank)
+        order = np.concatenate([mine, np.setdiff1d(np.arange(natoms), mine, assume_unique=True)])
+        cand = find_candidates(np.ascontiguousarray(coords[order]), cell, self.rcut, n_centers=len(mine),
+                               n_threads=n_threads)
+        t = np.ascontiguousarray(np.asarray(types)[order], dtype=np.int32)
+        e, f, w, info = self.runtime.compute(cand, t, n_threads, tag=order.astype(np.int64), nlocal=len(mine))
+        buf[0], buf[1], buf[2] = info["beyond_fine"], info["beyond_table"], info["overflow"]
+        buf[4 + mine] = e
+        buf[4 + natoms : 4 + 4 * natoms].reshape(natoms, 3)[order] = f
+        buf[4 + 4 * natoms :].reshape(natoms, 9)[order] = w
+        o = overflow_of(info)
+        worst = (o.worst, o.part, int(order[o.atom]), o.block) if o.worst else (0, -1, -1, -1)
+        return buf, worst
+
     def evaluate(self, coords, cell, types, n_threads=1):
         comm = self.comm
-        natoms = len(types)
-        buf = np.zeros(4 + 13 * natoms)  # beyond_fine, beyond_table, overflow total, 0 | e, F, W per atom
-        stat = np.zeros(5, dtype=np.int64)  # overflow worst, part, atom, block (global index) + 0
-        error = None
+        error, buf, worst = None, None, None
         try:
-            owner = owners(np.asarray(coords, dtype=np.float64), cell, comm.size)
-            mine = np.flatnonzero(owner == comm.rank)
-            order = np.concatenate([mine, np.flatnonzero(owner != comm.rank)])
-            x = np.ascontiguousarray(np.asarray(coords, dtype=np.float64)[order])
-            cand = find_candidates(x, cell, self.rcut, n_centers=len(mine), n_threads=n_threads)
-            t = np.ascontiguousarray(np.asarray(types)[order], dtype=np.int32)
-            e, f, w, info = self.runtime.compute(cand, t, n_threads, tag=order.astype(np.int64), nlocal=len(mine))
-            buf[0], buf[1], buf[2] = info["beyond_fine"], info["beyond_table"], info["overflow"]
-            buf[4 + mine] = e
-            buf[4 + natoms :][np.add.outer(3 * order, np.arange(3)).ravel()] = f.ravel()
-            buf[4 + 4 * natoms :][np.add.outer(9 * order, np.arange(9)).ravel()] = w.ravel()
-            o = overflow_of(info)
-            if o.worst:
-                stat[:4] = o.worst, o.part, order[o.atom], o.block
+            buf, worst = self.share(coords, cell, types, comm.rank, comm.size, n_threads)
         except (DPCompressError, ValueError, MemoryError) as exc:
             error = exc
         # collective agreement on errors first: nobody waits in the result collective
@@ -65,16 +77,16 @@ class DecomposedEvaluator(Evaluator):
             raise InputError(f"rank {rank} failed ({kind}): {msg}")
         total = np.empty_like(buf)
         comm.Allreduce(buf, total)
-        worst = comm.allgather(tuple(stat[:4]))
-        best = max(worst, key=lambda s: (s[0], -s[1], -s[2], -s[3]))
-        atom_energy = total[4 : 4 + natoms].copy()
-        force = total[4 + natoms : 4 + 4 * natoms].reshape(natoms, 3).copy()
-        atom_virial = total[4 + 4 * natoms :].reshape(natoms, 9)
-        overflow = Overflow(int(total[2]), int(best[0]), int(best[1]), int(best[2]), int(best[3]))
-        if not overflow.worst:
-            overflow = Overflow(int(total[2]))
-        return result_from_atoms(atom_energy, force, atom_virial, overflow=overflow, beyond_fine=int(total[0]),
-                                 beyond_table=int(total[1]))
+        return combine(total, comm.allgather(worst), len(types))
 
     def close(self):
         self.runtime.close()
+
+
+def combine(total, worsts, natoms):
+    """The :class:`FrameResult` of the summed buffers of :meth:`DecomposedEvaluator.share`."""
+    best = max(worsts, key=lambda w: (w[0], -w[1], -w[2], -w[3]))
+    overflow = Overflow(int(total[2]), *(int(v) for v in best)) if best[0] else Overflow(int(total[2]))
+    return result_from_atoms(total[4 : 4 + natoms].copy(), total[4 + natoms : 4 + 4 * natoms].reshape(natoms, 3).copy(),
+                             total[4 + 4 * natoms :].reshape(natoms, 9), overflow=overflow,
+                             beyond_fine=int(total[0]), beyond_table=int(total[1]))

@@ -84,10 +84,7 @@ class GpuEvaluator(Evaluator):
         return be.xp.ascontiguousarray(coords.reshape(-1, natoms, 3), dtype=np.float64)
 
     def evaluate(self, coords, cell, types, n_threads=1):
-        try:
-            out = self.driver.evaluate(coords, cell, types, True).to_host(self.be, True)
-        except InputError:
-            raise
+        out = self.driver.evaluate(coords, cell, types, True).to_host(self.be, True)
         overflow = Overflow()
         for k, o in enumerate(out["overflow"]):
             overflow.total += int(o.sum())

@@ -20,7 +20,6 @@ step waits for the device: results stay on it until the caller reads them
 
 import contextlib
 import math
-import types
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -86,20 +85,7 @@ def pack(be, model, desc):
         raise UnsupportedModelError("the GPU path needs per-type neighbor blocks (mixed_types is not supported)")
     packed = unit_of(desc).pack(desc, model.pair_exclude_types)
     radial = packed.ints["kind"] == KIND_SE_R
-    return upload(be, tables_view(packed), desc.sel, desc, rescale=float(desc.RESCALE) if radial else 1.0)
-
-
-def tables_view(packed):
-    """The attributes :func:`upload` reads, from a descriptor unit's :class:`~dpcompress.descriptors.base.PackedPart`
-    (the same arrays the ``.dpc`` file and the C runtime hold)."""
-    a, i = packed.arrays, packed.ints
-    return types.SimpleNamespace(
-        nnei=i["nnei"], nblocks=i["nblocks"], ntypes=a["avg"].shape[0], n_channels=i["M"], axis_neuron=i["axis_neuron"],
-        ncoef=i["ncoef"], rcut=packed.real[0], rcut_smth=packed.real[1], protection=packed.real[2],
-        n_rows=1 if i["kind"] == KIND_SE_R else 4, gate=a.get("gate"),
-        **{k: a[k] for k in ("sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real", "tab_count",
-                             "tab_offset", "coef")},
-    )
+    return upload(be, packed.kernel_view(), desc.sel, desc, rescale=float(desc.RESCALE) if radial else 1.0)
 
 
 def upload(be, host, sel, descriptor=None, rescale=1.0):

@@ -1,11 +1,11 @@
-r"""Twin of the cell-list neighbor kernel: an exhaustive (brute-force) search.
+r"""Numpy twins of the neighbor search: candidates (``src_c/dpc_neighbors.c``), rows
+(``src_c/dpc_rows.c``), and an exhaustive (brute-force) search as the independent oracle.
 
-:func:`brute_force_neighbor_list` builds the whole neighbor list by looping
-over every atom pair and every lattice image that can be within reach; it is
-:math:`O(N^2 \cdot n_\text{images})` and exists only to check
-:func:`dpcompress.neighbors.build_neighbor_list` in the tests;
-:func:`cell_list_neighbors` is the same search with the compiled kernel's
-arguments and outputs (``src_c/dpc_neighbors.c``, bit-identical).
+:func:`brute_force_neighbor_list` builds the whole neighbor list by looping over every atom pair
+and every lattice image that can be within reach; it is :math:`O(N^2 \cdot n_\text{images})` and
+exists only to check :func:`dpcompress.neighbors.build_neighbor_list` in the tests (bit for bit).
+:func:`neighbor_rows` and :func:`cell_candidates` take and return what the compiled functions of
+:mod:`dpcompress._ext.neighbors` do.
 
 Both follow the definitions of :mod:`dpcompress.neighbors.neighbor_list`:
 
@@ -20,6 +20,8 @@ Both follow the definitions of :mod:`dpcompress.neighbors.neighbor_list`:
 import itertools
 
 import numpy as np
+
+from ..neighbors import NeighborList
 
 
 def _squared_norm(D):
@@ -73,23 +75,7 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
     return _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types)[0]
 
 
-def cell_list_neighbors(coords, cell, frac, wrapped, wrap, nbins, reach, rcut, search, coincide, atom_types,
-                        sel, mixed_types=False, n_threads=1, n_centers=None):
-    """Twin of the compiled ``dpcompress._ext.neighbors.cell_list_neighbors``.
-
-    The binning arguments (``frac, wrapped, wrap, nbins, reach, search``) only steer the
-    compiled search; the result is that of the exhaustive search, so they are
-    ignored here.  Returns ``(index, vectors, counts, overflow, bad)`` with
-    ``bad = (i, j, S, d2)`` the lexicographically first pair closer than
-    ``coincide``, or None; rows (and coincidences) for the first ``n_centers`` atoms only.
-    """
-    nl, bad = _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide, n_centers)
-    return nl.index, nl.vectors, nl.counts, nl.overflow, bad
-
-
 def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincide=0.0, n_centers=None):
-    from ..neighbors.neighbor_list import NeighborList
-
     coords = np.asarray(coords, dtype=np.float64)
     atom_types = np.asarray(atom_types, dtype=np.int64)
     sel = [int(s) for s in sel]
@@ -137,3 +123,114 @@ def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincid
             counts[i, b] = len(kept)
             overflow[i, b] = len(order) - len(kept)
     return NeighborList(index, vectors, counts, overflow, tuple(sel), float(rcut)), bad
+
+
+def _floor_div(u, n):
+    return u // n  # Python's floor division: the C side's floor_div
+
+
+def cell_candidates(frac, wrapped, cell, nbins, reach, search, n_centers, n_threads=1):
+    """Twin of :func:`dpcompress._ext.neighbors.cell_candidates`: images and CSR candidates.
+
+    Images: every atom of every extended bin outside the base grid, bins taken in (u0, u1, u2)
+    order; candidates of a center: the atoms and images of the bins within reach, bins by offset
+    (d0, d1, d2), atoms in index order, kept when their wrapped-space distance is below ``search``.
+    """
+    frac = np.asarray(frac, dtype=np.float64)
+    wrapped = np.asarray(wrapped, dtype=np.float64)
+    natoms = len(frac)
+    periodic = cell is not None
+    nbins, reach = [int(v) for v in nbins], [int(v) for v in reach]
+    ext = [n + 2 * r if periodic else n for n, r in zip(nbins, reach)]
+    coord = np.minimum(np.maximum((frac * nbins).astype(np.int64), 0), np.array(nbins) - 1)
+    coord = np.where(frac * nbins <= 0, 0, coord)
+    bin_of = (coord[:, 0] * nbins[1] + coord[:, 1]) * nbins[2] + coord[:, 2]
+    members = [list(np.flatnonzero(bin_of == b)) for b in range(nbins[0] * nbins[1] * nbins[2])]
+
+    def base_bin(v):
+        w = [v[k] - _floor_div(v[k], nbins[k]) * nbins[k] for k in range(3)]
+        return (w[0] * nbins[1] + w[1]) * nbins[2] + w[2]
+
+    image_base, owner, lattice = {}, [], []
+    if periodic:
+        for u in itertools.product(*(range(e) for e in ext)):
+            v = [u[k] - reach[k] for k in range(3)]
+            if all(0 <= v[k] < nbins[k] for k in range(3)):
+                continue
+            image_base[tuple(v)] = len(owner)
+            for j in members[base_bin(v)]:
+                owner.append(j)
+                lattice.append([_floor_div(v[k], nbins[k]) for k in range(3)])
+    cell = None if cell is None else np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    index, offsets = [], [0]
+    for a in range(n_centers):
+        for d in itertools.product(*(range(-r, r + 1) for r in reach)):
+            v = [int(coord[a, k]) + d[k] for k in range(3)]
+            q = [_floor_div(v[k], nbins[k]) for k in range(3)]
+            if not periodic and any(q):
+                continue
+            shift = (((q[0] * cell[0] + q[1] * cell[1]) + q[2] * cell[2]) if periodic else np.zeros(3))
+            for m, j in enumerate(members[base_bin(v)]):
+                s = wrapped[j] + shift - wrapped[a]
+                if s @ s >= search * search:
+                    continue
+                cand = natoms + image_base[tuple(v)] + m if any(q) else j
+                if cand != a:
+                    index.append(cand)
+        offsets.append(len(index))
+    return (np.array(owner, dtype=np.int32), np.array(lattice, dtype=np.int32).reshape(-1, 3),
+            np.array(offsets, dtype=np.int64), np.array(index, dtype=np.int32))
+
+
+def neighbor_rows(x, types, nlocal, offsets, index, rcut, sel, mixed, *, cell=None, lattice=None, image_owner=None,
+                  image_lattice=None, n_threads=1):
+    """Twin of :func:`dpcompress._ext.neighbors.neighbor_rows` (``dpc_neighbor_rows``).
+
+    Per center: each candidate's target atom (the owner of an image) and lattice shift
+    ``S = q + n_i - n_t``, the vector ``(x_t - x_i) + ((S0 a0 + S1 a1) + S2 a2)``, the strict cut,
+    the order ``(d2, t, x, y, z)``, blocks by type (or one), the sel cut.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    types = np.asarray(types, dtype=np.int64)
+    natoms = len(x)
+    sel = [int(s) for s in np.ravel(sel)]
+    so = np.concatenate([[0], np.cumsum(sel)]).astype(np.int64)
+    cell0 = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    lat = None if (cell is None or lattice is None) else np.asarray(lattice, dtype=np.int64).reshape(-1, 3)
+    owner = np.zeros(0, dtype=np.int64) if image_owner is None else np.asarray(image_owner, dtype=np.int64)
+    qimg = np.zeros((0, 3), dtype=np.int64) if image_lattice is None else np.asarray(image_lattice, dtype=np.int64).reshape(-1, 3)
+    out_index = np.full((nlocal, so[-1]), -1, dtype=np.int64)
+    out_vec = np.zeros((nlocal, so[-1], 3))
+    counts = np.zeros((nlocal, len(sel)), dtype=np.int64)
+    overflow = np.zeros((nlocal, len(sel)), dtype=np.int64)
+    bad = None
+    for i in range(nlocal):
+        cand = np.asarray(index[offsets[i] : offsets[i + 1]], dtype=np.int64)
+        img = cand >= natoms
+        t = cand.copy()
+        t[img] = owner[cand[img] - natoms]
+        S = np.zeros((len(cand), 3), dtype=np.int64)
+        S[img] = qimg[cand[img] - natoms]
+        if lat is not None:
+            S = S + lat[i] - lat[t]
+        S = S.astype(np.float64)
+        shift = (S[:, 0:1] * cell0[0] + S[:, 1:2] * cell0[1]) + S[:, 2:3] * cell0[2]
+        D = (x[t] - x[i]) + shift
+        d2 = _squared_norm(D)
+        keep = (d2 < rcut * rcut) & ~((t == i) & np.all(S == 0, axis=1))
+        close = np.flatnonzero(keep & (d2 < 1e-16))
+        if bad is None and len(close):
+            k = close[np.lexsort((S[close, 2], S[close, 1], S[close, 0], t[close]))[0]]
+            bad = (i, int(t[k]), S[k].astype(np.int64).tolist(), float(d2[k]))
+        t, D, d2 = t[keep], D[keep], d2[keep]
+        block = np.zeros_like(t) if mixed else types[t]
+        for b in range(len(sel)):
+            mine = block == b
+            order = np.lexsort((D[mine, 2], D[mine, 1], D[mine, 0], t[mine], d2[mine]))
+            kept = order[: sel[b]]
+            slots = slice(so[b], so[b] + len(kept))
+            out_index[i, slots] = t[mine][kept]
+            out_vec[i, slots] = D[mine][kept]
+            counts[i, b] = len(kept)
+            overflow[i, b] = len(order) - len(kept)
+    return out_index, out_vec, counts, overflow, bad

@@ -12,7 +12,7 @@ Math (see docs/nep.md): for a pair i→j, r_ij = r_j − r_i, r = |r_ij|, types 
 
 import numpy as np
 
-from .constants import K_C_SP, ZBL_A_FACTOR, ZBL_PARA, block_monomials, z_table
+from ..nep.constants import K_C_SP, ZBL_A_FACTOR, ZBL_PARA, block_monomials, z_table
 
 PI = np.pi
 

@@ -9,8 +9,8 @@ se_atten_v2: channels times :math:`1 + S_{q_j}\,\mathrm{sw}(r_j)`).
 
 import numpy as np
 
-from .env_mat import env_mat_se_a, smooth_switch
-from .table_math import poly_eval, table_locate
+from ..core.env_mat import env_mat_se_a, smooth_switch
+from ..core.table_math import poly_eval, table_locate
 
 
 class _Info:

@@ -9,7 +9,7 @@ kernels' shortcuts must reproduce.
 
 import numpy as np
 
-from .env_mat import env_mat_se_a
+from ..core.env_mat import env_mat_se_a
 from .se_a_tab import _g, _table, scatter_pair_gradients  # noqa: F401  (same scatter for every descriptor)
 
 

@@ -6,9 +6,9 @@ agree with it to round-off (``tests/test_tables.py``).
 
 import numpy as np
 
-from ..compress.tables import grid_nodes
-from .networks import embedding_with_derivatives
-from .table_math import cubic_coefficients, quintic_coefficients
+from ..tables import grid_nodes
+from ..core.networks import embedding_with_derivatives
+from ..core.table_math import cubic_coefficients, quintic_coefficients
 
 
 def build_table(net, lower, stride0, stride1, n_fine, n_coarse, order=5, n_below=0):

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from ..._ext.threads import blas_threads
 from ...core.errors import InputError, UnsupportedModelError
 from ...descriptors import parts
 from ...neighbors import build_neighbor_list
@@ -102,6 +103,10 @@ class ExactEvaluator(Evaluator):
         self.rcut = float(model.rcut)
 
     def evaluate(self, coords, cell, types, n_threads=1):
+        with blas_threads(n_threads):  # numpy's BLAS on the caller's thread budget
+            return self._evaluate(coords, cell, types, n_threads)
+
+    def _evaluate(self, coords, cell, types, n_threads):
         model = self.model
         types = np.ascontiguousarray(types, dtype=np.int64)
         natoms = len(types)

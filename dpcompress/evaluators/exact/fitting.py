@@ -3,7 +3,7 @@ r"""The energy part of a DP model in numpy: fitting nets, biases and exclusion m
 :math:`e_i = m^{keep}_i\,\big(m^{fit}_i\,(F_{t_i}(D_i) + b_{t_i}) + \beta_{t_i}\big)`
 with the fitting net :math:`F`, ``bias_atom_e`` :math:`b`, ``out_bias``
 :math:`\beta`, and 0/1 masks for the fitting's ``exclude_types`` and the model's
-``atom_exclude_types``.  The frame pipeline is :mod:`dpcompress.evaluate.frame`.
+``atom_exclude_types``.  The frame pipeline is :mod:`dpcompress.evaluators.exact`.
 """
 
 import numpy as np
@@ -21,9 +21,7 @@ def atomic_energy_masks(model, atom_types):
 def fitting_forward_backward(model, atom_types, D):
     r"""Per-atom fitting energy :math:`F_{t_i}(D_i) + b_{t_i}` and :math:`\partial F/\partial D`.
 
-    Numpy twin of the compiled kernel :func:`dpcompress._ext.fitting_net.fitting_forward_backward`
-    (``src_c/dpc_fitting.c``), which takes ``model.fitting`` packed by
-    :func:`dpcompress._ext.fitting_net.pack_fitting`.
+    The exact evaluator's fitting (compressed models run the compiled kernel, ``src_c/dpc_fitting.c``).
     """
     e = np.empty(len(atom_types))
     dD = np.empty_like(D)

@@ -1,1 +1,0 @@
-"""Evaluation of compressed models with the compiled kernels (CPU)."""
