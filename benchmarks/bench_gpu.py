@@ -20,6 +20,14 @@ Per size
   pipe, not tensor-core) peak and its HBM bandwidth, both the datasheet numbers (from the
   device's clocks) and the measured ceilings (a device-to-device copy, a cuBLAS DGEMM).
 
+Stages and their kernels (each named after its C twin, docs/gpu.md)::
+
+    neighbors  dpc_cell_candidates_bin_periodic, dpc_neighbor_rows
+    forward    dpc_se_a_tab_forward<NCOEF,CPL>
+    fitting    dpc_descriptor_from_T, cuBLAS GEMMs, dpc_descriptor_gradient_to_T
+    backward   dpc_se_a_tab_backward<NCOEF,G>
+    gather     dpc_scatter_pair_gradients
+
 Counts (P real neighbor pairs, N atoms, B padded (atom, block) pairs, nnei slots, M channels,
 ncoef = 6 coefficients; one multiply-add = 2 FLOP)::
 
@@ -49,6 +57,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DEFAULT_MODEL = os.path.normpath(os.path.join(REPO, "..", "shared", "fixtures", "deepmd", "se_e2_a", "frozen.dp"))
 STAGES = ("neighbors", "forward", "fitting", "backward", "gather")
+#: the CUDA kernels timed in each stage (the report names them, so a result says what it measured)
+STAGE_KERNELS = {
+    "neighbors": ("dpc_cell_candidates_bin_periodic", "dpc_neighbor_rows"),
+    "forward": ("dpc_se_a_tab_forward",),
+    "fitting": ("dpc_descriptor_from_T", "cuBLAS dgemm", "dpc_descriptor_gradient_to_T"),
+    "backward": ("dpc_se_a_tab_backward",),
+    "gather": ("dpc_scatter_pair_gradients",),
+}
 #: FP64 FMA units per SM by compute capability (datasheets: A100 32, H100/H200 64)
 FP64_FMA_PER_SM = {(8, 0): 32, (9, 0): 64, (10, 0): 64}
 
@@ -242,8 +258,8 @@ def main(argv=None):
                 continue
             t = float(np.median(stage_times[name]))
             w = work[name]
-            st = dict(time_s=t, flop=w["flop"], bytes=w["bytes"], table_bytes=w["table_bytes"],
-                      flop_per_s=w["flop"] / t, bytes_per_s=w["bytes"] / t)
+            st = dict(kernels=list(STAGE_KERNELS[name]), time_s=t, flop=w["flop"], bytes=w["bytes"],
+                      table_bytes=w["table_bytes"], flop_per_s=w["flop"] / t, bytes_per_s=w["bytes"] / t)
             if dev["fp64_peak"]:
                 st["fraction_fp64_peak"] = st["flop_per_s"] / dev["fp64_peak"]
             if dev["hbm_peak"]:

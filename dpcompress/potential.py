@@ -185,7 +185,16 @@ class Potential:
     def get_dim_aparam(self) -> int:
         return 0
 
-    def eval(self, coords, cells, atom_types, atomic=False, fparam=None, aparam=None, mixed_type=False):
+    def eval(
+        self,
+        coords,
+        cells,
+        atom_types,
+        atomic: bool = False,
+        fparam=None,
+        aparam=None,
+        mixed_type: bool = False,
+    ) -> Tuple[np.ndarray, ...]:
         """Energy, forces and virial of one or more frames.
 
         Parameters
@@ -246,7 +255,7 @@ class Potential:
         atom_virial = np.stack([r.atom_virial.reshape(natoms, 9) for r in results])
         return energy, force, virial, atom_energy, atom_virial
 
-    def close(self):
+    def close(self) -> None:
         """Free the evaluator's buffers (the object stays usable: they are made again when needed)."""
         self.evaluator.close()
 

@@ -17,6 +17,7 @@
  * scatter, whatever the thread count (bit-identical results), and the scatter is parallel too.
  */
 #include "dpc_nep.h"
+#include "dpc_table.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -69,22 +70,15 @@ static inline void nep_g_analytic(double r, double rc, int nb, int64_t nchp, con
     }
 }
 
-/* Tabulated g_n, g_n': quintic Hermite polynomial of interval l; grid = (w, 1/w). */
+/* Tabulated g_n, g_n': the quintic polynomials of dpc_table.h on NEP's uniform grid = (w, 1/w). */
 static inline void nep_g_table(double r, const double *grid, int64_t M, int64_t nchp, const double *coef, double *g,
                                double *gp)
 {
-    int64_t l = (int64_t)(r * grid[1]);
-    if (l > M - 1) l = M - 1;
-    if (l < 0) l = 0;
-    const double t = r - (double)l * grid[0];
+    double t;
+    const int64_t l = dpc_uniform_locate(r, grid[0], grid[1], M, &t);
     const double *c = coef + l * 6 * nchp;
 #pragma omp simd
-    for (int64_t n = 0; n < nchp; ++n) {
-        const double a0 = c[n], a1 = c[nchp + n], a2 = c[2 * nchp + n], a3 = c[3 * nchp + n],
-                     a4 = c[4 * nchp + n], a5 = c[5 * nchp + n];
-        g[n] = a0 + t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))));
-        gp[n] = a1 + t * (2.0 * a2 + t * (3.0 * a3 + t * (4.0 * a4 + t * 5.0 * a5)));
-    }
+    for (int64_t n = 0; n < nchp; ++n) dpc_poly_eval(c + n, nchp, 6, t, g + n, gp + n);
 }
 
 /* g_n and g_n' (nchp channels) of pair p (t_centre * T + t_neighbour); part 0 = radial, 1 = angular. */

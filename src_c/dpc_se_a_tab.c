@@ -6,21 +6,6 @@
 #include "dpc_se_a_tab.h"
 #include "dpc_table.h"
 
-static inline void table_info_of(const dpc_se_a_tab_args *a, dpc_index tab, dpc_table_info *ti)
-{
-    const double *r = a->tab_real + 5 * tab;
-    ti->lower = r[0];
-    ti->upper = r[1];
-    ti->xmax = r[2];
-    ti->stride0 = r[3];
-    ti->stride1 = r[4];
-    ti->n_fine = a->tab_count[3 * tab];
-    ti->n_coarse = a->tab_count[3 * tab + 1];
-    ti->n_below = a->tab_count[3 * tab + 2];
-    ti->ncoef = a->ncoef;
-    ti->n_channels = (int)a->n_channels;
-}
-
 /* acc[k][m] += weight * Rt[k] * g_m(x) for all channels; g continued linearly outside the table.
  * NCOEF is a literal at every expansion, so the polynomial's degree branch folds away and the
  * channel loop vectorises. */
@@ -90,7 +75,7 @@ DPC_HOT static void forward_atom(const dpc_se_a_tab_args *a, dpc_index i, double
         const dpc_index tab = a->table_of[key];
         if (tab < 0) continue;
         dpc_table_info info;
-        table_info_of(a, tab, &info);
+        dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
         const double *coef = a->coef + a->tab_offset[tab];
         const double *avg = a->avg + 4 * key, *std = a->std + 4 * key;
         const dpc_index sel = a->sel_offsets[b + 1] - a->sel_offsets[b];
@@ -170,7 +155,7 @@ DPC_HOT static void forward_atom_radial(const dpc_se_a_tab_args *a, dpc_index i,
         const dpc_index tab = a->table_of[key];
         if (tab < 0) continue;
         dpc_table_info info;
-        table_info_of(a, tab, &info);
+        dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
         const double *coef = a->coef + a->tab_offset[tab];
         const double avg = a->avg[4 * key], std = a->std[4 * key];
         const dpc_index sel = a->sel_offsets[b + 1] - a->sel_offsets[b];
@@ -251,7 +236,7 @@ DPC_HOT static void forward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i, 
         const dpc_index tab = a->table_of[key];
         if (tab < 0) continue;
         dpc_table_info info;
-        table_info_of(a, tab, &info);
+        dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
         const double *coef = a->coef + a->tab_offset[tab];
         const double *avg = a->avg + 4 * key, *std = a->std + 4 * key;
         const dpc_index sel = a->sel_offsets[b + 1] - a->sel_offsets[b];
@@ -327,7 +312,7 @@ DPC_HOT static void backward_atom(const dpc_se_a_tab_args *a, dpc_index i, const
         const dpc_index tab = a->table_of[key];
         if (tab < 0 || a->block_mode[key] != 0) continue;
         dpc_table_info info;
-        table_info_of(a, tab, &info);
+        dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
         const double *coef = a->coef + a->tab_offset[tab];
         const double *avg = a->avg + 4 * key, *std = a->std + 4 * key;
         const dpc_index nreal = a->counts[i * nb + b];
@@ -379,7 +364,7 @@ DPC_HOT static void backward_atom_radial(const dpc_se_a_tab_args *a, dpc_index i
         const dpc_index tab = a->table_of[key];
         if (tab < 0 || a->block_mode[key] != 0) continue;
         dpc_table_info info;
-        table_info_of(a, tab, &info);
+        dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
         const double *coef = a->coef + a->tab_offset[tab];
         const double avg = a->avg[4 * key], std = a->std[4 * key];
         const dpc_index nreal = a->counts[i * nb + b];
@@ -434,7 +419,7 @@ DPC_HOT static void backward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i,
         const dpc_index tab = a->table_of[key];
         if (tab < 0 || a->block_mode[key] != 0) continue;
         dpc_table_info info;
-        table_info_of(a, tab, &info);
+        dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
         const double *coef = a->coef + a->tab_offset[tab];
         const double *avg = a->avg + 4 * key, *std = a->std + 4 * key;
         const dpc_index nreal = a->counts[i * nb + b];

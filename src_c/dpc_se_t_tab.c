@@ -11,21 +11,6 @@
 #include <omp.h>
 #endif
 
-static inline void table_info_of(const dpc_se_t_tab_args *a, dpc_index tab, dpc_table_info *ti)
-{
-    const double *r = a->tab_real + 5 * tab;
-    ti->lower = r[0];
-    ti->upper = r[1];
-    ti->xmax = r[2];
-    ti->stride0 = r[3];
-    ti->stride1 = r[4];
-    ti->n_fine = a->tab_count[3 * tab];
-    ti->n_coarse = a->tab_count[3 * tab + 1];
-    ti->n_below = a->tab_count[3 * tab + 2];
-    ti->ncoef = a->ncoef;
-    ti->n_channels = (int)a->n_channels;
-}
-
 /* Per-thread scratch: the rows of one atom and what the passes accumulate. */
 typedef struct {
     double *rr;       /* [nrows][3] angular parts of the normalised rows */
@@ -135,7 +120,7 @@ DPC_HOT static void forward_atom(const dpc_se_t_tab_args *a, scratch_t *s, doubl
             const dpc_index tab = a->table_of[b1 * nb + b2];
             if (tab < 0) continue;
             dpc_table_info info;
-            table_info_of(a, tab, &info);
+            dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
             const double *coef = a->coef + a->tab_offset[tab];
             const double xmin = info.lower - (double)info.n_below * info.stride1;
             const double scale =
@@ -211,7 +196,7 @@ DPC_HOT static void backward_atom(const dpc_se_t_tab_args *a, dpc_index i, scrat
             const dpc_index tab = a->table_of[b1 * nb + b2];
             if (tab < 0) continue;
             dpc_table_info info;
-            table_info_of(a, tab, &info);
+            dpc_table_unpack(a->tab_real, a->tab_count, tab, a->ncoef, (int)M, &info);
             const double *coef = a->coef + a->tab_offset[tab];
             const double scale =
                 1.0 / ((double)(a->sel_offsets[b1 + 1] - a->sel_offsets[b1]) * (double)(a->sel_offsets[b2 + 1] - a->sel_offsets[b2]));

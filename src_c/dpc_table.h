@@ -2,7 +2,7 @@
  *
  * This header is the single source of truth shared by the C kernels and the
  * CUDA kernels (it is plain C99 with a host/device qualifier macro).  The numpy
- * twin of every function here lives in dpcompress/reference/table_math.py.
+ * twin of every function here lives in dpcompress/core/table_math.py.
  *
  * Grid
  * ----
@@ -31,6 +31,24 @@
  * Outside the table (x < xmin or x >= xmax) the value continues linearly with
  * the slope at the end node (C1): P(t_end) + delta * P'(t_end), delta = x - end;
  * the derivative reported there is P'(t_end), so forces stay exactly -dE/dx.
+ *
+ * Packed tables
+ * -------------
+ * A descriptor's tables travel to the kernels as flat arrays, row `tab` per table
+ * (dpcompress/descriptors/base.py pack_tables):
+ *
+ *     tab_real  [ntables][5]  lower, upper, xmax, stride0, stride1
+ *     tab_count [ntables][3]  n_fine, n_coarse, n_below
+ *     tab_offset[ntables]     start of the table's rows in coef
+ *
+ * dpc_table_unpack turns one row into a dpc_table_info.
+ *
+ * Uniform grids
+ * -------------
+ * NEP tabulates its radial functions on M equal intervals of width w from 0
+ * (dpcompress/nep/tables.py), with the same coefficient layout; dpc_uniform_locate
+ * is its lookup.  It has no linear continuation: NEP asks only for r < r_c = M w,
+ * and the clamp keeps the rounding at either end on the end intervals.
  *
  * Coefficients (Hermite interpolation of y, y', y'' at both ends, h = y1 - y0,
  * w = interval width):
@@ -66,6 +84,24 @@ typedef struct {
     int ncoef;         /* 6 (quintic) or 4 (cubic) */
     int n_channels;    /* M */
 } dpc_table_info;
+
+/* The packed arrays are 64-bit and per table; ncoef and M are per descriptor. */
+DPC_HD void dpc_table_unpack(const double *tab_real, const dpc_index *tab_count, dpc_index tab, int ncoef,
+                             int n_channels, dpc_table_info *out)
+{
+    const double *r = tab_real + 5 * tab;
+    const dpc_index *c = tab_count + 3 * tab;
+    out->lower = r[0];
+    out->upper = r[1];
+    out->xmax = r[2];
+    out->stride0 = r[3];
+    out->stride1 = r[4];
+    out->n_fine = c[0];
+    out->n_coarse = c[1];
+    out->n_below = c[2];
+    out->ncoef = ncoef;
+    out->n_channels = n_channels;
+}
 
 /* Where x falls: interval l, local offset t, and delta = distance past the
  * table's ends (negative below xmin, positive above xmax, 0 inside). */
@@ -108,6 +144,18 @@ DPC_HD dpc_index dpc_table_locate(const dpc_table_info *ti, double x, double *t,
     }
     *t = ti->upper - (ti->lower + (double)(ti->n_fine - 1) * ti->stride0);
     return nb + ti->n_fine - 1;
+}
+
+/* Interval l and offset t of x on a uniform grid of M intervals of width w from 0.
+ * inv_w = 1 / w is passed in, not computed: a multiply instead of a divide per pair,
+ * and the stored value is what the pinned NEP outputs were computed with. */
+DPC_HD dpc_index dpc_uniform_locate(double x, double w, double inv_w, dpc_index M, double *t)
+{
+    dpc_index l = (dpc_index)(x * inv_w);
+    if (l > M - 1) l = M - 1;
+    if (l < 0) l = 0;
+    *t = x - (double)l * w;
+    return l;
 }
 
 /* Value and derivative of one channel's polynomial; c points at a_0 of the

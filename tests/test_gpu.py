@@ -18,6 +18,7 @@ Four tiers, each skipping with its reason when its tool is missing:
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,46 @@ def test_sources_share_the_c_headers():
         with open(os.path.join(root, "dpc_table.h")) as fh:
             body = fh.read()
         assert body[body.index("DPC_HD dpc_index dpc_table_locate") :][:400] in src
+        if module == "se_a_tab":
+            assert body[body.index("DPC_HD void dpc_table_unpack") :][:400] in src
+
+
+def _sources(root, suffixes):
+    for folder, _, files in os.walk(root):
+        for name in sorted(files):
+            if name.endswith(suffixes):
+                path = os.path.join(folder, name)
+                with open(path) as fh:
+                    yield os.path.relpath(path, root), fh.read()
+
+
+def test_packed_tables_are_unpacked_in_one_place():
+    """C, CUDA and the emulator read a packed table row only through dpc_table.h; NEP uses its formulas."""
+    root = os.path.join(REPO, "src_c")  # the C sources: not in a wheel's copy of the headers
+    row_read = re.compile(r"\btab_(real|count)(\s*\+|\[)")
+    readers = {rel for rel, text in _sources(root, (".c", ".h", ".cu", ".cuh")) if row_read.search(text)}
+    assert "dpc_table.h" in readers and readers <= {"dpc_table.h", "dpc_model.c"}  # the .dpc reader checks raw rows
+    text = dict(_sources(root, (".c",)))
+    for user in ("dpc_se_a_tab.c", "dpc_se_t_tab.c"):
+        assert "dpc_table_unpack(" in text[user], user
+    assert "dpc_uniform_locate(" in text["dpc_nep.c"] and "dpc_poly_eval(" in text["dpc_nep.c"]
+    assert "dpc_table_unpack(" in modules.load_source("se_a_tab")
+
+
+# kernel-name suffixes of the GPU-only split of a C function: the C kernels' one-row mode, the binning step
+_TWIN_SUFFIXES = ("_radial", "_bin_periodic", "_bin_open")
+
+
+def test_kernels_are_named_after_their_c_twins():
+    """Every CUDA kernel is a public C function of src_c/ (up to a _radial / _bin_* suffix)."""
+    root = modules.source_root()
+    headers = "\n".join(text for _, text in _sources(root, (".h",)))
+    for _, plain, templates in modules.MODULES.values():
+        for name in tuple(plain) + tuple(templates):
+            twin = name.split("<")[0]
+            for suffix in _TWIN_SUFFIXES:
+                twin = twin.removesuffix(suffix)
+            assert f" {twin}(" in headers, f"CUDA kernel {name} has no C twin {twin} in src_c/*.h"
 
 
 # ----------------------------------------------------------------------------- 2. without a GPU

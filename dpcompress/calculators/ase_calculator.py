@@ -11,10 +11,15 @@ Conventions (ASE): energies eV, forces eV/Å, ``stress`` in eV/Å³ in Voigt ord
 Stress exists only for fully periodic cells.
 """
 
+import os
+from typing import Optional, Union
+
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from ..core.errors import InputError
+from ..models import DPModel
+from ..nep import NEPModel
 from ..potential import Potential
 
 
@@ -33,7 +38,8 @@ class DPCompressCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
     nolabel = True
 
-    def __init__(self, model, *, n_threads=None, check_frequency=None, **kwargs):
+    def __init__(self, model: Union[str, os.PathLike, DPModel, NEPModel, Potential], *, n_threads: Optional[int] = None,
+                 check_frequency: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.potential = model if isinstance(model, Potential) else Potential(model, n_threads=n_threads, check_frequency=check_frequency)
         self._lookup = {name: k for k, name in enumerate(self.potential.get_type_map())}

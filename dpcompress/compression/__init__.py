@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import os
 import warnings
+from typing import Optional, Union
 
 from .._version import __version__
 from ..core.errors import InputError
@@ -19,7 +20,7 @@ from ..data.scan_file import scan_min_nbor_dist
 from ..descriptors import iter_nets, iter_tables, tabulate
 from ..modelfile import load_model
 from ..models import DPModel
-from ..nep import DEFAULT_STEP, build_tables, read_nep
+from ..nep import DEFAULT_STEP, NEPModel, build_tables, read_nep
 
 __all__ = ["compress", "compress_nep", "resolve_min_nbor_dist", "TableAccuracyWarning"]
 
@@ -69,17 +70,17 @@ def _sha256_file(path):
 
 
 def compress(
-    model,
+    model: Union[str, os.PathLike, DPModel],
     *,
-    step=0.01,
-    extrapolate=5,
-    check_frequency=-1,
-    training_script=None,
-    min_nbor_dist=None,
-    order=5,
-    n_threads=None,
-    scan=None,
-):
+    step: float = 0.01,
+    extrapolate: float = 5,
+    check_frequency: int = -1,
+    training_script: Optional[str] = None,
+    min_nbor_dist: Optional[float] = None,
+    order: int = 5,
+    n_threads: Optional[int] = None,
+    scan: Optional[str] = None,
+) -> DPModel:
     r"""Tabulate every embedding net of a model.
 
     Each net :math:`g(x)` becomes a piecewise Hermite polynomial (quintic, matching
@@ -157,7 +158,7 @@ def compress(
     return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)
 
 
-def compress_nep(model, step=None):
+def compress_nep(model: Union[str, os.PathLike, NEPModel], step: Optional[float] = None) -> NEPModel:
     """A NEP model with quintic tables of its radial functions (``step`` Å at most per interval).
 
     Parameters

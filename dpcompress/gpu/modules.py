@@ -24,18 +24,23 @@ import hashlib
 import os
 import re
 
-#: module -> (file under src_c/cuda/, extern "C" kernels, template kernels as NVRTC name expressions)
+#: module -> (file under src_c/cuda/, extern "C" kernels, template kernels as NVRTC name expressions).
+#: Every kernel carries the name of its C twin (docs/gpu.md has the table); ``_radial`` is the
+#: C kernels' one-row mode and ``_bin_*`` the binning step of ``dpc_cell_candidates``.
 MODULES = {
     "neighbors": (
         "neighbors.cu",
-        ("dpc_nl_bin_periodic", "dpc_nl_bin_open", "dpc_nl_select", "dpc_scatter_gather"),
+        ("dpc_cell_candidates_bin_periodic", "dpc_cell_candidates_bin_open", "dpc_neighbor_rows",
+         "dpc_scatter_pair_gradients"),
         (),
     ),
     "se_a_tab": (
         "se_a_tab.cu",
-        ("dpc_se_a_gram", "dpc_se_a_gram_backward"),
-        tuple(f"dpc_se_{r}_forward<{nc},{cpl}>" for r in "ar" for nc in (4, 6) for cpl in (1, 2, 3, 4))
-        + tuple(f"dpc_se_{r}_backward<{nc},{g}>" for r in "ar" for nc in (4, 6) for g in (4, 8, 16, 32)),
+        ("dpc_descriptor_from_T", "dpc_descriptor_gradient_to_T"),
+        tuple(f"dpc_se_a_tab_forward{mode}<{nc},{cpl}>" for mode in ("", "_radial") for nc in (4, 6)
+              for cpl in (1, 2, 3, 4))
+        + tuple(f"dpc_se_a_tab_backward{mode}<{nc},{g}>" for mode in ("", "_radial") for nc in (4, 6)
+                for g in (4, 8, 16, 32)),
     ),
 }
 

@@ -8,10 +8,12 @@ with the same roundings and cuts at :math:`d^2 < r_c^2`.
 
 Steps (no host round trip: the bin counts come from the cell, which is on the host)
 
-1. bin the atoms (periodic: wrapped fractional coordinates; open: a spatial hash);
+1. ``dpc_cell_candidates_bin_*``: bin the atoms (periodic: wrapped fractional
+   coordinates; open: a spatial hash);
 2. stable sort of the atoms by bin, bin starts by ``searchsorted``;
-3. ``dpc_nl_select``: one warp per center atom scans its stencil bins and keeps
-   the ``sel`` nearest of every block.
+3. ``dpc_neighbor_rows``: one warp per center atom scans its stencil bins and keeps
+   the ``sel`` nearest of every block (the C ``dpc_neighbor_rows`` with the
+   stencil scan of ``dpc_cell_candidates`` folded in).
 
 Errors found on the device (a non-finite coordinate, an atom 2^40 cells away, two
 coinciding atoms) are recorded in a 3-word error array and raised as
@@ -111,7 +113,7 @@ def build(be, coords, cell, types, rcut, sel, err, workspace=None, sel_offsets=N
     grid1 = (natoms + be.block - 1) // be.block
     if cell is None:
         hash_size = 2 * natoms + 1
-        be.launch("neighbors", "dpc_nl_bin_open", grid1,
+        be.launch("neighbors", "dpc_cell_candidates_bin_open", grid1,
                   (np.int64(natoms), coords, np.float64(1.0 / rs), np.int64(hash_size), bin_of, home, err))
         nbins, periodic = hash_size, 0
         cell9 = be.asarray(np.zeros(9))
@@ -120,7 +122,7 @@ def build(be, coords, cell, types, rcut, sel, err, workspace=None, sel_offsets=N
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         nb, reach = _periodic_bins(cell, rs, natoms)
         inv = be.asarray(np.ascontiguousarray(np.linalg.inv(cell)).ravel())
-        be.launch("neighbors", "dpc_nl_bin_periodic", grid1,
+        be.launch("neighbors", "dpc_cell_candidates_bin_periodic", grid1,
                   (np.int64(natoms), coords, inv, np.int64(nb[0]), np.int64(nb[1]), np.int64(nb[2]), bin_of, home, err))
         nbins, periodic = nb[0] * nb[1] * nb[2], 1
         cell9 = be.asarray(cell.ravel())
@@ -145,7 +147,7 @@ def build(be, coords, cell, types, rcut, sel, err, workspace=None, sel_offsets=N
     overflow = xp.empty((natoms, nblocks), dtype=np.int64)
     if sel_offsets is None:
         sel_offsets = be.asarray(np.concatenate([[0], np.cumsum(sel)]).astype(np.int64))
-    be.launch("neighbors", "dpc_nl_select", grid, (
+    be.launch("neighbors", "dpc_neighbor_rows", grid, (
         np.int64(natoms), coords, types, np.int64(nblocks), np.int32(0), sel_offsets,
         np.float64(rcut * rcut), np.float64(COINCIDENCE_TOLERANCE**2), *grid_args,
         np.int64(cap), ws["scratch"], ws["bcount"], index, vectors, counts, overflow, err,

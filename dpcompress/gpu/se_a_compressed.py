@@ -2,14 +2,17 @@ r"""One step of a compressed se_e2_a model on the GPU: the twin of :mod:`dpcompr
 
 Pipeline per frame, every array on the device::
 
-    neighbor list (cell list + warp selection)          dpc_nl_bin_*, dpc_nl_select
-    fused forward kernel ──► T (natoms, 4, M)            dpc_se_a_forward<NCOEF, CPL>
+    neighbor list (cell list + warp selection)          dpc_cell_candidates_bin_*, dpc_neighbor_rows
+    fused forward kernel ──► T (natoms, 4, M)            dpc_se_a_tab_forward<NCOEF, CPL>
     per type, per chunk of atoms:
-        D = Tᵀ T_<                                      dpc_se_a_gram
+        D = Tᵀ T_<                                      dpc_descriptor_from_T
         e, ∂e/∂D   fitting net (cuBLAS through CuPy)     dpcompress.gpu.fitting
-        ∂E/∂T = T_< ∂Dᵀ + [T ∂D]_<                       dpc_se_a_gram_backward
-    fused backward kernel ──► ∂E/∂r_ij (natoms, nnei, 3) dpc_se_a_backward<NCOEF, G>
-    force / per-atom virial gather (no atomics)          dpc_scatter_gather
+        ∂E/∂T = T_< ∂Dᵀ + [T ∂D]_<                       dpc_descriptor_gradient_to_T
+    fused backward kernel ──► ∂E/∂r_ij (natoms, nnei, 3) dpc_se_a_tab_backward<NCOEF, G>
+    force / per-atom virial gather (no atomics)          dpc_scatter_pair_gradients
+
+Every kernel has the name of its C twin (se_e2_r parts: the ``_radial`` variants of the
+fused kernels, the C kernels' one-row mode); docs/gpu.md lists the twins.
 
 Protocol (as the CPU module): :func:`pack` once per model (tables uploaded
 once), then :func:`forward`, :func:`backward`, :func:`scatter` per frame;
@@ -71,8 +74,9 @@ class DevicePart:
         return self.M * self.A if self.n_rows == 4 else self.M
 
     @property
-    def kernel_family(self):
-        return "dpc_se_a" if self.n_rows == 4 else "dpc_se_r"
+    def kernel_mode(self):
+        """Suffix of the fused kernels' names: the C kernels' one-row mode has kernels of its own."""
+        return "" if self.n_rows == 4 else "_radial"
 
 
 def pack(be, model, desc):
@@ -157,30 +161,30 @@ def forward(be, part, types, nl, check=False, cpl=None):
     n = int(types.shape[0])
     T = xp.empty((n, part.n_rows, part.M), dtype=np.float64)
     beyond = xp.zeros((2, n) if check else (2, 1), dtype=np.int64)
-    name = f"{part.kernel_family}_forward<{part.ncoef},{cpl or channels_per_lane(part.M)}>"
+    name = f"dpc_se_a_tab_forward{part.kernel_mode}<{part.ncoef},{cpl or channels_per_lane(part.M)}>"
     be.launch("se_a_tab", name, _warp_grid(be, n), (*_table_args(part, n, types, nl), T, np.int32(bool(check)), beyond))
     return T, (beyond if check else None)
 
 
-def gram(be, part, T, rows, D, col0):
+def descriptor_from_T(be, part, T, rows, D, col0):
     """D[:, col0 : col0 + M A] = (Tᵀ T_<)[rows] (D is (len(rows), ldd), C-contiguous); radial: rescale T[rows]."""
     if part.n_rows == 1:
         D[:, col0 : col0 + part.M] = be.xp.take(T[:, 0, :], rows, axis=0) * part.rescale
         return
     nrows = int(rows.shape[0])
     total = nrows * part.M * part.A
-    be.launch("se_a_tab", "dpc_se_a_gram", (total + be.block - 1) // be.block, (
+    be.launch("se_a_tab", "dpc_descriptor_from_T", (total + be.block - 1) // be.block, (
         np.int64(nrows), rows, T, np.int64(part.M), np.int64(part.A), np.int64(D.shape[1]), np.int64(col0), D))
 
 
-def gram_backward(be, part, T, rows, dD, col0, dT):
+def descriptor_gradient_to_T(be, part, T, rows, dD, col0, dT):
     """dT[rows] = ∂E/∂T from dD[:, col0 : col0 + M A] (chain rule through D = Tᵀ T_<, or D = rescale T)."""
     if part.n_rows == 1:
         dT[rows, 0, :] = dD[:, col0 : col0 + part.M] * part.rescale
         return
     nrows = int(rows.shape[0])
     total = nrows * 4 * part.M
-    be.launch("se_a_tab", "dpc_se_a_gram_backward", (total + be.block - 1) // be.block, (
+    be.launch("se_a_tab", "dpc_descriptor_gradient_to_T", (total + be.block - 1) // be.block, (
         np.int64(nrows), rows, T, np.int64(part.M), np.int64(part.A), np.int64(dD.shape[1]), np.int64(col0), dD, dT))
 
 
@@ -188,7 +192,7 @@ def backward(be, part, types, nl, dT, G=None):
     """dE/dr_ij (natoms, nnei, 3) from dT = dE/dT (natoms, 4, M); ``G`` overrides :func:`group_size`."""
     n = int(types.shape[0])
     pair_grad = be.xp.empty((n, part.nnei, 3), dtype=np.float64)
-    name = f"{part.kernel_family}_backward<{part.ncoef},{G or group_size(part.M)}>"
+    name = f"dpc_se_a_tab_backward{part.kernel_mode}<{part.ncoef},{G or group_size(part.M)}>"
     be.launch("se_a_tab", name, _warp_grid(be, n), (*_table_args(part, n, types, nl), dT, pair_grad))
     return pair_grad
 
@@ -196,7 +200,7 @@ def backward(be, part, types, nl, dT, G=None):
 def scatter(be, part, types, nl, coords, pair_grad, force, atom_virial, accumulate):
     """Forces (natoms, 3) and per-atom virials (natoms, 9) from the pair gradients (gathered per atom)."""
     n = int(types.shape[0])
-    be.launch("neighbors", "dpc_scatter_gather", _warp_grid(be, n), (
+    be.launch("neighbors", "dpc_scatter_pair_gradients", _warp_grid(be, n), (
         np.int64(n), np.int64(part.nnei), np.int64(part.nblocks), np.int32(0), types, part.sel_offsets,
         nl.index, nl.vectors, nl.counts, nl.overflow, pair_grad, coords, np.float64(part.rcut * part.rcut),
         *nl.grid_args, np.int32(bool(accumulate)), force, atom_virial))
@@ -365,14 +369,14 @@ class GpuEvaluator:
                 D = xp.empty((int(r.shape[0]), self.dim), dtype=np.float64)
                 col = 0
                 for part, T in zip(self.parts, Ts):
-                    gram(be, part, T, r, D, col)
+                    descriptor_from_T(be, part, T, r, D, col)
                     col += part.dim
                 y, dD = net.forward_backward(D)
                 atom_energy[r] = keep * (fit * (y + self.bias_atom_e[t]) + self.out_bias[t])
                 dD = xp.ascontiguousarray(dD)
                 col = 0
                 for part, T, dT in zip(self.parts, Ts, dTs):
-                    gram_backward(be, part, T, r, dD, col, dT)
+                    descriptor_gradient_to_T(be, part, T, r, dD, col, dT)
                     col += part.dim
                 del D, dD
 

@@ -12,7 +12,7 @@ and every array in C (``src_c/dpc_model.c``) before any array is used.
 
 import datetime
 import os
-from typing import Union
+from typing import Optional, Union
 
 from .._ext.runtime import check_model_bytes
 from .._version import __version__
@@ -40,7 +40,7 @@ def model_bytes(model: Union[DPModel, NEPModel], tabulated=None) -> bytes:
     return encode(header, sorted(arrays.items()))
 
 
-def save_model(model, path):
+def save_model(model: Union[DPModel, NEPModel], path: Union[str, os.PathLike]) -> None:
     """Write a compressed model (or a NEP model) to ``path`` as ``.dpc``, atomically."""
     write_file(path, model_bytes(model))
 
@@ -54,7 +54,7 @@ def is_dpc_file(path):
         return False
 
 
-def read_dpc(source, name=None) -> Container:
+def read_dpc(source, name: Optional[str] = None) -> Container:
     """The checked container of a ``.dpc`` file (a path) or of its bytes.
 
     Raises
@@ -81,7 +81,7 @@ def read_dpc(source, name=None) -> Container:
     return container
 
 
-def load_model(path) -> Union[DPModel, NEPModel]:
+def load_model(path: Union[str, os.PathLike]) -> Union[DPModel, NEPModel]:
     """Any model file dpcompress reads.
 
     Parameters

@@ -5,6 +5,7 @@
 """
 
 import os
+from typing import Union
 
 from .deepmd_reader import model_from_tree
 from .model import DPModel, EnergyFitting
@@ -13,7 +14,7 @@ from .serialized_tree import file_kind, load_tree
 __all__ = ["read_deepmd", "load_tree", "model_from_tree", "file_kind", "DPModel", "EnergyFitting"]
 
 
-def read_deepmd(path):
+def read_deepmd(path: Union[str, os.PathLike]) -> DPModel:
     """A :class:`DPModel` from a DeePMD-kit ``.dp`` (HDF5) or ``.yaml`` file.
 
     Raises

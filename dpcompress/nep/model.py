@@ -172,7 +172,7 @@ def parse_token(tok, lines=None):
     return int(parts[0][3]), "zbl" in parts
 
 
-def read_nep(path):
+def read_nep(path) -> "NEPModel":
     """Read a GPUMD ``nep.txt`` (any variant) into a :class:`NEPModel`."""
     path = os.fspath(path)
     try:

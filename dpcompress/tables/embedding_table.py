@@ -31,6 +31,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._ext import table_build as _tb
+from .._ext.table_build import ACTIVATION_CODES, RESIDUAL_CODES
+from .._ext.threads import effective_n_threads
 from ..core.errors import InputError
 from ..core.table_math import table_eval
 
@@ -157,8 +160,6 @@ def pack_network(net):
     InputError
         Unknown activation, or layer widths that do not chain.
     """
-    from .._ext.table_build import ACTIVATION_CODES, RESIDUAL_CODES
-
     layers = list(net.layers)
     if not layers:
         raise InputError("the network has no layers")
@@ -279,9 +280,6 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
     FloatingPointError
         The net gives a non-finite value or derivative at a node.
     """
-    from .._ext import table_build as _tb
-    from .._ext.threads import effective_n_threads
-
     lower = _finite_number("lower", lower)
     upper = _finite_number("upper", upper)
     stride0 = _finite_number("stride0", stride0)
@@ -355,8 +353,6 @@ def estimate_table_error(table, net, n_threads=1):
     -------
     value_error, derivative_error : float
     """
-    from .._ext import table_build as _tb
-
     x0, w = table.nodes()[:-1], table.widths()
     u_deriv = 0.5 - math.sqrt(1.0 / 20.0 if table.order == 5 else 1.0 / 12.0)
     x = np.concatenate([x0 + 0.5 * w, x0 + u_deriv * w])

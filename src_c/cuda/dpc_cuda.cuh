@@ -1,7 +1,7 @@
 /* Shared helpers of the CUDA kernels of dpcompress (the .cu files of src_c/cuda).
  *
- * The polynomial, table-lookup and environment-matrix formulas are NOT here:
- * they are the host/device functions of ../dpc_table.h and ../dpc_env_mat.h,
+ * The polynomial, table-lookup, packed-table and environment-matrix formulas are
+ * NOT here: they are the host/device functions of ../dpc_table.h and ../dpc_env_mat.h,
  * the same source the C kernels compile (DPC_HD = __host__ __device__ under
  * nvcc and NVRTC).  This header adds what only the GPU side needs: warp
  * bookkeeping, deterministic warp reductions, the neighbor-list sort key.
@@ -99,23 +99,6 @@ DPC_HD int dpc_key_less(double d2a, long long ja, double xa, double ya, double z
     if (xa != xb) return xa < xb;
     if (ya != yb) return ya < yb;
     return za < zb;
-}
-
-/* Table geometry of table `tab` from the packed arrays (see dpc_se_a_tab.h). */
-DPC_HD void dpc_table_info_of(const double *tab_real, const long long *tab_count, long long tab, int ncoef,
-                              long long M, dpc_table_info *ti)
-{
-    const double *r = tab_real + 5 * tab;
-    ti->lower = r[0];
-    ti->upper = r[1];
-    ti->xmax = r[2];
-    ti->stride0 = r[3];
-    ti->stride1 = r[4];
-    ti->n_fine = tab_count[3 * tab];
-    ti->n_coarse = tab_count[3 * tab + 1];
-    ti->n_below = tab_count[3 * tab + 2];
-    ti->ncoef = ncoef;
-    ti->n_channels = (int)M;
 }
 
 #endif

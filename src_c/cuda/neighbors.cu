@@ -1,7 +1,7 @@
 /* Neighbor lists and the deterministic force/virial gather on the GPU.
  *
  * The list is DeePMD-kit's per-type, nearest-first layout, identical to the CPU
- * one (src_c/dpc_neighbors.c, dpcompress/neighbors/neighbor_list.py): same pair
+ * one (src_c/dpc_neighbors.c + src_c/dpc_rows.c, dpcompress/neighbors/): same pair
  * vectors bit for bit (r_ij = (r_j - r_i) + ((S0 a0 + S1 a1) + S2 a2), rounded
  * step by step, no FMA), same strict cut d2 < rcut^2, same order inside a block
  * ((d2, j, x, y, z) ascending), same sel truncation (the nearest kept), same
@@ -19,10 +19,17 @@
  * Atoms are sorted by bin with a stable sort (dpcompress/gpu/neighbor_list.py),
  * cell_start[b] .. cell_start[b + 1] are the atoms of bin b.
  *
+ * Kernels and their C twins
+ * -------------------------
+ * dpc_cell_candidates_bin_*  the binning step of dpc_cell_candidates (dpc_neighbors.c);
+ * dpc_neighbor_rows          dpc_neighbor_rows (dpc_rows.c), with the stencil scan of
+ *                            dpc_cell_candidates folded in: no candidate list is stored;
+ * dpc_scatter_pair_gradients dpc_scatter_pair_gradients (dpc_se_a_tab.c), as a gather.
+ *
  * Thread mapping
  * --------------
- * dpc_nl_bin_*:  one thread per atom.
- * dpc_nl_select: one warp per center atom (grid-stride).  The 32 lanes take 32
+ * dpc_cell_candidates_bin_*: one thread per atom.
+ * dpc_neighbor_rows: one warp per center atom (grid-stride).  The 32 lanes take 32
  *   candidates of a stencil bin at a time; the ones inside rcut are appended,
  *   in scan order (ballot + popc), to the warp's scratch buffer of `cap`
  *   entries in global memory.  When it would overflow, the warp prunes it to
@@ -30,8 +37,8 @@
  *   room), so any neighbor count works.  Finally every lane ranks its entries
  *   inside their block (comparisons with all entries: broadcast reads) and
  *   writes entry -> slot sel_offset[b] + rank when rank < sel_b.
- * dpc_scatter_gather: one warp per atom j, lanes over j's real slots.  Forces
- *   and per-atom virials are GATHERED, never scattered with atomics:
+ * dpc_scatter_pair_gradients: one warp per atom j, lanes over j's real slots.
+ *   Forces and per-atom virials are GATHERED, never scattered with atomics:
  *      F_j = sum_{j's slots s -> i} ( g[j,s] - g[i, rev(s)] ),
  *      W_j = -sum_{i lists j} g[i,r] (x) r_ij[i,r]          (DeePMD-kit's per-atom virial)
  *   where rev(s) is found by binary search of key (d2, j, -r_ji) in i's block
@@ -158,10 +165,12 @@ static __device__ __forceinline__ int dpc_candidate(const dpc_grid &g, const dou
 
 /* Periodic: frac = r . inv_cell, n = floor(frac), bin of frac - n.
  * err[0] = first atom with a non-finite coordinate, err[1] = first atom more than 2^40 cells away. */
-extern "C" __global__ void dpc_nl_bin_periodic(long long natoms, const double *__restrict__ coords,
-                                               const double *__restrict__ inv_cell, long long nb0, long long nb1,
-                                               long long nb2, long long *__restrict__ bin_of,
-                                               long long *__restrict__ home, unsigned long long *__restrict__ err)
+extern "C" __global__ void dpc_cell_candidates_bin_periodic(long long natoms, const double *__restrict__ coords,
+                                                            const double *__restrict__ inv_cell, long long nb0,
+                                                            long long nb1, long long nb2,
+                                                            long long *__restrict__ bin_of,
+                                                            long long *__restrict__ home,
+                                                            unsigned long long *__restrict__ err)
 {
     const long long nb[3] = {nb0, nb1, nb2};
     for (long long i = dpc_first_thread(); i < natoms; i += dpc_thread_stride()) {
@@ -195,9 +204,10 @@ extern "C" __global__ void dpc_nl_bin_periodic(long long natoms, const double *_
 }
 
 /* Open system: integer cell c = floor(r / width), bucket = hash(c) % hash_size. */
-extern "C" __global__ void dpc_nl_bin_open(long long natoms, const double *__restrict__ coords, double inv_width,
-                                           long long hash_size, long long *__restrict__ bin_of,
-                                           long long *__restrict__ home, unsigned long long *__restrict__ err)
+extern "C" __global__ void dpc_cell_candidates_bin_open(long long natoms, const double *__restrict__ coords,
+                                                        double inv_width, long long hash_size,
+                                                        long long *__restrict__ bin_of, long long *__restrict__ home,
+                                                        unsigned long long *__restrict__ err)
 {
     for (long long i = dpc_first_thread(); i < natoms; i += dpc_thread_stride()) {
         long long c[3] = {0, 0, 0};
@@ -283,18 +293,18 @@ static __device__ long long dpc_prune(const double *__restrict__ src, double *__
     return kept;
 }
 
-/* index/vectors/counts/overflow of every atom (layout of src_c/dpc_neighbors.h).
+/* index/vectors/counts/overflow of every atom (layout of dpc_neighbor_rows, src_c/dpc_rows.h).
  *   scratch  [nwarps, 2 * 6 * cap] doubles, bcount [nwarps, nblocks] zero-initialised once
  *            (every warp leaves its counters at zero), nwarps = gridDim.x * blockDim.x / 32;
  *   cap >= nnei + 32;
  *   err[2]   min over coincident pairs (d2 < coincide2) of i * natoms + j. */
 extern "C" __global__ void __launch_bounds__(128)
-    dpc_nl_select(long long natoms, const double *__restrict__ coords, const long long *__restrict__ types,
-                  long long nblocks, int mixed, const long long *__restrict__ sel_offsets, double rc2,
-                  double coincide2, DPC_GRID_PARAMS, long long cap, double *__restrict__ scratch,
-                  unsigned long long *__restrict__ bcount, long long *__restrict__ index, double *__restrict__ vectors,
-                  long long *__restrict__ counts, long long *__restrict__ overflow,
-                  unsigned long long *__restrict__ err)
+    dpc_neighbor_rows(long long natoms, const double *__restrict__ coords, const long long *__restrict__ types,
+                      long long nblocks, int mixed, const long long *__restrict__ sel_offsets, double rc2,
+                      double coincide2, DPC_GRID_PARAMS, long long cap, double *__restrict__ scratch,
+                      unsigned long long *__restrict__ bcount, long long *__restrict__ index,
+                      double *__restrict__ vectors, long long *__restrict__ counts, long long *__restrict__ overflow,
+                      unsigned long long *__restrict__ err)
 {
     DPC_GRID_INIT(g);
     const int lane = dpc_lane();
@@ -404,14 +414,15 @@ static __device__ __forceinline__ long long dpc_find_slot(const long long *__res
 /* Forces and per-atom virials of one descriptor part, gathered per atom:
  *   force[j]       (=, or += with accumulate) sum over j's slots of g[j,s] - g[i,rev]
  *   atom_virial[j] (=, or +=) -sum over pairs (i -> j) of g[i,r] (x) r_ij[i,r]    (row-major 3x3)
- * The CPU twin is dpc_scatter_pair_gradients (a serial scatter); sums differ by rounding only. */
+ * The C twin of the same name is a serial scatter; sums differ by rounding only. */
 extern "C" __global__ void __launch_bounds__(128)
-    dpc_scatter_gather(long long natoms, long long nnei, long long nblocks, int mixed,
-                       const long long *__restrict__ types, const long long *__restrict__ sel_offsets,
-                       const long long *__restrict__ index, const double *__restrict__ vectors,
-                       const long long *__restrict__ counts, const long long *__restrict__ overflow,
-                       const double *__restrict__ pair_grad, const double *__restrict__ coords, double rc2,
-                       DPC_GRID_PARAMS, int accumulate, double *__restrict__ force, double *__restrict__ atom_virial)
+    dpc_scatter_pair_gradients(long long natoms, long long nnei, long long nblocks, int mixed,
+                               const long long *__restrict__ types, const long long *__restrict__ sel_offsets,
+                               const long long *__restrict__ index, const double *__restrict__ vectors,
+                               const long long *__restrict__ counts, const long long *__restrict__ overflow,
+                               const double *__restrict__ pair_grad, const double *__restrict__ coords, double rc2,
+                               DPC_GRID_PARAMS, int accumulate, double *__restrict__ force,
+                               double *__restrict__ atom_virial)
 {
     DPC_GRID_INIT(g);
     const int lane = dpc_lane();

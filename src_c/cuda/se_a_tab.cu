@@ -8,10 +8,12 @@
  * with the environment rows of dpc_env_mat.h and the tables of dpc_table.h
  * (both compiled here from the same headers as the C kernels).  The nnei x M
  * embedding matrix is never stored.  All offsets are 64-bit; M is unlimited.
+ * Each kernel carries the name of its C twin, so a GPU result is checked
+ * against the function of the same name (tests/test_gpu.py).
  *
  * Thread mapping
  * --------------
- * dpc_se_a_forward<NCOEF, CPL>: one warp per center atom (grid-stride).
+ * dpc_se_a_tab_forward<NCOEF, CPL>: one warp per center atom (grid-stride).
  *   Lanes over channels: lane L owns channels m = c0 + L + 32 c, c < CPL, and
  *   keeps their 4 x CPL accumulators in registers; channel tiles of 32 CPL
  *   channels are looped over when M > 32 CPL (CPL <= 4), so any M works.
@@ -21,7 +23,7 @@
  *   lane evaluating its channels' polynomials (coalesced coefficient loads,
  *   coefficient-major rows) and accumulating Rt[k] g_m.  No reduction across
  *   lanes is needed; T[i] is written coalesced along m.
- * dpc_se_a_backward<NCOEF, G>: one warp per center atom; the warp is split in
+ * dpc_se_a_tab_backward<NCOEF, G>: one warp per center atom; the warp is split in
  *   32/G groups of G lanes, each group takes one neighbor (32/G neighbors per
  *   round), its lanes stride over channels m = q, q + G, ... and accumulate the
  *   five channel sums s_k = sum_m dT[k][m] g_m and sx = sum_m g'_m (Rt dT)_m,
@@ -29,20 +31,23 @@
  *   group's first lane forms dE/dr_ij from the staged environment derivative.
  *   G trades shuffles (5 log2 G per neighbor) against coalescing (G lanes read
  *   G consecutive channels): G = 8 for M <= 128.
- * dpc_se_a_gram / dpc_se_a_gram_backward: one thread per output element,
- *   D = T^T T_<, and dE/dT = T_< dD^T + [T dD]_<, sums in a fixed order.
- * dpc_se_r_forward / dpc_se_r_backward: the radial mode (se_e2_r, n_rows = 1 of the
- *   CPU kernels), same mappings with one row.
+ * dpc_descriptor_from_T / dpc_descriptor_gradient_to_T: one thread per output
+ *   element, D = T^T T_<, and dE/dT = T_< dD^T + [T dD]_<, sums in a fixed order.
+ * dpc_se_a_tab_forward_radial / dpc_se_a_tab_backward_radial: the radial mode
+ *   (se_e2_r: n_rows = 1 of dpc_se_a_tab_forward / _backward, which branch on it
+ *   per atom; here it is a kernel of its own), same mappings with one row.
  */
 #include "dpc_cuda.cuh"
 
+/* tab_count is dpc_index, the type dpc_table_unpack reads (long under nvcc and g++, long long
+ * under NVRTC); the 64-bit scalars stay long long, the C type the launchers pass. */
 #define DPC_SE_A_TAB_PARAMS                                                                                           \
     long long natoms, long long nnei, long long nblocks, long long M, double rcut, double rcut_smth,                  \
         double protection, const long long *__restrict__ center_types, const double *__restrict__ vectors,            \
         const long long *__restrict__ counts, const long long *__restrict__ sel_offsets,                              \
         const double *__restrict__ avg, const double *__restrict__ std, const signed char *__restrict__ block_mode,  \
         const long long *__restrict__ table_of, const double *__restrict__ tab_real,                                 \
-        const long long *__restrict__ tab_count, const long long *__restrict__ tab_offset,                           \
+        const dpc_index *__restrict__ tab_count, const long long *__restrict__ tab_offset,                           \
         const double *__restrict__ coef
 
 /* ------------------------------------------------------------------ forward */
@@ -51,7 +56,7 @@
  * x >= upper (beyond the fine table) / outside [xmin, xmax) (linear extrapolation). */
 template <int NCOEF, int CPL>
 __global__ void __launch_bounds__(128)
-    dpc_se_a_forward(DPC_SE_A_TAB_PARAMS, double *__restrict__ T, int want_beyond, long long *__restrict__ beyond)
+    dpc_se_a_tab_forward(DPC_SE_A_TAB_PARAMS, double *__restrict__ T, int want_beyond, long long *__restrict__ beyond)
 {
     __shared__ double s_rt[DPC_MAX_WARPS][4][DPC_WARP];
     __shared__ double s_t[DPC_MAX_WARPS][DPC_WARP];
@@ -72,7 +77,7 @@ __global__ void __launch_bounds__(128)
                 const long long tab = table_of[key];
                 if (tab < 0) continue;
                 dpc_table_info info;
-                dpc_table_info_of(tab_real, tab_count, tab, NCOEF, M, &info);
+                dpc_table_unpack(tab_real, tab_count, tab, NCOEF, (int)M, &info);
                 const double *cf = coef + tab_offset[tab];
                 const double *av = avg + 4 * key, *sd = std + 4 * key;
                 const long long sel = sel_offsets[b + 1] - sel_offsets[b];
@@ -187,7 +192,7 @@ __global__ void __launch_bounds__(128)
 /* pair_grad [natoms, nnei, 3] = dE/dr_ij from dT = dE/dT [natoms, 4, M]; 0 on padding and excluded slots. */
 template <int NCOEF, int G>
 __global__ void __launch_bounds__(128)
-    dpc_se_a_backward(DPC_SE_A_TAB_PARAMS, const double *__restrict__ dT, double *__restrict__ pair_grad)
+    dpc_se_a_tab_backward(DPC_SE_A_TAB_PARAMS, const double *__restrict__ dT, double *__restrict__ pair_grad)
 {
     __shared__ double s_rt[DPC_MAX_WARPS][4][DPC_WARP];
     __shared__ double s_dR[DPC_MAX_WARPS][12][DPC_WARP];
@@ -215,7 +220,7 @@ __global__ void __launch_bounds__(128)
             }
             if (!live) continue;
             dpc_table_info info;
-            dpc_table_info_of(tab_real, tab_count, tab, NCOEF, M, &info);
+            dpc_table_unpack(tab_real, tab_count, tab, NCOEF, (int)M, &info);
             const double *cf = coef + tab_offset[tab];
             const double *av = avg + 4 * key, *sd = std + 4 * key;
             const double *vec = vectors + (i * nnei + sel_offsets[b]) * 3;
@@ -280,10 +285,11 @@ __global__ void __launch_bounds__(128)
 
 /* The CPU kernels' radial mode (n_rows = 1, dpc_se_a_tab.h): T_i[m] = (1/N) ( sum_real g_m(x_j)
  * + [mode 1] count g_m(0) + n_pad g_m(x_pad) ), x = (R_0 - avg_0) / std_0.  Same mapping as
- * dpc_se_a_forward with one accumulator per channel.  T [natoms, M]. */
+ * dpc_se_a_tab_forward with one accumulator per channel.  T [natoms, M]. */
 template <int NCOEF, int CPL>
 __global__ void __launch_bounds__(128)
-    dpc_se_r_forward(DPC_SE_A_TAB_PARAMS, double *__restrict__ T, int want_beyond, long long *__restrict__ beyond)
+    dpc_se_a_tab_forward_radial(DPC_SE_A_TAB_PARAMS, double *__restrict__ T, int want_beyond,
+                                long long *__restrict__ beyond)
 {
     __shared__ double s_t[DPC_MAX_WARPS][DPC_WARP];
     __shared__ double s_dl[DPC_MAX_WARPS][DPC_WARP];
@@ -303,7 +309,7 @@ __global__ void __launch_bounds__(128)
                 const long long tab = table_of[key];
                 if (tab < 0) continue;
                 dpc_table_info info;
-                dpc_table_info_of(tab_real, tab_count, tab, NCOEF, M, &info);
+                dpc_table_unpack(tab_real, tab_count, tab, NCOEF, (int)M, &info);
                 const double *cf = coef + tab_offset[tab];
                 const double av = avg[4 * key], sd = std[4 * key];
                 const long long sel = sel_offsets[b + 1] - sel_offsets[b];
@@ -387,10 +393,10 @@ __global__ void __launch_bounds__(128)
     }
 }
 
-/* dE/dr_ij = (1/N) (sum_m dT[m] g'_m(x_j)) / std_0 * dR_0/dr_ij; dT [natoms, M].  Mapping of dpc_se_a_backward. */
+/* dE/dr_ij = (1/N) (sum_m dT[m] g'_m(x_j)) / std_0 * dR_0/dr_ij; dT [natoms, M].  Mapping of dpc_se_a_tab_backward. */
 template <int NCOEF, int G>
 __global__ void __launch_bounds__(128)
-    dpc_se_r_backward(DPC_SE_A_TAB_PARAMS, const double *__restrict__ dT, double *__restrict__ pair_grad)
+    dpc_se_a_tab_backward_radial(DPC_SE_A_TAB_PARAMS, const double *__restrict__ dT, double *__restrict__ pair_grad)
 {
     __shared__ double s_dR[DPC_MAX_WARPS][3][DPC_WARP];
     __shared__ double s_t[DPC_MAX_WARPS][DPC_WARP];
@@ -417,7 +423,7 @@ __global__ void __launch_bounds__(128)
             }
             if (!live) continue;
             dpc_table_info info;
-            dpc_table_info_of(tab_real, tab_count, tab, NCOEF, M, &info);
+            dpc_table_unpack(tab_real, tab_count, tab, NCOEF, (int)M, &info);
             const double *cf = coef + tab_offset[tab];
             const double av = avg[4 * key], sd = std[4 * key];
             const double *vec = vectors + (i * nnei + sel_offsets[b]) * 3;
@@ -464,9 +470,9 @@ __global__ void __launch_bounds__(128)
 /* ------------------------------------------------------------- D = T^T T_< */
 
 /* D[r, col0 + m * A + a] (row stride ldd) = sum_k T[i][k][m] T[i][k][a], i = rows[r]. */
-extern "C" __global__ void dpc_se_a_gram(long long nrows, const long long *__restrict__ rows,
-                                         const double *__restrict__ T, long long M, long long A, long long ldd,
-                                         long long col0, double *__restrict__ D)
+extern "C" __global__ void dpc_descriptor_from_T(long long nrows, const long long *__restrict__ rows,
+                                                 const double *__restrict__ T, long long M, long long A, long long ldd,
+                                                 long long col0, double *__restrict__ D)
 {
     const long long per_row = M * A;
     for (long long idx = dpc_first_thread(); idx < nrows * per_row; idx += dpc_thread_stride()) {
@@ -479,10 +485,10 @@ extern "C" __global__ void dpc_se_a_gram(long long nrows, const long long *__res
 
 /* dT[i][k][m] = sum_a T[i][k][a] dD[r, m A + a] + [m < A] sum_m' T[i][k][m'] dD[r, m' A + m], i = rows[r]
  * (dD row r at dD + r * ldd + col0).  Rows of dT not listed are left alone. */
-extern "C" __global__ void dpc_se_a_gram_backward(long long nrows, const long long *__restrict__ rows,
-                                                  const double *__restrict__ T, long long M, long long A,
-                                                  long long ldd, long long col0, const double *__restrict__ dD,
-                                                  double *__restrict__ dT)
+extern "C" __global__ void dpc_descriptor_gradient_to_T(long long nrows, const long long *__restrict__ rows,
+                                                        const double *__restrict__ T, long long M, long long A,
+                                                        long long ldd, long long col0, const double *__restrict__ dD,
+                                                        double *__restrict__ dT)
 {
     const long long per_row = 4 * M;
     for (long long idx = dpc_first_thread(); idx < nrows * per_row; idx += dpc_thread_stride()) {
@@ -503,14 +509,14 @@ extern "C" __global__ void dpc_se_a_gram_backward(long long nrows, const long lo
 /* NVRTC instantiates what the Python layer names (name_expressions); nvcc
  * builds (the compile checks) and the CPU emulator instantiate every variant. */
 #if !defined(__CUDACC_RTC__)
-#define DPC_FWD(NC, CPL) template __global__ void dpc_se_a_forward<NC, CPL>(DPC_SE_A_TAB_PARAMS, double *__restrict__, int, long long *__restrict__);
-#define DPC_BWD(NC, G) template __global__ void dpc_se_a_backward<NC, G>(DPC_SE_A_TAB_PARAMS, const double *__restrict__, double *__restrict__);
+#define DPC_FWD(NC, CPL) template __global__ void dpc_se_a_tab_forward<NC, CPL>(DPC_SE_A_TAB_PARAMS, double *__restrict__, int, long long *__restrict__);
+#define DPC_BWD(NC, G) template __global__ void dpc_se_a_tab_backward<NC, G>(DPC_SE_A_TAB_PARAMS, const double *__restrict__, double *__restrict__);
 DPC_FWD(4, 1) DPC_FWD(4, 2) DPC_FWD(4, 3) DPC_FWD(4, 4)
 DPC_FWD(6, 1) DPC_FWD(6, 2) DPC_FWD(6, 3) DPC_FWD(6, 4)
 DPC_BWD(4, 4) DPC_BWD(4, 8) DPC_BWD(4, 16) DPC_BWD(4, 32)
 DPC_BWD(6, 4) DPC_BWD(6, 8) DPC_BWD(6, 16) DPC_BWD(6, 32)
-#define DPC_RFWD(NC, CPL) template __global__ void dpc_se_r_forward<NC, CPL>(DPC_SE_A_TAB_PARAMS, double *__restrict__, int, long long *__restrict__);
-#define DPC_RBWD(NC, G) template __global__ void dpc_se_r_backward<NC, G>(DPC_SE_A_TAB_PARAMS, const double *__restrict__, double *__restrict__);
+#define DPC_RFWD(NC, CPL) template __global__ void dpc_se_a_tab_forward_radial<NC, CPL>(DPC_SE_A_TAB_PARAMS, double *__restrict__, int, long long *__restrict__);
+#define DPC_RBWD(NC, G) template __global__ void dpc_se_a_tab_backward_radial<NC, G>(DPC_SE_A_TAB_PARAMS, const double *__restrict__, double *__restrict__);
 DPC_RFWD(4, 1) DPC_RFWD(4, 2) DPC_RFWD(4, 3) DPC_RFWD(4, 4)
 DPC_RFWD(6, 1) DPC_RFWD(6, 2) DPC_RFWD(6, 3) DPC_RFWD(6, 4)
 DPC_RBWD(4, 4) DPC_RBWD(4, 8) DPC_RBWD(4, 16) DPC_RBWD(4, 32)
