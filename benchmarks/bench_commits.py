@@ -61,7 +61,7 @@ for name, c in cases.items():
         pots[name].eval(*frames[name])
 print("ready", flush=True)
 for line in sys.stdin:
-    name, calls = line.split()
+    name, calls = line.rstrip("\n").split("\t")
     t0 = time.perf_counter()
     for _ in range(int(calls)):
         e = pots[name].eval(*frames[name])[0][0, 0]
@@ -115,14 +115,14 @@ def main():
             for tree in (("current", "other") if r % 2 == 0 else ("other", "current")):
                 wait_quiet(args.quiet, 20)
                 w = workers[tree, c["threads"]]
-                w.stdin.write(f"{name} {calls}\n")
+                w.stdin.write(f"{name}\t{calls}\n")
                 w.stdin.flush()
                 results[name][tree].append(json.loads(w.stdout.readline()))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     for w in workers.values():
         w.stdin.close()
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  current {trees['current']}  other {trees['other']}  rounds {args.rounds}")
-    print(f"| case | current s/call | other s/call | ratio current/other [min–max] | energy equal |")
+    print("| case | current s/call | other s/call | ratio current/other [min–max] | energy equal |")
     print("| --- | --- | --- | --- | --- |")
     for name, rr in results.items():
         a = [x["t"] for x in rr["current"]]

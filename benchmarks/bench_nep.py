@@ -5,9 +5,9 @@ One call = energy + forces + virial of one frame with the neighbour list rebuilt
 * calorine 4.1 ``CPUNEP.calculate(atoms, ['energy', 'forces', 'stress'])`` after a 1e-9 Å move of one
   atom (NEP_CPU rebuilds its neighbour list on every call; single-threaded: the extension is not
   linked to OpenMP), also timed as its bare ``NEPY.get_potential_forces_and_virials()`` core;
-* dpcompress ``NEPEvaluator.evaluate(positions, cell, types, n_threads)`` (what ``Potential`` and the
-  ASE calculator call): neighbour list + C kernel, split into those two stages
-  (``NEPEvaluator.timings``), analytic and tabulated (quintic tables, default 0.01 Å step), 1 and 2 threads.
+* dpcompress ``Potential(model, n_threads).eval(...)`` (the C model runtime; what the ASE calculator
+  calls): candidates, rows and kernel in one call, analytic and tabulated (quintic tables, default
+  0.01 Å step), 1 and 2 threads.
 
 Rounds: every engine makes one timed call per round, in an order rotated round by round; before
 each round the driver waits (up to ``--max-wait`` s) for the machine to go quiet and it records the
@@ -109,8 +109,8 @@ def loadavg():
 
 
 def run_case(name, n, args, log):
+    from dpcompress import Potential
     from dpcompress.nep import build_tables, read_nep
-    from dpcompress.nep.evaluator import NEPEvaluator
 
     path = os.path.join(FIX, name, "nep.txt")
     model = read_nep(path)
@@ -122,7 +122,6 @@ def run_case(name, n, args, log):
     pos, cell = atoms.positions.copy(), atoms.cell[:].copy()
 
     engines = {}  # key -> callable returning (energy, forces, virial 3x3) and filling stage times
-    stages = {}
     cal = None
     if not args.no_calorine:
         try:
@@ -151,12 +150,12 @@ def run_case(name, n, args, log):
             engines["calorine NEPY core"] = nepy_call
 
     for label, m in (("analytic", model), ("tabulated", tab_model)):
-        ev = NEPEvaluator(m)
         for t in args.threads:
-            def call(ev=ev, t=t, key=f"{label} {t}"):
-                r = ev.evaluate(pos, cell, types, t)
-                stages[key] = ev.timings
-                return r["energy"], r["force"], r["virial"]
+            pot = Potential(m, n_threads=t)
+
+            def call(pot=pot):
+                e, f, v = pot.eval(pos[None], cell.reshape(1, 9), types)
+                return e[0, 0], f[0], v[0].reshape(3, 3)
 
             engines[f"{label} {t}"] = call
 
@@ -173,7 +172,7 @@ def run_case(name, n, args, log):
                       "max_dW_per_atom": float(np.abs(w - ref[2]).max()) / N}
     times = {k: [] for k in engines}
     foreign, fg = [], Foreign()
-    split = {k: {"neighbors": [], "kernel": []} for k in engines if not k.startswith("calorine")}
+    split = {}  # the runtime computes neighbours and kernel in one call: no stage split
     keys = list(engines)
     t_case = time.perf_counter()
     for rnd in range(args.rounds):
@@ -184,9 +183,6 @@ def run_case(name, n, args, log):
             t0 = time.perf_counter()
             engines[key]()
             times[key].append(time.perf_counter() - t0)
-            if key in split:
-                for s in ("neighbors", "kernel"):
-                    split[key][s].append(stages[key][s])
         foreign.append(fg.stop())
         if time.perf_counter() - t_case > args.case_budget:
             log(f"  {name} {N}: stopped after {rnd + 1} rounds (case budget {args.case_budget} s)")

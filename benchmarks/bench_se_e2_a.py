@@ -353,17 +353,21 @@ def dgemm_rate(natoms, n_threads, reps=5):
 
 
 def stage_profile(engine, coords, cell, types, reps=5):
-    """Median seconds of each stage of dpcompress.evaluate.se_a_compressed.evaluate_frame."""
+    """Median seconds of each stage of a compressed step, the single kernels called one after another
+    (what the model runtime does per chunk, fused), beside the whole ``Potential.eval``."""
     import numpy as np
 
-    import dpcompress.evaluate.se_a_compressed as sc
-    from dpcompress.evaluate.fitting import fitting_energy_and_gradient
+    import dpcompress._ext.se_a_tab as sc
+    from dpcompress._ext.fitting_net import fitting_forward_backward, pack_fitting
+    from dpcompress._ext.threads import blas_threads
+    from dpcompress.descriptors import unit_of
     from dpcompress.evaluators.exact.fitting import atomic_energy_masks
     from dpcompress.neighbors import build_neighbor_list
-    from dpcompress._ext.threads import blas_threads
 
     pot, T = engine.pot, engine.n_threads
-    model, packed = pot.model, pot._packed
+    model = pot.model
+    packed = sc.tables_from_view(unit_of(model.descriptor).pack(model.descriptor, model.pair_exclude_types).kernel_view())
+    fitting = pack_fitting(model.fitting)
     d = model.descriptor
     A = d.axis_neuron
     types = np.ascontiguousarray(types, dtype=np.int64)
@@ -379,7 +383,7 @@ def stage_profile(engine, coords, cell, types, reps=5):
             D = sc.descriptor_from_T(Tm, A, T)
             t.append(time.perf_counter())
             fit_mask, keep_mask = atomic_energy_masks(model, types)
-            e_fit, dD = fitting_energy_and_gradient(model, types, D, T)
+            e_fit, dD = fitting_forward_backward(fitting, types, D, T)
             t.append(time.perf_counter())
             dT = sc.descriptor_gradient_to_T(Tm, dD * (fit_mask * keep_mask)[:, None], A, T)
             t.append(time.perf_counter())

@@ -67,11 +67,12 @@ def main():
             times[name].append(time.perf_counter() - t)
     med = {k: float(np.median(v)) for k, v in times.items()}
 
-    from dpcompress.evaluate.se_e3_compressed import pack_descriptor
-    from dpcompress._ext.se_t_tab import se_t_tab_backward, se_t_tab_forward
+    from dpcompress._ext.se_t_tab import se_t_tab_backward, se_t_tab_forward, tables_from_view
+    from dpcompress.descriptors import unit_of
     from dpcompress.neighbors import build_neighbor_list
 
-    p = pack_descriptor(cm)
+    d = cm.descriptor
+    p = tables_from_view(unit_of(d).pack(d, cm.pair_exclude_types).kernel_view())
     nl = build_neighbor_list(coord, box, types, cm.rcut, list(cm.descriptor.sel), n_threads=1)
     D = se_t_tab_forward(p, types, nl.vectors, nl.counts, 1)
     t_nl = median_time(lambda: build_neighbor_list(coord, box, types, cm.rcut, list(cm.descriptor.sel), n_threads=1), args.reps)

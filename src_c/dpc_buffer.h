@@ -5,6 +5,10 @@
 
 #include <stdlib.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 typedef struct {
     void *data;
     size_t cap; /* bytes */
@@ -39,6 +43,18 @@ static inline void *dpc_carve(char *base, size_t *offset, size_t bytes)
     void *p = base ? (void *)(base + *offset) : NULL;
     *offset += (bytes + 63) / 64 * 64;
     return p;
+}
+
+/* This thread's scratch: its slot of `per_thread` (one per OpenMP thread of the team), or `own`
+ * when the caller keeps no workspace (the caller then frees `own`). */
+static inline dpc_buffer *dpc_thread_buffer(dpc_buffer *per_thread, dpc_buffer *own)
+{
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    return per_thread ? per_thread + tid : own;
 }
 
 #endif

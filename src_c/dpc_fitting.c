@@ -335,13 +335,8 @@ dpc_status dpc_fitting_forward_backward(const dpc_fitting_args *a, int n_threads
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
     {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
         dpc_buffer own = {NULL, 0};
-        dpc_buffer *buf = a->thread_scratch ? a->thread_scratch + tid : &own;
+        dpc_buffer *buf = dpc_thread_buffer(a->thread_scratch, &own);
         scratch_t s;
         const int ok = scratch_take(&s, buf, a->dim, width, sum_out);
         if (!ok) {

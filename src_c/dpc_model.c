@@ -206,49 +206,37 @@ static dpc_status read_part(dpc_model *m, int p, dpc_error *err)
     dpc_status st = read_tables(m, P, p, ntab, (int)ncoef, P->M, &tab_real, &tab_count, &tab_offset, &coef, err);
     if (st != DPC_OK) return st;
 
+    /* dpc_se_a_tab_args and dpc_se_t_tab_args share these fields by name. */
+#define FILL_TABLE_ARGS(x)                                   \
+    do {                                                     \
+        memset((x), 0, sizeof *(x));                         \
+        (x)->nnei = P->nnei;                                 \
+        (x)->ntypes = nt;                                    \
+        (x)->nblocks = P->nblocks;                           \
+        (x)->ntables = ntab;                                 \
+        (x)->n_channels = P->M;                              \
+        (x)->ncoef = (int)ncoef;                             \
+        (x)->rcut = P->rcut;                                 \
+        (x)->rcut_smth = P->rcut_smth;                       \
+        (x)->protection = P->protection;                     \
+        (x)->sel_offsets = P->sel_offsets;                   \
+        (x)->avg = avg;                                      \
+        (x)->std = std;                                      \
+        (x)->block_mode = mode;                              \
+        (x)->table_of = table_of;                            \
+        (x)->tab_real = tab_real;                            \
+        (x)->tab_count = tab_count;                          \
+        (x)->tab_offset = tab_offset;                        \
+        (x)->coef = coef;                                    \
+    } while (0)
+
     if (P->kind == DPC_PART_SE_T) {
-        dpc_se_t_tab_args *t = &P->t;
-        memset(t, 0, sizeof *t);
-        t->nnei = P->nnei;
-        t->ntypes = nt;
-        t->nblocks = P->nblocks;
-        t->ntables = ntab;
-        t->n_channels = P->M;
-        t->ncoef = (int)ncoef;
-        t->rcut = P->rcut;
-        t->rcut_smth = P->rcut_smth;
-        t->protection = P->protection;
-        t->sel_offsets = P->sel_offsets;
-        t->avg = avg;
-        t->std = std;
-        t->block_mode = mode;
-        t->table_of = table_of;
-        t->tab_real = tab_real;
-        t->tab_count = tab_count;
-        t->tab_offset = tab_offset;
-        t->coef = coef;
+        FILL_TABLE_ARGS(&P->t);
         return DPC_OK;
     }
     dpc_se_a_tab_args *s = &P->a;
-    memset(s, 0, sizeof *s);
-    s->nnei = P->nnei;
-    s->ntypes = nt;
-    s->nblocks = P->nblocks;
-    s->ntables = ntab;
-    s->n_channels = P->M;
-    s->ncoef = (int)ncoef;
-    s->rcut = P->rcut;
-    s->rcut_smth = P->rcut_smth;
-    s->protection = P->protection;
-    s->sel_offsets = P->sel_offsets;
-    s->avg = avg;
-    s->std = std;
-    s->block_mode = mode;
-    s->table_of = table_of;
-    s->tab_real = tab_real;
-    s->tab_count = tab_count;
-    s->tab_offset = tab_offset;
-    s->coef = coef;
+    FILL_TABLE_ARGS(s);
+#undef FILL_TABLE_ARGS
     s->n_rows = P->kind == DPC_PART_SE_R ? 1 : 4;
     if (gated) {
         if (P->n_gate_rows < 1 || P->n_gate_rows > (INT64_C(1) << 30))

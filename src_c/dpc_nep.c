@@ -174,7 +174,7 @@ typedef struct {
  * neighbour count, neighbour indices and types) before using them. */
 DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t ti, int64_t nnei, const int64_t *types,
                             const int64_t *index_row, const double *vectors_row, int64_t cnt, nep_scratch *w,
-                            double *energy, double *pf_row, double *desc)
+                            double *energy, double *pf_row, double *desc, double *wrow)
 {
     const int64_t T = m->ntypes;
     if (ti < 0 || ti >= T || cnt < 0 || cnt > nnei) return DPC_ERR_INDEX;
@@ -355,6 +355,11 @@ DPC_HOT static int nep_atom(const dpc_nep_model *m, int64_t natoms, int64_t ti, 
         out[0] = f[0] + radial * u[0];
         out[1] = f[1] + radial * u[1];
         out[2] = f[2] + radial * u[2];
+        if (wrow) { /* this center's share of the virial, -sum_j r_ij (x) f_ij, while both are at hand */
+            const double *v = vi + 3 * a;
+            for (int x = 0; x < 3; ++x)
+                for (int y = 0; y < 3; ++y) wrow[3 * x + y] -= v[x] * out[y];
+        }
     }
     *energy = U;
     return DPC_OK;
@@ -434,21 +439,17 @@ int dpc_nep_check(const dpc_nep_model *m)
 
 int dpc_nep_rows(const dpc_nep_model *m, int64_t nrows, const int64_t *centers, int64_t natoms, const int64_t *types,
                  int64_t nnei, const int64_t *index, const double *vectors, const int64_t *counts, int n_threads,
-                 dpc_buffer *thread_scratch, double *energy, double *pair_force, double *descriptor)
+                 dpc_buffer *thread_scratch, double *energy, double *pair_force, double *descriptor,
+                 double *virial_rows)
 {
     int status = dpc_nep_check(m);
     if (status != DPC_OK) return status;
     if (n_threads < 1) n_threads = 1;
 #pragma omp parallel num_threads(n_threads)
     {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
         dpc_buffer own = {NULL, 0};
         nep_scratch w;
-        int local = nep_scratch_take(m, nnei, thread_scratch ? thread_scratch + tid : &own, &w) ? DPC_OK : DPC_ERR_ALLOC;
+        int local = nep_scratch_take(m, nnei, dpc_thread_buffer(thread_scratch, &own), &w) ? DPC_OK : DPC_ERR_ALLOC;
         if (local != DPC_OK) {
 #pragma omp critical
             status = DPC_ERR_ALLOC;
@@ -458,8 +459,10 @@ int dpc_nep_rows(const dpc_nep_model *m, int64_t nrows, const int64_t *centers, 
         for (int64_t r = 0; r < nrows; ++r) {
             if (local != DPC_OK) continue;
             const int64_t i = centers ? centers[r] : r;
+            if (virial_rows) memset(virial_rows + 9 * r, 0, 9 * sizeof(double));
             local = nep_atom(m, natoms, types[i], nnei, types, index + r * nnei, vectors + r * nnei * 3, counts[r], &w,
-                             energy + r, pair_force + r * nnei * 3, descriptor ? descriptor + r * m->dim : NULL);
+                             energy + r, pair_force + r * nnei * 3, descriptor ? descriptor + r * m->dim : NULL,
+                             virial_rows ? virial_rows + 9 * r : NULL);
             if (local != DPC_OK) {
 #pragma omp critical
                 if (status == DPC_OK || local < status) status = local;
@@ -495,7 +498,7 @@ int dpc_nep_compute(const dpc_nep_model *m, int64_t natoms, int64_t nnei, const 
                     double *descriptor)
 {
     const int status = dpc_nep_rows(m, natoms, NULL, natoms, types, nnei, index, vectors, counts, n_threads, NULL,
-                                    atom_energy, pair_force, descriptor);
+                                    atom_energy, pair_force, descriptor, NULL);
     if (status != DPC_OK) return status;
     memset(force, 0, sizeof(double) * 3 * (size_t)natoms);
     memset(atom_virial, 0, sizeof(double) * 9 * (size_t)natoms);

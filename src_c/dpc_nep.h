@@ -55,11 +55,13 @@ int dpc_nep_check(const dpc_nep_model *m);
 
 /* Energies and pair forces of nrows rows: row r is center centers[r] (r without centers), its
  * neighbors index/vectors/counts row-relative, types over all natoms atoms; energy [nrows],
- * pair_force [nrows][nnei][3], descriptor [nrows][D] or NULL.  thread_scratch: [n_threads]
- * buffers kept between calls, or NULL. */
+ * pair_force [nrows][nnei][3], descriptor [nrows][D] or NULL, virial_rows [nrows][9] (each
+ * center's -sum_j r_ij (x) f_ij) or NULL.  thread_scratch: [n_threads] buffers kept between calls,
+ * or NULL. */
 int dpc_nep_rows(const dpc_nep_model *m, int64_t nrows, const int64_t *centers, int64_t natoms, const int64_t *types,
                  int64_t nnei, const int64_t *index, const double *vectors, const int64_t *counts, int n_threads,
-                 dpc_buffer *thread_scratch, double *energy, double *pair_force, double *descriptor);
+                 dpc_buffer *thread_scratch, double *energy, double *pair_force, double *descriptor,
+                 double *virial_rows);
 
 /* Add the rows' forces and per-atom virials (atom_virial may be NULL) to force [natoms][3]. */
 void dpc_nep_scatter_rows(int64_t nrows, const int64_t *centers, int64_t natoms, int64_t nnei, const int64_t *index,

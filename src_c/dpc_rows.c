@@ -107,6 +107,12 @@ static int reserve(dpc_buffer *buf, int64_t cap, dpc_sorted_neighbors *s)
     return 1;
 }
 
+int dpc_gather_reserve(dpc_buffer *buf, int64_t most)
+{
+    dpc_sorted_neighbors unused;
+    return reserve(buf, most > 0 ? most : 1, &unused);
+}
+
 dpc_status dpc_gather_neighbors(const dpc_frame *f, int64_t i, double rcut2, double coincide2, dpc_buffer *buf,
                                 dpc_sorted_neighbors *out, dpc_row_issue *issue)
 {
@@ -118,9 +124,12 @@ dpc_status dpc_gather_neighbors(const dpc_frame *f, int64_t i, double rcut2, dou
     const double *cell = f->cell ? f->cell : zero_cell;
     const double *ri = f->x + 3 * i;
     const int32_t *ni = f->lattice && f->cell ? f->lattice + 3 * i : NULL;
+    const int32_t *type = f->type;
+    const int64_t natoms = f->natoms;
+    const int32_t mask = f->neighmask;
     int64_t n = 0;
     for (int64_t k = 0; k < ncand; ++k) {
-        int64_t j = f->neighmask ? (int64_t)(cand[k] & f->neighmask) : (int64_t)cand[k];
+        const int64_t j = mask ? (int64_t)(cand[k] & mask) : (int64_t)cand[k];
         if (j < 0 || j >= nall) {
             if (!issue->bad_index || i < issue->bad_center) {
                 issue->bad_index = 1;
@@ -129,24 +138,24 @@ dpc_status dpc_gather_neighbors(const dpc_frame *f, int64_t i, double rcut2, dou
             }
             return DPC_ERR_INDEX;
         }
-        int64_t t = j;
-        double S0 = 0.0, S1 = 0.0, S2 = 0.0;
-        if (j >= f->natoms) {
-            const int64_t g = j - f->natoms;
-            t = f->image_owner[g];
-            const int32_t *q = f->image_lattice + 3 * g;
-            S0 = (double)q[0];
-            S1 = (double)q[1];
-            S2 = (double)q[2];
+        /* integer lattice shift S = q_j + n_i - n_t, converted once */
+        int64_t t = j, s0 = 0, s1 = 0, s2 = 0;
+        if (j >= natoms) {
+            const int32_t *q = f->image_lattice + 3 * (j - natoms);
+            t = f->image_owner[j - natoms];
+            s0 = q[0];
+            s1 = q[1];
+            s2 = q[2];
         }
-        if (f->type[t] < 0) continue;
+        if (type[t] < 0) continue;
         if (ni) {
             const int32_t *nt = f->lattice + 3 * t;
-            S0 += (double)((int64_t)ni[0] - (int64_t)nt[0]);
-            S1 += (double)((int64_t)ni[1] - (int64_t)nt[1]);
-            S2 += (double)((int64_t)ni[2] - (int64_t)nt[2]);
+            s0 += (int64_t)ni[0] - nt[0];
+            s1 += (int64_t)ni[1] - nt[1];
+            s2 += (int64_t)ni[2] - nt[2];
         }
-        if (t == i && S0 == 0.0 && S1 == 0.0 && S2 == 0.0) continue;
+        if (t == i && s0 == 0 && s1 == 0 && s2 == 0) continue;
+        const double S0 = (double)s0, S1 = (double)s1, S2 = (double)s2;
         const double *rj = f->x + 3 * t;
         double v[3];
         for (int c = 0; c < 3; ++c) {

@@ -63,6 +63,11 @@ typedef struct {
     int64_t ntypes;
 } dpc_row_spec;
 
+/* Room in buf for a center of up to `most` candidates.  Reserving every thread's buffer for the
+ * frame's largest candidate list up front makes the workspace size independent of which thread
+ * happens to take which center.  Returns 0 when out of memory. */
+int dpc_gather_reserve(dpc_buffer *buf, int64_t most);
+
 /* Largest cutoff squared and coincidence: see above.  buf holds the scratch (grown as needed).
  * Returns DPC_OK, DPC_ERR_ALLOC, or DPC_ERR_INDEX (a candidate outside [0, natoms + nimage):
  * issue->bad_*).  A coincident pair is recorded in issue (if smaller than the one there) and the

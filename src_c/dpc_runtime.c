@@ -28,15 +28,6 @@
 #include <omp.h>
 #endif
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 dpc_workspace *dpc_workspace_new(void) { return (dpc_workspace *)calloc(1, sizeof(dpc_workspace)); }
 
 void dpc_workspace_free(dpc_workspace *ws)
@@ -236,6 +227,31 @@ static size_t carve_dp_chunk(const dpc_model *m, int64_t n, char *base, int64_t 
     return off;
 }
 
+/* One descriptor part's tabulated kernel over the chunk's n centers: forward (descriptor state and
+ * the beyond-table counts) or backward (pair gradients from the descriptor gradient). */
+static dpc_status run_part(const dpc_part *P, dpc_part_arrays *a, int64_t n, const int64_t *ctypes,
+                           dpc_buffer *threads, int nth, int backward)
+{
+    if (P->kind == DPC_PART_SE_T) {
+        dpc_se_t_tab_args t = P->t;
+        t.natoms = n;
+        t.center_types = ctypes;
+        t.vectors = a->vectors;
+        t.counts = a->counts;
+        t.thread_scratch = threads;
+        return backward ? dpc_se_t_tab_backward(&t, nth, a->dstate, a->pair_grad)
+                        : dpc_se_t_tab_forward(&t, nth, a->state, a->beyond, a->beyond + n);
+    }
+    dpc_se_a_tab_args s = P->a;
+    s.natoms = n;
+    s.center_types = ctypes;
+    s.vectors = a->vectors;
+    s.counts = a->counts;
+    s.gate_index = a->gate_index;
+    return backward ? dpc_se_a_tab_backward(&s, nth, a->dstate, a->pair_grad)
+                    : dpc_se_a_tab_forward(&s, nth, a->state, a->beyond, a->beyond + n);
+}
+
 static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f, const int64_t *centers,
                              int64_t ncenters, int nth, const dpc_outputs *out, dpc_result *res, dpc_error *err)
 {
@@ -299,7 +315,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
             memset(&mine, 0, sizeof mine);
             overflow_stat my_ovf[DPC_MAX_PARTS];
             for (int p = 0; p < m->nparts; p++) my_ovf[p] = (overflow_stat){0, 0, -1, -1};
-            dpc_buffer *buf = ws->threads + thread_id();
+            dpc_buffer *buf = dpc_thread_buffer(ws->threads, NULL);
             dpc_sorted_neighbors sn;
 #pragma omp for schedule(dynamic, 16)
             for (int64_t k = 0; k < n; k++) {
@@ -342,24 +358,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
         for (int p = 0; p < m->nparts; p++) {
             const dpc_part *P = m->parts + p;
             dpc_part_arrays *a = ctx.pa + p;
-            dpc_status st;
-            if (P->kind == DPC_PART_SE_T) {
-                dpc_se_t_tab_args t = P->t;
-                t.natoms = n;
-                t.center_types = ctypes;
-                t.vectors = a->vectors;
-                t.counts = a->counts;
-                t.thread_scratch = ws->threads;
-                st = dpc_se_t_tab_forward(&t, nth, a->state, a->beyond, a->beyond + n);
-            } else {
-                dpc_se_a_tab_args s = P->a;
-                s.natoms = n;
-                s.center_types = ctypes;
-                s.vectors = a->vectors;
-                s.counts = a->counts;
-                s.gate_index = a->gate_index;
-                st = dpc_se_a_tab_forward(&s, nth, a->state, a->beyond, a->beyond + n);
-            }
+            const dpc_status st = run_part(P, a, n, ctypes, ws->threads, nth, 0);
             if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the forward kernel failed (status %d)", p, (int)st);
             for (int64_t k = 0; k < n; k++) {
                 res->beyond_fine += a->beyond[k];
@@ -398,24 +397,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
         for (int p = 0; p < m->nparts; p++) {
             const dpc_part *P = m->parts + p;
             dpc_part_arrays *a = ctx.pa + p;
-            dpc_status st;
-            if (P->kind == DPC_PART_SE_T) {
-                dpc_se_t_tab_args t = P->t;
-                t.natoms = n;
-                t.center_types = ctypes;
-                t.vectors = a->vectors;
-                t.counts = a->counts;
-                t.thread_scratch = ws->threads;
-                st = dpc_se_t_tab_backward(&t, nth, a->dstate, a->pair_grad);
-            } else {
-                dpc_se_a_tab_args s = P->a;
-                s.natoms = n;
-                s.center_types = ctypes;
-                s.vectors = a->vectors;
-                s.counts = a->counts;
-                s.gate_index = a->gate_index;
-                st = dpc_se_a_tab_backward(&s, nth, a->dstate, a->pair_grad);
-            }
+            const dpc_status st = run_part(P, a, n, ctypes, ws->threads, nth, 1);
             if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the backward kernel failed (status %d)", p, (int)st);
             dpc_scatter_rows(n, cc, P->nnei, a->index, a->vectors, a->pair_grad, a->force, a->atom_virial, res->virial);
         }
@@ -441,9 +423,11 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
 /* ------------------------------------------------------------------------------ NEP */
 
 static size_t carve_nep_chunk(int64_t n, int64_t width, char *base, int64_t **index, double **vectors,
-                              int64_t **counts, double **pair_force, double **energy, int64_t **found)
+                              int64_t **counts, double **pair_force, double **energy, int64_t **found,
+                              double **virial_rows)
 {
     size_t off = 0;
+    *virial_rows = (double *)dpc_carve(base, &off, sizeof(double) * 9 * n);
     *index = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * width);
     *vectors = (double *)dpc_carve(base, &off, sizeof(double) * n * width * 3);
     *counts = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n);
@@ -461,15 +445,15 @@ static dpc_status compute_nep(const dpc_model *m, dpc_workspace *ws, const dpc_f
     const double rcut2 = m->rcut * m->rcut, coincide2 = DPC_COINCIDE * DPC_COINCIDE;
     if (ws->nep_width < 1) ws->nep_width = 64;
     int64_t *index, *counts, *found;
-    double *vectors, *pf, *energy;
+    double *vectors, *pf, *energy, *wrows;
     for (int64_t c0 = 0; c0 < ncenters; c0 += cap) {
         const int64_t n = ncenters - c0 < cap ? ncenters - c0 : cap;
         const int64_t *cc = centers + c0;
         for (;;) { /* rows; once more with a wider row when a center has more neighbors than fit */
             const int64_t W = ws->nep_width;
-            char *base = (char *)dpc_buffer_reserve(&ws->chunk, carve_nep_chunk(cap, W, NULL, &index, &vectors, &counts, &pf, &energy, &found));
+            char *base = (char *)dpc_buffer_reserve(&ws->chunk, carve_nep_chunk(cap, W, NULL, &index, &vectors, &counts, &pf, &energy, &found, &wrows));
             if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the chunk buffers");
-            carve_nep_chunk(cap, W, base, &index, &vectors, &counts, &pf, &energy, &found);
+            carve_nep_chunk(cap, W, base, &index, &vectors, &counts, &pf, &energy, &found, &wrows);
             const dpc_row_spec spec = {rcut2, 1, W, NULL, 1, NULL, m->ntypes};
             dpc_row_issue issue;
             memset(&issue, 0, sizeof issue);
@@ -478,7 +462,7 @@ static dpc_status compute_nep(const dpc_model *m, dpc_workspace *ws, const dpc_f
             {
                 dpc_row_issue mine;
                 memset(&mine, 0, sizeof mine);
-                dpc_buffer *buf = ws->threads + thread_id();
+                dpc_buffer *buf = dpc_thread_buffer(ws->threads, NULL);
                 dpc_sorted_neighbors sn;
 #pragma omp for schedule(dynamic, 16)
                 for (int64_t k = 0; k < n; k++) {
@@ -505,7 +489,7 @@ static dpc_status compute_nep(const dpc_model *m, dpc_workspace *ws, const dpc_f
         }
         const int64_t W = ws->nep_width;
         const int st = dpc_nep_rows(&m->nep, n, cc, f->natoms, types64, W, index, vectors, counts, nth, ws->threads,
-                                    energy, pf, NULL);
+                                    energy, pf, NULL, wrows);
         if (st != DPC_OK)
             return dpc_set_error(err, (dpc_status)st, "the NEP kernel failed (status %d): %s", st,
                                  st == DPC_ERR_NONFINITE ? "a pair at zero distance" : "bad sizes or indices");
@@ -515,11 +499,7 @@ static dpc_status compute_nep(const dpc_model *m, dpc_workspace *ws, const dpc_f
         }
         dpc_nep_scatter_rows(n, cc, f->natoms, W, index, vectors, counts, pf, nth, out->force, out->atom_virial);
         for (int64_t k = 0; k < n; k++)
-            for (int64_t s = 0; s < counts[k]; s++) {
-                const double *v = vectors + (k * W + s) * 3, *g = pf + (k * W + s) * 3;
-                for (int x = 0; x < 3; x++)
-                    for (int y = 0; y < 3; y++) res->virial[3 * x + y] -= v[x] * g[y];
-            }
+            for (int q = 0; q < 9; q++) res->virial[q] += wrows[9 * k + q];
     }
     return DPC_OK;
 }
@@ -555,6 +535,12 @@ dpc_status dpc_compute(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f
         if (f->type[i] >= 0) centers[k++] = i;
     if (nep)
         for (int64_t a = 0; a < f->natoms; a++) types64[a] = f->type[a];
+    int64_t most = 0;
+    for (int64_t k = 0; k < ncenters; k++)
+        if (f->numneigh[centers[k]] > most) most = f->numneigh[centers[k]];
+    for (int t = 0; t < nth; t++)
+        if (!dpc_gather_reserve(ws->threads + t, most))
+            return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the neighbor candidates");
     if (ncenters == 0)
         st = DPC_OK;
     else if (nep)

@@ -477,6 +477,7 @@ void dpc_scatter_rows(dpc_index nrows, const dpc_index *centers, dpc_index nnei,
 {
     for (dpc_index r = 0; r < nrows; r++) {
         const dpc_index i = centers[r];
+        double wi[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}; /* this center's share of the total virial */
         for (dpc_index s = 0; s < nnei; s++) {
             const dpc_index p = r * nnei + s;
             const dpc_index j = index[p];
@@ -486,15 +487,16 @@ void dpc_scatter_rows(dpc_index nrows, const dpc_index *centers, dpc_index nnei,
                 force[3 * i + c] += g[c];
                 force[3 * j + c] -= g[c];
             }
-            if (atom_virial) {
-                double *w = atom_virial + 9 * j;
-                for (int x = 0; x < 3; x++)
-                    for (int y = 0; y < 3; y++) w[3 * x + y] -= g[x] * v[y];
-            }
-            if (virial)
-                for (int x = 0; x < 3; x++)
-                    for (int y = 0; y < 3; y++) virial[3 * x + y] -= g[x] * v[y];
+            double *w = atom_virial ? atom_virial + 9 * j : NULL;
+            for (int x = 0; x < 3; x++)
+                for (int y = 0; y < 3; y++) {
+                    const double gv = g[x] * v[y]; /* one product for both sums (this function is never contracted: not DPC_HOT) */
+                    if (w) w[3 * x + y] -= gv;
+                    wi[3 * x + y] -= gv;
+                }
         }
+        if (virial)
+            for (int q = 0; q < 9; q++) virial[q] += wi[q];
     }
 }
 

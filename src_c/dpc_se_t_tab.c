@@ -156,14 +156,9 @@ dpc_status dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, doubl
     if (n_threads < 1) n_threads = 1;
 #pragma omp parallel num_threads(n_threads)
     {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
         dpc_buffer own = {NULL, 0};
         scratch_t s;
-        const int ok = scratch_take(&s, a, a->thread_scratch ? a->thread_scratch + tid : &own);
+        const int ok = scratch_take(&s, a, dpc_thread_buffer(a->thread_scratch, &own));
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -250,14 +245,9 @@ dpc_status dpc_se_t_tab_backward(const dpc_se_t_tab_args *a, int n_threads, cons
     if (n_threads < 1) n_threads = 1;
 #pragma omp parallel num_threads(n_threads)
     {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
         dpc_buffer own = {NULL, 0};
         scratch_t s;
-        const int ok = scratch_take(&s, a, a->thread_scratch ? a->thread_scratch + tid : &own);
+        const int ok = scratch_take(&s, a, dpc_thread_buffer(a->thread_scratch, &own));
         if (!ok) {
 #pragma omp atomic write
             failed = 1;

@@ -7,8 +7,7 @@ The packed tables are built from the arrays a descriptor unit writes into a ``.d
 
 import numpy as np
 
-from dpcompress._ext.se_a_tab import PackedTables
-from dpcompress._ext.se_t_tab import PackedSeTTables
+from dpcompress._ext import se_a_tab, se_t_tab
 from dpcompress.descriptors import parts, unit_of
 from dpcompress.descriptors.base import KIND_SE_T
 from dpcompress.evaluators.runtime import RuntimeEvaluator
@@ -24,14 +23,8 @@ def packed_part(model, part=0):
 def packed_tables(model, part=0):
     """:class:`PackedTables` (se_a family) or :class:`PackedSeTTables` (se_e3) of one descriptor part."""
     packed = packed_part(model, part)
-    v = packed.kernel_view()
-    common = (v.sel_offsets, v.avg, v.std, v.block_mode, v.table_of, v.tab_real, v.tab_count, v.tab_offset, v.coef,
-              v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection)
-    if packed.ints["kind"] == KIND_SE_T:
-        return PackedSeTTables(*common)
-    p = PackedTables(*common, n_rows=v.n_rows, gate=v.gate)
-    p.axis_neuron = v.axis_neuron
-    return p
+    view = packed.kernel_view()
+    return (se_t_tab if packed.ints["kind"] == KIND_SE_T else se_a_tab).tables_from_view(view)
 
 
 def gate_rows(model, types, index, part=0):

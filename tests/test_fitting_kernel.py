@@ -145,7 +145,7 @@ def test_entry_point_and_empty_input():
 
 def test_scipy_blas_held_at_one_thread():
     """The kernel's dgemm is scipy's; that BLAS must run one thread during the call even when
-    dpcompress.threads.blas_threads made its controller before scipy's BLAS was loaded."""
+    dpcompress._ext.threads.blas_threads made its controller before scipy's BLAS was loaded."""
     code = (
         "from threadpoolctl import threadpool_info\n"
         "from dpcompress._ext.threads import blas_threads\n"

@@ -1,6 +1,6 @@
 """Fitting nets, forward and backward in one pass: thin wrapper over ``src_c/dpc_fitting.c``.
 
-Numpy twin: :func:`dpcompress.reference.dp_model.fitting_forward_backward` (it takes the
+Numpy twin: :func:`dpcompress.reference.fitting.fitting_forward_backward` (it takes the
 model; this takes the model's fitting packed by :class:`PackedFitting`).  The matrix
 products are scipy's BLAS ``dgemm`` (:mod:`dpcompress._ext.blas`), called from inside the
 OpenMP threads; BLAS is held at one thread during the call (threadpoolctl).
@@ -148,7 +148,7 @@ cdef class PackedFitting:
 
 
 def pack_fitting(fitting):
-    """:class:`PackedFitting` of an :class:`~dpcompress.models.structures.EnergyFitting`."""
+    """:class:`PackedFitting` of an :class:`~dpcompress.models.model.EnergyFitting`."""
     return PackedFitting(fitting.networks, fitting.bias_atom_e)
 
 

@@ -11,6 +11,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 from ..core.errors import STATUS_COINCIDENT, InputError, status_error
+from .model_api cimport dpc_frame, frame_init
 
 
 cdef extern from "dpc_neighbors.h":
@@ -24,22 +25,6 @@ cdef extern from "dpc_neighbors.h":
     void dpc_cells_export(dpc_cells *c, int32_t *image_owner, int32_t *image_lattice, int64_t *offsets,
                           int32_t *index) nogil
     void dpc_cells_free(dpc_cells *c)
-
-
-cdef extern from "dpc_model.h":
-    ctypedef struct dpc_frame:
-        int64_t natoms, nlocal
-        const double *x
-        const int32_t *type
-        const int64_t *tag
-        const double *cell
-        const int32_t *lattice
-        int64_t nimage
-        const int32_t *image_owner
-        const int32_t *image_lattice
-        const int32_t *numneigh
-        const int32_t *const *firstneigh
-        int32_t neighmask
 
 
 cdef extern from "dpc_rows.h":
@@ -152,17 +137,7 @@ def neighbor_rows(x, types, int64_t nlocal, offsets, index, double rcut, sel, bi
     cdef const int32_t[::1] own
     cdef const int32_t[:, ::1] ilat
     cdef dpc_frame fr
-    fr.natoms = natoms
-    fr.nlocal = nlocal
-    fr.x = &xv[0, 0] if natoms > 0 else NULL
-    fr.type = &tv[0] if natoms > 0 else NULL
-    fr.tag = NULL
-    fr.cell = NULL
-    fr.lattice = NULL
-    fr.nimage = 0
-    fr.image_owner = NULL
-    fr.image_lattice = NULL
-    fr.neighmask = 0
+    frame_init(&fr, natoms, nlocal, &xv[0, 0] if natoms > 0 else NULL, &tv[0] if natoms > 0 else NULL)
     if cell is not None:
         cv = np.ascontiguousarray(cell, dtype=np.float64).reshape(3, 3)
         fr.cell = &cv[0, 0]

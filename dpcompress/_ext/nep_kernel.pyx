@@ -1,9 +1,10 @@
 """NEP energy/force/virial kernel: thin wrapper over ``src_c/dpc_nep.c``.
 
-Numpy twin: :mod:`dpcompress.nep.reference`.  The caller
-(:mod:`dpcompress.nep.evaluator`) packs the model once (:class:`PackedNEP`);
-this module checks shapes and dtypes (a wrong size here would be an
-out-of-bounds access) and turns the C status into an exception.
+Numpy twin: :mod:`dpcompress.reference.nep`.  Production runs the same C
+through the model runtime (:mod:`dpcompress._ext.runtime`); this wrapper, on a model packed once
+(:class:`PackedNEP`, from :func:`dpcompress.nep.packing.pack_model`), lets the tests hold the kernel
+equal to its twin.  It checks shapes and dtypes (a wrong size here would be an out-of-bounds
+access) and turns the C status into an exception.
 """
 
 import numpy as np

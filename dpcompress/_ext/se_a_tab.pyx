@@ -3,10 +3,10 @@
 The same kernels serve se_e2_r (radial mode, ``n_rows=1``) and se_atten_v2
 (gated mode: ``gate`` table plus a per-slot ``gate_index``).
 
-Numpy twins: :mod:`dpcompress.reference.se_a_tab`.  The caller
-(:mod:`dpcompress.evaluate.se_a_compressed`) validates every array; this module
-checks shapes and dtypes once more (cheap) because a wrong size here would be
-an out-of-bounds write.
+Numpy twins: :mod:`dpcompress.reference.se_a_tab`.  Production runs the same C
+through the model runtime (:mod:`dpcompress._ext.runtime`); this wrapper lets the tests hold each
+kernel equal to its twin.  It checks shapes and dtypes because a wrong size here would be an
+out-of-bounds write.
 """
 
 import numpy as np
@@ -55,7 +55,7 @@ from .table_arrays import check_array as _check, table_arrays
 cdef class PackedTables:
     """The tables and block settings of a compressed se_e2_a descriptor, as flat arrays.
 
-    Built once per model by :func:`dpcompress.evaluate.se_a_compressed.pack_descriptor`
+    Built once per model by :func:`dpcompress.descriptors.se_e2_a.pack`
     (and the se_e2_r / se_atten_v2 modules).  ``n_rows`` 1 selects the radial
     mode; a ``gate`` table ``(n_gate_rows, M)`` the gated mode.
     """
@@ -259,3 +259,12 @@ def descriptor_gradient_to_T(T, dD, int64_t axis_neuron, int n_threads=1):
     with nogil:
         dpc_descriptor_gradient_to_T(n, M, axis_neuron, &tv[0, 0, 0], &gv[0, 0], &ov[0, 0, 0], n_threads)
     return dT
+
+
+def tables_from_view(v):
+    """:class:`PackedTables` of a descriptor part's kernel view
+    (``dpcompress.descriptors.base.PackedPart.kernel_view()``: the arrays a ``.dpc`` holds)."""
+    p = PackedTables(v.sel_offsets, v.avg, v.std, v.block_mode, v.table_of, v.tab_real, v.tab_count, v.tab_offset,
+                     v.coef, v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection, n_rows=v.n_rows, gate=v.gate)
+    p.axis_neuron = v.axis_neuron
+    return p

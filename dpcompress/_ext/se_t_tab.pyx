@@ -1,7 +1,7 @@
 """Fused se_e3 (se_t) kernels on tables: thin wrapper over ``src_c/dpc_se_t_tab.c``.
 
 Numpy twins: :mod:`dpcompress.reference.se_t_tab`.  The caller
-(:mod:`dpcompress.evaluate.se_e3_compressed`) validates every array; this module
+(:mod:`dpcompress.descriptors.se_e3`) validates every array; this module
 checks shapes and dtypes once more (cheap) because a wrong size here would be
 an out-of-bounds write.  Forces and virials from the pair gradients:
 :func:`dpcompress._ext.se_a_tab.scatter_pair_gradients`.
@@ -44,7 +44,7 @@ from .table_arrays import check_array as _check, table_arrays
 cdef class PackedSeTTables:
     """The tables and block settings of a compressed se_e3 descriptor, as flat arrays.
 
-    Built once per model by :func:`dpcompress.evaluate.se_e3_compressed.pack_descriptor`.
+    Built once per model by :func:`dpcompress.descriptors.se_e3.pack`.
     ``table_of[a, b]`` is the table of the neighbor-type block pair (a, b), a <= b, or -1.
     """
     cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef
@@ -152,3 +152,9 @@ def se_t_tab_backward(PackedSeTTables p, center_types, vectors, counts, dD, int 
     if status != 0:
         _raise(status, "dpc_se_t_tab_backward")
     return grad
+
+
+def tables_from_view(v):
+    """:class:`PackedSeTTables` of an se_e3 part's kernel view (``PackedPart.kernel_view()``)."""
+    return PackedSeTTables(v.sel_offsets, v.avg, v.std, v.block_mode, v.table_of, v.tab_real, v.tab_count, v.tab_offset,
+                           v.coef, v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection)

@@ -1,7 +1,7 @@
 """Embedding-table construction, a thin wrapper over ``src_c/dpc_table_build.c``.
 
-Callers (:func:`dpcompress.compress.tables.build_embedding_table`) validate the
-arguments and pack the net (:func:`dpcompress.compress.tables.pack_network`);
+Callers (:func:`dpcompress.tables.build_embedding_table`) validate the
+arguments and pack the net (:func:`dpcompress.tables.pack_network`);
 the C kernel still checks the net's structure and the sizes, so a bad call
 raises instead of reading out of bounds.
 """
@@ -133,12 +133,12 @@ cdef class _NetView:
 def embedding_derivatives(packed, x, int n_threads=1):
     """Value, first and second derivative of a packed scalar-input net at the points ``x``.
 
-    Compiled twin of :func:`dpcompress.reference.networks.embedding_with_derivatives`.
+    Compiled twin of :func:`dpcompress.core.networks.embedding_with_derivatives`.
 
     Parameters
     ----------
     packed : PackedNetwork
-        From :func:`dpcompress.compress.tables.pack_network`.
+        From :func:`dpcompress.tables.pack_network`.
     x : array_like of float64, shape (n,)
     n_threads : int
         OpenMP threads; the result does not depend on it.
@@ -171,7 +171,7 @@ def build_table(packed, x, int64_t n_fine, int64_t n_coarse, double stride0, dou
     ----------
     packed : PackedNetwork
     x : array_like of float64, shape (n_below + n_fine + n_coarse + 1,)
-        The nodes (:meth:`dpcompress.compress.tables.EmbeddingTable.nodes`).
+        The nodes (:meth:`dpcompress.tables.EmbeddingTable.nodes`).
     n_fine, n_coarse : int
         Interval counts; fine intervals have width ``stride0``, the others ``stride1``.
     stride0, stride1 : float

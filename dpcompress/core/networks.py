@@ -31,7 +31,7 @@ class Layer:
     b : ndarray, shape (n_out,), or None
     idt : ndarray, shape (n_out,), or None
     activation : str
-        Canonical name (see :mod:`dpcompress.models.activations`).
+        Canonical name (see :mod:`dpcompress.core.activations`).
     resnet : bool
         Residual connection requested; it exists only when the widths allow.
     """

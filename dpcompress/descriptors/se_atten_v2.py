@@ -153,7 +153,7 @@ def read(node, ntypes):
     Accepted: ``attn_layer`` 0, stripped type embedding (``tebd_input_mode``
     "strip", implied by se_atten_v2) with ``smooth_type_embedding``, ``lmax`` 1,
     one-hot type embedding (no ``use_econf_tebd``).  Everything else raises
-    :class:`~dpcompress.errors.UnsupportedModelError` saying why.  The type
+    :class:`~dpcompress.UnsupportedModelError` saying why.  The type
     embedding is evaluated here (it is a constant table).
     """
     dtype = node.raw("type")
@@ -307,7 +307,6 @@ def pack(desc, pair_exclude_types):
 
 def unpack(ints, real, arrays, settings):
     """The compressed descriptor of a ``.dpc`` part."""
-    nt = arrays["avg"].shape[0]
     nnei = int(arrays["sel_offsets"][1])
     (table,) = unpack_tables(arrays, int(ints["ncoef"]), int(ints["M"]))
     tebd = int(ints["tebd_dim"])

@@ -61,7 +61,7 @@ class DescriptorSeR(EmbeddingSizes):
         ``embeddings[neighbor]`` (``type_one_side``) or ``embeddings[center][neighbor]``:
         a :class:`Network` or None.  None in a compressed model.
     tables : tuple or None
-        Same indexing, :class:`~dpcompress.compress.tables.EmbeddingTable`
+        Same indexing, :class:`~dpcompress.tables.EmbeddingTable`
         objects (None when uncompressed).
     """
 

@@ -74,7 +74,7 @@ class DescriptorSeT(EmbeddingSizes):
         (DeePMD-kit's flat index ``a + b*ntypes``); None for ``a > b`` and in a
         compressed model.
     tables : tuple or None
-        Same nesting, :class:`~dpcompress.compress.tables.EmbeddingTable`
+        Same nesting, :class:`~dpcompress.tables.EmbeddingTable`
         objects (None when uncompressed); a whole row may be None.
     """
 

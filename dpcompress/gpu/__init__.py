@@ -1,7 +1,7 @@
 """The whole compressed step on an NVIDIA GPU, through CuPy (``Potential(path, device="gpu")``).
 
 Compressed se_e2_a and se_e2_r models and hybrids of them; other descriptors raise
-:class:`~dpcompress.errors.UnsupportedModelError` (use ``device="cpu"``).
+:class:`~dpcompress.UnsupportedModelError` (use ``device="cpu"``).
 
 Neighbor list, environment matrix, fused tabulate/contract forward and backward,
 ``D = TᵀT_<``, the fitting net (cuBLAS through CuPy), forces and virials all

@@ -1,8 +1,8 @@
 r"""Fitting nets on the device: per-atom energies and :math:`\partial e_i/\partial D_i` (cuBLAS via CuPy).
 
-Same mathematics as :func:`dpcompress.evaluate.fitting.fitting_energy_and_gradient`
+Same mathematics as :func:`dpcompress.evaluators.exact.fitting.fitting_forward_backward`
 (its CPU twin) and the same activation formulas as
-:mod:`dpcompress.models.activations`, written against an array module ``xp``
+:mod:`dpcompress.core.activations`, written against an array module ``xp``
 (cupy on a GPU, numpy under the emulator).  No boolean-mask indexing and no
 data-dependent shapes: nothing here waits for the device.
 """
@@ -61,7 +61,7 @@ class DeviceLayer:
 
 
 class DeviceNetwork:
-    """A fitting :class:`~dpcompress.models.structures.Network` with its weights on the device (uploaded once)."""
+    """A fitting :class:`~dpcompress.core.networks.Network` with its weights on the device (uploaded once)."""
 
     def __init__(self, be, net):
         self.xp = be.xp

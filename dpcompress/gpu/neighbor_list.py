@@ -17,7 +17,7 @@ Steps (no host round trip: the bin counts come from the cell, which is on the ho
 
 Errors found on the device (a non-finite coordinate, an atom 2^40 cells away, two
 coinciding atoms) are recorded in a 3-word error array and raised as
-:class:`~dpcompress.errors.InputError` when the results are read back
+:class:`~dpcompress.InputError` when the results are read back
 (:func:`raise_device_errors`).
 """
 

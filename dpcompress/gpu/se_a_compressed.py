@@ -1,4 +1,4 @@
-r"""One step of a compressed se_e2_a model on the GPU: the twin of :mod:`dpcompress.evaluate.se_a_compressed`.
+r"""One step of a compressed se_e2_a model on the GPU: the twin of :mod:`dpcompress.evaluators.runtime`.
 
 Pipeline per frame, every array on the device::
 
@@ -223,7 +223,7 @@ class GpuResult:
     def to_host(self, be, atomic=True):
         """Read the results back (the only transfer of a step); raise InputError for bad input found on the device.
 
-        Returns the dict of :func:`dpcompress.evaluate.frame.evaluate_frame`
+        Returns the dict of :class:`dpcompress.evaluators.gpu.GpuEvaluator`
         (``atom_virial`` (natoms, 3, 3)); ``overflow`` holds host arrays only
         when some neighbor was dropped (else zeros, without copying).
         """
@@ -381,6 +381,6 @@ class GpuEvaluator:
                 del D, dD
 
     def evaluate_to_host(self, coords, cell, types, check=False, atomic=True):
-        """:meth:`evaluate` and read back: the dict of :func:`dpcompress.evaluate.frame.evaluate_frame`."""
+        """:meth:`evaluate` and read back: the dict of :class:`dpcompress.evaluators.gpu.GpuEvaluator`."""
         return self.evaluate(coords, cell, types, check).to_host(self.be, atomic)
 

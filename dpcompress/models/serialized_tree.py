@@ -13,7 +13,7 @@ DeePMD-kit v3 serialises a model as one nested dict (the same tree the
 :func:`load_tree` returns the tree with every array resolved to a numpy array.
 Files are untrusted input: the YAML is read with ``yaml.safe_load``, dataset
 references must name existing numeric datasets, and every failure becomes a
-:class:`~dpcompress.errors.ModelFormatError` naming the file.
+:class:`~dpcompress.ModelFormatError` naming the file.
 """
 
 import json

@@ -5,7 +5,7 @@ The rows come from the same C code as the model runtime's (``src_c/dpc_rows.c``)
 (:mod:`.candidates`), pair vectors from the caller's coordinates
 :math:`\mathbf r_{ij} = (\mathbf r_j - \mathbf r_i) + \mathbf s`, the strict cut
 :math:`d^2 = (x^2 + y^2) + z^2 < r_c^2`, per-block ordering and the ``sel`` cut; the numpy twin is
-:func:`dpcompress.reference.neighbors.cell_list_neighbors` (an exhaustive search), equal bit for bit.
+:func:`dpcompress.reference.neighbors.brute_force_neighbor_list` (an exhaustive search), equal bit for bit.
 
 Periodic images are separate neighbors: in a cell smaller than ``2 rcut`` one atom can appear
 several times in a row, and an atom can neighbor itself through an image (``j == i``, ``S != 0``).

@@ -6,8 +6,8 @@ without ``_zbl`` (universal, type-wise factor, or flexible ``zbl 0 0``), the
 four cutoff-line forms (2, 4, 7 or 2T+2 numbers), both ``l_max`` flag encodings
 (legacy ``4 2 1`` and boolean ``4 1 1 [0 0 0 0]``), and PWMLFF's
 ``nep_to_lmps.txt`` (NEP4 with one output bias per element).  The file is
-untrusted input: every problem raises :class:`~dpcompress.errors.ModelFormatError`
-or :class:`~dpcompress.errors.UnsupportedModelError` naming the file, the line
+untrusted input: every problem raises :class:`~dpcompress.ModelFormatError`
+or :class:`~dpcompress.UnsupportedModelError` naming the file, the line
 and what was expected.
 
 Energy of atom i (type t):  U_i = sum_mu w1[t,mu] tanh(sum_d w0[t,mu,d] q_d s_d - b0[t,mu]) - b1_type[t] - b1

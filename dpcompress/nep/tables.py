@@ -5,7 +5,7 @@ functions g_n^{t1 t2}(r) = f_c(r) Σ_k c_nk ½[T_k(x) + 1] are tabulated on thei
 own grid: M uniform intervals on [0, r_c^{pair}] (so per-pair cutoffs are
 supported), with exact g, g', g'' at the nodes (closed form through numpy's
 Chebyshev series) and the quintic Hermite coefficients of ``src_c/dpc_table.h``
-(:func:`dpcompress.reference.table_math.quintic_coefficients`).  The kernel
+(:func:`dpcompress.core.table_math.quintic_coefficients`).  The kernel
 takes g' as the derivative of the same polynomial, so forces are the exact
 gradient of the tabulated energy.  ZBL stays analytic.
 
@@ -113,7 +113,7 @@ def table_values(coef, rc, r):
 
 
 def table_gfun(model, tables):
-    """A ``gfun`` for :func:`dpcompress.nep.reference.evaluate_pairs` reading the tables (numpy twin of the kernel)."""
+    """A ``gfun`` for :func:`dpcompress.reference.nep.evaluate_pairs` reading the tables (numpy twin of the kernel)."""
     T = model.ntypes
 
     def gfun(part, ti, tj, r):

@@ -113,16 +113,21 @@ def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincid
             bad = (i, int(jj[first]), S[first].astype(np.int64).tolist(), float(d2[first]))
         j, D, d2 = jj[hit], D[hit], d2[hit]
         block = np.zeros_like(j) if mixed_types else atom_types[j]
-        for b in range(nblocks):
-            mine = block == b
-            order = np.lexsort((D[mine, 2], D[mine, 1], D[mine, 0], j[mine], d2[mine]))
-            kept = order[: sel[b]]
-            slots = slice(offsets[b], offsets[b] + len(kept))
-            index[i, slots] = j[mine][kept]
-            vectors[i, slots] = D[mine][kept]
-            counts[i, b] = len(kept)
-            overflow[i, b] = len(order) - len(kept)
+        _fill_blocks(i, j, D, d2, block, sel, offsets, index, vectors, counts, overflow)
     return NeighborList(index, vectors, counts, overflow, tuple(sel), float(rcut)), bad
+
+
+def _fill_blocks(i, j, D, d2, block, sel, offsets, index, vectors, counts, overflow):
+    """Row ``i``: per block, the ``sel[b]`` nearest neighbors by (d2, j, D) (the C side's order)."""
+    for b in range(len(sel)):
+        mine = block == b
+        order = np.lexsort((D[mine, 2], D[mine, 1], D[mine, 0], j[mine], d2[mine]))
+        kept = order[: sel[b]]
+        slots = slice(offsets[b], offsets[b] + len(kept))
+        index[i, slots] = j[mine][kept]
+        vectors[i, slots] = D[mine][kept]
+        counts[i, b] = len(kept)
+        overflow[i, b] = len(order) - len(kept)
 
 
 def _floor_div(u, n):
@@ -224,13 +229,5 @@ def neighbor_rows(x, types, nlocal, offsets, index, rcut, sel, mixed, *, cell=No
             bad = (i, int(t[k]), S[k].astype(np.int64).tolist(), float(d2[k]))
         t, D, d2 = t[keep], D[keep], d2[keep]
         block = np.zeros_like(t) if mixed else types[t]
-        for b in range(len(sel)):
-            mine = block == b
-            order = np.lexsort((D[mine, 2], D[mine, 1], D[mine, 0], t[mine], d2[mine]))
-            kept = order[: sel[b]]
-            slots = slice(so[b], so[b] + len(kept))
-            out_index[i, slots] = t[mine][kept]
-            out_vec[i, slots] = D[mine][kept]
-            counts[i, b] = len(kept)
-            overflow[i, b] = len(order) - len(kept)
+        _fill_blocks(i, t, D, d2, block, sel, so, out_index, out_vec, counts, overflow)
     return out_index, out_vec, counts, overflow, bad

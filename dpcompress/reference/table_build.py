@@ -20,7 +20,7 @@ def build_table(net, lower, stride0, stride1, n_fine, n_coarse, order=5, n_below
         ``in_dim == 1``.
     lower, stride0, stride1 : float
     n_fine, n_coarse, n_below : int
-        Grid of :func:`dpcompress.compress.tables.grid_nodes`.
+        Grid of :func:`dpcompress.tables.grid_nodes`.
     order : {5, 3}
         Quintic (matches y, y', y'' at both ends) or cubic (y, y').
 

@@ -2,7 +2,7 @@ r"""se_atten_v2 without attention layers (stripped type embedding) in numpy, exa
 
 Forward, for every center atom :math:`i` of type :math:`t_i` with its
 :math:`N` = ``sel[0]`` mixed-type slots (see
-:class:`~dpcompress.models.structures.DescriptorSeAttenV2`):
+:class:`~dpcompress.descriptors.se_atten_v2.DescriptorSeAttenV2`):
 
 .. math::
 
@@ -32,8 +32,9 @@ The appended type embedding has no coordinate gradient.
 
 import numpy as np
 
-from ...core.env_mat import env_mat_se_a, smooth_switch
+from ...core.env_mat import smooth_switch
 from ...core.networks import embedding_with_derivatives
+from .environment import normalised_env_mat
 
 
 def switch_and_derivative(desc, vectors, mask):
@@ -65,9 +66,7 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     cache : dict
     """
     n, nnei = real.shape
-    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
-    Rt = (R - desc.davg[atom_types]) / desc.dstd[atom_types]
-    Rt[zeroed] = 0.0
+    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed)
     gated = real & ~zeroed
     sw, dsw = switch_and_derivative(desc, vectors, gated)
     # excluded neighbors look like padding to the type gate (DeePMD-kit sets their index to -1)

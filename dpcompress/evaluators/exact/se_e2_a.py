@@ -23,8 +23,7 @@ derivative to :math:`\partial E/\partial \mathbf r_{ij}`.  ``N = sum(sel)`` coun
 
 import numpy as np
 
-from ...core.env_mat import env_mat_se_a
-from ...core.networks import embedding_with_derivatives
+from .environment import normalised_env_mat, per_type_embeddings
 
 
 def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
@@ -53,23 +52,9 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
         What :func:`descriptor_backward` needs.
     """
     n, nnei = real.shape
-    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
-    Rt = (R - desc.davg[atom_types]) / desc.dstd[atom_types]
-    Rt[zeroed] = 0.0
+    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed)
     M, A = desc.n_channels, desc.axis_neuron
-    G = np.zeros((n, nnei, M))
-    dG = np.zeros((n, nnei, M))
-    offsets = np.concatenate([[0], np.cumsum(desc.sel)])
-    for b in range(desc.ntypes):
-        sl = slice(offsets[b], offsets[b + 1])
-        if offsets[b] == offsets[b + 1]:
-            continue
-        for c in np.unique(atom_types):
-            rows = atom_types == c
-            x = Rt[rows, sl, 0]
-            g, dg, _ = embedding_with_derivatives(desc.embedding_net(c, b), x.ravel())
-            G[rows, sl] = g.reshape(x.shape + (M,))
-            dG[rows, sl] = dg.reshape(x.shape + (M,))
+    G, dG = per_type_embeddings(desc, atom_types, Rt[:, :, 0])
     T = np.einsum("njk,njm->nkm", Rt, G) / nnei
     D = np.einsum("nkm,nka->nma", T, T[:, :, :A])
     cache = dict(atom_types=atom_types, real=real, zeroed=zeroed, dR=dR, Rt=Rt, G=G, dG=dG, T=T)

@@ -23,8 +23,7 @@ Backward, from :math:`\bar D = \partial E/\partial D`:
 
 import numpy as np
 
-from ...core.env_mat import env_mat_se_a
-from ...core.networks import embedding_with_derivatives
+from .environment import normalised_env_mat, per_type_embeddings
 
 
 def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
@@ -51,23 +50,8 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
         What :func:`descriptor_backward` needs.
     """
     n, nnei = real.shape
-    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
-    x = (R[..., 0] - desc.davg[atom_types][..., 0]) / desc.dstd[atom_types][..., 0]
-    x[zeroed] = 0.0
-    M = desc.n_channels
-    G = np.zeros((n, nnei, M))
-    dG = np.zeros((n, nnei, M))
-    offsets = np.concatenate([[0], np.cumsum(desc.sel)])
-    for b in range(desc.ntypes):
-        sl = slice(offsets[b], offsets[b + 1])
-        if offsets[b] == offsets[b + 1]:
-            continue
-        for c in np.unique(atom_types):
-            rows = atom_types == c
-            xb = x[rows, sl]
-            g, dg, _ = embedding_with_derivatives(desc.embedding_net(c, b), xb.ravel())
-            G[rows, sl] = g.reshape(xb.shape + (M,))
-            dG[rows, sl] = dg.reshape(xb.shape + (M,))
+    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed)
+    G, dG = per_type_embeddings(desc, atom_types, Rt[:, :, 0])
     D = G.sum(axis=1) * (desc.RESCALE / nnei)
     cache = dict(atom_types=atom_types, real=real, zeroed=zeroed, dR0=dR[..., 0, :], dG=dG)
     return D, cache

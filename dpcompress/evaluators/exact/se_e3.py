@@ -26,8 +26,8 @@ zero angular average they contribute nothing.
 
 import numpy as np
 
-from ...core.env_mat import env_mat_se_a
 from ...core.networks import embedding_value_and_slope
+from .environment import normalised_env_mat
 
 
 def _block_pairs(desc):
@@ -62,9 +62,7 @@ def descriptor_forward(desc, center_types, neighbor_types, vectors, real, zeroed
         What :func:`descriptor_backward` needs.
     """
     n, nnei = real.shape
-    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
-    Rt = (R - desc.davg[center_types]) / desc.dstd[center_types]
-    Rt[zeroed] = 0.0
+    Rt, dR = normalised_env_mat(desc, center_types, vectors, real, zeroed)
     rr = Rt[:, :, 1:]
     M = desc.n_channels
     D = np.zeros((n, M))
