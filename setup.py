@@ -33,8 +33,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_C = "src_c"
 
 # (module name, pyx, C sources it drives)
-_RUNTIME = ["src_c/dpc_model.c", "src_c/dpc_model_file.c", "src_c/dpc_runtime.c", "src_c/dpc_rows.c",
-            "src_c/dpc_fitting.c", "src_c/dpc_se_a_tab.c", "src_c/dpc_se_t_tab.c", "src_c/dpc_nep.c"]
+
+
+def _runtime_sources():
+    """The model runtime's C files (src_c/runtime_sources.txt; the LAMMPS plugin build reads it too)."""
+    with open(os.path.join(HERE, SRC_C, "runtime_sources.txt"), encoding="utf-8") as fh:
+        names = [line.split("#")[0].strip() for line in fh]
+    return [f"{SRC_C}/{n}" for n in names if n]
+
+
+_RUNTIME = _runtime_sources()
 EXTENSIONS = [
     ("dpcompress._ext.openmp_info", "dpcompress/_ext/openmp_info.pyx", ["src_c/dpc_openmp.c"]),
     ("dpcompress._ext.blas", "dpcompress/_ext/blas.pyx", []),
@@ -109,24 +117,25 @@ def _extensions():
     return cythonize(exts, compiler_directives=directives)
 
 
-class BuildPyWithCudaSources(build_py):
-    """Also ship the GPU kernels' sources (src_c/*.h, src_c/cuda/**) as package data in
-    dpcompress/gpu/src_c/: dpcompress.gpu.modules compiles them at run time with NVRTC
-    (a source checkout or an editable install reads src_c/ directly)."""
+class BuildPyWithSources(build_py):
+    """Also ship src_c/ (C, C++ and CUDA sources, headers, the runtime's file list) as package data
+    in dpcompress/_src_c/: the GPU kernels are compiled from it at run time (NVRTC) and the LAMMPS
+    plugin by ``python -m dpcompress.lammps build`` (a source checkout or an editable install reads
+    src_c/ directly; dpcompress.core.sources finds either)."""
+
+    SUFFIXES = (".c", ".h", ".cpp", ".cu", ".cuh", ".txt")
 
     def run(self):
         super().run()
         if getattr(self, "editable_mode", False):
             return
-        dest = os.path.join(self.build_lib, "dpcompress", "gpu", "src_c")
+        dest = os.path.join(self.build_lib, "dpcompress", "_src_c")
         for folder, _, files in os.walk(os.path.join(HERE, SRC_C)):
             rel = os.path.relpath(folder, os.path.join(HERE, SRC_C))
-            if rel != "." and not rel.startswith("cuda"):
-                continue
             for name in files:
-                if name.endswith((".h", ".cuh", ".cu")):
+                if name.endswith(self.SUFFIXES):
                     os.makedirs(os.path.join(dest, rel), exist_ok=True)
                     self.copy_file(os.path.join(folder, name), os.path.join(dest, rel, name))
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_py": BuildPyWithCudaSources})
+setup(ext_modules=_extensions(), cmdclass={"build_py": BuildPyWithSources})

@@ -26,11 +26,6 @@ typedef enum {
     DPC_ERR_COINCIDENT = 5   /* two atoms (or an atom and an image) coincide */
 } dpc_status;
 
-/* Hot per-atom functions are compiled twice, for x86-64-v3 (AVX2 + FMA) and the
- * baseline, and the loader picks one at run time (GCC function multiversioning):
- * close to -march=native speed while the binary stays portable.  The choice
- * depends on the CPU only, never on the thread count, so results stay
- * reproducible on a given machine. */
 /* Fortran BLAS dgemm (scipy.linalg.cython_blas.dgemm, an OpenBLAS dgemm_ ...): the fitting nets'
  * matrix products.  Column-major; the kernels call it from inside their OpenMP threads. */
 #if !defined(__CUDACC_RTC__)
@@ -38,6 +33,11 @@ typedef void (*dpc_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, 
                             double *b, int *ldb, double *beta, double *c, int *ldc);
 #endif
 
+/* Hot per-atom functions are compiled twice, for x86-64-v3 (AVX2 + FMA) and the
+ * baseline, and the loader picks one at run time (GCC function multiversioning):
+ * close to -march=native speed while the binary stays portable.  The choice
+ * depends on the CPU only, never on the thread count, so results stay
+ * reproducible on a given machine. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(DPC_NO_CLONES)
 #define DPC_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else

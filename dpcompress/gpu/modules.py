@@ -3,9 +3,8 @@
 The kernels live in ``src_c/cuda/*.cu`` and include the C kernels' headers
 (``src_c/dpc_table.h``, ``src_c/dpc_env_mat.h``, ``src_c/dpc_common.h``): one
 source of truth for the table layout, the polynomial and the environment
-matrix.  Installed wheels carry these files as package data in
-``dpcompress/gpu/src_c/`` (copied by ``setup.py`` at build time); a source
-checkout or an editable install reads ``<repo>/src_c/`` directly.
+matrix.  Where they are: :mod:`dpcompress.core.sources` (package data in a wheel,
+``<repo>/src_c/`` in a source checkout).
 
 :func:`load_source` returns a module's source with every ``#include "..."``
 inlined (with ``#line`` markers, so compiler messages name the original file
@@ -23,6 +22,8 @@ import functools
 import hashlib
 import os
 import re
+
+from ..core import sources
 
 #: module -> (file under src_c/cuda/, extern "C" kernels, template kernels as NVRTC name expressions).
 #: Every kernel carries the name of its C twin (docs/gpu.md has the table); ``_radial`` is the
@@ -52,17 +53,7 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 def source_root():
     """Folder holding the C headers (``dpc_table.h`` ...) with the CUDA sources in ``cuda/`` below it."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    packaged = os.path.join(here, "src_c")
-    if os.path.isfile(os.path.join(packaged, "cuda", "se_a_tab.cu")):
-        return packaged
-    repo = os.path.join(os.path.dirname(os.path.dirname(here)), "src_c")
-    if os.path.isfile(os.path.join(repo, "cuda", "se_a_tab.cu")):
-        return repo
-    raise FileNotFoundError(
-        f"the CUDA sources of dpcompress were not found (looked in {packaged} and {repo}); "
-        "reinstall dpcompress from a wheel or a source checkout"
-    )
+    return sources.source_root(os.path.join("cuda", "se_a_tab.cu"))
 
 
 def kernel_files():

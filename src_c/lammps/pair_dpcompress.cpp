@@ -1,0 +1,430 @@
+/* pair_style dpcompress: see pair_dpcompress.h.  SPDX-License-Identifier: BSD-3-Clause */
+
+#include "pair_dpcompress.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+using namespace LAMMPS_NS;
+
+/* The BLAS the build recorded (the one scipy uses in Python, so both front ends run the same
+ * dgemm): its library, its dgemm symbol and, for OpenBLAS, the call that keeps it on one thread
+ * (the runtime calls dgemm from inside its own OpenMP threads). */
+#ifndef DPC_BLAS_LIBRARY
+#define DPC_BLAS_LIBRARY ""
+#endif
+#ifndef DPC_BLAS_DGEMM
+#define DPC_BLAS_DGEMM "dgemm_"
+#endif
+#ifndef DPC_BLAS_SET_THREADS
+#define DPC_BLAS_SET_THREADS ""
+#endif
+
+#ifndef DPC_PYTHON
+#define DPC_PYTHON "python3"
+#endif
+
+static const char *REBUILD = "rebuild the plugin with: python -m dpcompress.lammps build";
+
+/* The first bytes of a file (fewer when it is shorter); empty when it cannot be read. */
+static std::string file_head(const std::string &path, size_t n)
+{
+  std::string head(n, '\0');
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return "";
+  const ssize_t got = pread(fd, &head[0], n, 0);
+  close(fd);
+  head.resize(got > 0 ? (size_t) got : 0);
+  return head;
+}
+
+static bool newer_or_same(const std::string &a, const std::string &b)
+{
+  struct stat sa, sb;
+  if (stat(a.c_str(), &sa) != 0 || stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_mtime >= sb.st_mtime;
+}
+
+static std::string shell_quote(const std::string &s)
+{
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+/* dgemm from the recorded library (or, with none recorded, from the process); nullptr and a
+ * reason when it cannot be found. */
+static dpc_dgemm_t find_dgemm(std::string &why)
+{
+  void *lib = RTLD_DEFAULT;
+  if (DPC_BLAS_LIBRARY[0]) {
+    lib = dlopen(DPC_BLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      why = std::string("cannot load the BLAS library ") + DPC_BLAS_LIBRARY + " (" + dlerror() + ")";
+      return nullptr;
+    }
+  }
+  auto gemm = reinterpret_cast<dpc_dgemm_t>(dlsym(lib, DPC_BLAS_DGEMM));
+  if (!gemm) {
+    why = std::string("the BLAS library has no ") + DPC_BLAS_DGEMM;
+    return nullptr;
+  }
+  if (DPC_BLAS_SET_THREADS[0]) {
+    auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(lib, DPC_BLAS_SET_THREADS));
+    if (set_threads) set_threads(1);
+  }
+  return gemm;
+}
+
+PairDPCompress::PairDPCompress(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  centroidstressflag = CENTROID_AVAIL;
+  no_virial_fdotr_compute = 1;    // the runtime returns the virial itself
+  // ghosts' forces (3) and per-atom virials (9), sent back to their owners under newton off
+  comm_reverse = 12;
+  comm_reverse_off = 12;
+}
+
+PairDPCompress::~PairDPCompress()
+{
+  close_model();
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairDPCompress::close_model()
+{
+  if (workspace) dpc_workspace_free(workspace);
+  if (model) dpc_model_close(model);
+  if (mapped) munmap(const_cast<void *>(mapped), mapped_bytes);
+  workspace = nullptr;
+  model = nullptr;
+  mapped = nullptr;
+  mapped_bytes = 0;
+}
+
+/* A GPUMD nep.txt is tabulated once into <file>.dpc by dpcompress itself (the Python that built
+ * this plugin), on rank 0, like LAMMPS's `shell` command; a .dpc newer than the text is reused.
+ * One reader of models, in C: the plugin never parses the text format on its own. */
+std::string PairDPCompress::tabulated_nep(const std::string &text)
+{
+  const std::string out = text + ".dpc";
+  int status = 0;
+  std::string reason;
+  if (comm->me == 0) {
+    const bool fresh = file_head(out, 8) == "DPCMODEL" && newer_or_same(out, text);
+    if (!fresh) {
+      utils::logmesg(lmp, "pair_style dpcompress: tabulating {} into {} (once)\n", text, out);
+      const std::string cmd = shell_quote(DPC_PYTHON) + " -m dpcompress compress -i " + shell_quote(text) +
+          " -o " + shell_quote(out) + " > " + shell_quote(out + ".log") + " 2>&1";
+      status = std::system(cmd.c_str());
+      if (status != 0) reason = "`" + cmd + "` failed (status " + std::to_string(status) + "; see " + out + ".log)";
+    }
+  }
+  MPI_Bcast(&status, 1, MPI_INT, 0, world);
+  if (status != 0)
+    error->all(FLERR, "pair_style dpcompress: {}: could not tabulate the NEP model: {}", text,
+               comm->me == 0 ? reason : std::string("see rank 0"));
+  return out;
+}
+
+void PairDPCompress::open_model()
+{
+  close_model();
+  if (file_head(path, 3) == "nep") path = tabulated_nep(path);
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) error->all(FLERR, "pair_style dpcompress: cannot open {}: {}", path, std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+    close(fd);
+    error->all(FLERR, "pair_style dpcompress: {} is empty or unreadable", path);
+  }
+  if (file_head(path, 8) != "DPCMODEL") {
+    close(fd);
+    error->all(FLERR,
+               "pair_style dpcompress: {} is not a .dpc model file (nor a GPUMD nep.txt); LAMMPS reads "
+               "the file that `dpcompress compress` writes (from a DeePMD-kit .dp/.yaml: dpcompress "
+               "compress -i model.dp -o model.dpc)",
+               path);
+  }
+  void *p = mmap(nullptr, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) error->all(FLERR, "pair_style dpcompress: cannot map {}: {}", path, std::strerror(errno));
+  mapped = p;
+  mapped_bytes = (size_t) st.st_size;
+
+  std::string why;
+  dpc_dgemm_t gemm = find_dgemm(why);
+  dpc_error err;
+  const int status = dpc_model_open(mapped, mapped_bytes, gemm, &model, &err);
+  if (status != DPC_OK) {
+    std::string msg = err.message;
+    if (!gemm && msg.find("dgemm") != std::string::npos)
+      msg += ": " + why + "; " + REBUILD;
+    close_model();
+    error->all(FLERR, "pair_style dpcompress: {}: {}", path, msg);
+  }
+  workspace = dpc_workspace_new();
+  if (!workspace) error->one(FLERR, "pair_style dpcompress: out of memory for the workspace");
+  rcut = dpc_model_rcut(model);
+}
+
+/* pair_style dpcompress MODEL [threads N] [check N] [overflow warn|error|ignore] */
+void PairDPCompress::settings(int narg, char **arg)
+{
+  if (narg < 1) error->all(FLERR, "Illegal pair_style dpcompress command: the model file is missing");
+  if (std::strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style dpcompress needs units metal (Å, eV, ps); the input uses units {}",
+               update->unit_style);
+  path = arg[0];
+  for (int k = 1; k < narg; k += 2) {
+    const std::string key = arg[k];
+    if (k + 1 >= narg) error->all(FLERR, "pair_style dpcompress: keyword {} needs a value", key);
+    if (key == "threads") {
+      n_threads = utils::inumeric(FLERR, arg[k + 1], false, lmp);
+      if (n_threads < 0) error->all(FLERR, "pair_style dpcompress: threads must be >= 0 (0: LAMMPS's count)");
+    } else if (key == "check") {
+      check_every = utils::inumeric(FLERR, arg[k + 1], false, lmp);
+      if (check_every < 0) error->all(FLERR, "pair_style dpcompress: check must be >= 0 (0: at the end of a run only)");
+    } else if (key == "overflow") {
+      const std::string v = arg[k + 1];
+      if (v == "warn") overflow_action = OVERFLOW_WARN;
+      else if (v == "error") overflow_action = OVERFLOW_ERROR;
+      else if (v == "ignore") overflow_action = OVERFLOW_IGNORE;
+      else error->all(FLERR, "pair_style dpcompress: overflow must be warn, error or ignore, not {}", v);
+    } else {
+      error->all(FLERR, "pair_style dpcompress: unknown keyword {} (known: threads, check, overflow)", key);
+    }
+  }
+  open_model();
+}
+
+/* pair_coeff * * E1 E2 ... : one element name (from the model's type map) or NULL per LAMMPS type */
+void PairDPCompress::coeff(int narg, char **arg)
+{
+  if (!model) error->all(FLERR, "pair_coeff before pair_style dpcompress opened a model");
+  const int ntypes = atom->ntypes;
+  if (narg != 2 + ntypes || std::strcmp(arg[0], "*") != 0 || std::strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for dpcompress is `pair_coeff * * E1 ... E{}`: one element (or NULL) per atom type",
+               ntypes);
+  if (!allocated) {
+    allocated = 1;
+    memory->create(setflag, ntypes + 1, ntypes + 1, "pair:setflag");
+    memory->create(cutsq, ntypes + 1, ntypes + 1, "pair:cutsq");
+  }
+  const int64_t nmodel = dpc_model_ntypes(model);
+  std::string known;
+  for (int64_t t = 0; t < nmodel; t++) known += std::string(t ? " " : "") + dpc_model_type_name(model, t);
+  type_of.assign(ntypes + 1, -1);
+  for (int i = 1; i <= ntypes; i++) {
+    const std::string name = arg[1 + i];
+    if (name == "NULL") continue;
+    for (int64_t t = 0; t < nmodel; t++)
+      if (name == dpc_model_type_name(model, t)) type_of[i] = (int) t;
+    if (type_of[i] < 0)
+      error->all(FLERR, "pair_coeff: element {} of atom type {} is not in the model's type map ({}) of {}", name, i,
+                 known, path);
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = 1; j <= ntypes; j++) setflag[i][j] = type_of[i] >= 0 && type_of[j] >= 0;
+}
+
+void PairDPCompress::init_style()
+{
+  if (!atom->tag_enable) error->all(FLERR, "pair_style dpcompress needs atom IDs");
+  // every neighbor of every local atom, ghosts included: the model is many-body
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+double PairDPCompress::init_one(int, int)
+{
+  return rcut;
+}
+
+void PairDPCompress::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const bool newton = force->newton_pair != 0;
+  const size_t n = (size_t) (nall > 0 ? nall : 1);
+  if (types.size() < n) {
+    types.resize(n);
+    tags.resize(n);
+    forces.resize(3 * n);
+    atom_virial.resize(9 * n);
+  }
+  if (counts.size() < (size_t) (nlocal > 0 ? nlocal : 1)) {
+    counts.resize(nlocal > 0 ? nlocal : 1);
+    rows.resize(nlocal > 0 ? nlocal : 1);
+    atom_energy.resize(nlocal > 0 ? nlocal : 1);
+  }
+  for (int i = 0; i < nall; i++) {
+    types[i] = type_of[atom->type[i]];
+    tags[i] = (int64_t) atom->tag[i];
+  }
+  // the list's centers (a hybrid sub-style gets a subset); other local atoms have no candidates
+  for (int i = 0; i < nlocal; i++) {
+    counts[i] = 0;
+    rows[i] = nullptr;
+  }
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    counts[i] = list->numneigh[i];
+    rows[i] = list->firstneigh[i];
+  }
+  std::fill(forces.begin(), forces.begin() + 3 * (size_t) nall, 0.0);
+  const bool per_atom_virial = vflag_atom || cvflag_atom;
+  if (per_atom_virial) std::fill(atom_virial.begin(), atom_virial.begin() + 9 * (size_t) nall, 0.0);
+  if (eflag_atom) std::fill(atom_energy.begin(), atom_energy.begin() + nlocal, 0.0);
+
+  dpc_frame frame;
+  std::memset(&frame, 0, sizeof frame);
+  frame.natoms = nall;
+  frame.nlocal = nlocal;
+  frame.x = nall ? atom->x[0] : nullptr;
+  frame.type = types.data();
+  frame.tag = tags.data();
+  frame.numneigh = counts.data();
+  frame.firstneigh = rows.data();
+  frame.neighmask = NEIGHMASK;
+  dpc_outputs out;
+  out.force = forces.data();
+  out.atom_energy = eflag_atom ? atom_energy.data() : nullptr;
+  out.atom_virial = per_atom_virial ? atom_virial.data() : nullptr;
+  dpc_result res;
+  dpc_error err;
+  const int nth = n_threads > 0 ? n_threads : comm->nthreads;
+  const int status = dpc_compute(model, workspace, &frame, nth, &out, &res, &err);
+  if (status != DPC_OK) {
+    if (status == DPC_ERR_COINCIDENT && err.atom_i >= 0 && err.atom_i < nall && err.atom_j >= 0 && err.atom_j < nall)
+      error->one(FLERR, "pair_style dpcompress on step {}: atoms {} and {} (IDs) coincide (distance^2 {:.3g} Å^2)",
+                 update->ntimestep, tags[err.atom_i], tags[err.atom_j], err.d2);
+    error->one(FLERR, "pair_style dpcompress on step {}: {}", update->ntimestep, err.message);
+  }
+
+  // ghosts' contributions go to their owners: LAMMPS does it under newton on, this style under off
+  if (!newton) {
+    reverse_width = per_atom_virial ? 12 : 3;
+    comm->reverse_comm(this, reverse_width);
+  }
+  const int nout = newton ? nall : nlocal;
+  double **f = atom->f;
+  for (int i = 0; i < nout; i++)
+    for (int a = 0; a < 3; a++) f[i][a] += forces[3 * (size_t) i + a];
+  if (eflag_global) eng_vdwl += res.energy;
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += atom_energy[i];
+  if (vflag_global) {
+    const double *W = res.virial;
+    virial[0] += W[0];
+    virial[1] += W[4];
+    virial[2] += W[8];
+    virial[3] += 0.5 * (W[1] + W[3]);
+    virial[4] += 0.5 * (W[2] + W[6]);
+    virial[5] += 0.5 * (W[5] + W[7]);
+  }
+  if (per_atom_virial) {
+    for (int i = 0; i < nout; i++) {
+      const double *W = atom_virial.data() + 9 * (size_t) i;
+      if (vflag_atom) {
+        vatom[i][0] += W[0];
+        vatom[i][1] += W[4];
+        vatom[i][2] += W[8];
+        vatom[i][3] += 0.5 * (W[1] + W[3]);
+        vatom[i][4] += 0.5 * (W[2] + W[6]);
+        vatom[i][5] += 0.5 * (W[5] + W[7]);
+      }
+      if (cvflag_atom) {
+        const int order[9] = {0, 4, 8, 1, 2, 5, 3, 6, 7};
+        for (int c = 0; c < 9; c++) cvatom[i][c] += W[order[c]];
+      }
+    }
+  }
+
+  pending[0] += res.beyond_fine;
+  pending[1] += res.beyond_table;
+  pending[2] += res.overflow;
+  report_counts(false);
+}
+
+/* Every check_every steps (and when asked): the table counts summed over ranks, reported once. */
+void PairDPCompress::report_counts(bool force_now)
+{
+  if (overflow_action == OVERFLOW_IGNORE) return;
+  const bool due = force_now || (check_every > 0 && update->ntimestep % check_every == 0);
+  if (!due) return;
+  int64_t total[3];
+  MPI_Allreduce(pending, total, 3, MPI_INT64_T, MPI_SUM, world);
+  for (int k = 0; k < 3; k++) pending[k] = 0;
+  if (total[1] == 0 && total[2] == 0) return;
+  const std::string what = fmt::format(
+      "pair_style dpcompress, up to step {}: {} neighbor entries beyond the model's table (extrapolated; "
+      "{} beyond the fine part), {} neighbors dropped because a sel block was full: the structure "
+      "left what the model was compressed for (recompress with a larger -e, or check the run)",
+      update->ntimestep, total[1], total[0], total[2]);
+  if (overflow_action == OVERFLOW_ERROR) error->all(FLERR, what);
+  if (comm->me == 0) error->warning(FLERR, what);
+}
+
+/* End of a run: what the last partial interval counted. */
+void PairDPCompress::finish()
+{
+  report_counts(true);
+}
+
+int PairDPCompress::pack_reverse_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  for (int i = first; i < first + n; i++) {
+    for (int a = 0; a < 3; a++) buf[m++] = forces[3 * (size_t) i + a];
+    if (reverse_width == 12)
+      for (int c = 0; c < 9; c++) buf[m++] = atom_virial[9 * (size_t) i + c];
+  }
+  return m;
+}
+
+void PairDPCompress::unpack_reverse_comm(int n, int *list_of, double *buf)
+{
+  int m = 0;
+  for (int k = 0; k < n; k++) {
+    const int j = list_of[k];
+    for (int a = 0; a < 3; a++) forces[3 * (size_t) j + a] += buf[m++];
+    if (reverse_width == 12)
+      for (int c = 0; c < 9; c++) atom_virial[9 * (size_t) j + c] += buf[m++];
+  }
+}
+
+double PairDPCompress::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += (double) types.capacity() * (sizeof(int32_t) + sizeof(int64_t));
+  bytes += (double) (forces.capacity() + atom_virial.capacity() + atom_energy.capacity()) * sizeof(double);
+  bytes += (double) counts.capacity() * (sizeof(int32_t) + sizeof(void *));
+  if (workspace) bytes += (double) dpc_workspace_bytes(workspace);
+  return bytes;
+}

@@ -1,0 +1,82 @@
+/* pair_style dpcompress: a LAMMPS pair style over the dpcompress model runtime (src_c/dpc_model.h).
+ *
+ *   pair_style dpcompress MODEL [threads N] [check N] [overflow warn|error|ignore]
+ *
+ * MODEL is the .dpc file of `dpcompress compress` (any model kind) or a GPUMD nep.txt, which rank 0
+ * tabulates once into MODEL.dpc with the dpcompress of the Python that built the plugin.
+ *   pair_coeff * * O H [NULL ...]
+ *
+ * Every step hands the runtime this rank's frame as it is: local atoms (the centers), ghost atoms
+ * (neighbors only, with their own coordinates, so no cell is needed) and LAMMPS's full neighbor
+ * list as the candidate list.  The runtime returns forces on every atom, ghosts included; with
+ * newton on LAMMPS reverse-communicates the ghosts' forces and per-atom virials itself, with
+ * newton off this style does it (pack/unpack_reverse_comm).  Nothing of the model's physics lives
+ * here: Potential (Python) and this style call the same dpc_compute, so they cannot disagree.
+ *
+ * Per-atom virials: the runtime's W_ab of every atom (DeePMD-kit's convention, eV) goes to
+ * cvatom as (xx, yy, zz, xy, xz, yz, yx, zx, zy) and, symmetrised, to vatom.
+ *
+ * docs/lammps.md has the user's side: install, keywords, type mapping, threads, overflow.
+ */
+#ifndef DPC_PAIR_DPCOMPRESS_H
+#define DPC_PAIR_DPCOMPRESS_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pair.h"
+
+#include "dpc_model.h"
+
+namespace LAMMPS_NS {
+
+class PairDPCompress : public Pair {
+ public:
+  PairDPCompress(class LAMMPS *);
+  ~PairDPCompress() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  void finish() override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  double memory_usage() override;
+
+ private:
+  enum { OVERFLOW_IGNORE, OVERFLOW_WARN, OVERFLOW_ERROR };
+
+  std::string path;                 // the model file
+  const void *mapped = nullptr;     // its bytes (read-only shared map: ranks on a node share pages)
+  size_t mapped_bytes = 0;
+  dpc_model *model = nullptr;
+  dpc_workspace *workspace = nullptr;
+  double rcut = 0.0;
+  int n_threads = 0;                // 0: LAMMPS's threads per rank (OMP_NUM_THREADS / package omp)
+  int check_every = 100;            // steps between the reductions of the table counts
+  int overflow_action = OVERFLOW_WARN;
+
+  std::vector<int> type_of;         // LAMMPS type (1..ntypes) -> model type, -1 for NULL
+
+  // per-step buffers, grown with the atom count, never shrunk
+  std::vector<int32_t> types, counts;
+  std::vector<const int32_t *> rows;
+  std::vector<int64_t> tags;
+  std::vector<double> forces, atom_energy, atom_virial;
+  int reverse_width = 3;            // values per atom in the reverse communication (3 or 12)
+
+  // table counts since the last report: beyond the fine table, beyond the whole table, dropped by sel
+  int64_t pending[3] = {0, 0, 0};
+
+  void open_model();
+  std::string tabulated_nep(const std::string &text);
+  void close_model();
+  void report_counts(bool force_now);
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
