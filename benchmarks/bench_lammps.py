@@ -77,7 +77,6 @@ import platform
 import re
 import resource
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -87,10 +86,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
 
-import lammps_water  # noqa: E402
-import machine_load  # noqa: E402
+import lammps_water  # benchmarks/ is on sys.path when this file runs as a script
+import machine_load
 
 PARENT = os.path.dirname(REPO)
 DEFAULT_DEEPMD_VENV = os.environ.get("DP_LMP_VENV", os.path.join(PARENT, "dp_lmp_venv"))
@@ -193,6 +191,11 @@ def parse_log(text):
     return out
 
 
+def _absolute(path):
+    """Absolute form of a path (jobs run in the log folder); bare command names stay as they are."""
+    return os.path.abspath(path) if path and os.sep in path else path
+
+
 class Engine:
     """How to run one engine: command template, pair lines, environment; or why it cannot run.
 
@@ -213,8 +216,8 @@ class Engine:
     """
 
     def __init__(self, name, cmd, pair, model, lmp, mpirun, env):
-        self.name, self.cmd, self.pair, self.model = name, cmd, pair, model
-        self.lmp, self.mpirun, self.env = lmp, mpirun, dict(env)
+        self.name, self.cmd, self.pair, self.model = name, cmd, pair, _absolute(model)
+        self.lmp, self.mpirun, self.env = _absolute(lmp), _absolute(mpirun), dict(env)
         self.skip = None  # reason, when the engine cannot run
         self.info = {}
 
@@ -250,17 +253,21 @@ def clean_env(threads):
     return env
 
 
-def capture(cmd, env=None, timeout=300):
+def capture(cmd, env=None, timeout=300, cwd=None):
     """(returncode, stdout + stderr) of a short command; (None, message) when it cannot start."""
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=cwd)
         return p.returncode, (p.stdout + p.stderr).strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, str(exc)
 
 
-def make_deepmd(args):
-    """The ``deepmd`` engine from the arguments."""
+def make_deepmd(args, logdir):
+    """The ``deepmd`` engine from the arguments.
+
+    Its probes run in ``logdir``: a Python started in the repository would see dpcompress's
+    ``lammps.plugins`` entry point (``dpcompress.egg-info``) and try to build the plugin.
+    """
     venv = args.deepmd_venv
     e = Engine("deepmd", args.deepmd_cmd, args.deepmd_pair, args.deepmd_model,
                args.deepmd_lmp or os.path.join(venv, "bin", "lmp"),
@@ -269,12 +276,17 @@ def make_deepmd(args):
     e.check()
     py = os.path.join(venv, "bin", "python")
     if e.skip is None and os.path.exists(py):
-        rc, txt = capture([py, "-c", "import torch, deepmd, lammps, importlib.metadata as m; "
-                           "print(torch.__version__, deepmd.__version__, m.version('lammps'), m.version('mpich'))"])
-        if rc == 0:
-            e.info.update(zip(("torch", "deepmd_kit", "lammps_wheel", "mpich_wheel"), txt.split()[-4:]))
-        else:
-            e.info["version_probe_error"] = txt[-500:]
+        try:  # versions from stdout only (imports may print compiler noise on stderr)
+            probe = ("import torch, deepmd, importlib.metadata as m; "
+                     "print('VERSIONS', torch.__version__, deepmd.__version__, m.version('lammps'), m.version('mpich'))")
+            pr = subprocess.run([py, "-c", probe], capture_output=True, text=True, timeout=300, check=False, cwd=logdir, env=clean_env(1))
+            line = next((ln for ln in pr.stdout.splitlines() if ln.startswith("VERSIONS ")), None)
+            if line:
+                e.info.update(zip(("torch", "deepmd_kit", "lammps_wheel", "mpich_wheel"), line.split()[1:]))
+            else:
+                e.info["version_probe_error"] = (pr.stdout + pr.stderr)[-500:]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            e.info["version_probe_error"] = str(exc)
     return e
 
 
@@ -287,7 +299,7 @@ def make_dpcompress(args, logdir):
     if plugin_dir is None:  # (the module may build the plugin on first use: messages on stderr)
         try:
             p = subprocess.run([args.dpc_python, "-m", "dpcompress.lammps", "path"], capture_output=True, text=True,
-                               env=clean_env(1), timeout=1800)
+                               env=clean_env(1), timeout=1800, check=False, cwd=logdir)
             lines = [ln.strip() for ln in p.stdout.splitlines() if ln.strip()]
             if p.returncode == 0 and lines and os.path.isdir(lines[-1]):
                 plugin_dir = lines[-1]
@@ -299,7 +311,7 @@ def make_dpcompress(args, logdir):
             return e
     e.env["LAMMPS_PLUGIN_PATH"] = plugin_dir
     e.info["plugin_path"] = plugin_dir
-    rc, txt = capture([args.dpc_python, "-c", "import dpcompress; print(getattr(dpcompress, '__version__', '?'))"], env=clean_env(1))
+    rc, txt = capture([args.dpc_python, "-c", "import dpcompress; print(getattr(dpcompress, '__version__', '?'))"], env=clean_env(1), cwd=logdir)
     e.info["dpcompress"] = txt.splitlines()[-1] if rc == 0 and txt else None
     rc, txt = capture(["git", "-C", REPO, "rev-parse", "HEAD"])
     e.info["git_head"] = txt if rc == 0 else None
@@ -309,7 +321,8 @@ def make_dpcompress(args, logdir):
         e.model = os.path.join(logdir, "water_se_e2_a.dpc")
         if not os.path.exists(e.model):
             print(f"compressing {args.frozen} -> {e.model}", flush=True)
-            rc, txt = capture([args.dpc_python, "-m", "dpcompress", "compress", "-i", args.frozen, "-o", e.model], env=clean_env(os.cpu_count() or 1), timeout=1800)
+            rc, txt = capture([args.dpc_python, "-m", "dpcompress", "compress", "-i", os.path.abspath(args.frozen), "-o", e.model],
+                              env=clean_env(os.cpu_count() or 1), timeout=1800, cwd=logdir)
             if rc != 0:
                 e.skip = f"dpcompress compress failed: {txt[-300:]}"
                 return e
@@ -355,7 +368,7 @@ def run_one(engine, case, args, logdir, tag):
     rec.update(quiet_wait_s=round(waited, 2), load_before=load_before)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0, t0 = machine_load.busy_ticks(), time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True, cwd=logdir)
     try:
         out, _ = p.communicate(timeout=args.timeout)
         rec["returncode"] = p.returncode
@@ -466,8 +479,9 @@ def markdown(summary, engines, meta):
     for name in engines:
         info = meta["engines"].get(name, {})
         lines.append(f"* `{name}`: " + ("; ".join(f"{k} {v}" for k, v in info.items()) or "—"))
-    lines += ["", "steps/s = LAMMPS `Loop time` of the timed run; median over rounds (n); RSS = peak per rank (largest) / sum of ranks, MiB; "
-              "ratio = dpcompress / deepmd steps/s (> 1: dpcompress faster), median of per-round ratios; ×1 rank = speedup over 1 rank.", ""]
+    legend = ("steps/s = LAMMPS `Loop time` of the timed run; median over rounds (n); RSS = peak per rank (largest) / sum of ranks, MiB; "
+              "ratio = dpcompress / deepmd steps/s (> 1: dpcompress faster), median of per-round ratios; ×1 rank = speedup over 1 rank.")
+    lines += ["", legend, ""]
     hdr = ["atoms", "ranks"]
     for name in engines:
         hdr += [f"{name} steps/s", f"{name} s/step", f"{name} µs/atom·step", f"{name} RSS MiB", f"{name} ×1 rank"]
@@ -513,8 +527,8 @@ def build_parser():
     p.add_argument("--strong", action="store_true", help="also 98304 atoms (8x8x8) at every rank count (strong scaling)")
     p.add_argument("--threads", type=int, default=1, help="OpenMP/torch threads per rank [1]")
     p.add_argument("--rounds", type=int, default=3, help="rounds over all cases [3]")
-    p.add_argument("--steps", default="", help="timed steps per size, e.g. 1536=20,12288=5 [%s]" % ",".join(f"{k}={v}" for k, v in DEFAULT_STEPS.items()))
-    p.add_argument("--warmup", default="", help="warm-up steps per size [%s]" % ",".join(f"{k}={v}" for k, v in DEFAULT_WARMUP.items()))
+    p.add_argument("--steps", default="", help="timed steps per size, e.g. 1536=20,12288=5 [{}]".format(",".join(f"{k}={v}" for k, v in DEFAULT_STEPS.items())))
+    p.add_argument("--warmup", default="", help="warm-up steps per size [{}]".format(",".join(f"{k}={v}" for k, v in DEFAULT_WARMUP.items())))
     p.add_argument("--seed", type=int, default=4928459, help="velocity seed [4928459]")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per LAMMPS job [3600]")
     p.add_argument("--quiet-threshold", type=float, default=0.3, help="wait before a run until other load < this many cores [0.3]")
@@ -546,8 +560,10 @@ def main(argv=None):
     """Run the benchmark; returns the exit status."""
     args = build_parser().parse_args(argv)
     args.extra_env = parse_env(args.env)
+    if os.sep in args.dpc_python:
+        args.dpc_python = os.path.abspath(args.dpc_python)
     out = os.path.abspath(args.out)
-    stem = out[:-5] if out.endswith(".json") else out
+    stem = out.removesuffix(".json")
     logdir = stem + "_logs"
     os.makedirs(logdir, exist_ok=True)
     steps, warmup = parse_sizes_map(args.steps, DEFAULT_STEPS), parse_sizes_map(args.warmup, DEFAULT_WARMUP)
@@ -555,7 +571,7 @@ def main(argv=None):
 
     engines, skipped = [], {}
     for name in args.engines:
-        e = make_deepmd(args) if name == "deepmd" else make_dpcompress(args, logdir)
+        e = make_deepmd(args, logdir) if name == "deepmd" else make_dpcompress(args, logdir)
         if e.skip:
             print(f"skipping engine {name}: {e.skip}", flush=True)
             skipped[name] = e.skip

@@ -239,8 +239,7 @@ def write_data(path, coord, cell, atype, type_map=WATER_TYPE_MAP, masses=None, t
     lines += ["", "Atoms  # atomic", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-        for i, (t, (x, y, z)) in enumerate(zip(atype.tolist(), lcoord.tolist())):
-            f.write(f"{i + 1} {t + 1} {x!r} {y!r} {z!r}\n")
+        f.writelines(f"{i + 1} {t + 1} {x!r} {y!r} {z!r}\n" for i, (t, (x, y, z)) in enumerate(zip(atype.tolist(), lcoord.tolist())))
     return dict(natoms=len(atype), ntypes=ntypes, cell=lcell, rot=rot, triclinic=triclinic, coord=lcoord)
 
 
