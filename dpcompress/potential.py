@@ -97,9 +97,9 @@ class Potential:
         the same message, naming the frame's atom indices and the reporting rank, and none is
         left waiting.  Ranks given different models (their arrays differ) or different frames
         raise :class:`InputError` on every rank.  Not detectable: a rank that never makes the
-        call (the others wait in the first collective; use the MPI runtime's timeout, e.g.
-        ``mpiexec -timeout`` or ``MPIEXEC_TIMEOUT``), or one that makes another collective on
-        ``comm`` meanwhile.
+        call (the others wait in the first collective; use the MPI launcher's timeout:
+        ``MPIEXEC_TIMEOUT=600`` with MPICH, ``mpirun --timeout 600`` with Open MPI), or one that
+        makes another collective on ``comm`` meanwhile.
     device : str
         ``"cpu"`` (default) or ``"gpu"`` / ``"gpu:N"``: the whole step on a CUDA GPU through
         CuPy (compressed se_e2_a / se_e2_r models; inputs may be NumPy or CuPy arrays; results are
