@@ -126,6 +126,10 @@ class Potential:
         device: str = "cpu",
     ):
         self.comm = comm if comm is not None and comm.size > 1 else None
+        if self.comm is not None and not (isinstance(device, str) and device == "cpu"):
+            # decided by the arguments alone, before any communication (a rank passing other
+            # arguments than the rest is, like a rank that never calls, beyond detection)
+            raise InputError('device="gpu" does not combine with comm (MPI domain decomposition); use one or the other')
         error, model_digest = None, None
         try:
             self.device = check_device(device, model)
@@ -183,8 +187,6 @@ class Potential:
             self._header = {"compression": getattr(m, "compression", None) or {}}
             runtime = RuntimeEvaluator(model_bytes(m), source)
         if self.device != "cpu":
-            if self.comm is not None:
-                raise InputError('device="gpu" does not combine with comm (MPI domain decomposition); use one or the other')
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:
             return DecomposedEvaluator(runtime, self.comm)
