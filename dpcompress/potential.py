@@ -17,6 +17,7 @@ compressed and NEP models, alone or over MPI ranks; numpy for uncompressed DeePM
 GPU path) and stacks the results.
 """
 
+import functools
 import os
 import warnings
 from typing import List, Optional, Tuple, Union
@@ -35,8 +36,35 @@ from .evaluators.runtime import RuntimeEvaluator
 from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
 from .models import DPModel
 from .nep import NEPModel
+from .parallel.agreement import agree
 
 __all__ = ["Potential", "NeighborOverflowWarning", "TableOverflowWarning"]
+
+
+def _agreed_under_comm(method):
+    """Under ``comm``, a rank that fails before the call's first agreement still joins it.
+
+    Argument checks run on each rank before any communication, so one rank can fail them alone (a
+    NaN in its copy of the frame) while the others wait in :meth:`DecomposedEvaluator.start
+    <dpcompress.evaluators.decomposed.DecomposedEvaluator.start>`: the failing rank takes its error
+    there, and every rank raises the same one.  Errors after that agreement are already common to
+    all ranks and pass through.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.comm is None:
+            return method(self, *args, **kwargs)
+        self.evaluator.pending = True
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if not self.evaluator.pending:
+                raise
+            self.evaluator.start(error=exc)  # raises on every rank
+            raise  # pragma: no cover - start() raised already
+
+    return wrapper
 
 
 class Potential:
@@ -60,8 +88,18 @@ class Potential:
     comm : mpi4py communicator or None
         Domain decomposition over the ranks of ``comm``: every rank passes the whole frame to
         :meth:`eval`, evaluates the atoms of its spatial block, and every rank gets the full
-        result.  With ``n_threads=None`` each rank uses cores-per-node ÷ ranks-per-node threads
-        unless ``OMP_NUM_THREADS`` is set.  Compressed and NEP models.
+        result (the same as the serial one, overflow counts included).  With ``n_threads=None``
+        each rank uses cores-per-node ÷ ranks-per-node threads unless ``OMP_NUM_THREADS`` is set.
+        Compressed DP models and NEP models.  Every rank of ``comm`` must make the ``Potential``
+        and each :meth:`eval` call; errors are agreed on collectively
+        (:mod:`dpcompress.parallel.agreement`): when one rank fails (a bad argument, a model that
+        does not load, coincident atoms in its domain) every rank raises the same exception with
+        the same message, naming the frame's atom indices and the reporting rank, and none is
+        left waiting.  Ranks given different models (their arrays differ) or different frames
+        raise :class:`InputError` on every rank.  Not detectable: a rank that never makes the
+        call (the others wait in the first collective; use the MPI launcher's timeout:
+        ``MPIEXEC_TIMEOUT=600`` with MPICH, ``mpirun --timeout 600`` with Open MPI), or one that
+        makes another collective on ``comm`` meanwhile.
     device : str
         ``"cpu"`` (default) or ``"gpu"`` / ``"gpu:N"``: the whole step on a CUDA GPU through
         CuPy (compressed se_e2_a / se_e2_r models; inputs may be NumPy or CuPy arrays; results are
@@ -87,22 +125,41 @@ class Potential:
         comm=None,
         device: str = "cpu",
     ):
-        self.device = check_device(device, model)
         self.comm = comm if comm is not None and comm.size > 1 else None
-        if self.comm is not None and n_threads is None and "OMP_NUM_THREADS" not in os.environ:
-            n_threads = threads_per_rank(self.comm)
-        self.n_threads = effective_n_threads(n_threads)
-        self._model = None
-        self._header = {}
-        if isinstance(model, (DPModel, NEPModel)):
-            self._model = model
-            source = model.source or "<memory>"
-        elif isinstance(model, (str, os.PathLike)):
-            source = os.fspath(model)
-        else:
-            raise InputError(f"model must be a file path, a DPModel or a NEPModel, got {type(model).__name__}")
-        self.evaluator = self._evaluator(model, source)
-        self.check_frequency = self._check_frequency(check_frequency)
+        if self.comm is not None and not (isinstance(device, str) and device == "cpu"):
+            # decided by the arguments alone, before any communication (a rank passing other
+            # arguments than the rest is, like a rank that never calls, beyond detection)
+            raise InputError('device="gpu" does not combine with comm (MPI domain decomposition); use one or the other')
+        error, model_digest = None, None
+        try:
+            self.device = check_device(device, model)
+            self.n_threads = effective_n_threads(n_threads)
+            self._model = None
+            self._header = {}
+            if isinstance(model, (DPModel, NEPModel)):
+                self._model = model
+                source = model.source or "<memory>"
+            elif isinstance(model, (str, os.PathLike)):
+                source = os.fspath(model)
+            else:
+                raise InputError(f"model must be a file path, a DPModel or a NEPModel, got {type(model).__name__}")
+            self.evaluator = self._evaluator(model, source)
+            self.check_frequency = self._check_frequency(check_frequency)
+            if self.comm is not None:
+                model_digest = self.evaluator.model_digest()
+        except Exception as exc:
+            if self.comm is None:
+                raise
+            error = exc
+        if self.comm is not None:
+            # one rank's failure (a file missing on its node) must not leave the others in a later
+            # collective; ranks given different models would sum parts of different potentials
+            agree(self.comm, error=error, inputs_digest=model_digest, what="models",
+                  compared="the arrays of the model file, not its header")
+            # a collective, so every rank makes it whatever its environment says
+            per_rank = threads_per_rank(self.comm)
+            if n_threads is None and "OMP_NUM_THREADS" not in os.environ:
+                self.n_threads = effective_n_threads(per_rank)
         self.n_evaluations = 0
         self.last_overflow = 0
         self.table_overflow = {"beyond_fine": 0, "beyond_table": 0}
@@ -130,8 +187,6 @@ class Potential:
             self._header = {"compression": getattr(m, "compression", None) or {}}
             runtime = RuntimeEvaluator(model_bytes(m), source)
         if self.device != "cpu":
-            if self.comm is not None:
-                raise InputError('device="gpu" does not combine with comm (MPI domain decomposition); use one or the other')
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:
             return DecomposedEvaluator(runtime, self.comm)
@@ -185,6 +240,7 @@ class Potential:
     def get_dim_aparam(self) -> int:
         return 0
 
+    @_agreed_under_comm
     def eval(
         self,
         coords,
@@ -237,6 +293,8 @@ class Potential:
         if types.ndim == 2 and types.shape[0] != nframes:
             raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
         box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes)
+        if self.comm is not None:  # every rank's inputs valid and the same frames, or every rank raises
+            self.evaluator.start((xyz, box, types))
         results = []
         for f in range(nframes):
             try:

@@ -7,22 +7,38 @@ deliver.  Each center's neighbors, their order and its energy are the ones the s
 computes (ties are broken by the frame's atom index, passed as tags).  Then one ``Allreduce``
 sums per-atom energies, forces and per-atom virials, so every rank returns the full result.
 
-Errors are agreed on collectively before the result collective: a rank that fails (a coincident
-pair in its domain, say) reports it in a cheap status reduction, and every rank raises the same
-error, naming global atom indices; no rank is left waiting.
+Errors are agreed on collectively before the result collective
+(:mod:`dpcompress.parallel.agreement`): a rank that fails (a coincident pair in its domain, say)
+reports it in a status reduction of five int64, and every rank raises the same error, naming the
+frame's (global) atom indices and the rank that saw it; no rank is left waiting.  Per
+:meth:`Potential.eval <dpcompress.Potential.eval>` call, :meth:`DecomposedEvaluator.start` first
+agrees that every rank's inputs were valid and are the same frames (a digest of coordinates,
+cells, types and frame count); per frame, one status reduction precedes the result ``Allreduce``.
 """
 
 import numpy as np
 
-from ..core.errors import DPCompressError, InputError
+from ..core.errors import InputError
+from ..modelfile.container import decode
 from ..neighbors import find_candidates
+from ..parallel.agreement import BEFORE, DURING, agree, digest
 from ..parallel.domain import owners
 from .base import Evaluator, Overflow, result_from_atoms
 from .runtime import overflow_of
 
 
 class DecomposedEvaluator(Evaluator):
-    """A :class:`~dpcompress.evaluators.runtime.RuntimeEvaluator` spread over the ranks of ``comm``."""
+    """A :class:`~dpcompress.evaluators.runtime.RuntimeEvaluator` spread over the ranks of ``comm``.
+
+    Compressed DP models and NEP models alike: the runtime takes any model's frame as centers plus
+    neighbors, so each rank computes its own atoms whatever the model.
+
+    Attributes
+    ----------
+    pending : bool
+        True from the start of an eval call until its first agreement (:meth:`start`): an error
+        raised meanwhile may be this rank's alone, and the rank must still join that agreement.
+    """
 
     def __init__(self, runtime, comm):
         self.runtime = runtime
@@ -31,6 +47,45 @@ class DecomposedEvaluator(Evaluator):
         self.rcut = runtime.rcut
         self.compressed = runtime.compressed
         self.source = runtime.source
+        self.pending = False
+
+    def model_digest(self):
+        """:func:`~dpcompress.parallel.agreement.digest` of the model's arrays (names, dtypes, shapes, values).
+
+        The header is left out: it holds the time the bytes were written, which differs between
+        ranks that each compressed the same model.
+        """
+        arrays = decode(self.runtime.runtime.buffer, self.source).arrays
+        parts = []
+        for name in sorted(arrays):
+            parts += [np.frombuffer(name.encode(), dtype=np.uint8), arrays[name]]
+        return digest(*parts)
+
+    def start(self, frames=None, error=None):
+        """The first agreement of an eval call: every rank's inputs are valid and the same frames.
+
+        Parameters
+        ----------
+        frames : tuple of arrays, or None
+            This rank's validated (coords, cells, types), all frames of the call.
+        error : Exception or None
+            This rank's failure before it got that far (an invalid argument).
+
+        Raises
+        ------
+        Exception
+            On every rank alike: the error of the lowest failing rank, or :class:`InputError` when
+            the ranks were given different frames (or a different number of them).
+        """
+        self.pending = False  # whatever happens below, this rank has joined the call's agreement
+        value = None
+        if error is None:
+            try:
+                value = digest(*frames)
+            except Exception as exc:  # noqa: BLE001 - a local failure must still reach the reduction
+                error = exc
+        agree(self.comm, error=error, stage=BEFORE, inputs_digest=value, what="frames",
+              compared="coords, cells, atom_types and the number of frames")
 
     def share(self, coords, cell, types, rank, size, n_threads=1):
         """This rank's part of the frame, packed for one sum over ranks (no communication).
@@ -48,8 +103,14 @@ class DecomposedEvaluator(Evaluator):
         coords = np.asarray(coords, dtype=np.float64)
         mine = np.flatnonzero(owners(coords, cell, size) == rank)
         order = np.concatenate([mine, np.setdiff1d(np.arange(natoms), mine, assume_unique=True)])
-        cand = find_candidates(np.ascontiguousarray(coords[order]), cell, self.rcut, n_centers=len(mine),
-                               n_threads=n_threads)
+        try:
+            cand = find_candidates(np.ascontiguousarray(coords[order]), cell, self.rcut, n_centers=len(mine),
+                                   n_threads=n_threads)
+        except InputError:
+            # its messages name atoms by their place in the reordered frame; the search of the frame
+            # in its own order fails the same way and names them as the caller does
+            find_candidates(coords, cell, self.rcut, n_centers=0, n_threads=n_threads)
+            raise
         t = np.ascontiguousarray(np.asarray(types)[order], dtype=np.int32)
         e, f, w, info = self.runtime.compute(cand, t, n_threads, tag=order.astype(np.int64), nlocal=len(mine))
         buf[0], buf[1], buf[2] = info["beyond_fine"], info["beyond_table"], info["overflow"]
@@ -62,22 +123,21 @@ class DecomposedEvaluator(Evaluator):
 
     def evaluate(self, coords, cell, types, n_threads=1):
         comm = self.comm
-        error, buf, worst = None, None, None
+        error, buf, worst = None, None, (0, -1, -1, -1)
         try:
             buf, worst = self.share(coords, cell, types, comm.rank, comm.size, n_threads)
-        except (DPCompressError, ValueError, MemoryError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any local failure: the other ranks must hear of it
             error = exc
-        # collective agreement on errors first: nobody waits in the result collective
-        status = comm.allgather(None if error is None else (type(error).__name__, str(error)))
-        failed = [(r, s) for r, s in enumerate(status) if s is not None]
-        if failed:
-            rank, (kind, msg) = failed[0]
-            if error is not None and comm.rank == rank:
-                raise error
-            raise InputError(f"rank {rank} failed ({kind}): {msg}")
+        # the status reduction comes first: no rank enters the result collective unless all will
+        most = agree(comm, error=error, stage=DURING, extra=worst[0])
+        worsts = [worst]
+        if most:  # a sel overflow somewhere (rare: it warns): which rank's worst center is the worst
+            table = np.empty((comm.size, 4), dtype=np.int64)
+            comm.Allgather(np.array(worst, dtype=np.int64), table)
+            worsts = [tuple(int(v) for v in row) for row in table]
         total = np.empty_like(buf)
         comm.Allreduce(buf, total)
-        return combine(total, comm.allgather(worst), len(types))
+        return combine(total, worsts, len(types))
 
     def close(self):
         self.runtime.close()
