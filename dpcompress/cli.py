@@ -173,8 +173,8 @@ def _size(text):
     """argparse type of --max-bytes: a bad size is a usage error (exit 2) naming the option."""
     try:
         return parse_bytes(text, "--max-bytes")
-    except DPCompressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except DPCompressError:  # argparse names the option itself
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 512M or 2G, found {text!r}") from None
 
 
 def build_parser():

@@ -10,11 +10,13 @@ plugin's stamp) goes through :func:`write_atomic`:
 3. ``os.replace`` puts it in place and the folder is ``fsync``-ed, so the rename survives a crash;
 4. on any exception (``KeyboardInterrupt`` included) the temporary file is removed.
 
-A process killed at any point leaves the previous file intact; only a ``kill -9`` between steps 2
-and 3 can leave a ``.<name>.*.tmp`` file beside it (never the target itself).
+A process killed at any point leaves the previous file intact.  A ``kill -9`` between steps 2 and
+3 leaves its temporary file ``.<name>.<host>-<pid>.<random>.tmp`` beside the target; the next
+write of the same target on the same host removes it once that process is gone.
 """
 
 import os
+import socket
 import stat
 import tempfile
 from typing import Iterable, Union
@@ -85,6 +87,39 @@ def check_output_path(path: PathLike, inputs: Iterable[PathLike] = (), what: str
     return path
 
 
+def _host():
+    return socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder, name):
+    """Remove the temporary files of ``name`` left by killed writers of this host (see the module docstring)."""
+    prefix, host = f".{name}.", _host()
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        owner = entry[len(prefix):].split(".", 1)[0]
+        who, _, pid = owner.rpartition("-")
+        if who == host and pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(folder, entry))
+            except OSError:
+                pass
+
+
 def _fsync_folder(folder):
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -134,8 +169,10 @@ def write_atomic(path: PathLike, data: Union[bytes, bytearray, memoryview, str],
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         mode = 0o666 & ~_umask()
+    name = os.path.basename(path)
+    _remove_stale_temporaries(folder, name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot create a file in {folder!r} ({exc.strerror})", path) from None
     try:

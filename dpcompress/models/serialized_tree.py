@@ -11,7 +11,7 @@ DeePMD-kit v3 serialises a model as one nested dict (the same tree the
     ``{"@class": "np.ndarray", "dtype": ..., "value": nested lists}``.
 
 :func:`load_tree` returns the tree with every array resolved to a numpy array.
-Files are untrusted input (docs/reliability.md): the YAML is read by a bounded
+Files are untrusted input: the YAML is read by a bounded
 ``yaml.SafeLoader`` (:mod:`dpcompress.models.bounded_yaml`: depth, aliases), the HDF5
 file's JSON with bounded depth; dataset references must name existing numeric datasets
 whose declared shapes fit the model's settings, the file and the memory limit *before*
