@@ -194,12 +194,22 @@ def test_declared_8_gib_weight_is_refused_before_reading(tmp_path):
     assert os.path.getsize(path) < 200_000
     tracemalloc.start()
     try:
-        with pytest.raises(ModelFormatError, match=r"declares shape \(131072, 8192\).*8\.00 GiB.*imply \(64, 16\)"):
+        with pytest.raises(ModelFormatError, match=r"declares shape \(131072, 8192\).*8\.00 GiB.*imply \(64, 16\), "
+                                                   r"and no width setting of the model exceeds \d+"):
             load_model(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 50 << 20
+
+
+def test_stale_network_settings_still_load(tmp_path):
+    """DeePMD-kit builds a network from its layers: a stale ``in_dim`` is not an error."""
+
+    def edit(fh, tree):
+        tree["model"]["fitting"]["nets"]["networks"][0]["in_dim"] = 80
+
+    assert load_model(edit_dp(tmp_path / "stale.dp", edit)).fitting.networks[0].in_dim == 64
 
 
 def test_compressed_dataset_larger_than_the_settings_allow(tmp_path):

@@ -4,11 +4,12 @@ An HDF5 dataset's shape is metadata: a 70 kB file can declare an 8 GiB weight ma
 reading it allocates 8 GiB of fill values.  So :func:`check_declared_arrays` runs on the tree
 with every array still a :class:`Declared` (name, shape, dtype, bytes stored) and refuses:
 
-* a layer's ``w``, ``b``, ``idt`` whose shape is not what its network's ``in_dim``, ``neuron``
-  (and ``out_dim``) imply (``b``/``idt`` may be ``(1, n)``, as DeePMD-kit's older TensorFlow
-  models store them);
+* a layer's ``w``, ``b``, ``idt`` of more than two dimensions or with a dimension wider than
+  every width setting of the model (``in_dim``, ``neuron``, ``dim_descrpt``, ...); the message
+  gives the shape its network's settings imply.  Not equality: DeePMD-kit builds a network from
+  its layers, so a stale ``in_dim`` beside correct layers is a valid model;
 * any other array larger than the model's settings allow: :func:`settings_cap` elements, from
-  the widest layer, ``ntypes`` and the largest neighbor count (``sel``);
+  the widest setting, ``ntypes`` and the largest neighbor count (``sel``);
 * a dataset that declares more bytes than it stores (without compression filters, the bytes
   must be in the file);
 * more bytes in all than the memory limit (:mod:`dpcompress.core.memory_limit`).
@@ -97,6 +98,12 @@ def _max_nnei(tree):
     return best
 
 
+def widest_setting(tree):
+    """The largest width setting of the model (see :func:`_int_settings`), at least 1."""
+    widths = _int_settings(tree)
+    return max(widths) if widths else 1
+
+
 def settings_cap(tree):
     """Most elements any one array of this model may have, from its settings.
 
@@ -105,8 +112,7 @@ def settings_cap(tree):
     ``W²`` elements (``4 W²`` leaves room for attention's stacked projections), the statistics
     ``T N 4``, a type-pair table ``T² W``.
     """
-    widths = _int_settings(tree)
-    w = max(widths) if widths else 1
+    w = widest_setting(tree)
     t = _ntypes(tree) + 1
     return max(4096, 4 * w * w, 4 * t * _max_nnei(tree), t * t * w)
 
@@ -125,33 +131,37 @@ def _network_widths(net):
 
 
 def _check_layers(tree, source):
-    """Exact shapes of every layer whose network states its widths; returns the arrays checked."""
+    """Every layer array against the model's widest width setting; returns the arrays checked."""
     checked = set()
+    widest = None
     for where, net in _walk(tree):
         if not (isinstance(net, dict) and isinstance(net.get("layers"), list)):
             continue
         widths = _network_widths(net)
-        if widths is None:
-            continue
         for k, layer in enumerate(net["layers"]):
             var = layer.get("@variables") if isinstance(layer, dict) else None
             if not isinstance(var, dict):
                 continue
-            n_in, n_out = widths[k], widths[k + 1]
-            wants = {"w": [(n_in, n_out)], "b": [(n_out,), (1, n_out)], "idt": [(n_out,), (1, n_out)]}
-            for key, shapes in wants.items():
+            for key, rank in (("w", 2), ("b", 2), ("idt", 2)):
                 arr = var.get(key)
                 if not isinstance(arr, Declared):
                     continue
                 checked.add(id(arr))
-                if arr.shape not in shapes:
-                    settings = f"in_dim {widths[0]}, neuron {widths[1:-1] if 'out_dim' in net else widths[1:]}"
-                    settings += f", out_dim {widths[-1]}" if "out_dim" in net else ""
-                    raise ModelFormatError(
-                        f"{source}: '{where}.layers[{k}].@variables.{key}' (dataset {arr.name!r}) declares shape "
-                        f"{arr.shape} ({format_bytes(arr.nbytes)}), but the network's settings ({settings}) imply "
-                        f"{shapes[0]}; refusing before reading it"
-                    )
+                widest = widest_setting(tree) if widest is None else widest
+                if len(arr.shape) <= rank and all(d <= widest for d in arr.shape):
+                    continue
+                implied = ""
+                if widths is not None:
+                    n_in, n_out = widths[k], widths[k + 1]
+                    want = (n_in, n_out) if key == "w" else (n_out,)
+                    hidden = widths[1:-1] if "out_dim" in net else widths[1:]
+                    out = f", out_dim {widths[-1]}" if "out_dim" in net else ""
+                    implied = f"the network's settings (in_dim {widths[0]}, neuron {hidden}{out}) imply {want}, and "
+                raise ModelFormatError(
+                    f"{source}: '{where}.layers[{k}].@variables.{key}' (dataset {arr.name!r}) declares shape "
+                    f"{arr.shape} ({format_bytes(arr.nbytes)}), but {implied}no width setting of the model exceeds "
+                    f"{widest}; refusing before reading it"
+                )
     return checked
 
 
