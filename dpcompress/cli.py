@@ -2,9 +2,10 @@
 
 Commands
 --------
-compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--scan SCAN.json] [--order {5,3}]
+compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--scan SCAN.json] [--order {5,3}] [--max-bytes SIZE]
     Tabulate the embedding nets (flags as in DeePMD-kit's ``dp compress``) and
-    write a self-contained ``.dpc`` file.
+    write a self-contained ``.dpc`` file.  OUT is written atomically and must not
+    be MODEL itself; tables above ``--max-bytes`` (default 2G) are refused first.
 scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS] [--type-map T ...] [-o scan.json]
     Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``.
 info FILE
@@ -25,7 +26,9 @@ import time
 import numpy as np
 
 from .compression import compress, compress_nep
+from .core.atomic_file import check_output_path
 from .core.errors import DPCompressError
+from .core.memory_limit import ENV_VAR, parse_bytes
 from .data import read_systems
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
@@ -116,9 +119,11 @@ def _cmd_info(args):
 
 
 def _cmd_compress(args):
+    # before any work: a bad -o is found in a second, not after the tables, and never replaces -i
+    check_output_path(args.output, inputs=(args.input,), what="-o")
     if is_nep_text_file(args.input):  # GPUMD nep.txt: tables of the radial functions
         t0 = time.perf_counter()
-        m = compress_nep(args.input, step=args.step)
+        m = compress_nep(args.input, step=args.step, max_bytes=args.max_bytes)
         save_model(m, args.output)
         tb = m.tables
         print(f"compressed NEP {args.input} -> {args.output} in {time.perf_counter() - t0:.3f} s: quintic tables of g_n, "
@@ -136,6 +141,7 @@ def _cmd_compress(args):
         order=args.order,
         scan=args.scan,
         n_threads=args.threads,
+        max_bytes=args.max_bytes,
     )
     t1 = time.perf_counter()
     save_model(cm, args.output)
@@ -163,6 +169,14 @@ def _cmd_eval(args):
     return 0
 
 
+def _size(text):
+    """argparse type of --max-bytes: a bad size is a usage error (exit 2) naming the option."""
+    try:
+        return parse_bytes(text, "--max-bytes")
+    except DPCompressError:  # argparse names the option itself
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 512M or 2G, found {text!r}") from None
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="dpcompress", description="Compress and evaluate Deep Potential models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -170,8 +184,8 @@ def build_parser():
     pi.add_argument("file")
     pi.set_defaults(func=_cmd_info)
     pc = sub.add_parser("compress", help="tabulate a model's embedding nets into a .dpc file")
-    pc.add_argument("-i", "--input", required=True, help="DeePMD-kit .dp or .yaml model")
-    pc.add_argument("-o", "--output", required=True, help="compressed model to write (.dpc)")
+    pc.add_argument("-i", "--input", required=True, help="DeePMD-kit .dp or .yaml model, or a GPUMD nep.txt")
+    pc.add_argument("-o", "--output", required=True, help="compressed model to write (.dpc; never the input)")
     pc.add_argument("-s", "--step", type=float, default=0.01, help="fine table stride (coarse: 10x) [0.01]")
     pc.add_argument("-e", "--extrapolate", type=float, default=5, help="table end = EXTRAPOLATE x fine upper bound [5]")
     pc.add_argument("-f", "--frequency", type=int, default=-1, help="overflow check every N evaluations (-1: off) [-1]")
@@ -180,6 +194,9 @@ def build_parser():
     pc.add_argument("--scan", default=None, help="JSON of 'dpcompress scan': its min_nbor_dist sets the table range (wins over the model's)")
     pc.add_argument("--order", type=int, choices=(5, 3), default=5, help="quintic (5) or cubic (3) Hermite [5]")
     pc.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    pc.add_argument("--max-bytes", type=_size, default=None, metavar="SIZE",
+                    help=f"most memory the tables may take, e.g. 4G (default: ${ENV_VAR} or 2G); "
+                         "estimated before they are built")
     pc.set_defaults(func=_cmd_compress)
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames")
@@ -203,6 +220,9 @@ def main(argv=None):
     except DPCompressError as exc:
         print(f"dpcompress {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the disk, not the arguments: a full disk, a folder that is not writable
+        print(f"dpcompress {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,21 +8,24 @@ Flags mean what they mean in DeePMD-kit's ``dp compress``.
 
 import dataclasses
 import hashlib
+import math
+import numbers
 import os
 import warnings
 from typing import Optional, Union
 
 from .._version import __version__
 from ..core.errors import InputError
+from ..core.memory_limit import format_bytes, how_to_raise, max_bytes as memory_limit
 from ..core.warnings import TableAccuracyWarning
 from ..data.min_distance import min_neighbor_distance, systems_from_training_script
 from ..data.scan_file import scan_min_nbor_dist
-from ..descriptors import iter_nets, iter_tables, tabulate
+from ..descriptors import iter_nets, iter_tables, parts, tabulate, unit_of
 from ..modelfile import load_model
 from ..models import DPModel
 from ..nep import DEFAULT_STEP, NEPModel, build_tables, read_nep
 
-__all__ = ["compress", "compress_nep", "resolve_min_nbor_dist", "TableAccuracyWarning"]
+__all__ = ["compress", "compress_nep", "resolve_min_nbor_dist", "estimate_table_bytes", "TableAccuracyWarning"]
 
 #: A table whose estimated max |table - net| exceeds this triggers a TableAccuracyWarning.
 WARN_TABLE_ERROR = 1e-8
@@ -61,6 +64,52 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=
     )
 
 
+#: descriptors whose tables use ten times the requested strides and a coarse segment below the fine
+#: one (see ``dpcompress.descriptors.se_e3.tabulate``)
+_WIDE_GRID = {"se_e3": 10.0}
+
+
+def _bound_leaves(bounds):
+    """The ``(lower, upper)`` pairs of a unit's ``table_bounds`` result (any nesting; None skipped)."""
+    if bounds is None:
+        return
+    if len(bounds) == 2 and all(isinstance(b, numbers.Real) for b in bounds):
+        yield bounds
+        return
+    for item in bounds:
+        yield from _bound_leaves(item)
+
+
+def estimate_table_bytes(descriptor, min_nbor_dist, step, extrapolate, order):
+    """Bytes the tables of ``descriptor`` would take, estimated before any is built.
+
+    Each table of a part is counted with the part's widest range and widest net (an upper bound),
+    in floating point, so a tiny step gives a huge number instead of a huge grid.
+
+    Returns
+    -------
+    tables, largest : float
+        All tables together, and the largest one.
+    """
+    total = largest = 0.0
+    for part in parts(descriptor):
+        leaves = list(_bound_leaves(unit_of(part).table_bounds(part, min_nbor_dist)))
+        nets = list(iter_nets(part))
+        if not leaves or not nets:
+            continue
+        lower = min(float(lo) for lo, _ in leaves)
+        upper = max(float(hi) for _, hi in leaves)
+        factor = _WIDE_GRID.get(part.type_name, 1.0)
+        s0, s1 = factor * step, factor * 10.0 * step
+        n = (upper - lower) / s0 + 1 + max(0.0, (extrapolate - 1) * abs(upper)) / s1 + 1
+        if factor != 1.0:  # the coarse segment below the fine one
+            n += max(0.0, (extrapolate - 1) * abs(lower)) / s1 + 1
+        one = n * (order + 1) * max(net.out_dim for net in nets) * 8
+        total += one * len(leaves)
+        largest = max(largest, one)
+    return total, largest
+
+
 def _sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -80,6 +129,7 @@ def compress(
     order: int = 5,
     n_threads: Optional[int] = None,
     scan: Optional[str] = None,
+    max_bytes: Optional[Union[int, str]] = None,
 ) -> DPModel:
     r"""Tabulate every embedding net of a model.
 
@@ -104,11 +154,19 @@ def compress(
         See :func:`resolve_min_nbor_dist` (``scan``: a ``dpcompress scan`` JSON file).
     order : {5, 3}
     n_threads : int or None
+    max_bytes : int, str or None
+        Most memory the tables may take (``"4G"``); None: ``$DPCOMPRESS_MAX_BYTES`` or 2 GiB
+        (:mod:`dpcompress.core.memory_limit`).
 
     Returns
     -------
     DPModel
         Compressed (``is_compressed``), with ``compression`` provenance.
+
+    Raises
+    ------
+    InputError
+        A bad argument, or tables above the memory limit (estimated before any is built).
     """
     source_path = None
     if not isinstance(model, DPModel):
@@ -116,15 +174,25 @@ def compress(
         model = load_model(source_path)
     if model.is_compressed:
         raise InputError("the model is already compressed")
-    if not (isinstance(step, (int, float)) and step > 0):
+    if isinstance(step, bool) or not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
         raise InputError(f"step must be > 0, got {step!r}")
-    if not (isinstance(extrapolate, (int, float)) and extrapolate >= 1):
+    if isinstance(extrapolate, bool) or not (isinstance(extrapolate, (int, float)) and math.isfinite(extrapolate)
+                                             and extrapolate >= 1):
         raise InputError(f"extrapolate must be >= 1, got {extrapolate!r}")
     if order not in (3, 5):
         raise InputError(f"order must be 5 or 3, got {order!r}")
     if isinstance(check_frequency, bool) or not isinstance(check_frequency, int):
         raise InputError(f"check_frequency must be an integer, got {check_frequency!r}")
+    limit = memory_limit(max_bytes)
     rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist, scan)
+    size, largest = estimate_table_bytes(model.descriptor, rmin, float(step), float(extrapolate), order)
+    # the builder holds the tables, plus about two of the largest while it measures their error
+    if size + 2 * largest > limit:
+        raise InputError(
+            f"tables with step {step:g} (extrapolate {extrapolate:g}, order {order}) would take about "
+            f"{format_bytes(size + 2 * largest)}, above the limit of {format_bytes(limit)}: use a larger step "
+            f"(-s; default 0.01) or a smaller extrapolate, or {how_to_raise()}"
+        )
     stride0, stride1 = float(step), 10.0 * float(step)
     grid = dict(stride0=stride0, stride1=stride1, extrapolate=extrapolate, order=order, n_threads=n_threads)
     # each builder measures max |table - net| at the interval midpoints (max_error)
@@ -158,7 +226,8 @@ def compress(
     return dataclasses.replace(model, descriptor=desc, min_nbor_dist=rmin, compression=provenance)
 
 
-def compress_nep(model: Union[str, os.PathLike, NEPModel], step: Optional[float] = None) -> NEPModel:
+def compress_nep(model: Union[str, os.PathLike, NEPModel], step: Optional[float] = None,
+                 max_bytes: Optional[Union[int, str]] = None) -> NEPModel:
     """A NEP model with quintic tables of its radial functions (``step`` Å at most per interval).
 
     Parameters
@@ -167,8 +236,15 @@ def compress_nep(model: Union[str, os.PathLike, NEPModel], step: Optional[float]
         A ``nep.txt`` file or a model read from one.
     step : float or None
         None: :data:`dpcompress.nep.DEFAULT_STEP`.
+    max_bytes : int, str or None
+        Memory limit of the tables (see :func:`compress`).
+
+    Raises
+    ------
+    InputError
+        A bad step, or tables above the memory limit (estimated before any is built).
     """
     if isinstance(model, (str, os.PathLike)):
         model = read_nep(model)
-    model.tables = build_tables(model, step=DEFAULT_STEP if step is None else step)
+    model.tables = build_tables(model, step=DEFAULT_STEP if step is None else step, max_bytes=max_bytes)
     return model

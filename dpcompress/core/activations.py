@@ -22,6 +22,8 @@ linear       :math:`z`                                   also ``none`` (output l
 
 import numpy as np
 
+from .errors import UnsupportedModelError
+
 GELU_C = np.sqrt(2.0 / np.pi)
 GELU_A = 0.044715
 
@@ -112,6 +114,34 @@ def canonical_name(name):
     key = name.lower() if isinstance(name, str) else name
     key = ALIASES.get(key, key)
     return key if key in ACTIVATIONS else None
+
+
+def allowed_names():
+    """Every activation spelling a model may use, canonical names and DeePMD-kit's aliases, sorted."""
+    return sorted(set(ACTIVATIONS) | {k for k in ALIASES if isinstance(k, str) and k})
+
+
+def check_activation(name, where=""):
+    """The canonical name of activation ``name``, or an error naming it and the allowed ones.
+
+    Parameters
+    ----------
+    name : str or None
+        As found in a model file (DeePMD-kit spelling, any case; None or "" mean linear).
+    where : str
+        What to name in the message: file and key (``"model.dp: 'model.fitting.activation_function'"``).
+
+    Raises
+    ------
+    UnsupportedModelError
+        Not an activation dpcompress evaluates.
+    """
+    canon = canonical_name(name) if isinstance(name, (str, type(None))) else None
+    if canon is None:
+        prefix = f"{where} = " if where else "activation "
+        raise UnsupportedModelError(f"{prefix}{name!r} is not a supported activation function "
+                                    f"(supported: {', '.join(allowed_names())})")
+    return canon
 
 
 def activate(name, z, order=2):

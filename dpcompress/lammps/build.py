@@ -34,6 +34,7 @@ from typing import Dict, List, Optional
 
 from .._version import __version__
 from ..core import sources
+from ..core.atomic_file import write_atomic
 
 PLUGIN = "dpcompressplugin.so"
 STAMP = "dpcompressplugin.json"
@@ -290,10 +291,7 @@ def build(folder: Optional[str] = None, *, verbose: bool = False, identity: Opti
         target = os.path.join(folder, PLUGIN)
         os.replace(tmp_so, target)  # atomic: a running LAMMPS never sees a half-written plugin
         stamp = dict(wanted_stamp(), lammps=ident, blas=blas, compilers=[cc, cxx])
-        tmp_stamp = os.path.join(work, STAMP)
-        with open(tmp_stamp, "w", encoding="utf-8") as fh:
-            json.dump(stamp, fh, indent=1)
-        os.replace(tmp_stamp, os.path.join(folder, STAMP))
+        write_atomic(os.path.join(folder, STAMP), json.dumps(stamp, indent=1))
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)

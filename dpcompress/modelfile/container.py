@@ -10,12 +10,12 @@ every size is checked against the file before anything is read or allocated.
 import json
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.atomic_file import write_atomic
 from ..core.errors import ModelFormatError
 
 MAGIC = b"DPCMODEL"
@@ -186,20 +186,5 @@ def read_file(path):
 
 
 def write_file(path, data):
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dpcompress-", suffix=".tmp", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically: :func:`dpcompress.core.atomic_file.write_atomic`."""
+    write_atomic(path, data)

@@ -11,10 +11,46 @@ import warnings
 
 import numpy as np
 
+from ..core.activations import check_activation
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..descriptors import read_descriptor
 from ..descriptors.fields import MAX_TYPES, Node, network_list, type_pairs, type_set
 from .model import DPModel, EnergyFitting
+
+
+#: DeePMD-kit precision names below float64 ("default" and "double" are float64)
+LOWER_PRECISIONS = {"float32": "float32", "single": "float32", "float16": "float16", "half": "float16",
+                    "bfloat16": "bfloat16"}
+
+
+def _walk_dicts(tree, where=""):
+    """Yield ``(where, dict)`` for every mapping of the tree, without recursion."""
+    stack = [(where, tree)]
+    while stack:
+        at, node = stack.pop()
+        if isinstance(node, dict):
+            yield at, node
+            stack.extend((f"{at}.{k}", v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{at}[{i}]", v) for i, v in enumerate(node))
+
+
+def _lower_precisions(model_tree):
+    """The precisions below float64 any part of the model was trained in, sorted."""
+    found = set()
+    for _, node in _walk_dicts(model_tree):
+        p = node.get("precision")
+        if isinstance(p, str) and p.lower() in LOWER_PRECISIONS:
+            found.add(LOWER_PRECISIONS[p.lower()])
+    return sorted(found)
+
+
+def _check_activation_names(model_tree, source):
+    """Every ``activation_function`` of the model is one we evaluate (the readers check the layers'
+    own; this also covers the settings they do not read, so a bogus name never loads)."""
+    for where, node in _walk_dicts(model_tree, "model"):
+        if "activation_function" in node:
+            check_activation(node["activation_function"], f"{source}: '{where}.activation_function'")
 
 
 def read_energy_fitting(node, ntypes, dim_descrpt):
@@ -65,10 +101,13 @@ def model_from_tree(tree, source=""):
     if model.raw("spin", None) is not None:
         raise UnsupportedModelError(f"{source}: spin models are not supported")
     desc = model.node("descriptor")
-    if desc.raw("precision", "float64") != "float64" or model.node("fitting").raw("precision", "float64") != "float64":
-        warnings.warn(f"{source}: model trained in lower precision; dpcompress evaluates it in float64", stacklevel=3)
     descriptor = read_descriptor(desc, ntypes)
     fitting = read_energy_fitting(model.node("fitting"), ntypes, descriptor.dim_out)
+    _check_activation_names(model.data, source)
+    low = _lower_precisions(model.data)
+    if low:
+        warnings.warn(f"{source}: model trained in lower precision ({', '.join(low)}); dpcompress evaluates it in "
+                      "float64, so its results differ from DeePMD-kit's at that precision's level", stacklevel=3)
     mvar = model.node("@variables")
     out_bias = mvar.array("out_bias")
     if out_bias.ndim != 3 or out_bias.shape[1:] != (ntypes, 1):

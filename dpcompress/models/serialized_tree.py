@@ -11,17 +11,23 @@ DeePMD-kit v3 serialises a model as one nested dict (the same tree the
     ``{"@class": "np.ndarray", "dtype": ..., "value": nested lists}``.
 
 :func:`load_tree` returns the tree with every array resolved to a numpy array.
-Files are untrusted input: the YAML is read with ``yaml.safe_load``, dataset
-references must name existing numeric datasets, and every failure becomes a
-:class:`~dpcompress.ModelFormatError` naming the file.
+Files are untrusted input: the YAML is read by a bounded
+``yaml.SafeLoader`` (:mod:`dpcompress.models.bounded_yaml`: depth, aliases), the HDF5
+file's JSON with bounded depth; dataset references must name existing numeric datasets
+whose declared shapes fit the model's settings, the file and the memory limit *before*
+any is read (:mod:`dpcompress.models.declared_sizes`); every failure becomes a
+:class:`~dpcompress.ModelFormatError` naming the file.  Layer biases stored as ``(1, n)``
+(DeePMD-kit's older TensorFlow models) are read as ``(n,)``.
 """
 
-import json
 import os
 
 import numpy as np
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
+from ..core.memory_limit import format_bytes, how_to_raise, max_bytes
+from .bounded_yaml import load_json, load_yaml
+from .declared_sizes import Declared, check_declared_arrays
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ALLOWED_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int8", "uint8", "bool")
@@ -49,7 +55,10 @@ def file_kind(path):
         )
     if ext == ".dp":
         raise ModelFormatError(f"{path}: not an HDF5 file (bad signature {head!r}); the file is corrupt or not a .dp model")
-    raise ModelFormatError(f"{path}: unknown model format (expected a DeePMD-kit .dp (HDF5) or .yaml file)")
+    raise ModelFormatError(
+        f"{path}: unknown model format (expected a DeePMD-kit .dp (HDF5) or .yaml file, a GPUMD nep.txt or a "
+        f"dpcompress .dpc); the file starts with {head!r}"
+    )
 
 
 def load_tree(path):
@@ -76,7 +85,29 @@ def load_tree(path):
     tree = _load_hdf5(path) if kind == "hdf5" else _load_yaml(path)
     if not isinstance(tree, dict) or "model" not in tree:
         raise ModelFormatError(f"{path}: not a DeePMD-kit model file (no top-level 'model' entry)")
+    _flatten_row_biases(tree)
     return tree
+
+
+def _flatten_row_biases(tree):
+    """Read layer biases and timesteps stored as ``(1, n)`` as ``(n,)``, as DeePMD-kit does.
+
+    Models converted from DeePMD-kit's older TensorFlow graphs store them as one-row matrices.
+    """
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            var = node.get("@variables")
+            w = var.get("w") if isinstance(var, dict) else None
+            if isinstance(w, np.ndarray) and w.ndim == 2:
+                for key in ("b", "idt"):
+                    v = var.get(key)
+                    if isinstance(v, np.ndarray) and v.shape == (1, w.shape[1]):
+                        var[key] = v.reshape(w.shape[1])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def read_hdf5_safely(path, reader):
@@ -112,18 +143,19 @@ def _read_hdf5_tree(fh, path):
         raw = raw.decode("utf-8", errors="replace")
     if not isinstance(raw, str):
         raise ModelFormatError(f"{path}: root attribute 'json' is not a string")
-    try:
-        tree = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path}: root attribute 'json' is not valid JSON ({exc})") from None
-    return _resolve_hdf5(tree, fh, path, "")
+    tree = load_json(raw, path, "root attribute 'json'")
+    # sizes first, from the metadata: nothing is read before every declared array is known to fit
+    tree = _declare(tree, fh, path, "")
+    check_declared_arrays(tree, path, os.path.getsize(path), max_bytes())
+    return _materialize(tree, fh, path, {})
 
 
-def _resolve_hdf5(node, fh, path, where):
+def _declare(node, fh, path, where):
+    """The tree with every dataset reference replaced by its :class:`Declared` metadata."""
     if isinstance(node, dict):
-        return {k: _resolve_hdf5(v, fh, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+        return {k: _declare(v, fh, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
     if isinstance(node, list):
-        return [_resolve_hdf5(v, fh, path, f"{where}[{i}]") for i, v in enumerate(node)]
+        return [_declare(v, fh, path, f"{where}[{i}]") for i, v in enumerate(node)]
     if isinstance(node, str) and node.startswith("/variable_"):
         if node not in fh:
             raise ModelFormatError(f"{path}: '{where}' refers to dataset {node!r}, which the file lacks")
@@ -132,24 +164,40 @@ def _resolve_hdf5(node, fh, path, where):
             raise ModelFormatError(f"{path}: dataset {node!r} ('{where}') is not a numeric array")
         if ds.size > MAX_ARRAY_ELEMENTS:
             raise ModelFormatError(f"{path}: dataset {node!r} ('{where}') has an implausible size {ds.shape}")
-        try:
-            return np.asarray(ds[()])
-        except OSError as exc:
-            raise ModelFormatError(f"{path}: cannot read dataset {node!r} ('{where}'): {exc}; file corrupt?") from None
+        filtered = bool(ds.compression) or bool(ds.id.get_create_plist().get_nfilters())
+        return Declared(name=node, shape=tuple(int(d) for d in ds.shape), itemsize=int(ds.dtype.itemsize),
+                        stored=int(ds.id.get_storage_size()), filtered=filtered)
+    return node
+
+
+def _materialize(node, fh, path, cache):
+    """The tree with every :class:`Declared` read into a numpy array (each dataset read once)."""
+    if isinstance(node, dict):
+        return {k: _materialize(v, fh, path, cache) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_materialize(v, fh, path, cache) for v in node]
+    if isinstance(node, Declared):
+        if node.name not in cache:
+            try:
+                cache[node.name] = np.asarray(fh[node.name][()])
+            except OSError as exc:
+                raise ModelFormatError(f"{path}: cannot read dataset {node.name!r}: {exc}; file corrupt?") from None
+        return cache[node.name]
     return node
 
 
 def _load_yaml(path):
-    import yaml
-
     try:
-        with open(path, "r", encoding="utf-8") as fh:
-            tree = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ModelFormatError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+        size = os.path.getsize(path)
+        limit = max_bytes()
+        if size > limit:  # the text is held whole, and its arrays again as numbers
+            raise ModelFormatError(f"{path}: a {format_bytes(size)} YAML file is above the limit of "
+                                   f"{format_bytes(limit)}; {how_to_raise()}")
+        with open(path, "r", encoding="utf-8-sig") as fh:
+            text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{path}: cannot read ({exc})") from None
-    return _resolve_yaml(tree, path, "")
+    return _resolve_yaml(load_yaml(text, path), path, "")
 
 
 def _resolve_yaml(node, path, where):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.atomic_file import write_atomic
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from .constants import COVALENT_RADIUS, ELEMENTS
 
@@ -28,6 +29,13 @@ UNSUPPORTED_SUFFIXES = ("dipole", "polarizability", "charge", "temperature", "vd
 MAX_L = 8
 MAX_N = 16  # n_max and basis_size limit (NEP_CPU MAX_NUM_N = 17)
 MAX_NEURON = 1000
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_ILP_MESSAGE = (
+    "first word {tok!r}: this is the ILP parameter file of a GPUMD hybrid potential (NEP+ILP, SW+ILP or "
+    "Tersoff+ILP: 'potential <ilp file> <map file>' in run.in), not a NEP model; dpcompress evaluates a NEP model "
+    "on its own (no ILP term): pass the nep.txt that the map file names"
+)
 
 
 @dataclass
@@ -158,6 +166,8 @@ def parse_token(tok, lines=None):
     """Split the model token into (version, has_zbl); raise for non-energy models."""
     err = (lambda m, c=ModelFormatError: lines.error(1, m, c)) if lines else (lambda m, c=ModelFormatError: c(m))
     parts = tok.split("_")
+    if "ilp" in parts:  # before the NEP1/NEP2 test: 'nep_ilp' starts with 'nep'
+        raise err(_ILP_MESSAGE.format(tok=tok), UnsupportedModelError)
     if parts[0] not in ("nep3", "nep4", "nep5"):
         if parts[0] in ("nep", "nep2"):
             raise err(f"model token {tok!r}: NEP1/NEP2 files are not supported (need nep3, nep4 or nep5)", UnsupportedModelError)
@@ -180,14 +190,51 @@ def read_nep(path) -> "NEPModel":
             raw = fh.read()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read NEP model file: {exc}") from None
+    if raw.startswith(UTF8_BOM):  # editors on Windows add one; GPUMD's reader would choke on it, we need not
+        raw = raw[len(UTF8_BOM):]
+    if raw.startswith(UTF16_BOMS):
+        raise ModelFormatError(f"{path}: UTF-16 text (byte-order mark {raw[:2]!r}); a nep.txt is plain ASCII: "
+                               "save it as ASCII or UTF-8")
     try:
         text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise ModelFormatError(f"{path}: not a text nep.txt file (non-ASCII bytes)") from None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ModelFormatError(f"{path}, line {line}: non-ASCII byte 0x{raw[exc.start]:02x} (byte {exc.start}); "
+                               "a nep.txt is plain ASCII text") from None
+    map_files = _nep_map_files(text)
+    if map_files is not None:
+        raise UnsupportedModelError(
+            f"{path}: the NEP map file of a GPUMD NEP+ILP hybrid potential (first line "
+            f"{text.splitlines()[0].strip()[:80]!r}), not a NEP model; dpcompress evaluates a NEP model on its own: "
+            f"pass the nep.txt it names ({', '.join(map_files)})")
     return parse_nep_text(text, path)
 
 
+def _first_words(text):
+    for line in text.splitlines():
+        if line.strip():
+            return line.split()
+    return []
+
+
+def _nep_map_files(text):
+    """The NEP files a GPUMD NEP+ILP map file names, or None when ``text`` is not one.
+
+    Layout (GPUMD docs, "Hybrid NEP+ILP potential"): ``<group method> <number of NEP files>
+    <file names...>``, then ``<number of groups>`` and one NEP index per group, all integers.
+    """
+    lines = [l.split() for l in text.splitlines() if l.strip()]
+    if len(lines) < 2 or len(lines[0]) < 3 or not all(w.isdigit() for w in lines[0][:2]):
+        return None
+    if int(lines[0][1]) != len(lines[0]) - 2 or not all(len(l) == 1 and l[0].isdigit() for l in lines[1:]):
+        return None
+    return lines[0][2:]
+
+
 def parse_nep_text(text, path="<string>"):
+    """A :class:`NEPModel` from the text of a ``nep.txt`` (``path`` names it in messages)."""
+    if text.startswith("\ufeff"):  # a byte-order mark decoded as text
+        text = text[1:]
     L = _Lines(text, path)
     if not text.strip():
         raise ModelFormatError(f"{path}: empty file (expected a nep.txt model)")
@@ -467,17 +514,27 @@ def _count_message(path, vals, where, secs, need, first_line, layout, version, T
 
 
 def is_nep_text_file(path):
-    """True when the file's first word starts with ``nep`` (a GPUMD NEP model)."""
+    """True for a GPUMD text potential file that :func:`read_nep` should read or explain.
+
+    That is a NEP model (first word ``nep...``, also after a UTF-8 byte-order mark or in UTF-16),
+    and the other files of a NEP+ILP hybrid (the ILP parameter file, first word ``nep_ilp``, and
+    the NEP map file), which :func:`read_nep` refuses with a message naming the NEP model to use.
+    """
     try:
         with open(path, "rb") as fh:
-            head = fh.read(64)
+            head = fh.read(4096)
     except OSError:
         return False
-    try:
-        words = head.decode("ascii", errors="strict").split()
-    except UnicodeDecodeError:
+    if head.startswith(UTF16_BOMS):
+        text = head.decode("utf-16", errors="replace")
+    else:
+        # a stray non-ASCII byte further on is read_nep's to report, with its line
+        text = (head[len(UTF8_BOM):] if head.startswith(UTF8_BOM) else head).decode("ascii", errors="replace")
+    words = _first_words(text)
+    if not words:
         return False
-    return bool(words) and words[0].lower().startswith("nep")
+    first = words[0].lower()
+    return first.startswith("nep") or first.endswith("_ilp") or (len(head) < 4096 and _nep_map_files(text) is not None)
 
 
 # --------------------------------------------------------------------------- writer
@@ -546,6 +603,6 @@ def write_nep(model, path, *, version=None, caps=None, full_precision=True):
         for t1 in range(T):
             for t2 in range(t1, T):
                 nums += [m.zbl["inner"][t1, t2], m.zbl["outer"][t1, t2]] + list(m.zbl["params"][t1, t2])
-    with open(path, "w") as fh:
-        fh.write("\n".join(out) + "\n")
-        fh.write("\n".join(fmt(x) for x in nums) + "\n")
+    text = "\n".join(out) + "\n" + "\n".join(fmt(x) for x in nums) + "\n"
+    # replaced, never truncated in place: a crash leaves the previous file; never the model's own source
+    write_atomic(path, text, inputs=(m.source,), what="nep.txt output")

@@ -18,9 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
+from ..core.errors import InputError
+from ..core.memory_limit import format_bytes, how_to_raise, max_bytes as memory_limit
 from ..core.table_math import quintic_coefficients
 
 DEFAULT_STEP = 0.01  # Å
+#: working memory of build_tables beyond its result, in units of the largest pair's table
+#: (measured with tracemalloc: about 3.8; the points of the error estimate dominate)
+WORK_PER_PAIR_TABLE = 5
 
 
 @dataclass
@@ -57,10 +62,56 @@ def radial_function_derivatives(c_pair, rc, r):
     return np.array(out_g), np.array(out_gp), np.array(out_gpp)
 
 
-def build_tables(model, step=DEFAULT_STEP, min_intervals=16):
-    """Tabulate every g_n of ``model`` with intervals of at most ``step`` Å; returns :class:`NEPTables`."""
-    if not (step > 0 and np.isfinite(step)):
-        raise ValueError(f"step must be a positive number of Å, got {step!r}")
+def table_bytes(model, step=DEFAULT_STEP, min_intervals=16):
+    """Bytes of the tables :func:`build_tables` would make, and of its peak memory, before building.
+
+    Computed in floating point, so a step of 1e-300 gives a huge number, not a huge integer grid.
+
+    Returns
+    -------
+    tables, peak : float
+        The coefficients (6 per interval and channel, 8 bytes each), and the most memory the build
+        holds at once (the coefficients twice, while they are concatenated, plus
+        :data:`WORK_PER_PAIR_TABLE` times the largest pair's table).
+    """
+    total = largest = 0.0
+    for nch, rcs in ((model.n_max_radial + 1, model.rc_radial), (model.n_max_angular + 1, model.rc_angular)):
+        for rc in np.asarray(rcs, dtype=float).ravel():
+            pair = max(float(min_intervals), np.ceil(rc / step - 1e-9)) * 6 * nch * 8
+            total += pair
+            largest = max(largest, pair)
+    return total, 2 * total + WORK_PER_PAIR_TABLE * largest
+
+
+def build_tables(model, step=DEFAULT_STEP, min_intervals=16, max_bytes=None):
+    """Tabulate every g_n of ``model`` with intervals of at most ``step`` Å; returns :class:`NEPTables`.
+
+    Parameters
+    ----------
+    model : NEPModel
+    step : float
+        Largest interval, Å.
+    min_intervals : int
+        Fewest intervals per pair.
+    max_bytes : int, str or None
+        Memory limit (:func:`dpcompress.core.memory_limit.max_bytes`; None: the environment's or 2 GiB).
+
+    Raises
+    ------
+    InputError
+        ``step`` is not a positive number, or the tables would need more memory than the limit
+        (checked before anything is built).
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, float, np.floating)) or not (step > 0 and np.isfinite(step)):
+        raise InputError(f"step must be a positive number of Å, got {step!r}")
+    limit = memory_limit(max_bytes)
+    size, peak = table_bytes(model, step, min_intervals)
+    if peak > limit:
+        raise InputError(
+            f"NEP tables with step {step:g} Å would take {format_bytes(size)} (about {format_bytes(peak)} while "
+            f"they are built), above the limit of {format_bytes(limit)}: use a larger step (-s; default "
+            f"{DEFAULT_STEP} Å) or {how_to_raise()}"
+        )
     T = model.ntypes
     M = np.zeros((2, T, T), dtype=np.int64)
     off = np.zeros((2, T, T), dtype=np.int64)

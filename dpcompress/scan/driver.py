@@ -9,11 +9,11 @@ Frames are spread over the ranks in contiguous runs balanced by frames :math:`\t
 import json
 import logging
 import os
-import tempfile
 import time
 
 import numpy as np
 
+from ..core.atomic_file import write_atomic
 from ..core.errors import DataFormatError, DPCompressError, InputError
 from ..data import FrameReader, discover_systems, resolve_type_map
 from ..parallel.partition import rank_work, split_frames
@@ -179,21 +179,9 @@ def run_scan(paths, *, rcut=None, rcut_smth=None, type_map=None, model=None, com
 
 
 def write_json(doc, path):
-    """Write ``doc`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
+    """Write ``doc`` to ``path`` atomically (:func:`dpcompress.core.atomic_file.write_atomic`).
 
-    A reader never sees half a file, and a failed run leaves no file behind.
+    A reader never sees half a file, and a failed run leaves the previous file (or none) behind.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".scan-", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    write_atomic(path, text, what="scan output")
