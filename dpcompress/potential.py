@@ -362,7 +362,7 @@ class Potential:
                 f"{what}. Reported once per Potential; counts in table_overflow / table_overflow_total; "
                 "overflow='error' stops, overflow='ignore' silences",
                 TableOverflowWarning,
-                stacklevel=3,  # the caller of eval
+                stacklevel=4,  # the caller of eval (through _agreed_under_comm)
             )
         # DeePMD-kit's -f: every check_frequency evaluations, that evaluation is checked
         check = self.check_frequency > 0 and self.n_evaluations % self.check_frequency == 0
@@ -372,7 +372,7 @@ class Potential:
                 f"(closer than the training set's minimum distance {self._min_nbor_dist_text()}) and "
                 f"{r.beyond_table} beyond the whole table (linear extrapolation); accuracy may suffer",
                 TableOverflowWarning,
-                stacklevel=3,  # the caller of eval
+                stacklevel=4,  # the caller of eval (through _agreed_under_comm)
             )
 
     def _min_nbor_dist_text(self):
@@ -393,5 +393,5 @@ class Potential:
             f"{o.total} neighbors inside rcut were dropped because sel is too small{detail}; "
             "results differ from a model with a larger sel",
             NeighborOverflowWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of eval
         )
