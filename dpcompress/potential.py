@@ -38,7 +38,14 @@ from .models import DPModel
 from .nep import NEPModel
 from .parallel.agreement import agree
 
-__all__ = ["Potential", "NeighborOverflowWarning", "TableOverflowWarning"]
+__all__ = ["Potential", "NeighborOverflowWarning", "TableOverflowWarning", "TableOverflowError"]
+
+#: Values of ``Potential(overflow=...)``: the words of the LAMMPS plugin's ``overflow`` keyword.
+OVERFLOW_ACTIONS = ("warn", "error", "ignore")
+
+
+class TableOverflowError(InputError):
+    """A frame had a neighbor beyond a compressed model's table (``Potential(overflow="error")``)."""
 
 
 def _agreed_under_comm(method):
@@ -80,11 +87,21 @@ class Potential:
         Threads of the compiled kernels; ``None`` uses every available core.  Results do not
         depend on it.
     check_frequency : int or None
-        Compressed models: every ``check_frequency`` evaluations, warn
-        (:class:`TableOverflowWarning`) when neighbors fell beyond the fine table or beyond the
-        whole table (pairs closer than the training set's minimum distance).  ``None``: the value
-        stored in the file (``dpcompress compress -f``); ``-1`` or 0: never.  The counts of the
-        last frame are in :attr:`table_overflow` whatever the setting.
+        DeePMD-kit's ``-f`` ("overflow check frequency"), for compressed models: every
+        ``check_frequency``-th evaluation (frame) is checked, and a :class:`TableOverflowWarning`
+        says how many of its neighbors fell beyond the fine table (the first range: pairs
+        closer than the training set's minimum distance) and beyond the whole table (the
+        second range).  ``None``: the value stored in the file (``dpcompress compress -f``);
+        ``-1`` or 0: no periodic check (DeePMD-kit's default).  Counting never stops: the
+        last frame's counts are in :attr:`table_overflow`, the totals in
+        :attr:`table_overflow_total`, whatever the setting.
+    overflow : {"warn", "error", "ignore"}
+        What the first neighbor beyond a compressed model's whole table (extrapolated linearly,
+        so less accurate) does: ``"warn"`` (default) gives one :class:`TableOverflowWarning`
+        per ``Potential`` naming the frame and the count; ``"error"`` raises
+        :class:`TableOverflowError` naming the frame; ``"ignore"`` stays silent.  These are the
+        words of the LAMMPS plugin's ``overflow`` keyword.  The periodic check
+        (``check_frequency``) is independent of this option.
     comm : mpi4py communicator or None
         Domain decomposition over the ranks of ``comm``: every rank passes the whole frame to
         :meth:`eval`, evaluates the atoms of its spatial block, and every rank gets the full
@@ -124,7 +141,11 @@ class Potential:
         check_frequency: Optional[int] = None,
         comm=None,
         device: str = "cpu",
+        overflow: str = "warn",
     ):
+        if overflow not in OVERFLOW_ACTIONS:  # from the argument alone: every rank agrees without communicating
+            raise InputError(f"overflow must be one of {', '.join(map(repr, OVERFLOW_ACTIONS))}, got {overflow!r}")
+        self.overflow = overflow
         self.comm = comm if comm is not None and comm.size > 1 else None
         if self.comm is not None and not (isinstance(device, str) and device == "cpu"):
             # decided by the arguments alone, before any communication (a rank passing other
@@ -163,6 +184,8 @@ class Potential:
         self.n_evaluations = 0
         self.last_overflow = 0
         self.table_overflow = {"beyond_fine": 0, "beyond_table": 0}
+        self.table_overflow_total = {"beyond_fine": 0, "beyond_table": 0}
+        self._overflow_reported = False
 
     def _evaluator(self, model, source):
         """The evaluator of this model, device and communicator."""
@@ -302,7 +325,7 @@ class Potential:
                                             types if types.ndim == 1 else types[f], self.n_threads)
             except InputError as exc:
                 raise InputError(f"frame {f}: {exc}") from None
-            self._after_frame(r)
+            self._after_frame(r, f)
             results.append(r)
         energy = np.array([[r.energy] for r in results])
         force = np.stack([r.force for r in results])
@@ -319,21 +342,42 @@ class Potential:
 
     # ------------------------------------------------------------------ warnings
 
-    def _after_frame(self, r):
+    def _after_frame(self, r, frame=0):
         self.n_evaluations += 1
         self._warn_neighbor_overflow(r.overflow)
         self.table_overflow = {"beyond_fine": r.beyond_fine, "beyond_table": r.beyond_table}
+        self.table_overflow_total["beyond_fine"] += r.beyond_fine
+        self.table_overflow_total["beyond_table"] += r.beyond_table
+        # always on, whatever check_frequency: close contacts must not be extrapolated silently
+        if r.beyond_table and self.overflow != "ignore" and not self._overflow_reported:
+            what = (
+                f"frame {frame} (evaluation {self.n_evaluations}): {r.beyond_table} neighbor entries beyond the "
+                f"compressed model's table, extrapolated linearly (pairs much closer than the training set's "
+                f"minimum distance {self._min_nbor_dist_text()}); accuracy may suffer"
+            )
+            if self.overflow == "error":
+                raise TableOverflowError(f"{what}. Recompress with a larger -e, or pass overflow='warn'")
+            self._overflow_reported = True
+            warnings.warn(
+                f"{what}. Reported once per Potential; counts in table_overflow / table_overflow_total; "
+                "overflow='error' stops, overflow='ignore' silences",
+                TableOverflowWarning,
+                stacklevel=4,  # the caller of eval (through _agreed_under_comm)
+            )
+        # DeePMD-kit's -f: every check_frequency evaluations, that evaluation is checked
         check = self.check_frequency > 0 and self.n_evaluations % self.check_frequency == 0
         if check and (r.beyond_fine or r.beyond_table):
-            mnd = getattr(self.model, "min_nbor_dist", None)
-            mnd = "unknown" if mnd is None else f"{mnd:.4g} Å"
             warnings.warn(
                 f"evaluation {self.n_evaluations}: {r.beyond_fine} neighbor entries beyond the fine table "
-                f"(closer than the training set's minimum distance {mnd}) and "
+                f"(closer than the training set's minimum distance {self._min_nbor_dist_text()}) and "
                 f"{r.beyond_table} beyond the whole table (linear extrapolation); accuracy may suffer",
                 TableOverflowWarning,
-                stacklevel=4,
+                stacklevel=4,  # the caller of eval (through _agreed_under_comm)
             )
+
+    def _min_nbor_dist_text(self):
+        mnd = getattr(self.model, "min_nbor_dist", None)
+        return "unknown" if mnd is None else f"{mnd:.4g} Å"
 
     def _warn_neighbor_overflow(self, o):
         self.last_overflow = int(o.total)
@@ -349,5 +393,5 @@ class Potential:
             f"{o.total} neighbors inside rcut were dropped because sel is too small{detail}; "
             "results differ from a model with a larger sel",
             NeighborOverflowWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of eval
         )

@@ -309,10 +309,10 @@ def test_bounds_type_one_side_and_exclusions(tiny):
     nets = (d.embeddings[0][0], d.embeddings[1][1])
     tos = replace(d, type_one_side=True, embeddings=nets)
     assert table_bounds(tos, tiny.min_nbor_dist) == ((-1, 15), (-1, 15))
-    # neighbor type 1 is seen by O centers only, neighbor type 0 by H centers only
+    # exclusions never narrow a shared table: every center type's range, as DeePMD-kit's tables
+    # (its exclusion test never matches) -- tests/test_close_contact.py checks that against dp compress
     ex = replace(tos, exclude_types=frozenset({(1, 1), (0, 0)}))
-    assert table_bounds(ex, tiny.min_nbor_dist) == ((-1, 15), (-1, 14))
-    # all centers excluded for neighbor 0: fall back to every center
+    assert table_bounds(ex, tiny.min_nbor_dist) == ((-1, 15), (-1, 15))
     ex = replace(tos, exclude_types=frozenset({(0, 0), (1, 0), (0, 1)}))
     assert table_bounds(ex, tiny.min_nbor_dist) == ((-1, 15), (-1, 15))
     # type_one_side False ignores exclusions (the net exists, its center decides)

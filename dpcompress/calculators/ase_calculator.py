@@ -33,15 +33,19 @@ class DPCompressCalculator(Calculator):
         ``None``: all cores.
     check_frequency : int or None
         See :class:`dpcompress.Potential`.
+    overflow : {"warn", "error", "ignore"}
+        What the first neighbor beyond a compressed model's table does; see
+        :class:`dpcompress.Potential`.  Ignored when ``model`` is a ``Potential`` (it has its own).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
     nolabel = True
 
     def __init__(self, model: Union[str, os.PathLike, DPModel, NEPModel, Potential], *, n_threads: Optional[int] = None,
-                 check_frequency: Optional[int] = None, **kwargs):
+                 check_frequency: Optional[int] = None, overflow: str = "warn", **kwargs):
         super().__init__(**kwargs)
-        self.potential = model if isinstance(model, Potential) else Potential(model, n_threads=n_threads, check_frequency=check_frequency)
+        self.potential = model if isinstance(model, Potential) else Potential(
+            model, n_threads=n_threads, check_frequency=check_frequency, overflow=overflow)
         self._lookup = {name: k for k, name in enumerate(self.potential.get_type_map())}
 
     def _types(self, atoms):

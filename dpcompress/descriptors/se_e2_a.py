@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..core.errors import ModelFormatError
-from ..tables import build_embedding_table, center_type_bounds
+from ..tables import build_embedding_table, center_type_bounds, union_bounds
 from . import fields
 from .base import (
     KIND_SE_A,
@@ -135,8 +135,9 @@ def table_bounds(descriptor, min_nbor_dist):
 
     Indexed like ``descriptor.embeddings``: ``[center][neighbor]`` when ``type_one_side`` is
     False (table (c, n) takes center c's range), ``[neighbor]`` when True (table n takes the min
-    of the lowers and the max of the uppers over the centers c with (c, n) not excluded — all
-    centers if every one is excluded).  ``None`` where the embedding net is None.
+    of the lowers and the max of the uppers over every center type, excluded or not: never
+    narrower than DeePMD-kit's table, see :mod:`dpcompress.tables.bounds`).  ``None`` where the
+    embedding net is None.
     """
     r = check_min_nbor_dist(min_nbor_dist)
     per_center = center_type_bounds(descriptor.davg, descriptor.dstd, descriptor.rcut_smth, descriptor.rcut, r)
@@ -149,10 +150,9 @@ def table_bounds(descriptor, min_nbor_dist):
         if emb[n] is None:
             out.append(None)
             continue
-        # Tuples of ints on both sides: DeePMD-kit tests tuples against JSON lists here, never
-        # matches, and so never shrinks the range of excluded pairs.
-        centers = [c for c in range(nt) if (c, n) not in descriptor.exclude_types] or list(range(nt))
-        out.append((min(per_center[c][0] for c in centers), max(per_center[c][1] for c in centers)))
+        # every center type, exclusions included: an exclusion-aware range was narrower than
+        # DeePMD-kit's (whose exclusion test never matches) and extrapolated close contacts
+        out.append(union_bounds(per_center))
     return tuple(out)
 
 

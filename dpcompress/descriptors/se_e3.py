@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.env_mat import smooth_switch
 from ..core.errors import ModelFormatError, UnsupportedModelError
-from ..tables import build_embedding_table
+from ..tables import build_embedding_table, deepmd_se_t_bounds
 from . import fields
 from .base import (
     KIND_SE_T,
@@ -178,7 +178,8 @@ def table_bounds(descriptor, min_nbor_dist):
     region and, through DeePMD-kit's interval-width off-by-one, in a wrongly
     built interval.  Here the max runs over every center type for which neither
     block :math:`a` nor :math:`b` is zeroed by ``exclude_types`` (all of them
-    when that leaves none).
+    when that leaves none), and :math:`U_{ab}` is never below DeePMD-kit's
+    (:func:`~dpcompress.tables.deepmd_se_t_bounds` of center type :math:`a`).
     (DeePMD-kit's PyTorch code also lets the radial σ enter; it is larger than
     the angular one in practice, so it never decides the bound.)
 
@@ -208,6 +209,7 @@ def table_bounds(descriptor, min_nbor_dist):
         rho[:, b] = s_max / np.abs(std).min(axis=(1, 2)) + np.linalg.norm(avg / std, axis=2).max(axis=1)
         silent[:, b] = np.all(avg == 0, axis=(1, 2))
     excl = descriptor.exclude_types
+    deepmd = deepmd_se_t_bounds(descriptor.dstd, descriptor.rcut_smth, descriptor.rcut, r)
     out = []
     for a in range(nt):
         row = []
@@ -218,8 +220,9 @@ def table_bounds(descriptor, min_nbor_dist):
             # a block zeroed by exclude_types (with zero padding rows) gives e = 0 for center t
             off = [t for t in range(rho.shape[0]) if any((t, x) in excl and silent[t, x] for x in (a, b))]
             centers = [t for t in range(rho.shape[0]) if t not in off] or list(range(rho.shape[0]))
-            # at least 1: a table needs a fine region (s_max = 0 when min_nbor_dist >= rcut)
-            u = max(1, int(math.ceil(max(rho[t, a] * rho[t, b] for t in centers))))
+            # at least 1: a table needs a fine region (s_max = 0 when min_nbor_dist >= rcut);
+            # at least DeePMD-kit's range for this table (center type a's), whatever the exclusions
+            u = max(1, int(math.ceil(max(rho[t, a] * rho[t, b] for t in centers))), deepmd[a][1])
             row.append((-u, u))
         out.append(tuple(row))
     return tuple(out)

@@ -4,7 +4,7 @@ The layout and the formulas are those of ``src_c/dpc_table.h``; :func:`build_emb
 tabulates one net (``src_c/dpc_table_build.c``) and measures the result against the net.
 """
 
-from .bounds import center_type_bounds, center_type_ranges
+from .bounds import center_type_bounds, center_type_ranges, deepmd_se_t_bounds, union_bounds
 from .embedding_table import (
     MAX_TABLE_ELEMENTS,
     EmbeddingTable,
@@ -16,4 +16,5 @@ from .embedding_table import (
 )
 
 __all__ = ["EmbeddingTable", "build_embedding_table", "estimate_table_error", "grid_counts", "grid_nodes",
-           "pack_network", "center_type_bounds", "center_type_ranges", "MAX_TABLE_ELEMENTS"]
+           "pack_network", "center_type_bounds", "center_type_ranges", "deepmd_se_t_bounds", "union_bounds",
+           "MAX_TABLE_ELEMENTS"]
