@@ -1,6 +1,7 @@
 """Guards of the evaluation path (issue 13): fork safety, lattice reduction and bounded neighbor
 search, finite outputs, frames without atoms, coordinates too far away to be precise."""
 
+import itertools
 import json
 import os
 import signal
@@ -129,6 +130,12 @@ def test_reduction_exact_and_idempotent():
         m = r.cell @ np.linalg.inv(a)
         assert np.allclose(m, np.round(m), atol=1e-8)  # the same lattice
         assert not reduce_cell(r.cell).changed
+        for i in range(3):  # Minkowski's conditions: no combination with coefficients 0, ±1 is shorter
+            j, l = [x for x in range(3) if x != i]
+            for s, t in itertools.product((-1, 0, 1), repeat=2):
+                if s or t:
+                    v = r.cell[i] + s * r.cell[j] + t * r.cell[l]
+                    assert v @ v >= (1 - 1e-9) * (r.cell[i] @ r.cell[i])
         assert np.allclose(np.sort(np.linalg.norm(r.cell, axis=1)),
                            np.sort(np.linalg.norm(reduce_cell(a).cell, axis=1)), rtol=1e-9)
 

@@ -10,8 +10,8 @@ cell's faces, and a sheared cell (:math:`\mathbf a_2 + 1000\,\mathbf a_0` in pla
 :func:`reduce_cell` returns the reduced basis, so the search costs what the atoms cost, however
 the cell was written.
 
-The reduction is greedy and exact (Semaev's / Nguyen and Stehlé's greedy reduction, which in three
-dimensions ends at a Minkowski-reduced basis):
+The reduction is greedy and exact, two kinds of step (in the spirit of Nguyen and Stehlé's greedy
+reduction):
 
 * *pair step*: :math:`\mathbf a_i \leftarrow \mathbf a_i - k\,\mathbf a_j`,
   :math:`k = \operatorname{round}(\mathbf a_i\cdot\mathbf a_j / |\mathbf a_j|^2)`;
@@ -19,7 +19,12 @@ dimensions ends at a Minkowski-reduced basis):
   :math:`s, t = \pm 1`;
 
 each taken only when it makes :math:`|\mathbf a_i|` strictly shorter (by a relative
-:data:`STRICT` at least), until no step does.  A basis that is already reduced, orthorhombic and
+:data:`STRICT` at least), until no step does.  Every step shortens a vector of a discrete lattice,
+so it ends; at the end :math:`|\mathbf a_i| \le |\mathbf a_i + \sum_{j \ne i} \varepsilon_j
+\mathbf a_j|` for all :math:`\varepsilon_j \in \{-1, 0, 1\}` (a pair step exists whenever
+:math:`|\mathbf a_i \pm \mathbf a_j| < |\mathbf a_i|`), the conditions that in three dimensions
+make the basis Minkowski-reduced (up to the order of its vectors): the face distances are then
+within a bounded factor of the vector lengths.  A basis that is already reduced, orthorhombic and
 the usual triclinic and hexagonal cells included, is returned unchanged (:math:`U = I`, the same
 array), so results on such cells are bit for bit what they were.  Every step has determinant
 :math:`+1`: the handedness is kept.  The integer matrix :math:`U` is kept exactly (Python
