@@ -24,9 +24,10 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from .core.errors import InputError, UnsupportedModelError
-from .core.inputs import as_atom_types, as_cells, as_coords
-from ._ext.threads import effective_n_threads, threads_per_rank
+from .core.errors import InputError, NumericalError, UnsupportedModelError
+from .core.inputs import as_atom_types, as_cells, as_coords, warn_far_coordinates
+from .core.lattice import reduce_cell
+from ._ext.threads import effective_n_threads, kernel_threads, threads_per_rank
 from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from .descriptors import parts
 from .evaluators.decomposed import DecomposedEvaluator
@@ -85,7 +86,10 @@ class Potential:
         already loaded.
     n_threads : int or None
         Threads of the compiled kernels; ``None`` uses every available core.  Results do not
-        depend on it.
+        depend on it.  In a process forked from one that had loaded dpcompress (``multiprocessing``
+        with the fork start method) every kernel runs one thread (libgomp's pool does not survive
+        ``fork``); an explicit ``n_threads > 1`` there warns once
+        (:class:`~dpcompress.core.warnings.ForkThreadsWarning`).
     check_frequency : int or None
         DeePMD-kit's ``-f`` ("overflow check frequency"), for compressed models: every
         ``check_frequency``-th evaluation (frame) is checked, and a :class:`TableOverflowWarning`
@@ -147,6 +151,7 @@ class Potential:
             raise InputError(f"overflow must be one of {', '.join(map(repr, OVERFLOW_ACTIONS))}, got {overflow!r}")
         self.overflow = overflow
         self.comm = comm if comm is not None and comm.size > 1 else None
+        self._threads_explicit = n_threads is not None and n_threads != -1
         if self.comm is not None and not (isinstance(device, str) and device == "cpu"):
             # decided by the arguments alone, before any communication (a rank passing other
             # arguments than the rest is, like a rank that never calls, beyond detection)
@@ -299,6 +304,23 @@ class Potential:
             Only with ``atomic=True``.
         atom_virial : ndarray, shape (nframes, natoms, 9)
             Only with ``atomic=True``.
+
+        Raises
+        ------
+        InputError
+            Bad arrays (naming the frame and the atom), a singular cell, or a cell too small for the
+            cutoff (:data:`dpcompress.neighbors.candidates.MAX_SCREENED_PER_ATOM`).
+        NumericalError
+            A non-finite energy, force or virial (naming the frame and the first atom): never
+            returned.
+
+        Notes
+        -----
+        Frames with zero atoms give energy 0, forces of shape ``(nframes, 0, 3)`` and a zero virial
+        (DeePMD-kit's behaviour).  Each cell is reduced first (:func:`dpcompress.core.lattice.reduce_cell`):
+        a sheared cell of the same lattice gives the same numbers at the same cost.  Coordinates
+        beyond :data:`dpcompress.core.inputs.FAR_COORDINATE` warn
+        (:class:`~dpcompress.core.warnings.CoordinatePrecisionWarning`).
         """
         if fparam is not None or aparam is not None:
             raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
@@ -308,7 +330,7 @@ class Potential:
                 raise InputError("atom_types has one row per frame but mixed_type=False; pass mixed_type=True")
             types = types[0]
         natoms = types.shape[-1]
-        if isinstance(self.evaluator, GpuEvaluator):
+        if isinstance(self.evaluator, GpuEvaluator) and natoms:
             xyz = self.evaluator.coords(coords, natoms)
         else:
             xyz = as_coords(coords, natoms)
@@ -318,13 +340,19 @@ class Potential:
         box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes)
         if self.comm is not None:  # every rank's inputs valid and the same frames, or every rank raises
             self.evaluator.start((xyz, box, types))
+        if natoms == 0:
+            return _empty_result(nframes, atomic)
+        if not isinstance(self.evaluator, GpuEvaluator):
+            warn_far_coordinates(xyz)
+        n_threads = kernel_threads(self.n_threads, self._threads_explicit)
         results = []
         for f in range(nframes):
+            cell = None if box is None else reduce_cell(box[f]).cell
             try:
-                r = self.evaluator.evaluate(xyz[f], None if box is None else box[f],
-                                            types if types.ndim == 1 else types[f], self.n_threads)
+                r = self.evaluator.evaluate(xyz[f], cell, types if types.ndim == 1 else types[f], n_threads)
             except InputError as exc:
                 raise InputError(f"frame {f}: {exc}") from None
+            _check_finite(r, f)
             self._after_frame(r, f)
             results.append(r)
         energy = np.array([[r.energy] for r in results])
@@ -395,3 +423,32 @@ class Potential:
             NeighborOverflowWarning,
             stacklevel=5,  # the caller of eval
         )
+
+
+def _empty_result(nframes, atomic):
+    """Outputs of frames without atoms: energy 0, no forces, zero virial (DeePMD-kit's)."""
+    out = (np.zeros((nframes, 1)), np.zeros((nframes, 0, 3)), np.zeros((nframes, 9)))
+    return out + (np.zeros((nframes, 0, 1)), np.zeros((nframes, 0, 9))) if atomic else out
+
+
+def _check_finite(r, frame):
+    """Raise :class:`NumericalError` when a frame's result holds NaN or infinity (O(atoms)).
+
+    Names the first atom whose force, energy or virial is not finite: the model's weights or tables
+    overflow for that atom's environment (or hold NaN), which no input check can see.
+    """
+    per_atom = (np.isfinite(r.force).all(axis=1) & np.isfinite(r.atom_energy)
+                & np.isfinite(np.asarray(r.atom_virial).reshape(len(r.force), 9)).all(axis=1))
+    totals_ok = bool(np.isfinite(r.energy)) and bool(np.isfinite(r.virial).all())
+    if totals_ok and per_atom.all():
+        return
+    if per_atom.all():  # finite per atom, infinite in the sum: the total overflowed
+        raise NumericalError(f"frame {frame}: the total energy or virial overflows (energy {r.energy}, "
+                             f"virial {np.asarray(r.virial).ravel().tolist()})")
+    k = int(np.flatnonzero(~per_atom)[0])
+    raise NumericalError(
+        f"frame {frame}: the model gives a non-finite result at atom {k} "
+        f"(energy {r.atom_energy[k]}, force {np.asarray(r.force[k]).tolist()}; "
+        f"{int((~per_atom).sum())} atoms affected): its weights or tables hold NaN or overflow for this "
+        "environment"
+    )

@@ -45,3 +45,10 @@ int dpc_openmp_threads_used(int n_threads)
 #endif
     return used;
 }
+
+void dpc_openmp_serialize(void)
+{
+#ifdef _OPENMP
+    omp_set_max_active_levels(0);
+#endif
+}

@@ -11,4 +11,12 @@ int dpc_openmp_max_threads(void);      /* omp_get_max_threads() or 1 */
 int dpc_openmp_num_procs(void);        /* omp_get_num_procs() or 1 */
 int dpc_openmp_threads_used(int n_threads); /* threads a parallel region with n_threads really gets */
 
+/* Make every later parallel region of this process run on one thread, whatever its num_threads
+ * clause: max-active-levels-var = 0 makes every region inactive (OpenMP 5.0, 2.6.1).  Called in
+ * a child after fork(): libgomp's thread pool does not survive fork, and a child that opens a
+ * region with more than one thread waits forever for the parent's workers.  It only sets an ICV
+ * (no lock, no allocation, no thread, no parallel region), so it is safe in a freshly forked
+ * child. */
+void dpc_openmp_serialize(void);
+
 #endif

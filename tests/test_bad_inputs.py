@@ -178,7 +178,6 @@ def test_type_map_mismatch(pot):
         (COORDS[None], CELL[None], np.array([[[0]]]), "atom_types must have shape"),
         (COORDS[None], CELL[None], [0.5, 1, 1], "integers"),
         (COORDS[None], CELL[None], [], "empty"),
-        (np.zeros((1, 0)), CELL[None], [], "empty"),
     ],
 )
 def test_wrong_shapes(pot, coords, cells, types, match):

@@ -27,6 +27,10 @@ class DataFormatError(DPCompressError, ValueError):
     """A training-data folder or file does not follow the deepmd/npy or deepmd/hdf5 layout."""
 
 
+class NumericalError(DPCompressError, FloatingPointError):
+    """Valid inputs gave a non-finite result (NaN or infinity): the model overflows there."""
+
+
 #: status codes of the C library (src_c/dpc_common.h)
 STATUS_OK, STATUS_ALLOC, STATUS_ARGUMENT, STATUS_INDEX, STATUS_NONFINITE, STATUS_COINCIDENT = range(6)
 

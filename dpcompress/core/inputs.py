@@ -6,13 +6,19 @@ Everything is checked here, in Python, before any compiled kernel runs, and ever
 """
 
 import operator
+import warnings
 
 import numpy as np
 
 from .errors import InputError
+from .warnings import CoordinatePrecisionWarning
 
 #: A cell whose volume is below this fraction of |a||b||c| is singular: the one rule of every front end.
 SINGULAR_CELL_RTOL = 1e-10
+#: Coordinates beyond this (Å, any component) warn: float64 numbers there are 2^-12 Å (2.4e-4 Å)
+#: apart, and the pair vectors the runtime forms from them, :math:`(x_j - x_i) + S\cdot\text{cell}`,
+#: are only that precise (a few 1e-4 Å for 2^40 Å ≈ 1.1e12 Å, 1e-3 Å at 2^42 Å).
+FAR_COORDINATE = 2.0**40
 
 
 def check_cell(cell, where="cell"):
@@ -105,8 +111,10 @@ def as_atom_types(atom_types, type_map, nframes_hint=None):
     """
     ntypes = len(type_map)
     arr = np.asarray(atom_types)
-    if arr.size == 0:
-        raise InputError("atom_types is empty: a frame needs at least one atom")
+    if arr.size == 0:  # frames without atoms (DeePMD-kit returns zeros for them)
+        if arr.ndim not in (1, 2):
+            raise InputError(f"atom_types must have shape (natoms,) or (nframes, natoms), got {arr.shape}")
+        return np.zeros(arr.shape, dtype=np.int64)
     if arr.dtype.kind in "US":
         lookup = {name: k for k, name in enumerate(type_map)}
         flat = arr.ravel()
@@ -138,11 +146,19 @@ def as_atom_types(atom_types, type_map, nframes_hint=None):
 
 
 def as_coords(coords, natoms):
-    """Validate coordinates; returns float64 (nframes, natoms, 3)."""
+    """Validate coordinates; returns float64 (nframes, natoms, 3).
+
+    With ``natoms == 0`` the frames are counted as DeePMD-kit counts them: ``coords.shape[0]``
+    (one frame for a 1-D array); every entry must be empty.
+    """
     try:
         arr = np.asarray(coords, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"coords must be a numeric array ({exc})") from None
+    if natoms == 0:
+        if arr.size != 0 or arr.ndim > 3 or (arr.ndim == 3 and arr.shape[2] != 3):
+            raise InputError(f"atom_types is empty (0 atoms) but coords has shape {arr.shape}; expected (nframes, 0)")
+        return np.zeros((arr.shape[0] if arr.ndim >= 2 else 1, 0, 3))
     if arr.size == 0 or arr.size % (3 * natoms) != 0:
         raise InputError(f"coords has shape {arr.shape}; expected (nframes, {natoms}*3) or (nframes, {natoms}, 3) for {natoms} atoms")
     if arr.ndim == 3 and arr.shape[1:] != (natoms, 3):
@@ -158,6 +174,35 @@ def as_coords(coords, natoms):
     if bad[0].size:
         raise InputError(f"coords: frame {bad[0][0]}, atom {bad[1][0]} has a non-finite coordinate {arr[bad[0][0], bad[1][0]]}")
     return arr
+
+
+def warn_far_coordinates(xyz, where="coords"):
+    r"""Warn once (:class:`CoordinatePrecisionWarning`) when a coordinate exceeds :data:`FAR_COORDINATE`.
+
+    Parameters
+    ----------
+    xyz : ndarray (nframes, natoms, 3)
+        Validated coordinates (:func:`as_coords`).
+
+    Notes
+    -----
+    One pass of ``max |x|`` per atom: a warning names the first frame and atom, the spacing of
+    float64 numbers there (:math:`2^{\lfloor \log_2 |x| \rfloor - 52}` Å) and how many atoms are that
+    far.  Periodic frames more than 2^30 cells away are refused later (the lattice shifts are
+    int32); wrapping the coordinates into the cell removes both.
+    """
+    far = np.abs(xyz).max(axis=2) >= FAR_COORDINATE
+    if not far.any():
+        return
+    f, a = (int(v[0]) for v in np.nonzero(far))
+    x = float(np.abs(xyz[f, a]).max())
+    warnings.warn(
+        f"{where}: frame {f}, atom {a} lies at |x| = {x:.3g} Å, where float64 numbers are {np.spacing(x):.2g} Å "
+        f"apart: its distances are only that precise ({int(far.sum())} atom positions beyond {FAR_COORDINATE:.3g} Å); "
+        "wrap the coordinates into the cell",
+        CoordinatePrecisionWarning,
+        stacklevel=3,
+    )
 
 
 def as_cells(cells, nframes):

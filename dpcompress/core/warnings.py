@@ -11,3 +11,11 @@ class TableOverflowWarning(RuntimeWarning):
 
 class TableAccuracyWarning(UserWarning):
     """A table reproduces its net less accurately than usual (kinks of relu/relu6, or a coarse step)."""
+
+
+class ForkThreadsWarning(RuntimeWarning):
+    """A process forked from one that had loaded dpcompress asked for several threads: it runs one."""
+
+
+class CoordinatePrecisionWarning(RuntimeWarning):
+    """Coordinates so large that float64 keeps them (and the pair vectors made of them) only to about 1e-4 Å."""

@@ -13,8 +13,15 @@ forms every pair vector from the caller's (unwrapped) coordinates as
 
 with :math:`n_a` = ``lattice[a]`` (:math:`\mathbf r_a = \mathbf w_a + n_a\cdot\text{cell}`, the wrapped
 position :math:`\mathbf w_a`) and :math:`q_j` the image's shift.
+
+The cell is the *reduced* cell (:func:`dpcompress.core.lattice.reduce_cell`): the same lattice
+written with its shortest, nearly orthogonal vectors, so a sheared cell costs what the plain one
+costs; ``cell``, ``lattice`` and the image shifts refer to it.  The work is bounded: a frame whose
+search would screen more than :data:`MAX_SCREENED_PER_ATOM` atoms and images around each atom
+(:func:`screened_per_atom`) is refused with an error naming the cell and the count.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -23,12 +30,19 @@ import numpy as np
 from .._ext import neighbors as _kernel
 from ..core.errors import InputError
 from ..core.inputs import check_cell, check_cutoff, check_positions
+from ..core.lattice import face_distances, reduce_cell
 from .._ext.threads import effective_n_threads
 
 #: Bins beyond this many per atom only cost memory and empty-bin visits.
 MAX_BINS_PER_ATOM = 2
 #: Coordinates further than this many cells from the cell are refused (the lattice shifts are int32).
 MAX_CELLS_AWAY = 2**30
+#: The most atoms and periodic images the cell list may screen around one atom
+#: (:func:`screened_per_atom`).  Dense matter needs far fewer: water with a 6 Å cutoff about 650,
+#: 0.5 atoms/Å^3 with a 12 Å cutoff at most 190,000.  Above it a frame is refused: its atoms are
+#: packed beyond any physical density, or its cell is so small that every atom sees hundreds of
+#: thousands of images of the others; the search costs O(atoms x this count).
+MAX_SCREENED_PER_ATOM = 2**18
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,7 @@ class Candidates:
     x : ndarray, float64 (natoms, 3)
         The caller's coordinates.
     cell : ndarray (3, 3) or None
+        The reduced cell (the caller's when it is reduced already).
     lattice : ndarray, int32 (natoms, 3), or None
         :math:`n_a` of every atom (periodic).
     image_owner : ndarray, int32 (nimage,)
@@ -94,14 +109,63 @@ def cell_list_bins(coords, cell, search):
         frac = frac - n
         wrap = n.astype(np.int64)
         wrapped = frac @ cell
-        volume = abs(np.linalg.det(cell))
-        h = np.array([volume / np.linalg.norm(np.cross(cell[(c + 1) % 3], cell[(c + 2) % 3])) for c in range(3)])
+        h = face_distances(cell)
     nbins = [max(1, int(min(h[c] / search, 2.0**20))) for c in range(3)]
     while nbins[0] * nbins[1] * nbins[2] > max(27, MAX_BINS_PER_ATOM * natoms):
         c = int(np.argmax(nbins))
         nbins[c] = max(1, nbins[c] // 2)
     reach = [int(np.floor(search * nbins[c] / h[c])) + 1 for c in range(3)]
     return frac, wrapped, wrap, nbins, reach
+
+
+def screened_per_atom(natoms, nbins, reach, periodic):
+    r"""Atoms and periodic images the cell list screens around one atom, on average.
+
+    Each center visits the :math:`\prod_c (2 r_c + 1)` bins within reach of its own (a cluster:
+    those inside the grid, :math:`\prod_c \min(2 r_c + 1, n_c)`), and a bin holds
+    :math:`N / \prod_c n_c` atoms on average:
+
+    .. math::
+
+        M = N \prod_c \frac{2 r_c + 1}{n_c}.
+
+    :math:`M` depends on the atoms, the cutoff and the lattice only (the cell is reduced first);
+    the search costs :math:`O(N M)`.
+    """
+    m = float(natoms)
+    for c in range(3):
+        visited = 2 * reach[c] + 1 if periodic else min(2 * reach[c] + 1, nbins[c])
+        m *= visited / nbins[c]
+    return m
+
+
+def check_search_work(natoms, cell, rcut, nbins, reach):
+    """Refuse a frame whose search screens more than :data:`MAX_SCREENED_PER_ATOM` atoms per atom.
+
+    Raises
+    ------
+    InputError
+        Naming the (reduced) cell, the atom count, the density, the periodic copies of the cell
+        within the cutoff and the count against the limit.
+    """
+    m = screened_per_atom(natoms, nbins, reach, cell is not None)
+    if m <= MAX_SCREENED_PER_ATOM:
+        return m
+    if cell is None:
+        raise InputError(
+            f"{natoms} atoms packed so densely that the neighbor search would screen about {m:.3g} atoms around "
+            f"each one (rcut = {rcut:g} Å; the limit is {MAX_SCREENED_PER_ATOM}): check the coordinates' units"
+        )
+    h = face_distances(cell)
+    volume = abs(float(np.linalg.det(cell)))
+    copies = math.prod(2 * math.ceil(rcut / h[c]) + 1 for c in range(3))
+    raise InputError(
+        f"cell too small for rcut = {rcut:g} Å: {natoms} atom{'s' * (natoms != 1)} in a cell of {volume:.3g} Å^3 "
+        f"({natoms / volume:.3g} atoms/Å^3; reduced cell vectors {np.round(cell, 6).tolist()} Å, face distances "
+        f"{np.round(h, 6).tolist()} Å) put {copies} periodic copies of the cell within the cutoff, and the "
+        f"neighbor search would screen about {m:.3g} atoms and images around each atom (the limit is "
+        f"{MAX_SCREENED_PER_ATOM}); pass a supercell at a physical density, or check the cell's units"
+    )
 
 
 def search_radius(coords, rcut):
@@ -126,16 +190,24 @@ def find_candidates(coords, cell, rcut, *, n_centers=None, n_threads=None):
     Returns
     -------
     Candidates
+
+    Raises
+    ------
+    InputError
+        Bad coordinates, cutoff or cell, coordinates more than 2^30 cells away, or a frame above
+        :data:`MAX_SCREENED_PER_ATOM` (a cell too small for the cutoff, or atoms packed beyond any
+        physical density).
     """
     coords = check_positions(coords)
     rcut = check_cutoff(rcut)
-    cell = None if cell is None else check_cell(cell)
+    cell = None if cell is None else reduce_cell(check_cell(cell)).cell
     natoms = coords.shape[0]
     n_centers = natoms if n_centers is None else int(n_centers)
     if not 0 <= n_centers <= natoms:
         raise InputError(f"n_centers must be an integer in [0, {natoms}], got {n_centers!r}")
     search = search_radius(coords, rcut)
     frac, wrapped, wrap, nbins, reach = cell_list_bins(coords, cell, search)
+    check_search_work(natoms, cell, rcut, nbins, reach)
     owner, image_lattice, offsets, index = _kernel.cell_candidates(
         frac, wrapped, cell, nbins, reach, search, n_centers, effective_n_threads(n_threads)
     )

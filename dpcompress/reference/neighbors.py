@@ -21,6 +21,7 @@ import itertools
 
 import numpy as np
 
+from ..core.lattice import reduce_cell
 from ..neighbors import NeighborList
 
 
@@ -56,7 +57,10 @@ def brute_force_neighbor_list(coords, cell, atom_types, rcut, sel, mixed_types=F
     Unwrapped coordinates are handled by wrapping ``r = w + n . cell`` with
     integer ``n = floor(frac(r))``; an image ``T`` of the wrapped positions is
     the shift ``S = T + n_i - n_j`` of the original ones, and the pair vector is
-    then evaluated from the original coordinates, as the fast path does.
+    then evaluated from the original coordinates, as the fast path does.  The
+    cell is reduced first (:func:`dpcompress.core.lattice.reduce_cell`), as the
+    fast path reduces it: same lattice, the shifts ``S`` refer to the reduced
+    rows.
 
     Parameters
     ----------
@@ -89,7 +93,7 @@ def _exhaustive_search(coords, cell, atom_types, rcut, sel, mixed_types, coincid
         images = np.zeros((1, 3), dtype=np.int64)
         wrap = np.zeros((natoms, 3), dtype=np.int64)
     else:
-        cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        cell = reduce_cell(np.asarray(cell, dtype=np.float64).reshape(3, 3)).cell
         nmax = _image_range(cell, rcut)
         images = np.array(list(itertools.product(*(range(-n, n + 1) for n in nmax))), dtype=np.int64)
         wrap = np.floor(coords @ np.linalg.inv(cell)).astype(np.int64)
