@@ -2,7 +2,20 @@
  *
  * Every size, index and offset the kernels will read is checked here, once, against the arrays it
  * points into; every value a kernel divides by or indexes with is range-checked; every float is
- * finite.  After a successful open the kernels need no further checks on model data. */
+ * finite.  After a successful open the kernels need no further checks on model data.
+ *
+ * Beyond that, every quantity the writer derives is derived again here and must agree, so that an
+ * edit whose checksums were recomputed cannot change a result silently where the file holds the
+ * redundancy to notice it (docs/model-file.md, "Checks"):
+ *   DP tables    the grid (lower, upper, xmax, strides, interval counts) from the statistics, the
+ *                cutoffs and the header's compression settings, as dpcompress/tables/bounds.py and
+ *                grid_counts compute it; the tables tile `coef` exactly; neighbouring polynomials
+ *                agree at their common node (value and derivatives: the Hermite construction);
+ *   NEP tables   interval counts, offsets and widths from the cutoffs and the header's step; every
+ *                node's g, g', g'' against the Chebyshev expansion of c_R / c_A;
+ *   statistics   |std| >= DPC_MIN_STD, so normalised inputs stay far from overflow.
+ * dpcompress/modelfile/dp.py and nep.py hold the same checks in numpy (the tests hold the two
+ * readers to refusing the same files). */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +25,23 @@
 #include "dpc_activations.h"
 #include "dpc_model_internal.h"
 #include "dpc_table.h"
+
+/* Smallest |std| accepted.  DeePMD-kit floors its statistics at 1e-2 (a std below that is set to
+ * 1e-2 when they are computed), so a real model is eight orders above this; a std of 1e-300
+ * makes (s - avg) / std overflow to inf and the energy NaN. */
+#define DPC_MIN_STD 1e-10
+/* Slack under ceil() in the writer's interval counts (tables/embedding_table.py _COUNT_SLACK). */
+#define GRID_SLACK 1e-9
+/* Largest interval count of a table or a NEP pair. */
+#define MAX_INTERVALS (INT64_C(1) << 40)
+/* Two neighbouring Hermite polynomials agree at their node to round-off (about 1e-15 of the
+ * sizes involved); 1e-10 leaves five orders of margin and still catches any edit that moves a
+ * value or a derivative by more than 1e-10 of the table's own scale. */
+#define TABLE_NODE_TOL 1e-10
+/* A NEP table node against the Chebyshev expansion (computed here and by numpy in a different
+ * order: about 1e-14 apart). */
+#define NEP_NODE_TOL 1e-9
+#define DPC_PI 3.141592653589793 /* numpy's np.pi */
 
 #define NEED(var, name, dtype, ndim, ...)                                                     \
     do {                                                                                      \
@@ -53,17 +83,217 @@ static dpc_status read_type_map(dpc_model *m, dpc_error *err)
     if (t != m->ntypes)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'type_map' holds %lld names for %lld types", (long long)t,
                              (long long)m->ntypes);
+    for (k = 0; k < a->count; k++)
+        if ((unsigned char)s[k] < 0x20 && s[k] != 0)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'type_map' holds a control character (byte %lld)",
+                                 (long long)k);
+    /* an element named twice would make the mapping of a simulation's types ambiguous */
+    for (t = 1; t < m->ntypes; t++)
+        for (int64_t q = 0; q < t; q++)
+            if (strcmp(m->names[t], m->names[q]) == 0)
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'type_map' names '%s' twice (types %lld and %lld)",
+                                     m->names[t], (long long)q, (long long)t);
+    return DPC_OK;
+}
+
+/* The number at a header path, or an error naming the key. */
+static dpc_status header_number(const dpc_model *m, const char *const *path, const char *key, double *out,
+                                dpc_error *err)
+{
+    dpc_json v;
+    if (!dpc_header_get(&m->file, path, &v) || !dpc_json_number(v, out))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key '%s' is missing or not a number", key);
     return DPC_OK;
 }
 
 /* ------------------------------------------------------------------------------------------- DP */
 
-static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, int ncoef, int64_t M,
-                              const double **tab_real, const int64_t **tab_count, const int64_t **tab_offset,
-                              const double **coef, dpc_error *err)
+/* The header's compression settings: the primary quantities of every DP table's grid. */
+typedef struct {
+    double rmin, stride0, stride1, extrapolate, order;
+} dp_grid_spec;
+
+static dpc_status read_grid_spec(const dpc_model *m, dp_grid_spec *g, dpc_error *err)
 {
-    char name[64];
+    static const char *const RMIN[] = {"compression", "min_nbor_dist", NULL}, *const S0[] = {"compression", "stride0", NULL},
+                             *const S1[] = {"compression", "stride1", NULL},
+                             *const EX[] = {"compression", "extrapolate", NULL}, *const OR[] = {"compression", "order", NULL};
+    dpc_status st;
+    if ((st = header_number(m, RMIN, "compression.min_nbor_dist", &g->rmin, err)) != DPC_OK ||
+        (st = header_number(m, S0, "compression.stride0", &g->stride0, err)) != DPC_OK ||
+        (st = header_number(m, S1, "compression.stride1", &g->stride1, err)) != DPC_OK ||
+        (st = header_number(m, EX, "compression.extrapolate", &g->extrapolate, err)) != DPC_OK ||
+        (st = header_number(m, OR, "compression.order", &g->order, err)) != DPC_OK)
+        return st;
+    if (!(isfinite(g->rmin) && g->rmin > 0.0))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'compression.min_nbor_dist' is %g (need a positive distance)",
+                             g->rmin);
+    if (!(isfinite(g->stride0) && g->stride0 > 0.0) || !(isfinite(g->stride1) && g->stride1 > 0.0))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                             "header keys 'compression.stride0', 'compression.stride1' are %g, %g (need positive strides)",
+                             g->stride0, g->stride1);
+    if (!(isfinite(g->extrapolate) && g->extrapolate >= 1.0))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'compression.extrapolate' is %g (need >= 1)", g->extrapolate);
+    if (g->order != 3.0 && g->order != 5.0)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'compression.order' is %g (3 or 5)", g->order);
+    return DPC_OK;
+}
+
+/* a * b rounded to double: these grids are compared bit for bit with numbers Python computed, so
+ * no product may be fused into an add (-ffp-contract=fast, or a build for an FMA target). */
+static double mul(double a, double b)
+{
+    volatile double r = a * b;
+    return r;
+}
+
+/* A table's grid: tab_real and tab_count of one table. */
+typedef struct {
+    double lower, upper, xmax, stride0, stride1;
+    int64_t n_fine, n_coarse, n_below;
+} dp_grid;
+
+/* The grid the writer builds for the requested range [lo, hi] (tables/embedding_table.py:
+ * grid_counts, build_embedding_table; `below`: the symmetric se_e3 grid), operation for operation
+ * so that every number comes out bit for bit.  0 when the counts are out of range. */
+static int writer_grid(double lo, double hi, double s0, double s1, double e, int below, dp_grid *g)
+{
+    memset(g, 0, sizeof *g); /* what a failure reports */
+    double nf = ceil((hi - lo) / s0 - GRID_SLACK);
+    if (nf < 1.0) nf = 1.0;
+    if (!(nf <= (double)MAX_INTERVALS)) return 0;
+    const double upper = lo + mul(nf, s0), top = mul(e, upper);
+    double nc = 0.0, nb = 0.0;
+    if (!(top <= upper)) {
+        nc = ceil((top - upper) / s1 - GRID_SLACK);
+        if (nc < 0.0) nc = 0.0;
+    }
+    if (below && lo < 0.0) {
+        nb = ceil((lo - mul(e, lo)) / s1 - GRID_SLACK);
+        if (nb < 0.0) nb = 0.0;
+    }
+    if (!(nc <= (double)MAX_INTERVALS) || !(nb <= (double)MAX_INTERVALS)) return 0;
+    g->lower = lo;
+    g->upper = upper;
+    g->xmax = upper + mul(nc, s1);
+    g->stride0 = s0;
+    g->stride1 = s1;
+    g->n_fine = (int64_t)nf;
+    g->n_coarse = (int64_t)nc;
+    g->n_below = (int64_t)nb;
+    return 1;
+}
+
+static int same_grid(const dp_grid *g, const double *r, const int64_t *c)
+{
+    return g->lower == r[0] && g->upper == r[1] && g->xmax == r[2] && g->stride0 == r[3] && g->stride1 == r[4] &&
+           g->n_fine == c[0] && g->n_coarse == c[1] && g->n_below == c[2];
+}
+
+/* s_max = sw(r_min) / r_min, the largest radial input (tables/bounds.py; core/env_mat.py smooth_switch). */
+static double s_max_of(double rmin, double rcut_smth, double rcut)
+{
+    double u = (rmin - rcut_smth) / (rcut - rcut_smth);
+    u = u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u);
+    const double sw = mul(mul(mul(u, u), u), mul(mul(-6.0, u), u) + mul(15.0, u) - 10.0) + 1.0;
+    return sw / rmin;
+}
+
+/* What a table's range is derived from: per center type c, the (lo, hi) it asks for, and whether
+ * it counts (1), does not (0), or cannot be told from the file (-1: the pair is both in the
+ * model's pair_exclude_types and the descriptor's exclude_types, and block_mode keeps only the
+ * first).  The writer takes min lo and max hi over the centers that count, or over all when none
+ * does.  When some cannot be told, the range must be one a subset could give. */
+typedef struct {
+    double lo, hi;
+    int counts;
+} center_range;
+
+static int range_matches(const center_range *cr, int64_t n, const double *r, const int64_t *c, double s0, double s1,
+                         double e, int below, dp_grid *want)
+{
+    int unknown = 0, any_in = 0;
+    double lo_in = INFINITY, hi_in = -INFINITY, lo_all = INFINITY, hi_all = -INFINITY;
+    for (int64_t k = 0; k < n; k++) {
+        if (cr[k].counts < 0) unknown = 1;
+        if (cr[k].counts > 0) {
+            any_in = 1;
+            lo_in = fmin(lo_in, cr[k].lo);
+            hi_in = fmax(hi_in, cr[k].hi);
+        }
+        lo_all = fmin(lo_all, cr[k].lo);
+        hi_all = fmax(hi_all, cr[k].hi);
+    }
+    if (!unknown) {
+        if (!writer_grid(any_in ? lo_in : lo_all, any_in ? hi_in : hi_all, s0, s1, e, below, want)) return 0;
+        return same_grid(want, r, c);
+    }
+    /* some centers undecided: lo must be one center's and not above the sure ones' minimum, hi
+     * likewise; the grid must then be the writer's for that (lo, hi) */
+    int lo_ok = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (cr[k].counts != 0 || !any_in) lo_ok |= cr[k].lo == r[0];
+    if (!lo_ok || (any_in && r[0] > lo_in)) {
+        writer_grid(any_in ? lo_in : lo_all, any_in ? hi_in : hi_all, s0, s1, e, below, want);
+        return 0;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        if ((cr[k].counts == 0 && any_in) || (any_in && cr[k].hi < hi_in)) continue;
+        if (writer_grid(r[0], cr[k].hi, s0, s1, e, below, want) && same_grid(want, r, c)) return 1;
+    }
+    writer_grid(r[0], any_in ? hi_in : hi_all, s0, s1, e, below, want);
+    return 0;
+}
+
+/* Neighbouring polynomials of a table agree at their common node: value, first and (quintic)
+ * second derivative, to TABLE_NODE_TOL of the sizes involved.  The Hermite construction makes
+ * them equal up to round-off; an edited coefficient, stride or interval count does not.
+ * Returns the first failing interval, or -1; *channel and *what say where. */
+static int64_t table_continuity(const double *coef, const dp_grid *g, int ncoef, int64_t M, int64_t *channel,
+                                const char **what)
+{
+    const int64_t rows = g->n_below + g->n_fine + g->n_coarse;
+    for (int64_t l = 0; l + 1 < rows; l++) {
+        const double w = (l >= g->n_below && l < g->n_below + g->n_fine) ? g->stride0 : g->stride1;
+        const double *A = coef + l * ncoef * M, *B = A + ncoef * M;
+        for (int64_t m = 0; m < M; m++) {
+            const double a0 = A[m], a1 = A[M + m], a2 = A[2 * M + m], a3 = A[3 * M + m];
+            const double b0 = B[m], b1 = B[M + m];
+            double v, d, dd = 0.0, ddref = 0.0, scale;
+            if (ncoef == 6) {
+                const double a4 = A[4 * M + m], a5 = A[5 * M + m], b2 = B[2 * M + m];
+                v = ((((a5 * w + a4) * w + a3) * w + a2) * w + a1) * w + a0;
+                d = (((5.0 * a5 * w + 4.0 * a4) * w + 3.0 * a3) * w + 2.0 * a2) * w + a1;
+                dd = ((20.0 * a5 * w + 12.0 * a4) * w + 6.0 * a3) * w + 2.0 * a2;
+                ddref = 2.0 * b2;
+                scale = fabs(a0) + fabs(a1) * w + fabs(a2) * w * w + fabs(b0) + fabs(b1) * w + fabs(b2) * w * w;
+            } else {
+                v = ((a3 * w + a2) * w + a1) * w + a0;
+                d = (3.0 * a3 * w + 2.0 * a2) * w + a1;
+                scale = fabs(a0) + fabs(a1) * w + fabs(b0) + fabs(b1) * w;
+            }
+            const double tol = TABLE_NODE_TOL * scale;
+            const int bad_v = !(fabs(v - b0) <= tol), bad_d = !(fabs(d - b1) * w <= tol),
+                      bad_dd = ncoef == 6 && !(fabs(dd - ddref) * w * w <= tol);
+            if (bad_v || bad_d || bad_dd) {
+                *channel = m;
+                *what = bad_v ? "value" : (bad_d ? "first derivative" : "second derivative");
+                return l;
+            }
+        }
+    }
+    return -1;
+}
+
+static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, int ncoef, int64_t M,
+                              const dp_grid_spec *spec, const double *avg, const double *std,
+                              const signed char *mode, const int64_t *table_of, const double **tab_real,
+                              const int64_t **tab_count, const int64_t **tab_offset, const double **coef,
+                              dpc_error *err)
+{
+    char name[64], cname[64];
     const dpc_array *a;
+    const int64_t nt = m->ntypes, nb = P->nblocks;
     snprintf(name, sizeof name, "part%d.tab_real", p);
     NEED(a, name, DPC_DT_F64, 2, ntab, 5);
     *tab_real = (const double *)a->data;
@@ -74,37 +304,194 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
     snprintf(name, sizeof name, "part%d.tab_offset", p);
     NEED(a, name, DPC_DT_I64, 1, ntab);
     *tab_offset = (const int64_t *)a->data;
-    snprintf(name, sizeof name, "part%d.coef", p);
-    NEED(a, name, DPC_DT_F64, 1, -1);
+    snprintf(name, sizeof name, "part%d.tab_error", p);
+    NEED(a, name, DPC_DT_F64, 1, ntab);
+    for (int64_t k = 0; k < ntab; k++)
+        if (!(isfinite(((const double *)a->data)[k]) && ((const double *)a->data)[k] >= 0.0))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': table %lld's error estimate %g is not a finite number >= 0",
+                                 name, (long long)k, ((const double *)a->data)[k]);
+    snprintf(cname, sizeof cname, "part%d.coef", p);
+    NEED(a, cname, DPC_DT_F64, 1, -1);
     *coef = (const double *)a->data;
     const int64_t ncoefs = a->count;
-    if (!all_finite(*coef, ncoefs)) return not_finite(err, name);
+    if (!all_finite(*coef, ncoefs)) return not_finite(err, cname);
+    if (spec->order + 1.0 != (double)ncoef)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %d coefficients per interval, header key 'compression.order' says %g",
+                             p, ncoef, spec->order);
+
+    /* sizes: every table's rows, and the tables tile coef in order (the writer concatenates them) */
+    snprintf(name, sizeof name, "part%d.tab_count", p);
+    int64_t pos = 0;
+    const int64_t row = ncoef * M;
     for (int64_t k = 0; k < ntab; k++) {
+        const int64_t *c = *tab_count + 3 * k;
+        const int64_t nf = c[0], nc = c[1], nbl = c[2];
+        if (nf < 1 || nc < 0 || nbl < 0 || nf > MAX_INTERVALS || nc > MAX_INTERVALS || nbl > MAX_INTERVALS ||
+            (nbl != 0 && P->kind != DPC_PART_SE_T))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': table %lld's interval counts (%lld, %lld, %lld) invalid",
+                                 name, (long long)k, (long long)nf, (long long)nc, (long long)nbl);
+        const double *r = *tab_real + 5 * k;
+        if (!(r[3] > 0.0) || !(r[4] > 0.0))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'part%d.tab_real': table %lld's strides %g, %g must be positive",
+                                 p, (long long)k, r[3], r[4]);
+        /* the grid's own arithmetic first: a bare message when the row is not even self-consistent */
+        if (r[1] != r[0] + mul((double)nf, r[3]) || r[2] != r[1] + mul((double)nc, r[4]))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array 'part%d.tab_real': table %lld's upper/xmax (%.17g, %.17g) disagree with lower "
+                                 "%.17g, the strides and the interval counts",
+                                 p, (long long)k, r[1], r[2], r[0]);
+        const int64_t rows = nf + nc + nbl;
+        if ((*tab_offset)[k] < 0 || (*tab_offset)[k] > ncoefs)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array 'part%d.tab_offset': table %lld starts at %lld, outside '%s' (%lld values)", p,
+                                 (long long)k, (long long)(*tab_offset)[k], cname, (long long)ncoefs);
+        if ((*tab_offset)[k] != pos)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array 'part%d.tab_offset': table %lld starts at %lld; the tables before it end at %lld",
+                                 p, (long long)k, (long long)(*tab_offset)[k], (long long)pos);
+        if (rows > (ncoefs - pos) / row)  /* compared before multiplying: no overflow */
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array '%s': table %lld's %lld intervals x %d coefficients x %lld channels do not fit in '%s' (%lld values)",
+                                 name, (long long)k, (long long)rows, ncoef, (long long)M, cname, (long long)ncoefs);
+        pos += rows * row;
+    }
+    if (pos != ncoefs)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' holds %lld values; its tables use %lld", cname,
+                             (long long)ncoefs, (long long)pos);
+
+    /* the grid of every table, re-derived as the writer derives it */
+    snprintf(name, sizeof name, "part%d.tab_real", p);
+    const int se_t = P->kind == DPC_PART_SE_T;
+    const double s0 = se_t ? 10.0 * spec->stride0 : spec->stride0, s1 = se_t ? 10.0 * spec->stride1 : spec->stride1;
+    const double smax = s_max_of(spec->rmin, P->rcut_smth, P->rcut);
+    int64_t b0 = 0; /* the writer reads the statistics of neighbor slot 0: the first non-empty block */
+    while (b0 < nb && P->sel_offsets[b0 + 1] == P->sel_offsets[b0]) b0++;
+    const int64_t rows_of = se_t ? nb : nt;
+    center_range *cr = (center_range *)calloc((size_t)nt, sizeof(center_range));
+    if (!cr) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory");
+    dpc_status st = DPC_OK;
+    for (int64_t k = 0; k < ntab && st == DPC_OK; k++) {
+        /* the (row, block) entries of table_of that use table k: one block (se_a, se_r, se_atten)
+         * or one block pair (se_e3) per table, as the writer builds them */
+        int64_t blk = -1, row_r = -1, users = 0;
+        for (int64_t r = 0; r < rows_of; r++)
+            for (int64_t b = 0; b < nb; b++)
+                if (table_of[r * nb + b] == k) {
+                    if (users && (b != blk || se_t)) {
+                        st = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                           "array 'part%d.table_of': table %lld serves more than one neighbor block", p,
+                                           (long long)k);
+                        goto out;
+                    }
+                    blk = b;
+                    row_r = r;
+                    users++;
+                }
+        if (!users) {
+            st = dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'part%d.table_of': table %lld is not used", p, (long long)k);
+            goto out;
+        }
+        int64_t n = 0;
+        if (!se_t) {
+            for (int64_t t = 0; t < nt; t++) {
+                if (table_of[t * nb + blk] != k) continue;
+                /* (0 - avg) / std and (s_max - avg) / std over the four components (tables/bounds.py) */
+                const double *av = avg + (t * nb + b0) * 4, *sd = std + (t * nb + b0) * 4;
+                double lo = INFINITY, hi = -INFINITY;
+                for (int q = 0; q < 4; q++) {
+                    lo = fmin(lo, (0.0 - av[q]) / sd[q]);
+                    hi = fmax(hi, (smax - av[q]) / sd[q]);
+                }
+                const int md = mode[t * nb + blk];
+                cr[n].lo = floor(lo);
+                cr[n].hi = ceil(hi);
+                /* se_atten: one table for every center, no exclusions in its range */
+                cr[n].counts = P->kind == DPC_PART_SE_ATTEN ? 1 : (md == 0 ? 1 : (md == 1 ? 0 : -1));
+                n++;
+            }
+        } else {
+            /* se_e3, table of the block pair (a, b): u = ceil(max_t rho_ta rho_tb) over the centers
+             * whose rows of a or b are not zeroed (descriptors/se_e3.py table_bounds) */
+            const int64_t pa = row_r, pb = blk;
+            for (int64_t t = 0; t < nt; t++) {
+                double rho[2];
+                int silent[2];
+                const int64_t xs[2] = {pa, pb};
+                for (int j = 0; j < 2; j++) {
+                    const double *av = avg + (t * nb + xs[j]) * 4, *sd = std + (t * nb + xs[j]) * 4;
+                    const double q1 = av[1] / sd[1], q2 = av[2] / sd[2], q3 = av[3] / sd[3];
+                    const double smin = fmin(fmin(fabs(sd[1]), fabs(sd[2])), fabs(sd[3]));
+                    rho[j] = smax / smin + sqrt(mul(q1, q1) + mul(q2, q2) + mul(q3, q3));
+                    silent[j] = av[1] == 0.0 && av[2] == 0.0 && av[3] == 0.0;
+                }
+                int off = 0, maybe = 0;
+                for (int j = 0; j < 2; j++) {
+                    const int md = mode[t * nb + xs[j]];
+                    if (silent[j] && md == 1) off = 1;
+                    if (silent[j] && md == 2) maybe = 1;
+                }
+                double u = ceil(mul(rho[0], rho[1]));
+                if (u < 1.0) u = 1.0;
+                cr[n].lo = -u;
+                cr[n].hi = u;
+                cr[n].counts = off ? 0 : (maybe ? -1 : 1);
+                n++;
+            }
+        }
         const double *r = *tab_real + 5 * k;
         const int64_t *c = *tab_count + 3 * k;
-        const int64_t nf = c[0], nc = c[1], nb = c[2];
-        if (nf < 1 || nc < 0 || nb < 0 || nf > (INT64_C(1) << 40) || nc > (INT64_C(1) << 40) || nb > (INT64_C(1) << 40))
-            return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d table %lld: interval counts (%lld, %lld, %lld) invalid", p,
-                                 (long long)k, (long long)nf, (long long)nc, (long long)nb);
-        if (!(r[3] > 0.0) || !(r[4] > 0.0))
-            return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d table %lld: strides %g, %g must be positive", p,
-                                 (long long)k, r[3], r[4]);
-        if (r[1] != r[0] + (double)nf * r[3] || r[2] != r[1] + (double)nc * r[4])
-            return dpc_set_error(err, DPC_ERR_ARGUMENT,
-                                 "part %d table %lld: upper/xmax (%.17g, %.17g) disagree with lower %.17g, the strides "
-                                 "and the interval counts",
-                                 p, (long long)k, r[1], r[2], r[0]);
-        const int64_t size = (nf + nc + nb) * ncoef * M;
-        const int64_t off = (*tab_offset)[k];
-        if (off < 0 || off > ncoefs || size > ncoefs - off)
-            return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d table %lld: coefficients [%lld, +%lld) outside '%s' (%lld)",
-                                 p, (long long)k, (long long)off, (long long)size, name, (long long)ncoefs);
+        dp_grid want;
+        memset(&want, 0, sizeof want);
+        int ok;
+        if (se_t) {
+            /* the symmetric range (-u, u): lo and hi move together */
+            int unknown = 0, any_in = 0;
+            double u_in = -INFINITY, u_all = -INFINITY;
+            for (int64_t q = 0; q < n; q++) {
+                unknown |= cr[q].counts < 0;
+                if (cr[q].counts > 0) any_in = 1, u_in = fmax(u_in, cr[q].hi);
+                u_all = fmax(u_all, cr[q].hi);
+            }
+            const double u_sure = any_in ? u_in : u_all;
+            ok = writer_grid(-u_sure, u_sure, s0, s1, spec->extrapolate, 1, &want) && same_grid(&want, r, c);
+            for (int64_t q = 0; q < n && !ok && unknown; q++) {
+                dp_grid g;
+                if (cr[q].counts != 0 && cr[q].hi >= (any_in ? u_in : -INFINITY) &&
+                    writer_grid(-cr[q].hi, cr[q].hi, s0, s1, spec->extrapolate, 1, &g) && same_grid(&g, r, c))
+                    ok = 1;
+            }
+        } else {
+            ok = range_matches(cr, n, r, c, s0, s1, spec->extrapolate, 0, &want);
+        }
+        if (!ok) {
+            st = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                               "array '%s' (table %lld): grid lower %.17g, upper %.17g, xmax %.17g, strides %.17g, %.17g, "
+                               "counts (%lld, %lld, %lld); the statistics, cutoffs and header compression settings give "
+                               "lower %.17g, upper %.17g, xmax %.17g, strides %.17g, %.17g, counts (%lld, %lld, %lld)",
+                               name, (long long)k, r[0], r[1], r[2], r[3], r[4], (long long)c[0], (long long)c[1],
+                               (long long)c[2], want.lower, want.upper, want.xmax, want.stride0, want.stride1,
+                               (long long)want.n_fine, (long long)want.n_coarse, (long long)want.n_below);
+            goto out;
+        }
+        /* the polynomials against each other */
+        dp_grid g = {r[0], r[1], r[2], r[3], r[4], c[0], c[1], c[2]};
+        int64_t channel = 0;
+        const char *what = "";
+        const int64_t l = table_continuity(*coef + (*tab_offset)[k], &g, ncoef, M, &channel, &what);
+        if (l >= 0) {
+            st = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                               "array '%s' (table %lld): intervals %lld and %lld disagree at their common node (channel "
+                               "%lld, %s): edited coefficients, strides or interval counts",
+                               cname, (long long)k, (long long)l, (long long)(l + 1), (long long)channel, what);
+            goto out;
+        }
     }
-    (void)P;
-    return DPC_OK;
+out:
+    free(cr);
+    return st;
 }
 
-static dpc_status read_part(dpc_model *m, int p, dpc_error *err)
+static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_error *err)
 {
     dpc_part *P = m->parts + p;
     const int64_t nt = m->ntypes;
@@ -125,22 +512,30 @@ static dpc_status read_part(dpc_model *m, int p, dpc_error *err)
     P->tebd_dim = I[DPC_PI_TEBD];
     P->dim_out = I[DPC_PI_DIM];
     P->n_gate_rows = I[DPC_PI_NGATE];
-    if (P->kind < DPC_PART_SE_A || P->kind > DPC_PART_SE_ATTEN)
-        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: unknown descriptor kind %d", p, P->kind);
+    /* int fields are range-checked as the int64 the file holds, before any narrowing */
+    if (I[DPC_PI_KIND] < DPC_PART_SE_A || I[DPC_PI_KIND] > DPC_PART_SE_ATTEN)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: unknown descriptor kind %lld", p, (long long)I[DPC_PI_KIND]);
     const int gated = P->kind == DPC_PART_SE_ATTEN;
-    if (P->mixed != gated || P->nblocks != (gated ? 1 : nt))
-        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld neighbor blocks (mixed %d) for %lld types", p,
-                             (long long)P->nblocks, P->mixed, (long long)nt);
+    if (I[DPC_PI_MIXED] != gated || P->nblocks != (gated ? 1 : nt))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld neighbor blocks (mixed %lld) for %lld types", p,
+                             (long long)P->nblocks, (long long)I[DPC_PI_MIXED], (long long)nt);
     if (ncoef != 4 && ncoef != 6)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld coefficients per interval (4 or 6)", p, (long long)ncoef);
     if (P->M < 1 || P->M > (1 << 20) || ntab < 1 || ntab > nt * nt)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld channels or %lld tables out of range", p,
                              (long long)P->M, (long long)ntab);
     const int angular = P->kind == DPC_PART_SE_A || gated;
+    /* fields a kind does not use are written as 0: nothing in part{p}.int goes unchecked */
+    if ((!gated && (I[DPC_PI_CONCAT] != 0 || P->tebd_dim != 0 || P->n_gate_rows != 0)) || (!angular && P->A != 0))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                             "array '%s': fields this descriptor kind does not use are not 0 (axis_neuron %lld, concat %lld, "
+                             "tebd_dim %lld, gate rows %lld)",
+                             name, (long long)P->A, (long long)I[DPC_PI_CONCAT], (long long)P->tebd_dim,
+                             (long long)P->n_gate_rows);
     if (angular && (P->A < 1 || P->A > P->M || P->A > DPC_MAX_AXIS_NEURON))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: axis_neuron %lld outside [1, min(M=%lld, %d)]", p,
                              (long long)P->A, (long long)P->M, DPC_MAX_AXIS_NEURON);
-    if (gated && P->concat && (P->tebd_dim < 1 || P->tebd_dim > (1 << 20)))
+    if (gated && (I[DPC_PI_CONCAT] < 0 || I[DPC_PI_CONCAT] > 1 || P->tebd_dim < 1 || P->tebd_dim > (1 << 20)))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: tebd_dim %lld", p, (long long)P->tebd_dim);
     const int64_t dim = angular ? P->M * P->A + (gated && P->concat ? P->tebd_dim : 0) : P->M;
     if (P->dim_out != dim)
@@ -179,9 +574,11 @@ static dpc_status read_part(dpc_model *m, int p, dpc_error *err)
     NEED(a, name, DPC_DT_F64, 3, nt, P->nblocks, 4);
     std = (const double *)a->data;
     for (int64_t k = 0; k < a->count; k++)
-        if (!isfinite(std[k]) || !(fabs(std[k]) > 1e-150))
-            return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: std entry %lld is %g (zero, tiny or not finite)", p,
-                                 (long long)k, std[k]);
+        if (!isfinite(std[k]) || !(fabs(std[k]) >= DPC_MIN_STD))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array '%s': std entry %lld is %g (zero, not finite or below %g in magnitude: the "
+                                 "normalised inputs would overflow)",
+                                 name, (long long)k, std[k], DPC_MIN_STD);
     snprintf(name, sizeof name, "part%d.block_mode", p);
     NEED(a, name, DPC_DT_I8, 2, nt, P->nblocks);
     const signed char *mode = (const signed char *)a->data;
@@ -197,13 +594,15 @@ static dpc_status read_part(dpc_model *m, int p, dpc_error *err)
             const int64_t sel_b = P->sel_offsets[b + 1] - P->sel_offsets[b];
             const int64_t sel_r = P->kind == DPC_PART_SE_T ? P->sel_offsets[r + 1] - P->sel_offsets[r] : 1;
             const int needed = sel_b > 0 && sel_r > 0 && (P->kind != DPC_PART_SE_T || r <= b);
-            if (k < -1 || k >= ntab || (needed && k < 0))
-                return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: table index %lld of (%lld, %lld) invalid", p,
-                                     (long long)k, (long long)r, (long long)b);
+            if (k < -1 || k >= ntab || (needed && k < 0) || (!needed && k != -1))
+                return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                     "array '%s': table index %lld of (%lld, %lld) invalid (the pair %s a table)", name,
+                                     (long long)k, (long long)r, (long long)b, needed ? "needs" : "has no neighbors, so no");
         }
     const double *tab_real = NULL, *coef = NULL;
     const int64_t *tab_count = NULL, *tab_offset = NULL;
-    dpc_status st = read_tables(m, P, p, ntab, (int)ncoef, P->M, &tab_real, &tab_count, &tab_offset, &coef, err);
+    dpc_status st = read_tables(m, P, p, ntab, (int)ncoef, P->M, spec, avg, std, mode, table_of, &tab_real, &tab_count,
+                                &tab_offset, &coef, err);
     if (st != DPC_OK) return st;
 
     /* dpc_se_a_tab_args and dpc_se_t_tab_args share these fields by name. */
@@ -253,12 +652,11 @@ static dpc_status read_part(dpc_model *m, int p, dpc_error *err)
             if (P->gate_of[k] < -1 || P->gate_of[k] >= P->n_gate_rows)
                 return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: gate row %lld out of range", p,
                                      (long long)P->gate_of[k]);
-        if (P->concat) {
-            snprintf(name, sizeof name, "part%d.type_embedding", p);
-            NEED(a, name, DPC_DT_F64, 2, nt, P->tebd_dim);
-            P->type_embedding = (const double *)a->data;
-            if (!all_finite(P->type_embedding, a->count)) return not_finite(err, name);
-        }
+        /* written with or without concat_output_tebd (the Python model keeps it): checked either way */
+        snprintf(name, sizeof name, "part%d.type_embedding", p);
+        NEED(a, name, DPC_DT_F64, 2, nt, P->tebd_dim);
+        if (!all_finite((const double *)a->data, a->count)) return not_finite(err, name);
+        P->type_embedding = P->concat ? (const double *)a->data : NULL;
     }
     return DPC_OK;
 }
@@ -377,10 +775,13 @@ static dpc_status read_dp(dpc_model *m, const int64_t *I, dpc_error *err)
         any |= pe[k];
     }
     m->pair_exclude = any ? pe : NULL;
+    dp_grid_spec spec;
+    dpc_status st0 = read_grid_spec(m, &spec, err);
+    if (st0 != DPC_OK) return st0;
     int64_t dim = 0;
     m->rcut = 0.0;
     for (int p = 0; p < m->nparts; p++) {
-        dpc_status st = read_part(m, p, err);
+        dpc_status st = read_part(m, p, &spec, err);
         if (st != DPC_OK) return st;
         dim += m->parts[p].dim_out;
         if (m->parts[p].rcut > m->rcut) m->rcut = m->parts[p].rcut;
@@ -404,7 +805,154 @@ enum { NI_T, NI_NR, NI_NA, NI_BR, NI_BA, NI_LNEED, NI_NUML, NI_NN, NI_DIM, NI_NM
         if (!all_finite(n->field, a->count)) return not_finite(err, name); \
     } while (0)
 
-static dpc_status read_nep(dpc_model *m, dpc_error *err)
+/* g_n, g_n', g_n'' at r of the NEP radial functions of one pair (c: [nb+1][nchp]):
+ * g_n = f_c(r) sum_k c_kn (T_k(x) + 1) / 2, x = 2 (r/rc - 1)^2 - 1, as nep/tables.py
+ * radial_function_derivatives, by the three-term recurrence of T_k and of its derivatives (an
+ * independent evaluation: numpy's runs Clenshaw's). */
+static void nep_node(double r, double rc, int64_t nb, int64_t nch, int64_t nchp, const double *c, double *g,
+                     double *gp, double *gpp)
+{
+    const double u = r / rc - 1.0, x = 2.0 * u * u - 1.0, dx = 4.0 * u / rc, ddx = 4.0 / (rc * rc);
+    const double a = DPC_PI * r / rc, k1 = DPC_PI / rc;
+    const double fc = 0.5 * cos(a) + 0.5, fcp = -0.5 * k1 * sin(a), fcpp = -0.5 * k1 * k1 * cos(a);
+    for (int64_t n = 0; n < nch; n++) g[n] = gp[n] = gpp[n] = 0.0;
+    double t0 = 1.0, d0 = 0.0, e0 = 0.0, t1 = x, d1 = 1.0, e1 = 0.0; /* T, T', T'' */
+    for (int64_t k = 0; k <= nb; k++) {
+        double t, d, e;
+        if (k == 0) t = t0, d = d0, e = e0;
+        else if (k == 1) t = t1, d = d1, e = e1;
+        else {
+            t = 2.0 * x * t1 - t0;
+            d = 2.0 * t1 + 2.0 * x * d1 - d0;
+            e = 4.0 * d1 + 2.0 * x * e1 - e0;
+            t0 = t1, d0 = d1, e0 = e1, t1 = t, d1 = d, e1 = e;
+        }
+        /* P = sum c (T+1)/2, P1 = dP/dx, P2 = d2P/dx2, then the chain rule with f_c */
+        for (int64_t n = 0; n < nch; n++) {
+            const double ck = c[k * nchp + n];
+            g[n] += ck * 0.5 * (t + 1.0);
+            gp[n] += ck * 0.5 * d;
+            gpp[n] += ck * 0.5 * e;
+        }
+    }
+    for (int64_t n = 0; n < nch; n++) {
+        const double P = g[n], P1 = gp[n], P2 = gpp[n];
+        g[n] = fc * P;
+        gp[n] = fcp * P + fc * P1 * dx;
+        gpp[n] = fcpp * P + 2.0 * fcp * P1 * dx + fc * (P2 * dx * dx + P1 * ddx);
+    }
+}
+
+#define NEP_MAXCH 32
+
+/* The tables of a tabulated NEP model, against its Chebyshev coefficients (docs/model-file.md):
+ * per pair and part the interval count of nep/tables.py build_tables from the header's step, the
+ * offsets (pairs in order, channels padded), w and 1/w, then at both ends of every interval the
+ * polynomial's value, first and second derivative against the expansion's. */
+static dpc_status read_nep_tables(dpc_model *m, const dpc_nep_model *n, int64_t ncoef, dpc_error *err)
+{
+    static const char *const STEP[] = {"step", NULL};
+    double step;
+    dpc_status st = header_number(m, STEP, "step", &step, err);
+    if (st != DPC_OK) return st;
+    if (!(isfinite(step) && step > 0.0))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'step' is %g (need a positive interval width)", step);
+    const int64_t T = n->ntypes, TT = T * T;
+    for (const char *const *e = (const char *const[]){"nep.error_g", "nep.error_gp", NULL}; *e; e++) {
+        const dpc_array *a;
+        NEED(a, *e, DPC_DT_F64, 3, 2, T, T);
+        for (int64_t k = 0; k < a->count; k++)
+            if (!(isfinite(((const double *)a->data)[k]) && ((const double *)a->data)[k] >= 0.0))
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': error estimate %g is not a finite number >= 0", *e,
+                                     ((const double *)a->data)[k]);
+    }
+    int64_t pos = 0;
+    for (int64_t q = 0; q < 2 * TT; q++) {
+        const int part = q >= TT;
+        const double rc = part ? n->rc_A[q - TT] : n->rc_R[q - part * TT];
+        const int64_t nch = (part ? n->n_max_A : n->n_max_R) + 1, nchp = (nch + 3) / 4 * 4;
+        const int64_t nb = part ? n->basis_A : n->basis_R;
+        const double *cpair = (part ? n->c_A : n->c_R) + (q - part * TT) * (nb + 1) * nchp;
+        double want = ceil(rc / step - 1e-9); /* build_tables: max(16, ceil(rc / step - 1e-9)) */
+        if (want < 16.0) want = 16.0;
+        if (!(want <= (double)MAX_INTERVALS))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'step' %g gives %g intervals for a %g Å cutoff", step, want,
+                                 rc);
+        const int64_t M = n->tab_M[q];
+        if ((double)M != want)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array 'nep.tab_M': table %lld has %lld intervals; its cutoff %.17g and the header's step "
+                                 "%.17g give %lld",
+                                 (long long)q, (long long)M, rc, step, (long long)want);
+        if (n->tab_off[q] != pos)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'nep.tab_off': table %lld starts at %lld; the tables before it end at %lld",
+                                 (long long)q, (long long)n->tab_off[q], (long long)pos);
+        if (M > (ncoef - pos) / (6 * nchp))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'nep.tab_coef' (%lld values) is too short for table %lld",
+                                 (long long)ncoef, (long long)q);
+        const double w = rc / (double)M;
+        if (n->tab_grid[2 * q] != w || n->tab_grid[2 * q + 1] != (double)M / rc)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array 'nep.tab_grid': table %lld has (w, 1/w) = (%.17g, %.17g); its cutoff and interval "
+                                 "count give (%.17g, %.17g)",
+                                 (long long)q, n->tab_grid[2 * q], n->tab_grid[2 * q + 1], w, (double)M / rc);
+        const double *coef = n->tab_coef + pos;
+        pos += M * 6 * nchp;
+        /* pass 1: the size of every channel (what the tolerance is relative to) */
+        double scale[NEP_MAXCH], g[NEP_MAXCH], gp[NEP_MAXCH], gpp[NEP_MAXCH];
+        double g1[NEP_MAXCH], gp1[NEP_MAXCH], gpp1[NEP_MAXCH];
+        if (nch > NEP_MAXCH) return dpc_set_error(err, DPC_ERR_ARGUMENT, "nep.int: %lld channels", (long long)nch);
+        for (int64_t c = 0; c < nch; c++) {
+            scale[c] = 0.0;
+            for (int64_t k = 0; k <= nb; k++) scale[c] += fabs(cpair[k * nchp + c]);
+        }
+        for (int64_t l = 0; l <= M; l++) {
+            nep_node(l == M ? rc : (double)l * w, rc, nb, nch, nchp, cpair, g, gp, gpp);
+            for (int64_t c = 0; c < nch; c++) scale[c] = fmax(scale[c], fabs(g[c]) + fabs(gp[c]) * w + fabs(gpp[c]) * w * w);
+        }
+        /* pass 2: both ends of every interval */
+        nep_node(0.0, rc, nb, nch, nchp, cpair, g, gp, gpp);
+        for (int64_t l = 0; l < M; l++) {
+            nep_node(l + 1 == M ? rc : (double)(l + 1) * w, rc, nb, nch, nchp, cpair, g1, gp1, gpp1);
+            const double *A = coef + l * 6 * nchp;
+            for (int64_t c = 0; c < nchp; c++) {
+                const double a0 = A[c], a1 = A[nchp + c], a2 = A[2 * nchp + c], a3 = A[3 * nchp + c],
+                             a4 = A[4 * nchp + c], a5 = A[5 * nchp + c];
+                if (c >= nch) {
+                    if (a0 != 0.0 || a1 != 0.0 || a2 != 0.0 || a3 != 0.0 || a4 != 0.0 || a5 != 0.0)
+                        return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'nep.tab_coef': table %lld, padding channel %lld is not zero",
+                                             (long long)q, (long long)c);
+                    continue;
+                }
+                const double v = ((((a5 * w + a4) * w + a3) * w + a2) * w + a1) * w + a0;
+                const double d = (((5.0 * a5 * w + 4.0 * a4) * w + 3.0 * a3) * w + 2.0 * a2) * w + a1;
+                const double dd = ((20.0 * a5 * w + 12.0 * a4) * w + 6.0 * a3) * w + 2.0 * a2;
+                const double tol = NEP_NODE_TOL * scale[c];
+                const double res[6] = {a0 - g[c], (a1 - gp[c]) * w, (2.0 * a2 - gpp[c]) * w * w,
+                                       v - g1[c], (d - gp1[c]) * w, (dd - gpp1[c]) * w * w};
+                for (int k = 0; k < 6; k++)
+                    if (!(fabs(res[k]) <= tol))
+                        return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                             "array 'nep.tab_coef': table %lld (%s, pair %lld), interval %lld, channel %lld: "
+                                             "the %s at r = %.6g Å is off by %.3g of the channel's scale from the "
+                                             "expansion in '%s' (edited or inconsistent tables)",
+                                             (long long)q, part ? "angular" : "radial", (long long)(q - part * TT), (long long)l,
+                                             (long long)c, k % 3 == 0 ? "value" : (k % 3 == 1 ? "first derivative" : "second derivative"),
+                                             k < 3 ? (double)l * w : (double)(l + 1) * w, fabs(res[k]) / (scale[c] > 0 ? scale[c] : 1.0),
+                                             part ? "nep.c_A" : "nep.c_R");
+            }
+            memcpy(g, g1, sizeof g);
+            memcpy(gp, gp1, sizeof gp);
+            memcpy(gpp, gpp1, sizeof gpp);
+        }
+    }
+    if (pos != ncoef)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'nep.tab_coef' holds %lld values; its tables use %lld",
+                             (long long)ncoef, (long long)pos);
+    return DPC_OK;
+}
+
+static dpc_status read_nep(dpc_model *m, const int64_t *model_int, dpc_error *err)
 {
     dpc_nep_model *n = &m->nep;
     const dpc_array *a;
@@ -429,6 +977,8 @@ static dpc_status read_nep(dpc_model *m, dpc_error *err)
         n->zbl_kind < 0 || n->zbl_kind > 2 || n->tabulated < 0 || n->tabulated > 1 ||
         n->dim != n->n_max_R + 1 + (n->n_max_A + 1) * n->num_L)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "nep.int: sizes outside the kernel's limits or inconsistent");
+    if (model_int[2] != 0 || model_int[3] != 0)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'model.int' of a NEP model has descriptor parts or a width (not 0)");
     const int64_t TT = T * T, nR1p = (n->n_max_R + 4) / 4 * 4, nA1p = (n->n_max_A + 4) / 4 * 4;
     const int64_t D = n->dim, NN = n->n_neuron;
     NEED(a, "nep.b1", DPC_DT_F64, 1, 1);
@@ -479,15 +1029,84 @@ static dpc_status read_nep(dpc_model *m, dpc_error *err)
     NEP_F64(tab_grid, "nep.tab_grid", 2, 2 * TT, 2);
     NEP_F64(tab_coef, "nep.tab_coef", 1, -1);
     const int64_t ncoef = a->count;
-    if (n->tabulated)
-        for (int64_t q = 0; q < 2 * TT; q++) {
-            const int64_t nch = q < TT ? nR1p : nA1p, Mq = n->tab_M[q], off = n->tab_off[q];
-            if (Mq < 1 || Mq > (INT64_C(1) << 32) || off < 0 || off > ncoef || Mq * 6 * nch > ncoef - off)
-                return dpc_set_error(err, DPC_ERR_ARGUMENT, "nep table %lld: %lld intervals at %lld outside nep.tab_coef",
-                                     (long long)q, (long long)Mq, (long long)off);
-            if (!(n->tab_grid[2 * q] > 0.0) || !(n->tab_grid[2 * q + 1] > 0.0))
-                return dpc_set_error(err, DPC_ERR_ARGUMENT, "nep table %lld: interval width not positive", (long long)q);
-        }
+    /* channel padding is zero (packing.py _pad_channels): the kernel's loops run over it */
+    for (int part = 0; part < 2; part++) {
+        const double *c = part ? n->c_A : n->c_R;
+        const int64_t nb1 = (part ? n->basis_A : n->basis_R) + 1, nch = (part ? n->n_max_A : n->n_max_R) + 1,
+                      nchp = part ? nA1p : nR1p;
+        for (int64_t k = 0; k < TT * nb1; k++)
+            for (int64_t q = nch; q < nchp; q++)
+                if (c[k * nchp + q] != 0.0)
+                    return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': padding channel %lld is not zero",
+                                         part ? "nep.c_A" : "nep.c_R", (long long)q);
+    }
+    if (!n->tabulated) {
+        /* the placeholders pack_model writes: nothing here may differ from them unnoticed */
+        for (int64_t q = 0; q < 2 * TT; q++)
+            if (n->tab_M[q] != 1 || n->tab_off[q] != 0 || n->tab_grid[2 * q] != 1.0 || n->tab_grid[2 * q + 1] != 1.0)
+                return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                     "arrays 'nep.tab_M', 'nep.tab_off', 'nep.tab_grid' of a model without tables are "
+                                     "not the writer's placeholders (entry %lld)",
+                                     (long long)q);
+        if (ncoef != 1 || n->tab_coef[0] != 0.0)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'nep.tab_coef' of a model without tables is not [0]");
+        if (dpc_file_get(&m->file, "nep.error_g") || dpc_file_get(&m->file, "nep.error_gp"))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "arrays 'nep.error_g', 'nep.error_gp' in a model without tables");
+        return DPC_OK;
+    }
+    return read_nep_tables(m, n, ncoef, err);
+}
+
+/* ------------------------------------------------------------------------------------------- file */
+
+/* 1 when the file of an opened model may hold an array called name: the writer writes exactly
+ * these (modelfile/dp.py, nep.py), and every one of them is checked above, so an extra array
+ * would be bytes nobody checks. */
+static int expected_array(const dpc_model *m, const char *name)
+{
+    static const char *const COMMON[] = {"type_map", "model.int", NULL};
+    static const char *const DP[] = {"model.out_bias", "model.fit_mask", "model.keep_mask", "model.pair_exclude",
+                                     "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias", NULL};
+    static const char *const PART[] = {"int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real",
+                                       "tab_count", "tab_offset", "coef", "tab_error", NULL};
+    static const char *const GATED[] = {"gate", "gate_of", "type_embedding", NULL};
+    static const char *const NEP[] = {"nep.int", "nep.b1", "nep.rc_R", "nep.rc_A", "nep.c_R", "nep.c_A", "nep.w0",
+                                      "nep.b0", "nep.w1", "nep.b1_type", "nep.q_scaler", "nep.mono", "nep.zcoef",
+                                      "nep.zbl_inner", "nep.zbl_outer", "nep.zbl_params", "nep.atomic_z",
+                                      "nep.block_start", "nep.tab_M", "nep.tab_off", "nep.tab_grid", "nep.tab_coef",
+                                      "nep.error_g", "nep.error_gp", NULL};
+    for (const char *const *e = COMMON; *e; e++)
+        if (strcmp(name, *e) == 0) return 1;
+    if (m->kind == DPC_MODEL_NEP) {
+        for (const char *const *e = NEP; *e; e++)
+            if (strcmp(name, *e) == 0) return 1;
+        return 0;
+    }
+    for (const char *const *e = DP; *e; e++)
+        if (strcmp(name, *e) == 0) return 1;
+    int p = -1, used = 0;
+    if (sscanf(name, "part%d.%n", &p, &used) != 1 || used == 0 || p < 0 || p >= m->nparts) return 0;
+    char again[24];
+    snprintf(again, sizeof again, "part%d.", p); /* no "part01.": one spelling per part */
+    if (strncmp(name, again, (size_t)used) != 0 || strlen(again) != (size_t)used) return 0;
+    for (const char *const *e = PART; *e; e++)
+        if (strcmp(name + used, *e) == 0) return 1;
+    if (m->parts[p].kind == DPC_PART_SE_ATTEN)
+        for (const char *const *e = GATED; *e; e++)
+            if (strcmp(name + used, *e) == 0) return 1;
+    return 0;
+}
+
+/* The header agrees with the arrays on what the file is (the Python reader checks the same). */
+static dpc_status check_header_kind(const dpc_model *m, dpc_error *err)
+{
+    static const char *const FORMAT[] = {"format", NULL}, *const KIND[] = {"kind", NULL};
+    dpc_json v;
+    if (!dpc_header_get(&m->file, FORMAT, &v) || !dpc_json_string_is(v, "dpcompress.model"))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'format' is not \"dpcompress.model\"");
+    const char *kind = m->kind == DPC_MODEL_DP_ENERGY ? "dp_energy" : "nep";
+    if (!dpc_header_get(&m->file, KIND, &v) || !dpc_json_string_is(v, kind))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "header key 'kind' is not \"%s\", the kind of array 'model.int'", kind);
     return DPC_OK;
 }
 
@@ -512,17 +1131,19 @@ dpc_status dpc_model_open(const void *data, size_t nbytes, dpc_dgemm_t dgemm, dp
         st = dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'model.int' (int64, 4 values) is missing");
     } else {
         const int64_t *I = (const int64_t *)a->data;
-        m->kind = (int)I[0];
+        m->kind = I[0] == DPC_MODEL_DP_ENERGY || I[0] == DPC_MODEL_NEP ? (int)I[0] : 0;
         m->ntypes = I[1];
         if (m->ntypes < 1 || m->ntypes > 4096)
             st = dpc_set_error(err, DPC_ERR_ARGUMENT, "%lld atom types (1 to 4096)", (long long)m->ntypes);
-        else if ((st = read_type_map(m, err)) != DPC_OK) {
-        } else if (m->kind == DPC_MODEL_DP_ENERGY)
-            st = read_dp(m, I, err);
-        else if (m->kind == DPC_MODEL_NEP)
-            st = read_nep(m, err);
-        else
-            st = dpc_set_error(err, DPC_ERR_ARGUMENT, "model kind %d is not known to this dpcompress", m->kind);
+        else if (m->kind == 0)
+            st = dpc_set_error(err, DPC_ERR_ARGUMENT, "model kind %lld is not known to this dpcompress", (long long)I[0]);
+        else if ((st = check_header_kind(m, err)) != DPC_OK || (st = read_type_map(m, err)) != DPC_OK) {
+        } else
+            st = m->kind == DPC_MODEL_DP_ENERGY ? read_dp(m, I, err) : read_nep(m, I, err);
+        for (int64_t k = 0; st == DPC_OK && k < m->file.n_arrays; k++)
+            if (!expected_array(m, m->file.arrays[k].name))
+                st = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' is not part of a %s model (edited file?)",
+                                   m->file.arrays[k].name, m->kind == DPC_MODEL_NEP ? "NEP" : "DP");
     }
     if (st != DPC_OK) {
         dpc_model_close(m);

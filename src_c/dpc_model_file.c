@@ -1,6 +1,8 @@
 /* The .dpc container: see dpc_model_file.h. */
 #include "dpc_model_file.h"
 
+#include <locale.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +76,15 @@ static int host_is_little_endian(void)
     return *(const unsigned char *)&one == 1;
 }
 
+static uint64_t pad_to(uint64_t n) { return (n + DPC_FILE_ALIGN - 1) / DPC_FILE_ALIGN * DPC_FILE_ALIGN; }
+
+/* The first non-zero byte of [from, to), or to. */
+static uint64_t first_nonzero(const unsigned char *b, uint64_t from, uint64_t to)
+{
+    while (from < to && b[from] == 0) from++;
+    return from;
+}
+
 static int64_t dtype_size(int dtype)
 {
     switch (dtype) {
@@ -96,6 +107,245 @@ static const char *dtype_name(int dtype)
     case DPC_DT_U8: return "uint8";
     default: return "unknown";
     }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The JSON header.  The C reader accepts exactly the headers the Python reader accepts
+ * (container.py: json.loads plus its limits): strict UTF-8, RFC 8259 JSON with Python's NaN,
+ * Infinity and -Infinity, at most DPC_JSON_MAX_DEPTH nested containers and number tokens of at
+ * most DPC_JSON_MAX_NUMBER characters.  Validation runs once, with bounded recursion; the lookups
+ * afterwards walk the validated text and allocate nothing. */
+
+/* Strict UTF-8 as Python decodes it: no overlong forms, no surrogates, nothing above U+10FFFF.
+ * Returns the offset of the first bad byte, or n. */
+static size_t utf8_check(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
+        else return i;
+        if (n - i < len) return i;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += len;
+    }
+    return n;
+}
+
+static const char *json_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* One character of a string body at p (after the opening quote): its code point (escapes
+ * decoded; a UTF-8 sequence counts as one character above 127) and the position after it.
+ * Returns NULL at the closing quote's position check failure (bad escape, control character). */
+static const char *json_char(const char *p, const char *end, uint32_t *cp)
+{
+    const unsigned char c = (unsigned char)*p;
+    if (c < 0x20) return NULL;
+    if (c != '\\') {
+        if (c < 0x80) {
+            *cp = c;
+            return p + 1;
+        }
+        *cp = 0x80; /* validated UTF-8: skip the sequence */
+        p++;
+        while (p < end && ((unsigned char)*p & 0xC0) == 0x80) p++;
+        return p;
+    }
+    if (end - p < 2) return NULL;
+    switch (p[1]) {
+    case '"': *cp = '"'; return p + 2;
+    case '\\': *cp = '\\'; return p + 2;
+    case '/': *cp = '/'; return p + 2;
+    case 'b': *cp = '\b'; return p + 2;
+    case 'f': *cp = '\f'; return p + 2;
+    case 'n': *cp = '\n'; return p + 2;
+    case 'r': *cp = '\r'; return p + 2;
+    case 't': *cp = '\t'; return p + 2;
+    case 'u': {
+        if (end - p < 6) return NULL;
+        uint32_t v = 0;
+        for (int k = 2; k < 6; k++) {
+            if (!is_hex(p[k])) return NULL;
+            const char h = p[k];
+            v = v << 4 | (uint32_t)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+        }
+        *cp = v;
+        return p + 6;
+    }
+    default: return NULL;
+    }
+}
+
+/* A string at p (its opening quote): the position after the closing quote, or NULL. */
+static const char *json_string(const char *p, const char *end)
+{
+    p++;
+    while (p < end) {
+        if (*p == '"') return p + 1;
+        uint32_t cp;
+        p = json_char(p, end, &cp);
+        if (!p) return NULL;
+    }
+    return NULL;
+}
+
+/* A number token at p, as Python's json scanner reads it; NULL when malformed or too long. */
+static const char *json_number(const char *p, const char *end)
+{
+    const char *q = p;
+    if (q < end && *q == '-') q++;
+    if (end - q >= 8 && memcmp(q, "Infinity", 8) == 0) {
+        q += 8;
+    } else if (q == p && end - q >= 3 && memcmp(q, "NaN", 3) == 0) {
+        q += 3;
+    } else {
+        if (q >= end || !is_digit(*q)) return NULL;
+        if (*q == '0') q++;
+        else while (q < end && is_digit(*q)) q++;
+        if (q < end && *q == '.') {
+            q++;
+            if (q >= end || !is_digit(*q)) return NULL;
+            while (q < end && is_digit(*q)) q++;
+        }
+        if (q < end && (*q == 'e' || *q == 'E')) {
+            q++;
+            if (q < end && (*q == '+' || *q == '-')) q++;
+            if (q >= end || !is_digit(*q)) return NULL;
+            while (q < end && is_digit(*q)) q++;
+        }
+    }
+    if (q - p > DPC_JSON_MAX_NUMBER) return NULL;
+    return q;
+}
+
+/* A whole value at p (no leading blanks): the position after it, or NULL. */
+static const char *json_value(const char *p, const char *end, int depth)
+{
+    if (p >= end) return NULL;
+    switch (*p) {
+    case '"': return json_string(p, end);
+    case '{':
+    case '[': {
+        const char close = *p == '{' ? '}' : ']';
+        if (depth >= DPC_JSON_MAX_DEPTH) return NULL;
+        p = json_ws(p + 1, end);
+        if (p < end && *p == close) return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (p >= end || *p != '"' || !(p = json_string(p, end))) return NULL;
+                p = json_ws(p, end);
+                if (p >= end || *p != ':') return NULL;
+                p = json_ws(p + 1, end);
+            }
+            if (!(p = json_value(p, end, depth + 1))) return NULL;
+            p = json_ws(p, end);
+            if (p < end && *p == close) return p + 1;
+            if (p >= end || *p != ',') return NULL;
+            p = json_ws(p + 1, end);
+        }
+    }
+    case 't': return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f': return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n': return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default: return json_number(p, end);
+    }
+}
+
+/* 1 when the string at p (its opening quote) decodes to the ASCII text s. */
+static int json_string_equals(const char *p, const char *end, const char *s)
+{
+    p++;
+    while (p < end && *p != '"') {
+        uint32_t cp;
+        p = json_char(p, end, &cp);
+        if (!p || *s == 0 || cp != (uint32_t)(unsigned char)*s) return 0;
+        s++;
+    }
+    return p < end && *s == 0;
+}
+
+/* The value of the last member called key of the object at p (validated JSON), or NULL. */
+static const char *json_member(const char *p, const char *end, const char *key)
+{
+    if (p >= end || *p != '{') return NULL;
+    const char *found = NULL;
+    p = json_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const int match = json_string_equals(p, end, key);
+        p = json_ws(json_string(p, end), end) + 1; /* past ':' */
+        p = json_ws(p, end);
+        if (match) found = p;
+        p = json_ws(json_value(p, end, 0), end);
+        if (p >= end || *p != ',') break;
+        p = json_ws(p + 1, end);
+    }
+    return found;
+}
+
+int dpc_header_get(const dpc_file *f, const char *const *keys, dpc_json *out)
+{
+    const char *end = f->header + f->header_nbytes;
+    const char *p = json_ws(f->header, end);
+    for (; *keys; keys++)
+        if (!(p = json_member(p, end, *keys))) return 0;
+    out->p = p;
+    out->end = json_value(p, end, 0);
+    return out->end != NULL;
+}
+
+int dpc_json_number(dpc_json v, double *out)
+{
+    if (v.p >= v.end || !(*v.p == '-' || *v.p == 'N' || *v.p == 'I' || is_digit(*v.p))) return 0;
+    const size_t n = (size_t)(v.end - v.p);
+    if (n > DPC_JSON_MAX_NUMBER) return 0;
+    const int neg = *v.p == '-';
+    if (v.p[neg] == 'I') {
+        *out = neg ? -HUGE_VAL : HUGE_VAL;
+        return 1;
+    }
+    if (*v.p == 'N') {
+        *out = NAN;
+        return 1;
+    }
+    /* strtod reads the locale's decimal point (a host such as LAMMPS may have set one) */
+    char buf[DPC_JSON_MAX_NUMBER + 8];
+    const char *point = localeconv()->decimal_point;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v.p[i] == '.' && point && point[0] && strlen(point) < 8) {
+            for (const char *c = point; *c; c++) buf[k++] = *c;
+        } else {
+            buf[k++] = v.p[i];
+        }
+    }
+    buf[k] = 0;
+    char *stop = NULL;
+    *out = strtod(buf, &stop);
+    return stop == buf + k;
+}
+
+int dpc_json_string_is(dpc_json v, const char *s)
+{
+    return v.p < v.end && *v.p == '"' && json_string_equals(v.p, v.end, s);
 }
 
 void dpc_file_release(dpc_file *f)
@@ -124,7 +374,7 @@ dpc_status dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_erro
         return dpc_set_error(err, DPC_ERR_ARGUMENT,
                              "the preamble declares %llu bytes but the file has %zu (truncated or extended)",
                              (unsigned long long)file_nbytes, nbytes);
-    if (header_offset != DPC_FILE_PREAMBLE || header_nbytes > nbytes - DPC_FILE_PREAMBLE)
+    if (header_offset != DPC_FILE_PREAMBLE || header_nbytes > nbytes - DPC_FILE_PREAMBLE || header_nbytes > DPC_FILE_MAX_HEADER)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "header (offset %llu, %llu bytes) outside the file",
                              (unsigned long long)header_offset, (unsigned long long)header_nbytes);
     if (n_arrays > DPC_FILE_MAX_ARRAYS)
@@ -146,6 +396,20 @@ dpc_status dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_erro
     }
     crc_init(*tables);
     const uint32_t(*tab)[256] = (const uint32_t(*)[256]) * tables;
+    /* every array's own checksum first, where its entry can be read: a damaged file then names the
+     * array at fault; damage anywhere else is caught by the whole-file checksum below */
+    for (uint64_t k = 0; k < n_arrays; k++) {
+        const unsigned char *e = b + dir_offset + k * DPC_FILE_ENTRY;
+        const uint64_t offset = rd64(e + 104), len = rd64(e + 112);
+        if (memchr(e, 0, DPC_FILE_NAME) == NULL || e[0] == 0 || offset % DPC_FILE_ALIGN ||
+            offset < dir_offset + n_arrays * DPC_FILE_ENTRY || offset > nbytes || len > nbytes - offset)
+            continue; /* refused below, with the reason */
+        if (crc_update(tab, 0, b + offset, len) != rd32(e + 120)) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' fails its checksum: the file is damaged",
+                                   (const char *)e);
+            goto done;
+        }
+    }
     {   /* whole-file checksum, the 4 checksum bytes read as zero */
         static const unsigned char zero[4] = {0, 0, 0, 0};
         uint32_t crc = crc_update(tab, 0, b, 48);
@@ -163,7 +427,35 @@ dpc_status dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_erro
     f->header = (const char *)b + header_offset;
     f->header_nbytes = header_nbytes;
     f->n_arrays = (int64_t)n_arrays;
+    {   /* the header: UTF-8 JSON, one object (what Python's json.loads reads, with its limits) */
+        const size_t bad = utf8_check((const unsigned char *)f->header, header_nbytes);
+        const char *end = f->header + header_nbytes, *p = json_ws(f->header, end);
+        if (bad != header_nbytes) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "the JSON header cannot be read (invalid UTF-8 at byte %zu)",
+                                   bad);
+            goto done;
+        }
+        const char *q = json_value(p, end, 0);
+        if (!q || json_ws(q, end) != end) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                   "the JSON header cannot be read (malformed JSON, nesting deeper than %d or a number "
+                                   "longer than %d characters)",
+                                   DPC_JSON_MAX_DEPTH, DPC_JSON_MAX_NUMBER);
+            goto done;
+        }
+        if (*p != '{') {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "the JSON header is not an object");
+            goto done;
+        }
+    }
+    if (dir_offset != pad_to(header_offset + header_nbytes)) {
+        status = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                               "array directory at offset %llu; the writer puts it at %llu, right after the header",
+                               (unsigned long long)dir_offset, (unsigned long long)pad_to(header_offset + header_nbytes));
+        goto done;
+    }
     const uint64_t data_start = dir_offset + n_arrays * DPC_FILE_ENTRY;
+    uint64_t layout_end = data_start; /* the writer's next array offset, before padding */
     for (uint64_t k = 0; k < n_arrays; k++) {
         const unsigned char *e = b + dir_offset + k * DPC_FILE_ENTRY;
         dpc_array *a = f->arrays + k;
@@ -176,8 +468,8 @@ dpc_status dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_erro
         a->ndim = (int)rd32(e + 68);
         const int64_t item = dtype_size(a->dtype);
         if (item == 0 || a->ndim < 0 || a->ndim > DPC_FILE_MAX_NDIM || rd32(e + 124) != 0) {
-            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': dtype code %d or rank %d not supported",
-                                   a->name, a->dtype, a->ndim);
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': dtype code %u or rank %u not supported",
+                                   a->name, rd32(e + 64), rd32(e + 68));
             goto done;
         }
         uint64_t count = 1;
@@ -206,16 +498,44 @@ dpc_status dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_erro
                                    a->name, dtype_name(a->dtype), (unsigned long long)len, (unsigned long long)offset);
             goto done;
         }
-        a->data = b + offset;
-        if (crc_update(tab, 0, a->data, len) != rd32(e + 120)) {
-            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' fails its checksum: the file is damaged", a->name);
+        if (offset != pad_to(layout_end)) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                   "array '%s' at offset %llu; the writer puts it at %llu, right after the previous one",
+                                   a->name, (unsigned long long)offset, (unsigned long long)pad_to(layout_end));
             goto done;
         }
-        for (uint64_t q = 0; q < k; q++)
-            if (strcmp(f->arrays[q].name, a->name) == 0) {
-                status = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' appears twice", a->name);
-                goto done;
-            }
+        const uint64_t nz = first_nonzero(b, layout_end, offset);
+        if (nz != offset) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "padding byte at offset %llu (before array '%s') is not zero",
+                                   (unsigned long long)nz, a->name);
+            goto done;
+        }
+        layout_end = offset + len;
+        a->data = b + offset; /* its checksum was verified above */
+        /* the writer sorts the names: one comparison per entry proves them unique (a quadratic
+         * search over 65536 crafted entries would take seconds) */
+        const int order = k ? strcmp(f->arrays[k - 1].name, a->name) : -1;
+        if (order >= 0) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                   order == 0 ? "array '%s' appears twice"
+                                              : "array '%s' is out of the writer's order (names sorted ascending)",
+                                   a->name);
+            goto done;
+        }
+    }
+    if (nbytes != pad_to(layout_end)) {
+        status = dpc_set_error(err, DPC_ERR_ARGUMENT, "the file has %zu bytes; its arrays end at %llu (padded: %llu)",
+                               nbytes, (unsigned long long)layout_end, (unsigned long long)pad_to(layout_end));
+        goto done;
+    }
+    {   /* padding after the header and after the last array */
+        const uint64_t nz1 = first_nonzero(b, header_offset + header_nbytes, dir_offset);
+        const uint64_t nz2 = first_nonzero(b, layout_end, nbytes);
+        if (nz1 != dir_offset || nz2 != nbytes) {
+            status = dpc_set_error(err, DPC_ERR_ARGUMENT, "padding byte at offset %llu is not zero",
+                                   (unsigned long long)(nz1 != dir_offset ? nz1 : nz2));
+            goto done;
+        }
     }
 done:
     free(tables);

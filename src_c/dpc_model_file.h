@@ -19,7 +19,10 @@
  *         104 u64 offset   112 u64 bytes   120 u32 CRC-32 of the array's bytes   124 u32 zero
  *
  * Everything read from the file is checked before use: sizes against the buffer, offsets,
- * alignment, dtype codes, shape products (no overflow), name uniqueness, both checksums.
+ * alignment, dtype codes, shape products (no overflow), name uniqueness, both checksums, the
+ * writer's layout (each array right after the previous one, every padding byte zero: no byte of
+ * the file goes unchecked), and the header (UTF-8 JSON, at most DPC_JSON_MAX_DEPTH deep, numbers
+ * of at most DPC_JSON_MAX_NUMBER characters: the rules of the Python reader).
  */
 #ifndef DPC_MODEL_FILE_H
 #define DPC_MODEL_FILE_H
@@ -37,6 +40,9 @@
 #define DPC_FILE_NAME 64
 #define DPC_FILE_MAX_ARRAYS 65536
 #define DPC_FILE_MAX_NDIM 4
+#define DPC_FILE_MAX_HEADER (1u << 26) /* 64 MiB of JSON (container.py MAX_HEADER) */
+#define DPC_JSON_MAX_DEPTH 64
+#define DPC_JSON_MAX_NUMBER 64
 
 enum { DPC_DT_F64 = 1, DPC_DT_I64 = 2, DPC_DT_I32 = 3, DPC_DT_I8 = 4, DPC_DT_U8 = 5 };
 
@@ -69,6 +75,22 @@ const dpc_array *dpc_file_get(const dpc_file *f, const char *name);
  * sets err and returns NULL when it is missing or differs.  ndim < 0: any rank up to 4. */
 const dpc_array *dpc_file_need(const dpc_file *f, const char *name, int dtype, int ndim, int64_t *shape,
                                dpc_error *err);
+
+/* A JSON value inside the header: [p, end). */
+typedef struct {
+    const char *p, *end;
+} dpc_json;
+
+/* The value at keys[0].keys[1]... (a NULL-terminated list of object keys) of the header, as
+ * Python's json reads it (escapes in keys decoded, the last of repeated keys wins).
+ * Returns 1 and sets *out when found, 0 when absent (or a step of the path is not an object). */
+int dpc_header_get(const dpc_file *f, const char *const *keys, dpc_json *out);
+
+/* 1 and *out when v is a JSON number (NaN, Infinity, -Infinity included, as Python reads them). */
+int dpc_json_number(dpc_json v, double *out);
+
+/* 1 when v is the JSON string equal to the ASCII text s (escapes decoded). */
+int dpc_json_string_is(dpc_json v, const char *s);
 
 /* printf into err (status and message). */
 dpc_status dpc_set_error(dpc_error *err, dpc_status status, const char *fmt, ...)
