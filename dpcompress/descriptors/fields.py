@@ -9,7 +9,7 @@ the file and the key.
 
 import numpy as np
 
-from ..core.activations import canonical_name
+from ..core.activations import check_activation
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 
@@ -110,14 +110,8 @@ def type_set(node, key, ntypes):
 
 
 def activation(node, key):
-    name = node.raw(key, "tanh")
-    canon = canonical_name(name)
-    if canon is None:
-        raise UnsupportedModelError(
-            f"{node.source}: '{node._key(key)}' = {name!r} is not supported "
-            "(supported: tanh, gelu, gelu_tf, relu, relu6, softplus, sigmoid, silu, linear/none)"
-        )
-    return canon
+    """The canonical activation name at ``key``; unknown names are refused naming file, key and the known ones."""
+    return check_activation(node.raw(key, "tanh"), f"{node.source}: '{node._key(key)}'")
 
 
 def read_layer(node):
