@@ -3,9 +3,10 @@
 * Warnings print as ``dpcompress: warning: <message>`` (:func:`one_line_warnings`), not as Python's
   ``cli.py:140: UserWarning: ...`` with the source line.
 * User errors exit with status 2 and ``dpcompress COMMAND: error: <message>``: every
-  :class:`~dpcompress.core.errors.DPCompressError`, and the operating system's answers about the
-  user's paths (:data:`USER_OS_ERRORS`: a missing file, a folder given for a file, no permission).
-  Other ``OSError`` (a full disk, an I/O error) exit with status 1: the machine, not the arguments.
+  :class:`~dpcompress.core.errors.DPCompressError`, and every ``OSError`` about the user's paths
+  and files (a missing file, a folder given for a file, no permission, a file HDF5 cannot open).
+  The machine's ``OSError`` (:data:`MACHINE_ERRNOS`: a full disk, an I/O error, no memory or file
+  handles left) exit with status 1: not the arguments.
 * Input files are checked before any work (:func:`check_input_file`), the output's folder for
   writing (:func:`check_output_file`), so a bad path costs a second, not the tables.
 """
@@ -19,10 +20,8 @@ import warnings
 from .core.atomic_file import check_output_path
 from .core.errors import DPCompressError, InputError
 
-#: ``OSError`` subclasses that are about the paths the user gave.
-USER_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-#: errno values of the same kind that come as a plain ``OSError`` (a read-only file system, a name too long).
-USER_ERRNOS = {errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP}
+#: errno values of an ``OSError`` that are the machine's trouble, not the user's arguments.
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 PROG = "dpcompress"
 
@@ -49,11 +48,11 @@ def one_line_warnings():
 
 
 def exit_status(exc):
-    """2 for a user's error, 1 for the machine's (an ``OSError`` that is not about a path), None: not ours."""
+    """2 for a user's error, 1 for the machine's (:data:`MACHINE_ERRNOS`), None: not an error of ours."""
     if isinstance(exc, DPCompressError):
         return 2
     if isinstance(exc, OSError):
-        return 2 if isinstance(exc, USER_OS_ERRORS) or exc.errno in USER_ERRNOS else 1
+        return 1 if exc.errno in MACHINE_ERRNOS else 2
     return None
 
 

@@ -147,19 +147,24 @@ def test_bad_pbc_and_cells_are_refused(potentials, pbc, cells, match):
 
 # ---------------------------------------------------------------------------------- ASE calculator
 
-ase = pytest.importorskip("ase")
-from ase import Atoms  # noqa: E402
-from ase.calculators.calculator import PropertyNotImplementedError  # noqa: E402
+@pytest.fixture
+def Atoms():
+    """ASE's Atoms, or skip (ASE is optional: pip install 'dpcompress[ase]')."""
+    return pytest.importorskip("ase").Atoms
 
 
 def slab_atoms(pbc=(True, True, False)):
+    from ase import Atoms
+
     x, cell, types = water_slab()
     cell = cell.copy()
     cell[2] = 0.0  # ASE's usual slab: no c vector
     return Atoms([("O", "H")[t] for t in types], positions=x, cell=cell, pbc=pbc)
 
 
-def test_calculator_on_a_slab(potentials):
+def test_calculator_on_a_slab(potentials, Atoms):
+    from ase.calculators.calculator import PropertyNotImplementedError
+
     from dpcompress import Calculator
 
     atoms = slab_atoms()
@@ -173,7 +178,7 @@ def test_calculator_on_a_slab(potentials):
         atoms.get_stress()
 
 
-def test_calculator_import_paths():
+def test_calculator_import_paths(Atoms):
     import dpcompress
     from dpcompress.calculators.ase_calculator import DPCompressCalculator
 
@@ -181,7 +186,7 @@ def test_calculator_import_paths():
     assert "Calculator" in dir(dpcompress)
 
 
-def test_calculator_accepts_its_keywords(potentials):
+def test_calculator_accepts_its_keywords(potentials, Atoms):
     from dpcompress import Calculator
 
     model = potentials["dpc"].model
@@ -195,7 +200,7 @@ def test_calculator_accepts_its_keywords(potentials):
     assert atoms.get_potential_energy() == potentials["dpc"].eval(x[None], cell[None], types)[0][0, 0]
 
 
-def test_type_dict_maps_symbols_to_types(potentials):
+def test_type_dict_maps_symbols_to_types(potentials, Atoms):
     """type_dict (DeePMD-kit's calculator's keyword) names the types: other symbols for the same types."""
     from dpcompress import Calculator
 
@@ -211,7 +216,7 @@ def test_type_dict_maps_symbols_to_types(potentials):
 
 @pytest.mark.parametrize("kwargs, names", [({"n_thread": 2}, ["'n_thread'"]),
                                            ({"overfow": "error", "restart": "x"}, ["'overfow'", "'restart'"])])
-def test_unknown_keywords_are_refused(potentials, kwargs, names):
+def test_unknown_keywords_are_refused(potentials, kwargs, names, Atoms):
     from dpcompress import Calculator
 
     with pytest.raises(TypeError) as info:
@@ -222,7 +227,7 @@ def test_unknown_keywords_are_refused(potentials, kwargs, names):
     assert "n_threads" in text and "type_dict" in text and "check_frequency" in text  # the accepted ones
 
 
-def test_options_with_a_ready_potential_and_set_are_refused(potentials):
+def test_options_with_a_ready_potential_and_set_are_refused(potentials, Atoms):
     from dpcompress import Calculator
 
     with pytest.raises(InputError, match="n_threads"):

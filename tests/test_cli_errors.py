@@ -273,3 +273,25 @@ def test_compress_signature_and_docstring():
     assert list(sig.parameters)[:4] == ["model", "step", "extrapolate", "check_frequency"]
     assert sig.parameters["step"].default == 0.01
     assert "NEP" in dpcompress.compress.__doc__ and "Parameters" in dpcompress.compress.__doc__
+
+
+def test_exit_status_of_os_errors():
+    """The machine's OSError (a full disk, an I/O error) is status 1; every other one is about the user's files: 2."""
+    import errno
+
+    from dpcompress.cli_errors import error_text, exit_status
+
+    assert exit_status(OSError(errno.ENOSPC, "No space left on device", "out.dpc")) == 1
+    assert exit_status(OSError(errno.EIO, "Input/output error")) == 1
+    assert exit_status(FileNotFoundError(errno.ENOENT, "No such file or directory", "x.dp")) == 2
+    assert exit_status(OSError("Unable to open file (file signature not found)")) == 2  # h5py's
+    assert exit_status(ValueError("a bug")) is None
+    assert error_text(FileNotFoundError(errno.ENOENT, "No such file or directory", "x.dp")) == \
+        "x.dp: No such file or directory"
+
+
+def test_eval_on_a_corrupt_hdf5_file(capsys, tmp_path, dpc):
+    bad = tmp_path / "data.hdf5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    code, _, err = run(["eval", dpc, str(bad)], capsys)
+    assert_user_error(code, err, "data.hdf5")
