@@ -5,6 +5,7 @@ change separately.  ``dpcompress scan`` has its own parser (:mod:`dpcompress.sca
 """
 
 import argparse
+import textwrap
 
 TOP = dict(
     description="Compress Deep Potential (DeePMD-kit) and NEP (GPUMD) models into exact piecewise-polynomial "
@@ -60,4 +61,6 @@ examples:
 def command_help(name):
     """Keyword arguments of ``add_parser``/``ArgumentParser`` for ``name`` ("top" for the program)."""
     texts = TOP if name == "top" else COMMANDS[name]
-    return dict(texts, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # the raw formatter keeps the examples' layout; the description is wrapped here once
+    return dict(texts, description=textwrap.fill(texts["description"], 88),
+                formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,13 +15,19 @@ import os
 import numpy as np
 from ase import Atoms, units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
 import dpcompress
 from dpcompress.data import read_npy_system
 
 WATER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "water")
+
+
+def thermalize(atoms, temperature_K):
+    """Maxwell-Boltzmann momenta at ``temperature_K`` (seeded: every run starts alike)."""
+    m = atoms.get_masses()[:, None]
+    atoms.set_momenta(np.random.default_rng(0).normal(size=(len(atoms), 3)) * np.sqrt(m * units.kB * temperature_K))
 
 
 def main(argv=None):
@@ -38,13 +44,14 @@ def main(argv=None):
     atoms = Atoms(symbols, positions=frame.coords[0], cell=frame.cells[0], pbc=True)
     atoms.calc = dpcompress.Calculator(model, n_threads=args.threads)
 
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize(atoms, 300.0)
     Stationary(atoms)
     dt = 0.5 * units.fs
     if args.thermostat == "nve":
         dyn = VelocityVerlet(atoms, timestep=dt)
     else:
-        dyn = Langevin(atoms, timestep=dt, temperature_K=300, friction=0.01 / units.fs, rng=np.random.default_rng(1))
+        dyn = Langevin(atoms, timestep=dt, temperature_K=300, friction=0.01 / units.fs, fixcm=False,
+                       rng=np.random.default_rng(1))
 
     def report():
         step = dyn.get_number_of_steps()

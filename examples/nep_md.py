@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 from ase.build import bulk
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 from ase import units
 
@@ -23,6 +23,12 @@ import dpcompress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PBTE = os.path.join(REPO, "tests", "data", "nep", "PbTe_NEP4_example", "nep.txt")
+
+
+def thermalize(atoms, temperature_K):
+    """Maxwell-Boltzmann momenta at ``temperature_K`` (seeded: every run starts alike)."""
+    m = atoms.get_masses()[:, None]
+    atoms.set_momenta(np.random.default_rng(0).normal(size=(len(atoms), 3)) * np.sqrt(m * units.kB * temperature_K))
 
 
 def main(argv=None):
@@ -36,7 +42,7 @@ def main(argv=None):
     model = dpcompress.compress(args.nep)  # a NEPModel with tables of its radial functions
     atoms = bulk("PbTe", "rocksalt", a=6.46, cubic=True).repeat(args.repeat)
     atoms.calc = dpcompress.Calculator(model)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=np.random.default_rng(0))
+    thermalize(atoms, args.temperature)
     Stationary(atoms)
     dyn = VelocityVerlet(atoms, timestep=2.0 * units.fs)
 

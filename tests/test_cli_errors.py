@@ -215,8 +215,10 @@ def test_eval_errors(capsys, tmp_path, dpc, garbage):
 # --------------------------------------------------------------------------------------------- scan
 
 def test_scan_errors(capsys, tmp_path):
-    code, _, err = run(["scan", str(tmp_path / "no_data"), "--no-mpi", "-q"], capsys)
-    assert code == 2 and "Traceback" not in err and "no_data" in err, err
+    code, _, err = run(["scan", str(tmp_path / "no_data"), "--rcut", "6", "--no-mpi", "-q"], capsys)
+    assert_user_error(code, err, "no_data")
+    code, _, err = run(["scan", FRAME, "--no-mpi", "-q"], capsys)
+    assert_user_error(code, err, "--rcut")
     code, _, err = run(["scan", FRAME, "--frobnicate"], capsys)
     assert_user_error(code, err, "--frobnicate", usage=True)
 

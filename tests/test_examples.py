@@ -126,7 +126,7 @@ def test_slurm_script():
     if shutil.which("bash"):
         assert subprocess.run(["bash", "-n", path]).returncode == 0
     text = open(path).read()
-    commands = [l for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    commands = [l.split(" #")[0] for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
     srun = [l for l in commands if l.lstrip().startswith("srun")]
     assert srun and all("--cpus-per-task=" in l for l in srun)
     assert "export OMP_NUM_THREADS=${THREADS}" in text and "THREADS=${SLURM_CPUS_PER_TASK" in text
