@@ -4,7 +4,7 @@
     mpirun -n 4 python -m mpi4py examples/md_nve.py MODEL SYSTEM     # domain-decomposed
 
 MODEL is a .dpc (compressed), .dp or nep.txt file; SYSTEM a deepmd/npy folder whose
-first frame is the start (any elements: masses from ase.data).  Velocities are drawn at
+first frame is the start (any elements: masses from ase.data; pip install ase).  Velocities are drawn at
 300 K (seeded, identical on every rank); rank 0 prints the conserved energy every 10
 steps and at the last one.  Under an MPI launcher (mpi4py's COMM_WORLD has more than one rank) the force
 evaluation is domain-decomposed over the ranks; ``--no-mpi`` never imports mpi4py.
