@@ -13,6 +13,13 @@ from .mpi_comm import get_comm
 log = logging.getLogger("dpcompress.scan")
 
 PROG = "python -m dpcompress.scan"
+EXAMPLES = """\
+examples:
+  dpcompress scan data/train -m model.dp -o scan.json
+  dpcompress scan data/ --rcut 6 --rcut-smth 0.5 --type-map O H
+  mpiexec -n 8 python -m mpi4py -m dpcompress.scan data/train -m model.dp -o scan.json
+
+Bad arguments or data exit with status 2 and one line on stderr."""
 
 
 def build_parser(prog=PROG):
@@ -20,6 +27,8 @@ def build_parser(prog=PROG):
         prog=prog,
         description="Scan DeePMD-kit training data (deepmd/npy folders, deepmd/hdf5 files): minimum neighbor distance, "
         "neighbor counts per type (a sel suggestion), table input ranges. Runs under mpiexec/srun as well.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="DIR", help="folders searched recursively, system folders or .h5/.hdf5 files")
     p.add_argument("-m", "--model", default=None, help="DeePMD-kit model (.dp/.yaml/.dpc): cutoffs, type map, davg/dstd")
