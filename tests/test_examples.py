@@ -119,10 +119,14 @@ def test_nep_md_example():
     assert abs(steps[1][1] - steps[0][1]) < 1e-3
 
 
-def test_slurm_script():
-    """examples/hpc/water.slurm: valid bash; threads passed to srun explicitly (SLURM >= 22.05 does not
+@pytest.mark.parametrize("script, variables", [
+    (("hpc", "water.slurm"), ("DPCOMPRESS_SRC", "MODEL_DP", "DATA", "WORKDIR")),
+    (("lammps", "water.slurm"), ("RUN",)),
+])
+def test_slurm_script(script, variables):
+    """The SLURM examples: valid bash; threads passed to srun explicitly (SLURM >= 22.05 does not
     pass --cpus-per-task on); absolute paths from variables set at the top, none relative to the repository."""
-    path = os.path.join(EXAMPLES, "hpc", "water.slurm")
+    path = os.path.join(EXAMPLES, *script)
     if shutil.which("bash"):
         assert subprocess.run(["bash", "-n", path]).returncode == 0
     text = open(path).read()
@@ -133,5 +137,5 @@ def test_slurm_script():
     assert "SRUN_CPUS_PER_TASK" not in "\n".join(commands)
     # every path a command uses comes from a variable (no data/..., examples/... relative to the repository)
     assert not re.search(r"(^|\s)(data|examples)/", "\n".join(commands))
-    for var in ("DPCOMPRESS_SRC", "MODEL_DP", "DATA", "WORKDIR"):
+    for var in variables:
         assert re.search(rf"^{var}=/", text, re.M), var
