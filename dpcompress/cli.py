@@ -6,16 +6,18 @@ compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [
     Tabulate the embedding nets (flags as in DeePMD-kit's ``dp compress``) and
     write a self-contained ``.dpc`` file.  OUT is written atomically and must not
     be MODEL itself; tables above ``--max-bytes`` (default 2G) are refused first.
-scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS] [--type-map T ...] [-o scan.json]
-    Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``.
+scan DIR [DIR ...] [-m MODEL] [--rcut R[,R...]] [--rcut-smth RS] [--type-map T ...] [--format FMT] [-o scan.json]
+    Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``; with no
+    cutoff and no model, neighbor counts at 4..8 Å (docs/scan.md).
 info FILE
     What a model file holds (descriptor, sizes, types, min_nbor_dist; for a
     ``.dpc`` file also the tables and their provenance).  Also for NEP models:
     a GPUMD ``nep.txt`` or a NEP ``.dpc`` (cutoffs, descriptor sizes, network,
     ZBL, and for the ``.dpc`` the tables, their errors and provenance).
-eval MODEL DATA
+eval MODEL DATA [--format FMT]
     Evaluate a model on every frame of training-data systems (deepmd/npy
-    directories or deepmd/hdf5 files); print energy and max |force| per frame
+    directories, deepmd/hdf5, extxyz, OUTCAR, vasprun.xml files, or any dpdata
+    format: dpcompress.data.formats); print energy and max |force| per frame
     and, when the data carry labels, the errors against them.
 """
 
@@ -30,6 +32,7 @@ from .core.atomic_file import check_output_path
 from .core.errors import DPCompressError
 from .core.memory_limit import ENV_VAR, parse_bytes
 from .data import read_systems
+from .data.formats import FORMAT_HELP
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from .nep import NEPModel, is_nep_text_file
@@ -154,7 +157,7 @@ def _cmd_compress(args):
 
 def _cmd_eval(args):
     pot = Potential(args.model, n_threads=args.threads)
-    for system in read_systems(args.data):
+    for system in read_systems(args.data, fmt=args.format):
         types = system.atom_types
         if system.type_map is not None:
             names = [system.type_map[t] for t in np.ravel(types)]
@@ -203,6 +206,7 @@ def build_parser():
     pe.add_argument("model")
     pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")
     pe.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    pe.add_argument("--format", default=None, help=FORMAT_HELP)
     pe.set_defaults(func=_cmd_eval)
     return p
 
