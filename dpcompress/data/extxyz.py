@@ -10,7 +10,9 @@ XYZ).  Read here:
 ``energy`` (or ``Energy``, ``free_energy``, ``REF_energy``: the first present, as dpdata)
     eV.
 ``virial="9 numbers"``, or ``stress`` (9 or 6 Voigt numbers ``xx yy zz yz xz xy``, eV/Å³)
-    Virial :math:`W = -V \sigma`, :math:`V = |\det A|` (ASE's and dpdata's convention).
+    Virial :math:`W = -V \sigma`, :math:`V = |\det A|` (ASE's and dpdata's convention); 9
+    numbers are read row by row, as dpdata reads them (ASE reads them column by column; the
+    same for the symmetric virials of DFT codes).
 Columns ``species`` (``S:1``), ``pos`` (``R:3``), ``forces`` or ``force`` (``R:3``)
     Element, position (Å) and force (eV/Å) of each atom; other columns are skipped.
 

@@ -201,7 +201,10 @@ def _read_ase(aseio, path, fmt):
             force = next((atoms.arrays[c] for c in ("force", "REF_forces") if c in atoms.arrays), None)
         virial = None
         if "virial" in atoms.info:
-            virial = np.asarray(atoms.info["virial"], dtype=np.float64).reshape(3, 3)
+            virial = np.asarray(atoms.info["virial"], dtype=np.float64)
+            # ASE reads 9 numbers column by column (extxyz's Fortran order); dpdata and the native
+            # reader row by row: follow dpdata (identical for a symmetric virial)
+            virial = virial.T if virial.shape == (3, 3) else virial.reshape(3, 3)
         elif results.get("stress") is not None and cell is not None:
             s = np.asarray(results["stress"], dtype=np.float64)
             if s.size == 6:  # Voigt xx yy zz yz xz xy
