@@ -219,7 +219,7 @@ def test_scan_reads_extxyz_as_npy(tmp_path, monkeypatch):
 
     def stats(path, **kw):
         d = run_scan([str(path)], rcut=[4.0, 6.0], rcut_smth=0.5, show_progress=False, **kw)
-        return {k: v for k, v in d.items() if k not in ("data", "format")}
+        return {k: v for k, v in d.items() if k not in ("data", "data_format")}
 
     a = stats(tmp_path / "npy")
     assert stats(EXTXYZ) == a

@@ -166,7 +166,7 @@ def build_result(acc, setup):
         "s_max": None,
         "percentile": percent_text(setup.get("percentile", percent_fraction(DEFAULT_PERCENTILE))),
         "cutoffs": cutoff_entries(acc, setup.get("percentile", percent_fraction(DEFAULT_PERCENTILE))),
-        "format": setup.get("format"),
+        "data_format": setup.get("format"),
         "model": None,
     }
     if rcut_smth is not None:
