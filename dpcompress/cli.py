@@ -6,18 +6,16 @@ compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [
     Tabulate the embedding nets (flags as in DeePMD-kit's ``dp compress``) and
     write a self-contained ``.dpc`` file.  OUT is written atomically and must not
     be MODEL itself; tables above ``--max-bytes`` (default 2G) are refused first.
-scan DIR [DIR ...] [-m MODEL] [--rcut R[,R...]] [--rcut-smth RS] [--type-map T ...] [--format FMT] [-o scan.json]
-    Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``; with no
-    cutoff and no model, neighbor counts at 4..8 Å (docs/scan.md).
+scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS] [--type-map T ...] [-o scan.json]
+    Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``.
 info FILE
     What a model file holds (descriptor, sizes, types, min_nbor_dist; for a
     ``.dpc`` file also the tables and their provenance).  Also for NEP models:
     a GPUMD ``nep.txt`` or a NEP ``.dpc`` (cutoffs, descriptor sizes, network,
     ZBL, and for the ``.dpc`` the tables, their errors and provenance).
-eval MODEL DATA [--format FMT]
+eval MODEL DATA
     Evaluate a model on every frame of training-data systems (deepmd/npy
-    directories, deepmd/hdf5, extxyz, OUTCAR, vasprun.xml files, or any dpdata
-    format: dpcompress.data.formats); print energy and max |force| per frame
+    directories or deepmd/hdf5 files); print energy and max |force| per frame
     and, when the data carry labels, the errors against them.
 """
 
@@ -204,7 +202,8 @@ def build_parser():
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames")
     pe.add_argument("model")
-    pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")
+    pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively), deepmd/hdf5, extxyz, "
+                    "OUTCAR or vasprun.xml files (docs/data-formats.md)")
     pe.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     pe.add_argument("--format", default=None, help=FORMAT_HELP)
     pe.set_defaults(func=_cmd_eval)
