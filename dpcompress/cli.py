@@ -32,6 +32,7 @@ from .compression import compress, compress_nep
 from .core.errors import DPCompressError, InputError
 from .core.memory_limit import ENV_VAR, parse_bytes
 from .data import read_systems
+from .data.formats import FORMAT_HELP
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from .nep import NEPModel, is_nep_text_file
@@ -176,7 +177,7 @@ def _cmd_eval(args):
     for path in args.data:
         check_input_file(path, "data", folder_ok=True)
     pot = Potential(args.model, n_threads=args.threads)
-    for system in read_systems(args.data):
+    for system in read_systems(args.data, fmt=args.format):
         types = system.atom_types
         if system.type_map is not None:
             names = [system.type_map[t] for t in np.ravel(types)]
@@ -235,8 +236,10 @@ def build_parser():
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames", **command_help("eval"))
     pe.add_argument("model", help="a .dpc, .dp/.yaml or nep.txt model file")
-    pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")
+    pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively), deepmd/hdf5, extxyz, "
+                    "OUTCAR or vasprun.xml files (docs/data-formats.md)")
     pe.add_argument("--threads", type=_threads, default=None, help="threads (default: all cores)")
+    pe.add_argument("--format", default=None, help=FORMAT_HELP)
     pe.set_defaults(func=_cmd_eval)
     return p
 
