@@ -217,8 +217,8 @@ def test_eval_errors(capsys, tmp_path, dpc, garbage):
 def test_scan_errors(capsys, tmp_path):
     code, _, err = run(["scan", str(tmp_path / "no_data"), "--rcut", "6", "--no-mpi", "-q"], capsys)
     assert_user_error(code, err, "no_data")
-    code, _, err = run(["scan", FRAME, "--no-mpi", "-q"], capsys)
-    assert_user_error(code, err, "--rcut")
+    code, _, err = run(["scan", FRAME, "--rcut", "six", "--no-mpi", "-q"], capsys)
+    assert_user_error(code, err, "--rcut", usage=True)
     code, _, err = run(["scan", FRAME, "--frobnicate"], capsys)
     assert_user_error(code, err, "--frobnicate", usage=True)
 
