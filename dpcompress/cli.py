@@ -17,6 +17,9 @@ eval MODEL DATA
     Evaluate a model on every frame of training-data systems (deepmd/npy
     directories or deepmd/hdf5 files); print energy and max |force| per frame
     and, when the data carry labels, the errors against them.
+test -m MODEL -s SYSTEM [SYSTEM ...] [-n N] [-d DETAIL] [--against ORIGINAL] [--plot FILE.png] [--json FILE]
+    Energy, force and virial MAE/RMSE against the labels, as DeePMD-kit's dp test
+    (docs/test.md); also under mpiexec.
 """
 
 import argparse
@@ -34,6 +37,7 @@ from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from .nep import NEPModel, is_nep_text_file
 from .potential import Potential
+from .validation.command import add_parser as add_test_parser
 
 
 def _plain(v):
@@ -204,6 +208,7 @@ def build_parser():
     pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")
     pe.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     pe.set_defaults(func=_cmd_eval)
+    add_test_parser(sub)  # dpcompress test: docs/test.md
     return p
 
 
