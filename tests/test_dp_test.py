@@ -206,3 +206,17 @@ def test_water_validation_fixture():
     for s in result.systems:
         _assert_errors_equal(s.errors, ref["systems"][os.path.basename(s.name)])
     _assert_errors_equal(result.weighted(), ref["weighted"])
+
+
+def test_progress_plain_fallback(monkeypatch, capsys):
+    """Without a terminal (or tqdm): a line on stderr every LINE_PERIOD s, on the showing rank only."""
+    from dpcompress.validation import progress
+
+    monkeypatch.setattr(progress, "LINE_PERIOD", 0.0)
+    bar = progress.FrameProgress(10, show=True)
+    bar.advance(4)
+    bar.close()
+    silent = progress.FrameProgress(10, show=False)
+    silent.advance(4)
+    err = capsys.readouterr().err
+    assert err.count("test: 4/10 frames") == 1
