@@ -17,6 +17,9 @@ eval MODEL DATA
     Evaluate a model on every frame of training-data systems (deepmd/npy
     directories or deepmd/hdf5 files); print energy and max |force| per frame
     and, when the data carry labels, the errors against them.
+test -m MODEL -s SYSTEM [SYSTEM ...] [-n N] [-d DETAIL] [--against ORIGINAL] [--plot FILE.png] [--json FILE]
+    Energy, force and virial MAE/RMSE against the labels, as DeePMD-kit's dp test
+    (docs/test.md); also under mpiexec.
 """
 
 import argparse
@@ -37,6 +40,7 @@ from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from .nep import NEPModel, is_nep_text_file
 from .potential import Potential
+from .validation.command import add_parser as add_test_parser
 
 
 def _plain(v):
@@ -241,6 +245,7 @@ def build_parser():
     pe.add_argument("--threads", type=_threads, default=None, help="threads (default: all cores)")
     pe.add_argument("--format", default=None, help=FORMAT_HELP)
     pe.set_defaults(func=_cmd_eval)
+    add_test_parser(sub)  # dpcompress test: docs/test.md
     return p
 
 

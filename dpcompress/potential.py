@@ -26,7 +26,7 @@ import numpy as np
 
 from .core.errors import InputError, NumericalError, UnsupportedModelError
 from .core.inputs import as_atom_types, as_cells, as_coords, as_pbc, warn_far_coordinates
-from .core.lattice import frame_cell
+from .core.lattice import frame_cell, reduce_cell
 from ._ext.threads import effective_n_threads, kernel_threads, threads_per_rank
 from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from .descriptors import parts
@@ -268,6 +268,25 @@ class Potential:
     def get_dim_aparam(self) -> int:
         return 0
 
+    def get_sel_type(self) -> List[int]:
+        """Atom types a tensor model predicts for: ``[]``, as DeePMD-kit gives for energy models."""
+        return []
+
+    def eval_descriptor(self, coords, cells, atom_types, fparam=None, aparam=None, mixed_type=False, **kwargs):
+        """Not available: the descriptor never leaves the compiled kernels.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, naming the alternative: DeePMD-kit's ``DeepPot.eval_descriptor`` on the original
+            (uncompressed) model, whose descriptor is the one the tables reproduce.
+        """
+        raise NotImplementedError(
+            "Potential.eval_descriptor is not available: dpcompress computes the descriptor inside its fused "
+            "kernels and never stores it; use DeePMD-kit's DeepPot(model).eval_descriptor(...) on the original "
+            "model (the compressed tables reproduce that descriptor)"
+        )
+
     @_agreed_under_comm
     def eval(
         self,
@@ -280,6 +299,7 @@ class Potential:
         mixed_type: bool = False,
         *,
         pbc=None,
+        **kwargs,
     ) -> Tuple[np.ndarray, ...]:
         """Energy, forces and virial of one or more frames.
 
@@ -305,6 +325,9 @@ class Potential:
             that of a fully periodic cell with a vacuum gap wider than the cutoff along the
             non-periodic directions (:func:`dpcompress.core.lattice.vacuum_cell` builds one
             internally), virial included.
+        **kwargs
+            DeePMD-kit's other keywords (``efield``, ``spin``, ``charge_spin``): accepted as None
+            only, since no model dpcompress reads takes them; a value raises :class:`InputError`.
 
         Returns
         -------
@@ -335,6 +358,7 @@ class Potential:
         """
         if fparam is not None or aparam is not None:
             raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
+        _check_unsupported(kwargs)
         types = as_atom_types(atom_types, self.get_type_map())
         if types.ndim == 2 and not mixed_type:
             if not np.all(types == types[:1]):
@@ -358,17 +382,10 @@ class Potential:
         if not isinstance(self.evaluator, GpuEvaluator):
             warn_far_coordinates(xyz)
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
-        results = []
-        for f in range(nframes):
-            extent = None if periodic is None else self._host(xyz[f])  # sizes the vacuum of a slab or a wire
-            cell = None if box is None else frame_cell(box[f], periodic, extent, self.get_rcut())
-            try:
-                r = self.evaluator.evaluate(xyz[f], cell, types if types.ndim == 1 else types[f], n_threads)
-            except InputError as exc:
-                raise InputError(f"frame {f}: {exc}") from None
+        results = _evaluate_frames(self.evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
+        for f, r in enumerate(results):
             _check_finite(r, f)
             self._after_frame(r, f)
-            results.append(r)
         energy = np.array([[r.energy] for r in results])
         force = np.stack([r.force for r in results])
         virial = np.stack([r.virial.reshape(9) for r in results])
@@ -441,6 +458,52 @@ class Potential:
             NeighborOverflowWarning,
             stacklevel=5,  # the caller of eval
         )
+
+
+#: DeePMD-kit's ``DeepPot.eval`` keywords for inputs no model dpcompress reads takes (None is accepted).
+UNSUPPORTED_EVAL_INPUTS = ("efield", "spin", "charge_spin")
+
+
+def _check_unsupported(kwargs):
+    """Raise :class:`InputError` for a DeePMD-kit input these models lack, or an unknown keyword."""
+    for key, value in kwargs.items():
+        if key not in UNSUPPORTED_EVAL_INPUTS:
+            raise TypeError(f"eval() got an unexpected keyword argument {key!r}")
+        if value is not None:
+            raise InputError(f"{key} given, but this model takes no {key} input (dpcompress reads energy models "
+                             f"without electric-field, spin or charge inputs); pass {key}=None")
+
+
+def _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic=None, rcut=None, host=None):
+    """Every frame's :class:`~dpcompress.evaluators.base.FrameResult`, in one pass of the evaluator.
+
+    The frames go to :meth:`~dpcompress.evaluators.base.Evaluator.evaluate_frames` together, so an
+    evaluator can amortize its per-frame work (docs/performance.md: many small frames); each result
+    is the single-frame one bit for bit (tests/test_batching.py).  An evaluator's
+    :class:`InputError` names the frame.  ``periodic`` (a partly periodic ``pbc``), ``rcut`` and
+    ``host`` (coordinates to numpy) size the vacuum of a slab or a wire per frame
+    (:func:`~dpcompress.core.lattice.frame_cell`).
+    """
+    cells = None
+    if box is not None and periodic is not None:  # a slab or a wire: its vacuum is sized by each frame's atoms
+        cells = [frame_cell(box[f], periodic, host(xyz[f]), rcut) for f in range(box.shape[0])]
+    elif box is not None:  # one reduction per run of bit-identical cells (reduce_cell is deterministic)
+        cells = []
+        for f in range(box.shape[0]):
+            same = f > 0 and box[f].tobytes() == box[f - 1].tobytes()
+            cells.append(cells[-1] if same else reduce_cell(box[f]).cell)
+    if isinstance(xyz, np.ndarray):  # (a CuPy array stays on its device for the GPU evaluator)
+        xyz = np.ascontiguousarray(xyz)
+    frames = evaluator.evaluate_frames(xyz, cells, types, n_threads)
+    results = []
+    while True:
+        try:
+            r = next(frames)
+        except StopIteration:
+            return results
+        except InputError as exc:
+            raise InputError(f"frame {len(results)}: {exc}") from None
+        results.append(r)
 
 
 def _empty_result(nframes, atomic):

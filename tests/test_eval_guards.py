@@ -228,17 +228,15 @@ def test_overflowing_compressed_model_raises(compressed):
 
 def test_non_finite_output_names_the_frame(pot, monkeypatch):
     x, cell, t = WATER3
-    real = pot.evaluator.evaluate
-    calls = []
+    real = pot.evaluator.evaluate_frames  # Potential.eval hands every frame to it (tests/test_batching.py)
 
     def poisoned(*args):
-        r = real(*args)
-        calls.append(1)
-        if len(calls) == 2:
-            r.force[2, 1] = np.inf
-        return r
+        for k, r in enumerate(real(*args)):
+            if k == 1:
+                r.force[2, 1] = np.inf
+            yield r
 
-    monkeypatch.setattr(pot.evaluator, "evaluate", poisoned)
+    monkeypatch.setattr(pot.evaluator, "evaluate_frames", poisoned)
     with pytest.raises(NumericalError, match=r"frame 1: .*atom 2 "):
         pot.eval(np.stack([x, x]), np.stack([cell, cell]), t)
 

@@ -137,7 +137,7 @@ def _array(a, dtype, shape, name):
 
 def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index, *, cell=None, lattice=None,
             image_owner=None, image_lattice=None, tag=None, int n_threads=1, force=None, atom_energy=None,
-            atom_virial=None):
+            atom_virial=None, bint blas_guard=True):
     """One frame through ``dpc_compute``; the output arrays are added to.
 
     Parameters
@@ -149,6 +149,10 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     image_owner : int32 (nimage,), image_lattice : int32 (nimage, 3), or None
     tag : int64 (natoms,) or None
     force : float64 (natoms, 3), required;  atom_energy : (nlocal,) or None;  atom_virial : (natoms, 9) or None
+    blas_guard : bool
+        Limit every BLAS to one thread around the call (:func:`~dpcompress._ext.blas.blas_single_thread`).
+        False when the caller holds that limit already around many calls: entering it costs more than
+        a small frame (threadpoolctl queries every library).
 
     Returns
     -------
@@ -246,7 +250,11 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
             rows[i] = (&iv[0] + ov[i]) if ncand > 0 else NULL
         fr.numneigh = counts
         fr.firstneigh = rows
-        with blas_single_thread():
+        if blas_guard:
+            with blas_single_thread():
+                with nogil:
+                    status = dpc_compute(model.ptr, ws.ptr, &fr, n_threads, &out, &res, &err)
+        else:
             with nogil:
                 status = dpc_compute(model.ptr, ws.ptr, &fr, n_threads, &out, &res, &err)
     finally:

@@ -272,5 +272,7 @@ def as_cells(cells, nframes, pbc=None):
         raise InputError(f"cells has shape {arr.shape}; expected (nframes={nframes}, 9) or (nframes, 3, 3), or None for non-periodic")
     arr = np.array(arr.reshape(nframes, 3, 3))
     for f in range(nframes):
+        if f and arr[f].tobytes() == arr[f - 1].tobytes():
+            continue  # checked already: a run of one cell (a constant-volume trajectory) costs one check
         check_cell(arr[f], f"cells: frame {f}", pbc)
     return arr

@@ -66,6 +66,17 @@ class Evaluator:
     def evaluate(self, coords, cell, types, n_threads=1) -> FrameResult:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def evaluate_frames(self, xyz, cells, types, n_threads=1):
+        """:meth:`evaluate` of each frame in turn, yielding its :class:`FrameResult`.
+
+        ``xyz`` (nframes, natoms, 3), ``cells`` (nframes, 3, 3) reduced cells or None, ``types``
+        (natoms,) or (nframes, natoms).  Evaluators override it to amortize per-frame work; the
+        results must stay those of :meth:`evaluate`, bit for bit.
+        """
+        for f in range(xyz.shape[0]):
+            yield self.evaluate(xyz[f], None if cells is None else cells[f], types if types.ndim == 1 else types[f],
+                                n_threads)
+
     def close(self):
         """Free what the evaluator holds (idempotent)."""
 

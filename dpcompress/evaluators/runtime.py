@@ -10,8 +10,10 @@ import threading
 import numpy as np
 
 from .._ext import runtime as _rt
+from .._ext.blas import blas_single_thread
 from ..core.errors import InputError
-from ..neighbors import coincidence_message, find_candidates
+from ..core.inputs import check_cutoff
+from ..neighbors import candidates_of_checked, cell_geometry, coincidence_message, find_candidates
 from .base import Evaluator, Overflow, result_from_atoms
 
 
@@ -36,7 +38,7 @@ class RuntimeEvaluator(Evaluator):
         self._workspace = _rt.Workspace()
         self._lock = threading.Lock()  # the workspace serves one call at a time
 
-    def compute(self, candidates, types, n_threads, tag=None, nlocal=None):
+    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True):
         """One runtime call on prepared candidates; returns (atom_energy, force, atom_virial, info).
 
         ``tag`` (int64, one per atom) breaks distance ties and names the atoms in errors (the
@@ -51,7 +53,7 @@ class RuntimeEvaluator(Evaluator):
             try:
                 info = _rt.compute(self.runtime, self._workspace, candidates.x, types, nlocal,
                                    n_threads=n_threads, force=force, atom_energy=atom_energy, atom_virial=atom_virial,
-                                   tag=tag, **candidates.frame_arrays())
+                                   tag=tag, blas_guard=blas_guard, **candidates.frame_arrays())
             except InputError as exc:
                 atoms = getattr(exc, "atoms", None)
                 if atoms is None:
@@ -67,6 +69,33 @@ class RuntimeEvaluator(Evaluator):
         e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads)
         return result_from_atoms(e, f, w, overflow=overflow_of(info), beyond_fine=int(info["beyond_fine"]),
                                  beyond_table=int(info["beyond_table"]))
+
+    def evaluate_frames(self, xyz, cells, types, n_threads=1):
+        """Frames one after another with the per-frame Python work of :meth:`evaluate` amortized.
+
+        Yields the :class:`FrameResult` of each frame, bit for bit :meth:`evaluate`'s (the same
+        candidate search and runtime call); what is hoisted out of the loop is what does not depend
+        on the frame: the cutoff check, the type array, the thread count, the BLAS one-thread
+        limit, entered once for the whole batch (it costs more than a 3-atom frame), and the cell's
+        inverse and face distances while consecutive frames share a cell
+        (:func:`~dpcompress.neighbors.cell_geometry`).  ``cells`` are checked and *reduced* already
+        (:meth:`dpcompress.Potential.eval` does both).
+        """
+        rcut = check_cutoff(self.rcut)
+        nframes = xyz.shape[0]
+        shared_types = np.ascontiguousarray(types, dtype=np.int32) if types.ndim == 1 else None
+        last_cell, geometry = None, None
+        with blas_single_thread():
+            for f in range(nframes):
+                t = shared_types if shared_types is not None else np.ascontiguousarray(types[f], dtype=np.int32)
+                cell = None if cells is None else cells[f]
+                if cell is not None and not (cell is last_cell or (last_cell is not None
+                                                                   and cell.tobytes() == last_cell.tobytes())):
+                    last_cell, geometry = cell, cell_geometry(cell)  # bit-identical cells share it
+                cand = candidates_of_checked(xyz[f], cell, rcut, xyz.shape[1], n_threads, geometry)
+                e, force, w, info = self.compute(cand, t, n_threads, blas_guard=False)
+                yield result_from_atoms(e, force, w, overflow=overflow_of(info), beyond_fine=int(info["beyond_fine"]),
+                                        beyond_table=int(info["beyond_table"]))
 
     @property
     def workspace_bytes(self):

@@ -82,7 +82,16 @@ class Candidates:
                     image_owner=self.image_owner, image_lattice=self.image_lattice)
 
 
-def cell_list_bins(coords, cell, search):
+def cell_geometry(cell):
+    """What :func:`cell_list_bins` needs of a periodic cell: its inverse and its face distances.
+
+    Frames that share a cell (a trajectory at constant volume) compute these once
+    (:meth:`dpcompress.evaluators.runtime.RuntimeEvaluator.evaluate_frames`); the bins are the same.
+    """
+    return np.linalg.inv(cell), face_distances(cell)
+
+
+def cell_list_bins(coords, cell, search, geometry=None):
     r"""Bin coordinates, wrapped positions, wraps, bin counts and reach of the C cell list.
 
     Periodic: :math:`\mathbf f = \mathbf r\,A^{-1}`, :math:`\mathbf n = \lfloor \mathbf f \rfloor`,
@@ -92,7 +101,8 @@ def cell_list_bins(coords, cell, search):
     ``search``).  ``reach[c] = floor(search nbins[c] / h_c) + 1`` bins either side
     (``src_c/dpc_neighbors.h`` gives the argument).  When the bins outnumber
     ``MAX_BINS_PER_ATOM`` per atom the largest count is halved until they do not (a sparse cluster
-    would otherwise allocate a huge grid); the reach follows, so no pair is missed.
+    would otherwise allocate a huge grid); the reach follows, so no pair is missed.  ``geometry``:
+    :func:`cell_geometry` of ``cell`` when the caller has it already.
     """
     natoms = coords.shape[0]
     if cell is None:
@@ -101,7 +111,8 @@ def cell_list_bins(coords, cell, search):
         frac = (coords - lo) / h
         wrap, wrapped = None, coords
     else:
-        frac = coords @ np.linalg.inv(cell)
+        inverse, h = cell_geometry(cell) if geometry is None else geometry
+        frac = coords @ inverse
         if np.abs(frac).max() > MAX_CELLS_AWAY:
             k = int(np.argmax(np.abs(frac).max(axis=1)))
             raise InputError(f"coords of atom {k} lie more than 2^30 cells away from the cell; wrap them first")
@@ -109,7 +120,6 @@ def cell_list_bins(coords, cell, search):
         frac = frac - n
         wrap = n.astype(np.int64)
         wrapped = frac @ cell
-        h = face_distances(cell)
     nbins = [max(1, int(min(h[c] / search, 2.0**20))) for c in range(3)]
     while nbins[0] * nbins[1] * nbins[2] > max(27, MAX_BINS_PER_ATOM * natoms):
         c = int(np.argmax(nbins))
@@ -205,11 +215,25 @@ def find_candidates(coords, cell, rcut, *, n_centers=None, n_threads=None):
     n_centers = natoms if n_centers is None else int(n_centers)
     if not 0 <= n_centers <= natoms:
         raise InputError(f"n_centers must be an integer in [0, {natoms}], got {n_centers!r}")
+    return candidates_of_checked(coords, cell, rcut, n_centers, effective_n_threads(n_threads))
+
+
+def candidates_of_checked(coords, cell, rcut, n_centers, n_threads, geometry=None):
+    """:func:`find_candidates` of inputs checked already: the same work, none of the checks.
+
+    For callers that validated a whole batch of frames at once (:meth:`dpcompress.Potential.eval`
+    of many frames): ``coords`` C-contiguous float64 (natoms, 3) and finite, ``cell`` a checked
+    and *reduced* cell (:func:`~dpcompress.core.lattice.reduce_cell`) or None, ``rcut`` a checked
+    cutoff, ``0 <= n_centers <= natoms``, ``n_threads`` a resolved count, ``geometry``
+    :func:`cell_geometry` of ``cell`` or None.  The result is :func:`find_candidates`'s, bit for bit
+    (it is the same code).
+    """
+    natoms = coords.shape[0]
     search = search_radius(coords, rcut)
-    frac, wrapped, wrap, nbins, reach = cell_list_bins(coords, cell, search)
+    frac, wrapped, wrap, nbins, reach = cell_list_bins(coords, cell, search, geometry)
     check_search_work(natoms, cell, rcut, nbins, reach)
     owner, image_lattice, offsets, index = _kernel.cell_candidates(
-        frac, wrapped, cell, nbins, reach, search, n_centers, effective_n_threads(n_threads)
+        frac, wrapped, cell, nbins, reach, search, n_centers, n_threads
     )
     lattice = None if wrap is None else np.ascontiguousarray(wrap, dtype=np.int32)
     return Candidates(coords, cell, lattice, owner, image_lattice, offsets, index)

@@ -1,0 +1,140 @@
+"""``dpcompress test``: errors of a model against labelled data, as DeePMD-kit's ``dp test`` reports them.
+
+    dpcompress test -m MODEL -s SYSTEM [SYSTEM ...] [-n N] [-d DETAIL] [--against ORIGINAL]
+                    [--plot FILE.png] [--json FILE] [--threads T] [--no-progress]
+
+Under ``mpiexec -n K`` the frames are split over the K ranks (mpi4py); the output is the same as
+with one process.  docs/test.md describes the command, its output and how it matches ``dp test``.
+"""
+
+import json
+import sys
+
+from ..core.atomic_file import check_output_path, write_atomic
+from .detail import DetailWriter, detail_paths
+from .metrics import as_metrics, report_lines
+from .runner import run_test
+
+RULE = "# ----------------------------------------------- "
+
+
+def add_parser(sub):
+    """Add the ``test`` subcommand to the ``dpcompress`` parser's subparsers ``sub``."""
+    p = sub.add_parser("test", help="errors of a model against labelled data (as dp test), with --against the original",
+                       description="Energy, force and virial MAE/RMSE of a model against the labels of deepmd/npy "
+                                   "or deepmd/hdf5 systems, per system and weighted as DeePMD-kit's dp test does.")
+    p.add_argument("-m", "--model", required=True, help="model: .dpc, DeePMD-kit .dp/.yaml, or nep.txt")
+    p.add_argument("-s", "--system", required=True, nargs="+", metavar="SYSTEM",
+                   help="deepmd/npy system folders (searched recursively) or deepmd/hdf5 files")
+    p.add_argument("-n", "--numb-test", type=int, default=0, help="frames per system, the first ones; 0: all [0]")
+    p.add_argument("-d", "--detail-file", default=None, metavar="DETAIL",
+                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out (dp test's layout)")
+    p.add_argument("--against", default=None, metavar="ORIGINAL",
+                   help="also evaluate the original model: its errors, and the differences MODEL - ORIGINAL")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="parity plots (needs matplotlib: extra 'plot')")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the numbers as JSON")
+    p.add_argument("--threads", type=int, default=None, help="kernel threads per process (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-mpi", action="store_true", help="do not use MPI even when started by mpiexec")
+    p.set_defaults(func=run)
+    return p
+
+
+def _comm(no_mpi):
+    from ..scan.mpi_comm import get_comm, launcher_size
+
+    return get_comm(not no_mpi and launcher_size() is not None)
+
+
+def run(args):
+    """Run ``dpcompress test``; returns the exit status (errors raise, for ``cli.main`` to report)."""
+    inputs = [args.model] + ([args.against] if args.against else []) + list(args.system)
+    outputs = ([args.json] if args.json else []) + ([args.plot] if args.plot else [])
+    outputs += list(detail_paths(args.detail_file).values()) if args.detail_file else []
+    for path in outputs:  # before any work: a bad output path is found at once, never an input replaced
+        check_output_path(path, inputs=inputs, what="output")
+    if args.plot:
+        from .plots import check_available
+
+        check_available()
+    comm = _comm(args.no_mpi)
+    result = run_test(args.model, args.system, numb_test=args.numb_test, against=args.against,
+                      n_threads=args.threads, comm=comm, progress=not args.no_progress)
+    if result is None:  # ranks > 0: rank 0 reports
+        return 0
+    _print_report(result)
+    if args.detail_file:
+        writer = DetailWriter(args.detail_file)
+        for s in result.systems:
+            writer.add(s.name, s.pred, s.labels, s.natoms)
+        writer.write()
+    if args.json:
+        write_atomic(args.json, json.dumps(summary(result), indent=1) + "\n", inputs=inputs, what="--json")
+    if args.plot:
+        from .plots import parity_plot
+
+        parity_plot(result, args.plot)
+    return 0
+
+
+def summary(result):
+    """The ``--json`` document: ``{"model", "systems": {SYSTEM: METRICS}, "weighted": METRICS}`` and,
+    with ``--against``, ``"against": {"model", "systems", "weighted", "differences", "differences_weighted"}``."""
+    out = {
+        "model": result.model,
+        "systems": {s.name: as_metrics(s.errors, s.nframes) for s in result.systems},
+        "weighted": as_metrics(result.weighted(), result.nframes),
+    }
+    if result.against:
+        out["against"] = {
+            "model": result.against,
+            "systems": {s.name: as_metrics(s.original_errors, s.nframes) for s in result.systems},
+            "weighted": as_metrics(result.original_weighted(), result.nframes),
+            "differences": {s.name: s.differences for s in result.systems},
+            "differences_weighted": result.differences_weighted(),
+        }
+    return out
+
+
+def _differences_lines(d):
+    if not d:
+        return []
+    lines = [f"max |dE|/atom      : {d['energy_per_atom_max']:e} eV   RMS {d['energy_per_atom_rms']:e} eV",
+             f"max |dF|           : {d['force_max']:e} eV/Å RMS {d['force_rms']:e} eV/Å"]
+    if "virial_max" in d:
+        lines.append(f"max |dV|           : {d['virial_max']:e} eV   RMS {d['virial_rms']:e} eV")
+    return lines
+
+
+def _print_report(result, out=None):
+    out = sys.stdout if out is None else out
+
+    def say(line):
+        print(line, file=out)
+
+    for s in result.systems:
+        say("# ---------------output of dp test--------------- ")
+        say(f"# testing system : {s.name}")
+        say(f"# number of test data : {s.nframes:d} ")
+        for line in report_lines(s.errors):
+            say(line)
+        if result.against:
+            say(f"# original model {result.against} on the same frames:")
+            for line in report_lines(s.original_errors):
+                say(line)
+            say(f"# {result.model} - {result.against}:")
+            for line in _differences_lines(s.differences):
+                say(line)
+        say(RULE)
+    say("# ----------weighted average of errors----------- ")
+    say(f"# number of systems : {len(result.systems)}")
+    for line in report_lines(result.weighted()):
+        say(line)
+    if result.against:
+        say(f"# original model {result.against}:")
+        for line in report_lines(result.original_weighted()):
+            say(line)
+        say(f"# {result.model} - {result.against}, all frames:")
+        for line in _differences_lines(result.differences_weighted()):
+            say(line)
+    say(RULE)

@@ -1,0 +1,254 @@
+"""Evaluate a model on labelled systems, in batches, over MPI ranks: what ``dpcompress test`` runs.
+
+Per system, the first ``numb_test`` frames (all with 0) are split into contiguous ranges, one per
+rank; each rank reads only its frames (:class:`~dpcompress.data.FrameReader`), evaluates them in
+batches of about :data:`BATCH_ATOMS` atoms (one :meth:`dpcompress.Potential.eval` call each) and
+rank 0 gathers the predictions in frame order.  Every frame's prediction is the single-frame one bit
+for bit (tests/test_batching.py), so the report does not depend on the number of ranks or the batch
+size.  Errors are gathered with the results: when any rank fails, every rank raises the first
+failing rank's error, and no rank waits for the others forever.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..core.errors import DataFormatError, DPCompressError, InputError
+from ..data import FrameReader, discover_systems
+from ..potential import Potential
+from .metrics import differences, merge, merge_differences, system_errors
+from .progress import FrameProgress
+
+#: Atoms per ``Potential.eval`` call: bounds the memory of a batch (predictions of ~100 B per atom).
+BATCH_ATOMS = 100_000
+#: Frames per chunk of the metrics, in atoms: DeePMD-kit's ``DP_TEST_CHUNK_ATOMS`` default.  Its
+#: per-system errors are the weighted merge of its chunks' errors, so ours are formed the same way.
+CHUNK_ATOMS = 1_000_000
+
+
+@dataclass
+class SystemResult:
+    """One system's predictions, labels and errors (rank 0).
+
+    ``pred``, ``labels`` and ``original``: ``energy`` (nframes,), ``force`` (nframes, natoms, 3),
+    ``virial`` (nframes, 9); labels only those the system has, ``original`` only with ``against``.
+    ``errors`` / ``original_errors``: :func:`~.metrics.system_errors` of each model; ``differences``:
+    :func:`~.metrics.differences` of the model from the original.
+    """
+
+    name: str
+    natoms: int
+    periodic: bool
+    pred: Dict[str, np.ndarray]
+    labels: Dict[str, np.ndarray]
+    errors: dict
+    original: Optional[Dict[str, np.ndarray]] = None
+    original_errors: Optional[dict] = None
+    differences: Optional[dict] = None
+
+    @property
+    def nframes(self):
+        return int(np.size(self.pred["energy"]))
+
+
+@dataclass
+class TestResult:
+    """Every system's :class:`SystemResult` and the weighted errors (``dp test``'s weighting)."""
+
+    model: str
+    systems: List[SystemResult] = field(default_factory=list)
+    against: Optional[str] = None
+
+    __test__ = False  # not a pytest test class
+
+    @property
+    def nframes(self):
+        return sum(s.nframes for s in self.systems)
+
+    def weighted(self):
+        return merge([s.errors for s in self.systems])
+
+    def original_weighted(self):
+        return merge([s.original_errors for s in self.systems])
+
+    def differences_weighted(self):
+        return merge_differences([(s.differences, s.nframes, 3 * s.natoms * s.nframes, 9 * s.nframes)
+                                  for s in self.systems])
+
+
+def system_label(info):
+    """The name of a system in reports and detail files: ``str(Path(folder))`` as ``dp test`` prints it."""
+    return str(Path(info.name)) if info.kind == "npy" else info.name
+
+
+def model_types(info, type_map):
+    """Local type index -> the model's type index for system ``info`` (names when it has them)."""
+    if info.type_map is None:
+        return None
+    missing = [name for name in info.type_map if name not in type_map]
+    if missing:
+        raise DataFormatError(f"{info.name}: elements {missing} of its type_map.raw are not in the model's type map "
+                              f"{list(type_map)}")
+    return np.array([list(type_map).index(name) for name in info.type_map], dtype=np.int64)
+
+
+def _predict(pot, coords, cells, types):
+    e, f, v = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2)
+    return {"energy": e.reshape(-1), "force": f, "virial": v}
+
+
+def _evaluate_range(info, lo, hi, models, reader, progress):
+    """Predictions of every model in ``models`` for frames ``lo..hi-1`` of one system."""
+    to_model = model_types(info, models[0].get_type_map())
+    batch = max(1, BATCH_ATOMS // max(1, info.natoms))
+    parts = [[] for _ in models]
+    for block in reader.blocks(info, lo, hi, chunk=batch):
+        types = block.atom_types if to_model is None else to_model[block.atom_types]
+        for k, pot in enumerate(models):
+            try:
+                parts[k].append(_predict(pot, block.coords, block.cells, types))
+            except InputError as exc:  # name the frames as the data name them
+                raise InputError(f"{block.set_where} frames {block.first_in_set}..{block.first_in_set + block.nframes - 1}"
+                                 f" ({info.name}): {exc}") from None
+        progress.advance(block.nframes)
+    return [_join(p, info.natoms) for p in parts]
+
+
+def _join(parts, natoms):
+    if not parts:
+        return {"energy": np.zeros(0), "force": np.zeros((0, natoms, 3)), "virial": np.zeros((0, 9))}
+    return {key: np.concatenate([p[key] for p in parts]) for key in ("energy", "force", "virial")}
+
+
+def _labels(info, n, reader):
+    keys = info.labels()
+    blocks = list(reader.blocks(info, 0, n, labels=keys, chunk=max(n, 1)))
+    out = {}
+    for key in keys:
+        value = np.concatenate([b.labels[key] for b in blocks])
+        out[key] = value.reshape(n, 9) if key == "virial" else value
+    return out
+
+
+def _chunked_errors(pred, labels, natoms, periodic):
+    """``dp test``'s per-system errors: chunks of :data:`CHUNK_ATOMS` atoms, merged with weights."""
+    n = np.size(pred["energy"])
+    step = max(1, CHUNK_ATOMS // max(1, natoms))
+    chunks = []
+    for a in range(0, n, step):
+        sl = slice(a, min(a + step, n))
+        chunks.append(system_errors({k: v[sl] for k, v in pred.items()},
+                                    {k: v[sl] for k, v in labels.items()}, natoms, periodic))
+    return merge(chunks)
+
+
+def _collective(comm, fn):
+    """``fn()`` on every rank; on failure anywhere, every rank raises the first failing rank's error.
+
+    Returns the list of every rank's result on rank 0, None elsewhere.  One process: ``[fn()]``,
+    its exception as raised.
+    """
+    if comm.size == 1:
+        return [fn()]
+    try:
+        out, error = fn(), None
+    except DPCompressError as exc:
+        out, error = None, (type(exc).__name__, str(exc))
+    gathered = comm.gather((out, error), root=0)
+    first = None
+    if comm.rank == 0:
+        first = next((err for _, err in gathered if err is not None), None)
+    first = comm.bcast(first, root=0)
+    if first is not None:
+        cls = {"InputError": InputError, "DataFormatError": DataFormatError}.get(first[0], DPCompressError)
+        raise cls(first[1])
+    return [o for o, _ in gathered] if comm.rank == 0 else None
+
+
+def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=None, progress=True):
+    """Evaluate ``model`` (and ``against``) on the labelled ``systems``; rank 0 gets the result.
+
+    Parameters
+    ----------
+    model, against : str
+        Model files (``.dpc``, ``.dp``/``.yaml``, ``nep.txt``); ``against`` is the original model
+        the compressed one is compared with, or None.
+    systems : list of str
+        Folders (searched for ``deepmd/npy`` systems) and ``deepmd/hdf5`` files.
+    numb_test : int
+        Frames per system (the first ones); 0: all (``dp test -n``).
+    n_threads : int or None
+        Kernel threads per rank (None: the node's cores divided among its ranks).
+    comm : mpi4py communicator or None
+        Frames are split over its ranks.
+    progress : bool
+        A progress bar on rank 0.
+
+    Returns
+    -------
+    TestResult or None
+        On rank 0; None on other ranks.
+
+    Raises
+    ------
+    DataFormatError, InputError, ModelFormatError
+        On every rank when any rank fails.
+    """
+    from ..scan.mpi_comm import SerialComm
+
+    comm = SerialComm() if comm is None else comm
+    if isinstance(numb_test, bool) or not isinstance(numb_test, (int, np.integer)) or numb_test < 0:
+        raise InputError(f"-n must be a non-negative integer (0: every frame), got {numb_test!r}")
+    if n_threads is None and comm.size > 1:
+        from .._ext.threads import threads_per_rank
+
+        n_threads = threads_per_rank(comm)
+
+    def setup():
+        found = discover_systems(systems, labels=True)
+        pots = [Potential(model, n_threads=n_threads)] + ([Potential(against, n_threads=n_threads)] if against else [])
+        return found, pots
+
+    found, pots = None, None
+    try:
+        found, pots = setup()
+        error = None
+    except DPCompressError as exc:
+        error = exc
+    _collective(comm, lambda: _raise(error))
+    counts = [info.nframes if numb_test == 0 else min(info.nframes, int(numb_test)) for info in found]
+    ranges = [(n * comm.rank // comm.size, n * (comm.rank + 1) // comm.size) for n in counts]
+    bar = FrameProgress(sum(hi - lo for lo, hi in ranges), progress and comm.rank == 0,
+                        "test" if comm.size == 1 else f"test (rank 0 of {comm.size})")
+    result = TestResult(str(model), against=None if against is None else str(against))
+    with FrameReader() as reader:
+        try:
+            for info, n, (lo, hi) in zip(found, counts, ranges):
+                parts = _collective(comm, lambda: _evaluate_range(info, lo, hi, pots, reader, bar))
+                if comm.rank == 0:
+                    result.systems.append(_system_result(info, n, parts, reader))
+        finally:
+            bar.close()
+    for pot in pots:
+        pot.close()
+    return result if comm.rank == 0 else None
+
+
+def _raise(error):
+    if error is not None:
+        raise error
+
+
+def _system_result(info, n, parts, reader):
+    """Rank 0: join the ranks' predictions, read the labels, form the errors."""
+    preds = [_join([p[k] for p in parts if np.size(p[k]["energy"])], info.natoms) for k in range(len(parts[0]))]
+    labels = _labels(info, n, reader)
+    res = SystemResult(system_label(info), info.natoms, info.periodic, preds[0], labels,
+                       _chunked_errors(preds[0], labels, info.natoms, info.periodic))
+    if len(preds) > 1:
+        res.original = preds[1]
+        res.original_errors = _chunked_errors(preds[1], labels, info.natoms, info.periodic)
+        res.differences = differences(preds[0], preds[1], info.natoms, info.periodic)
+    return res
