@@ -109,7 +109,8 @@ def _cmd_info(args):
     print(f"min_nbor_dist:   {m.min_nbor_dist if m.min_nbor_dist is not None else 'not stored'}")
     if m.is_compressed:
         p = m.compression or {}
-        print(f"compressed:      order {p.get('order')}  step {p.get('stride0')}/{p.get('stride1')}  extrapolate {p.get('extrapolate')}"
+        step = "per table (--tolerance)" if p.get("table_budget") is not None else f"{p.get('stride0')}/{p.get('stride1')}"
+        print(f"compressed:      order {p.get('order')}  step {step}  extrapolate {p.get('extrapolate')}"
               f"  check_frequency {p.get('check_frequency')}  by dpcompress {p.get('dpcompress_version')}")
         print(f"source:          {p.get('source')}  sha256 {p.get('source_sha256')}")
         print(f"                 min_nbor_dist from {p.get('min_nbor_dist_source')}")
@@ -160,7 +161,8 @@ def _cmd_compress(args):
     save_model(cm, args.output)
     p = cm.compression
     print(f"compressed {args.input} -> {args.output} in {t1 - t0:.3f} s (tables), order {p['order']}, "
-          f"step {p['stride0']}/{p['stride1']}, extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
+          f"step {'per table' if p.get('table_budget') is not None else str(p['stride0']) + '/' + str(p['stride1'])}, "
+          f"extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
           f"min_nbor_dist {p['min_nbor_dist']:.6g} Å from {p['min_nbor_dist_source']}")
     for line in info_lines(p):
         print(line)

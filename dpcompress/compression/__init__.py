@@ -159,11 +159,11 @@ def compress(
     max_bytes : int, str or None
         Most memory the tables may take (``"4G"``); None: ``$DPCOMPRESS_MAX_BYTES`` or 2 GiB
         (:mod:`dpcompress.core.memory_limit`).
-    table_error : float or None
-        A table-error budget: each table gets its own fine and coarse strides, the largest whose
-        sampled error is at most this (:mod:`dpcompress.compression.table_error`; the search starts
-        at ``step``).  ``compression`` then also holds ``table_budget``, ``table_bounds`` (per table,
-        the achieved sampled error) and ``table_search`` (per table, the strides tried and their
+    table_error : float, (float, float) or None
+        A table-error budget (or one for the fine region and one for the coarse segments): each
+        table gets its own fine and coarse strides, the largest whose sampled error is at most it (:mod:`dpcompress.compression.table_error`; the search starts
+        at ``step``).  ``compression`` then also holds ``table_budget`` ([fine, coarse]),
+        ``table_bounds`` (per table, the achieved sampled errors [fine, coarse]) and ``table_search`` (per table, the strides tried and their
         errors); the file stores each table's strides.  For a force tolerance in eV/Å see
         :func:`dpcompress.tolerance.compress_to_tolerance`.
 
@@ -235,8 +235,8 @@ def compress(
     if search is not None:
         records = [search.records[id(t)] for t in flat]
         provenance.update(
-            table_budget=float(table_error),
-            table_bounds=[max(r["fine"], r["coarse"]) for r in records],
+            table_budget=list(search.budget),
+            table_bounds=[[r["fine"], r["coarse"]] for r in records],
             table_search=[r["history"] for r in records],
         )
     if search is None and provenance["max_table_error"] > WARN_TABLE_ERROR:  # a budget is the user's choice

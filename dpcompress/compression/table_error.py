@@ -51,9 +51,10 @@ from ..core.errors import InputError
 from ..core.table_math import table_eval
 from ..tables import pack_network
 
-#: strides of the search are kept within [nominal / MIN_FACTOR, nominal * MAX_FACTOR]
+#: strides of the search stay at least nominal / MIN_FACTOR (memory), and at most a quarter of
+#: their region (a wider fine stride would move the fine region's end, and with it the table's)
 MIN_FACTOR = 64.0
-MAX_FACTOR = 64.0
+MAX_SHARE = 0.25
 #: builds per table at most
 MAX_BUILDS = 16
 #: a region is done when its error is in [ACCEPT * budget, budget], or bracketed within BRACKET
@@ -135,8 +136,9 @@ class StrideSearch:
 
     Parameters
     ----------
-    budget : float
-        Table error :math:`\\varepsilon` (net output per unit input, see :func:`region_errors`).
+    budget : float or (float, float)
+        Table error :math:`\\varepsilon` (net output per unit input, see :func:`region_errors`), or
+        one for the fine region and one for the coarse segments.
     min_factor : float
         Strides stay at least ``nominal / min_factor`` (memory: see ``compress``).
     n_threads : int
@@ -148,16 +150,18 @@ class StrideSearch:
     """
 
     def __init__(self, budget, min_factor=MIN_FACTOR, n_threads=1):
-        if not (isinstance(budget, (int, float)) and not isinstance(budget, bool) and math.isfinite(budget) and budget > 0):
-            raise InputError(f"table error budget must be a number > 0, got {budget!r}")
-        self.budget, self.min_factor = float(budget), float(min_factor)
+        pair = tuple(budget) if isinstance(budget, (tuple, list)) else (budget, budget)
+        if len(pair) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b > 0
+                                     for b in pair):
+            raise InputError(f"table error budget must be a number > 0 or a pair of them, got {budget!r}")
+        self.budget, self.min_factor = (float(pair[0]), float(pair[1])), float(min_factor)
         self.n_threads = effective_n_threads(n_threads)
         self.records = {}
 
     def __call__(self, build, net, stride0, stride1):
-        eps = self.budget
-        fine = _Bracket(stride0, stride0 / self.min_factor, stride0 * MAX_FACTOR)
-        coarse = _Bracket(stride1, stride1 / self.min_factor, stride1 * MAX_FACTOR)
+        eps, eps_c = self.budget
+        fine = _Bracket(stride0, stride0 / self.min_factor, math.inf)
+        coarse = _Bracket(stride1, stride1 / self.min_factor, math.inf)
         history, seen = [], {}
         for _ in range(MAX_BUILDS):
             key = (fine.s, coarse.s)
@@ -165,16 +169,20 @@ class StrideSearch:
             ef, ec = region_errors(table, net, self.n_threads)
             seen[key] = (table, ef, ec)
             history.append([key[0], ef, key[1], ec])
+            if len(history) == 1:  # the regions' widths, from the nominal grid
+                fine.smax = max(stride0, MAX_SHARE * table.n_fine * table.stride0)
+                wide = max(table.n_coarse, table.n_below) * table.stride1
+                coarse.smax = max(stride1, MAX_SHARE * wide) if wide > 0 else stride1
             if not fine.done:
                 fine.update(ef, eps)
             if not coarse.done:
-                coarse.update(ec, eps)
+                coarse.update(ec, eps_c)
             if fine.done and coarse.done:
                 break
         if fine.good is None or coarse.good is None:
             which, err = ("fine", min(h[1] for h in history)) if fine.good is None else ("coarse", min(h[3] for h in history))
             raise InputError(
-                f"table error budget {eps:.2e} not reached: the {which} region's sampled error is still {err:.2e} at "
+                f"table error budget {eps if which == 'fine' else eps_c:.2e} not reached: the {which} region's sampled error is still {err:.2e} at "
                 f"strides {fine.s:.3g}/{coarse.s:.3g} ({self.min_factor:g} times below the nominal ones); round-off "
                 "or a kink of the activation (relu, relu6) sets a floor: use a larger tolerance"
             )
@@ -186,8 +194,8 @@ class StrideSearch:
                 seen[(s0, s1)] = (table, ef, ec)
                 history.append([s0, ef, s1, ec])
             table, ef, ec = seen[(s0, s1)]
-            if ef <= eps and ec <= eps:
+            if ef <= eps and ec <= eps_c:
                 self.records[id(table)] = dict(fine=ef, coarse=ec, history=history)
                 return table
-            s0, s1 = (s0 / 1.03 if ef > eps else s0), (s1 / 1.03 if ec > eps else s1)
+            s0, s1 = (s0 / 1.03 if ef > eps else s0), (s1 / 1.03 if ec > eps_c else s1)
         raise InputError(f"table error budget {eps:.2e} not reached at strides {s0:.3g}/{s1:.3g}")

@@ -41,9 +41,11 @@ def info_lines(compression):
     cal = p.get("calibration") or {}
     if p.get("tolerance") is not None:
         lines.append(f"tolerance:       {p['tolerance']:.3g} eV/Å on forces; max |ΔF| {cal.get('max_force_error', float('nan')):.2e} "
-                     f"eV/Å on {cal.get('frames')} calibration frame(s), sensitivity {cal.get('sensitivity') or float('nan'):.3g}")
-    lines.append(f"table budget:    {p['table_budget']:.3g} (sampled max |table - net| of value and derivative, per table; "
-                 "strides chosen per table)")
-    for k, b in enumerate(p.get("table_bounds") or []):
-        lines.append(f"  table {k}:       achieved bound {b:.2e}")
+                     f"eV/Å on {cal.get('frames')} calibration frame(s), {cal.get('max_contact_force_error', float('nan')):.2e} "
+                     f"on {cal.get('contact_frames')} close-contact frame(s); sensitivity {cal.get('sensitivity') or float('nan'):.3g}")
+    fine, coarse = p["table_budget"]
+    lines.append(f"table budget:    {fine:.3g} (fine), {coarse:.3g} (coarse, weighted): sampled max |table - net| of value "
+                 "and derivative; strides chosen per table")
+    for k, (bf, bc) in enumerate(p.get("table_bounds") or []):
+        lines.append(f"  table {k}:       achieved bound {bf:.2e} (fine), {bc:.2e} (coarse)")
     return lines

@@ -48,7 +48,8 @@ def plot_search(compression, path, inputs=()):
                       label=f"table {k} coarse (weighted)")
     budget = compression.get("table_budget")
     if budget:
-        ax.axhline(budget, color="k", lw=0.8, label=f"budget {budget:.1e}")
+        ax.axhline(budget[0], color="k", lw=0.8, label=f"fine budget {budget[0]:.1e}")
+        ax.axhline(budget[1], color="k", lw=0.8, ls=":", label=f"coarse budget {budget[1]:.1e}")
     tol = compression.get("tolerance")
     ax.set_xlabel("stride (table input units)")
     ax.set_ylabel("sampled max |table - net| (value, derivative)")
