@@ -39,6 +39,22 @@ __all__ = [
 ]
 
 
+def __getattr__(name):
+    """``dpcompress.Calculator``: the ASE calculator, imported on first use (ASE is an optional dependency).
+
+    Not in ``__all__``: ``from dpcompress import *`` must work without ASE.
+    """
+    if name == "Calculator":
+        from .calculators.ase_calculator import Calculator
+
+        return Calculator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"Calculator"})
+
+
 def show_config():
     """Return a dict describing this build (version, OpenMP, cores) and print it."""
     cfg = {

@@ -27,11 +27,14 @@ import time
 
 import numpy as np
 
+from ._version import __version__
+from .cli_errors import check_input_file, check_output_file, error_text, exit_status, one_line_warnings
+from .cli_help import command_help
 from .compression import compress, compress_nep
-from .core.atomic_file import check_output_path
-from .core.errors import DPCompressError
+from .core.errors import DPCompressError, InputError
 from .core.memory_limit import ENV_VAR, parse_bytes
 from .data import read_systems
+from .data.formats import FORMAT_HELP
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from .nep import NEPModel, is_nep_text_file
@@ -92,7 +95,7 @@ def _info_nep(path, m):
 
 
 def _cmd_info(args):
-    m = load_model(args.file)
+    m = load_model(check_input_file(args.file, "model file"))
     if isinstance(m, NEPModel):  # GPUMD nep.txt / NEP .dpc
         return _info_nep(args.file, m)
     d = m.descriptor
@@ -129,13 +132,25 @@ def _cmd_info(args):
     return 0
 
 
+#: Options of ``compress`` for DP models only, as (attribute, flag): refused for a NEP model, not ignored.
+DP_ONLY = (("extrapolate", "-e/--extrapolate"), ("frequency", "-f/--frequency"), ("training_script", "-t/--training-script"),
+           ("min_nbor_dist", "--min-nbor-dist"), ("scan", "--scan"), ("order", "--order"), ("threads", "--threads"))
+#: Their DP defaults (None in the parser, so that an explicit value is seen even when it equals the default).
+DP_DEFAULTS = {"extrapolate": 5, "frequency": -1, "order": 5}
+
+
 def _cmd_compress(args):
     # before any work: a bad -o is found in a second, not after the tables, and never replaces -i
-    check_output_path(args.output, inputs=(args.input,), what="-o")
+    check_input_file(args.input, "-i")
+    check_output_file(args.output, inputs=(args.input,), what="-o")
     check_tolerance_args(args, is_nep_text_file(args.input))
     if args.step is None:  # default 0.01 (also the start of --tolerance's stride search)
         args.step = 0.01
     if is_nep_text_file(args.input):  # GPUMD nep.txt: tables of the radial functions
+        given = [flag for name, flag in DP_ONLY if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: for DeePMD-kit models only; a NEP model ({args.input}) takes -s and "
+                             "--max-bytes (its tables cover [0, rc] and need no training data)")
         t0 = time.perf_counter()
         m = compress_nep(args.input, step=args.step, max_bytes=args.max_bytes)
         save_model(m, args.output)
@@ -144,6 +159,11 @@ def _cmd_compress(args):
               f"step <= {tb.step} Å, {tb.coef.size} coefficients; max |g_tab - g| {tb.error_g.max():.2e}, "
               f"max |g'_tab - g'| {tb.error_gp.max():.2e} 1/Å (ZBL analytic)")
         return 0
+    for name, value in DP_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    check_input_file(args.training_script, "-t")
+    check_input_file(args.scan, "--scan")
     t0 = time.perf_counter()
     cm = (compress_for_cli if args.tolerance is not None else compress)(
         args if args.tolerance is not None else args.input,
@@ -170,8 +190,11 @@ def _cmd_compress(args):
 
 
 def _cmd_eval(args):
+    check_input_file(args.model, "model file")
+    for path in args.data:
+        check_input_file(path, "data", folder_ok=True)
     pot = Potential(args.model, n_threads=args.threads)
-    for system in read_systems(args.data):
+    for system in read_systems(args.data, fmt=args.format):
         types = system.atom_types
         if system.type_map is not None:
             names = [system.type_map[t] for t in np.ravel(types)]
@@ -194,25 +217,37 @@ def _size(text):
         raise argparse.ArgumentTypeError(f"expected a size in bytes such as 512M or 2G, found {text!r}") from None
 
 
+def _threads(text):
+    """argparse type of --threads: a positive integer (-1: all cores)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (or -1: all cores), found {text!r}")
+    return value
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="dpcompress", description="Compress and evaluate Deep Potential models.")
-    sub = p.add_subparsers(dest="command", required=True)
-    pi = sub.add_parser("info", help="describe a model file")
-    pi.add_argument("file")
+    p = argparse.ArgumentParser(prog="dpcompress", **command_help("top"))
+    p.add_argument("--version", action="version", version=f"dpcompress {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    pi = sub.add_parser("info", help="describe a model file", **command_help("info"))
+    pi.add_argument("file", help="a .dp/.yaml, .dpc or nep.txt model file")
     pi.add_argument("--plot", default=None, metavar="IMAGE",
                     help="draw table error vs stride of a model compressed with --tolerance (needs matplotlib)")
     pi.set_defaults(func=_cmd_info)
-    pc = sub.add_parser("compress", help="tabulate a model's embedding nets into a .dpc file")
+    pc = sub.add_parser("compress", help="tabulate a model into a .dpc file", **command_help("compress"))
     pc.add_argument("-i", "--input", required=True, help="DeePMD-kit .dp or .yaml model, or a GPUMD nep.txt")
     pc.add_argument("-o", "--output", required=True, help="compressed model to write (.dpc; never the input)")
     pc.add_argument("-s", "--step", type=float, default=None, help="fine table stride (coarse: 10x) [0.01]")
-    pc.add_argument("-e", "--extrapolate", type=float, default=5, help="table end = EXTRAPOLATE x fine upper bound [5]")
-    pc.add_argument("-f", "--frequency", type=int, default=-1, help="overflow check every N evaluations (-1: off) [-1]")
+    pc.add_argument("-e", "--extrapolate", type=float, default=None, help="table end = EXTRAPOLATE x fine upper bound [5]")
+    pc.add_argument("-f", "--frequency", type=int, default=None, help="overflow check every N evaluations (-1: off) [-1]")
     pc.add_argument("-t", "--training-script", default=None, help="DeePMD-kit input.json naming the training data (for min_nbor_dist)")
     pc.add_argument("--min-nbor-dist", type=float, default=None, help="minimum pair distance of the training set, Å")
     pc.add_argument("--scan", default=None, help="JSON of 'dpcompress scan': its min_nbor_dist sets the table range (wins over the model's)")
-    pc.add_argument("--order", type=int, choices=(5, 3), default=5, help="quintic (5) or cubic (3) Hermite [5]")
-    pc.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    pc.add_argument("--order", type=int, choices=(5, 3), default=None, help="quintic (5) or cubic (3) Hermite [5]")
+    pc.add_argument("--threads", type=_threads, default=None, help="threads (default: all cores)")
     pc.add_argument("--max-bytes", type=_size, default=None, metavar="SIZE",
                     help=f"most memory the tables may take, e.g. 4G (default: ${ENV_VAR} or 2G); "
                          "estimated before they are built")
@@ -223,10 +258,12 @@ def build_parser():
                     help="calibration frames for --tolerance (deepmd/npy or hdf5; default: -t's training data)")
     pc.set_defaults(func=_cmd_compress)
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
-    pe = sub.add_parser("eval", help="evaluate a model on training-data frames")
-    pe.add_argument("model")
-    pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively) or deepmd/hdf5 files")
-    pe.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    pe = sub.add_parser("eval", help="evaluate a model on training-data frames", **command_help("eval"))
+    pe.add_argument("model", help="a .dpc, .dp/.yaml or nep.txt model file")
+    pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively), deepmd/hdf5, extxyz, "
+                    "OUTCAR or vasprun.xml files (docs/data-formats.md)")
+    pe.add_argument("--threads", type=_threads, default=None, help="threads (default: all cores)")
+    pe.add_argument("--format", default=None, help=FORMAT_HELP)
     pe.set_defaults(func=_cmd_eval)
     return p
 
@@ -240,13 +277,11 @@ def main(argv=None):
         return scan_main(argv[1:], prog="dpcompress scan")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except DPCompressError as exc:
-        print(f"dpcompress {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the disk, not the arguments: a full disk, a folder that is not writable
-        print(f"dpcompress {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        with one_line_warnings():
+            return args.func(args)
+    except (DPCompressError, OSError) as exc:  # the user's (2) or the machine's (1: a full disk): one line
+        print(f"dpcompress {args.command}: error: {error_text(exc)}", file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from .core.errors import InputError, NumericalError, UnsupportedModelError
-from .core.inputs import as_atom_types, as_cells, as_coords, warn_far_coordinates
-from .core.lattice import reduce_cell
+from .core.inputs import as_atom_types, as_cells, as_coords, as_pbc, warn_far_coordinates
+from .core.lattice import frame_cell
 from ._ext.threads import effective_n_threads, kernel_threads, threads_per_rank
 from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from .descriptors import parts
@@ -278,6 +278,8 @@ class Potential:
         fparam=None,
         aparam=None,
         mixed_type: bool = False,
+        *,
+        pbc=None,
     ) -> Tuple[np.ndarray, ...]:
         """Energy, forces and virial of one or more frames.
 
@@ -294,6 +296,15 @@ class Potential:
             Also return per-atom energies and virials.
         fparam, aparam : None
             Not supported by the models dpcompress reads; must be None.
+        pbc : None, bool or sequence of 3 bool, keyword-only
+            Periodicity along the cell vectors a, b, c (dpcompress's extension; DeePMD-kit's
+            ``DeepPot`` has no such argument).  ``None`` (default): DeePMD-kit's contract, periodic
+            in all three directions when ``cells`` is given.  ``(True, True, False)``: a slab,
+            periodic along a and b only, no images along c, whose row in ``cells`` is ignored (it
+            may be zero, as ASE writes it); ``(True, False, False)``: a wire.  The result equals
+            that of a fully periodic cell with a vacuum gap wider than the cutoff along the
+            non-periodic directions (:func:`dpcompress.core.lattice.vacuum_cell` builds one
+            internally), virial included.
 
         Returns
         -------
@@ -337,9 +348,11 @@ class Potential:
         nframes = int(xyz.shape[0])
         if types.ndim == 2 and types.shape[0] != nframes:
             raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
-        box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes)
+        periodic = as_pbc(pbc, cells)
+        box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes,
+                       periodic)
         if self.comm is not None:  # every rank's inputs valid and the same frames, or every rank raises
-            self.evaluator.start((xyz, box, types))
+            self.evaluator.start((xyz, box, types) + (() if periodic is None else (np.array(periodic),)))
         if natoms == 0:
             return _empty_result(nframes, atomic)
         if not isinstance(self.evaluator, GpuEvaluator):
@@ -347,7 +360,8 @@ class Potential:
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
         results = []
         for f in range(nframes):
-            cell = None if box is None else reduce_cell(box[f]).cell
+            extent = None if periodic is None else self._host(xyz[f])  # sizes the vacuum of a slab or a wire
+            cell = None if box is None else frame_cell(box[f], periodic, extent, self.get_rcut())
             try:
                 r = self.evaluator.evaluate(xyz[f], cell, types if types.ndim == 1 else types[f], n_threads)
             except InputError as exc:
@@ -363,6 +377,10 @@ class Potential:
         atom_energy = np.stack([r.atom_energy[:, None] for r in results])
         atom_virial = np.stack([r.atom_virial.reshape(natoms, 9) for r in results])
         return energy, force, virial, atom_energy, atom_virial
+
+    def _host(self, coords):
+        """A frame's coordinates on the host (the GPU path may hold them on the device)."""
+        return self.evaluator.host(coords) if isinstance(self.evaluator, GpuEvaluator) else coords
 
     def close(self) -> None:
         """Free the evaluator's buffers (the object stays usable: they are made again when needed)."""

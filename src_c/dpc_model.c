@@ -219,12 +219,34 @@ static int same_grid(const dp_grid *g, const double *r, const int64_t *c)
 }
 
 /* s_max = sw(r_min) / r_min, the largest radial input (tables/bounds.py; core/env_mat.py smooth_switch). */
-static double s_max_of(double rmin, double rcut_smth, double rcut)
+static double switch_at(double rmin, double rcut_smth, double rcut)
 {
     double u = (rmin - rcut_smth) / (rcut - rcut_smth);
     u = u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u);
-    const double sw = mul(mul(mul(u, u), u), mul(mul(-6.0, u), u) + mul(15.0, u) - 10.0) + 1.0;
-    return sw / rmin;
+    return mul(mul(mul(u, u), u), mul(mul(-6.0, u), u) + mul(15.0, u) - 10.0) + 1.0;
+}
+
+static double s_max_of(double rmin, double rcut_smth, double rcut)
+{
+    return switch_at(rmin, rcut_smth, rcut) / rmin;
+}
+
+/* DeePMD-kit's se_e3 ("T") half-range of center type t, which the writer never goes below
+ * (tables/bounds.py deepmd_se_t_bounds): ceil of the largest (sw / (rmin std))^2 over neighbor
+ * slots 1-3 and the four components. */
+static double deepmd_t_range(const double *std, int64_t t, int64_t nb, const int64_t *sel_offsets, double sw,
+                             double rmin)
+{
+    double v = -INFINITY;
+    for (int64_t slot = 1; slot <= 3 && slot < sel_offsets[nb]; slot++) {
+        int64_t b = 0;
+        while (sel_offsets[b + 1] <= slot) b++;
+        for (int q = 0; q < 4; q++) {
+            const double x = sw / mul(rmin, std[(t * nb + b) * 4 + q]);
+            v = fmax(v, mul(x, x));
+        }
+    }
+    return ceil(v);
 }
 
 /* What a table's range is derived from: per center type c, the (lo, hi) it asks for, and whether
@@ -437,17 +459,19 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
                     lo = fmin(lo, (0.0 - av[q]) / sd[q]);
                     hi = fmax(hi, (smax - av[q]) / sd[q]);
                 }
-                const int md = mode[t * nb + blk];
                 cr[n].lo = floor(lo);
                 cr[n].hi = ceil(hi);
-                /* se_atten: one table for every center, no exclusions in its range */
-                cr[n].counts = P->kind == DPC_PART_SE_ATTEN ? 1 : (md == 0 ? 1 : (md == 1 ? 0 : -1));
+                /* every center that uses the table, excluded or not (tables/bounds.py): a range
+                 * never narrower than DeePMD-kit's */
+                cr[n].counts = 1;
                 n++;
             }
         } else {
             /* se_e3, table of the block pair (a, b): u = ceil(max_t rho_ta rho_tb) over the centers
              * whose rows of a or b are not zeroed (descriptors/se_e3.py table_bounds) */
             const int64_t pa = row_r, pb = blk;
+            const double ud = deepmd_t_range(std, pa, nb, P->sel_offsets, switch_at(spec->rmin, P->rcut_smth, P->rcut),
+                                             spec->rmin);
             for (int64_t t = 0; t < nt; t++) {
                 double rho[2];
                 int silent[2];
@@ -467,6 +491,7 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
                 }
                 double u = ceil(mul(rho[0], rho[1]));
                 if (u < 1.0) u = 1.0;
+                if (u < ud) u = ud; /* never below DeePMD-kit's range for this table */
                 cr[n].lo = -u;
                 cr[n].hi = u;
                 cr[n].counts = off ? 0 : (maybe ? -1 : 1);

@@ -71,16 +71,13 @@ def test_short_nve_run_conserves_energy(compressed):
     assert abs(atoms.get_total_energy() - e0) < 1e-3 * len(atoms) ** 0.5
 
 
-def test_unknown_element_and_mixed_pbc(compressed):
+def test_unknown_element(compressed):
     calc = DPCompressCalculator(compressed)
     atoms = Atoms("OC", positions=[[0, 0, 0], [1.2, 0, 0]])
     atoms.calc = calc
     with pytest.raises(InputError, match="'C'"):
         atoms.get_potential_energy()
-    atoms = Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]], cell=np.eye(3) * 10, pbc=[True, False, True])
-    atoms.calc = calc
-    with pytest.raises(InputError, match="periodicity"):
-        atoms.get_potential_energy()
+    # mixed periodicity is supported: tests/test_ase_slab.py
 
 
 def test_non_periodic_molecule(compressed):

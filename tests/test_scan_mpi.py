@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY
+from conftest import DATA, REPO, TINY
 from dpcompress.scan import main
 from test_scan import _frames, write_npy
 
@@ -101,3 +101,25 @@ def test_corrupt_file_found_before_scanning(data, tmp_path):
     proc, elapsed = run_mpi(2, [bad, "--rcut", 6, "-o", tmp_path / "x.json"], timeout=60)
     assert proc.returncode != 0 and str(coord) in proc.stderr and elapsed < 10
     assert proc.stderr.count(str(coord)) == 1  # reported once (by rank 0), every rank exits
+
+
+def test_bare_command_same_stdout_and_json_as_serial(data, tmp_path):
+    """``mpiexec -n 2 python -m dpcompress.scan DIR FILE.extxyz``, no option: the summary and the JSON of one process.
+
+    Run in ``tmp_path`` so the default ``scan.json`` lands there; the statistics (integer
+    histograms, minima, maxima) merge exactly, so stdout and the file are byte-identical.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    serial_dir, mpi_dir = tmp_path / "serial", tmp_path / "mpi"
+    serial_dir.mkdir()
+    mpi_dir.mkdir()
+    extxyz = os.path.join(DATA, "formats", "water.extxyz")  # parsed into memory by rank 0, sent to the others
+    serial = subprocess.run([sys.executable, "-m", "dpcompress.scan", str(data), extxyz, "--no-mpi"], cwd=serial_dir,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert serial.returncode == 0, serial.stderr[-3000:]
+    parallel = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "dpcompress.scan", str(data), extxyz], cwd=mpi_dir,
+                              capture_output=True, text=True, timeout=120, env=env)
+    assert parallel.returncode == 0, parallel.stderr[-3000:]
+    assert parallel.stdout == serial.stdout and "min_nbor_dist" in serial.stdout
+    assert (mpi_dir / "scan.json").read_bytes() == (serial_dir / "scan.json").read_bytes()
+    assert "[rank 0/2]" in parallel.stderr

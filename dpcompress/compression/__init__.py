@@ -120,7 +120,7 @@ def _sha256_file(path):
 
 
 def compress(
-    model: Union[str, os.PathLike, DPModel],
+    model: Union[str, os.PathLike, DPModel, NEPModel],
     *,
     step: float = 0.01,
     extrapolate: float = 5,
@@ -132,8 +132,8 @@ def compress(
     scan: Optional[str] = None,
     max_bytes: Optional[Union[int, str]] = None,
     table_error: Optional[float] = None,
-) -> DPModel:
-    r"""Tabulate every embedding net of a model.
+) -> Union[DPModel, NEPModel]:
+    r"""Tabulate every embedding net of a model (or the radial functions of a NEP model).
 
     Each net :math:`g(x)` becomes a piecewise Hermite polynomial (quintic, matching
     :math:`g, g', g''` at the nodes; or cubic with ``order=3``) on a fine grid of
@@ -142,10 +142,15 @@ def compress(
     DeePMD-kit's rule from ``davg``/``dstd`` and the training set's minimum
     neighbor distance.
 
+    A NEP model (a GPUMD ``nep.txt`` or a :class:`~dpcompress.nep.NEPModel`) goes to
+    :func:`compress_nep` with ``step`` and ``max_bytes``; the options of DP models only
+    (``extrapolate``, ``check_frequency``, ``training_script``, ``min_nbor_dist``, ``order``,
+    ``n_threads``, ``scan``) must then be left at their defaults.
+
     Parameters
     ----------
-    model : str, os.PathLike or DPModel
-        Uncompressed model (``.dp`` / ``.yaml``).
+    model : str, os.PathLike, DPModel or NEPModel
+        Uncompressed model (``.dp`` / ``.yaml``), or a NEP model (``nep.txt``).
     step : float
         Fine stride (DeePMD-kit ``-s``).
     extrapolate : float
@@ -169,18 +174,32 @@ def compress(
 
     Returns
     -------
-    DPModel
-        Compressed (``is_compressed``), with ``compression`` provenance.
+    DPModel or NEPModel
+        Compressed (``is_compressed``), with ``compression`` provenance; a NEP model with its
+        ``tables``.
 
     Raises
     ------
     InputError
-        A bad argument, or tables above the memory limit (estimated before any is built).
+        A bad argument, an option that does not apply to a NEP model, or tables above the memory
+        limit (estimated before any is built).
     """
     source_path = None
-    if not isinstance(model, DPModel):
+    if not isinstance(model, (DPModel, NEPModel)):
         source_path = os.fspath(model)
         model = load_model(source_path)
+    if isinstance(model, NEPModel):
+        given = dict(extrapolate=extrapolate != 5, check_frequency=check_frequency != -1,
+                     training_script=training_script is not None, min_nbor_dist=min_nbor_dist is not None,
+                     order=order != 5, n_threads=n_threads is not None, scan=scan is not None,
+                     table_error=table_error is not None)
+        refused = [name for name, differs in given.items() if differs]
+        if refused:
+            raise InputError(f"{', '.join(refused)} appl{'ies' if len(refused) == 1 else 'y'} to DP models only; a NEP "
+                             "model takes step and max_bytes (its tables cover [0, rc] and need no training data)")
+        if model.tables is not None:
+            raise InputError("the NEP model is already tabulated")
+        return compress_nep(model, step=step, max_bytes=max_bytes)
     if model.is_compressed:
         raise InputError("the model is already compressed")
     if isinstance(step, bool) or not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):

@@ -21,8 +21,13 @@ SINGULAR_CELL_RTOL = 1e-10
 FAR_COORDINATE = 2.0**40
 
 
-def check_cell(cell, where="cell"):
-    """A (3, 3) float64 cell (rows = cell vectors), finite and not singular; else :class:`InputError`."""
+def check_cell(cell, where="cell", pbc=None):
+    """A (3, 3) float64 cell (rows = cell vectors), finite and not singular; else :class:`InputError`.
+
+    With ``pbc`` (3 bools, :func:`as_pbc`) only the rows of the periodic directions must be
+    independent: the others are ignored by the evaluation (:func:`dpcompress.core.lattice.vacuum_cell`)
+    and may be zero, as ASE writes them for a slab.
+    """
     arr = np.asarray(cell)
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{where} must be a real numeric (3, 3) array or None, got dtype {arr.dtype}")
@@ -31,6 +36,9 @@ def check_cell(cell, where="cell"):
     arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(3, 3)
     if not np.isfinite(arr).all():
         raise InputError(f"{where} is not finite: {arr.tolist()}")
+    if pbc is not None and not all(pbc):
+        _check_periodic_rows(arr, pbc, where)
+        return arr
     scale = float(np.prod(np.linalg.norm(arr, axis=1)))
     vol = abs(float(np.linalg.det(arr)))
     if not (scale > 0 and vol > SINGULAR_CELL_RTOL * scale):
@@ -39,6 +47,47 @@ def check_cell(cell, where="cell"):
             "cell vectors (pass None for a non-periodic system)"
         )
     return arr
+
+
+def _check_periodic_rows(arr, pbc, where):
+    """The rows of the periodic directions are linearly independent (a cell of a slab or a wire)."""
+    rows = arr[[c for c in range(3) if pbc[c]]]
+    if rows.shape[0] == 0:
+        return
+    norms = np.linalg.norm(rows, axis=1)
+    # the area (volume) of the periodic rows, |a| (|a x b|), against the product of their lengths
+    size = float(norms[0]) if rows.shape[0] == 1 else float(np.linalg.norm(np.cross(rows[0], rows[1])))
+    if not (norms.min() > 0 and size > SINGULAR_CELL_RTOL * float(np.prod(norms))):
+        names = [("a", "b", "c")[c] for c in range(3) if pbc[c]]
+        raise InputError(
+            f"{where}: the cell vectors of the periodic directions ({', '.join(names)}: {rows.tolist()}) are "
+            f"{'zero' if rows.shape[0] == 1 else 'parallel or zero'}; pbc={list(map(bool, pbc))} needs them independent"
+        )
+
+
+def as_pbc(pbc, cells):
+    """Validate ``pbc`` of :meth:`Potential.eval <dpcompress.Potential.eval>`: a tuple of 3 bools, or None.
+
+    ``None`` keeps DeePMD-kit's contract (periodic in all three directions when ``cells`` is
+    given, a cluster when it is None).  A single bool applies to all three directions.
+
+    Returns
+    -------
+    tuple of 3 bool, or None
+        None when every direction is periodic (the plain periodic path) or for ``pbc=None``.
+    """
+    if pbc is None:
+        return None
+    if isinstance(pbc, (bool, np.bool_)):
+        flags = (bool(pbc),) * 3
+    else:
+        arr = np.asarray(pbc)
+        if arr.shape != (3,) or arr.dtype.kind not in "biu" or not np.isin(arr, (0, 1)).all():
+            raise InputError(f"pbc must be a bool or 3 bools (periodic along a, b, c), got {pbc!r}")
+        flags = tuple(bool(x) for x in arr)
+    if cells is None and any(flags):
+        raise InputError(f"pbc={list(flags)} has periodic directions but cells is None; pass the cell")
+    return None if all(flags) else flags
 
 
 def check_positions(coords):
@@ -205,8 +254,12 @@ def warn_far_coordinates(xyz, where="coords"):
     )
 
 
-def as_cells(cells, nframes):
-    """Validate cells (rows = cell vectors, Å); returns (nframes, 3, 3) float64 or None."""
+def as_cells(cells, nframes, pbc=None):
+    """Validate cells (rows = cell vectors, Å); returns (nframes, 3, 3) float64 or None.
+
+    ``pbc`` (from :func:`as_pbc`): only the periodic rows need be independent; with no periodic
+    direction the cells are validated for shape and finiteness only.
+    """
     if cells is None:
         return None
     try:
@@ -219,5 +272,5 @@ def as_cells(cells, nframes):
         raise InputError(f"cells has shape {arr.shape}; expected (nframes={nframes}, 9) or (nframes, 3, 3), or None for non-periodic")
     arr = np.array(arr.reshape(nframes, 3, 3))
     for f in range(nframes):
-        check_cell(arr[f], f"cells: frame {f}")
+        check_cell(arr[f], f"cells: frame {f}", pbc)
     return arr

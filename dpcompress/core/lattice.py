@@ -186,4 +186,95 @@ def face_distances(cell):
     return np.array([volume / np.linalg.norm(np.cross(cell[(c + 1) % 3], cell[(c + 2) % 3])) for c in range(3)])
 
 
-__all__ = ["ReducedCell", "reduce_cell", "face_distances", "STRICT", "MAX_ROUNDS"]
+
+
+#: Vacuum beyond the atoms' extent along a non-periodic direction, in units of the cutoff: the
+#: nearest periodic image along it is then at least this many cutoffs away (2 > 1 with a margin
+#: for the search radius, which is a hair above the cutoff).
+VACUUM_CUTOFFS = 2.0
+
+
+def _complement(periodic_rows):
+    """Orthonormal vectors spanning the complement of the periodic rows' span (3 - k of them)."""
+    k = len(periodic_rows)
+    if k == 2:
+        n = np.cross(periodic_rows[0], periodic_rows[1])
+        return [n / np.linalg.norm(n)]
+    u = periodic_rows[0] / np.linalg.norm(periodic_rows[0])
+    e = np.zeros(3)
+    e[int(np.argmin(np.abs(u)))] = 1.0  # the axis furthest from u: a well-conditioned projection
+    v = e - np.dot(e, u) * u
+    v /= np.linalg.norm(v)
+    return [v, np.cross(u, v)]
+
+
+def vacuum_cell(cell, pbc, coords, rcut):
+    r"""A fully periodic cell whose images reproduce a partly periodic frame within ``rcut``.
+
+    Parameters
+    ----------
+    cell : ndarray (3, 3)
+        Rows are the cell vectors; the rows of the periodic directions are finite and linearly
+        independent (:func:`dpcompress.core.inputs.check_cell` with ``pbc``), the others are
+        ignored (ASE writes zeros there).
+    pbc : sequence of 3 bool
+        Periodic directions, one or two of them (all or none are not "partly periodic").
+    coords : ndarray (natoms, 3)
+        The frame's positions, Å.
+    rcut : float
+        The model's cutoff, Å.
+
+    Returns
+    -------
+    ndarray (3, 3)
+        The periodic rows unchanged; each non-periodic row :math:`c` replaced by
+        :math:`L\,\hat{\mathbf n}`, with :math:`\hat{\mathbf n}` orthonormal vectors spanning the
+        complement of the periodic rows' span and
+
+        .. math::  L = \max_i \mathbf r_i\cdot\hat{\mathbf n} - \min_i \mathbf r_i\cdot\hat{\mathbf n}
+                       + 2 r_c .
+
+    Notes
+    -----
+    Vacuum padding done internally.  Two atoms' separation along :math:`\hat{\mathbf n}` is at
+    most the extent :math:`e`, so every image shifted by :math:`m \ne 0` vectors :math:`L\hat{\mathbf
+    n}` lies at least :math:`|m| L - e \ge 2 r_c` away: no image along a non-periodic direction
+    falls within the cutoff, and the neighbor rows (pair vectors
+    :math:`\mathbf r_j - \mathbf r_i + \mathbf S A`, with no component of :math:`\mathbf S`
+    along the padded rows) are those of the partly periodic system.  The periodic rows are not
+    touched, so the lattice reduction (:func:`reduce_cell`) reduces the periodic lattice only: an
+    orthogonal vector this long never enters a step of the others, and no step shortens it.  The
+    virial :math:`W = -\sum_{ij} \mathbf r_{ij} \otimes \mathbf f_{ij}` is a sum over pair
+    vectors, the same in both systems.
+    """
+    pbc = [bool(p) for p in pbc]
+    periodic = [np.asarray(cell[c], dtype=np.float64) for c in range(3) if pbc[c]]
+    if not 0 < len(periodic) < 3:
+        raise ValueError(f"vacuum_cell needs one or two periodic directions, got pbc={pbc}")
+    out = np.array(cell, dtype=np.float64)
+    free = [c for c in range(3) if not pbc[c]]
+    for c, n in zip(free, _complement(periodic)):
+        proj = coords @ n
+        out[c] = (float(proj.max() - proj.min()) + VACUUM_CUTOFFS * float(rcut)) * n
+    if np.linalg.det(out) < 0:  # keep the handedness of a right-handed basis (results do not depend on it)
+        out[free[-1]] *= -1.0
+    return out
+
+
+def frame_cell(cell, pbc, coords, rcut):
+    """The reduced, fully periodic cell that the neighbor search uses for one frame, or None.
+
+    ``pbc`` None or all True: :func:`reduce_cell` of ``cell``; all False: None (a cluster); one or
+    two periodic directions: :func:`reduce_cell` of :func:`vacuum_cell`.
+    """
+    if cell is None:
+        return None
+    if pbc is None or all(pbc):
+        return reduce_cell(cell).cell
+    if not any(pbc):
+        return None
+    return reduce_cell(vacuum_cell(cell, pbc, coords, rcut)).cell
+
+
+__all__ = ["ReducedCell", "reduce_cell", "face_distances", "vacuum_cell", "frame_cell", "STRICT", "MAX_ROUNDS",
+           "VACUUM_CUTOFFS"]

@@ -47,14 +47,18 @@ class ArrayRef:
     where : str
         Named in errors: the ``.npy`` path, or ``file.h5:/group/set.000/coord.npy``.
     path : str
-        The ``.npy`` file, or the HDF5 file.
+        The ``.npy`` file, or the HDF5 file (or the file an in-memory array was parsed from).
     key : str or None
         HDF5 dataset name; None for a ``.npy`` file.
+    data : ndarray of float64, shape (nframes, width), or None
+        The frames themselves, for a format parsed into memory (extxyz, OUTCAR, ... see
+        :mod:`.formats`); None for arrays read from disk.
     """
 
     where: str
     path: str
     key: Optional[str] = None
+    data: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -75,7 +79,7 @@ class SystemInfo:
     name : str
         The folder, or ``file.h5:/group``.
     kind : str
-        ``"npy"`` or ``"hdf5"``.
+        ``"npy"``, ``"hdf5"``, or the name of a format parsed into memory (``"extxyz"``, ...).
     natoms : int
     types : ndarray of int64, shape (natoms,)
         ``type.raw``: local type indices (all 0 in the mixed-type format, whose types are per frame).

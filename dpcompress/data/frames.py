@@ -99,7 +99,9 @@ class FrameReader:
             Unreadable, resized since it was opened, or a NaN or infinity (names the frame).
         """
         try:
-            if ref.key is not None:
+            if ref.data is not None:  # parsed into memory (dpcompress.data.formats); shape checked there
+                raw = ref.data[a:b]
+            elif ref.key is not None:
                 if ref.path not in self._h5:
                     import h5py
 

@@ -97,12 +97,33 @@ def read_hdf5_systems(path):
         return [load_system(info, reader) for info in open_hdf5_systems(path, labels=True)]
 
 
-def read_systems(paths):
-    """Read the systems found below folders (searched recursively) and in ``.h5``/``.hdf5`` files.
+def read_systems(paths, fmt=None):
+    """Read every system at or below ``paths``, whole, with its labels: the reader of ``eval`` and ``test``.
 
-    The systems and their order are :func:`~.discovery.discover_systems`'s.
+    Parameters
+    ----------
+    paths : str, os.PathLike, or a list of them
+        Folders (searched recursively for ``deepmd/npy`` systems and ``deepmd/hdf5`` files),
+        system folders, or files (``.h5``, ``.xyz``/``.extxyz``, ``OUTCAR*``, ``vasprun*.xml``;
+        see :mod:`.formats`).
+    fmt : str, optional
+        Format of every path (``deepmd/npy``, ``deepmd/hdf5``, ``extxyz``, ``vasp/outcar``,
+        ``vasp/xml``, or any dpdata format name); None: told from the names.
+
+    Returns
+    -------
+    list of System
+        In :func:`~.discovery.discover_systems`'s order; ``energy``, ``force``, ``virial`` set
+        where every frame of the system has them.
+
+    Raises
+    ------
+    DataFormatError
+        Missing, unreadable or inconsistent data (the message names the file).
+    InputError
+        ``fmt`` needs a package that is not installed (the message names the extra).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     with FrameReader() as reader:
-        return [load_system(info, reader) for info in discover_systems(paths, labels=True)]
+        return [load_system(info, reader) for info in discover_systems(paths, labels=True, fmt=fmt)]

@@ -304,6 +304,17 @@ def model_int(c):
     return a
 
 
+def start_check(header, arrays, source, kind):
+    """A :class:`Checker` after the checks every model kind shares: ``model.int``, the header's
+    kind and the type map.  Returns ``(checker, model_int array, ntypes)``."""
+    c = Checker(header, arrays, source)
+    I = model_int(c)
+    nt = int(I[1])
+    c.header_kind(kind)
+    c.type_map(nt)
+    return c, I, nt
+
+
 def grid_spec(c):
     """The header's compression settings (min_nbor_dist, stride0, stride1, extrapolate, order)."""
     keys = ("min_nbor_dist", "stride0", "stride1", "extrapolate", "order")
@@ -493,18 +504,21 @@ def _check_tables(c, p, part, spec):
             for t in range(nt):
                 if table_of[t, blk] != k:
                     continue
-                md = int(mode[t, blk])
-                counts = 1 if kind == KIND_SE_ATTEN else (1 if md == 0 else (0 if md == 1 else -1))
-                ranges.append((float(per_center[t][0]), float(per_center[t][1]), counts))
+                # every center that uses the table, excluded or not (tables/bounds.py)
+                ranges.append((float(per_center[t][0]), float(per_center[t][1]), 1))
             ok, want = _range_matches(ranges, tab_real[k], tab_count[k], s0, s1, e, False)
         else:
             a, b = int(users[0][0]), int(users[0][1])
             ranges = []
+            # never below DeePMD-kit's range of center type a (tables/bounds.py deepmd_se_t_bounds)
+            slots = [int(np.searchsorted(sel_offsets, q, side="right")) - 1 for q in (1, 2, 3) if q < sel_offsets[-1]]
+            ud = float(np.ceil(np.max(np.square(float(sw[0]) / (rmin * std[a, slots, :]))))) if slots else -math.inf
             for t in range(nt):
                 off = any(silent[t, x] and mode[t, x] == 1 for x in (a, b))
                 maybe = any(silent[t, x] and mode[t, x] == 2 for x in (a, b))
                 u = float(np.ceil(rho[t, a] * rho[t, b]))
                 u = 1.0 if u < 1.0 else u  # max(1, ...), NaN kept (refused below, as in C)
+                u = ud if u < ud else u
                 ranges.append((-u, u, 0 if off else (-1 if maybe else 1)))
             have = tuple(float(v) for v in tab_real[k]) + tuple(int(v) for v in tab_count[k])
             sure = [r for r in ranges if r[2] > 0]
@@ -744,11 +758,8 @@ def check(header, arrays, source=""):
     ModelFormatError
         Naming the file and the array or header key.
     """
-    c = Checker(header, arrays, source)
-    I = model_int(c)
-    c.ntypes = nt = int(I[1])
-    c.header_kind("dp_energy")
-    c.type_map(nt)
+    c, I, nt = start_check(header, arrays, source, "dp_energy")
+    c.ntypes = nt
     nparts, dim = int(I[2]), int(I[3])
     if not 1 <= nparts <= MAX_PARTS:
         c.fail(f"{nparts} descriptor parts (1 to {MAX_PARTS})")

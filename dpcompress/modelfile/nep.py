@@ -15,7 +15,7 @@ import numpy as np
 from ..nep import NEPModel, parse_nep_text
 from ..nep.packing import INT_FIELDS, pack_arrays
 from ..nep.tables import NEPTables, radial_function_derivatives
-from .dp import MAX_INTERVALS, Checker, model_int, type_map_array, type_map_of
+from .dp import MAX_INTERVALS, start_check, type_map_array, type_map_of
 
 KIND_NEP = 2
 
@@ -158,11 +158,7 @@ def check(header, arrays, source=""):
     ModelFormatError
         Naming the file and the array or header key.
     """
-    c = Checker(header, arrays, source)
-    I = model_int(c)
-    T = int(I[1])
-    c.header_kind("nep")
-    c.type_map(T)
+    c, I, T = start_check(header, arrays, source, "nep")
     ni = c.need("nep.int", "i8", (len(INT_FIELDS),))
     f = dict(zip(INT_FIELDS, (int(v) for v in ni)))
     if f["ntypes"] != T:

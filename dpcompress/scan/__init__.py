@@ -2,17 +2,24 @@ r"""Training-set scan: neighbor distances, neighbor counts and table input range
 
 Command line (``dpcompress scan`` is the same)::
 
-    python -m dpcompress.scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS]
-                              [--type-map T [T ...]] [-o scan.json]
+    python -m dpcompress.scan DIR [DIR ...] [-m MODEL] [--rcut R[,R...]] [--rcut-smth RS]
+                              [--type-map T [T ...]] [--format FMT] [--percentile P] [-o scan.json]
     mpiexec -n 8 python -m dpcompress.scan DIR ...          # or srun, mpirun
 
 ``DIR`` is searched recursively for ``deepmd/npy`` systems (folders holding
 ``type.raw``) and ``deepmd/hdf5`` files (``*.h5``, ``*.hdf5``); a system folder
-or an HDF5 file may be named directly.  Without mpi4py, or with ``--no-mpi``,
-it runs as one plain process.
+or a data file may be named directly (``*.h5``, ``*.xyz``/``*.extxyz``, ``OUTCAR*``,
+``vasprun*.xml``, or any dpdata format with ``--format``: :mod:`dpcompress.data.formats`).
+Without mpi4py, or with ``--no-mpi``, it runs as one plain process.
+
+With no ``--rcut`` and no model (``python -m dpcompress.scan train/``) it scans the cutoffs
+4, 5, 6, 7 and 8 Å, to choose ``rcut`` and ``sel`` before training.  Rank 0 prints a summary
+(:mod:`.summary`: ``min_nbor_dist`` with every digit, per type pair; the neighbor counts' maximum
+and ``--percentile`` per type and cutoff; with a model the s ranges, the table inputs and what
+the scan would change in the tables) and writes the JSON file.
 
 What it computes, over every frame (all ``set.*`` folders), for the cutoff
-``rcut`` (``--rcut``, else the model's):
+``rcut`` (the largest ``--rcut``, else the model's, else 8 Å):
 
 ``min_nbor_dist``
     The smallest distance between two atoms or an atom and a periodic image
@@ -37,13 +44,22 @@ What it computes, over every frame (all ``set.*`` folders), for the cutoff
     of neighbor type ``n`` of center type ``c``; :math:`p` = ``env_protection``),
     for se_e2_a / se_e2_r parts; also the part's ``max_nbor_size`` against its
     ``sel``.
+``cutoffs[q]``
+    Per cutoff scanned (ascending): ``max_nbor_size``, ``percentile_nbor_size`` (the
+    ``percentile`` level, nearest rank, from integer histograms merged over ranks: exact),
+    ``mean_nbor_size``, per neighbor type over all atoms; the same for the totals
+    (``*_mixed``) and per center type (``*_by_center``).
+``model.tables``
+    With ``-m MODEL``: each embedding table's integer input range ``[L, U]`` from the model's
+    stored ``min_nbor_dist`` and from the scan's (:mod:`.table_changes`), and whether any
+    differs, i.e. whether ``compress --scan`` would change the tables.
 ``nframes``, ``natoms``, ``nsystems``, ``natoms_per_type``
     Frames scanned; atoms summed over those frames (atom environments); systems;
     atoms per type summed over frames.
 
 Every statistic is a minimum, a maximum or an integer sum (means are divided
-once, at the end), so the JSON file is bit-identical whatever the number of
-ranks.  Frames are spread over the ranks in contiguous runs balanced by
+once, at the end; percentiles are read from summed integer histograms), so the JSON
+file and the printed summary are bit-identical whatever the number of ranks.  Frames are spread over the ranks in contiguous runs balanced by
 frames x atoms (:mod:`dpcompress.parallel.partition`); each rank reads only its
 frames, through the package's one training-data reader
 (:class:`dpcompress.data.FrameReader`: ``mmap`` / HDF5 slices).  Rank 0 finds
@@ -59,23 +75,27 @@ status 2; found on one rank while scanning, that rank prints it and calls
 Modules: :mod:`.accumulator` (the per-frame statistics, merged exactly across
 ranks), :mod:`.pairs` (the pairs of a frame and their squared lengths),
 :mod:`.result` (the JSON document), :mod:`.model_info` (what the scan needs of a
-model), :mod:`.driver` (the run over the ranks, writing the file),
+model), :mod:`.table_changes` (the table ranges a scan implies), :mod:`.summary` (the
+printed summary), :mod:`.driver` (the run over the ranks, writing the file),
 :mod:`.mpi_comm` (the communicator), :mod:`.progress`, :mod:`.command` (the
 command line).  Reading a scan file: :mod:`dpcompress.data.scan_file`.
 """
 
 from ..data import discover_systems, resolve_type_map
 from ..data.scan_file import FORMAT, FORMAT_VERSION, load_scan, scan_min_nbor_dist
-from .accumulator import Accumulator, scan_frame
+from .accumulator import Accumulator, percentile_of_histogram, scan_frame
 from .command import build_parser, main
-from .driver import CollectiveError, iter_frames, run_scan, setup_scan, write_json
+from .driver import DEFAULT_CUTOFFS, CollectiveError, iter_frames, run_scan, setup_scan, write_json
 from .mpi_comm import SerialComm, get_comm, launcher_size
 from .result import build_result
+from .summary import format_summary
+from .table_changes import table_changes
 
 __all__ = [
     "main", "build_parser", "run_scan", "setup_scan", "iter_frames", "write_json", "CollectiveError",
     "discover_systems", "resolve_type_map",
-    "Accumulator", "scan_frame", "build_result",
+    "Accumulator", "scan_frame", "build_result", "percentile_of_histogram", "format_summary", "table_changes",
+    "DEFAULT_CUTOFFS",
     "SerialComm", "get_comm", "launcher_size",
     "load_scan", "scan_min_nbor_dist", "FORMAT", "FORMAT_VERSION",
 ]

@@ -7,9 +7,14 @@ parts) and each pair of center type :math:`c` and neighbor type :math:`n`:
   on the cutoff), and :math:`d^2_{\max}[q, c, n]`, the largest :math:`d^2 < r_c^{(q)2}`;
 * the neighbor count :math:`N_a[n] = |\{ j : t_j = n,\ d^2_{aj} < r_c^2 \}|` of each atom
   :math:`a`, kept as its maximum ``cnt_max[q, c, n]`` and its sum ``cnt_sum[q, c, n]`` over the
-  atoms of type :math:`c`, and :math:`\max_a \sum_n N_a[n]` as ``tot_max[q, c]``.
+  atoms of type :math:`c`, and :math:`\max_a \sum_n N_a[n]` as ``tot_max[q, c]``;
+* the histograms of those counts, ``hist[q, c, n, k]`` = the number of atoms of type :math:`c`
+  with exactly :math:`k` neighbors of type :math:`n`, and ``tot_hist[q, c, k]`` for the totals
+  :math:`\sum_n N_a[n]`: integers, summed over frames and ranks, from which any percentile of
+  the counts is exact (:func:`percentile_of_histogram`).
 
-Every statistic is a minimum, a maximum or an integer sum, so merging the ranks' states in any
+Every statistic is a minimum, a maximum or an integer sum (a histogram is a vector of integer
+sums, padded with zeros to the longest), so merging the ranks' states in any
 order gives the same bits: the JSON file does not depend on the number of ranks.
 """
 
@@ -47,6 +52,11 @@ class Accumulator:
         Largest and summed per-neighbor-type counts of the atoms of each center type.
     tot_max : ndarray of int64, shape (ncutoffs, ntypes)
         Largest total neighbor count of an atom of each type.
+    hist : ndarray of int64, shape (ncutoffs, ntypes, ntypes, K)
+        ``hist[q, c, n, k]``: atoms of type ``c`` with ``k`` neighbors of type ``n`` within
+        cutoff ``q``; ``K`` grows with the largest count seen.
+    tot_hist : ndarray of int64, shape (ncutoffs, ntypes, K)
+        The same for the total count over neighbor types.
     """
 
     def __init__(self, ntypes, cutoffs):
@@ -61,6 +71,19 @@ class Accumulator:
         self.cnt_max = np.zeros((nq, nt, nt), dtype=np.int64)
         self.cnt_sum = np.zeros((nq, nt, nt), dtype=np.int64)
         self.tot_max = np.zeros((nq, nt), dtype=np.int64)
+        self.hist = np.zeros((nq, nt, nt, 1), dtype=np.int64)
+        self.tot_hist = np.zeros((nq, nt, 1), dtype=np.int64)
+
+    def grow(self, length):
+        """Make the histograms at least ``length`` bins long (new bins are zero)."""
+        have = self.hist.shape[-1]
+        if length > have:
+            self.hist = np.concatenate([self.hist, np.zeros(self.hist.shape[:-1] + (length - have,), np.int64)], axis=-1)
+        have = self.tot_hist.shape[-1]
+        if length > have:
+            self.tot_hist = np.concatenate(
+                [self.tot_hist, np.zeros(self.tot_hist.shape[:-1] + (length - have,), np.int64)], axis=-1
+            )
 
     def state(self):
         """Plain data (sent to rank 0 by ``gather``)."""
@@ -80,6 +103,9 @@ class Accumulator:
             acc.cnt_max = np.maximum(acc.cnt_max, st["cnt_max"])
             acc.cnt_sum += st["cnt_sum"]
             acc.tot_max = np.maximum(acc.tot_max, st["tot_max"])
+            acc.grow(max(st["hist"].shape[-1], st["tot_hist"].shape[-1]))
+            acc.hist[..., : st["hist"].shape[-1]] += st["hist"]
+            acc.tot_hist[..., : st["tot_hist"].shape[-1]] += st["tot_hist"]
         return acc
 
 
@@ -139,8 +165,41 @@ def scan_frame(acc, coords, cell, types, where="frame", n_threads=1):
             np.maximum.at(acc.d2max[q].reshape(-1), key, both)
         counts = np.bincount(np.concatenate([i * nt + tj, j * nt + ti]), minlength=natoms * nt).reshape(natoms, nt)
         total = counts.sum(axis=1)
+        acc.grow(int(total.max()) + 1 if natoms else 1)
         for c in present:
             rows = counts[types == c]
             np.maximum(acc.cnt_max[q, c], rows.max(axis=0), out=acc.cnt_max[q, c])
             acc.cnt_sum[q, c] += rows.sum(axis=0)
             acc.tot_max[q, c] = max(acc.tot_max[q, c], total[types == c].max())
+            K = acc.hist.shape[-1]
+            for n in range(nt):
+                acc.hist[q, c, n] += np.bincount(rows[:, n], minlength=K)
+            acc.tot_hist[q, c] += np.bincount(total[types == c], minlength=K)
+
+
+def percentile_of_histogram(hist, fraction):
+    r"""The nearest-rank percentile of the values a histogram counts, in integer arithmetic.
+
+    The smallest :math:`k` with :math:`\#\{\text{values} \le k\} \ge \lceil p N \rceil`,
+    :math:`N` = the number of values, :math:`p` = ``fraction`` (a :class:`fractions.Fraction`,
+    so 99.9 % is exactly 999/1000): exact, and the same whatever the number of ranks.
+
+    Parameters
+    ----------
+    hist : ndarray of int, shape (K,)
+        ``hist[k]`` values equal ``k``.
+    fraction : fractions.Fraction
+        In ``(0, 1]``.
+
+    Returns
+    -------
+    int or None
+        None when the histogram is empty.
+    """
+    hist = np.asarray(hist, dtype=np.int64)
+    total = int(hist.sum())
+    if total == 0:
+        return None
+    need = -((-fraction.numerator * total) // fraction.denominator)  # ceil(p N), exactly
+    need = max(need, 1)
+    return int(np.searchsorted(np.cumsum(hist), need))

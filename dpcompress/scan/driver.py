@@ -21,7 +21,8 @@ from .accumulator import Accumulator, scan_frame
 from .model_info import model_setup
 from .mpi_comm import SerialComm
 from .progress import Progress
-from .result import build_result
+from .result import DEFAULT_PERCENTILE, build_result, percent_fraction
+from .table_changes import table_changes
 
 log = logging.getLogger("dpcompress.scan")
 
@@ -42,34 +43,56 @@ def check_cutoffs(rcut, rcut_smth):
     return rcut, rcut_smth
 
 
-def setup_scan(paths, rcut=None, rcut_smth=None, type_map=None, model=None):
+#: Cutoffs (Å) of the bare scan (no --rcut, no model): the usual range of DP models' rcut.
+DEFAULT_CUTOFFS = (4.0, 5.0, 6.0, 7.0, 8.0)
+
+
+def _cutoff_list(rcut):
+    """``rcut`` as a list of floats (a number, a sequence of numbers, or None)."""
+    if rcut is None:
+        return []
+    if isinstance(rcut, (int, float, np.floating, np.integer)):
+        return [float(rcut)]
+    return [float(r) for r in rcut]
+
+
+def setup_scan(paths, rcut=None, rcut_smth=None, type_map=None, model=None, fmt=None):
     """Rank 0's part before the scan: read the model, fix the type map and cutoffs, find the systems.
 
-    The model's cutoff and type map are used unless given; its ``rcut_smth`` only with its own
-    ``rcut``.  The cutoffs scanned are ``rcut`` and those of the model's descriptor parts.
+    Cutoffs: those given (``rcut``, one or several), else the model's, else
+    :data:`DEFAULT_CUTOFFS`; a model's descriptor parts add theirs.  The document's own
+    ``rcut`` (the one ``min_nbor_dist``, ``max_nbor_size`` and the s ranges refer to) is the
+    largest given, else the model's, else the largest default.  The model's ``rcut_smth`` is
+    used only with its own ``rcut``.
 
     Returns
     -------
     dict
         Plain data broadcast to every rank: ``paths``, ``systems`` (list of
         :class:`~dpcompress.data.SystemInfo`), ``nsystems``, ``type_map``, ``ntypes``,
-        ``rcut``, ``rcut_smth``, ``cutoffs`` (ascending), ``model``.
+        ``rcut``, ``rcut_smth``, ``cutoffs`` (ascending), ``model``, ``format``.
     """
+    given = _cutoff_list(rcut)
     msetup = model_setup(model) if model is not None else None
     if msetup is not None:
         if type_map is not None and tuple(type_map) != msetup["type_map"]:
             raise InputError(f"--type-map {list(type_map)} differs from the model's type map {list(msetup['type_map'])}")
         type_map = msetup["type_map"]
-        if rcut is None:
-            rcut = msetup["rcut"]
-        if rcut_smth is None and float(rcut) == msetup["rcut"]:
-            rcut_smth = msetup["rcut_smth"]
-    if rcut is None:
-        raise InputError("give the cutoff (--rcut) or a model (-m MODEL)")
+    if given:
+        rcut = max(given)
+    elif msetup is not None:
+        rcut = msetup["rcut"]
+    else:
+        rcut = max(DEFAULT_CUTOFFS)
+        given = list(DEFAULT_CUTOFFS)
+    if msetup is not None and rcut_smth is None and float(rcut) == msetup["rcut"]:
+        rcut_smth = msetup["rcut_smth"]
     rcut, rcut_smth = check_cutoffs(rcut, rcut_smth)
-    systems = discover_systems(paths)
+    for r in given:
+        check_cutoffs(r, None)
+    systems = discover_systems(paths, fmt=fmt)
     tmap, ntypes = resolve_type_map(systems, type_map)
-    cutoffs = sorted({rcut} | ({p["rcut"] for p in msetup["parts"]} if msetup else set()))
+    cutoffs = sorted({rcut, *given} | ({p["rcut"] for p in msetup["parts"]} if msetup else set()))
     return dict(
         paths=[os.fspath(p) for p in paths],
         systems=systems,
@@ -80,6 +103,7 @@ def setup_scan(paths, rcut=None, rcut_smth=None, type_map=None, model=None):
         rcut_smth=rcut_smth,
         cutoffs=cutoffs,
         model=msetup,
+        format=fmt,
     )
 
 
@@ -98,15 +122,17 @@ def iter_frames(reader, system, start, stop):
 
 
 def run_scan(paths, *, rcut=None, rcut_smth=None, type_map=None, model=None, comm=None, n_threads=1,
-             show_progress=True, log_interval=10.0):
+             show_progress=True, log_interval=10.0, fmt=None, percentile=DEFAULT_PERCENTILE):
     """Scan training data; every rank of ``comm`` takes part and gets the result.
 
     Parameters
     ----------
     paths : str or list of str
         Folders (searched recursively), system folders, or deepmd/hdf5 files.
-    rcut, rcut_smth : float, optional
-        Cutoff and switch start, Å; default: the model's.
+    rcut : float or sequence of float, optional
+        Cutoff(s), Å (see :func:`setup_scan`); default: the model's, else :data:`DEFAULT_CUTOFFS`.
+    rcut_smth : float, optional
+        Switch start, Å; default: the model's.
     type_map : sequence of str, optional
         Global type names (default: the model's, else those of the data).
     model : str or os.PathLike, optional
@@ -118,6 +144,10 @@ def run_scan(paths, *, rcut=None, rcut_smth=None, type_map=None, model=None, com
     show_progress : bool
     log_interval : float
         Seconds between progress lines when not on a terminal.
+    fmt : str, optional
+        Data format (:mod:`dpcompress.data.formats`); None: told from the names.
+    percentile : str or float
+        Percent level of the neighbor-count percentiles (``99.9``), read exactly as a decimal.
 
     Returns
     -------
@@ -136,7 +166,9 @@ def run_scan(paths, *, rcut=None, rcut_smth=None, type_map=None, model=None, com
         paths = [paths]
     if comm.rank == 0:
         try:
-            payload = ("ok", setup_scan(paths, rcut, rcut_smth, type_map, model))
+            setup = setup_scan(paths, rcut, rcut_smth, type_map, model, fmt)
+            setup["percentile"] = percent_fraction(percentile)
+            payload = ("ok", setup)
         except DPCompressError as exc:
             payload = ("error", str(exc))
     else:
@@ -172,6 +204,8 @@ def run_scan(paths, *, rcut=None, rcut_smth=None, type_map=None, model=None, com
     result = None
     if comm.rank == 0:
         result = build_result(Accumulator.merged(states), setup)
+        if setup["model"] is not None:
+            result["model"]["tables"] = table_changes(setup["model"]["file"], result["min_nbor_dist"])
         log.info("scanned %d frames in %.2f s (%.1f frames/s; rank 0 busy %.2f s); min_nbor_dist %s Å, max_nbor_size %s",
                  result["nframes"], wall, result["nframes"] / wall if wall > 0 else 0.0, elapsed,
                  result["min_nbor_dist"], result["max_nbor_size"])

@@ -8,11 +8,67 @@ farthest pair within :math:`r_c`.  Table inputs :math:`x = (s - \bar R_{c,n}) / 
 (:mod:`.model_info`).  Means of the neighbor counts are divided once, here, from integer sums.
 """
 
+from fractions import Fraction
+
 import numpy as np
 
 from .._version import __version__
 from ..core.env_mat import smooth_switch
+from ..core.errors import InputError
 from ..data.scan_file import FORMAT, FORMAT_VERSION
+from .accumulator import percentile_of_histogram
+
+#: Percent level of the neighbor-count percentiles reported beside the maxima.
+DEFAULT_PERCENTILE = "99.9"
+
+
+def percent_fraction(percent):
+    """``percent`` (``"99.9"``, 99.9) as an exact fraction of 1 (999/1000), checked to lie in (0, 100]."""
+    try:
+        value = Fraction(str(percent)) / 100
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--percentile must be a number in (0, 100], got {percent!r}") from None
+    if not 0 < value <= 1:
+        raise InputError(f"--percentile must be a number in (0, 100], got {percent!r}")
+    return value
+
+
+def percent_text(fraction):
+    """``Fraction(999, 1000)`` as ``"99.9"``: the shortest decimal (or the fraction when none is short)."""
+    pct = fraction * 100
+    for digits in range(0, 12):
+        if (pct * 10**digits).denominator == 1:
+            return f"{float(pct):.{digits}f}"
+    return str(pct)
+
+
+def cutoff_entries(acc, fraction):
+    """Per cutoff: neighbor counts (max, percentile, mean) per neighbor type, and of the totals.
+
+    Counts per neighbor type are over atoms of every center type (``hist`` summed over
+    centers), as DeePMD-kit's ``sel`` (one number per neighbor type) needs; ``*_by_center``
+    keep the center type.  Percentiles come from the merged integer histograms.
+    """
+    out = []
+    ncent = acc.ncenters
+    total_centers = max(int(ncent.sum()), 1)
+    nt = acc.ntypes
+    for q, rc in enumerate(acc.cutoffs):
+        per_type = acc.hist[q].sum(axis=0)  # (ntypes, K): over center types
+        mixed = acc.tot_hist[q].sum(axis=0)
+        out.append({
+            "rcut": rc,
+            "max_nbor_size": [int(x) for x in acc.cnt_max[q].max(axis=0)],
+            "percentile_nbor_size": [percentile_of_histogram(per_type[n], fraction) for n in range(nt)],
+            "mean_nbor_size": [float(x) for x in acc.cnt_sum[q].sum(axis=0) / total_centers],
+            "max_nbor_size_mixed": int(acc.tot_max[q].max()) if nt else 0,
+            "percentile_nbor_size_mixed": percentile_of_histogram(mixed, fraction),
+            "max_nbor_size_by_center": [[int(x) if ncent[c] else None for x in acc.cnt_max[q, c]] for c in range(nt)],
+            "percentile_nbor_size_by_center": [
+                [percentile_of_histogram(acc.hist[q, c, n], fraction) for n in range(nt)] for c in range(nt)
+            ],
+        })
+    return out
 
 
 def matrix(a, fn=float):
@@ -108,6 +164,9 @@ def build_result(acc, setup):
         "mean_nbor_size_by_center": matrix(by_center_mean),
         "s_min": None,
         "s_max": None,
+        "percentile": percent_text(setup.get("percentile", percent_fraction(DEFAULT_PERCENTILE))),
+        "cutoffs": cutoff_entries(acc, setup.get("percentile", percent_fraction(DEFAULT_PERCENTILE))),
+        "data_format": setup.get("format"),
         "model": None,
     }
     if rcut_smth is not None:
