@@ -2,13 +2,15 @@
 
 Commands
 --------
-compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--scan SCAN.json] [--order {5,3}] [--max-bytes SIZE]
+compress -i MODEL -o OUT [-s STEP] [-e EXTRAPOLATE] [-f FREQUENCY] [-t SCRIPT] [--min-nbor-dist D] [--scan SCAN.json] [--order {5,3}] [--max-bytes SIZE] [--tolerance TOL [--tolerance-frames DATA ...]]
     Tabulate the embedding nets (flags as in DeePMD-kit's ``dp compress``) and
     write a self-contained ``.dpc`` file.  OUT is written atomically and must not
     be MODEL itself; tables above ``--max-bytes`` (default 2G) are refused first.
+    ``--tolerance`` (eV/Å on forces, instead of ``-s``) picks each table's strides
+    (``dpcompress.tolerance``; docs/accuracy.md).
 scan DIR [DIR ...] [-m MODEL] [--rcut R] [--rcut-smth RS] [--type-map T ...] [-o scan.json]
     Scan training data (also under ``mpiexec``): ``python -m dpcompress.scan``.
-info FILE
+info FILE [--plot IMAGE]
     What a model file holds (descriptor, sizes, types, min_nbor_dist; for a
     ``.dpc`` file also the tables and their provenance).  Also for NEP models:
     a GPUMD ``nep.txt`` or a NEP ``.dpc`` (cutoffs, descriptor sizes, network,
@@ -41,6 +43,7 @@ from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from .nep import NEPModel, is_nep_text_file
 from .potential import Potential
 from .validation.command import add_parser as add_test_parser
+from .tolerance.command import check_tolerance_args, compress_for_cli, info_lines
 
 
 def _plain(v):
@@ -113,13 +116,21 @@ def _cmd_info(args):
     print(f"min_nbor_dist:   {m.min_nbor_dist if m.min_nbor_dist is not None else 'not stored'}")
     if m.is_compressed:
         p = m.compression or {}
-        print(f"compressed:      order {p.get('order')}  step {p.get('stride0')}/{p.get('stride1')}  extrapolate {p.get('extrapolate')}"
+        step = "per table (--tolerance)" if p.get("table_budget") is not None else f"{p.get('stride0')}/{p.get('stride1')}"
+        print(f"compressed:      order {p.get('order')}  step {step}  extrapolate {p.get('extrapolate')}"
               f"  check_frequency {p.get('check_frequency')}  by dpcompress {p.get('dpcompress_version')}")
         print(f"source:          {p.get('source')}  sha256 {p.get('source_sha256')}")
         print(f"                 min_nbor_dist from {p.get('min_nbor_dist_source')}")
         for k, tab in enumerate(iter_tables(d)):
             print(f"table {k}:         " + (f"[{tab.xmin:g}, {tab.lower:g}) step {tab.stride1:g}, " if tab.n_below else "") + f"[{tab.lower:g}, {tab.upper:g}) step {tab.stride0:g}, [{tab.upper:g}, {tab.xmax:g}] step {tab.stride1:g}; "
                   f"{tab.nspline} x {tab.order + 1} x {tab.n_channels} ({tab.coef.nbytes / 2**20:.2f} MiB); max |table - net| {tab.max_error:.2e}")
+        for line in info_lines(p):
+            print(line)
+        if args.plot:
+            from .tolerance.plot import plot_search
+
+            plot_search(p, args.plot, inputs=(args.file,))
+            print(f"plot:            {args.plot}")
     else:
         print("compressed:      no")
     return 0
@@ -136,6 +147,9 @@ def _cmd_compress(args):
     # before any work: a bad -o is found in a second, not after the tables, and never replaces -i
     check_input_file(args.input, "-i")
     check_output_file(args.output, inputs=(args.input,), what="-o")
+    check_tolerance_args(args, is_nep_text_file(args.input))
+    if args.step is None:  # default 0.01 (also the start of --tolerance's stride search)
+        args.step = 0.01
     if is_nep_text_file(args.input):  # GPUMD nep.txt: tables of the radial functions
         given = [flag for name, flag in DP_ONLY if getattr(args, name) is not None]
         if given:
@@ -155,8 +169,8 @@ def _cmd_compress(args):
     check_input_file(args.training_script, "-t")
     check_input_file(args.scan, "--scan")
     t0 = time.perf_counter()
-    cm = compress(
-        args.input,
+    cm = (compress_for_cli if args.tolerance is not None else compress)(
+        args if args.tolerance is not None else args.input,
         step=args.step,
         extrapolate=args.extrapolate,
         check_frequency=args.frequency,
@@ -171,8 +185,11 @@ def _cmd_compress(args):
     save_model(cm, args.output)
     p = cm.compression
     print(f"compressed {args.input} -> {args.output} in {t1 - t0:.3f} s (tables), order {p['order']}, "
-          f"step {p['stride0']}/{p['stride1']}, extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
+          f"step {'per table' if p.get('table_budget') is not None else str(p['stride0']) + '/' + str(p['stride1'])}, "
+          f"extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
           f"min_nbor_dist {p['min_nbor_dist']:.6g} Å from {p['min_nbor_dist_source']}")
+    for line in info_lines(p):
+        print(line)
     return 0
 
 
@@ -221,11 +238,13 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pi = sub.add_parser("info", help="describe a model file", **command_help("info"))
     pi.add_argument("file", help="a .dp/.yaml, .dpc or nep.txt model file")
+    pi.add_argument("--plot", default=None, metavar="IMAGE",
+                    help="draw table error vs stride of a model compressed with --tolerance (needs matplotlib)")
     pi.set_defaults(func=_cmd_info)
     pc = sub.add_parser("compress", help="tabulate a model into a .dpc file", **command_help("compress"))
     pc.add_argument("-i", "--input", required=True, help="DeePMD-kit .dp or .yaml model, or a GPUMD nep.txt")
     pc.add_argument("-o", "--output", required=True, help="compressed model to write (.dpc; never the input)")
-    pc.add_argument("-s", "--step", type=float, default=0.01, help="fine table stride (coarse: 10x) [0.01]")
+    pc.add_argument("-s", "--step", type=float, default=None, help="fine table stride (coarse: 10x) [0.01]")
     pc.add_argument("-e", "--extrapolate", type=float, default=None, help="table end = EXTRAPOLATE x fine upper bound [5]")
     pc.add_argument("-f", "--frequency", type=int, default=None, help="overflow check every N evaluations (-1: off) [-1]")
     pc.add_argument("-t", "--training-script", default=None, help="DeePMD-kit input.json naming the training data (for min_nbor_dist)")
@@ -236,6 +255,11 @@ def build_parser():
     pc.add_argument("--max-bytes", type=_size, default=None, metavar="SIZE",
                     help=f"most memory the tables may take, e.g. 4G (default: ${ENV_VAR} or 2G); "
                          "estimated before they are built")
+    pc.add_argument("--tolerance", type=float, default=None, metavar="TOL",
+                    help="max force error vs the exact model, eV/Å, on the calibration frames: strides per table "
+                         "(instead of -s; docs/accuracy.md)")
+    pc.add_argument("--tolerance-frames", nargs="+", default=None, metavar="DATA",
+                    help="calibration frames for --tolerance (deepmd/npy or hdf5; default: -t's training data)")
     pc.set_defaults(func=_cmd_compress)
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames", **command_help("eval"))

@@ -31,6 +31,7 @@ COMMANDS = {
 examples:
   dpcompress info model.dp
   dpcompress info model.dpc
+  dpcompress info model.dpc --plot err.png                         # --tolerance models: error vs stride
   dpcompress info nep.txt""",
     ),
     "compress": dict(
@@ -44,6 +45,7 @@ examples:
   dpcompress compress -i model.dp -o model.dpc -s 0.005 -e 10 -f 100
   dpcompress compress -i model.dp -o model.dpc -t input.json      # min_nbor_dist from the training data
   dpcompress compress -i model.dp -o model.dpc --scan scan.json   # ... or from 'dpcompress scan'
+  dpcompress compress -i model.dp -o model.dpc --tolerance 1e-6 -t input.json  # strides per table (docs/accuracy.md)
   dpcompress compress -i nep.txt -o nep.dpc""",
     ),
     "eval": dict(

@@ -147,6 +147,34 @@ static double mul(double a, double b)
     return r;
 }
 
+/* compression.table_strides, written when each table has its own strides (compress with a
+ * tolerance): per part a list [s0, s1, s0, s1, ...], two per table in file order, the strides each
+ * table's grid is derived from (se_e3: as built, no factor 10).  *out = NULL when the key is absent
+ * (every table then takes the header's global strides); else 2 * ntab positive finite numbers. */
+static const char TS_KEY[] = "header key 'compression.table_strides'";
+
+static dpc_status read_table_strides(const dpc_model *m, int p, int64_t ntab, double **out, dpc_error *err)
+{
+    static const char *const TS[] = {"compression", "table_strides", NULL};
+    dpc_json v, part;
+    *out = NULL;
+    if (!dpc_header_get(&m->file, TS, &v)) return DPC_OK;
+    if (!dpc_json_item(v, p, &part))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "%s does not list one entry per descriptor part (%lld)", TS_KEY, (long long)m->nparts);
+    double *s = (double *)malloc((size_t)(2 * ntab + 1) * sizeof(double));
+    if (!s) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory");
+    int ok = dpc_json_numbers(part, s, 2 * ntab);
+    for (int64_t k = 0; ok && k < 2 * ntab; k++) ok = isfinite(s[k]) && s[k] > 0.0;
+    if (!ok) {
+        free(s);
+        return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                             "%s (part %d) does not hold 2 positive strides for each of the part's %lld tables", TS_KEY, p,
+                             (long long)ntab);
+    }
+    *out = s;
+    return DPC_OK;
+}
+
 /* A table's grid: tab_real and tab_count of one table. */
 typedef struct {
     double lower, upper, xmax, stride0, stride1;
@@ -384,15 +412,22 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
     /* the grid of every table, re-derived as the writer derives it */
     snprintf(name, sizeof name, "part%d.tab_real", p);
     const int se_t = P->kind == DPC_PART_SE_T;
-    const double s0 = se_t ? 10.0 * spec->stride0 : spec->stride0, s1 = se_t ? 10.0 * spec->stride1 : spec->stride1;
+    const double s0_all = se_t ? 10.0 * spec->stride0 : spec->stride0, s1_all = se_t ? 10.0 * spec->stride1 : spec->stride1;
+    double *strides = NULL;
+    dpc_status sst = read_table_strides(m, p, ntab, &strides, err);
+    if (sst != DPC_OK) return sst;
     const double smax = s_max_of(spec->rmin, P->rcut_smth, P->rcut);
     int64_t b0 = 0; /* the writer reads the statistics of neighbor slot 0: the first non-empty block */
     while (b0 < nb && P->sel_offsets[b0 + 1] == P->sel_offsets[b0]) b0++;
     const int64_t rows_of = se_t ? nb : nt;
     center_range *cr = (center_range *)calloc((size_t)nt, sizeof(center_range));
-    if (!cr) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory");
+    if (!cr) {
+        free(strides);
+        return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory");
+    }
     dpc_status st = DPC_OK;
     for (int64_t k = 0; k < ntab && st == DPC_OK; k++) {
+        const double s0 = strides ? strides[2 * k] : s0_all, s1 = strides ? strides[2 * k + 1] : s1_all;
         /* the (row, block) entries of table_of that use table k: one block (se_a, se_r, se_atten)
          * or one block pair (se_e3) per table, as the writer builds them */
         int64_t blk = -1, row_r = -1, users = 0;
@@ -513,6 +548,7 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
     }
 out:
     free(cr);
+    free(strides);
     return st;
 }
 
@@ -810,6 +846,13 @@ static dpc_status read_dp(dpc_model *m, const int64_t *I, dpc_error *err)
         if (st != DPC_OK) return st;
         dim += m->parts[p].dim_out;
         if (m->parts[p].rcut > m->rcut) m->rcut = m->parts[p].rcut;
+    }
+    {   /* compression.table_strides: no entry beyond the parts */
+        static const char *const TS[] = {"compression", "table_strides", NULL};
+        dpc_json v, extra;
+        if (dpc_header_get(&m->file, TS, &v) && dpc_json_item(v, m->nparts, &extra))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "%s does not list one entry per descriptor part (%lld)", TS_KEY,
+                                 (long long)m->nparts);
     }
     if (dim != m->dim)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "descriptor width %lld, its parts give %lld", (long long)m->dim,

@@ -312,6 +312,43 @@ int dpc_header_get(const dpc_file *f, const char *const *keys, dpc_json *out)
     return out->end != NULL;
 }
 
+int dpc_json_item(dpc_json v, int64_t i, dpc_json *out)
+{
+    /* v was validated with the whole header: every element is a well-formed value */
+    if (i < 0 || v.p >= v.end || *v.p != '[') return 0;
+    const char *p = json_ws(v.p + 1, v.end);
+    if (p < v.end && *p == ']') return 0;
+    for (int64_t k = 0;; k++) {
+        const char *q = json_value(p, v.end, 0);
+        if (!q) return 0;
+        if (k == i) {
+            out->p = p;
+            out->end = q;
+            return 1;
+        }
+        p = json_ws(q, v.end);
+        if (p >= v.end || *p != ',') return 0;
+        p = json_ws(p + 1, v.end);
+    }
+}
+
+int dpc_json_numbers(dpc_json v, double *out, int64_t n)
+{
+    /* one pass over the elements: a long array costs its length, not its length squared */
+    if (v.p >= v.end || *v.p != '[') return 0;
+    const char *p = json_ws(v.p + 1, v.end);
+    if (p < v.end && *p == ']') return n == 0;
+    for (int64_t k = 0;; k++) {
+        const char *q = json_value(p, v.end, 0);
+        dpc_json item = {p, q};
+        if (!q || k >= n || !dpc_json_number(item, out + k)) return 0;
+        p = json_ws(q, v.end);
+        if (p < v.end && *p == ']') return k + 1 == n;
+        if (p >= v.end || *p != ',') return 0;
+        p = json_ws(p + 1, v.end);
+    }
+}
+
 int dpc_json_number(dpc_json v, double *out)
 {
     if (v.p >= v.end || !(*v.p == '-' || *v.p == 'N' || *v.p == 'I' || is_digit(*v.p))) return 0;

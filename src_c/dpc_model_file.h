@@ -86,6 +86,12 @@ typedef struct {
  * Returns 1 and sets *out when found, 0 when absent (or a step of the path is not an object). */
 int dpc_header_get(const dpc_file *f, const char *const *keys, dpc_json *out);
 
+/* 1 and *out = element i (from 0) when v is a JSON array with more than i elements, else 0. */
+int dpc_json_item(dpc_json v, int64_t i, dpc_json *out);
+
+/* 1 when v is a JSON array of exactly n numbers (as dpc_json_number reads them), stored in out[0..n). */
+int dpc_json_numbers(dpc_json v, double *out, int64_t n);
+
 /* 1 and *out when v is a JSON number (NaN, Infinity, -Infinity included, as Python reads them). */
 int dpc_json_number(dpc_json v, double *out);
 

@@ -24,6 +24,7 @@ from ..descriptors import iter_nets, iter_tables, parts, tabulate, unit_of
 from ..modelfile import load_model
 from ..models import DPModel
 from ..nep import DEFAULT_STEP, NEPModel, build_tables, read_nep
+from .table_error import MIN_FACTOR, StrideSearch
 
 __all__ = ["compress", "compress_nep", "resolve_min_nbor_dist", "estimate_table_bytes", "TableAccuracyWarning"]
 
@@ -130,6 +131,7 @@ def compress(
     n_threads: Optional[int] = None,
     scan: Optional[str] = None,
     max_bytes: Optional[Union[int, str]] = None,
+    table_error: Optional[float] = None,
 ) -> Union[DPModel, NEPModel]:
     r"""Tabulate every embedding net of a model (or the radial functions of a NEP model).
 
@@ -162,6 +164,13 @@ def compress(
     max_bytes : int, str or None
         Most memory the tables may take (``"4G"``); None: ``$DPCOMPRESS_MAX_BYTES`` or 2 GiB
         (:mod:`dpcompress.core.memory_limit`).
+    table_error : float, (float, float) or None
+        A table-error budget (or one for the fine region and one for the coarse segments): each
+        table gets its own fine and coarse strides, the largest whose sampled error is at most it (:mod:`dpcompress.compression.table_error`; the search starts
+        at ``step``).  ``compression`` then also holds ``table_budget`` ([fine, coarse]),
+        ``table_bounds`` (per table, the achieved sampled errors [fine, coarse]) and ``table_search`` (per table, the strides tried and their
+        errors); the file stores each table's strides.  For a force tolerance in eV/Å see
+        :func:`dpcompress.tolerance.compress_to_tolerance`.
 
     Returns
     -------
@@ -182,7 +191,8 @@ def compress(
     if isinstance(model, NEPModel):
         given = dict(extrapolate=extrapolate != 5, check_frequency=check_frequency != -1,
                      training_script=training_script is not None, min_nbor_dist=min_nbor_dist is not None,
-                     order=order != 5, n_threads=n_threads is not None, scan=scan is not None)
+                     order=order != 5, n_threads=n_threads is not None, scan=scan is not None,
+                     table_error=table_error is not None)
         refused = [name for name, differs in given.items() if differs]
         if refused:
             raise InputError(f"{', '.join(refused)} appl{'ies' if len(refused) == 1 else 'y'} to DP models only; a NEP "
@@ -203,7 +213,14 @@ def compress(
         raise InputError(f"check_frequency must be an integer, got {check_frequency!r}")
     limit = memory_limit(max_bytes)
     rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist, scan)
-    size, largest = estimate_table_bytes(model.descriptor, rmin, float(step), float(extrapolate), order)
+    search = None
+    if table_error is not None:
+        search = StrideSearch(table_error, MIN_FACTOR, n_threads)
+        size, largest = estimate_table_bytes(model.descriptor, rmin, float(step), float(extrapolate), order)
+        # strides never go below the memory limit's (the size is about proportional to 1/stride)
+        search.min_factor = max(1.0, min(MIN_FACTOR, limit / (1.2 * (size + 2 * largest))))
+    size, largest = estimate_table_bytes(model.descriptor, rmin, float(step) / (search.min_factor if search else 1.0),
+                                         float(extrapolate), order)
     # the builder holds the tables, plus about two of the largest while it measures their error
     if size + 2 * largest > limit:
         raise InputError(
@@ -213,6 +230,8 @@ def compress(
         )
     stride0, stride1 = float(step), 10.0 * float(step)
     grid = dict(stride0=stride0, stride1=stride1, extrapolate=extrapolate, order=order, n_threads=n_threads)
+    if search is not None:
+        grid["stride_rule"] = search
     # each builder measures max |table - net| at the interval midpoints (max_error)
     desc = tabulate(model.descriptor, rmin, grid)
     flat = list(iter_tables(desc))
@@ -232,7 +251,14 @@ def compress(
         max_table_error=max(t.max_error for t in flat),
         table_errors=[t.max_error for t in flat],
     )
-    if provenance["max_table_error"] > WARN_TABLE_ERROR:
+    if search is not None:
+        records = [search.records[id(t)] for t in flat]
+        provenance.update(
+            table_budget=list(search.budget),
+            table_bounds=[[r["fine"], r["coarse"]] for r in records],
+            table_search=[r["history"] for r in records],
+        )
+    if search is None and provenance["max_table_error"] > WARN_TABLE_ERROR:  # a budget is the user's choice
         acts = sorted({l.activation for net in iter_nets(model.descriptor) for l in net.layers})
         warnings.warn(
             f"max |table - net| = {provenance['max_table_error']:.2e} (step {stride0}, order {order}, activations {acts}); "

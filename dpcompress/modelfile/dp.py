@@ -115,8 +115,15 @@ def pack(model):
             "fitting_exclude_types": sorted(int(t) for t in model.fitting.exclude_types),
             "min_nbor_dist": model.min_nbor_dist,
         },
-        "compression": model.compression or {},
+        "compression": dict(model.compression or {}),
     }
+    header["compression"].pop("table_strides", None)
+    if header["compression"].get("table_budget") is not None:
+        # each table has its own strides (compress with a table-error budget): the readers derive
+        # every grid from these, not from the global stride0/stride1
+        header["compression"]["table_strides"] = [
+            [float(v) for v in arrays[f"part{p}.tab_real"][:, 3:5].ravel()] for p in range(len(descs))
+        ]
     return header, arrays
 
 
@@ -323,6 +330,29 @@ def grid_spec(c):
     return rmin, s0, s1, e, order
 
 
+_TS_KEY = "header key 'compression.table_strides'"
+
+
+def table_strides(c, p, ntab):
+    """``compression.table_strides`` of part ``p`` (``read_table_strides`` in C): None when the key is
+    absent (every table takes the global strides), else ``2 * ntab`` positive strides, two per table
+    in file order, the strides each table's grid is derived from (se_e3: as built)."""
+    comp = c.header.get("compression")
+    if not isinstance(comp, dict) or "table_strides" not in comp:
+        return None
+    v = comp["table_strides"]
+    if not isinstance(v, list) or p >= len(v):
+        c.fail(f"{_TS_KEY} does not list one entry per descriptor part ({c.nparts})")
+    part = v[p]
+
+    def ok(x):
+        return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+    if not isinstance(part, list) or len(part) != 2 * ntab or not all(ok(x) for x in part):
+        c.fail(f"{_TS_KEY} (part {p}) does not hold 2 positive strides for each of the part's {ntab} tables")
+    return [float(x) for x in part]
+
+
 def writer_grid(lo, hi, s0, s1, e, below):
     """``(lower, upper, xmax, stride0, stride1, n_fine, n_coarse, n_below)`` of the table the writer
     builds for the requested range (build_embedding_table with its own grid_counts), or None when
@@ -440,7 +470,8 @@ def _check_tables(c, p, part, spec):
         c.fail(f"array '{cname}' holds {ncoefs} values; its tables use {pos}")
 
     se_t = kind == KIND_SE_T
-    s0, s1 = (10.0 * s0h, 10.0 * s1h) if se_t else (s0h, s1h)
+    s0_all, s1_all = (10.0 * s0h, 10.0 * s1h) if se_t else (s0h, s1h)
+    strides = table_strides(c, p, ntab)
     avg, std, mode, table_of, sel_offsets = (part[k] for k in ("avg", "std", "mode", "table_of", "sel_offsets"))
     rcut, rcut_smth = part["rcut"], part["rcut_smth"]
     if se_t:
@@ -461,6 +492,7 @@ def _check_tables(c, p, part, spec):
             rho[:, x] = s_max / np.abs(s).min(axis=(1, 2)) + np.linalg.norm(a / s, axis=2).max(axis=1)
             silent[:, x] = np.all(a == 0, axis=(1, 2))
     for k in range(ntab):
+        s0, s1 = (strides[2 * k], strides[2 * k + 1]) if strides is not None else (s0_all, s1_all)
         users = np.argwhere(table_of == k)
         if len(users) == 0:
             c.fail(f"array 'part{p}.table_of': table {k} is not used")
@@ -743,11 +775,15 @@ def check(header, arrays, source=""):
     if np.any((pe != 0) & (pe != 1)):
         c.fail(f"model.pair_exclude holds {int(pe[(pe != 0) & (pe != 1)][0])}")
     spec = grid_spec(c)
+    c.nparts = nparts
     parts_ints, total = [], 0
     for p in range(nparts):
         f, d = _check_part(c, p, spec)
         parts_ints.append(f)
         total += d
+    ts = (header.get("compression") or {}).get("table_strides") if isinstance(header.get("compression"), dict) else None
+    if isinstance(ts, list) and len(ts) > nparts:
+        c.fail(f"{_TS_KEY} does not list one entry per descriptor part ({nparts})")
     if total != dim:
         c.fail(f"descriptor width {dim}, its parts give {total}")
     _check_fitting(c, dim)

@@ -233,7 +233,8 @@ def grid_counts(lower, upper, stride0, stride1, extrapolate):
     return n_fine, n_coarse
 
 
-def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, order=5, n_threads=None, extrapolate_below=False):
+def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, order=5, n_threads=None, extrapolate_below=False,
+                          stride_rule=None):
     r"""Tabulate a scalar-input embedding net as piecewise Hermite polynomials.
 
     The fine region :math:`[L, U^*]` has intervals of width :math:`s_0`, the
@@ -267,6 +268,10 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
     extrapolate_below : bool
         Also a coarse segment below the fine region, down to ``extrapolate * lower``
         (``lower < 0``): the symmetric three-segment grid of se_e3.
+    stride_rule : callable or None
+        ``stride_rule(build, net, stride0, stride1) -> EmbeddingTable`` chooses this table's own
+        strides (``dpcompress.compression.table_error``); ``build(s0, s1)`` builds the table with
+        every other argument as given here.  None: the given strides.
 
     Returns
     -------
@@ -297,6 +302,11 @@ def build_embedding_table(net, lower, upper, stride0, stride1, extrapolate, orde
         raise InputError("net must be a Network with at least one layer")
     if net.in_dim != 1:
         raise InputError(f"an embedding table needs a scalar-input net, this one takes {net.in_dim} inputs")
+    if stride_rule is not None:
+        def build(s0, s1):
+            return build_embedding_table(net, lower, upper, s0, s1, extrapolate, order, n_threads, extrapolate_below)
+
+        return stride_rule(build, net, stride0, stride1)
     n_threads = effective_n_threads(n_threads)
     M = net.out_dim
     # Size check in floating point first: a stride of 1e-300 must not build a 1e300-long int grid.
