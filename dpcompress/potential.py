@@ -487,11 +487,12 @@ def _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic=None, rcut=
     cells = None
     if box is not None and periodic is not None:  # a slab or a wire: its vacuum is sized by each frame's atoms
         cells = [frame_cell(box[f], periodic, host(xyz[f]), rcut) for f in range(box.shape[0])]
+        cells = [None if c is None else np.ascontiguousarray(c, dtype=np.float64) for c in cells]
     elif box is not None:  # one reduction per run of bit-identical cells (reduce_cell is deterministic)
         cells = []
         for f in range(box.shape[0]):
             same = f > 0 and box[f].tobytes() == box[f - 1].tobytes()
-            cells.append(cells[-1] if same else reduce_cell(box[f]).cell)
+            cells.append(cells[-1] if same else np.ascontiguousarray(reduce_cell(box[f]).cell, dtype=np.float64))
     if isinstance(xyz, np.ndarray):  # (a CuPy array stays on its device for the GPU evaluator)
         xyz = np.ascontiguousarray(xyz)
     frames = evaluator.evaluate_frames(xyz, cells, types, n_threads)

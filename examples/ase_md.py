@@ -30,6 +30,21 @@ def thermalize(atoms, temperature_K):
     atoms.set_momenta(np.random.default_rng(0).normal(size=(len(atoms), 3)) * np.sqrt(m * units.kB * temperature_K))
 
 
+def run_with_report(atoms, dyn, steps):
+    """Run ``steps`` steps of ``dyn``, printing the energies at step 0, every 10 steps and at the last."""
+
+    def report():
+        step = dyn.get_number_of_steps()
+        if step % 10 and step != steps:
+            return
+        epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+        print(f"step {step:6d}  potential {epot:.6f} eV  kinetic {ekin:.6f} eV  total {epot + ekin:.6f} eV  "
+              f"T {atoms.get_temperature():.1f} K", flush=True)
+
+    dyn.attach(report, interval=1)  # ASE calls it at step 0 too
+    dyn.run(steps)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=200, help="MD steps [200]")
@@ -53,16 +68,7 @@ def main(argv=None):
         dyn = Langevin(atoms, timestep=dt, temperature_K=300, friction=0.01 / units.fs, fixcm=False,
                        rng=np.random.default_rng(1))
 
-    def report():
-        step = dyn.get_number_of_steps()
-        if step % 10 and step != args.steps:
-            return
-        epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-        print(f"step {step:6d}  potential {epot:.6f} eV  kinetic {ekin:.6f} eV  total {epot + ekin:.6f} eV  "
-              f"T {atoms.get_temperature():.1f} K", flush=True)
-
-    dyn.attach(report, interval=1)  # ASE calls it at step 0 too
-    dyn.run(args.steps)
+    run_with_report(atoms, dyn, args.steps)
 
 
 if __name__ == "__main__":

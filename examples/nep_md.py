@@ -13,22 +13,16 @@ conserved energy every 10 steps and at the last one.  ``--steps 2`` is the short
 import argparse
 import os
 
-import numpy as np
 from ase.build import bulk
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 from ase import units
 
 import dpcompress
+from ase_md import run_with_report, thermalize  # examples/ is on sys.path when this runs as a script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PBTE = os.path.join(REPO, "tests", "data", "nep", "PbTe_NEP4_example", "nep.txt")
-
-
-def thermalize(atoms, temperature_K):
-    """Maxwell-Boltzmann momenta at ``temperature_K`` (seeded: every run starts alike)."""
-    m = atoms.get_masses()[:, None]
-    atoms.set_momenta(np.random.default_rng(0).normal(size=(len(atoms), 3)) * np.sqrt(m * units.kB * temperature_K))
 
 
 def main(argv=None):
@@ -46,16 +40,7 @@ def main(argv=None):
     Stationary(atoms)
     dyn = VelocityVerlet(atoms, timestep=2.0 * units.fs)
 
-    def report():
-        step = dyn.get_number_of_steps()
-        if step % 10 and step != args.steps:
-            return
-        epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-        print(f"step {step:6d}  potential {epot:.6f} eV  kinetic {ekin:.6f} eV  total {epot + ekin:.6f} eV  "
-              f"T {atoms.get_temperature():.1f} K", flush=True)
-
-    dyn.attach(report, interval=1)  # ASE calls it at step 0 too
-    dyn.run(args.steps)
+    run_with_report(atoms, dyn, args.steps)
 
 
 if __name__ == "__main__":
