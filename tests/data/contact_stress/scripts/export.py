@@ -2,6 +2,9 @@
 import json, os, shutil, sys
 import numpy as np
 
+# the shared DeePMD-kit fixtures: $DPC_SHARED_FIXTURES, else ../shared/fixtures/deepmd next to the repository
+FIX = os.environ.get("DPC_SHARED_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "shared", "fixtures", "deepmd"))
+
 dst = sys.argv[1]
 os.makedirs(dst, exist_ok=True)
 shutil.copy("stress_frames.npz", f"{dst}/frames.npz")
@@ -19,7 +22,7 @@ for name in sorted(d for d in os.listdir(".") if d.startswith(("contact_tos", "c
         tkey = f"filter_-1_net_{ii}" if tos else f"filter_{ii % nt}_net_{ii // nt}"
         keyed[tkey] = [float(info[0]), float(info[1]), float(info[0]), float(info[2])]  # lower, upper, xmin, xmax
     tables[short] = keyed
-fix = "/work/shared/fixtures/deepmd"
+fix = FIX
 for f in ("se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "hybrid_tiny"):
     meta = json.load(open(f"{fix}/{f}/tables_meta.json"))
     # se_e3 tables also extend below lower, to extrapolate*lower

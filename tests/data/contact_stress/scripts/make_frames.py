@@ -1,7 +1,12 @@
 """Stress frames with close contacts of every type pair (O-O, O-H, H-H), from validation frame 0."""
+import os
+
 import numpy as np
 
-src = np.load("/work/shared/fixtures/deepmd/se_e2_a_tiny/test_frames.npz")
+# the shared DeePMD-kit fixtures: $DPC_SHARED_FIXTURES, else ../shared/fixtures/deepmd next to the repository
+FIX = os.environ.get("DPC_SHARED_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "shared", "fixtures", "deepmd"))
+
+src = np.load(os.path.join(FIX, "se_e2_a_tiny", "test_frames.npz"))
 x0 = src["coord"][0].astype(np.float64)
 box0 = src["box"][0].astype(np.float64)
 atype = src["atype"].astype(np.int64)

@@ -1,7 +1,9 @@
 """Training inputs of the contact_stress models: se_e2_a, type_one_side x exclude_types x resnet_dt (rcut 3),
 plus type_one_side + exclude_types at rcut 6 (sel [46, 92])."""
 import json, itertools, os
-W = "/work/shared/fixtures/deepmd/water-data"
+# the shared DeePMD-kit fixtures: $DPC_SHARED_FIXTURES, else ../shared/fixtures/deepmd next to the repository
+FIX = os.environ.get("DPC_SHARED_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "shared", "fixtures", "deepmd"))
+W = os.path.join(FIX, "water-data")
 for tos, ex, dt, rc in list(itertools.product([0, 1], [0, 1], [0, 1], [3.0])) + [(1, 1, 0, 6.0)]:
     name = f"contact_tos{tos}_ex{ex}_dt{dt}" if rc == 3.0 else f"contact_rcut6_tos{tos}_ex{ex}_dt{dt}"
     os.makedirs(name, exist_ok=True)
