@@ -211,9 +211,11 @@ class Potential:
                     )
                 if self.device != "cpu":
                     raise UnsupportedModelError('device="gpu" runs compressed models: compress the model first')
-                return ExactEvaluator(m)
+                self._host_evaluator = ExactEvaluator(m)
+                return self._host_evaluator
             self._header = {"compression": getattr(m, "compression", None) or {}}
             runtime = RuntimeEvaluator(model_bytes(m), source)
+        self._host_evaluator = runtime  # the one that serves eval_descriptor on any device or communicator
         if self.device != "cpu":
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:
@@ -272,20 +274,47 @@ class Potential:
         """Atom types a tensor model predicts for: ``[]``, as DeePMD-kit gives for energy models."""
         return []
 
-    def eval_descriptor(self, coords, cells, atom_types, fparam=None, aparam=None, mixed_type=False, **kwargs):
-        """Not available: the descriptor never leaves the compiled kernels.
+    def eval_descriptor(self, coords, cells, atom_types, fparam=None, aparam=None, mixed_type=False, *, pbc=None,
+                        **kwargs) -> np.ndarray:
+        r"""Each atom's descriptor :math:`D_i`: the fitting net's input, DeePMD-kit's ``DeepPot.eval_descriptor``.
+
+        For se_e2_a and se_atten, :math:`D_i = (\mathcal G_i^\top \tilde R_i)(\tilde R_i^\top
+        \mathcal G_i^<) / N_c^2` flattened (the type embedding appended where the model concatenates
+        it); other descriptors their own (docs/compress-spec.md); a hybrid concatenates its parts.  A compressed
+        model gives the tables' descriptor (the C runtime's, on the host whatever ``device`` or
+        ``comm``), an uncompressed one the exact one.  Arguments as :meth:`eval`.
+
+        Returns
+        -------
+        ndarray, shape (nframes, natoms, dim)
 
         Raises
         ------
-        NotImplementedError
-            Always, naming the alternative: DeePMD-kit's ``DeepPot.eval_descriptor`` on the original
-            (uncompressed) model, whose descriptor is the one the tables reproduce.
+        InputError
+            A NEP model (no DeePMD descriptor), or bad arrays as in :meth:`eval`.
         """
-        raise NotImplementedError(
-            "Potential.eval_descriptor is not available: dpcompress computes the descriptor inside its fused "
-            "kernels and never stores it; use DeePMD-kit's DeepPot(model).eval_descriptor(...) on the original "
-            "model (the compressed tables reproduce that descriptor)"
-        )
+        if fparam is not None or aparam is not None:
+            raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
+        _check_unsupported(kwargs)
+        if isinstance(self.model, NEPModel):
+            raise InputError("a NEP model has no DeePMD descriptor: eval_descriptor is for DP models")
+        types = as_atom_types(atom_types, self.get_type_map())
+        if types.ndim == 2 and not mixed_type:
+            if not np.all(types == types[:1]):
+                raise InputError("atom_types has one row per frame but mixed_type=False; pass mixed_type=True")
+            types = types[0]
+        natoms = types.shape[-1]
+        xyz = as_coords(self._host(coords) if natoms else coords, natoms)
+        nframes = int(xyz.shape[0])
+        if types.ndim == 2 and types.shape[0] != nframes:
+            raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
+        periodic = as_pbc(pbc, cells)
+        box = as_cells(self._host(cells) if cells is not None else None, nframes, periodic)
+        if natoms == 0:
+            return np.zeros((nframes, 0, int(self.model.descriptor.dim_out)))
+        n_threads = kernel_threads(self.n_threads, self._threads_explicit)
+        cells_of = _reduced_cells(box, xyz, periodic, self.get_rcut(), self._host)
+        return self._host_evaluator.descriptors(np.ascontiguousarray(xyz), cells_of, types, n_threads)
 
     @_agreed_under_comm
     def eval(
@@ -382,18 +411,15 @@ class Potential:
         if not isinstance(self.evaluator, GpuEvaluator):
             warn_far_coordinates(xyz)
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
-        results = _evaluate_frames(self.evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
-        for f, r in enumerate(results):
-            _check_finite(r, f)
-            self._after_frame(r, f)
-        energy = np.array([[r.energy] for r in results])
-        force = np.stack([r.force for r in results])
-        virial = np.stack([r.virial.reshape(9) for r in results])
+        batch = _evaluate_frames(self.evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
+        _check_finite_batch(batch)
+        self._after_frames(batch)
+        energy = batch.energy.reshape(nframes, 1)
+        force = batch.force
+        virial = batch.virial.reshape(nframes, 9)
         if not atomic:
             return energy, force, virial
-        atom_energy = np.stack([r.atom_energy[:, None] for r in results])
-        atom_virial = np.stack([r.atom_virial.reshape(natoms, 9) for r in results])
-        return energy, force, virial, atom_energy, atom_virial
+        return energy, force, virial, batch.atom_energy[:, :, None], batch.atom_virial.reshape(nframes, natoms, 9)
 
     def _host(self, coords):
         """A frame's coordinates on the host (the GPU path may hold them on the device)."""
@@ -404,6 +430,18 @@ class Potential:
         self.evaluator.close()
 
     # ------------------------------------------------------------------ warnings
+
+    def _after_frames(self, batch):
+        """:meth:`_after_frame` of every frame of a batch; frames without any overflow are only counted."""
+        flagged = np.flatnonzero(batch.counts[:, :3].any(axis=1))  # beyond_fine, beyond_table, overflow
+        done = 0
+        for f in flagged:
+            self.n_evaluations += int(f) - done  # the clean frames before it
+            self._after_frame(batch.frame(int(f)), int(f))
+            done = int(f) + 1
+        if done < batch.nframes:
+            self.n_evaluations += batch.nframes - done - 1
+            self._after_frame(batch.frame(batch.nframes - 1), batch.nframes - 1)
 
     def _after_frame(self, r, frame=0):
         self.n_evaluations += 1
@@ -425,7 +463,7 @@ class Potential:
                 f"{what}. Reported once per Potential; counts in table_overflow / table_overflow_total; "
                 "overflow='error' stops, overflow='ignore' silences",
                 TableOverflowWarning,
-                stacklevel=4,  # the caller of eval (through _agreed_under_comm)
+                stacklevel=5,  # the caller of eval (through _agreed_under_comm and _after_frames)
             )
         # DeePMD-kit's -f: every check_frequency evaluations, that evaluation is checked
         check = self.check_frequency > 0 and self.n_evaluations % self.check_frequency == 0
@@ -435,7 +473,7 @@ class Potential:
                 f"(closer than the training set's minimum distance {self._min_nbor_dist_text()}) and "
                 f"{r.beyond_table} beyond the whole table (linear extrapolation); accuracy may suffer",
                 TableOverflowWarning,
-                stacklevel=4,  # the caller of eval (through _agreed_under_comm)
+                stacklevel=5,  # the caller of eval (through _agreed_under_comm and _after_frames)
             )
 
     def _min_nbor_dist_text(self):
@@ -456,7 +494,7 @@ class Potential:
             f"{o.total} neighbors inside rcut were dropped because sel is too small{detail}; "
             "results differ from a model with a larger sel",
             NeighborOverflowWarning,
-            stacklevel=5,  # the caller of eval
+            stacklevel=6,  # the caller of eval (through _after_frames)
         )
 
 
@@ -475,42 +513,54 @@ def _check_unsupported(kwargs):
 
 
 def _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic=None, rcut=None, host=None):
-    """Every frame's :class:`~dpcompress.evaluators.base.FrameResult`, in one pass of the evaluator.
+    """Every frame's result, as a :class:`~dpcompress.evaluators.base.FrameBatch`, in one call of the evaluator.
 
-    The frames go to :meth:`~dpcompress.evaluators.base.Evaluator.evaluate_frames` together, so an
-    evaluator can amortize its per-frame work (docs/performance.md: many small frames); each result
+    The frames go to :meth:`~dpcompress.evaluators.base.Evaluator.evaluate_batch` together, so an
+    evaluator can compute them without a per-frame Python loop (docs/performance.md: many small frames); each result
     is the single-frame one bit for bit (tests/test_batching.py).  An evaluator's
     :class:`InputError` names the frame.  ``periodic`` (a partly periodic ``pbc``), ``rcut`` and
     ``host`` (coordinates to numpy) size the vacuum of a slab or a wire per frame
     (:func:`~dpcompress.core.lattice.frame_cell`).
     """
-    cells = None
-    if box is not None and periodic is not None:  # a slab or a wire: its vacuum is sized by each frame's atoms
-        cells = [frame_cell(box[f], periodic, host(xyz[f]), rcut) for f in range(box.shape[0])]
-        cells = [None if c is None else np.ascontiguousarray(c, dtype=np.float64) for c in cells]
-    elif box is not None:  # one reduction per run of bit-identical cells (reduce_cell is deterministic)
-        cells = []
-        for f in range(box.shape[0]):
-            same = f > 0 and box[f].tobytes() == box[f - 1].tobytes()
-            cells.append(cells[-1] if same else np.ascontiguousarray(reduce_cell(box[f]).cell, dtype=np.float64))
+    cells = _reduced_cells(box, xyz, periodic, rcut, host)
     if isinstance(xyz, np.ndarray):  # (a CuPy array stays on its device for the GPU evaluator)
         xyz = np.ascontiguousarray(xyz)
-    frames = evaluator.evaluate_frames(xyz, cells, types, n_threads)
-    results = []
-    while True:
-        try:
-            r = next(frames)
-        except StopIteration:
-            return results
-        except InputError as exc:
-            raise InputError(f"frame {len(results)}: {exc}") from None
-        results.append(r)
+    return evaluator.evaluate_batch(xyz, cells, types, n_threads)
+
+
+def _reduced_cells(box, xyz, periodic, rcut, host):
+    """Each frame's reduced cell (None: a cluster), or None when no frame has a cell.
+
+    A slab or a wire gets its vacuum sized by each frame's atoms
+    (:func:`~dpcompress.core.lattice.frame_cell`); a fully periodic cell is reduced once per run of
+    bit-identical cells (:func:`~dpcompress.core.lattice.reduce_cell` is deterministic).
+    """
+    if box is None:
+        return None
+    if periodic is not None:
+        cells = [frame_cell(box[f], periodic, host(xyz[f]), rcut) for f in range(box.shape[0])]
+        return [None if c is None else np.ascontiguousarray(c, dtype=np.float64) for c in cells]
+    cells = []
+    for f in range(box.shape[0]):
+        same = f > 0 and box[f].tobytes() == box[f - 1].tobytes()
+        cells.append(cells[-1] if same else np.ascontiguousarray(reduce_cell(box[f]).cell, dtype=np.float64))
+    return cells
 
 
 def _empty_result(nframes, atomic):
     """Outputs of frames without atoms: energy 0, no forces, zero virial (DeePMD-kit's)."""
     out = (np.zeros((nframes, 1)), np.zeros((nframes, 0, 3)), np.zeros((nframes, 9)))
     return out + (np.zeros((nframes, 0, 1)), np.zeros((nframes, 0, 9))) if atomic else out
+
+
+def _check_finite_batch(batch):
+    """:func:`_check_finite` of the first frame holding a NaN or an infinity, if any (one pass over the arrays)."""
+    bad = ~(np.isfinite(batch.energy) & np.isfinite(batch.force).all(axis=(1, 2))
+            & np.isfinite(batch.atom_energy).all(axis=1) & np.isfinite(batch.atom_virial).all(axis=(1, 2, 3))
+            & np.isfinite(batch.virial).all(axis=(1, 2)))
+    if bad.any():
+        f = int(np.flatnonzero(bad)[0])
+        _check_finite(batch.frame(f), f)
 
 
 def _check_finite(r, frame):

@@ -1233,6 +1233,7 @@ void dpc_model_close(dpc_model *m)
 
 int dpc_model_kind(const dpc_model *m) { return m->kind; }
 int64_t dpc_model_ntypes(const dpc_model *m) { return m->ntypes; }
+int64_t dpc_model_dim(const dpc_model *m) { return m->kind == DPC_MODEL_DP_ENERGY ? m->dim : 0; }
 double dpc_model_rcut(const dpc_model *m) { return m->rcut; }
 
 const char *dpc_model_type_name(const dpc_model *m, int64_t t)

@@ -112,6 +112,8 @@ typedef struct {
     double *atom_energy;            /* [nlocal] or NULL */
     double *force;                  /* [natoms][3], required */
     double *atom_virial;            /* [natoms][9] or NULL */
+    double *descriptor;             /* [nlocal][dpc_model_dim] or NULL: each center's descriptor D_i,
+                                       the fitting net's input (DP models only; DeepPot.eval_descriptor) */
 } dpc_outputs;
 
 /* Open a model from the bytes of a .dpc file; data must stay valid and unchanged while the
@@ -123,6 +125,8 @@ int dpc_model_kind(const dpc_model *model);
 int64_t dpc_model_ntypes(const dpc_model *model);
 /* Element name of type t (NUL-terminated, inside the model's data), or NULL. */
 const char *dpc_model_type_name(const dpc_model *model, int64_t t);
+/* Width of the descriptor of a DP model (the fitting net's input), 0 for NEP. */
+int64_t dpc_model_dim(const dpc_model *model);
 /* Largest cutoff of the model, Å: candidates must cover every neighbor within it. */
 double dpc_model_rcut(const dpc_model *model);
 /* The JSON header of the file (not NUL-terminated) and its length. */

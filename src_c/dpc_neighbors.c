@@ -266,3 +266,100 @@ done:
     *out = c;
     return DPC_OK;
 }
+
+double dpc_search_radius(dpc_index natoms, const double *x, double rcut)
+{
+    double big = 0.0;
+    for (dpc_index q = 0; q < 3 * natoms; ++q) big = fabs(x[q]) > big ? fabs(x[q]) : big;
+    return rcut + 1e-6 * (rcut > 1.0 ? rcut : 1.0) + 1e-12 * big;
+}
+
+/* |u x v| */
+static double cross_norm(const double *u, const double *v)
+{
+    const double c0 = u[1] * v[2] - u[2] * v[1], c1 = u[2] * v[0] - u[0] * v[2], c2 = u[0] * v[1] - u[1] * v[0];
+    return sqrt(c0 * c0 + c1 * c1 + c2 * c2);
+}
+
+dpc_status dpc_cell_list_bins(dpc_index natoms, const double *x, const double *cell, double search, double *frac,
+                              double *wrapped, int32_t *wrap, dpc_bins *bins)
+{
+    bins->far_atom = -1;
+    bins->screened = 0.0;
+    if (natoms < 1 || !(search > 0.0)) return DPC_ERR_ARGUMENT;
+    for (dpc_index q = 0; q < 3 * natoms; ++q)
+        if (!isfinite(x[q])) return DPC_ERR_NONFINITE;
+    double h[3];
+    if (cell) {
+        const double *A = cell;
+        /* adjugate: inv[k][c] = cof[c][k] / det */
+        const double cof[9] = {A[4] * A[8] - A[5] * A[7], A[5] * A[6] - A[3] * A[8], A[3] * A[7] - A[4] * A[6],
+                               A[2] * A[7] - A[1] * A[8], A[0] * A[8] - A[2] * A[6], A[1] * A[6] - A[0] * A[7],
+                               A[1] * A[5] - A[2] * A[4], A[2] * A[3] - A[0] * A[5], A[0] * A[4] - A[1] * A[3]};
+        const double det = A[0] * cof[0] + A[1] * cof[1] + A[2] * cof[2];
+        if (!(fabs(det) > 0.0) || !isfinite(det)) return DPC_ERR_ARGUMENT;
+        double inv[9];
+        for (int k = 0; k < 3; ++k)
+            for (int c = 0; c < 3; ++c) inv[3 * k + c] = cof[3 * c + k] / det;
+        for (int c = 0; c < 3; ++c) h[c] = fabs(det) / cross_norm(A + 3 * ((c + 1) % 3), A + 3 * ((c + 2) % 3));
+        double worst = -1.0;
+        for (dpc_index a = 0; a < natoms; ++a) {
+            const double *r = x + 3 * a;
+            for (int c = 0; c < 3; ++c) {
+                const double f = (r[0] * inv[c] + r[1] * inv[3 + c]) + r[2] * inv[6 + c];
+                if (fabs(f) > worst) {
+                    worst = fabs(f);
+                    if (worst > DPC_MAX_CELLS_AWAY && bins->far_atom < 0) bins->far_atom = a;
+                }
+                frac[3 * a + c] = f;
+            }
+        }
+        if (bins->far_atom >= 0) return DPC_ERR_ARGUMENT;
+        for (dpc_index a = 0; a < natoms; ++a) {
+            double *f = frac + 3 * a;
+            for (int c = 0; c < 3; ++c) {
+                const double n = floor(f[c]);
+                f[c] -= n;
+                if (wrap) wrap[3 * a + c] = (int32_t)n;
+            }
+            for (int c = 0; c < 3; ++c) wrapped[3 * a + c] = (f[0] * A[c] + f[1] * A[3 + c]) + f[2] * A[6 + c];
+        }
+    } else {
+        double lo[3], hi[3];
+        for (int c = 0; c < 3; ++c) lo[c] = hi[c] = x[c];
+        for (dpc_index a = 1; a < natoms; ++a)
+            for (int c = 0; c < 3; ++c) {
+                const double v = x[3 * a + c];
+                lo[c] = v < lo[c] ? v : lo[c];
+                hi[c] = v > hi[c] ? v : hi[c];
+            }
+        for (int c = 0; c < 3; ++c) h[c] = hi[c] - lo[c] > search ? hi[c] - lo[c] : search;
+        for (dpc_index a = 0; a < natoms; ++a)
+            for (int c = 0; c < 3; ++c) {
+                frac[3 * a + c] = (x[3 * a + c] - lo[c]) / h[c];
+                wrapped[3 * a + c] = x[3 * a + c];
+            }
+    }
+    dpc_index *nb = bins->nbins, *rc = bins->reach;
+    for (int c = 0; c < 3; ++c) {
+        const double q = h[c] / search < 1048576.0 ? h[c] / search : 1048576.0;
+        nb[c] = (dpc_index)q < 1 ? 1 : (dpc_index)q;
+    }
+    const double most = 27.0 > (double)DPC_MAX_BINS_PER_ATOM * (double)natoms ? 27.0
+                                                                             : (double)DPC_MAX_BINS_PER_ATOM * (double)natoms;
+    while ((double)nb[0] * (double)nb[1] * (double)nb[2] > most) {
+        int c = 0;
+        for (int k = 1; k < 3; ++k)
+            if (nb[k] > nb[c]) c = k;
+        nb[c] = nb[c] / 2 < 1 ? 1 : nb[c] / 2;
+    }
+    double m = (double)natoms;
+    for (int c = 0; c < 3; ++c) {
+        rc[c] = (dpc_index)floor(search * (double)nb[c] / h[c]) + 1;
+        dpc_index visited = 2 * rc[c] + 1;
+        if (!cell && visited > nb[c]) visited = nb[c];
+        m *= (double)visited / (double)nb[c];
+    }
+    bins->screened = m;
+    return DPC_OK;
+}

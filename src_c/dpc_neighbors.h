@@ -29,6 +29,34 @@
 
 typedef struct dpc_cells dpc_cells;
 
+/* Limits of the search, shared with the Python layer (dpcompress.neighbors.candidates). */
+#define DPC_MAX_BINS_PER_ATOM 2          /* more bins only cost memory and empty-bin visits */
+#define DPC_MAX_CELLS_AWAY 1073741824.0  /* 2^30: the lattice shifts are int32 */
+#define DPC_MAX_SCREENED_PER_ATOM 262144.0 /* 2^18 atoms and images screened around one atom */
+
+/* The bins of one frame (dpc_cell_list_bins). */
+typedef struct {
+    dpc_index nbins[3], reach[3];
+    double screened;    /* atoms and images screened around one atom, on average */
+    dpc_index far_atom; /* DPC_ERR_ARGUMENT: the atom more than DPC_MAX_CELLS_AWAY cells away, else -1 */
+} dpc_bins;
+
+/* Binning of a frame, the rule above.  Periodic (cell = the reduced cell, rows = vectors):
+ * f = x A^-1 (A^-1 by the adjugate), n = floor(f), frac = f - n, wrap = n, wrapped = frac . A, and
+ * h_c = |det A| / |a_(c+1) x a_(c+2)|.  Cluster (cell NULL): lo = min x, h = max(max x - lo, search),
+ * frac = (x - lo) / h, wrapped = x, wrap untouched (may be NULL).  Then nbins[c] =
+ * max(1, floor(min(h_c / search, 2^20))), the largest count (first of equals) halved while the
+ * grid exceeds max(27, DPC_MAX_BINS_PER_ATOM natoms) bins, reach[c] = floor(search nbins[c] / h_c) + 1
+ * and screened = natoms prod_c v_c / nbins[c], v_c = 2 reach[c] + 1 (a cluster: min(v_c, nbins[c])).
+ * Status DPC_ERR_ARGUMENT (far_atom set: an atom beyond DPC_MAX_CELLS_AWAY cells; or no atoms, or a
+ * singular cell), DPC_ERR_NONFINITE.  The numpy twin: dpcompress.reference.neighbors.cell_list_bins. */
+dpc_status dpc_cell_list_bins(dpc_index natoms, const double *x, const double *cell, double search, double *frac,
+                              double *wrapped, int32_t *wrap, dpc_bins *bins);
+
+/* The screening radius: a hair above rcut for the rounding of the wrapped positions,
+ * rcut + 1e-6 max(rcut, 1) + 1e-12 max |x|. */
+double dpc_search_radius(dpc_index natoms, const double *x, double rcut);
+
 /* Build the candidates: frac/wrapped [natoms][3], cell [3][3] (periodic) or NULL (cluster);
  * nbins, reach [3].  *out is NULL on failure.  Status DPC_OK, DPC_ERR_ARGUMENT (sizes, bins, or
  * more than 2^31 - 1 atoms and images), DPC_ERR_NONFINITE, DPC_ERR_ALLOC. */

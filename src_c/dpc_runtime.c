@@ -82,6 +82,8 @@ static dpc_status check_frame(const dpc_model *m, const dpc_frame *f, const dpc_
                              (long long)(f->natoms + f->nimage));
     if (f->natoms > 0 && (!f->x || !f->type || !out || !out->force))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame without coordinates, types or a force array");
+    if (out && out->descriptor && m->kind != DPC_MODEL_DP_ENERGY)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "a NEP model has no descriptor output");
     if (f->nlocal > 0 && (!f->numneigh || !f->firstneigh))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame without candidate neighbors");
     if (f->nimage > 0 && (!f->cell || !f->image_owner || !f->image_lattice))
@@ -365,6 +367,12 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
                 res->beyond_table += a->beyond[n + k];
             }
         }
+
+        if (out->descriptor)
+            for (int64_t k = 0; k < n; k++) {
+                const dpc_index row = k;
+                fill_rows(&ctx, &row, 1, out->descriptor + cc[k] * m->dim);
+            }
 
         /* fitting, energies */
         {

@@ -228,15 +228,14 @@ def test_overflowing_compressed_model_raises(compressed):
 
 def test_non_finite_output_names_the_frame(pot, monkeypatch):
     x, cell, t = WATER3
-    real = pot.evaluator.evaluate_frames  # Potential.eval hands every frame to it (tests/test_batching.py)
+    real = pot.evaluator.evaluate_batch  # Potential.eval hands every frame to it (tests/test_batching.py)
 
     def poisoned(*args):
-        for k, r in enumerate(real(*args)):
-            if k == 1:
-                r.force[2, 1] = np.inf
-            yield r
+        batch = real(*args)
+        batch.force[1, 2, 1] = np.inf
+        return batch
 
-    monkeypatch.setattr(pot.evaluator, "evaluate_frames", poisoned)
+    monkeypatch.setattr(pot.evaluator, "evaluate_batch", poisoned)
     with pytest.raises(NumericalError, match=r"frame 1: .*atom 2 "):
         pot.eval(np.stack([x, x]), np.stack([cell, cell]), t)
 

@@ -39,11 +39,13 @@ cdef extern from "dpc_model.h":
         double *atom_energy
         double *force
         double *atom_virial
+        double *descriptor
 
     int dpc_model_open(const void *data, size_t nbytes, dpc_dgemm_t dgemm, dpc_model **model, dpc_error *err) nogil
     void dpc_model_close(dpc_model *model)
     int dpc_model_kind(const dpc_model *model)
     int64_t dpc_model_ntypes(const dpc_model *model)
+    int64_t dpc_model_dim(const dpc_model *model)
     const char *dpc_model_type_name(const dpc_model *model, int64_t t)
     double dpc_model_rcut(const dpc_model *model)
     dpc_workspace *dpc_workspace_new()

@@ -25,6 +25,17 @@ cdef extern from "dpc_neighbors.h":
     void dpc_cells_export(dpc_cells *c, int32_t *image_owner, int32_t *image_lattice, int64_t *offsets,
                           int32_t *index) nogil
     void dpc_cells_free(dpc_cells *c)
+    int DPC_MAX_BINS_PER_ATOM
+    double DPC_MAX_CELLS_AWAY
+    double DPC_MAX_SCREENED_PER_ATOM
+    ctypedef struct dpc_bins:
+        int64_t nbins[3]
+        int64_t reach[3]
+        double screened
+        int64_t far_atom
+    int dpc_cell_list_bins(int64_t natoms, const double *x, const double *cell, double search, double *frac,
+                           double *wrapped, int32_t *wrap, dpc_bins *bins) nogil
+    double dpc_search_radius(int64_t natoms, const double *x, double rcut) nogil
 
 
 cdef extern from "dpc_rows.h":
@@ -42,6 +53,54 @@ cdef extern from "dpc_rows.h":
 
 #: two atoms closer than this (Å) are refused
 COINCIDENCE_TOLERANCE = DPC_COINCIDE
+#: bins beyond this many per atom only cost memory and empty-bin visits
+MAX_BINS_PER_ATOM = DPC_MAX_BINS_PER_ATOM
+#: coordinates further than this many cells from the cell are refused (the lattice shifts are int32)
+MAX_CELLS_AWAY = int(DPC_MAX_CELLS_AWAY)
+#: the most atoms and periodic images the cell list may screen around one atom
+MAX_SCREENED_PER_ATOM = int(DPC_MAX_SCREENED_PER_ATOM)
+
+
+def search_radius(coords, double rcut):
+    """``dpc_search_radius``: rcut + 1e-6 max(rcut, 1) + 1e-12 max |coords| (``coords`` float64 (natoms, 3))."""
+    cdef const double[:, ::1] x = np.ascontiguousarray(coords, dtype=np.float64).reshape(-1, 3)
+    return dpc_search_radius(x.shape[0], &x[0, 0] if x.shape[0] > 0 else NULL, rcut)
+
+
+def cell_list_bins(coords, cell, double search):
+    """``dpc_cell_list_bins``: the bins of one frame (the rule in ``src_c/dpc_neighbors.h``).
+
+    Returns
+    -------
+    frac, wrapped : float64 (natoms, 3);  wrap : int32 (natoms, 3) or None (cluster)
+    nbins, reach : three ints;  screened : float
+    far_atom : int
+        An atom more than :data:`MAX_CELLS_AWAY` cells away (nothing else is then valid), or -1.
+    """
+    cdef const double[:, ::1] x = np.ascontiguousarray(coords, dtype=np.float64).reshape(-1, 3)
+    cdef int64_t natoms = x.shape[0]
+    if natoms < 1:
+        raise ValueError("cell_list_bins needs at least one atom")
+    cdef const double[::1] cv
+    cdef const double *cell_ptr = NULL
+    if cell is not None:
+        cv = np.ascontiguousarray(cell, dtype=np.float64).reshape(9)
+        cell_ptr = &cv[0]
+    frac = np.empty((natoms, 3))
+    wrapped = np.empty((natoms, 3))
+    wrap = np.zeros((natoms, 3), dtype=np.int32)
+    cdef double[:, ::1] fv = frac
+    cdef double[:, ::1] wv = wrapped
+    cdef int32_t[:, ::1] nv = wrap
+    cdef dpc_bins bins
+    cdef int status
+    with nogil:
+        status = dpc_cell_list_bins(natoms, &x[0, 0], cell_ptr, search, &fv[0, 0], &wv[0, 0], &nv[0, 0], &bins)
+    if status != 0 and bins.far_atom < 0:
+        raise status_error(status, "dpc_cell_list_bins: a singular cell, a non-positive radius or a non-finite "
+                                   "coordinate", InputError)
+    return (frac, wrapped, None if cell is None else wrap, [bins.nbins[c] for c in range(3)],
+            [bins.reach[c] for c in range(3)], bins.screened, bins.far_atom)
 
 
 def cell_candidates(frac, wrapped, cell, nbins, reach, double search, int64_t n_centers, int n_threads=1):

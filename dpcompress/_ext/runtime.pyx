@@ -9,7 +9,8 @@ message, which :func:`dpcompress.core.errors.status_error` turns into the except
 
 import numpy as np
 
-from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
+from libc.string cimport memset
 from libc.stdlib cimport free, malloc
 
 from ..core.errors import STATUS_COINCIDENT, InputError, ModelFormatError, status_error
@@ -17,7 +18,7 @@ from .blas cimport dgemm_t, scipy_dgemm
 from .blas import blas_single_thread
 from .model_api cimport (
     DPC_CHUNK_SIZE, dpc_compute, dpc_crc32, dpc_dgemm_t, dpc_error, dpc_frame, dpc_model, dpc_model_close,
-    dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut, dpc_model_type_name, dpc_outputs, dpc_result,
+    dpc_model_dim, dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut, dpc_model_type_name, dpc_outputs, dpc_result,
     dpc_workspace, dpc_workspace_bytes, dpc_workspace_free, dpc_workspace_new, frame_init,
 )
 
@@ -232,6 +233,7 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     out.force = &fv[0, 0] if natoms > 0 else NULL
     out.atom_energy = NULL
     out.atom_virial = NULL
+    out.descriptor = NULL
     if atom_energy is not None and nlocal > 0:
         ev = atom_energy
         out.atom_energy = &ev[0]
@@ -277,6 +279,136 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
         "overflow_block": res.overflow_block,
         "overflow_part": res.overflow_part,
     }
+
+
+cdef extern from "dpc_frames.h":
+    int DPC_NCOUNTS
+    ctypedef struct dpc_batch:
+        int64_t nframes, natoms
+        const double *x
+        const int32_t *type
+        int64_t type_stride
+        const double *cell
+        const uint8_t *periodic
+    ctypedef struct dpc_batch_outputs:
+        double *energy
+        double *virial
+        double *force
+        double *atom_energy
+        double *atom_virial
+        double *descriptor
+        int64_t *counts
+    int dpc_compute_frames(const dpc_model *model, dpc_workspace *ws, const dpc_batch *batch, int n_threads,
+                           const dpc_batch_outputs *out, int64_t *failed, dpc_error *err) nogil
+
+
+#: the per-frame counters of :func:`compute_frames`, in their column order
+FRAME_COUNTS = ("beyond_fine", "beyond_table", "overflow", "overflow_worst", "overflow_atom", "overflow_block",
+                "overflow_part")
+
+
+def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=None, *, int n_threads=1,
+                   bint descriptor=False):
+    """Many frames of the same atoms through ``dpc_compute_frames`` (``src_c/dpc_frames.h``): the
+    candidate search and ``dpc_compute`` of every frame in one call without the GIL.
+
+    Parameters
+    ----------
+    xyz : float64 (nframes, natoms, 3), natoms >= 1
+    types : int32 (natoms,) for every frame, or (nframes, natoms)
+    cells : float64 (nframes, 3, 3) reduced cells, or None (clusters)
+    periodic : uint8 (nframes,) or None
+        0 where frame f is a cluster although ``cells`` is given.
+    descriptor : bool
+        Also return every atom's descriptor (DP models): the fitting net's input.
+
+    Returns
+    -------
+    atom_energy : (nframes, natoms);  force : (nframes, natoms, 3);  atom_virial : (nframes, natoms, 9)
+    counts : int64 (nframes, len(FRAME_COUNTS))
+    descriptors : (nframes, natoms, dim) or None
+    failed : int
+        The first frame that failed (its outputs and those after it are not computed), or -1.
+    status : int;  message : str
+        Why it failed (0 and "" when none did).
+
+    The caller keeps every BLAS single-threaded around the call (:func:`~dpcompress._ext.blas.blas_single_thread`).
+    """
+    cdef int64_t nframes = xyz.shape[0] if isinstance(xyz, np.ndarray) and xyz.ndim == 3 else -1
+    cdef int64_t natoms = xyz.shape[1] if nframes >= 0 else -1
+    _array(xyz, np.float64, (nframes, natoms, 3), "xyz")
+    if natoms < 1:
+        raise ValueError("compute_frames needs at least one atom per frame")
+    cdef int64_t stride = 0
+    if isinstance(types, np.ndarray) and types.ndim == 2:
+        _array(types, np.int32, (nframes, natoms), "types")
+        stride = natoms
+    else:
+        _array(types, np.int32, (natoms,), "types")
+    if cells is not None:
+        _array(cells, np.float64, (nframes, 3, 3), "cells")
+    if periodic is not None:
+        _array(periodic, np.uint8, (nframes,), "periodic")
+    atom_energy = np.full((nframes, natoms), -0.0)  # the additive identity that keeps a zero's sign
+    force = np.zeros((nframes, natoms, 3))
+    atom_virial = np.zeros((nframes, natoms, 9))
+    counts = np.zeros((nframes, DPC_NCOUNTS), dtype=np.int64)
+    energy = np.zeros(nframes)
+    virial = np.zeros((nframes, 9))
+    cdef int64_t dim = dpc_model_dim(model.ptr)
+    if descriptor and dim < 1:
+        raise ValueError("this model has no descriptor output (NEP)")
+    desc = np.zeros((nframes, natoms, dim)) if descriptor else None
+    cdef double[:, :, ::1] dv
+    if nframes == 0:
+        return atom_energy, force, atom_virial, counts, desc, -1, 0, ""
+    cdef const double[:, :, ::1] xv = xyz
+    cdef const int32_t[::1] t1
+    cdef const int32_t[:, ::1] t2
+    cdef const double[:, :, ::1] cv
+    cdef const uint8_t[::1] pv
+    cdef double[::1] ev = energy
+    cdef double[:, ::1] vv = virial
+    cdef double[:, ::1] aev = atom_energy
+    cdef double[:, :, ::1] fv = force
+    cdef double[:, :, ::1] avv = atom_virial
+    cdef int64_t[:, ::1] nv = counts
+    cdef dpc_batch b
+    cdef dpc_batch_outputs out
+    cdef dpc_error err
+    cdef int64_t failed = -1
+    cdef int status
+    memset(&b, 0, sizeof(b))
+    b.nframes = nframes
+    b.natoms = natoms
+    b.x = &xv[0, 0, 0]
+    b.type_stride = stride
+    if stride:
+        t2 = types
+        b.type = &t2[0, 0]
+    else:
+        t1 = types
+        b.type = &t1[0]
+    if cells is not None:
+        cv = cells
+        b.cell = &cv[0, 0, 0]
+    if periodic is not None:
+        pv = periodic
+        b.periodic = &pv[0]
+    out.energy = &ev[0]
+    out.virial = &vv[0, 0]
+    out.force = &fv[0, 0, 0]
+    out.atom_energy = &aev[0, 0]
+    out.atom_virial = &avv[0, 0, 0]
+    out.counts = &nv[0, 0]
+    out.descriptor = NULL
+    if descriptor:
+        dv = desc
+        out.descriptor = &dv[0, 0, 0]
+    with nogil:
+        status = dpc_compute_frames(model.ptr, ws.ptr, &b, n_threads, &out, &failed, &err)
+    message = err.message.decode("utf-8", "replace") if status else ""
+    return atom_energy, force, atom_virial, counts, desc, failed, status, message
 
 
 def directory(buffer):

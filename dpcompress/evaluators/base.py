@@ -15,6 +15,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ..core.errors import InputError
+
 
 @dataclass
 class Overflow:
@@ -53,6 +55,64 @@ class FrameResult:
     beyond_table: int = 0
 
 
+#: The per-frame counters of a :class:`FrameBatch`, in column order (the C runtime's order).
+FRAME_COUNTS = ("beyond_fine", "beyond_table", "overflow", "overflow_worst", "overflow_atom", "overflow_block",
+                "overflow_part")
+
+
+@dataclass
+class FrameBatch:
+    """Energies, forces and virials of many frames of the same atoms, as arrays.
+
+    Attributes
+    ----------
+    atom_energy : ndarray (nframes, natoms)
+    force : ndarray (nframes, natoms, 3)
+    atom_virial : ndarray (nframes, natoms, 3, 3)
+    counts : ndarray, int64 (nframes, len(FRAME_COUNTS))
+        Table and neighbor overflow counters of each frame (:data:`FRAME_COUNTS`).
+    energy : ndarray (nframes,);  virial : ndarray (nframes, 3, 3)
+        Numpy's sums of the per-atom arrays, frame by frame (:func:`result_from_atoms`'s sums).
+    """
+
+    atom_energy: np.ndarray
+    force: np.ndarray
+    atom_virial: np.ndarray
+    counts: np.ndarray
+    energy: np.ndarray = None
+    virial: np.ndarray = None
+
+    def __post_init__(self):
+        if self.energy is None:
+            self.energy = np.array([a.sum() for a in self.atom_energy])
+        if self.virial is None:
+            self.virial = np.stack([v.sum(axis=0) for v in self.atom_virial]) if len(self.atom_virial) \
+                else np.zeros((0, 3, 3))
+
+    @property
+    def nframes(self):
+        return self.force.shape[0]
+
+    def frame(self, f):
+        """Frame ``f`` as a :class:`FrameResult` (views of the arrays)."""
+        c = [int(v) for v in self.counts[f]]
+        return FrameResult(float(self.energy[f]), self.force[f], self.virial[f], self.atom_energy[f],
+                           self.atom_virial[f], Overflow(c[2], c[3], c[6], c[4], c[5]), c[0], c[1])
+
+    @classmethod
+    def of_results(cls, results, natoms):
+        """The batch of a list of :class:`FrameResult` (the default path of :meth:`Evaluator.evaluate_batch`)."""
+        n = len(results)
+        counts = np.array([[r.beyond_fine, r.beyond_table, r.overflow.total, r.overflow.worst, r.overflow.atom,
+                            r.overflow.block, r.overflow.part] for r in results], dtype=np.int64).reshape(n, 7)
+        return cls(np.array([np.asarray(r.atom_energy).reshape(natoms) for r in results]).reshape(n, natoms),
+                   np.array([r.force for r in results]).reshape(n, natoms, 3),
+                   np.array([np.asarray(r.atom_virial).reshape(natoms, 3, 3) for r in results]).reshape(n, natoms, 3, 3),
+                   counts,
+                   np.array([r.energy for r in results], dtype=np.float64).reshape(n),
+                   np.array([np.asarray(r.virial).reshape(3, 3) for r in results]).reshape(n, 3, 3))
+
+
 class Evaluator:
     """Base class: what :class:`dpcompress.Potential` needs of an evaluator."""
 
@@ -77,6 +137,28 @@ class Evaluator:
             yield self.evaluate(xyz[f], None if cells is None else cells[f], types if types.ndim == 1 else types[f],
                                 n_threads)
 
+    def evaluate_batch(self, xyz, cells, types, n_threads=1):
+        """Every frame at once, as a :class:`FrameBatch`: :meth:`evaluate_frames` collected.
+
+        ``cells``: a list with a reduced cell or None per frame, or None (all clusters).  An
+        evaluator that computes many frames in one call (the C runtime) overrides it; the results
+        must stay those of :meth:`evaluate`, bit for bit.  An :class:`InputError` names the frame.
+        """
+        frames = self.evaluate_frames(xyz, cells, types, n_threads)
+        results = []
+        while True:
+            try:
+                results.append(next(frames))
+            except StopIteration:
+                return FrameBatch.of_results(results, xyz.shape[1])
+            except InputError as exc:
+                raise InputError(f"frame {len(results)}: {exc}") from None
+
+    def descriptors(self, xyz, cells, types, n_threads=1):
+        """Every atom's descriptor (the fitting net's input), (nframes, natoms, dim); arguments as
+        :meth:`evaluate_batch`."""
+        raise InputError(f"{type(self).__name__} has no descriptor output")
+
     def close(self):
         """Free what the evaluator holds (idempotent)."""
 
@@ -87,4 +169,4 @@ def result_from_atoms(atom_energy, force, atom_virial, **extra):
     return FrameResult(float(atom_energy.sum()), force, av.sum(axis=0), atom_energy, av, **extra)
 
 
-__all__ = ["Evaluator", "FrameResult", "Overflow", "result_from_atoms"]
+__all__ = ["Evaluator", "FrameBatch", "FrameResult", "FRAME_COUNTS", "Overflow", "result_from_atoms"]

@@ -2,7 +2,9 @@
 
 Per frame: candidate neighbors from the cell list (:func:`dpcompress.neighbors.find_candidates`),
 then one call of the runtime, which builds the neighbor rows, runs the fused kernels, the fitting
-net and the scatter.  The per-atom outputs come back from C; the totals are numpy's sums of them.
+net and the scatter.  Many frames: one call of ``dpc_compute_frames``, which does both for every
+frame in C (:meth:`RuntimeEvaluator.evaluate_batch`).  The per-atom outputs come back from C; the
+totals are numpy's sums of them.
 """
 
 import threading
@@ -11,10 +13,10 @@ import numpy as np
 
 from .._ext import runtime as _rt
 from .._ext.blas import blas_single_thread
-from ..core.errors import InputError
+from ..core.errors import InputError, status_error
 from ..core.inputs import check_cutoff
-from ..neighbors import candidates_of_checked, cell_geometry, coincidence_message, find_candidates
-from .base import Evaluator, Overflow, result_from_atoms
+from ..neighbors import candidates_of_checked, coincidence_message, find_candidates
+from .base import Evaluator, FrameBatch, Overflow, result_from_atoms
 
 
 class RuntimeEvaluator(Evaluator):
@@ -71,31 +73,64 @@ class RuntimeEvaluator(Evaluator):
                                  beyond_table=int(info["beyond_table"]))
 
     def evaluate_frames(self, xyz, cells, types, n_threads=1):
-        """Frames one after another with the per-frame Python work of :meth:`evaluate` amortized.
+        """:meth:`evaluate_batch`'s frames one by one (the interface of every evaluator)."""
+        batch = self.evaluate_batch(xyz, cells, types, n_threads)
+        for f in range(batch.nframes):
+            yield batch.frame(f)
 
-        Yields the :class:`FrameResult` of each frame, bit for bit :meth:`evaluate`'s (the same
-        candidate search and runtime call); what is hoisted out of the loop is what does not depend
-        on the frame: the cutoff check, the type array, the thread count, the BLAS one-thread
-        limit, entered once for the whole batch (it costs more than a 3-atom frame), and the cell's
-        inverse and face distances while consecutive frames share a cell
-        (:func:`~dpcompress.neighbors.cell_geometry`).  ``cells`` are checked and *reduced* already
-        (:meth:`dpcompress.Potential.eval` does both).
+    def evaluate_batch(self, xyz, cells, types, n_threads=1):
+        """Every frame in one call of the runtime (``dpc_compute_frames``, ``src_c/dpc_frames.h``).
+
+        The candidate search and the model of each frame run in C one frame after another, so the
+        per-frame cost of a small frame is the runtime's, not Python's (docs/performance.md: many
+        small frames).  Frame f is computed as :meth:`evaluate` computes it (the same binning,
+        candidates and ``dpc_compute``), bit for bit; the totals are numpy's sums of the per-atom
+        arrays, frame by frame.  ``cells``: a reduced cell or None per frame (checked already, as
+        :meth:`dpcompress.Potential.eval` does), or None.
+
+        A frame the runtime refuses stops the batch; it is re-run alone through :meth:`evaluate`'s
+        path, whose error (a coincident pair, a cell too small, ...) is raised naming the frame.
         """
-        rcut = check_cutoff(self.rcut)
+        ae, force, av, counts, _ = self._run_frames(xyz, cells, types, n_threads, descriptor=False)
+        nframes, natoms = xyz.shape[0], xyz.shape[1]
+        av = av.reshape(nframes, natoms, 3, 3)
+        return FrameBatch(ae, force, av, counts, ae.sum(axis=1), av.sum(axis=1))
+
+    def descriptors(self, xyz, cells, types, n_threads=1):
+        """Every atom's descriptor :math:`D_i` (the fitting net's input) of every frame, (nframes, natoms, dim),
+        from the same runtime call as :meth:`evaluate_batch` (the compressed tables' descriptor)."""
+        if self.kind == "nep":
+            raise InputError("a NEP model has no DeePMD descriptor (eval_descriptor is for DP models)")
+        return self._run_frames(xyz, cells, types, n_threads, descriptor=True)[4]
+
+    def _run_frames(self, xyz, cells, types, n_threads, descriptor):
+        check_cutoff(self.rcut)
         nframes = xyz.shape[0]
-        shared_types = np.ascontiguousarray(types, dtype=np.int32) if types.ndim == 1 else None
-        last_cell, geometry = None, None
-        with blas_single_thread():
-            for f in range(nframes):
-                t = shared_types if shared_types is not None else np.ascontiguousarray(types[f], dtype=np.int32)
-                cell = None if cells is None else cells[f]
-                if cell is not None and not (cell is last_cell or (last_cell is not None
-                                                                   and cell.tobytes() == last_cell.tobytes())):
-                    last_cell, geometry = cell, cell_geometry(cell)  # bit-identical cells share it
-                cand = candidates_of_checked(xyz[f], cell, rcut, xyz.shape[1], n_threads, geometry)
-                e, force, w, info = self.compute(cand, t, n_threads, blas_guard=False)
-                yield result_from_atoms(e, force, w, overflow=overflow_of(info), beyond_fine=int(info["beyond_fine"]),
-                                        beyond_table=int(info["beyond_table"]))
+        t = np.ascontiguousarray(types, dtype=np.int32)
+        box = periodic = None
+        if cells is not None and any(c is not None for c in cells):
+            box = np.zeros((nframes, 3, 3))
+            periodic = np.zeros(nframes, dtype=np.uint8)
+            for f, c in enumerate(cells):
+                if c is not None:
+                    box[f], periodic[f] = c, 1
+            periodic = None if periodic.all() else periodic
+        with self._lock, blas_single_thread():
+            ae, force, av, counts, desc, failed, status, message = _rt.compute_frames(
+                self.runtime, self._workspace, xyz, t, box, periodic, n_threads=n_threads, descriptor=descriptor)
+        if failed >= 0:
+            self._raise_for_frame(failed, xyz, cells, t, n_threads, status, message)
+        return ae, force, av, counts, desc
+
+    def _raise_for_frame(self, f, xyz, cells, types, n_threads, status, message):
+        """Raise frame ``f``'s error: its single-frame path's message, else the runtime's."""
+        cell = None if cells is None else cells[f]
+        try:
+            cand = candidates_of_checked(xyz[f], cell, self.rcut, xyz.shape[1], n_threads)
+            self.compute(cand, types if types.ndim == 1 else types[f], n_threads)
+        except InputError as exc:
+            raise InputError(f"frame {f}: {exc}") from None
+        raise status_error(status, f"frame {f}: {message}", InputError)
 
     @property
     def workspace_bytes(self):

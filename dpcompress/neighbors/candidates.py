@@ -33,16 +33,17 @@ from ..core.inputs import check_cell, check_cutoff, check_positions
 from ..core.lattice import face_distances, reduce_cell
 from .._ext.threads import effective_n_threads
 
-#: Bins beyond this many per atom only cost memory and empty-bin visits.
-MAX_BINS_PER_ATOM = 2
-#: Coordinates further than this many cells from the cell are refused (the lattice shifts are int32).
-MAX_CELLS_AWAY = 2**30
-#: The most atoms and periodic images the cell list may screen around one atom
-#: (:func:`screened_per_atom`).  Dense matter needs far fewer: water with a 6 Å cutoff about 650,
-#: 0.5 atoms/Å^3 with a 12 Å cutoff at most 190,000.  Above it a frame is refused: its atoms are
-#: packed beyond any physical density, or its cell is so small that every atom sees hundreds of
+#: The search's limits, defined once in ``src_c/dpc_neighbors.h`` (the batched runtime applies them
+#: in C): bins beyond MAX_BINS_PER_ATOM per atom only cost memory and empty-bin visits; coordinates
+#: further than MAX_CELLS_AWAY cells from the cell are refused (the lattice shifts are int32);
+#: MAX_SCREENED_PER_ATOM is the most atoms and periodic images the cell list may screen around one
+#: atom (:func:`screened_per_atom`).  Dense matter needs far fewer: water with a 6 Å cutoff about
+#: 650, 0.5 atoms/Å^3 with a 12 Å cutoff at most 190,000.  Above it a frame is refused: its atoms
+#: are packed beyond any physical density, or its cell is so small that every atom sees hundreds of
 #: thousands of images of the others; the search costs O(atoms x this count).
-MAX_SCREENED_PER_ATOM = 2**18
+MAX_BINS_PER_ATOM = _kernel.MAX_BINS_PER_ATOM
+MAX_CELLS_AWAY = _kernel.MAX_CELLS_AWAY
+MAX_SCREENED_PER_ATOM = _kernel.MAX_SCREENED_PER_ATOM
 
 
 @dataclass(frozen=True)
@@ -82,16 +83,7 @@ class Candidates:
                     image_owner=self.image_owner, image_lattice=self.image_lattice)
 
 
-def cell_geometry(cell):
-    """What :func:`cell_list_bins` needs of a periodic cell: its inverse and its face distances.
-
-    Frames that share a cell (a trajectory at constant volume) compute these once
-    (:meth:`dpcompress.evaluators.runtime.RuntimeEvaluator.evaluate_frames`); the bins are the same.
-    """
-    return np.linalg.inv(cell), face_distances(cell)
-
-
-def cell_list_bins(coords, cell, search, geometry=None):
+def cell_list_bins(coords, cell, search):
     r"""Bin coordinates, wrapped positions, wraps, bin counts and reach of the C cell list.
 
     Periodic: :math:`\mathbf f = \mathbf r\,A^{-1}`, :math:`\mathbf n = \lfloor \mathbf f \rfloor`,
@@ -101,30 +93,19 @@ def cell_list_bins(coords, cell, search, geometry=None):
     ``search``).  ``reach[c] = floor(search nbins[c] / h_c) + 1`` bins either side
     (``src_c/dpc_neighbors.h`` gives the argument).  When the bins outnumber
     ``MAX_BINS_PER_ATOM`` per atom the largest count is halved until they do not (a sparse cluster
-    would otherwise allocate a huge grid); the reach follows, so no pair is missed.  ``geometry``:
-    :func:`cell_geometry` of ``cell`` when the caller has it already.
+    would otherwise allocate a huge grid); the reach follows, so no pair is missed.
+
+    Computed in C (``dpc_cell_list_bins``, which the batched runtime calls for every frame, so
+    one rule serves both); its numpy twin is :func:`dpcompress.reference.neighbors.cell_list_bins`.
+
+    Raises
+    ------
+    InputError
+        An atom more than :data:`MAX_CELLS_AWAY` cells from the cell.
     """
-    natoms = coords.shape[0]
-    if cell is None:
-        lo = coords.min(axis=0)
-        h = np.maximum(coords.max(axis=0) - lo, search)
-        frac = (coords - lo) / h
-        wrap, wrapped = None, coords
-    else:
-        inverse, h = cell_geometry(cell) if geometry is None else geometry
-        frac = coords @ inverse
-        if np.abs(frac).max() > MAX_CELLS_AWAY:
-            k = int(np.argmax(np.abs(frac).max(axis=1)))
-            raise InputError(f"coords of atom {k} lie more than 2^30 cells away from the cell; wrap them first")
-        n = np.floor(frac)
-        frac = frac - n
-        wrap = n.astype(np.int64)
-        wrapped = frac @ cell
-    nbins = [max(1, int(min(h[c] / search, 2.0**20))) for c in range(3)]
-    while nbins[0] * nbins[1] * nbins[2] > max(27, MAX_BINS_PER_ATOM * natoms):
-        c = int(np.argmax(nbins))
-        nbins[c] = max(1, nbins[c] // 2)
-    reach = [int(np.floor(search * nbins[c] / h[c])) + 1 for c in range(3)]
+    frac, wrapped, wrap, nbins, reach, _, far = _kernel.cell_list_bins(coords, cell, search)
+    if far >= 0:
+        raise InputError(f"coords of atom {far} lie more than 2^30 cells away from the cell; wrap them first")
     return frac, wrapped, wrap, nbins, reach
 
 
@@ -179,8 +160,10 @@ def check_search_work(natoms, cell, rcut, nbins, reach):
 
 
 def search_radius(coords, rcut):
-    """The screening radius: a hair above ``rcut``, for the rounding of the wrapped positions."""
-    return rcut + 1e-6 * max(rcut, 1.0) + 1e-12 * float(np.abs(coords).max())
+    """The screening radius: a hair above ``rcut``, for the rounding of the wrapped positions:
+    ``rcut + 1e-6 max(rcut, 1) + 1e-12 max |coords|`` (``dpc_search_radius``, shared with the
+    batched runtime)."""
+    return _kernel.search_radius(coords, rcut)
 
 
 def find_candidates(coords, cell, rcut, *, n_centers=None, n_threads=None):
@@ -218,22 +201,21 @@ def find_candidates(coords, cell, rcut, *, n_centers=None, n_threads=None):
     return candidates_of_checked(coords, cell, rcut, n_centers, effective_n_threads(n_threads))
 
 
-def candidates_of_checked(coords, cell, rcut, n_centers, n_threads, geometry=None):
+def candidates_of_checked(coords, cell, rcut, n_centers, n_threads):
     """:func:`find_candidates` of inputs checked already: the same work, none of the checks.
 
     For callers that validated a whole batch of frames at once (:meth:`dpcompress.Potential.eval`
     of many frames): ``coords`` C-contiguous float64 (natoms, 3) and finite, ``cell`` a checked
     and *reduced* cell (:func:`~dpcompress.core.lattice.reduce_cell`) or None, ``rcut`` a checked
-    cutoff, ``0 <= n_centers <= natoms``, ``n_threads`` a resolved count, ``geometry``
-    :func:`cell_geometry` of ``cell`` or None.  The result is :func:`find_candidates`'s, bit for bit
-    (it is the same code).
+    cutoff, ``0 <= n_centers <= natoms``, ``n_threads`` a resolved count.  The result is
+    :func:`find_candidates`'s, bit for bit (it is the same code).  Also the error path of the
+    batched runtime: a frame it refuses is re-run here for the full message.
     """
     natoms = coords.shape[0]
     search = search_radius(coords, rcut)
-    frac, wrapped, wrap, nbins, reach = cell_list_bins(coords, cell, search, geometry)
+    frac, wrapped, wrap, nbins, reach = cell_list_bins(coords, cell, search)
     check_search_work(natoms, cell, rcut, nbins, reach)
     owner, image_lattice, offsets, index = _kernel.cell_candidates(
         frac, wrapped, cell, nbins, reach, search, n_centers, n_threads
     )
-    lattice = None if wrap is None else np.ascontiguousarray(wrap, dtype=np.int32)
-    return Candidates(coords, cell, lattice, owner, image_lattice, offsets, index)
+    return Candidates(coords, cell, wrap, owner, image_lattice, offsets, index)

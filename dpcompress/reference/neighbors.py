@@ -138,6 +138,41 @@ def _floor_div(u, n):
     return u // n  # Python's floor division: the C side's floor_div
 
 
+def search_radius(coords, rcut):
+    """Twin of :func:`dpcompress._ext.neighbors.search_radius`: ``rcut + 1e-6 max(rcut, 1) + 1e-12 max|x|``."""
+    return rcut + 1e-6 * max(rcut, 1.0) + 1e-12 * float(np.abs(coords).max())
+
+
+def cell_list_bins(coords, cell, search, max_bins_per_atom=2):
+    """Twin of :func:`dpcompress._ext.neighbors.cell_list_bins` (``dpc_cell_list_bins``).
+
+    Returns frac, wrapped, wrap (None for a cluster), nbins, reach and the screened count; the
+    inverse cell here is LAPACK's, the C one the adjugate's, so frac may differ in the last bits.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    natoms = len(coords)
+    if cell is None:
+        lo = coords.min(axis=0)
+        h = np.maximum(coords.max(axis=0) - lo, search)
+        frac, wrap, wrapped = (coords - lo) / h, None, coords.copy()
+    else:
+        cell = np.asarray(cell, dtype=np.float64)
+        f = coords @ np.linalg.inv(cell)
+        n = np.floor(f)
+        frac, wrap = f - n, n.astype(np.int32)
+        wrapped = frac @ cell
+        volume = abs(np.linalg.det(cell))
+        h = np.array([volume / np.linalg.norm(np.cross(cell[(c + 1) % 3], cell[(c + 2) % 3])) for c in range(3)])
+    nbins = [max(1, int(min(h[c] / search, 2.0**20))) for c in range(3)]
+    while nbins[0] * nbins[1] * nbins[2] > max(27, max_bins_per_atom * natoms):
+        c = int(np.argmax(nbins))
+        nbins[c] = max(1, nbins[c] // 2)
+    reach = [int(np.floor(search * nbins[c] / h[c])) + 1 for c in range(3)]
+    visited = [2 * r + 1 if cell is not None else min(2 * r + 1, b) for r, b in zip(reach, nbins)]
+    screened = natoms * np.prod([v / b for v, b in zip(visited, nbins)])
+    return frac, wrapped, wrap, nbins, reach, float(screened)
+
+
 def cell_candidates(frac, wrapped, cell, nbins, reach, search, n_centers, n_threads=1):
     """Twin of :func:`dpcompress._ext.neighbors.cell_candidates`: images and CSR candidates.
 

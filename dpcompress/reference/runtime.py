@@ -82,3 +82,16 @@ def compute(model, coords, cell, types):
         force += f
         atom_virial += w
     return atom_energy, force, atom_virial.reshape(natoms, 9), (int(beyond[0]), int(beyond[1]))
+
+
+def compute_frames(model, xyz, cells, types):
+    """Twin of :func:`dpcompress._ext.runtime.compute_frames` (``dpc_compute_frames``): :func:`compute`
+    of each frame in turn (``cells[f]`` None for a cluster, ``types`` one row or one per frame).
+
+    Returns
+    -------
+    atom_energy (nframes, natoms), force (nframes, natoms, 3), atom_virial (nframes, natoms, 9)
+    """
+    out = [compute(model, xyz[f], None if cells is None else cells[f], types if np.ndim(types) == 1 else types[f])
+           for f in range(len(xyz))]
+    return tuple(np.stack([o[k] for o in out]) for k in range(3))

@@ -316,6 +316,7 @@ void PairDPCompress::compute(int eflag, int vflag)
   out.force = forces.data();
   out.atom_energy = eflag_atom ? atom_energy.data() : nullptr;
   out.atom_virial = per_atom_virial ? atom_virial.data() : nullptr;
+  out.descriptor = nullptr;
   dpc_result res;
   dpc_error err;
   const int nth = n_threads > 0 ? n_threads : comm->nthreads;

@@ -106,27 +106,21 @@ class ExactEvaluator(Evaluator):
         with blas_threads(n_threads):  # numpy's BLAS on the caller's thread budget
             return self._evaluate(coords, cell, types, n_threads)
 
-    def _evaluate(self, coords, cell, types, n_threads):
-        model = self.model
-        types = np.ascontiguousarray(types, dtype=np.int64)
-        natoms = len(types)
-        descs = parts(model.descriptor)
-        nlists, overflow = [], Overflow()
-        for k, d in enumerate(descs):
-            nl = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), mixed_types=d.mixed_types,
-                                     n_threads=n_threads)
-            o = nl.overflow
-            overflow.total += int(o.sum())
-            if o.size and o.max() > overflow.worst:
-                atom, block = np.unravel_index(np.argmax(o), o.shape)
-                overflow = Overflow(overflow.total, int(o.max()), k, int(atom), int(block))
-            nlists.append(remove_pairs(nl, types, model.pair_exclude_types))
-        fit_mask, keep_mask = atomic_energy_masks(model, types)
-        atom_energy = np.zeros(natoms)
-        force = np.zeros((natoms, 3))
-        atom_virial = np.zeros((natoms, 3, 3))
-        for start in range(0, natoms, CHUNK):
-            sl = slice(start, min(start + CHUNK, natoms))
+    def descriptors(self, xyz, cells, types, n_threads=1):
+        """Every atom's descriptor :math:`D_i` (the fitting net's input), (nframes, natoms, dim)."""
+        out = []
+        with blas_threads(n_threads):
+            for f in range(xyz.shape[0]):
+                t = np.ascontiguousarray(types if types.ndim == 1 else types[f], dtype=np.int64)
+                nlists, _ = self._neighbor_lists(xyz[f], None if cells is None else cells[f], t, n_threads)
+                out.append(np.concatenate([D for _, _, _, D in self._descriptor_chunks(t, nlists)], axis=0))
+        return np.stack(out)
+
+    def _descriptor_chunks(self, types, nlists):
+        """Per chunk of centers: its slice, the parts' (rows, state) and the descriptor rows D."""
+        descs = parts(self.model.descriptor)
+        for start in range(0, len(types), CHUNK):
+            sl = slice(start, min(start + CHUNK, len(types)))
             ctypes = types[sl]
             states, D_parts = [], []
             for d, nl_all in zip(descs, nlists):
@@ -135,7 +129,34 @@ class ExactEvaluator(Evaluator):
                 D, state = MATH[d.type_name].descriptor_forward(d, ctypes, jtype, nl.vectors, real, zeroed)
                 states.append((nl, state))
                 D_parts.append(D)
-            D = np.concatenate(D_parts, axis=1) if len(D_parts) > 1 else D_parts[0]
+            yield sl, states, D_parts, (np.concatenate(D_parts, axis=1) if len(D_parts) > 1 else D_parts[0])
+
+    def _neighbor_lists(self, coords, cell, types, n_threads):
+        """Each descriptor part's neighbor list (excluded pairs removed) and the sel overflow."""
+        nlists, overflow = [], Overflow()
+        for k, d in enumerate(parts(self.model.descriptor)):
+            nl = build_neighbor_list(coords, cell, types, d.rcut, list(d.sel), mixed_types=d.mixed_types,
+                                     n_threads=n_threads)
+            o = nl.overflow
+            overflow.total += int(o.sum())
+            if o.size and o.max() > overflow.worst:
+                atom, block = np.unravel_index(np.argmax(o), o.shape)
+                overflow = Overflow(overflow.total, int(o.max()), k, int(atom), int(block))
+            nlists.append(remove_pairs(nl, types, self.model.pair_exclude_types))
+        return nlists, overflow
+
+    def _evaluate(self, coords, cell, types, n_threads):
+        model = self.model
+        types = np.ascontiguousarray(types, dtype=np.int64)
+        natoms = len(types)
+        descs = parts(model.descriptor)
+        nlists, overflow = self._neighbor_lists(coords, cell, types, n_threads)
+        fit_mask, keep_mask = atomic_energy_masks(model, types)
+        atom_energy = np.zeros(natoms)
+        force = np.zeros((natoms, 3))
+        atom_virial = np.zeros((natoms, 3, 3))
+        for sl, states, D_parts, D in self._descriptor_chunks(types, nlists):
+            start, ctypes = sl.start, types[sl]
             e_fit, dD = fitting_forward_backward(model, ctypes, D)
             atom_energy[sl] = keep_mask[sl] * (fit_mask[sl] * e_fit + model.out_bias[ctypes])
             dD = dD * (fit_mask[sl] * keep_mask[sl])[:, None]
