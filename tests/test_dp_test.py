@@ -46,8 +46,7 @@ def compressed(tmp_path_factory):
 def _assert_errors_equal(ours, theirs):
     """Our ``{quantity: (mae, rmse, weight)}`` against DeePMD-kit's ``{key: [error, weight]}``."""
     expected_keys = {k for _, mae, rmse in QUANTITIES for k in (mae, rmse) if k in theirs}
-    # dp test reports nothing else but the stress errors (docs/test.md: not implemented)
-    assert set(theirs) - {"mae_s", "rmse_s"} == expected_keys
+    assert set(theirs) == expected_keys  # dp test reports nothing we do not
     assert {q for q, mae, _ in QUANTITIES if mae in theirs} == set(ours)
     for q, mae_key, rmse_key in QUANTITIES:
         if q not in ours:
@@ -77,6 +76,28 @@ def _read_detail(path):
     return headers, np.loadtxt(path, ndmin=2)
 
 
+def _assert_details_equal(ours_prefix, theirs_prefix):
+    """Our detail files ``ours_prefix.*`` against dp test's stored ``tests/data/dp_test/theirs_prefix.*``:
+    the same files, headers, rows and label columns; predictions to the models' agreement."""
+    ours_files = sorted(p.name[len(ours_prefix.name):] for p in ours_prefix.parent.glob(ours_prefix.name + ".*"))
+    assert ours_files == sorted([".e.out", ".e_peratom.out", ".f.out", ".v.out", ".v_peratom.out", ".s.out"])
+    for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out", ".s.out"):
+        ours_h, ours = _read_detail(str(ours_prefix) + suffix)
+        theirs_h, theirs = _read_detail(os.path.join(HERE, theirs_prefix + suffix))
+        assert ours_h == theirs_h, suffix  # one header, the first system's, in dp test's words
+        assert ours.shape == theirs.shape, suffix
+        # label columns are the data themselves (equal); predictions to the model's agreement
+        half = ours.shape[1] // 2
+        assert np.array_equal(ours[:, :half], theirs[:, :half]), suffix
+        np.testing.assert_allclose(ours[:, half:], theirs[:, half:], rtol=1e-9, atol=1e-9, err_msg=suffix)
+    with open(str(ours_prefix) + ".f.out") as fh:
+        ours_f = [next(fh) for _ in range(4)]
+    with open(os.path.join(HERE, theirs_prefix + ".f.out.head")) as fh:
+        theirs_f = fh.readlines()
+    assert ours_f[0] == theirs_f[0]
+    np.testing.assert_allclose(np.loadtxt(ours_f[1:]), np.loadtxt(theirs_f[1:]), rtol=1e-9, atol=1e-9)
+
+
 def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
     monkeypatch.chdir(REPO)  # systems named as dp test named them (relative -s)
     # dp test took the systems in file-system order; we take them in the order given
@@ -88,21 +109,7 @@ def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "Energy MAE/Natoms  :" in printed and "weighted average of errors" in printed
-    for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out"):
-        ours_h, ours = _read_detail(str(tmp_path / ("detail" + suffix)))
-        theirs_h, theirs = _read_detail(os.path.join(HERE, "detail" + suffix))
-        assert ours_h == theirs_h, suffix  # one header, the first system's, in dp test's words
-        assert ours.shape == theirs.shape, suffix
-        # label columns are the data themselves (equal); predictions to the model's agreement
-        half = ours.shape[1] // 2
-        assert np.array_equal(ours[:, :half], theirs[:, :half]), suffix
-        np.testing.assert_allclose(ours[:, half:], theirs[:, half:], rtol=1e-9, atol=1e-9, err_msg=suffix)
-    with open(tmp_path / "detail.f.out") as fh:
-        ours_f = [next(fh) for _ in range(4)]
-    with open(os.path.join(HERE, "detail.f.out.head")) as fh:
-        theirs_f = fh.readlines()
-    assert ours_f[0] == theirs_f[0]
-    np.testing.assert_allclose(np.loadtxt(ours_f[1:]), np.loadtxt(theirs_f[1:]), rtol=1e-9, atol=1e-9)
+    _assert_details_equal(tmp_path / "detail", "detail")
     with open(tmp_path / "out.json") as fh:
         doc = json.load(fh)
     assert set(doc) == {"model", "systems", "weighted"}
@@ -110,10 +117,62 @@ def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
     cluster = next(v for k, v in doc["systems"].items() if k.endswith("cluster_nopbc"))
     metrics = {"nframes", "energy_mae", "energy_rmse", "energy_mae_per_atom", "energy_rmse_per_atom", "force_mae",
                "force_rmse"}
-    virial = {"virial_mae", "virial_rmse", "virial_mae_per_atom", "virial_rmse_per_atom"}
+    virial = {"virial_mae", "virial_rmse", "virial_mae_per_atom", "virial_rmse_per_atom", "stress_mae", "stress_rmse"}
     assert set(water) == metrics | virial and water["nframes"] == 3
     assert set(cluster) == metrics and cluster["nframes"] == 2  # no virial for a non-periodic system
     assert set(doc["weighted"]) == metrics | virial and doc["weighted"]["nframes"] == 5
+
+
+@pytest.mark.parametrize("which", ["exact", "compressed"])
+def test_datafile_shuffle_seed_as_dp_test(tmp_path, monkeypatch, capsys, reference, compressed, which):
+    """``-f systems.txt --shuffle-test -r 7 -n 2``: the frames dp test drew, in its order (the label
+    columns of its detail files), and its errors at 1e-10; the stress file's header comes from the
+    second system, the first with stress."""
+    monkeypatch.chdir(REPO)  # systems.txt lists paths relative to the repository, as dp test read them
+    model = MODEL if which == "exact" else compressed
+    datafile = os.path.relpath(os.path.join(HERE, "systems.txt"), REPO)
+    rc = main(["test", "-m", model, "-f", datafile, "--shuffle-test", "-r", "7", "-n", "2", "-d",
+               str(tmp_path / "shuffled"), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    systems = [line.split("testing system :", 1)[1].strip() for line in printed.splitlines() if "testing system :" in line]
+    with open(datafile) as fh:
+        assert systems == fh.read().split()  # the file's order
+    _assert_details_equal(tmp_path / "shuffled", "shuffled")
+    result = run_test(model, systems, numb_test=2, shuffle=True, seed=7, progress=False)
+    ref = reference["shuffled_r7_n2"]
+    for s in result.systems:
+        _assert_errors_equal(s.errors, ref["systems"][os.path.basename(s.name)])
+    _assert_errors_equal(result.weighted(), ref["weighted"])
+    # the same seed, the same frames; a seed modulo 2**32 as dp test takes it
+    again = run_test(model, systems, numb_test=2, shuffle=True, seed=7 + 2**32, progress=False)
+    assert [list(s.frames) for s in again.systems] == [list(s.frames) for s in result.systems]
+
+
+def test_shuffle_frames_and_mpi_split():
+    """test_frames: a permutation drawn by RandomState.shuffle; every frame once, any split."""
+    from dpcompress.validation.runner import runs, test_frames
+
+    assert list(test_frames(5, 0)) == [0, 1, 2, 3, 4] and list(test_frames(5, 3)) == [0, 1, 2]
+    rng = np.random.RandomState(3)
+    perm = np.arange(10)
+    rng.shuffle(perm)
+    assert list(test_frames(10, 4, np.random.RandomState(3))) == list(perm[:4])
+    assert runs([1, 2, 3, 7, 9, 10]) == [(1, 4), (7, 8), (9, 11)] and runs([]) == []
+
+
+def test_shuffle_without_seed_tests_the_same_errors_as_all_frames():
+    """Every frame, shuffled (no seed): the same frames, in another order: the same errors to round-off."""
+    whole = run_test(MODEL, [SYSTEMS], progress=False)
+    shuffled = run_test(MODEL, [SYSTEMS], shuffle=True, progress=False)
+    for a, b in zip(whole.systems, shuffled.systems):
+        assert sorted(b.frames) == list(range(a.nframes))
+        for q, (mae, rmse, w) in a.errors.items():
+            np.testing.assert_allclose(b.errors[q][:2], (mae, rmse), rtol=1e-12)
+            assert b.errors[q][2] == w
+        back = np.argsort(b.frames)
+        assert np.array_equal(b.labels["energy"][back], a.labels["energy"])
+        np.testing.assert_allclose(b.pred["force"][back], a.pred["force"], rtol=0, atol=1e-12)
 
 
 def test_against_the_original(tmp_path, reference, compressed):
@@ -152,6 +211,8 @@ def test_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("args, words", [
     (["-s", "no/such/folder"], "no such file"),
     (["-s", SYSTEMS, "-n", "-1"], "-n"),
+    (["-f", "no/such/list.txt"], "-f no/such/list.txt"),
+    (["-f", os.devnull], "lists no system"),
 ])
 def test_user_errors_exit_2(args, words, capsys):
     rc = main(["test", "-m", MODEL, *args, "--no-progress"])

@@ -9,7 +9,9 @@ Per system (:func:`system_errors`), with :math:`N` atoms per frame and :math:`n_
 of :math:`\Delta E_f = E^\text{pred}_f - E^\text{label}_f` (weight :math:`n_f`; per atom: the same
 numbers times :math:`1/N`), of every force component :math:`\Delta F_{fic}` (weight :math:`3 N n_f`)
 and, for periodic systems with virial labels, of every virial component :math:`\Delta W_{fab}`
-(weight :math:`9 n_f`; per atom: times :math:`1/N`).  Over several systems (:func:`merge`) each
+(weight :math:`9 n_f`; per atom: times :math:`1/N`) and of the stress
+:math:`\sigma_f = -W_f / V_f` (:math:`V_f = |\det h_f|`, the cell volume; frames with
+:math:`V_f = 0` left out; weight :math:`9 n_f`; eV/Å³).  Over several systems (:func:`merge`) each
 quantity is averaged with its weights: MAEs linearly, RMSEs in quadrature,
 
 .. math::
@@ -31,6 +33,7 @@ QUANTITIES = (
     ("force", "mae_f", "rmse_f"),
     ("virial", "mae_v", "rmse_v"),
     ("virial_per_atom", "mae_va", "rmse_va"),
+    ("stress", "mae_s", "rmse_s"),
 )
 
 
@@ -47,7 +50,7 @@ def _stat(diff, scale=1.0):
     return _mae(diff) * scale, _rmse(diff) * scale, float(diff.size)
 
 
-def system_errors(pred, labels, natoms, periodic):
+def system_errors(pred, labels, natoms, periodic, cells=None):
     """Errors of one system: ``{quantity: (mae, rmse, weight)}`` for the quantities it has labels of.
 
     Parameters
@@ -59,6 +62,8 @@ def system_errors(pred, labels, natoms, periodic):
     natoms : int
     periodic : bool
         Virial errors only for periodic systems (``dp test``'s rule).
+    cells : ndarray, shape (nframes, 3, 3), optional
+        The frames' cells: with them, also the stress errors (periodic systems with virial labels).
     """
     out = {}
     if labels.get("energy") is not None:
@@ -71,7 +76,26 @@ def system_errors(pred, labels, natoms, periodic):
         d = np.reshape(pred["virial"], (-1, 9)) - np.reshape(labels["virial"], (-1, 9))
         out["virial"] = _stat(d)
         out["virial_per_atom"] = _stat(d, 1.0 / natoms)
+        if cells is not None:
+            stress = stress_errors(pred["virial"], labels["virial"], cells)
+            if stress is not None:
+                out["stress"] = stress
     return out
+
+
+def stress_errors(pred_virial, label_virial, cells):
+    r"""(MAE, RMSE, weight) of the stress :math:`\sigma = -W / V` over the frames with :math:`V > 0`.
+
+    Each side is scaled by :math:`-1/V` before the difference is taken, as DeePMD-kit does (the
+    same operations, so the same bits).  None when no frame has a volume.
+    """
+    volume = np.abs(np.linalg.det(np.reshape(cells, (-1, 3, 3))))
+    keep = volume > 0.0
+    if not np.any(keep):
+        return None
+    scale = -1.0 / volume[keep, None]
+    d = np.reshape(pred_virial, (-1, 9))[keep] * scale - np.reshape(label_virial, (-1, 9))[keep] * scale
+    return _stat(d)
 
 
 def merge(errors):
@@ -92,8 +116,8 @@ def merge(errors):
 def as_metrics(errors, nframes):
     """The JSON form: ``nframes``, ``energy_mae``, ``energy_rmse``, ``energy_mae_per_atom``, ...
 
-    Keys: ``{q}_mae`` and ``{q}_rmse`` for q in energy, force, virial, and ``{q}_mae_per_atom``,
-    ``{q}_rmse_per_atom`` for energy and virial; only the quantities ``errors`` holds.  eV, eV/Å.
+    Keys: ``{q}_mae`` and ``{q}_rmse`` for q in energy, force, virial, stress, and ``{q}_mae_per_atom``,
+    ``{q}_rmse_per_atom`` for energy and virial; only the quantities ``errors`` holds.  eV, eV/Å, eV/Å³.
     """
     out = {"nframes": int(nframes)}
     for name, _, _ in QUANTITIES:
@@ -115,6 +139,7 @@ REPORT_LINES = (
     ("force", "Force  MAE         : {mae:e} eV/Å", "Force  RMSE        : {rmse:e} eV/Å"),
     ("virial", "Virial MAE         : {mae:e} eV", "Virial RMSE        : {rmse:e} eV"),
     ("virial_per_atom", "Virial MAE/Natoms  : {mae:e} eV", "Virial RMSE/Natoms : {rmse:e} eV"),
+    ("stress", "Stress MAE         : {mae:e} eV/Å³", "Stress RMSE        : {rmse:e} eV/Å³"),
 )
 
 

@@ -19,6 +19,10 @@ Run from the repository root with DeePMD-kit 3.2's Python (torch, CPU)::
    and for ``-n 2``; also the numbers ``dp --pt test`` prints (7 digits; checked against the
    former here).
 3. ``detail.*``: the detail files of ``dp --pt test -s systems -d detail`` (``.f.out``: its first lines).
+4. ``systems.txt`` (the two systems, the non-periodic one first) and what ``dp --pt test -f systems.txt
+   --shuffle-test -r 7 -n 2 -d shuffled`` gives: ``reference.json["shuffled_r7_n2"]`` (its errors by
+   the code it runs, seeded the same way) and the detail files ``shuffled.*`` (the label columns
+   tell which frames it drew, in which order; ``shuffled.f.out``: its first lines).
 """
 
 import argparse
@@ -69,18 +73,28 @@ def make_systems(water):
     write("cluster_nopbc", {"coord": coord, "energy": energy, "force": force}, types[atoms], False)
 
 
-def deepmd_errors(pth, numb_test, root=SYSTEMS):
+DATAFILE = os.path.join(HERE, "systems.txt")
+SEED = 7
+
+
+def deepmd_errors(pth, numb_test, root=SYSTEMS, names=None, seed=None):
+    """DeePMD-kit's errors, per system (``names`` in that order; default sorted) and weighted;
+    with ``seed``, shuffled as ``dp test --shuffle-test -r seed`` does (seeded before the model loads)."""
     from deepmd.infer.deep_eval import DeepEval
     from deepmd.infer.model_test import build_tester
+    from deepmd.utils import random as dp_random
     from deepmd.utils.data import DeepmdData
     from deepmd.utils.weight_avg import merge_weighted_errors
 
+    if seed is not None:
+        dp_random.seed(seed % (2**32))
     dp = DeepEval(pth)
     tester = build_tester(dp, atomic=False)
     out, errs = {"systems": {}}, []
-    for name in sorted(os.listdir(root)):
+    for name in names or sorted(os.listdir(root)):
         path = os.path.join(root, name)
-        data = DeepmdData(path, set_prefix="set", shuffle_test=False, type_map=dp.get_type_map(), sort_atoms=False)
+        data = DeepmdData(path, set_prefix="set", shuffle_test=seed is not None, type_map=dp.get_type_map(),
+                          sort_atoms=False)
         err = tester.run(data, path, numb_test, None)
         errs.append(err)
         out["systems"][name] = {k: list(v) for k, v in err.items()}
@@ -130,12 +144,16 @@ def main():
         ref["printed_weighted"] = {labels[m.group(1).strip()]: float(m.group(2)) for m in
                                    re.finditer(r"INFO\s+(\w[\w /]*?)\s*: ([-+0-9.e]+) eV", weighted_block)
                                    if m.group(1).strip() in labels}
-        for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out"):
-            shutil.copy(os.path.join(tmp, "detail" + suffix), os.path.join(HERE, "detail" + suffix))
-        with open(os.path.join(tmp, "detail.f.out")) as fh:
-            head = [next(fh) for _ in range(4)]
-        with open(os.path.join(HERE, "detail.f.out.head"), "w") as fh:
-            fh.writelines(head)
+        _keep_details(tmp, "detail")
+        # -f: a list of systems, the non-periodic one first; shuffled with a seed
+        names = ["cluster_nopbc", "water_pbc"]
+        with open(DATAFILE, "w") as fh:
+            fh.write("".join(os.path.relpath(os.path.join(SYSTEMS, n), REPO) + "\n" for n in names))
+        subprocess.run([dp_bin, "--pt", "test", "-m", pth, "-f", os.path.relpath(DATAFILE, REPO), "--shuffle-test",
+                        "-r", str(SEED), "-n", "2", "-d", os.path.join(tmp, "shuffled")], check=True, capture_output=True,
+                       cwd=REPO)
+        _keep_details(tmp, "shuffled")
+        ref["shuffled_r7_n2"] = deepmd_errors(pth, 2, names=names, seed=SEED)
         ref["dp_test_log"] = [line.split("DEEPMD INFO", 1)[1].strip() for line in log.splitlines()
                               if "DEEPMD INFO" in line and re.search(r"MAE|RMSE|testing system|number of", line)]
     # the printed numbers (7 digits) agree with the full-precision ones
@@ -146,6 +164,16 @@ def main():
     with open(os.path.join(HERE, "reference.json"), "w") as fh:
         json.dump(ref, fh, indent=1)
         fh.write("\n")
+
+
+def _keep_details(tmp, prefix):
+    """Copy dp test's detail files ``prefix.*`` here (``.f.out``: its first four lines, as ``.f.out.head``)."""
+    for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out", ".s.out"):
+        shutil.copy(os.path.join(tmp, prefix + suffix), os.path.join(HERE, prefix + suffix))
+    with open(os.path.join(tmp, prefix + ".f.out")) as fh:
+        head = [next(fh) for _ in range(4)]
+    with open(os.path.join(HERE, prefix + ".f.out.head"), "w") as fh:
+        fh.writelines(head)
 
 
 def _version():
