@@ -10,6 +10,8 @@ and the compressed tables with the exact model to ~1e-12, far below the model's 
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -76,6 +78,12 @@ def _read_detail(path):
     return headers, np.loadtxt(path, ndmin=2)
 
 
+def _report_lines(printed):
+    """The lines of a printed report that make_reference.py kept of dp test's log."""
+    return [line.strip() for line in printed.splitlines()
+            if re.search(r"MAE|RMSE|testing system|number of", line) and not line.startswith("max |d")]
+
+
 def _assert_details_equal(ours_prefix, theirs_prefix):
     """Our detail files ``ours_prefix.*`` against dp test's stored ``tests/data/dp_test/theirs_prefix.*``:
     the same files, headers, rows and label columns; predictions to the models' agreement."""
@@ -108,7 +116,9 @@ def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
                str(tmp_path / "out.json"), "--no-progress"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "Energy MAE/Natoms  :" in printed and "weighted average of errors" in printed
+    assert "weighted average of errors" in printed
+    # the report, line for line as dp test printed it (7 digits; systems, frame counts, every error)
+    assert _report_lines(printed) == reference["dp_test_log"]
     _assert_details_equal(tmp_path / "detail", "detail")
     with open(tmp_path / "out.json") as fh:
         doc = json.load(fh)
@@ -118,9 +128,10 @@ def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
     metrics = {"nframes", "energy_mae", "energy_rmse", "energy_mae_per_atom", "energy_rmse_per_atom", "force_mae",
                "force_rmse"}
     virial = {"virial_mae", "virial_rmse", "virial_mae_per_atom", "virial_rmse_per_atom", "stress_mae", "stress_rmse"}
-    assert set(water) == metrics | virial and water["nframes"] == 3
+    weighted = {"force_weighted_mae", "force_weighted_rmse"}  # water_pbc has atom_pref.npy
+    assert set(water) == metrics | virial | weighted and water["nframes"] == 3
     assert set(cluster) == metrics and cluster["nframes"] == 2  # no virial for a non-periodic system
-    assert set(doc["weighted"]) == metrics | virial and doc["weighted"]["nframes"] == 5
+    assert set(doc["weighted"]) == metrics | virial | weighted and doc["weighted"]["nframes"] == 5
 
 
 @pytest.mark.parametrize("which", ["exact", "compressed"])
@@ -147,6 +158,51 @@ def test_datafile_shuffle_seed_as_dp_test(tmp_path, monkeypatch, capsys, referen
     # the same seed, the same frames; a seed modulo 2**32 as dp test takes it
     again = run_test(model, systems, numb_test=2, shuffle=True, seed=7 + 2**32, progress=False)
     assert [list(s.frames) for s in again.systems] == [list(s.frames) for s in result.systems]
+
+
+@pytest.mark.parametrize("which", ["exact", "compressed"])
+def test_atomic_energies_as_dp_test(reference, compressed, which):
+    """``-a``: the atomic energies against atom_ener.npy, per system only (not in the weighted
+    average), equal to DeePMD-kit's at 1e-10 relative."""
+    model = MODEL if which == "exact" else compressed
+    result = run_test(model, [SYSTEMS], atomic=True, progress=False)
+    ref = reference["atomic"]
+    for s in result.systems:
+        assert "atomic_energy" in s.errors
+        _assert_errors_equal(s.errors, ref["systems"][os.path.basename(s.name)])
+    assert "atomic_energy" not in result.weighted()
+    _assert_errors_equal(result.weighted(), ref["weighted"])
+
+
+def test_atomic_cli_report_and_missing_labels(tmp_path, monkeypatch, capsys, reference):
+    monkeypatch.chdir(REPO)
+    order = [line.split("testing system :", 1)[1].strip() for line in reference["dp_test_atomic_log"]
+             if "testing system :" in line]
+    assert main(["test", "-m", MODEL, "-s", *order, "-a", "--no-progress"]) == 0
+    assert _report_lines(capsys.readouterr().out) == reference["dp_test_atomic_log"]
+    # a system without atom_ener.npy: refused at once, naming it
+    bare = tmp_path / "bare"
+    shutil.copytree(os.path.join(SYSTEMS, "cluster_nopbc"), bare)
+    os.remove(bare / "set.000" / "atom_ener.npy")
+    assert main(["test", "-m", MODEL, "-s", str(bare), "-a", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(bare) in err and "atom_ener.npy" in err and len(err.strip().splitlines()) == 1
+    assert main(["test", "-m", MODEL, "-s", str(bare), "--no-progress"]) == 0  # not needed without -a
+
+
+def test_weighted_force_errors_numpy_twin():
+    """The atom_pref-weighted force errors, against a direct numpy evaluation of their definition."""
+    from dpcompress.validation.metrics import system_errors
+
+    rng = np.random.default_rng(1)
+    pred = {"energy": rng.normal(size=2), "force": rng.normal(size=(2, 4, 3)), "virial": rng.normal(size=(2, 9))}
+    labels = {"force": rng.normal(size=(2, 4, 3)), "atom_pref": rng.uniform(0, 2, size=(2, 4))}
+    err = system_errors(pred, labels, 4, False)["force_weighted"]
+    d, w = pred["force"] - labels["force"], labels["atom_pref"][:, :, None] * np.ones(3)
+    np.testing.assert_allclose(err, ((np.abs(d) * w).sum() / w.sum(), np.sqrt((d * d * w).sum() / w.sum()), w.sum()),
+                               rtol=1e-14)
+    labels["atom_pref"][:] = 0.0  # weights summing to 0: zeros, as DeePMD-kit
+    assert system_errors(pred, labels, 4, False)["force_weighted"] == (0.0, 0.0, 0.0)
 
 
 def test_shuffle_frames_and_mpi_split():

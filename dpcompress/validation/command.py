@@ -1,7 +1,7 @@
 """``dpcompress test``: errors of a model against labelled data, as DeePMD-kit's ``dp test`` reports them.
 
     dpcompress test -m MODEL (-s SYSTEM [SYSTEM ...] | -f DATAFILE) [-n N] [--shuffle-test] [-r SEED]
-                    [-d DETAIL] [--against ORIGINAL] [--plot FILE.png] [--json FILE] [--format FMT]
+                    [-a] [-d DETAIL] [--against ORIGINAL] [--plot FILE.png] [--json FILE] [--format FMT]
                     [--threads T] [--no-progress]
 
 Under ``mpiexec -n K`` the frames are split over the K ranks (mpi4py); the output is the same as
@@ -39,6 +39,8 @@ def add_parser(sub):
                    help="test the first N frames of a random permutation of each system's frames (as dp test)")
     p.add_argument("-r", "--rand-seed", type=int, default=None, metavar="SEED",
                    help="seed of --shuffle-test's permutations: the same frames as dp test -r SEED --shuffle-test")
+    p.add_argument("-a", "--atomic", action="store_true",
+                   help="also the atomic energies' errors against atom_ener.npy labels (per system, as dp test -a)")
     p.add_argument("--format", default=None, help=FORMAT_HELP)
     p.add_argument("-d", "--detail-file", default=None, metavar="DETAIL",
                    help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out (dp test's layout)")
@@ -90,7 +92,7 @@ def run(args):
     comm = _comm(args.no_mpi)
     result = run_test(args.model, args.system, numb_test=args.numb_test, against=args.against,
                       n_threads=args.threads, comm=comm, progress=not args.no_progress,
-                      shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format)
+                      shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format, atomic=args.atomic)
     if result is None:  # ranks > 0: rank 0 reports
         return 0
     _print_report(result)

@@ -100,9 +100,12 @@ def model_types(info, type_map):
     return np.array([list(type_map).index(name) for name in info.type_map], dtype=np.int64)
 
 
-def _predict(pot, coords, cells, types):
-    e, f, v = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2)
-    return {"energy": e.reshape(-1), "force": f, "virial": v}
+def _predict(pot, coords, cells, types, atomic=False):
+    out = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2, atomic=atomic)
+    pred = {"energy": out[0].reshape(-1), "force": out[1], "virial": out[2]}
+    if atomic:
+        pred["atom_energy"] = out[3].reshape(out[1].shape[0], -1)
+    return pred
 
 
 def runs(frames):
@@ -120,8 +123,9 @@ def _blocks(reader, info, frames, **kw):
         yield from reader.blocks(info, lo, hi, **kw)
 
 
-def _evaluate_frames(info, frames, models, reader, progress):
-    """Predictions of every model in ``models`` for the sorted frames ``frames`` of one system."""
+def _evaluate_frames(info, frames, models, reader, progress, atomic=False):
+    """Predictions of every model in ``models`` for the sorted frames ``frames`` of one system
+    (with ``atomic``, the atomic energies of the first model too)."""
     to_model = model_types(info, models[0].get_type_map())
     batch = max(1, BATCH_ATOMS // max(1, info.natoms))
     parts = [[] for _ in models]
@@ -129,23 +133,26 @@ def _evaluate_frames(info, frames, models, reader, progress):
         types = block.atom_types if to_model is None else to_model[block.atom_types]
         for k, pot in enumerate(models):
             try:
-                parts[k].append(_predict(pot, block.coords, block.cells, types))
+                parts[k].append(_predict(pot, block.coords, block.cells, types, atomic and k == 0))
             except InputError as exc:  # name the frames as the data name them
                 raise InputError(f"{block.set_where} frames {block.first_in_set}..{block.first_in_set + block.nframes - 1}"
                                  f" ({info.name}): {exc}") from None
         progress.advance(block.nframes)
-    return [_join(p, info.natoms) for p in parts]
+    return [_join(p, info.natoms, atomic and k == 0) for k, p in enumerate(parts)]
 
 
-def _join(parts, natoms):
+def _join(parts, natoms, atomic=False):
+    keys = ("energy", "force", "virial") + (("atom_energy",) if atomic else ())
     if not parts:
-        return {"energy": np.zeros(0), "force": np.zeros((0, natoms, 3)), "virial": np.zeros((0, 9))}
-    return {key: np.concatenate([p[key] for p in parts]) for key in ("energy", "force", "virial")}
+        empty = {"energy": np.zeros(0), "force": np.zeros((0, natoms, 3)), "virial": np.zeros((0, 9)),
+                 "atom_energy": np.zeros((0, natoms))}
+        return {key: empty[key] for key in keys}
+    return {key: np.concatenate([p[key] for p in parts]) for key in keys}
 
 
 def _labels(info, frames, reader):
-    """The labels and cells (None when non-periodic) of the sorted frames ``frames``."""
-    keys = info.labels()
+    """The labels (per frame and per atom) and cells (None when non-periodic) of the sorted frames ``frames``."""
+    keys = info.labels() + info.atom_labels()
     n = len(frames)
     blocks = list(_blocks(reader, info, frames, labels=keys, chunk=max(n, 1)))
     out = {}
@@ -185,7 +192,7 @@ def _chunked_errors(pred, labels, natoms, periodic, cells=None):
         chunks.append(system_errors({k: v[sl] for k, v in pred.items()},
                                     {k: v[sl] for k, v in labels.items()}, natoms, periodic,
                                     None if cells is None else cells[sl]))
-    return merge(chunks)
+    return merge(chunks, per_system=True)
 
 
 def _collective(comm, fn):
@@ -212,7 +219,7 @@ def _collective(comm, fn):
 
 
 def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=None, progress=True,
-             shuffle=False, seed=None, fmt=None):
+             shuffle=False, seed=None, fmt=None, atomic=False):
     """Evaluate ``model`` (and ``against``) on the labelled ``systems``; rank 0 gets the result.
 
     Parameters
@@ -232,6 +239,9 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
         Seed of the permutations (``dp test -r``); None: drawn afresh (by rank 0).
     fmt : str or None
         Data format of every path (``--format``); None: told from the names.
+    atomic : bool
+        Also the atomic energies' errors against the ``atom_ener.npy`` labels (``dp test -a``);
+        every system must have them.
     n_threads : int or None
         Kernel threads per rank (None: the node's cores divided among its ranks).
     comm : mpi4py communicator or None
@@ -261,6 +271,10 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
 
     def setup():
         found = discover_systems(systems, labels=True, fmt=fmt)
+        missing = [info.name for info in found if atomic and "atom_ener" not in info.atom_labels()]
+        if missing:
+            raise DataFormatError(f"{missing[0]}: -a/--atomic needs the atomic energy labels atom_ener.npy in every set "
+                                  f"(shape (nframes, natoms), eV)")
         pots = [Potential(model, n_threads=n_threads)] + ([Potential(against, n_threads=n_threads)] if against else [])
         return found, pots
 
@@ -288,7 +302,7 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
     with FrameReader() as reader:
         try:
             for info, frames, own in zip(found, tested, mine):
-                parts = _collective(comm, lambda: _evaluate_frames(info, own, pots, reader, bar))
+                parts = _collective(comm, lambda: _evaluate_frames(info, own, pots, reader, bar, atomic))
                 if comm.rank == 0:
                     result.systems.append(_system_result(info, frames, parts, reader))
         finally:
@@ -305,7 +319,8 @@ def _raise(error):
 
 def _system_result(info, frames, parts, reader):
     """Rank 0: join the ranks' predictions, read the labels, put both in the tested order, form the errors."""
-    preds = [_join([p[k] for p in parts if np.size(p[k]["energy"])], info.natoms) for k in range(len(parts[0]))]
+    preds = [_join([p[k] for p in parts if np.size(p[k]["energy"])], info.natoms, "atom_energy" in parts[0][k])
+             for k in range(len(parts[0]))]
     labels, cells = _labels(info, np.sort(frames), reader)
     # predictions and labels are in sorted frame order; the tested order is ``frames``
     back = np.argsort(np.argsort(frames, kind="stable"), kind="stable")
