@@ -205,6 +205,33 @@ def test_weighted_force_errors_numpy_twin():
     assert system_errors(pred, labels, 4, False)["force_weighted"] == (0.0, 0.0, 0.0)
 
 
+def test_train_and_valid_data_of_a_training_input(tmp_path, capsys):
+    """``--train-data/--valid-data input.json``: its systems, relative to the input's folder (and
+    ``rglob_patterns``), give the numbers of the same systems named with -s."""
+    inp = tmp_path / "in" / "input.json"
+    inp.parent.mkdir()
+    rel = os.path.relpath(SYSTEMS, inp.parent)
+    inp.write_text(json.dumps({"training": {
+        "training_data": {"systems": rel},
+        "validation_data": {"systems": [rel], "rglob_patterns": ["water_*"]}}}))
+    out = {}
+    for option in ("--train-data", "--valid-data"):
+        js = tmp_path / f"{option[2:]}.json"
+        assert main(["test", "-m", MODEL, option, str(inp), "--json", str(js), "--no-progress"]) == 0
+        out[option] = json.loads(js.read_text())
+    assert main(["test", "-m", MODEL, "-s", SYSTEMS, "--json", str(tmp_path / "s.json"), "--no-progress"]) == 0
+    direct = json.loads((tmp_path / "s.json").read_text())
+    assert [os.path.realpath(k) for k in out["--train-data"]["systems"]] == [os.path.realpath(k) for k in direct["systems"]]
+    assert list(out["--train-data"]["systems"].values()) == list(direct["systems"].values())
+    (name, metrics), = out["--valid-data"]["systems"].items()
+    assert name.endswith("water_pbc") and metrics == next(v for k, v in direct["systems"].items() if k.endswith("water_pbc"))
+    capsys.readouterr()
+    inp.write_text(json.dumps({"training": {"training_data": {"systems": rel}}}))
+    assert main(["test", "-m", MODEL, "--valid-data", str(inp), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "training.validation_data.systems" in err and len(err.strip().splitlines()) == 1
+
+
 def test_shuffle_frames_and_mpi_split():
     """test_frames: a permutation drawn by RandomState.shuffle; every frame once, any split."""
     from dpcompress.validation.runner import runs, test_frames
