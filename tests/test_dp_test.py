@@ -233,14 +233,14 @@ def test_train_and_valid_data_of_a_training_input(tmp_path, capsys):
 
 
 def test_shuffle_frames_and_mpi_split():
-    """test_frames: a permutation drawn by RandomState.shuffle; every frame once, any split."""
-    from dpcompress.validation.runner import runs, test_frames
+    """frames_to_test: a permutation drawn by RandomState.shuffle; every frame once, any split."""
+    from dpcompress.validation.runner import frames_to_test, runs
 
-    assert list(test_frames(5, 0)) == [0, 1, 2, 3, 4] and list(test_frames(5, 3)) == [0, 1, 2]
+    assert list(frames_to_test(5, 0)) == [0, 1, 2, 3, 4] and list(frames_to_test(5, 3)) == [0, 1, 2]
     rng = np.random.RandomState(3)
     perm = np.arange(10)
     rng.shuffle(perm)
-    assert list(test_frames(10, 4, np.random.RandomState(3))) == list(perm[:4])
+    assert list(frames_to_test(10, 4, np.random.RandomState(3))) == list(perm[:4])
     assert runs([1, 2, 3, 7, 9, 10]) == [(1, 4), (7, 8), (9, 11)] and runs([]) == []
 
 
@@ -324,16 +324,17 @@ def test_mpi_output_identical_to_one_rank(tmp_path, compressed):
     if not os.path.exists(exe):
         pytest.skip(f"no mpiexec next to this Python ({exe}): pip install mpich")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
-    outputs = {}
-    for ranks in (1, 3):
-        folder = tmp_path / f"r{ranks}"
-        folder.mkdir()
-        cmd = [sys.executable, "-m", "dpcompress", "test", "-m", compressed, "-s", SYSTEMS, "-d", str(folder / "detail"),
-               "--json", str(folder / "out.json"), "--no-progress"]
-        proc = subprocess.run([exe, "-n", str(ranks), *cmd], capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, proc.stderr
-        outputs[ranks] = (proc.stdout, {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
-    assert outputs[1] == outputs[3]  # the printed report and every file, byte for byte
+    for variant, extra in (("plain", []), ("shuffled", ["--shuffle-test", "-r", "3", "-n", "2", "-a"])):
+        outputs = {}
+        for ranks in (1, 3):
+            folder = tmp_path / f"{variant}{ranks}"
+            folder.mkdir()
+            cmd = [sys.executable, "-m", "dpcompress", "test", "-m", compressed, "-s", SYSTEMS, "-d",
+                   str(folder / "detail"), "--json", str(folder / "out.json"), "--no-progress", *extra]
+            proc = subprocess.run([exe, "-n", str(ranks), *cmd], capture_output=True, text=True, timeout=300, env=env)
+            assert proc.returncode == 0, proc.stderr
+            outputs[ranks] = (proc.stdout, {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+        assert outputs[1] == outputs[3], variant  # the printed report and every file, byte for byte
 
 
 @pytest.mark.slow

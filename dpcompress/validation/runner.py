@@ -1,6 +1,6 @@
 """Evaluate a model on labelled systems, in batches, over MPI ranks: what ``dpcompress test`` runs.
 
-Per system, the frames tested (:func:`test_frames`: the first ``numb_test`` ones, all with 0, or
+Per system, the frames tested (:func:`frames_to_test`: the first ``numb_test`` ones, all with 0, or
 with ``shuffle`` the first ``numb_test`` of a random permutation drawn as ``dp test
 --shuffle-test`` draws it) are split into contiguous ranges of their sorted indices, one per
 rank; each rank reads only its frames (:class:`~dpcompress.data.FrameReader`), evaluates them in
@@ -163,7 +163,7 @@ def _labels(info, frames, reader):
     return out, cells
 
 
-def test_frames(nframes, numb_test, rng=None):
+def frames_to_test(nframes, numb_test, rng=None):
     """The frames of a system that are tested, in the order tested.
 
     Without ``rng``: the first ``numb_test`` (0: all).  With ``rng`` (a
@@ -177,9 +177,6 @@ def test_frames(nframes, numb_test, rng=None):
     if rng is not None:
         rng.shuffle(order)
     return order[:n]
-
-
-test_frames.__test__ = False  # not a pytest test
 
 
 def _chunked_errors(pred, labels, natoms, periodic, cells=None):
@@ -234,7 +231,7 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
         Frames per system (the first ones); 0: all (``dp test -n``).
     shuffle : bool
         Test the first ``numb_test`` frames of a random permutation of each system's frames
-        (:func:`test_frames`; ``dp test --shuffle-test``).
+        (:func:`frames_to_test`; ``dp test --shuffle-test``).
     seed : int or None
         Seed of the permutations (``dp test -r``); None: drawn afresh (by rank 0).
     fmt : str or None
@@ -290,7 +287,7 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
         if seed is None:  # one permutation for every rank: rank 0 draws the seed
             seed = comm.bcast(int(np.random.SeedSequence().generate_state(1)[0]) if comm.rank == 0 else None, root=0)
         rng = np.random.RandomState(int(seed) % 2**32)
-    tested = [test_frames(info.nframes, numb_test, rng) for info in found]
+    tested = [frames_to_test(info.nframes, numb_test, rng) for info in found]
     mine = []
     for frames in tested:
         ordered = np.sort(frames)
