@@ -1,4 +1,5 @@
-"""Data formats besides deepmd/npy and deepmd/hdf5: extxyz, VASP OUTCAR, dpdata's formats, with and without dpdata.
+"""Data formats besides deepmd/npy and deepmd/hdf5: extxyz, VASP OUTCAR and vasprun.xml, dpdata's formats,
+with and without dpdata.
 
 The files in ``tests/data/formats`` (``make_files.py`` writes them, every number with ``repr``)
 hold water frames of the tiny fixture with DeePMD-kit's own outputs as labels.  References:
@@ -12,6 +13,11 @@ hold water frames of the tiny fixture with DeePMD-kit's own outputs as labels.  
   to the tolerances of ``tests/test_reference_vs_deepmd.py`` (|ΔE|/atom ≤ 1e-10 eV,
   |ΔF| ≤ 1e-9 eV/Å);
 * ASE's own extxyz writer, for the native parser (an independent writer of the format).
+
+``vasprun.xml`` holds three frames of 6 atoms in small triclinic cells (``make_files.small_frames``)
+labelled by DeePMD-kit itself (``make_files.py --vasprun``): dpdata and ASE must read the same
+arrays (positions ``frac @ cell`` to 1e-12 Å of the source, energies and forces exactly, the virial
+to the two packages' kB constants, 1e-9), and the tiny model must give the labels back.
 
 Readers are forced with ``monkeypatch`` (``dpcompress.data.formats._dpdata`` / ``_ase_io``
 returning None = not installed); those needing dpdata or ASE skip when it is absent.
@@ -31,7 +37,18 @@ from dpcompress.data import formats
 FORMATS = os.path.join(DATA, "formats")
 EXTXYZ = os.path.join(FORMATS, "water.extxyz")
 OUTCAR = os.path.join(FORMATS, "OUTCAR")
+VASPRUN = os.path.join(FORMATS, "vasprun.xml")
 MODEL = os.path.join(TINY, "frozen.dp")
+
+
+def make_files():
+    """tests/data/formats/make_files.py as a module (the source frames of vasprun.xml)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_files", os.path.join(FORMATS, "make_files.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def source(frames):
@@ -232,3 +249,113 @@ def test_discover_systems_labels_only_when_asked():
     assert info.kind == "extxyz" and info.labels() == () and info.nframes == 2
     (info,) = discover_systems(EXTXYZ, labels=True)
     assert info.labels() == ("energy", "force", "virial")
+
+
+def _vasprun_arrays(monkeypatch, reader):
+    use_reader(monkeypatch, reader)
+    assert formats.reader_for("vasp/xml") == reader
+    (system,) = read_systems(VASPRUN)
+    return system
+
+
+def test_vasprun_dpdata_and_ase_read_the_same_arrays(monkeypatch):
+    """Both readers: the source frames (positions to 1e-12 Å: written fractional), the same labels."""
+    pytest.importorskip("dpdata", reason="dpdata not installed (pip install 'dpcompress[data]')")
+    pytest.importorskip("ase.io", reason="ASE not installed (pip install 'dpcompress[ase]')")
+    a = _vasprun_arrays(monkeypatch, "dpdata")
+    monkeypatch.undo()
+    b = _vasprun_arrays(monkeypatch, "ase")
+    symbols, frac, cells = make_files().small_frames()
+    for system in (a, b):
+        assert system.nframes == 3 and system.natoms == 6 and system.type_map == ("O", "H") and system.periodic
+        np.testing.assert_array_equal(np.asarray(system.type_map)[system.atom_types], symbols)
+        np.testing.assert_array_equal(system.cells, cells)
+        np.testing.assert_allclose(system.coords, np.einsum("fai,fij->faj", frac, cells), rtol=0, atol=1e-12)
+        vir = system.virial
+        np.testing.assert_array_equal(vir, vir.transpose(0, 2, 1))  # VASP's stress is symmetric
+    for key in ("coords", "energy", "force"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+    np.testing.assert_allclose(a.virial, b.virial, rtol=1e-9, atol=1e-14)
+
+
+def test_vasprun_without_dpdata_or_ase_names_the_extras(monkeypatch, capsys, tmp_path):
+    use_reader(monkeypatch, "native")
+    with pytest.raises(InputError, match=r"dpcompress\[data\].*dpcompress\[ase\]"):
+        read_systems(VASPRUN)
+    capsys.readouterr()
+    for argv in (["eval", MODEL, VASPRUN], ["test", "-m", MODEL, "-s", VASPRUN, "--no-progress"],
+                 ["scan", VASPRUN, "--rcut", "6", "-o", str(tmp_path / "scan.json")]):
+        assert cli_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "dpcompress[data]" in err and len(err.strip().splitlines()) == 1, argv
+
+
+@pytest.mark.parametrize("reader", ["dpdata", "ase"])
+def test_eval_on_vasprun_gives_deepmd_outputs(monkeypatch, capsys, reader):
+    """The tiny model on vasprun.xml: DeePMD-kit's energies and forces (the labels) back."""
+    from dpcompress import Potential
+
+    system = _vasprun_arrays(monkeypatch, reader)
+    names = np.asarray(system.type_map)[system.atom_types]
+    e, f, v = Potential(MODEL).eval(system.coords, system.cells, names)
+    assert np.max(np.abs(e[:, 0] - system.energy)) / system.natoms <= 1e-10
+    np.testing.assert_allclose(f.reshape(system.force.shape), system.force, rtol=0, atol=1e-9)
+    # the label is the symmetric part of DeePMD-kit's virial
+    sym = 0.5 * (v.reshape(-1, 3, 3) + v.reshape(-1, 3, 3).transpose(0, 2, 1))
+    np.testing.assert_allclose(sym, system.virial, rtol=0, atol=1e-8)
+    assert cli_main(["eval", MODEL, VASPRUN]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("frame")]
+    assert len(lines) == 3 and all(float(x.split("vs label")[1].split()[0]) < 1e-10 for x in lines)
+
+
+def _test_numbers(monkeypatch, reader, paths):
+    from dpcompress.validation import run_test
+
+    use_reader(monkeypatch, reader)
+    result = run_test(MODEL, paths, progress=False)
+    monkeypatch.undo()
+    return result
+
+
+def test_dp_test_on_vasprun_outcar_extxyz_same_numbers_both_ways(monkeypatch, tmp_path):
+    """`dpcompress test` on the three files: dpdata's and ASE's readings give the same errors, and
+    the labels being DeePMD-kit's outputs, energy and force errors at round-off."""
+    pytest.importorskip("dpdata", reason="dpdata not installed (pip install 'dpcompress[data]')")
+    pytest.importorskip("ase.io", reason="ASE not installed (pip install 'dpcompress[ase]')")
+    paths = [VASPRUN, OUTCAR, EXTXYZ]
+    a = _test_numbers(monkeypatch, "dpdata", paths)
+    b = _test_numbers(monkeypatch, "ase", paths)
+    assert [s.name for s in a.systems] == [s.name for s in b.systems] == paths
+    for sa, sb in zip(a.systems + [None], b.systems + [None]):
+        ea = a.weighted() if sa is None else sa.errors
+        eb = b.weighted() if sb is None else sb.errors
+        assert set(ea) == set(eb) == {"energy", "energy_per_atom", "force", "virial", "virial_per_atom", "stress"}
+        for q in ea:
+            # the readers' kB -> eV/Å³ constants differ by 1.2e-10 relative: up to 5e-10 eV on the
+            # OUTCAR's virials (~7 eV), 4e-12 on vasprun's; ASE's readings give virial errors of 1e-15
+            atol = 1e-9 if q == "virial" else 1e-10
+            np.testing.assert_allclose(ea[q][:2], eb[q][:2], rtol=1e-8, atol=atol, err_msg=q)
+            assert ea[q][2] == eb[q][2]
+        assert ea["energy_per_atom"][1] < 1e-10 and ea["force"][1] < 1e-9
+    rc = cli_main(["test", "-m", MODEL, "-s", VASPRUN, "--format", "vasp/xml", "-d", str(tmp_path / "d"),
+                   "--no-progress"])
+    assert rc == 0
+    rows = np.loadtxt(tmp_path / "d.e.out")
+    np.testing.assert_allclose(rows[:, 0], a.systems[0].labels["energy"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("reader", ["dpdata", "ase"])
+def test_scan_reads_vasprun_as_npy(tmp_path, monkeypatch, reader):
+    """The scan of vasprun.xml equals the scan of the same frames written as deepmd/npy."""
+    from dpcompress.scan import run_scan
+    from test_scan import write_npy
+
+    system = _vasprun_arrays(monkeypatch, reader)
+    write_npy(str(tmp_path / "npy"), system.coords, system.cells, system.atom_types)
+
+    def stats(path, **kw):
+        d = run_scan([str(path)], rcut=[4.0, 6.0], rcut_smth=0.5, show_progress=False, **kw)
+        return {k: v for k, v in d.items() if k not in ("data", "data_format")}
+
+    assert stats(VASPRUN) == stats(tmp_path / "npy")
+    assert stats(VASPRUN, fmt="vasp/xml") == stats(tmp_path / "npy")

@@ -10,6 +10,8 @@ and the compressed tables with the exact model to ~1e-12, far below the model's 
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -46,8 +48,7 @@ def compressed(tmp_path_factory):
 def _assert_errors_equal(ours, theirs):
     """Our ``{quantity: (mae, rmse, weight)}`` against DeePMD-kit's ``{key: [error, weight]}``."""
     expected_keys = {k for _, mae, rmse in QUANTITIES for k in (mae, rmse) if k in theirs}
-    # dp test reports nothing else but the stress errors (docs/test.md: not implemented)
-    assert set(theirs) - {"mae_s", "rmse_s"} == expected_keys
+    assert set(theirs) == expected_keys  # dp test reports nothing we do not
     assert {q for q, mae, _ in QUANTITIES if mae in theirs} == set(ours)
     for q, mae_key, rmse_key in QUANTITIES:
         if q not in ours:
@@ -77,6 +78,34 @@ def _read_detail(path):
     return headers, np.loadtxt(path, ndmin=2)
 
 
+def _report_lines(printed):
+    """The lines of a printed report that make_reference.py kept of dp test's log."""
+    return [line.strip() for line in printed.splitlines()
+            if re.search(r"MAE|RMSE|testing system|number of", line) and not line.startswith("max |d")]
+
+
+def _assert_details_equal(ours_prefix, theirs_prefix):
+    """Our detail files ``ours_prefix.*`` against dp test's stored ``tests/data/dp_test/theirs_prefix.*``:
+    the same files, headers, rows and label columns; predictions to the models' agreement."""
+    ours_files = sorted(p.name[len(ours_prefix.name):] for p in ours_prefix.parent.glob(ours_prefix.name + ".*"))
+    assert ours_files == sorted([".e.out", ".e_peratom.out", ".f.out", ".v.out", ".v_peratom.out", ".s.out"])
+    for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out", ".s.out"):
+        ours_h, ours = _read_detail(str(ours_prefix) + suffix)
+        theirs_h, theirs = _read_detail(os.path.join(HERE, theirs_prefix + suffix))
+        assert ours_h == theirs_h, suffix  # one header, the first system's, in dp test's words
+        assert ours.shape == theirs.shape, suffix
+        # label columns are the data themselves (equal); predictions to the model's agreement
+        half = ours.shape[1] // 2
+        assert np.array_equal(ours[:, :half], theirs[:, :half]), suffix
+        np.testing.assert_allclose(ours[:, half:], theirs[:, half:], rtol=1e-9, atol=1e-9, err_msg=suffix)
+    with open(str(ours_prefix) + ".f.out") as fh:
+        ours_f = [next(fh) for _ in range(4)]
+    with open(os.path.join(HERE, theirs_prefix + ".f.out.head")) as fh:
+        theirs_f = fh.readlines()
+    assert ours_f[0] == theirs_f[0]
+    np.testing.assert_allclose(np.loadtxt(ours_f[1:]), np.loadtxt(theirs_f[1:]), rtol=1e-9, atol=1e-9)
+
+
 def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
     monkeypatch.chdir(REPO)  # systems named as dp test named them (relative -s)
     # dp test took the systems in file-system order; we take them in the order given
@@ -87,22 +116,10 @@ def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
                str(tmp_path / "out.json"), "--no-progress"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "Energy MAE/Natoms  :" in printed and "weighted average of errors" in printed
-    for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out"):
-        ours_h, ours = _read_detail(str(tmp_path / ("detail" + suffix)))
-        theirs_h, theirs = _read_detail(os.path.join(HERE, "detail" + suffix))
-        assert ours_h == theirs_h, suffix  # one header, the first system's, in dp test's words
-        assert ours.shape == theirs.shape, suffix
-        # label columns are the data themselves (equal); predictions to the model's agreement
-        half = ours.shape[1] // 2
-        assert np.array_equal(ours[:, :half], theirs[:, :half]), suffix
-        np.testing.assert_allclose(ours[:, half:], theirs[:, half:], rtol=1e-9, atol=1e-9, err_msg=suffix)
-    with open(tmp_path / "detail.f.out") as fh:
-        ours_f = [next(fh) for _ in range(4)]
-    with open(os.path.join(HERE, "detail.f.out.head")) as fh:
-        theirs_f = fh.readlines()
-    assert ours_f[0] == theirs_f[0]
-    np.testing.assert_allclose(np.loadtxt(ours_f[1:]), np.loadtxt(theirs_f[1:]), rtol=1e-9, atol=1e-9)
+    assert "weighted average of errors" in printed
+    # the report, line for line as dp test printed it (7 digits; systems, frame counts, every error)
+    assert _report_lines(printed) == reference["dp_test_log"]
+    _assert_details_equal(tmp_path / "detail", "detail")
     with open(tmp_path / "out.json") as fh:
         doc = json.load(fh)
     assert set(doc) == {"model", "systems", "weighted"}
@@ -110,10 +127,135 @@ def test_cli_detail_files_and_json(tmp_path, monkeypatch, capsys, reference):
     cluster = next(v for k, v in doc["systems"].items() if k.endswith("cluster_nopbc"))
     metrics = {"nframes", "energy_mae", "energy_rmse", "energy_mae_per_atom", "energy_rmse_per_atom", "force_mae",
                "force_rmse"}
-    virial = {"virial_mae", "virial_rmse", "virial_mae_per_atom", "virial_rmse_per_atom"}
-    assert set(water) == metrics | virial and water["nframes"] == 3
+    virial = {"virial_mae", "virial_rmse", "virial_mae_per_atom", "virial_rmse_per_atom", "stress_mae", "stress_rmse"}
+    weighted = {"force_weighted_mae", "force_weighted_rmse"}  # water_pbc has atom_pref.npy
+    assert set(water) == metrics | virial | weighted and water["nframes"] == 3
     assert set(cluster) == metrics and cluster["nframes"] == 2  # no virial for a non-periodic system
-    assert set(doc["weighted"]) == metrics | virial and doc["weighted"]["nframes"] == 5
+    assert set(doc["weighted"]) == metrics | virial | weighted and doc["weighted"]["nframes"] == 5
+
+
+@pytest.mark.parametrize("which", ["exact", "compressed"])
+def test_datafile_shuffle_seed_as_dp_test(tmp_path, monkeypatch, capsys, reference, compressed, which):
+    """``-f systems.txt --shuffle-test -r 7 -n 2``: the frames dp test drew, in its order (the label
+    columns of its detail files), and its errors at 1e-10; the stress file's header comes from the
+    second system, the first with stress."""
+    monkeypatch.chdir(REPO)  # systems.txt lists paths relative to the repository, as dp test read them
+    model = MODEL if which == "exact" else compressed
+    datafile = os.path.relpath(os.path.join(HERE, "systems.txt"), REPO)
+    rc = main(["test", "-m", model, "-f", datafile, "--shuffle-test", "-r", "7", "-n", "2", "-d",
+               str(tmp_path / "shuffled"), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    systems = [line.split("testing system :", 1)[1].strip() for line in printed.splitlines() if "testing system :" in line]
+    with open(datafile) as fh:
+        assert systems == fh.read().split()  # the file's order
+    _assert_details_equal(tmp_path / "shuffled", "shuffled")
+    result = run_test(model, systems, numb_test=2, shuffle=True, seed=7, progress=False)
+    ref = reference["shuffled_r7_n2"]
+    for s in result.systems:
+        _assert_errors_equal(s.errors, ref["systems"][os.path.basename(s.name)])
+    _assert_errors_equal(result.weighted(), ref["weighted"])
+    # the same seed, the same frames; a seed modulo 2**32 as dp test takes it
+    again = run_test(model, systems, numb_test=2, shuffle=True, seed=7 + 2**32, progress=False)
+    assert [list(s.frames) for s in again.systems] == [list(s.frames) for s in result.systems]
+
+
+@pytest.mark.parametrize("which", ["exact", "compressed"])
+def test_atomic_energies_as_dp_test(reference, compressed, which):
+    """``-a``: the atomic energies against atom_ener.npy, per system only (not in the weighted
+    average), equal to DeePMD-kit's at 1e-10 relative."""
+    model = MODEL if which == "exact" else compressed
+    result = run_test(model, [SYSTEMS], atomic=True, progress=False)
+    ref = reference["atomic"]
+    for s in result.systems:
+        assert "atomic_energy" in s.errors
+        _assert_errors_equal(s.errors, ref["systems"][os.path.basename(s.name)])
+    assert "atomic_energy" not in result.weighted()
+    _assert_errors_equal(result.weighted(), ref["weighted"])
+
+
+def test_atomic_cli_report_and_missing_labels(tmp_path, monkeypatch, capsys, reference):
+    monkeypatch.chdir(REPO)
+    order = [line.split("testing system :", 1)[1].strip() for line in reference["dp_test_atomic_log"]
+             if "testing system :" in line]
+    assert main(["test", "-m", MODEL, "-s", *order, "-a", "--no-progress"]) == 0
+    assert _report_lines(capsys.readouterr().out) == reference["dp_test_atomic_log"]
+    # a system without atom_ener.npy: refused at once, naming it
+    bare = tmp_path / "bare"
+    shutil.copytree(os.path.join(SYSTEMS, "cluster_nopbc"), bare)
+    os.remove(bare / "set.000" / "atom_ener.npy")
+    assert main(["test", "-m", MODEL, "-s", str(bare), "-a", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(bare) in err and "atom_ener.npy" in err and len(err.strip().splitlines()) == 1
+    assert main(["test", "-m", MODEL, "-s", str(bare), "--no-progress"]) == 0  # not needed without -a
+
+
+def test_weighted_force_errors_numpy_twin():
+    """The atom_pref-weighted force errors, against a direct numpy evaluation of their definition."""
+    from dpcompress.validation.metrics import system_errors
+
+    rng = np.random.default_rng(1)
+    pred = {"energy": rng.normal(size=2), "force": rng.normal(size=(2, 4, 3)), "virial": rng.normal(size=(2, 9))}
+    labels = {"force": rng.normal(size=(2, 4, 3)), "atom_pref": rng.uniform(0, 2, size=(2, 4))}
+    err = system_errors(pred, labels, 4, False)["force_weighted"]
+    d, w = pred["force"] - labels["force"], labels["atom_pref"][:, :, None] * np.ones(3)
+    np.testing.assert_allclose(err, ((np.abs(d) * w).sum() / w.sum(), np.sqrt((d * d * w).sum() / w.sum()), w.sum()),
+                               rtol=1e-14)
+    labels["atom_pref"][:] = 0.0  # weights summing to 0: zeros, as DeePMD-kit
+    assert system_errors(pred, labels, 4, False)["force_weighted"] == (0.0, 0.0, 0.0)
+
+
+def test_train_and_valid_data_of_a_training_input(tmp_path, capsys):
+    """``--train-data/--valid-data input.json``: its systems, relative to the input's folder (and
+    ``rglob_patterns``), give the numbers of the same systems named with -s."""
+    inp = tmp_path / "in" / "input.json"
+    inp.parent.mkdir()
+    rel = os.path.relpath(SYSTEMS, inp.parent)
+    inp.write_text(json.dumps({"training": {
+        "training_data": {"systems": rel},
+        "validation_data": {"systems": [rel], "rglob_patterns": ["water_*"]}}}))
+    out = {}
+    for option in ("--train-data", "--valid-data"):
+        js = tmp_path / f"{option[2:]}.json"
+        assert main(["test", "-m", MODEL, option, str(inp), "--json", str(js), "--no-progress"]) == 0
+        out[option] = json.loads(js.read_text())
+    assert main(["test", "-m", MODEL, "-s", SYSTEMS, "--json", str(tmp_path / "s.json"), "--no-progress"]) == 0
+    direct = json.loads((tmp_path / "s.json").read_text())
+    assert [os.path.realpath(k) for k in out["--train-data"]["systems"]] == [os.path.realpath(k) for k in direct["systems"]]
+    assert list(out["--train-data"]["systems"].values()) == list(direct["systems"].values())
+    (name, metrics), = out["--valid-data"]["systems"].items()
+    assert name.endswith("water_pbc") and metrics == next(v for k, v in direct["systems"].items() if k.endswith("water_pbc"))
+    capsys.readouterr()
+    inp.write_text(json.dumps({"training": {"training_data": {"systems": rel}}}))
+    assert main(["test", "-m", MODEL, "--valid-data", str(inp), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "training.validation_data.systems" in err and len(err.strip().splitlines()) == 1
+
+
+def test_shuffle_frames_and_mpi_split():
+    """frames_to_test: a permutation drawn by RandomState.shuffle; every frame once, any split."""
+    from dpcompress.validation.runner import frames_to_test, runs
+
+    assert list(frames_to_test(5, 0)) == [0, 1, 2, 3, 4] and list(frames_to_test(5, 3)) == [0, 1, 2]
+    rng = np.random.RandomState(3)
+    perm = np.arange(10)
+    rng.shuffle(perm)
+    assert list(frames_to_test(10, 4, np.random.RandomState(3))) == list(perm[:4])
+    assert runs([1, 2, 3, 7, 9, 10]) == [(1, 4), (7, 8), (9, 11)] and runs([]) == []
+
+
+def test_shuffle_without_seed_tests_the_same_errors_as_all_frames():
+    """Every frame, shuffled (no seed): the same frames, in another order: the same errors to round-off."""
+    whole = run_test(MODEL, [SYSTEMS], progress=False)
+    shuffled = run_test(MODEL, [SYSTEMS], shuffle=True, progress=False)
+    for a, b in zip(whole.systems, shuffled.systems):
+        assert sorted(b.frames) == list(range(a.nframes))
+        for q, (mae, rmse, w) in a.errors.items():
+            np.testing.assert_allclose(b.errors[q][:2], (mae, rmse), rtol=1e-12)
+            assert b.errors[q][2] == w
+        back = np.argsort(b.frames)
+        assert np.array_equal(b.labels["energy"][back], a.labels["energy"])
+        np.testing.assert_allclose(b.pred["force"][back], a.pred["force"], rtol=0, atol=1e-12)
 
 
 def test_against_the_original(tmp_path, reference, compressed):
@@ -152,6 +294,8 @@ def test_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("args, words", [
     (["-s", "no/such/folder"], "no such file"),
     (["-s", SYSTEMS, "-n", "-1"], "-n"),
+    (["-f", "no/such/list.txt"], "-f no/such/list.txt"),
+    (["-f", os.devnull], "lists no system"),
 ])
 def test_user_errors_exit_2(args, words, capsys):
     rc = main(["test", "-m", MODEL, *args, "--no-progress"])
@@ -180,16 +324,17 @@ def test_mpi_output_identical_to_one_rank(tmp_path, compressed):
     if not os.path.exists(exe):
         pytest.skip(f"no mpiexec next to this Python ({exe}): pip install mpich")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
-    outputs = {}
-    for ranks in (1, 3):
-        folder = tmp_path / f"r{ranks}"
-        folder.mkdir()
-        cmd = [sys.executable, "-m", "dpcompress", "test", "-m", compressed, "-s", SYSTEMS, "-d", str(folder / "detail"),
-               "--json", str(folder / "out.json"), "--no-progress"]
-        proc = subprocess.run([exe, "-n", str(ranks), *cmd], capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, proc.stderr
-        outputs[ranks] = (proc.stdout, {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
-    assert outputs[1] == outputs[3]  # the printed report and every file, byte for byte
+    for variant, extra in (("plain", []), ("shuffled", ["--shuffle-test", "-r", "3", "-n", "2", "-a"])):
+        outputs = {}
+        for ranks in (1, 3):
+            folder = tmp_path / f"{variant}{ranks}"
+            folder.mkdir()
+            cmd = [sys.executable, "-m", "dpcompress", "test", "-m", compressed, "-s", SYSTEMS, "-d",
+                   str(folder / "detail"), "--json", str(folder / "out.json"), "--no-progress", *extra]
+            proc = subprocess.run([exe, "-n", str(ranks), *cmd], capture_output=True, text=True, timeout=300, env=env)
+            assert proc.returncode == 0, proc.stderr
+            outputs[ranks] = (proc.stdout, {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+        assert outputs[1] == outputs[3], variant  # the printed report and every file, byte for byte
 
 
 @pytest.mark.slow

@@ -11,6 +11,8 @@ A *system* is a folder (``deepmd/npy``) or an HDF5 group (``deepmd/hdf5``) holdi
 ``set.*/energy.npy``    (nframes,), eV                 optional label
 ``set.*/force.npy``     (nframes, natoms*3), eV/Å      optional label
 ``set.*/virial.npy``    (nframes, 9), eV               optional label
+``set.*/atom_ener.npy`` (nframes, natoms), eV          optional per-atom label (``dpcompress test -a``)
+``set.*/atom_pref.npy`` (nframes, natoms)              optional force weights (``dp test``'s weighted force)
 
 Frames of all ``set.*`` follow each other in sorted set order.  Opening a system
 (:func:`open_npy_system`, :func:`open_hdf5_systems`) reads ``type.raw`` and the arrays'
@@ -30,12 +32,14 @@ from .checks import frames_in, npy_header, parse_types
 
 #: Optional per-frame labels of a set.
 LABEL_KEYS = ("energy", "force", "virial")
+#: Optional per-atom labels of a set (only ``dpcompress test`` reads them; :meth:`SystemInfo.atom_labels`).
+ATOM_LABEL_KEYS = ("atom_ener", "atom_pref")
 
 
 def frame_width(key, natoms):
     """Numbers per frame of the per-set array ``key``."""
     return {"coord": 3 * natoms, "box": 9, "real_atom_types": natoms, "energy": 1, "force": 3 * natoms,
-            "virial": 9}[key]
+            "virial": 9, "atom_ener": natoms, "atom_pref": natoms}[key]
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,10 @@ class SystemInfo:
         """The labels every set holds (a label missing from one set is not available)."""
         return tuple(k for k in LABEL_KEYS if all(k in s.arrays for s in self.sets))
 
+    def atom_labels(self):
+        """The per-atom labels (``atom_ener``, ``atom_pref``) every set holds."""
+        return tuple(k for k in ATOM_LABEL_KEYS if all(k in s.arrays for s in self.sets))
+
 
 def _check_type_map(type_map, types, where):
     if len(set(type_map)) != len(type_map):
@@ -179,7 +187,7 @@ def open_npy_system(path, labels=False):
             raise DataFormatError(f"{full}: missing coord.npy")
         st = SetInfo(full, frames_in(*npy_header(coord.path), coord.where, frame_width("coord", types.size)))
         st.arrays["coord"] = coord
-        keys = (("box",) if periodic else ()) + ("real_atom_types",) + (LABEL_KEYS if labels else ())
+        keys = (("box",) if periodic else ()) + ("real_atom_types",) + (LABEL_KEYS + ATOM_LABEL_KEYS if labels else ())
         for key in keys:
             r = ref(key)
             if r is None:
@@ -251,7 +259,7 @@ def _hdf5_system(fh, path, gname, labels):
         coord, ds = found
         st = SetInfo(swhere, frames_in(ds.shape, ds.dtype, coord.where, frame_width("coord", types.size)))
         st.arrays["coord"] = coord
-        keys = (("box",) if periodic else ()) + ("real_atom_types",) + (LABEL_KEYS if labels else ())
+        keys = (("box",) if periodic else ()) + ("real_atom_types",) + (LABEL_KEYS + ATOM_LABEL_KEYS if labels else ())
         for key in keys:
             found = ref(key)
             if found is None:

@@ -137,7 +137,8 @@ class FrameReader:
         start, stop : int
             Frame range (``stop`` None: to the end).
         labels : sequence of str
-            Labels to read (``energy``, ``force``, ``virial``); each must be in ``info.labels()``.
+            Labels to read (``energy``, ``force``, ``virial``, ``atom_ener``, ``atom_pref``); each must
+            be in ``info.labels()`` or ``info.atom_labels()``.
         ntypes : int, optional
             Per-frame types must lie in ``[0, ntypes)``; default: ``len(info.type_map)``, or
             :data:`~.checks.MAX_TYPES` without one.
@@ -168,7 +169,8 @@ class FrameReader:
                     types = self._real_types(read("real_atom_types"), st.arrays["real_atom_types"].where, ntypes)
                 values = {}
                 for key in labels:
-                    shape = {"energy": (b - a,), "force": (b - a, n, 3), "virial": (b - a, 3, 3)}[key]
+                    shape = {"energy": (b - a,), "force": (b - a, n, 3), "virial": (b - a, 3, 3), "atom_ener": (b - a, n),
+                             "atom_pref": (b - a, n)}[key]
                     values[key] = read(key).reshape(shape)
                 yield FrameBlock(offset + a, st.where, a, coords, cells, types, values)
             offset += st.nframes

@@ -1,11 +1,14 @@
-"""Detail files in ``dp test -d DETAIL``'s layout (DeePMD-kit 3.2, ``deepmd/infer/model_test/ener.py``).
+r"""Detail files in ``dp test -d DETAIL``'s layout (DeePMD-kit 3.2, ``deepmd/infer/model_test/ener.py``).
 
 ``DETAIL.e.out``, ``DETAIL.e_peratom.out``, ``DETAIL.f.out``, ``DETAIL.v.out``, ``DETAIL.v_peratom.out``
-(the suffix of ``DETAIL``, if any, is replaced, as ``pathlib.Path.with_suffix`` does): columns label
+and ``DETAIL.s.out`` (the suffix of ``DETAIL``, if any, is replaced, as ``pathlib.Path.with_suffix`` does): columns label
 then prediction, one row per frame (per atom for forces), numbers as ``numpy.savetxt`` writes them
 (``%.18e``), the systems one after another, the header line (``# SYSTEM: data_e pred_e``, ...)
 written by the first system only.  As in ``dp test``, the virial files are written for every system,
-with label columns of zeros when it has no virial labels.
+with label columns of zeros when it has no virial labels; the stress file
+(:math:`\sigma = -W / V`, eV/Å³, header ``# SYSTEM (eV/Å³): data_sxx ... pred_szz``) only for
+the periodic systems with virial labels, its header written by the first of them (and the file
+not at all when no system has stress).
 """
 
 import io
@@ -24,7 +27,10 @@ FILES = (
     (".f.out", "data_fx data_fy data_fz pred_fx pred_fy pred_fz"),
     (".v.out", VIRIAL_COLUMNS),
     (".v_peratom.out", VIRIAL_COLUMNS),
+    (".s.out", " ".join(f"{side}_s{a}{b}" for side in ("data", "pred") for a in "xyz" for b in "xyz")),
 )
+#: Files written for the systems with stress only; their header names the unit.
+STRESS_FILES = {".s.out": " (eV/Å³)"}
 
 
 def detail_paths(prefix):
@@ -34,7 +40,7 @@ def detail_paths(prefix):
 
 
 class DetailWriter:
-    """Collects the systems' rows and writes the five files at the end (each atomically).
+    """Collects the systems' rows and writes the files at the end (each atomically).
 
     Parameters
     ----------
@@ -45,12 +51,13 @@ class DetailWriter:
     def __init__(self, prefix):
         self.paths = detail_paths(prefix)
         self.texts = {suffix: io.StringIO() for suffix, _ in FILES}
-        self.first = True
+        self.started = set()
 
-    def add(self, system, pred, labels, natoms):
+    def add(self, system, pred, labels, natoms, cells=None):
         """Add one system: ``pred`` and ``labels`` as in :func:`~.metrics.system_errors`.
 
-        A missing energy or force label is written as zeros, as ``dp test`` does.
+        A missing energy or force label is written as zeros, as ``dp test`` does.  ``cells``
+        (nframes, 3, 3) of a periodic system: with a virial label, its stress rows too.
         """
         nframes = np.size(pred["energy"])
 
@@ -63,13 +70,22 @@ class DetailWriter:
                             axis=1)
         pv = np.concatenate((label("virial", 9), np.reshape(pred["virial"], (-1, 9))), axis=1)
         rows = {".e.out": pe, ".e_peratom.out": pe / natoms, ".f.out": pf, ".v.out": pv, ".v_peratom.out": pv / natoms}
+        if cells is not None and labels.get("virial") is not None:
+            volume = np.abs(np.linalg.det(np.reshape(cells, (-1, 3, 3)))).reshape(-1, 1)
+            rows[".s.out"] = np.concatenate((-label("virial", 9) / volume, -np.reshape(pred["virial"], (-1, 9)) / volume),
+                                            axis=1)
         for suffix, columns in FILES:
-            header = f"{system}: {columns}" if self.first else ""
+            if suffix not in rows:
+                continue
+            header = f"{system}{STRESS_FILES.get(suffix, '')}: {columns}" if suffix not in self.started else ""
             np.savetxt(self.texts[suffix], rows[suffix], header=header)
-        self.first = False
+            self.started.add(suffix)
 
     def write(self):
-        """Write the files; returns their paths."""
+        """Write the files (those some system has rows for); returns their paths."""
+        written = []
         for suffix, _ in FILES:
-            write_atomic(self.paths[suffix], self.texts[suffix].getvalue())
-        return list(self.paths.values())
+            if suffix in self.started:
+                write_atomic(self.paths[suffix], self.texts[suffix].getvalue())
+                written.append(self.paths[suffix])
+        return written

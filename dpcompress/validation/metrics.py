@@ -9,7 +9,19 @@ Per system (:func:`system_errors`), with :math:`N` atoms per frame and :math:`n_
 of :math:`\Delta E_f = E^\text{pred}_f - E^\text{label}_f` (weight :math:`n_f`; per atom: the same
 numbers times :math:`1/N`), of every force component :math:`\Delta F_{fic}` (weight :math:`3 N n_f`)
 and, for periodic systems with virial labels, of every virial component :math:`\Delta W_{fab}`
-(weight :math:`9 n_f`; per atom: times :math:`1/N`).  Over several systems (:func:`merge`) each
+(weight :math:`9 n_f`; per atom: times :math:`1/N`) and of the stress
+:math:`\sigma_f = -W_f / V_f` (:math:`V_f = |\det h_f|`, the cell volume; frames with
+:math:`V_f = 0` left out; weight :math:`9 n_f`; eV/Å³).  Where the system has the force weights
+``atom_pref.npy`` (:math:`p_{fi}`), also the weighted force errors
+
+.. math::
+
+    \text{MAE}_w = \frac{\sum_{fic} p_{fi} |\Delta F_{fic}|}{\sum_{fic} p_{fi}}, \qquad
+    \text{RMSE}_w = \sqrt{\frac{\sum_{fic} p_{fi} \Delta F_{fic}^2}{\sum_{fic} p_{fi}}}
+
+(weight :math:`\sum_{fic} p_{fi}`), and with ``-a`` the atomic energies' errors against
+``atom_ener.npy`` (every :math:`\Delta e_{fi}`; per system only, as ``dp test``: not averaged
+over systems).  Over several systems (:func:`merge`) each
 quantity is averaged with its weights: MAEs linearly, RMSEs in quadrature,
 
 .. math::
@@ -31,7 +43,12 @@ QUANTITIES = (
     ("force", "mae_f", "rmse_f"),
     ("virial", "mae_v", "rmse_v"),
     ("virial_per_atom", "mae_va", "rmse_va"),
+    ("stress", "mae_s", "rmse_s"),
+    ("force_weighted", "mae_fw", "rmse_fw"),
+    ("atomic_energy", "mae_ae", "rmse_ae"),
 )
+#: Reported per system, left out of the average over systems (``dp test``'s ``per_system_only``).
+PER_SYSTEM_ONLY = ("atomic_energy",)
 
 
 def _mae(diff):
@@ -47,18 +64,22 @@ def _stat(diff, scale=1.0):
     return _mae(diff) * scale, _rmse(diff) * scale, float(diff.size)
 
 
-def system_errors(pred, labels, natoms, periodic):
+def system_errors(pred, labels, natoms, periodic, cells=None):
     """Errors of one system: ``{quantity: (mae, rmse, weight)}`` for the quantities it has labels of.
 
     Parameters
     ----------
     pred : dict
-        ``energy`` (nframes,), ``force`` (nframes, natoms, 3), ``virial`` (nframes, 9): the model's.
+        ``energy`` (nframes,), ``force`` (nframes, natoms, 3), ``virial`` (nframes, 9): the model's;
+        ``atom_energy`` (nframes, natoms) with ``-a``.
     labels : dict
-        The same keys, each present only when the system has that label.
+        ``energy``, ``force``, ``virial`` and the per-atom ``atom_pref`` (force weights) and
+        ``atom_ener`` (nframes, natoms), each present only when the system has that label.
     natoms : int
     periodic : bool
         Virial errors only for periodic systems (``dp test``'s rule).
+    cells : ndarray, shape (nframes, 3, 3), optional
+        The frames' cells: with them, also the stress errors (periodic systems with virial labels).
     """
     out = {}
     if labels.get("energy") is not None:
@@ -67,33 +88,70 @@ def system_errors(pred, labels, natoms, periodic):
         out["energy_per_atom"] = _stat(d, 1.0 / natoms)
     if labels.get("force") is not None:
         out["force"] = _stat(np.reshape(pred["force"], -1) - np.reshape(labels["force"], -1))
+        if labels.get("atom_pref") is not None:
+            out["force_weighted"] = _weighted_stat(np.reshape(pred["force"], -1) - np.reshape(labels["force"], -1),
+                                                   np.repeat(np.reshape(labels["atom_pref"], -1), 3))
     if periodic and labels.get("virial") is not None:
         d = np.reshape(pred["virial"], (-1, 9)) - np.reshape(labels["virial"], (-1, 9))
         out["virial"] = _stat(d)
         out["virial_per_atom"] = _stat(d, 1.0 / natoms)
+        if cells is not None:
+            stress = stress_errors(pred["virial"], labels["virial"], cells)
+            if stress is not None:
+                out["stress"] = stress
+    if pred.get("atom_energy") is not None and labels.get("atom_ener") is not None:
+        out["atomic_energy"] = _stat(np.reshape(pred["atom_energy"], -1) - np.reshape(labels["atom_ener"], -1))
     return out
 
 
-def merge(errors):
+def _weighted_stat(diff, weight):
+    """(MAE, RMSE, weight) of ``diff`` weighted by ``weight`` (zeros when the weights sum to 0, as DeePMD-kit)."""
+    total = float(np.sum(weight))
+    if total <= 0.0:
+        return 0.0, 0.0, total
+    return (float(np.sum(np.abs(diff) * weight) / total), float(np.sqrt(np.sum(diff * diff * weight) / total)), total)
+
+
+def stress_errors(pred_virial, label_virial, cells):
+    r"""(MAE, RMSE, weight) of the stress :math:`\sigma = -W / V` over the frames with :math:`V > 0`.
+
+    Each side is scaled by :math:`-1/V` before the difference is taken, as DeePMD-kit does (the
+    same operations, so the same bits).  None when no frame has a volume.
+    """
+    volume = np.abs(np.linalg.det(np.reshape(cells, (-1, 3, 3))))
+    keep = volume > 0.0
+    if not np.any(keep):
+        return None
+    scale = -1.0 / volume[keep, None]
+    d = np.reshape(pred_virial, (-1, 9))[keep] * scale - np.reshape(label_virial, (-1, 9))[keep] * scale
+    return _stat(d)
+
+
+def merge(errors, per_system=False):
     """Weighted average of several systems' :func:`system_errors` (``dp test``'s weighting).
 
-    Each quantity is averaged over the systems that have it; returns the same layout.
+    Each quantity is averaged over the systems that have it; returns the same layout.  The
+    quantities of :data:`PER_SYSTEM_ONLY` are left out, unless ``per_system`` (merging the chunks
+    of one system).
     """
     mae_sum, sq_sum, weight = {}, {}, {}
     for err in errors:
         for name, (mae, rmse, w) in err.items():
+            if name in PER_SYSTEM_ONLY and not per_system:
+                continue
             mae_sum[name] = mae_sum.get(name, 0.0) + mae * w
             sq_sum[name] = sq_sum.get(name, 0.0) + rmse * rmse * w
             weight[name] = weight.get(name, 0.0) + w
+    # a total weight of 0 (force weights all 0): DeePMD-kit's merge gives 0 (numpy: nan, with a warning)
     return {name: (mae_sum[name] / weight[name], float(np.sqrt(sq_sum[name] / weight[name])), weight[name])
-            for name in weight}
+            if weight[name] > 0 else (0.0, 0.0, 0.0) for name in weight}
 
 
 def as_metrics(errors, nframes):
     """The JSON form: ``nframes``, ``energy_mae``, ``energy_rmse``, ``energy_mae_per_atom``, ...
 
-    Keys: ``{q}_mae`` and ``{q}_rmse`` for q in energy, force, virial, and ``{q}_mae_per_atom``,
-    ``{q}_rmse_per_atom`` for energy and virial; only the quantities ``errors`` holds.  eV, eV/Å.
+    Keys: ``{q}_mae`` and ``{q}_rmse`` for q in energy, force, virial, stress, and ``{q}_mae_per_atom``,
+    ``{q}_rmse_per_atom`` for energy and virial; only the quantities ``errors`` holds.  eV, eV/Å, eV/Å³.
     """
     out = {"nframes": int(nframes)}
     for name, _, _ in QUANTITIES:
@@ -113,8 +171,11 @@ REPORT_LINES = (
     ("energy", "Energy MAE         : {mae:e} eV", "Energy RMSE        : {rmse:e} eV"),
     ("energy_per_atom", "Energy MAE/Natoms  : {mae:e} eV", "Energy RMSE/Natoms : {rmse:e} eV"),
     ("force", "Force  MAE         : {mae:e} eV/Å", "Force  RMSE        : {rmse:e} eV/Å"),
+    ("force_weighted", "Force weighted MAE : {mae:e} eV/Å", "Force weighted RMSE: {rmse:e} eV/Å"),
     ("virial", "Virial MAE         : {mae:e} eV", "Virial RMSE        : {rmse:e} eV"),
     ("virial_per_atom", "Virial MAE/Natoms  : {mae:e} eV", "Virial RMSE/Natoms : {rmse:e} eV"),
+    ("stress", "Stress MAE         : {mae:e} eV/Å³", "Stress RMSE        : {rmse:e} eV/Å³"),
+    ("atomic_energy", "Atomic ener MAE    : {mae:e} eV", "Atomic ener RMSE   : {rmse:e} eV"),
 )
 
 

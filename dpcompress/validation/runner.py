@@ -1,9 +1,11 @@
 """Evaluate a model on labelled systems, in batches, over MPI ranks: what ``dpcompress test`` runs.
 
-Per system, the first ``numb_test`` frames (all with 0) are split into contiguous ranges, one per
+Per system, the frames tested (:func:`frames_to_test`: the first ``numb_test`` ones, all with 0, or
+with ``shuffle`` the first ``numb_test`` of a random permutation drawn as ``dp test
+--shuffle-test`` draws it) are split into contiguous ranges of their sorted indices, one per
 rank; each rank reads only its frames (:class:`~dpcompress.data.FrameReader`), evaluates them in
 batches of about :data:`BATCH_ATOMS` atoms (one :meth:`dpcompress.Potential.eval` call each) and
-rank 0 gathers the predictions in frame order.  Every frame's prediction is the single-frame one bit
+rank 0 gathers the predictions and puts them in the tested order.  Every frame's prediction is the single-frame one bit
 for bit (tests/test_batching.py), so the report does not depend on the number of ranks or the batch
 size.  Errors are gathered with the results: when any rank fails, every rank raises the first
 failing rank's error, and no rank waits for the others forever.
@@ -33,7 +35,9 @@ class SystemResult:
     """One system's predictions, labels and errors (rank 0).
 
     ``pred``, ``labels`` and ``original``: ``energy`` (nframes,), ``force`` (nframes, natoms, 3),
-    ``virial`` (nframes, 9); labels only those the system has, ``original`` only with ``against``.
+    ``virial`` (nframes, 9); labels only those the system has, ``original`` only with ``against``;
+    ``cells`` (nframes, 3, 3), None for a non-periodic system; ``frames``: the index of each tested
+    frame in the system (in the order tested).
     ``errors`` / ``original_errors``: :func:`~.metrics.system_errors` of each model; ``differences``:
     :func:`~.metrics.differences` of the model from the original.
     """
@@ -44,6 +48,8 @@ class SystemResult:
     pred: Dict[str, np.ndarray]
     labels: Dict[str, np.ndarray]
     errors: dict
+    cells: Optional[np.ndarray] = None
+    frames: Optional[np.ndarray] = None
     original: Optional[Dict[str, np.ndarray]] = None
     original_errors: Optional[dict] = None
     differences: Optional[dict] = None
@@ -94,45 +100,86 @@ def model_types(info, type_map):
     return np.array([list(type_map).index(name) for name in info.type_map], dtype=np.int64)
 
 
-def _predict(pot, coords, cells, types):
-    e, f, v = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2)
-    return {"energy": e.reshape(-1), "force": f, "virial": v}
+def _predict(pot, coords, cells, types, atomic=False):
+    out = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2, atomic=atomic)
+    pred = {"energy": out[0].reshape(-1), "force": out[1], "virial": out[2]}
+    if atomic:
+        pred["atom_energy"] = out[3].reshape(out[1].shape[0], -1)
+    return pred
 
 
-def _evaluate_range(info, lo, hi, models, reader, progress):
-    """Predictions of every model in ``models`` for frames ``lo..hi-1`` of one system."""
+def runs(frames):
+    """Split sorted frame indices into ``(lo, hi)`` ranges of consecutive frames."""
+    frames = np.asarray(frames, dtype=np.int64)
+    if frames.size == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(frames) != 1) + 1
+    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(frames, cuts)]
+
+
+def _blocks(reader, info, frames, **kw):
+    """Blocks of the sorted frames ``frames`` of system ``info``, in order."""
+    for lo, hi in runs(frames):
+        yield from reader.blocks(info, lo, hi, **kw)
+
+
+def _evaluate_frames(info, frames, models, reader, progress, atomic=False):
+    """Predictions of every model in ``models`` for the sorted frames ``frames`` of one system
+    (with ``atomic``, the atomic energies of the first model too)."""
     to_model = model_types(info, models[0].get_type_map())
     batch = max(1, BATCH_ATOMS // max(1, info.natoms))
     parts = [[] for _ in models]
-    for block in reader.blocks(info, lo, hi, chunk=batch):
+    for block in _blocks(reader, info, frames, chunk=batch):
         types = block.atom_types if to_model is None else to_model[block.atom_types]
         for k, pot in enumerate(models):
             try:
-                parts[k].append(_predict(pot, block.coords, block.cells, types))
+                parts[k].append(_predict(pot, block.coords, block.cells, types, atomic and k == 0))
             except InputError as exc:  # name the frames as the data name them
                 raise InputError(f"{block.set_where} frames {block.first_in_set}..{block.first_in_set + block.nframes - 1}"
                                  f" ({info.name}): {exc}") from None
         progress.advance(block.nframes)
-    return [_join(p, info.natoms) for p in parts]
+    return [_join(p, info.natoms, atomic and k == 0) for k, p in enumerate(parts)]
 
 
-def _join(parts, natoms):
+def _join(parts, natoms, atomic=False):
+    keys = ("energy", "force", "virial") + (("atom_energy",) if atomic else ())
     if not parts:
-        return {"energy": np.zeros(0), "force": np.zeros((0, natoms, 3)), "virial": np.zeros((0, 9))}
-    return {key: np.concatenate([p[key] for p in parts]) for key in ("energy", "force", "virial")}
+        empty = {"energy": np.zeros(0), "force": np.zeros((0, natoms, 3)), "virial": np.zeros((0, 9)),
+                 "atom_energy": np.zeros((0, natoms))}
+        return {key: empty[key] for key in keys}
+    return {key: np.concatenate([p[key] for p in parts]) for key in keys}
 
 
-def _labels(info, n, reader):
-    keys = info.labels()
-    blocks = list(reader.blocks(info, 0, n, labels=keys, chunk=max(n, 1)))
+def _labels(info, frames, reader):
+    """The labels (per frame and per atom) and cells (None when non-periodic) of the sorted frames ``frames``."""
+    keys = info.labels() + info.atom_labels()
+    n = len(frames)
+    blocks = list(_blocks(reader, info, frames, labels=keys, chunk=max(n, 1)))
     out = {}
     for key in keys:
         value = np.concatenate([b.labels[key] for b in blocks])
         out[key] = value.reshape(n, 9) if key == "virial" else value
-    return out
+    cells = np.concatenate([b.cells for b in blocks]).reshape(n, 3, 3) if info.periodic and n else None
+    return out, cells
 
 
-def _chunked_errors(pred, labels, natoms, periodic):
+def frames_to_test(nframes, numb_test, rng=None):
+    """The frames of a system that are tested, in the order tested.
+
+    Without ``rng``: the first ``numb_test`` (0: all).  With ``rng`` (a
+    :class:`numpy.random.RandomState`): the first ``numb_test`` of a permutation of every frame
+    drawn by ``rng.shuffle``, as DeePMD-kit's ``dp test --shuffle-test`` draws it (its generator,
+    seeded with ``--rand-seed`` modulo 2**32, shuffles each system's frames in turn), so the same
+    seed tests the same frames in the same order.
+    """
+    n = nframes if numb_test == 0 else min(nframes, int(numb_test))
+    order = np.arange(nframes, dtype=np.int64)
+    if rng is not None:
+        rng.shuffle(order)
+    return order[:n]
+
+
+def _chunked_errors(pred, labels, natoms, periodic, cells=None):
     """``dp test``'s per-system errors: chunks of :data:`CHUNK_ATOMS` atoms, merged with weights."""
     n = np.size(pred["energy"])
     step = max(1, CHUNK_ATOMS // max(1, natoms))
@@ -140,8 +187,9 @@ def _chunked_errors(pred, labels, natoms, periodic):
     for a in range(0, n, step):
         sl = slice(a, min(a + step, n))
         chunks.append(system_errors({k: v[sl] for k, v in pred.items()},
-                                    {k: v[sl] for k, v in labels.items()}, natoms, periodic))
-    return merge(chunks)
+                                    {k: v[sl] for k, v in labels.items()}, natoms, periodic,
+                                    None if cells is None else cells[sl]))
+    return merge(chunks, per_system=True)
 
 
 def _collective(comm, fn):
@@ -167,7 +215,8 @@ def _collective(comm, fn):
     return [o for o, _ in gathered] if comm.rank == 0 else None
 
 
-def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=None, progress=True):
+def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=None, progress=True,
+             shuffle=False, seed=None, fmt=None, atomic=False):
     """Evaluate ``model`` (and ``against``) on the labelled ``systems``; rank 0 gets the result.
 
     Parameters
@@ -176,9 +225,20 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
         Model files (``.dpc``, ``.dp``/``.yaml``, ``nep.txt``); ``against`` is the original model
         the compressed one is compared with, or None.
     systems : list of str
-        Folders (searched for ``deepmd/npy`` systems) and ``deepmd/hdf5`` files.
+        Folders (searched for ``deepmd/npy`` systems), ``deepmd/hdf5`` files, and files of the
+        other formats :func:`~dpcompress.data.discover_systems` reads.
     numb_test : int
         Frames per system (the first ones); 0: all (``dp test -n``).
+    shuffle : bool
+        Test the first ``numb_test`` frames of a random permutation of each system's frames
+        (:func:`frames_to_test`; ``dp test --shuffle-test``).
+    seed : int or None
+        Seed of the permutations (``dp test -r``); None: drawn afresh (by rank 0).
+    fmt : str or None
+        Data format of every path (``--format``); None: told from the names.
+    atomic : bool
+        Also the atomic energies' errors against the ``atom_ener.npy`` labels (``dp test -a``);
+        every system must have them.
     n_threads : int or None
         Kernel threads per rank (None: the node's cores divided among its ranks).
     comm : mpi4py communicator or None
@@ -207,7 +267,11 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
         n_threads = threads_per_rank(comm)
 
     def setup():
-        found = discover_systems(systems, labels=True)
+        found = discover_systems(systems, labels=True, fmt=fmt)
+        missing = [info.name for info in found if atomic and "atom_ener" not in info.atom_labels()]
+        if missing:
+            raise DataFormatError(f"{missing[0]}: -a/--atomic needs the atomic energy labels atom_ener.npy in every set "
+                                  f"(shape (nframes, natoms), eV)")
         pots = [Potential(model, n_threads=n_threads)] + ([Potential(against, n_threads=n_threads)] if against else [])
         return found, pots
 
@@ -218,17 +282,26 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
     except DPCompressError as exc:
         error = exc
     _collective(comm, lambda: _raise(error))
-    counts = [info.nframes if numb_test == 0 else min(info.nframes, int(numb_test)) for info in found]
-    ranges = [(n * comm.rank // comm.size, n * (comm.rank + 1) // comm.size) for n in counts]
-    bar = FrameProgress(sum(hi - lo for lo, hi in ranges), progress and comm.rank == 0,
+    rng = None
+    if shuffle:
+        if seed is None:  # one permutation for every rank: rank 0 draws the seed
+            seed = comm.bcast(int(np.random.SeedSequence().generate_state(1)[0]) if comm.rank == 0 else None, root=0)
+        rng = np.random.RandomState(int(seed) % 2**32)
+    tested = [frames_to_test(info.nframes, numb_test, rng) for info in found]
+    mine = []
+    for frames in tested:
+        ordered = np.sort(frames)
+        n = ordered.size
+        mine.append(ordered[n * comm.rank // comm.size: n * (comm.rank + 1) // comm.size])
+    bar = FrameProgress(sum(m.size for m in mine), progress and comm.rank == 0,
                         "test" if comm.size == 1 else f"test (rank 0 of {comm.size})")
     result = TestResult(str(model), against=None if against is None else str(against))
     with FrameReader() as reader:
         try:
-            for info, n, (lo, hi) in zip(found, counts, ranges):
-                parts = _collective(comm, lambda: _evaluate_range(info, lo, hi, pots, reader, bar))
+            for info, frames, own in zip(found, tested, mine):
+                parts = _collective(comm, lambda: _evaluate_frames(info, own, pots, reader, bar, atomic))
                 if comm.rank == 0:
-                    result.systems.append(_system_result(info, n, parts, reader))
+                    result.systems.append(_system_result(info, frames, parts, reader))
         finally:
             bar.close()
     for pot in pots:
@@ -241,14 +314,22 @@ def _raise(error):
         raise error
 
 
-def _system_result(info, n, parts, reader):
-    """Rank 0: join the ranks' predictions, read the labels, form the errors."""
-    preds = [_join([p[k] for p in parts if np.size(p[k]["energy"])], info.natoms) for k in range(len(parts[0]))]
-    labels = _labels(info, n, reader)
+def _system_result(info, frames, parts, reader):
+    """Rank 0: join the ranks' predictions, read the labels, put both in the tested order, form the errors."""
+    preds = [_join([p[k] for p in parts if np.size(p[k]["energy"])], info.natoms, "atom_energy" in parts[0][k])
+             for k in range(len(parts[0]))]
+    labels, cells = _labels(info, np.sort(frames), reader)
+    # predictions and labels are in sorted frame order; the tested order is ``frames``
+    back = np.argsort(np.argsort(frames, kind="stable"), kind="stable")
+    if not np.array_equal(back, np.arange(back.size)):
+        preds = [{k: v[back] for k, v in p.items()} for p in preds]
+        labels = {k: v[back] for k, v in labels.items()}
+        cells = None if cells is None else cells[back]
     res = SystemResult(system_label(info), info.natoms, info.periodic, preds[0], labels,
-                       _chunked_errors(preds[0], labels, info.natoms, info.periodic))
+                       _chunked_errors(preds[0], labels, info.natoms, info.periodic, cells), cells=cells,
+                       frames=np.asarray(frames))
     if len(preds) > 1:
         res.original = preds[1]
-        res.original_errors = _chunked_errors(preds[1], labels, info.natoms, info.periodic)
+        res.original_errors = _chunked_errors(preds[1], labels, info.natoms, info.periodic, cells)
         res.differences = differences(preds[0], preds[1], info.natoms, info.periodic)
     return res

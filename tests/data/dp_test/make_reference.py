@@ -19,6 +19,10 @@ Run from the repository root with DeePMD-kit 3.2's Python (torch, CPU)::
    and for ``-n 2``; also the numbers ``dp --pt test`` prints (7 digits; checked against the
    former here).
 3. ``detail.*``: the detail files of ``dp --pt test -s systems -d detail`` (``.f.out``: its first lines).
+4. ``systems.txt`` (the two systems, the non-periodic one first) and what ``dp --pt test -f systems.txt
+   --shuffle-test -r 7 -n 2 -d shuffled`` gives: ``reference.json["shuffled_r7_n2"]`` (its errors by
+   the code it runs, seeded the same way) and the detail files ``shuffled.*`` (the label columns
+   tell which frames it drew, in which order; ``shuffled.f.out``: its first lines).
 """
 
 import argparse
@@ -58,31 +62,56 @@ def make_systems(water):
 
     frames = slice(0, 3)
     rng = np.random.default_rng(0)
+    virial = rng.normal(size=(3, 9)).astype(np.float32)
+    # synthetic per-atom labels: atomic energies near E/N, force weights in [0.5, 2)
+    atom_ener = (load["energy"][frames, None] / 192 + 0.05 * rng.normal(size=(3, 192))).astype(np.float32)
+    atom_pref = rng.uniform(0.5, 2.0, size=(3, 192)).astype(np.float32)
     write("water_pbc", {"coord": load["coord"][frames], "box": load["box"][frames], "energy": load["energy"][frames],
-                        "force": load["force"][frames],
-                        "virial": rng.normal(size=(3, 9)).astype(np.float32)}, types, True)
+                        "force": load["force"][frames], "virial": virial, "atom_ener": atom_ener,
+                        "atom_pref": atom_pref}, types, True)
     atoms = np.r_[0:12, 64:88]
     frames = slice(3, 5)
     coord = load["coord"][frames].reshape(2, -1, 3)[:, atoms].reshape(2, -1)
     force = load["force"][frames].reshape(2, -1, 3)[:, atoms].reshape(2, -1)
     energy = (load["energy"][frames] * np.float32(36 / 192)).astype(np.float32)
-    write("cluster_nopbc", {"coord": coord, "energy": energy, "force": force}, types[atoms], False)
+    atom_ener = (energy[:, None] / 36 + 0.05 * rng.normal(size=(2, 36))).astype(np.float32)
+    write("cluster_nopbc", {"coord": coord, "energy": energy, "force": force, "atom_ener": atom_ener}, types[atoms],
+          False)
 
 
-def deepmd_errors(pth, numb_test, root=SYSTEMS):
+DATAFILE = os.path.join(HERE, "systems.txt")
+SEED = 7
+
+
+def deepmd_errors(pth, numb_test, root=SYSTEMS, names=None, seed=None, atomic=False):
+    """DeePMD-kit's errors, per system (``names`` in that order; default sorted) and weighted;
+    with ``seed``, shuffled as ``dp test --shuffle-test -r seed`` does (seeded before the model loads);
+    with ``atomic`` (``-a``), each system's errors as ``tester.run`` forms them before it drops the
+    per-system-only ones (the atomic energy's ``mae_ae``, ``rmse_ae``, which it prints)."""
     from deepmd.infer.deep_eval import DeepEval
-    from deepmd.infer.model_test import build_tester
+    from deepmd.infer.model_test import ChunkContext, build_tester, test_chunk_atoms
+    from deepmd.utils import random as dp_random
     from deepmd.utils.data import DeepmdData
     from deepmd.utils.weight_avg import merge_weighted_errors
 
+    if seed is not None:
+        dp_random.seed(seed % (2**32))
     dp = DeepEval(pth)
-    tester = build_tester(dp, atomic=False)
+    tester = build_tester(dp, atomic=atomic)
     out, errs = {"systems": {}}, []
-    for name in sorted(os.listdir(root)):
+    for name in names or sorted(os.listdir(root)):
         path = os.path.join(root, name)
-        data = DeepmdData(path, set_prefix="set", shuffle_test=False, type_map=dp.get_type_map(), sort_atoms=False)
-        err = tester.run(data, path, numb_test, None)
-        errs.append(err)
+        data = DeepmdData(path, set_prefix="set", shuffle_test=seed is not None, type_map=dp.get_type_map(),
+                          sort_atoms=False)
+        if atomic:  # ModelTester.run's steps, keeping every key
+            tester.add_data_requirements(data)
+            chunks = [tester.evaluate_chunk(data, chunk, ChunkContext(path, None, False, 0))
+                      for chunk in data.iter_test(chunk_atoms=test_chunk_atoms(), numb_test=numb_test)]
+            err = merge_weighted_errors(chunks)
+            errs.append({k: v for k, v in err.items() if k not in tester.per_system_only})
+        else:
+            err = tester.run(data, path, numb_test, None)
+            errs.append(err)
         out["systems"][name] = {k: list(v) for k, v in err.items()}
     out["weighted"] = {k: list(v) for k, v in merge_weighted_errors(errs).items()}
     return out
@@ -130,14 +159,22 @@ def main():
         ref["printed_weighted"] = {labels[m.group(1).strip()]: float(m.group(2)) for m in
                                    re.finditer(r"INFO\s+(\w[\w /]*?)\s*: ([-+0-9.e]+) eV", weighted_block)
                                    if m.group(1).strip() in labels}
-        for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out"):
-            shutil.copy(os.path.join(tmp, "detail" + suffix), os.path.join(HERE, "detail" + suffix))
-        with open(os.path.join(tmp, "detail.f.out")) as fh:
-            head = [next(fh) for _ in range(4)]
-        with open(os.path.join(HERE, "detail.f.out.head"), "w") as fh:
-            fh.writelines(head)
-        ref["dp_test_log"] = [line.split("DEEPMD INFO", 1)[1].strip() for line in log.splitlines()
-                              if "DEEPMD INFO" in line and re.search(r"MAE|RMSE|testing system|number of", line)]
+        _keep_details(tmp, "detail")
+        # -f: a list of systems, the non-periodic one first; shuffled with a seed
+        names = ["cluster_nopbc", "water_pbc"]
+        with open(DATAFILE, "w") as fh:
+            fh.write("".join(os.path.relpath(os.path.join(SYSTEMS, n), REPO) + "\n" for n in names))
+        subprocess.run([dp_bin, "--pt", "test", "-m", pth, "-f", os.path.relpath(DATAFILE, REPO), "--shuffle-test",
+                        "-r", str(SEED), "-n", "2", "-d", os.path.join(tmp, "shuffled")], check=True, capture_output=True,
+                       cwd=REPO)
+        _keep_details(tmp, "shuffled")
+        ref["shuffled_r7_n2"] = deepmd_errors(pth, 2, names=names, seed=SEED)
+        # -a: the atomic energies against atom_ener.npy; what dp test prints, and at full precision
+        run = subprocess.run([dp_bin, "--pt", "test", "-m", pth, "-s", os.path.relpath(SYSTEMS, REPO), "-a"],
+                             check=True, capture_output=True, text=True, cwd=REPO)
+        ref["atomic"] = deepmd_errors(pth, float("inf"), atomic=True)
+        ref["dp_test_atomic_log"] = _log_lines(run.stdout + run.stderr)
+        ref["dp_test_log"] = _log_lines(log)
     # the printed numbers (7 digits) agree with the full-precision ones
     assert len(ref["printed_weighted"]) == 10
     for key, value in ref["printed_weighted"].items():
@@ -146,6 +183,22 @@ def main():
     with open(os.path.join(HERE, "reference.json"), "w") as fh:
         json.dump(ref, fh, indent=1)
         fh.write("\n")
+
+
+def _log_lines(log):
+    """The report lines of dp test's log (systems, frame counts, errors)."""
+    return [line.split("DEEPMD INFO", 1)[1].strip() for line in log.splitlines()
+            if "DEEPMD INFO" in line and re.search(r"MAE|RMSE|testing system|number of", line)]
+
+
+def _keep_details(tmp, prefix):
+    """Copy dp test's detail files ``prefix.*`` here (``.f.out``: its first four lines, as ``.f.out.head``)."""
+    for suffix in (".e.out", ".e_peratom.out", ".v.out", ".v_peratom.out", ".s.out"):
+        shutil.copy(os.path.join(tmp, prefix + suffix), os.path.join(HERE, prefix + suffix))
+    with open(os.path.join(tmp, prefix + ".f.out")) as fh:
+        head = [next(fh) for _ in range(4)]
+    with open(os.path.join(HERE, prefix + ".f.out.head"), "w") as fh:
+        fh.writelines(head)
 
 
 def _version():

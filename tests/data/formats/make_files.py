@@ -105,6 +105,120 @@ def write_outcar(path, frames):
         fh.write("\n".join(out) + "\n")
 
 
+#: Cells of the small frames (rows: cell vectors, Å): triclinic, so no component of the stress is trivial.
+SMALL_CELLS = np.array([[[7.5, 0.0, 0.0], [0.4, 7.8, 0.0], [-0.3, 0.2, 8.1]],
+                        [[7.6, 0.0, 0.0], [0.3, 7.7, 0.0], [-0.2, 0.3, 8.0]],
+                        [[7.7, 0.0, 0.0], [0.2, 7.9, 0.0], [-0.1, 0.1, 8.2]]])
+
+
+def small_frames():
+    """Three frames of two water molecules in the cells :data:`SMALL_CELLS`.
+
+    From frames 0-2 of the fixture: O atom 0 and the O nearest to it (minimum image), each with
+    its two nearest H, unwrapped around the first O and shifted to the cell's centre.  Returns
+    ``symbols`` (O O H H H H, VASP's species order), ``frac`` (3, 6, 3) fractional coordinates
+    and ``cells`` (3, 3, 3); the Cartesian positions are ``frac @ cell``.
+    """
+    f = np.load(os.path.join(TINY, "test_frames.npz"))
+    atype = f["atype"]
+    frac, cells = [], []
+    for k in range(3):
+        box = f["box"][k].astype(np.float64)
+        xyz = f["coord"][k].astype(np.float64)
+        inv = np.linalg.inv(box)
+
+        def image(d):
+            s = d @ inv
+            return (s - np.round(s)) @ box
+
+        oxy = np.flatnonzero(atype == 0)
+        hyd = np.flatnonzero(atype == 1)
+        d_o = np.linalg.norm(image(xyz[oxy] - xyz[oxy[0]]), axis=1)
+        d_o[0] = np.inf
+        pair = [oxy[0], oxy[int(np.argmin(d_o))]]
+        pos = [image(xyz[o] - xyz[pair[0]]) for o in pair]
+        for o, po in zip(pair, list(pos)):
+            d_h = image(xyz[hyd] - xyz[o])
+            near = np.argsort(np.linalg.norm(d_h, axis=1))[:2]
+            pos += [po + d_h[j] for j in near]
+        pos = np.array(pos)
+        pos += SMALL_CELLS[k].sum(axis=0) / 2 - pos.mean(axis=0)
+        frac.append(pos @ np.linalg.inv(SMALL_CELLS[k]))
+        cells.append(SMALL_CELLS[k])
+    return ("O", "O", "H", "H", "H", "H"), np.array(frac), np.array(cells)
+
+
+def deepmd_labels(symbols, coords, cells):
+    """DeePMD-kit's energy (n,), forces (n, natoms, 3) and virial (n, 3, 3) of the tiny model."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from deepmd.infer import DeepPot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pth = os.path.join(tmp, "frozen.pth")
+        subprocess.run([os.path.join(os.path.dirname(sys.executable), "dp"), "convert-backend",
+                        os.path.join(TINY, "frozen.dp"), pth], check=True, capture_output=True)
+        dp = DeepPot(pth)
+        types = [dp.get_type_map().index(s) for s in symbols]
+        n = len(coords)
+        e, f, v = dp.eval(coords.reshape(n, -1), cells.reshape(n, 9), types)[:3]
+    return e.reshape(n), f.reshape(n, -1, 3), v.reshape(n, 3, 3)
+
+
+def write_vasprun(path):
+    symbols, frac, cells = small_frames()
+    coords = np.einsum("fai,fij->faj", frac, cells)
+    energy, force, virial = deepmd_labels(symbols, coords, cells)
+    species = list(dict.fromkeys(symbols))
+
+    def varray(name, rows, indent="   "):
+        out = [f'{indent}<varray name="{name}" >']
+        out += [f"{indent} <v>" + " ".join(f"{float(x)!r:>24}" for x in r) + " </v>" for r in rows]
+        return out + [f"{indent}</varray>"]
+
+    def structure(k, name=None):
+        head = f' <structure name="{name}" >' if name else "  <structure>"
+        return [head, "   <crystal>"] + varray("basis", cells[k], "    ") + ["   </crystal>"] + varray("positions", frac[k]) + [
+            "  </structure>" if not name else " </structure>"]
+
+    out = ['<?xml version="1.0" encoding="ISO-8859-1"?>', "<modeling>",
+           " <!-- synthetic vasprun.xml for dpcompress tests (tests/data/formats/make_files.py) -->",
+           ' <generator>', '  <i name="program" type="string">vasp </i>', '  <i name="version" type="string">6.3.2  </i>',
+           " </generator>",
+           " <kpoints>", '  <generation param="Gamma">', '   <v type="int" name="divisions">       1        1        1 </v>',
+           "  </generation>", '  <varray name="kpointlist" >', "   <v>       0.00000000       0.00000000       0.00000000 </v>",
+           "  </varray>", '  <varray name="weights" >', "   <v>       1.00000000 </v>", "  </varray>", " </kpoints>",
+           " <parameters>", '  <separator name="electronic" >', '   <separator name="electronic convergence" >',
+           '    <i type="int" name="NELM">    60</i>', "   </separator>", "  </separator>", " </parameters>",
+           " <atominfo>", f"  <atoms>{len(symbols):8d} </atoms>", f"  <types>{len(species):8d} </types>",
+           '  <array name="atoms" >', '   <dimension dim="1">ion</dimension>', '   <field type="string">element</field>',
+           '   <field type="int">atomtype</field>', "   <set>"]
+    out += [f"    <rc><c>{s:2s}</c><c>{species.index(s) + 1:4d}</c></rc>" for s in symbols]
+    out += ["   </set>", "  </array>", " </atominfo>"]
+    out += structure(0, "initialpos")
+    for k in range(len(frac)):
+        vol = abs(np.linalg.det(cells[k]))
+        stress = 0.5 * (virial[k] + virial[k].T) / vol * KB_PER_EV_A3
+        e = f"{float(energy[k])!r}"
+        out += [" <calculation>", "  <scstep>", "   <energy>", f'    <i name="e_fr_energy">{e:>20} </i>',
+                f'    <i name="e_wo_entrp">{e:>20} </i>', f'    <i name="e_0_energy">{e:>20} </i>', "   </energy>",
+                "  </scstep>"]
+        out += structure(k)
+        out += varray("forces", force[k], "  ") + varray("stress", stress, "  ")
+        out += ["  <energy>", f'   <i name="e_fr_energy">{e:>20} </i>', f'   <i name="e_wo_entrp">{e:>20} </i>',
+                f'   <i name="e_0_energy">{e:>20} </i>', "  </energy>", " </calculation>"]
+    out += ["</modeling>"]
+    with open(path, "w") as fh:
+        fh.write("\n".join(out) + "\n")
+
+
 if __name__ == "__main__":
-    write_extxyz(os.path.join(HERE, "water.extxyz"), [0, 1])
-    write_outcar(os.path.join(HERE, "OUTCAR"), [2, 3])
+    import sys
+
+    if "--vasprun" in sys.argv[1:]:  # needs DeePMD-kit (its labels)
+        write_vasprun(os.path.join(HERE, "vasprun.xml"))
+    else:
+        write_extxyz(os.path.join(HERE, "water.extxyz"), [0, 1])
+        write_outcar(os.path.join(HERE, "OUTCAR"), [2, 3])
