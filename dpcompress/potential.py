@@ -32,6 +32,7 @@ from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from .descriptors import parts
 from .evaluators.decomposed import DecomposedEvaluator
 from .evaluators.exact import ExactEvaluator
+from .evaluators.frame_params import frame_parameters, with_parameters
 from .evaluators.gpu import GpuEvaluator, check_device
 from .evaluators.runtime import RuntimeEvaluator
 from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
@@ -262,11 +263,24 @@ class Potential:
         sel = self.model.descriptor.sel
         return [list(x) for x in sel] if sel and isinstance(sel[0], tuple) else list(sel)
 
+    def _fitting(self):
+        """The fitting of a model evaluated exactly (the only kind that can take frame/atomic parameters)."""
+        return self.evaluator.model.fitting if isinstance(self.evaluator, ExactEvaluator) else None
+
     def get_dim_fparam(self) -> int:
-        return 0
+        """Frame parameters per frame the model takes (``numb_fparam``)."""
+        fit = self._fitting()
+        return 0 if fit is None else int(fit.numb_fparam)
 
     def get_dim_aparam(self) -> int:
-        return 0
+        """Atomic parameters per atom the model takes (``numb_aparam``)."""
+        fit = self._fitting()
+        return 0 if fit is None else int(fit.numb_aparam)
+
+    def has_default_fparam(self) -> bool:
+        """Whether the model stores ``default_fparam`` (then ``fparam`` may be omitted)."""
+        fit = self._fitting()
+        return fit is not None and fit.default_fparam is not None
 
     def get_sel_type(self) -> List[int]:
         """Atom types a tensor model predicts for: ``[]``, as DeePMD-kit gives for energy models."""
@@ -314,8 +328,14 @@ class Potential:
             ``mixed_type=True``, shape (nframes, natoms).
         atomic : bool
             Also return per-atom energies and virials.
-        fparam, aparam : None
-            Not supported by the models dpcompress reads; must be None.
+        fparam : array_like or None
+            Frame parameters of a model with ``numb_fparam`` = nf > 0: shape (nframes, nf), or (nf,) for
+            every frame; None takes the model's ``default_fparam`` (an :class:`InputError` when it has
+            none).  Must be None for a model without frame parameters.
+        aparam : array_like or None
+            Atomic parameters of a model with ``numb_aparam`` = na > 0: shape (nframes, natoms, na),
+            (natoms, na) for every frame, or (na,) for every atom (DeePMD-kit's ``DeepPot`` rules,
+            :mod:`dpcompress.evaluators.frame_params`).  Required by such a model; must be None otherwise.
         pbc : None, bool or sequence of 3 bool, keyword-only
             Periodicity along the cell vectors a, b, c (dpcompress's extension; DeePMD-kit's
             ``DeepPot`` has no such argument).  ``None`` (default): DeePMD-kit's contract, periodic
@@ -356,8 +376,6 @@ class Potential:
         beyond :data:`dpcompress.core.inputs.FAR_COORDINATE` warn
         (:class:`~dpcompress.core.warnings.CoordinatePrecisionWarning`).
         """
-        if fparam is not None or aparam is not None:
-            raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
         _check_unsupported(kwargs)
         types = as_atom_types(atom_types, self.get_type_map())
         if types.ndim == 2 and not mixed_type:
@@ -372,6 +390,8 @@ class Potential:
         nframes = int(xyz.shape[0])
         if types.ndim == 2 and types.shape[0] != nframes:
             raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
+        fparam, aparam = frame_parameters(fparam, aparam, nframes, natoms, self.get_dim_fparam(),
+                                          self.get_dim_aparam(), self.has_default_fparam())
         periodic = as_pbc(pbc, cells)
         box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes,
                        periodic)
@@ -382,7 +402,8 @@ class Potential:
         if not isinstance(self.evaluator, GpuEvaluator):
             warn_far_coordinates(xyz)
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
-        results = _evaluate_frames(self.evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
+        results = _evaluate_frames(with_parameters(self.evaluator, fparam, aparam), xyz, box, types, n_threads, periodic,
+                                   self.get_rcut(), self._host)
         for f, r in enumerate(results):
             _check_finite(r, f)
             self._after_frame(r, f)

@@ -20,7 +20,7 @@ import numpy as np
 from .._ext.table_build import ACTIVATION_CODES, RESIDUAL_CODES
 from ..core.activations import canonical_name
 from ..core.env_mat import smooth_switch
-from ..core.errors import InputError, ModelFormatError
+from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
 from ..descriptors.base import INT_FIELDS, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
@@ -74,6 +74,22 @@ def _pack_fitting(fitting, ntypes):
     }
 
 
+def refuse_fitting_params(model):
+    """Raise :class:`UnsupportedModelError` for a model whose fitting takes frame/atomic parameters.
+
+    The C runtime's fitting kernel reads the descriptor only; such a model would lose the extra
+    input columns there and give wrong numbers, so it is refused until the kernel takes them
+    (the uncompressed model runs exactly in numpy: ``Potential("model.dp")``).
+    """
+    fit = model.fitting
+    if getattr(fit, "numb_fparam", 0) or getattr(fit, "numb_aparam", 0):
+        raise UnsupportedModelError(
+            f"{model.source or 'model'}: compressed models with frame/atomic parameters (numb_fparam = "
+            f"{fit.numb_fparam}, numb_aparam = {fit.numb_aparam}) are not supported yet: the compiled runtime's "
+            "fitting net takes the descriptor only; evaluate the uncompressed .dp model (exact, numpy) instead"
+        )
+
+
 def pack(model):
     """``(header, arrays)`` of a compressed DP energy model.
 
@@ -84,6 +100,7 @@ def pack(model):
     """
     if not model.is_compressed:
         raise InputError("only compressed models can be written as .dpc; run dpcompress.compress(model) first")
+    refuse_fitting_params(model)
     nt = model.ntypes
     descs = parts(model.descriptor)
     arrays = {
