@@ -36,6 +36,8 @@ from .evaluators.frame_params import frame_parameters, with_parameters
 from .evaluators.gpu import GpuEvaluator, check_device
 from .evaluators.runtime import RuntimeEvaluator
 from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
+from .modelfile.dp import params_from_header, refuse_fitting_params
+from .models.fitting_params import FittingParams, params_of
 from .models import DPModel
 from .nep import NEPModel
 from .parallel.agreement import agree
@@ -195,10 +197,21 @@ class Potential:
 
     def _evaluator(self, model, source):
         """The evaluator of this model, device and communicator."""
+        evaluator = self._evaluator_of(model, source)
+        if isinstance(evaluator, ExactEvaluator):
+            self._fit_params = params_of(evaluator.model.fitting)
+        elif isinstance(evaluator, RuntimeEvaluator):
+            evaluator.fitting_params = self._fit_params if self._fit_params.n_params else None
+        return evaluator
+
+    def _evaluator_of(self, model, source):
+        self._fit_params = FittingParams()
         if isinstance(model, (str, os.PathLike)) and is_dpc_file(model):
             container = read_dpc(model)
             self._header = container.header
             self._container = container
+            if container.header.get("kind") == "dp_energy":
+                self._fit_params = params_from_header(container.header, source)
             runtime = RuntimeEvaluator(container.buffer, source)
         else:
             if self._model is None:
@@ -214,10 +227,14 @@ class Potential:
                     raise UnsupportedModelError('device="gpu" runs compressed models: compress the model first')
                 return ExactEvaluator(m)
             self._header = {"compression": getattr(m, "compression", None) or {}}
+            if isinstance(m, DPModel):
+                self._fit_params = params_of(m.fitting)
             runtime = RuntimeEvaluator(model_bytes(m), source)
         if self.device != "cpu":
+            refuse_fitting_params(self._fit_params, 'device="gpu"', source)
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:
+            refuse_fitting_params(self._fit_params, "domain decomposition (comm=...)", source)
             return DecomposedEvaluator(runtime, self.comm)
         return runtime
 
@@ -263,24 +280,17 @@ class Potential:
         sel = self.model.descriptor.sel
         return [list(x) for x in sel] if sel and isinstance(sel[0], tuple) else list(sel)
 
-    def _fitting(self):
-        """The fitting of a model evaluated exactly (the only kind that can take frame/atomic parameters)."""
-        return self.evaluator.model.fitting if isinstance(self.evaluator, ExactEvaluator) else None
-
     def get_dim_fparam(self) -> int:
         """Frame parameters per frame the model takes (``numb_fparam``)."""
-        fit = self._fitting()
-        return 0 if fit is None else int(fit.numb_fparam)
+        return int(self._fit_params.numb_fparam)
 
     def get_dim_aparam(self) -> int:
         """Atomic parameters per atom the model takes (``numb_aparam``)."""
-        fit = self._fitting()
-        return 0 if fit is None else int(fit.numb_aparam)
+        return int(self._fit_params.numb_aparam)
 
     def has_default_fparam(self) -> bool:
         """Whether the model stores ``default_fparam`` (then ``fparam`` may be omitted)."""
-        fit = self._fitting()
-        return fit is not None and fit.default_fparam is not None
+        return self._fit_params.default_fparam is not None
 
     def get_sel_type(self) -> List[int]:
         """Atom types a tensor model predicts for: ``[]``, as DeePMD-kit gives for energy models."""
@@ -402,8 +412,8 @@ class Potential:
         if not isinstance(self.evaluator, GpuEvaluator):
             warn_far_coordinates(xyz)
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
-        results = _evaluate_frames(with_parameters(self.evaluator, fparam, aparam), xyz, box, types, n_threads, periodic,
-                                   self.get_rcut(), self._host)
+        evaluator = with_parameters(self.evaluator, fparam, aparam, bool(self._fit_params.n_params))
+        results = _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
         for f, r in enumerate(results):
             _check_finite(r, f)
             self._after_frame(r, f)

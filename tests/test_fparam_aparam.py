@@ -17,8 +17,11 @@ import pytest
 from conftest import DATA, TINY
 from dpcompress import Potential, load_model
 from dpcompress.compression import compress
-from dpcompress.core.errors import InputError, ModelFormatError, UnsupportedModelError
+from dpcompress.core.errors import DPCompressError, InputError, ModelFormatError, UnsupportedModelError
 from dpcompress.evaluators.frame_params import frame_parameters
+from dpcompress._ext import runtime
+from dpcompress.modelfile import save_model
+from dpcompress.modelfile.container import decode, encode
 from dpcompress.modelfile.dp import refuse_fitting_params
 
 FP = os.path.join(DATA, "deepmd", "se_e2_a_fparam_tiny")
@@ -158,10 +161,94 @@ def test_fitting_width_must_include_parameters(tmp_path):
         load_model(path)
 
 
-def test_compressed_path_refuses():
-    """The C runtime's fitting takes the descriptor only: refused, never wrong numbers."""
-    model = load_model(os.path.join(FP, "frozen.dp"))
-    with pytest.raises(UnsupportedModelError, match="frame/atomic parameters"):
-        compress(model)
+@pytest.fixture(scope="module")
+def compressed_files(tmp_path_factory):
+    """Both fixture models compressed with DeePMD-kit's defaults and written as .dpc (C runtime)."""
+    out = {}
+    for folder in (FP, FP_DEFAULT):
+        path = tmp_path_factory.mktemp("dpc") / "model.dpc"
+        save_model(compress(os.path.join(folder, "frozen.dp")), path)
+        out[folder] = str(path)
+    return out
+
+
+@pytest.mark.parametrize("tag", ["uncompressed", "compressed"])
+def test_runtime_equals_deepmd(frames, params, compressed_files, tag):
+    """The compressed model through the C runtime (the fitting input gets the parameters' columns)."""
+    coord, box, atype = frames
+    pot = Potential(compressed_files[FP])
+    assert (pot.get_dim_fparam(), pot.get_dim_aparam()) == (1, 1) and not pot.has_default_fparam()
+    ref = np.load(os.path.join(FP, f"ref_{tag}_pth.npz"))
+    assert_matches(pot.eval(coord, box, atype, atomic=True, fparam=params[0], aparam=params[1]), ref)
+    pot = Potential(compressed_files[FP_DEFAULT])
+    assert pot.has_default_fparam()
+    ref = np.load(os.path.join(FP_DEFAULT, f"ref_{tag}_pth.npz"))
+    assert_matches(pot.eval(coord, box, atype, atomic=True, aparam=params[1]), ref, "default_")
+
+
+def test_runtime_broadcasting_and_errors(frames, params, compressed_files):
+    coord, box, atype = frames
+    pot = Potential(compressed_files[FP])
+    full = pot.eval(coord, box, atype, fparam=np.full((2, 1), 1.2), aparam=np.tile(params[1][:1], (2, 1, 1)))
+    out = pot.eval(coord, box, atype, fparam=1.2, aparam=params[1][0])
+    assert all(np.array_equal(x, y) for x, y in zip(out, full))
+    with pytest.raises(InputError, match="numb_aparam = 1"):
+        pot.eval(coord, box, atype, fparam=[1.0])
+
+
+def test_runtime_refuses_a_caller_without_parameters(frames, compressed_files):
+    """A caller that does not hand the runtime the parameters' columns (the LAMMPS plugin today): refused by C."""
+    coord, box, atype = frames
+    pot = Potential(compressed_files[FP])
+    pot.evaluator.fitting_params = None  # as a front end that knows nothing of them
+    with pytest.raises(DPCompressError, match="takes 2 frame/atomic parameters per atom.*passes none"):
+        pot.evaluator.evaluate(coord[0], box[0], atype)
+
+
+def test_dpc_round_trip_keeps_parameters(compressed_files):
+    fit = load_model(compressed_files[FP_DEFAULT]).fitting
+    src = load_model(os.path.join(FP_DEFAULT, "frozen.dp")).fitting
+    for key in ("fparam_avg", "fparam_inv_std", "aparam_avg", "aparam_inv_std", "default_fparam"):
+        assert np.array_equal(getattr(fit, key), getattr(src, key)), key
+    assert (fit.numb_fparam, fit.numb_aparam) == (1, 1)
+
+
+def test_gpu_and_decomposition_refuse():
+    fit = load_model(os.path.join(FP, "frozen.dp")).fitting
     with pytest.raises(UnsupportedModelError, match="numb_fparam = 1, numb_aparam = 1"):
-        refuse_fitting_params(model)
+        refuse_fitting_params(fit, "domain decomposition (comm=...)")
+
+
+def _rewrite(path, edit_arrays=None, edit_header=None):
+    """The bytes of ``path`` with its arrays / header edited and every checksum recomputed (a deliberate edit)."""
+    c = decode(open(path, "rb").read())
+    arrays = {k: np.array(v) for k, v in c.arrays.items()}
+    header = json.loads(json.dumps(c.header))
+    if edit_arrays:
+        edit_arrays(arrays)
+    if edit_header:
+        edit_header(header)
+    return encode(header, sorted(arrays.items()))
+
+
+@pytest.mark.parametrize("edit_arrays, edit_header, match", [
+    (lambda a: a.__setitem__("fit.nparam", np.array([3])), None, "maps 66 -> 16 after width 67"),
+    (lambda a: a.pop("fit.nparam"), None, "maps 66 -> 16 after width 64"),
+    (lambda a: a.__setitem__("fit.nparam", np.array([10**6])), None, "fit.nparam"),
+])
+def test_edited_parameter_arrays_are_refused_by_the_c_reader(compressed_files, edit_arrays, edit_header, match):
+    with pytest.raises(ModelFormatError, match=match):
+        runtime.check_model_bytes(_rewrite(compressed_files[FP], edit_arrays, edit_header), "edited.dpc")
+
+
+@pytest.mark.parametrize("edit_header, match", [
+    (lambda h: h["model"].pop("fitting_params"), "fitting_params' is missing"),
+    (lambda h: h["model"]["fitting_params"].__setitem__("numb_aparam", 2), "do not add up"),
+    (lambda h: h["model"]["fitting_params"].__setitem__("aparam_inv_std", [float("nan")]), "aparam_inv_std"),
+    (lambda h: h["model"]["fitting_params"].__setitem__("default_fparam", [1.0, 2.0]), "default_fparam"),
+])
+def test_edited_parameter_header_is_refused(compressed_files, tmp_path, edit_header, match):
+    path = tmp_path / "edited.dpc"
+    path.write_bytes(_rewrite(compressed_files[FP], None, edit_header))
+    with pytest.raises(ModelFormatError, match=match):
+        Potential(str(path))

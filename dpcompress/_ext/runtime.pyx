@@ -18,7 +18,7 @@ from .blas import blas_single_thread
 from .model_api cimport (
     DPC_CHUNK_SIZE, dpc_compute, dpc_crc32, dpc_dgemm_t, dpc_error, dpc_frame, dpc_model, dpc_model_close,
     dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut, dpc_model_type_name, dpc_outputs, dpc_result,
-    dpc_workspace, dpc_workspace_bytes, dpc_workspace_free, dpc_workspace_new, frame_init,
+    dpc_model_fit_params, dpc_workspace, dpc_workspace_bytes, dpc_workspace_free, dpc_workspace_new, frame_init,
 )
 
 
@@ -137,7 +137,7 @@ def _array(a, dtype, shape, name):
 
 def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index, *, cell=None, lattice=None,
             image_owner=None, image_lattice=None, tag=None, int n_threads=1, force=None, atom_energy=None,
-            atom_virial=None, bint blas_guard=True):
+            atom_virial=None, bint blas_guard=True, fit_params=None):
     """One frame through ``dpc_compute``; the output arrays are added to.
 
     Parameters
@@ -149,6 +149,9 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     image_owner : int32 (nimage,), image_lattice : int32 (nimage, 3), or None
     tag : int64 (natoms,) or None
     force : float64 (natoms, 3), required;  atom_energy : (nlocal,) or None;  atom_virial : (natoms, 9) or None
+    fit_params : float64 (natoms, n) or None
+        The fitting-net inputs after the descriptor (normalised frame and atomic parameters) of a model
+        that takes n > 0 of them; the runtime refuses such a model without them.
     blas_guard : bool
         Limit every BLAS to one thread around the call (:func:`~dpcompress._ext.blas.blas_single_thread`).
         False when the caller holds that limit already around many calls: entering it costs more than
@@ -192,6 +195,9 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
         _array(atom_energy, np.float64, (nlocal,), "atom_energy")
     if atom_virial is not None:
         _array(atom_virial, np.float64, (natoms, 9), "atom_virial")
+    cdef const double[:, ::1] pv
+    if fit_params is not None:
+        _array(fit_params, np.float64, (natoms, dpc_model_fit_params(model.ptr)), "fit_params")
 
     cdef const double[:, ::1] xv = x
     cdef const int32_t[::1] tv = types
@@ -215,6 +221,9 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     cdef int32_t *counts = NULL
     frame_init(&fr, natoms, nlocal, &xv[0, 0] if natoms > 0 else NULL, &tv[0] if natoms > 0 else NULL)
     fr.nimage = nimage
+    if fit_params is not None and natoms > 0 and fit_params.shape[1] > 0:
+        pv = fit_params
+        fr.fit_params = &pv[0, 0]
     if tag is not None and natoms > 0:
         tagv = tag
         fr.tag = &tagv[0]

@@ -22,7 +22,6 @@ from ..data.min_distance import min_neighbor_distance, systems_from_training_scr
 from ..data.scan_file import scan_min_nbor_dist
 from ..descriptors import iter_nets, iter_tables, parts, tabulate, unit_of
 from ..modelfile import load_model
-from ..modelfile.dp import refuse_fitting_params
 from ..models import DPModel
 from ..nep import DEFAULT_STEP, NEPModel, build_tables, read_nep
 from .table_error import MIN_FACTOR, StrideSearch
@@ -203,7 +202,6 @@ def compress(
         return compress_nep(model, step=step, max_bytes=max_bytes)
     if model.is_compressed:
         raise InputError("the model is already compressed")
-    refuse_fitting_params(model)  # before building tables the runtime could not use
     if isinstance(step, bool) or not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
         raise InputError(f"step must be > 0, got {step!r}")
     if isinstance(extrapolate, bool) or not (isinstance(extrapolate, (int, float)) and math.isfinite(extrapolate)

@@ -108,9 +108,10 @@ class WithParameters(Evaluator):
                                       aparam=None if self.aparam is None else self.aparam[f])
 
 
-def with_parameters(evaluator, fparam, aparam):
-    """``evaluator`` itself when neither is given, else a :class:`WithParameters` around it."""
-    if fparam is None and aparam is None:
+def with_parameters(evaluator, fparam, aparam, takes_parameters=False):
+    """``evaluator`` itself for a model without parameters (``takes_parameters`` false) given none, else a
+    :class:`WithParameters` around it (whose frames reach ``evaluate``, which applies ``default_fparam``)."""
+    if fparam is None and aparam is None and not takes_parameters:
         return evaluator
     return WithParameters(evaluator, fparam, aparam)
 

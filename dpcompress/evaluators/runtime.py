@@ -14,6 +14,7 @@ from .._ext.blas import blas_single_thread
 from ..core.errors import InputError
 from ..core.inputs import check_cutoff
 from ..neighbors import candidates_of_checked, cell_geometry, coincidence_message, find_candidates
+from ..models.fitting_params import FittingParams, parameter_columns
 from .base import Evaluator, Overflow, result_from_atoms
 
 
@@ -38,7 +39,11 @@ class RuntimeEvaluator(Evaluator):
         self._workspace = _rt.Workspace()
         self._lock = threading.Lock()  # the workspace serves one call at a time
 
-    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True):
+    #: the model's frame/atomic parameters (:class:`~dpcompress.models.fitting_params.FittingParams`), set by
+    #: the front end from the file's header; None: the model takes none
+    fitting_params = None
+
+    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True, fit_params=None):
         """One runtime call on prepared candidates; returns (atom_energy, force, atom_virial, info).
 
         ``tag`` (int64, one per atom) breaks distance ties and names the atoms in errors (the
@@ -53,7 +58,7 @@ class RuntimeEvaluator(Evaluator):
             try:
                 info = _rt.compute(self.runtime, self._workspace, candidates.x, types, nlocal,
                                    n_threads=n_threads, force=force, atom_energy=atom_energy, atom_virial=atom_virial,
-                                   tag=tag, blas_guard=blas_guard, **candidates.frame_arrays())
+                                   tag=tag, blas_guard=blas_guard, fit_params=fit_params, **candidates.frame_arrays())
             except InputError as exc:
                 atoms = getattr(exc, "atoms", None)
                 if atoms is None:
@@ -64,9 +69,12 @@ class RuntimeEvaluator(Evaluator):
                 raise InputError(coincidence_message(i, j, shift, d2)) from None
         return atom_energy, force, atom_virial, info
 
-    def evaluate(self, coords, cell, types, n_threads=1):
+    def evaluate(self, coords, cell, types, n_threads=1, fparam=None, aparam=None):
         cand = find_candidates(coords, cell, self.rcut, n_threads=n_threads)
-        e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads)
+        params = None  # normalised frame/atomic parameters: the fitting input after D (candidates keep atom order)
+        if self.fitting_params is not None or fparam is not None or aparam is not None:
+            params = parameter_columns(self.fitting_params or FittingParams(), len(types), fparam, aparam)
+        e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads, fit_params=params)
         return result_from_atoms(e, f, w, overflow=overflow_of(info), beyond_fine=int(info["beyond_fine"]),
                                  beyond_table=int(info["beyond_table"]))
 

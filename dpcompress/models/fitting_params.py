@@ -15,9 +15,12 @@ the caller passes no frame parameters.  Every size is bounded and every array ch
 and finiteness (model files are untrusted input).
 """
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 
-from ..core.errors import ModelFormatError, UnsupportedModelError
+from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 
 #: Upper bound on numb_fparam / numb_aparam read from a file (real models use a handful).
 MAX_PARAMS = 4096
@@ -93,4 +96,83 @@ def read_fitting_params(node):
     return out
 
 
-__all__ = ["MAX_PARAMS", "read_fitting_params"]
+def parameter_columns(fitting, natoms, fparam=None, aparam=None):
+    r"""The net-input columns after the descriptor: normalised frame and atomic parameters.
+
+    Parameters
+    ----------
+    fitting : EnergyFitting or FittingParams
+    natoms : int
+    fparam : array_like (numb_fparam,) or None
+        The frame's parameters; None takes the model's ``default_fparam``.
+    aparam : array_like (natoms, numb_aparam) or None
+
+    Returns
+    -------
+    ndarray (natoms, numb_fparam + numb_aparam) or None
+        Row :math:`i` is :math:`\big((f - \bar f)\odot s_f,\ (a_i - \bar a)\odot s_a\big)`; None for a
+        model without parameters.
+
+    Raises
+    ------
+    InputError
+        Parameters missing (and no default) or of the wrong size.
+    """
+    nf, na = fitting.numb_fparam, fitting.numb_aparam
+    if nf == 0 and na == 0:
+        if fparam is not None or aparam is not None:
+            raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
+        return None
+    cols = np.empty((natoms, nf + na))
+    if nf:
+        if fparam is None:
+            if fitting.default_fparam is None:
+                raise InputError(f"this model takes frame parameters (numb_fparam = {nf}) and has no default_fparam; "
+                                 "pass fparam")
+            fparam = fitting.default_fparam
+        f = np.asarray(fparam, dtype=np.float64)
+        if f.size != nf:
+            raise InputError(f"fparam has {f.size} values, the model takes numb_fparam = {nf}")
+        cols[:, :nf] = (f.reshape(nf) - fitting.fparam_avg) * fitting.fparam_inv_std
+    elif fparam is not None:
+        raise InputError("fparam given, but this model takes no frame parameters (numb_fparam = 0)")
+    if na:
+        if aparam is None:
+            raise InputError(f"this model takes atomic parameters (numb_aparam = {na}); pass aparam")
+        a = np.asarray(aparam, dtype=np.float64)
+        if a.size != natoms * na:
+            raise InputError(f"aparam has {a.size} values, expected natoms x numb_aparam = {natoms} x {na}")
+        cols[:, nf:] = (a.reshape(natoms, na) - fitting.aparam_avg) * fitting.aparam_inv_std
+    elif aparam is not None:
+        raise InputError("aparam given, but this model takes no atomic parameters (numb_aparam = 0)")
+    return cols
+
+
+@dataclass(frozen=True)
+class FittingParams:
+    """The parameter fields of a fitting without its nets (what a ``.dpc`` header keeps of them)."""
+
+    numb_fparam: int = 0
+    numb_aparam: int = 0
+    fparam_avg: Optional[np.ndarray] = None
+    fparam_inv_std: Optional[np.ndarray] = None
+    aparam_avg: Optional[np.ndarray] = None
+    aparam_inv_std: Optional[np.ndarray] = None
+    default_fparam: Optional[np.ndarray] = None
+
+    @property
+    def n_params(self):
+        return self.numb_fparam + self.numb_aparam
+
+
+PARAM_FIELDS = ("numb_fparam", "numb_aparam", "fparam_avg", "fparam_inv_std", "aparam_avg", "aparam_inv_std",
+                "default_fparam")
+
+
+def params_of(fitting):
+    """The :class:`FittingParams` of an ``EnergyFitting`` (or of another object with those fields)."""
+    return FittingParams(**{k: getattr(fitting, k, 0 if k.startswith("numb_") else None)
+                            for k in PARAM_FIELDS})
+
+
+__all__ = ["MAX_PARAMS", "FittingParams", "PARAM_FIELDS", "params_of", "parameter_columns", "read_fitting_params"]
