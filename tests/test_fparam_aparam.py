@@ -252,3 +252,23 @@ def test_edited_parameter_header_is_refused(compressed_files, tmp_path, edit_hea
     path.write_bytes(_rewrite(compressed_files[FP], None, edit_header))
     with pytest.raises(ModelFormatError, match=match):
         Potential(str(path))
+
+
+def test_ase_calculator_takes_parameters_from_atoms_info(frames, params, compressed_files):
+    """As DeePMD-kit's ASE calculator: atoms.info["fparam"] / ["aparam"]."""
+    from ase import Atoms
+
+    from dpcompress.calculators.ase_calculator import DPCompressCalculator
+
+    coord, box, atype = frames
+    ref = np.load(os.path.join(FP, "ref_compressed_pth.npz"))
+    atoms = Atoms(symbols=["O" if t == 0 else "H" for t in atype], positions=coord[0], cell=box[0], pbc=True)
+    atoms.info["fparam"] = params[0][0]
+    atoms.info["aparam"] = params[1][0]
+    atoms.calc = DPCompressCalculator(compressed_files[FP])
+    assert abs(atoms.get_potential_energy() - ref["energy"][0]) / NATOMS < TOL_E_ATOM
+    assert np.max(np.abs(atoms.get_forces() - ref["force"][0])) < TOL_F
+    del atoms.info["fparam"]
+    atoms.calc.reset()
+    with pytest.raises(InputError, match="numb_fparam = 1"):
+        atoms.get_potential_energy()
