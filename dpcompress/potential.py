@@ -32,9 +32,12 @@ from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from .descriptors import parts
 from .evaluators.decomposed import DecomposedEvaluator
 from .evaluators.exact import ExactEvaluator
+from .evaluators.frame_params import frame_parameters, with_parameters
 from .evaluators.gpu import GpuEvaluator, check_device
 from .evaluators.runtime import RuntimeEvaluator
 from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
+from .modelfile.dp import params_from_header, refuse_fitting_params
+from .models.fitting_params import FittingParams, params_of
 from .models import DPModel
 from .nep import NEPModel
 from .parallel.agreement import agree
@@ -194,10 +197,21 @@ class Potential:
 
     def _evaluator(self, model, source):
         """The evaluator of this model, device and communicator."""
+        evaluator = self._evaluator_of(model, source)
+        if isinstance(evaluator, ExactEvaluator):
+            self._fit_params = params_of(evaluator.model.fitting)
+        elif isinstance(evaluator, RuntimeEvaluator):
+            evaluator.fitting_params = self._fit_params if self._fit_params.n_params else None
+        return evaluator
+
+    def _evaluator_of(self, model, source):
+        self._fit_params = FittingParams()
         if isinstance(model, (str, os.PathLike)) and is_dpc_file(model):
             container = read_dpc(model)
             self._header = container.header
             self._container = container
+            if container.header.get("kind") == "dp_energy":
+                self._fit_params = params_from_header(container.header, source)
             runtime = RuntimeEvaluator(container.buffer, source)
         else:
             if self._model is None:
@@ -214,11 +228,15 @@ class Potential:
                 self._host_evaluator = ExactEvaluator(m)
                 return self._host_evaluator
             self._header = {"compression": getattr(m, "compression", None) or {}}
+            if isinstance(m, DPModel):
+                self._fit_params = params_of(m.fitting)
             runtime = RuntimeEvaluator(model_bytes(m), source)
         self._host_evaluator = runtime  # the one that serves eval_descriptor on any device or communicator
         if self.device != "cpu":
+            refuse_fitting_params(self._fit_params, 'device="gpu"', source)
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:
+            refuse_fitting_params(self._fit_params, "domain decomposition (comm=...)", source)
             return DecomposedEvaluator(runtime, self.comm)
         return runtime
 
@@ -265,10 +283,16 @@ class Potential:
         return [list(x) for x in sel] if sel and isinstance(sel[0], tuple) else list(sel)
 
     def get_dim_fparam(self) -> int:
-        return 0
+        """Frame parameters per frame the model takes (``numb_fparam``)."""
+        return int(self._fit_params.numb_fparam)
 
     def get_dim_aparam(self) -> int:
-        return 0
+        """Atomic parameters per atom the model takes (``numb_aparam``)."""
+        return int(self._fit_params.numb_aparam)
+
+    def has_default_fparam(self) -> bool:
+        """Whether the model stores ``default_fparam`` (then ``fparam`` may be omitted)."""
+        return self._fit_params.default_fparam is not None
 
     def get_sel_type(self) -> List[int]:
         """Atom types a tensor model predicts for: ``[]``, as DeePMD-kit gives for energy models."""
@@ -282,7 +306,9 @@ class Potential:
         \mathcal G_i^<) / N_c^2` flattened (the type embedding appended where the model concatenates
         it); other descriptors their own (docs/compress-spec.md); a hybrid concatenates its parts.  A compressed
         model gives the tables' descriptor (the C runtime's, on the host whatever ``device`` or
-        ``comm``), an uncompressed one the exact one.  Arguments as :meth:`eval`.
+        ``comm``), an uncompressed one the exact one.  Arguments as :meth:`eval` (a model with frame or
+        atomic parameters takes them too, as DeePMD-kit's does, though the descriptor does not
+        depend on them).
 
         Returns
         -------
@@ -293,8 +319,6 @@ class Potential:
         InputError
             A NEP model (no DeePMD descriptor), or bad arrays as in :meth:`eval`.
         """
-        if fparam is not None or aparam is not None:
-            raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
         _check_unsupported(kwargs)
         if isinstance(self.model, NEPModel):
             raise InputError("a NEP model has no DeePMD descriptor: eval_descriptor is for DP models")
@@ -308,13 +332,16 @@ class Potential:
         nframes = int(xyz.shape[0])
         if types.ndim == 2 and types.shape[0] != nframes:
             raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
+        fparam, aparam = frame_parameters(fparam, aparam, nframes, natoms, self.get_dim_fparam(),
+                                          self.get_dim_aparam(), self.has_default_fparam())
         periodic = as_pbc(pbc, cells)
         box = as_cells(self._host(cells) if cells is not None else None, nframes, periodic)
         if natoms == 0:
             return np.zeros((nframes, 0, int(self.model.descriptor.dim_out)))
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
         cells_of = _reduced_cells(box, xyz, periodic, self.get_rcut(), self._host)
-        return self._host_evaluator.descriptors(np.ascontiguousarray(xyz), cells_of, types, n_threads)
+        evaluator = with_parameters(self._host_evaluator, fparam, aparam, bool(self._fit_params.n_params))
+        return evaluator.descriptors(np.ascontiguousarray(xyz), cells_of, types, n_threads)
 
     @_agreed_under_comm
     def eval(
@@ -343,8 +370,14 @@ class Potential:
             ``mixed_type=True``, shape (nframes, natoms).
         atomic : bool
             Also return per-atom energies and virials.
-        fparam, aparam : None
-            Not supported by the models dpcompress reads; must be None.
+        fparam : array_like or None
+            Frame parameters of a model with ``numb_fparam`` = nf > 0: shape (nframes, nf), or (nf,) for
+            every frame; None takes the model's ``default_fparam`` (an :class:`InputError` when it has
+            none).  Must be None for a model without frame parameters.
+        aparam : array_like or None
+            Atomic parameters of a model with ``numb_aparam`` = na > 0: shape (nframes, natoms, na),
+            (natoms, na) for every frame, or (na,) for every atom (DeePMD-kit's ``DeepPot`` rules,
+            :mod:`dpcompress.evaluators.frame_params`).  Required by such a model; must be None otherwise.
         pbc : None, bool or sequence of 3 bool, keyword-only
             Periodicity along the cell vectors a, b, c (dpcompress's extension; DeePMD-kit's
             ``DeepPot`` has no such argument).  ``None`` (default): DeePMD-kit's contract, periodic
@@ -385,8 +418,6 @@ class Potential:
         beyond :data:`dpcompress.core.inputs.FAR_COORDINATE` warn
         (:class:`~dpcompress.core.warnings.CoordinatePrecisionWarning`).
         """
-        if fparam is not None or aparam is not None:
-            raise InputError("fparam/aparam given, but this model takes none (numb_fparam = numb_aparam = 0)")
         _check_unsupported(kwargs)
         types = as_atom_types(atom_types, self.get_type_map())
         if types.ndim == 2 and not mixed_type:
@@ -401,6 +432,8 @@ class Potential:
         nframes = int(xyz.shape[0])
         if types.ndim == 2 and types.shape[0] != nframes:
             raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
+        fparam, aparam = frame_parameters(fparam, aparam, nframes, natoms, self.get_dim_fparam(),
+                                          self.get_dim_aparam(), self.has_default_fparam())
         periodic = as_pbc(pbc, cells)
         box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes,
                        periodic)
@@ -411,7 +444,8 @@ class Potential:
         if not isinstance(self.evaluator, GpuEvaluator):
             warn_far_coordinates(xyz)
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
-        batch = _evaluate_frames(self.evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
+        evaluator = with_parameters(self.evaluator, fparam, aparam, bool(self._fit_params.n_params))
+        batch = _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
         _check_finite_batch(batch)
         self._after_frames(batch)
         energy = batch.energy.reshape(nframes, 1)

@@ -30,8 +30,8 @@ static void scratch_free(frame_scratch *s)
 }
 
 /* Frame f's candidates into s, and fr pointed at them. */
-static dpc_status frame_candidates(const dpc_batch *b, int64_t f, double rcut, int nth, frame_scratch *s,
-                                   dpc_frame *fr, dpc_error *err)
+static dpc_status frame_candidates(const dpc_batch *b, int64_t f, double rcut, int64_t nfit, int nth,
+                                   frame_scratch *s, dpc_frame *fr, dpc_error *err)
 {
     const int64_t n = b->natoms;
     const double *x = b->x + 3 * n * f;
@@ -97,6 +97,7 @@ static dpc_status frame_candidates(const dpc_batch *b, int64_t f, double rcut, i
     fr->image_lattice = images + nimage;
     fr->numneigh = numneigh;
     fr->firstneigh = firstneigh;
+    fr->fit_params = b->fit_params ? b->fit_params + nfit * n * f : NULL;
     return DPC_OK;
 }
 
@@ -106,7 +107,7 @@ static dpc_status one_frame(const dpc_model *model, dpc_workspace *ws, const dpc
 {
     const int64_t n = b->natoms;
     dpc_frame fr;
-    dpc_status st = frame_candidates(b, f, rcut, nth, s, &fr, err);
+    dpc_status st = frame_candidates(b, f, rcut, dpc_model_fit_params(model), nth, s, &fr, err);
     if (st != DPC_OK) return st;
     dpc_outputs o;
     o.force = out->force + 3 * n * f;

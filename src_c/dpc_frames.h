@@ -39,6 +39,8 @@ typedef struct {
     int64_t type_stride;
     const double *cell;               /* [nframes][3][3] reduced cells, or NULL: every frame a cluster */
     const uint8_t *periodic;          /* [nframes] 0: frame f is a cluster despite cell, or NULL: all periodic */
+    const double *fit_params;         /* [nframes][natoms][dpc_model_fit_params] (dpc_frame.fit_params of each
+                                         frame), or NULL for a model without frame/atomic parameters */
 } dpc_batch;
 
 /* Per-frame counters of the result (dpc_result's integers, in this order). */

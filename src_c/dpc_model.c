@@ -747,10 +747,18 @@ static dpc_status read_fitting(dpc_model *m, dpc_error *err)
     NEED(a, "fit.bias", DPC_DT_F64, 1, nt);
     m->fit_bias = (const double *)a->data;
     if (!all_finite(m->fit_bias, nt)) return not_finite(err, "fit.bias");
+    m->nfit_params = 0; /* optional: frame/atomic parameters appended to D (absent in older files) */
+    if (dpc_file_get(&m->file, "fit.nparam")) {
+        NEED(a, "fit.nparam", DPC_DT_I64, 1, 1);
+        m->nfit_params = ((const int64_t *)a->data)[0];
+        if (m->nfit_params < 1 || m->nfit_params > 4096)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "fit.nparam: %lld parameters (expected 1..4096)",
+                                 (long long)m->nfit_params);
+    }
     for (int64_t n = 0; n < nnets; n++) {
         if (start[n + 1] <= start[n])
             return dpc_set_error(err, DPC_ERR_ARGUMENT, "fit.net_start: net %lld has no layers", (long long)n);
-        int64_t prev = m->dim;
+        int64_t prev = m->dim + m->nfit_params;
         for (int64_t k = start[n]; k < start[n + 1]; k++) {
             const int64_t *row = L + k * FL_SIZE;
             const int64_t nin = row[FL_NIN], nout = row[FL_NOUT];
@@ -1134,7 +1142,8 @@ static int expected_array(const dpc_model *m, const char *name)
 {
     static const char *const COMMON[] = {"type_map", "model.int", NULL};
     static const char *const DP[] = {"model.out_bias", "model.fit_mask", "model.keep_mask", "model.pair_exclude",
-                                     "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias", NULL};
+                                     "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias",
+                                     "fit.nparam", NULL};
     static const char *const PART[] = {"int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real",
                                        "tab_count", "tab_offset", "coef", "tab_error", NULL};
     static const char *const GATED[] = {"gate", "gate_of", "type_embedding", NULL};
@@ -1234,6 +1243,7 @@ void dpc_model_close(dpc_model *m)
 int dpc_model_kind(const dpc_model *m) { return m->kind; }
 int64_t dpc_model_ntypes(const dpc_model *m) { return m->ntypes; }
 int64_t dpc_model_dim(const dpc_model *m) { return m->kind == DPC_MODEL_DP_ENERGY ? m->dim : 0; }
+int64_t dpc_model_fit_params(const dpc_model *m) { return m->kind == DPC_MODEL_NEP ? 0 : m->nfit_params; }
 double dpc_model_rcut(const dpc_model *m) { return m->rcut; }
 
 const char *dpc_model_type_name(const dpc_model *m, int64_t t)

@@ -96,6 +96,8 @@ typedef struct {
     const int32_t *numneigh;        /* [nlocal] candidates per center */
     const int32_t *const *firstneigh; /* [nlocal] candidate indices in [0, natoms + nimage) */
     int32_t neighmask;              /* 0: indices used as given; else index & neighmask */
+    const double *fit_params;       /* [natoms][n] fitting-net inputs after the descriptor (normalised frame and
+                                     * atomic parameters) of a model with n = "fit.nparam" > 0, else NULL */
 } dpc_frame;
 
 typedef struct {
@@ -123,6 +125,8 @@ void dpc_model_close(dpc_model *model);
 
 int dpc_model_kind(const dpc_model *model);
 int64_t dpc_model_ntypes(const dpc_model *model);
+/* Columns of dpc_frame.fit_params the model needs per atom (0: none). */
+int64_t dpc_model_fit_params(const dpc_model *model);
 /* Element name of type t (NUL-terminated, inside the model's data), or NULL. */
 const char *dpc_model_type_name(const dpc_model *model, int64_t t);
 /* Width of the descriptor of a DP model (the fitting net's input), 0 for NEP. */

@@ -44,6 +44,7 @@ struct dpc_model {
     const char **names;            /* [ntypes] into the type_map array */
     /* DP energy */
     int64_t nparts, dim;
+    int64_t nfit_params;           /* fitting-net inputs after the descriptor (fit.nparam; 0 if absent) */
     dpc_part parts[DPC_MAX_PARTS];
     const double *out_bias, *fit_mask, *keep_mask;
     const int8_t *pair_exclude;    /* [ntypes][ntypes], NULL when nothing is excluded */

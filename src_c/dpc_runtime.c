@@ -145,35 +145,47 @@ typedef struct {
     const dpc_model *m;
     dpc_part_arrays pa[DPC_MAX_PARTS];
     const int64_t *types; /* [chunk] */
+    const int64_t *centers;    /* [chunk] atom index of each row */
+    const double *fit_params;  /* the frame's [natoms][nfit_params], or NULL */
 } fit_ctx;
 
 /* Rows of D from the parts' states. */
+/* The descriptor D of chunk row k (m->dim values) from the parts' states. */
+static void descriptor_row(const fit_ctx *c, int64_t k, double *xr)
+{
+    const dpc_model *m = c->m;
+    int64_t col = 0;
+    for (int p = 0; p < m->nparts; p++) {
+        const dpc_part *P = m->parts + p;
+        const double *st = c->pa[p].state + k * P->state_dim;
+        if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN) {
+            dpc_descriptor_from_T_atom(P->M, P->A, st, xr + col);
+            col += P->M * P->A;
+            if (P->concat) {
+                memcpy(xr + col, P->type_embedding + c->types[k] * P->tebd_dim, sizeof(double) * P->tebd_dim);
+                col += P->tebd_dim;
+            }
+        } else if (P->kind == DPC_PART_SE_R) {
+            for (int64_t q = 0; q < P->M; q++) xr[col + q] = st[q] * DPC_SE_R_RESCALE;
+            col += P->M;
+        } else {
+            memcpy(xr + col, st, sizeof(double) * P->M);
+            col += P->M;
+        }
+    }
+}
+
+/* Rows of the fitting input: D, then the atom's parameters. */
 static void fill_rows(void *vctx, const dpc_index *rows, dpc_index n, double *x)
 {
     const fit_ctx *c = (const fit_ctx *)vctx;
     const dpc_model *m = c->m;
     for (dpc_index r = 0; r < n; r++) {
         const int64_t k = rows[r];
-        double *xr = x + r * m->dim;
-        int64_t col = 0;
-        for (int p = 0; p < m->nparts; p++) {
-            const dpc_part *P = m->parts + p;
-            const double *st = c->pa[p].state + k * P->state_dim;
-            if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN) {
-                dpc_descriptor_from_T_atom(P->M, P->A, st, xr + col);
-                col += P->M * P->A;
-                if (P->concat) {
-                    memcpy(xr + col, P->type_embedding + c->types[k] * P->tebd_dim, sizeof(double) * P->tebd_dim);
-                    col += P->tebd_dim;
-                }
-            } else if (P->kind == DPC_PART_SE_R) {
-                for (int64_t q = 0; q < P->M; q++) xr[col + q] = st[q] * DPC_SE_R_RESCALE;
-                col += P->M;
-            } else {
-                memcpy(xr + col, st, sizeof(double) * P->M);
-                col += P->M;
-            }
-        }
+        double *xr = x + r * (m->dim + m->nfit_params);
+        if (m->nfit_params) /* the fitting input's last columns: the atom's parameters */
+            memcpy(xr + m->dim, c->fit_params + c->centers[k] * m->nfit_params, sizeof(double) * m->nfit_params);
+        descriptor_row(c, k, xr);
     }
 }
 
@@ -184,7 +196,7 @@ static void take_rows(void *vctx, const dpc_index *rows, dpc_index n, double *dx
     const dpc_model *m = c->m;
     for (dpc_index r = 0; r < n; r++) {
         const int64_t k = rows[r], t = c->types[k];
-        double *dr = dx + r * m->dim;
+        double *dr = dx + r * (m->dim + m->nfit_params); /* the parameters' columns are not taken */
         const double mask = m->fit_mask[t] * m->keep_mask[t];
         for (int64_t q = 0; q < m->dim; q++) dr[q] = dr[q] * mask;
         int64_t col = 0;
@@ -267,6 +279,11 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
     if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the chunk buffers");
     carve_dp_chunk(m, cap, base, &ctypes, &efit, ctx.pa);
     ctx.types = ctypes;
+    ctx.fit_params = f->fit_params;
+    if (m->nfit_params && !f->fit_params)
+        return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                             "the model's fitting net takes %lld frame/atomic parameters per atom after the descriptor "
+                             "(numb_fparam + numb_aparam); this caller passes none", (long long)m->nfit_params);
     /* accumulators of parts 1.. (per atom, the whole frame) */
     {
         const int want_av = out->atom_virial != NULL;
@@ -369,17 +386,15 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
         }
 
         if (out->descriptor)
-            for (int64_t k = 0; k < n; k++) {
-                const dpc_index row = k;
-                fill_rows(&ctx, &row, 1, out->descriptor + cc[k] * m->dim);
-            }
+            for (int64_t k = 0; k < n; k++) descriptor_row(&ctx, k, out->descriptor + cc[k] * m->dim);
 
         /* fitting, energies */
         {
             dpc_fitting_args fa;
             memset(&fa, 0, sizeof fa);
             fa.natoms = n;
-            fa.dim = m->dim;
+            fa.dim = m->dim + m->nfit_params;
+            ctx.centers = cc;
             fa.ntypes = m->ntypes;
             fa.atom_types = ctypes;
             fa.net_start = m->net_start;

@@ -86,8 +86,9 @@ def test_unsupported_descriptor(tmp_path, descriptor):
 @pytest.mark.parametrize(
     "edit, error, match",
     [
-        (lambda t: t["model"]["fitting"].__setitem__("numb_fparam", 2), UnsupportedModelError, "numb_fparam"),
-        (lambda t: t["model"]["fitting"].__setitem__("numb_aparam", 1), UnsupportedModelError, "numb_aparam"),
+        # frame/atomic parameters are read now (tests/test_fparam_aparam.py): without their statistics, malformed
+        (lambda t: t["model"]["fitting"].__setitem__("numb_fparam", 2), ModelFormatError, "numb_fparam"),
+        (lambda t: t["model"]["fitting"].__setitem__("numb_aparam", 1), ModelFormatError, "numb_aparam"),
         (lambda t: t["model"]["descriptor"].__setitem__("spin", {"use_spin": [True, False]}), UnsupportedModelError, "spin"),
         (lambda t: t["model"]["fitting"].__setitem__("type", "dipole"), UnsupportedModelError, "dipole"),
         (lambda t: t["model"].__setitem__("type", "zbl"), UnsupportedModelError, "zbl"),

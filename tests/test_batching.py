@@ -271,3 +271,30 @@ def test_eval_descriptor_refused_for_nep():
     pot = Potential(path)
     with pytest.raises(InputError, match="NEP"):
         pot.eval_descriptor(np.zeros((1, 1, 3)), None, [pot.get_type_map()[0]])
+
+
+def test_frames_with_parameters_in_one_call():
+    """A model with frame and atomic parameters: the C frame loop takes each frame's normalised
+    parameters; the batch is bit for bit the single-frame calls, on 1 and 3 threads, and
+    ``eval_descriptor`` accepts the parameters (the descriptor does not depend on them)."""
+    import os
+
+    here = os.path.join(os.path.dirname(__file__), "data", "deepmd")
+    coords, cells, types = _small_frames(7, seed=14)
+    rng = np.random.default_rng(15)
+    fparam = rng.uniform(0.5, 1.5, size=(7, 1))
+    aparam = rng.uniform(0.0, 1.0, size=(7, coords.shape[1], 1))
+    packed = compress(os.path.join(here, "se_e2_a_fparam_tiny", "frozen.dp"))
+    one = Potential(packed, n_threads=1)
+    batch = one.eval(coords, cells, types, atomic=True, fparam=fparam, aparam=aparam)
+    for f in range(7):
+        single = one.eval(coords[f:f + 1], cells[f:f + 1], types, atomic=True, fparam=fparam[f], aparam=aparam[f])
+        for a, b in zip(batch, single):
+            assert np.array_equal(a[f:f + 1], b)
+    many = Potential(packed, n_threads=3).eval(coords, cells, types, atomic=True, fparam=fparam, aparam=aparam)
+    for a, b in zip(batch, many):
+        assert np.array_equal(a, b)
+    d = one.eval_descriptor(coords, cells, types, fparam=fparam, aparam=aparam)
+    assert d.shape[:2] == coords.shape[:2] and np.isfinite(d).all()
+    with pytest.raises(InputError, match="aparam"):
+        one.eval(coords, cells, types, fparam=fparam)

@@ -20,10 +20,13 @@ from dpcompress.models import EnergyFitting
 from dpcompress.reference.fitting import fitting_forward_backward as twin
 from synthetic_models import ACTIVATIONS
 
+#: fixtures of kinds dpcompress does not read yet (tests/test_param_tensor_fixtures.py checks they are refused)
+NOT_READ_YET = ("dipole_tiny", "polar_tiny", "se_atten_tiny")
 MODELS = sorted(
-    glob.glob(os.path.join(DATA, "deepmd", "*", "frozen.dp"))
+    p for p in glob.glob(os.path.join(DATA, "deepmd", "*", "frozen.dp"))
     + glob.glob(os.path.join(DATA, "deepmd", "*", "model.dp"))
     + glob.glob(os.path.join(DATA, "deepmd_variants", "*", "model.dp"))
+    if os.path.basename(os.path.dirname(p)) not in NOT_READ_YET
 )
 
 

@@ -61,6 +61,12 @@ class DPCompressCalculator(ASECalculator):
     label, atoms, directory
         ASE's own :class:`ase.calculators.calculator.Calculator` keywords.
 
+    Notes
+    -----
+    A model with frame or atomic parameters takes them from ``atoms.info["fparam"]`` and
+    ``atoms.info["aparam"]`` (DeePMD-kit's ASE calculator's keys; shapes as :meth:`dpcompress.Potential.eval`
+    takes them).  ASE does not see a change of ``atoms.info``: call ``calc.reset()`` after changing them.
+
     Raises
     ------
     TypeError
@@ -119,7 +125,8 @@ class DPCompressCalculator(ASECalculator):
         pbc = tuple(bool(p) for p in atoms.pbc)
         cell = atoms.cell.array[None] if any(pbc) else None
         e, f, v, ae, _ = self.potential.eval(atoms.positions[None], cell, self._types(atoms), atomic=True,
-                                             pbc=pbc if any(pbc) else None)
+                                             pbc=pbc if any(pbc) else None, fparam=atoms.info.get("fparam"),
+                                             aparam=atoms.info.get("aparam"))
         self.results["energy"] = float(e[0, 0])
         self.results["free_energy"] = float(e[0, 0])
         self.results["energies"] = ae[0, :, 0].copy()

@@ -16,6 +16,7 @@ from .._ext.blas import blas_single_thread
 from ..core.errors import InputError, status_error
 from ..core.inputs import check_cutoff
 from ..neighbors import candidates_of_checked, coincidence_message, find_candidates
+from ..models.fitting_params import FittingParams, parameter_columns
 from .base import Evaluator, FrameBatch, Overflow, result_from_atoms
 
 
@@ -40,7 +41,14 @@ class RuntimeEvaluator(Evaluator):
         self._workspace = _rt.Workspace()
         self._lock = threading.Lock()  # the workspace serves one call at a time
 
-    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True):
+    #: :meth:`evaluate_batch` and :meth:`descriptors` take every frame's ``fparam``/``aparam``
+    batches_parameters = True
+
+    #: the model's frame/atomic parameters (:class:`~dpcompress.models.fitting_params.FittingParams`), set by
+    #: the front end from the file's header; None: the model takes none
+    fitting_params = None
+
+    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True, fit_params=None):
         """One runtime call on prepared candidates; returns (atom_energy, force, atom_virial, info).
 
         ``tag`` (int64, one per atom) breaks distance ties and names the atoms in errors (the
@@ -55,7 +63,7 @@ class RuntimeEvaluator(Evaluator):
             try:
                 info = _rt.compute(self.runtime, self._workspace, candidates.x, types, nlocal,
                                    n_threads=n_threads, force=force, atom_energy=atom_energy, atom_virial=atom_virial,
-                                   tag=tag, blas_guard=blas_guard, **candidates.frame_arrays())
+                                   tag=tag, blas_guard=blas_guard, fit_params=fit_params, **candidates.frame_arrays())
             except InputError as exc:
                 atoms = getattr(exc, "atoms", None)
                 if atoms is None:
@@ -66,9 +74,12 @@ class RuntimeEvaluator(Evaluator):
                 raise InputError(coincidence_message(i, j, shift, d2)) from None
         return atom_energy, force, atom_virial, info
 
-    def evaluate(self, coords, cell, types, n_threads=1):
+    def evaluate(self, coords, cell, types, n_threads=1, fparam=None, aparam=None):
         cand = find_candidates(coords, cell, self.rcut, n_threads=n_threads)
-        e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads)
+        params = None  # normalised frame/atomic parameters: the fitting input after D (candidates keep atom order)
+        if self.fitting_params is not None or fparam is not None or aparam is not None:
+            params = parameter_columns(self.fitting_params or FittingParams(), len(types), fparam, aparam)
+        e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads, fit_params=params)
         return result_from_atoms(e, f, w, overflow=overflow_of(info), beyond_fine=int(info["beyond_fine"]),
                                  beyond_table=int(info["beyond_table"]))
 
@@ -78,7 +89,7 @@ class RuntimeEvaluator(Evaluator):
         for f in range(batch.nframes):
             yield batch.frame(f)
 
-    def evaluate_batch(self, xyz, cells, types, n_threads=1):
+    def evaluate_batch(self, xyz, cells, types, n_threads=1, fparam=None, aparam=None):
         """Every frame in one call of the runtime (``dpc_compute_frames``, ``src_c/dpc_frames.h``).
 
         The candidate search and the model of each frame run in C one frame after another, so the
@@ -88,25 +99,39 @@ class RuntimeEvaluator(Evaluator):
         arrays, frame by frame.  ``cells``: a reduced cell or None per frame (checked already, as
         :meth:`dpcompress.Potential.eval` does), or None.
 
+        ``fparam`` (nframes, numb_fparam) and ``aparam`` (nframes, natoms, numb_aparam), or None
+        (:func:`~dpcompress.evaluators.frame_params.frame_parameters` shapes them): each frame's
+        parameters, normalised into the fitting net's extra columns.
+
         A frame the runtime refuses stops the batch; it is re-run alone through :meth:`evaluate`'s
         path, whose error (a coincident pair, a cell too small, ...) is raised naming the frame.
         """
-        ae, force, av, counts, _ = self._run_frames(xyz, cells, types, n_threads, descriptor=False)
+        ae, force, av, counts, _ = self._run_frames(xyz, cells, types, n_threads, False, fparam, aparam)
         nframes, natoms = xyz.shape[0], xyz.shape[1]
         av = av.reshape(nframes, natoms, 3, 3)
         return FrameBatch(ae, force, av, counts, ae.sum(axis=1), av.sum(axis=1))
 
-    def descriptors(self, xyz, cells, types, n_threads=1):
+    def descriptors(self, xyz, cells, types, n_threads=1, fparam=None, aparam=None):
         """Every atom's descriptor :math:`D_i` (the fitting net's input) of every frame, (nframes, natoms, dim),
         from the same runtime call as :meth:`evaluate_batch` (the compressed tables' descriptor)."""
         if self.kind == "nep":
             raise InputError("a NEP model has no DeePMD descriptor (eval_descriptor is for DP models)")
-        return self._run_frames(xyz, cells, types, n_threads, descriptor=True)[4]
+        return self._run_frames(xyz, cells, types, n_threads, True, fparam, aparam)[4]
 
-    def _run_frames(self, xyz, cells, types, n_threads, descriptor):
+    def _fit_params(self, nframes, natoms, fparam, aparam):
+        """Each frame's normalised parameter columns (nframes, natoms, n), or None for a model without."""
+        if self.fitting_params is None and fparam is None and aparam is None:
+            return None
+        fitting = self.fitting_params or FittingParams()
+        cols = [parameter_columns(fitting, natoms, None if fparam is None else fparam[f],
+                                  None if aparam is None else aparam[f]) for f in range(nframes)]
+        return None if cols[0] is None else np.ascontiguousarray(np.stack(cols))
+
+    def _run_frames(self, xyz, cells, types, n_threads, descriptor, fparam=None, aparam=None):
         check_cutoff(self.rcut)
         nframes = xyz.shape[0]
         t = np.ascontiguousarray(types, dtype=np.int32)
+        fit_params = self._fit_params(nframes, xyz.shape[1], fparam, aparam)
         box = periodic = None
         if cells is not None and any(c is not None for c in cells):
             box = np.zeros((nframes, 3, 3))
@@ -117,17 +142,19 @@ class RuntimeEvaluator(Evaluator):
             periodic = None if periodic.all() else periodic
         with self._lock, blas_single_thread():
             ae, force, av, counts, desc, failed, status, message = _rt.compute_frames(
-                self.runtime, self._workspace, xyz, t, box, periodic, n_threads=n_threads, descriptor=descriptor)
+                self.runtime, self._workspace, xyz, t, box, periodic, n_threads=n_threads, descriptor=descriptor,
+                fit_params=fit_params)
         if failed >= 0:
-            self._raise_for_frame(failed, xyz, cells, t, n_threads, status, message)
+            self._raise_for_frame(failed, xyz, cells, t, n_threads, status, message,
+                                  None if fit_params is None else fit_params[failed])
         return ae, force, av, counts, desc
 
-    def _raise_for_frame(self, f, xyz, cells, types, n_threads, status, message):
+    def _raise_for_frame(self, f, xyz, cells, types, n_threads, status, message, fit_params=None):
         """Raise frame ``f``'s error: its single-frame path's message, else the runtime's."""
         cell = None if cells is None else cells[f]
         try:
             cand = candidates_of_checked(xyz[f], cell, self.rcut, xyz.shape[1], n_threads)
-            self.compute(cand, types if types.ndim == 1 else types[f], n_threads)
+            self.compute(cand, types if types.ndim == 1 else types[f], n_threads, fit_params=fit_params)
         except InputError as exc:
             raise InputError(f"frame {f}: {exc}") from None
         raise status_error(status, f"frame {f}: {message}", InputError)

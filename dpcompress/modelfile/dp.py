@@ -20,11 +20,12 @@ import numpy as np
 from .._ext.table_build import ACTIVATION_CODES, RESIDUAL_CODES
 from ..core.activations import canonical_name
 from ..core.env_mat import smooth_switch
-from ..core.errors import InputError, ModelFormatError
+from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
 from ..descriptors.base import INT_FIELDS, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
 from ..models import DPModel, EnergyFitting
+from ..models.fitting_params import PARAM_FIELDS, FittingParams
 from ..tables.bounds import center_type_ranges
 from ..tables.embedding_table import EmbeddingTable, grid_counts
 
@@ -74,6 +75,68 @@ def _pack_fitting(fitting, ntypes):
     }
 
 
+def refuse_fitting_params(params, what, source="model"):
+    """Raise :class:`UnsupportedModelError` when ``params`` (a fitting, or its :class:`FittingParams`) takes
+    frame/atomic parameters: for the evaluators (``what``) whose kernels read the descriptor only."""
+    if params is not None and (params.numb_fparam or params.numb_aparam):
+        raise UnsupportedModelError(
+            f"{source}: {what} does not take models with frame/atomic parameters (numb_fparam = "
+            f"{params.numb_fparam}, numb_aparam = {params.numb_aparam}); evaluate it on one CPU process "
+            "(Potential without comm/device)"
+        )
+
+
+def _floats(v):
+    return None if v is None else [float(x) for x in np.asarray(v).ravel()]
+
+
+def _params_header(fitting):
+    """The header entry ``model.fitting_params`` of a fitting with frame/atomic parameters (None without).
+
+    The runtime needs only their count (array ``fit.nparam``); the front end normalises them with
+    these statistics (JSON floats round-trip exactly) and takes ``default_fparam`` from here.
+    """
+    if not getattr(fitting, "n_params", 0):
+        return None
+    return {"numb_fparam": int(fitting.numb_fparam), "numb_aparam": int(fitting.numb_aparam),
+            "fparam_avg": _floats(fitting.fparam_avg), "fparam_inv_std": _floats(fitting.fparam_inv_std),
+            "aparam_avg": _floats(fitting.aparam_avg), "aparam_inv_std": _floats(fitting.aparam_inv_std),
+            "default_fparam": _floats(fitting.default_fparam)}
+
+
+def params_from_header(header, source=""):
+    """The :class:`FittingParams` of a checked ``.dpc`` header (all zero without ``model.fitting_params``)."""
+    raw = (header.get("model") or {}).get("fitting_params")
+    if not raw:
+        return FittingParams()
+    arr = {k: None if raw.get(k) is None else np.array(raw[k], dtype=np.float64)
+           for k in PARAM_FIELDS if not k.startswith("numb_")}
+    return FittingParams(numb_fparam=int(raw["numb_fparam"]), numb_aparam=int(raw["numb_aparam"]), **arr)
+
+
+def _check_params_header(c, nparam):
+    """``model.fitting_params`` agrees with array ``fit.nparam`` and holds finite lists of the right sizes."""
+    raw = (c.header.get("model") or {}).get("fitting_params")
+    if nparam == 0:
+        if raw:
+            c.fail("header key 'model.fitting_params' is set but array 'fit.nparam' is missing")
+        return
+    if not isinstance(raw, dict):
+        c.fail(f"array 'fit.nparam' = {nparam} but header key 'model.fitting_params' is missing")
+    counts = [raw.get("numb_fparam"), raw.get("numb_aparam")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts) or sum(counts) != nparam:
+        c.fail(f"header key 'model.fitting_params' counts {counts} do not add up to array 'fit.nparam' = {nparam}")
+    for key, n, optional in (("fparam_avg", counts[0], False), ("fparam_inv_std", counts[0], False),
+                             ("aparam_avg", counts[1], False), ("aparam_inv_std", counts[1], False),
+                             ("default_fparam", counts[0], True)):
+        v = raw.get(key)
+        if (v is None and (optional or n == 0)):
+            continue
+        if not (isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             and math.isfinite(x) for x in v)):
+            c.fail(f"header key 'model.fitting_params.{key}' should list {n} finite numbers")
+
+
 def pack(model):
     """``(header, arrays)`` of a compressed DP energy model.
 
@@ -105,6 +168,9 @@ def pack(model):
             arrays[f"part{p}.{name}"] = arr
         part_settings.append(dict(packed.settings, type=desc.type_name))
     arrays.update(_pack_fitting(model.fitting, nt))
+    fit_params = _params_header(model.fitting)
+    if fit_params:
+        arrays["fit.nparam"] = np.array([model.fitting.n_params], dtype=np.int64)
     header = {
         "kind": "dp_energy",
         "model": {
@@ -114,6 +180,7 @@ def pack(model):
             "atom_exclude_types": sorted(int(t) for t in model.atom_exclude_types),
             "fitting_exclude_types": sorted(int(t) for t in model.fitting.exclude_types),
             "min_nbor_dist": model.min_nbor_dist,
+            **({"fitting_params": fit_params} if fit_params else {}),
         },
         "compression": dict(model.compression or {}),
     }
@@ -174,8 +241,10 @@ def unpack(header, arrays, source=""):
         descs.append(unit.unpack(ints, sub["real"], sub, part_settings[p]))
     descriptor = DescriptorHybrid(parts=tuple(descs)) if settings.get("hybrid") else descs[0]
     fitting = _unpack_fitting(arrays, nt)
+    params = params_from_header(header, source)
     fitting = EnergyFitting(networks=fitting.networks, bias_atom_e=fitting.bias_atom_e,
-                            exclude_types=frozenset(settings.get("fitting_exclude_types", [])))
+                            exclude_types=frozenset(settings.get("fitting_exclude_types", [])),
+                            **{k: getattr(params, k) for k in PARAM_FIELDS})
     return DPModel(
         type_map=type_map,
         descriptor=descriptor,
@@ -212,7 +281,7 @@ _PART_ARRAYS = ("int", "real", "sel_offsets", "avg", "std", "block_mode", "table
                 "tab_offset", "coef", "tab_error")
 _GATED_ARRAYS = ("gate", "gate_of", "type_embedding")
 _DP_ARRAYS = ("type_map", "model.int", "model.out_bias", "model.fit_mask", "model.keep_mask", "model.pair_exclude",
-              "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias")
+              "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias", "fit.nparam")
 
 
 class Checker:
@@ -636,11 +705,16 @@ def _check_fitting(c, dim):
     net_of = c.need("fit.net_of_type", "i8", (nt,))
     params = c.finite("fit.params", "f8", (-1,))
     c.finite("fit.bias", "f8", (nt,))
+    nfit = 0  # optional: frame/atomic parameters appended to D
+    if "fit.nparam" in c.arrays:
+        nfit = int(c.need("fit.nparam", "i8", (1,))[0])
+        if not 1 <= nfit <= 4096:
+            c.fail(f"fit.nparam: {nfit} parameters (expected 1..4096)")
     nparams = params.size
     for n in range(nnets):
         if start[n + 1] <= start[n]:
             c.fail(f"fit.net_start: net {n} has no layers")
-        prev = dim
+        prev = dim + nfit
         for k in range(int(start[n]), int(start[n + 1])):
             nin, nout, act, res, *offs = (int(v) for v in L[k])
             j = k - int(start[n])
@@ -659,6 +733,7 @@ def _check_fitting(c, dim):
     for t in range(nt):
         if not 0 <= net_of[t] < nnets:
             c.fail(f"fit.net_of_type: type {t} uses net {int(net_of[t])} of {nnets}")
+    return nfit
 
 
 def _expected_array(name, nparts, kinds):
@@ -786,7 +861,8 @@ def check(header, arrays, source=""):
         c.fail(f"{_TS_KEY} does not list one entry per descriptor part ({nparts})")
     if total != dim:
         c.fail(f"descriptor width {dim}, its parts give {total}")
-    _check_fitting(c, dim)
+    nfit = _check_fitting(c, dim)
     kinds = [f["kind"] for f in parts_ints]
     c.no_other_arrays(lambda name: _expected_array(name, nparts, kinds), "DP")
     _check_settings(c, parts_ints, spec)
+    _check_params_header(c, nfit)

@@ -1,7 +1,8 @@
 """Turn a DeePMD-kit serialised model tree into a :class:`~dpcompress.models.model.DPModel`.
 
-Only what dpcompress can evaluate exactly is accepted; anything else (another descriptor,
-fparam/aparam, spin, a non-energy fitting, ...) raises
+Only what dpcompress can evaluate exactly is accepted (frame/atomic parameters included:
+:mod:`dpcompress.models.fitting_params`); anything else (another descriptor, spin, a non-energy
+fitting, ...) raises
 :class:`~dpcompress.core.errors.UnsupportedModelError`, and a malformed tree raises
 :class:`~dpcompress.core.errors.ModelFormatError`; both name the file and the key.  Each
 descriptor is read by its own unit (:mod:`dpcompress.descriptors`).
@@ -15,6 +16,7 @@ from ..core.activations import check_activation
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..descriptors import read_descriptor
 from ..descriptors.fields import MAX_TYPES, Node, network_list, type_pairs, type_set
+from .fitting_params import read_fitting_params
 from .model import DPModel, EnergyFitting
 
 
@@ -58,9 +60,11 @@ def read_energy_fitting(node, ntypes, dim_descrpt):
     ftype = node.raw("type", "ener")
     if ftype != "ener":
         raise UnsupportedModelError(f"{node.source}: fitting type {ftype!r} is not supported (only energy models, 'ener')")
-    for key in ("numb_fparam", "numb_aparam", "dim_case_embd"):
-        if int(node.number(key, 0)) != 0:
-            raise UnsupportedModelError(f"{node.source}: '{node.where}.{key}' = {node.raw(key)} is not supported (must be 0)")
+    if int(node.number("dim_case_embd", 0)) != 0:
+        raise UnsupportedModelError(f"{node.source}: '{node.where}.dim_case_embd' = {node.raw('dim_case_embd')} is "
+                                    "not supported (must be 0)")
+    params = read_fitting_params(node)
+    n_in = dim_descrpt + params["numb_fparam"] + params["numb_aparam"]
     if node.raw("spin", None) is not None:
         raise UnsupportedModelError(f"{node.source}: spin models are not supported ('{node.where}.spin' is set)")
     atom_ener = node.raw("atom_ener", []) or []
@@ -73,14 +77,15 @@ def read_energy_fitting(node, ntypes, dim_descrpt):
     for k, net in enumerate(nets):
         if net is None:
             raise ModelFormatError(f"{node.source}: '{node.where}.nets.networks[{k}]' is null")
-        if net.in_dim != dim_descrpt or net.out_dim != 1:
+        if net.in_dim != n_in or net.out_dim != 1:
             raise ModelFormatError(
                 f"{node.source}: '{node.where}.nets.networks[{k}]' maps {net.in_dim} -> {net.out_dim}, "
-                f"expected {dim_descrpt} -> 1 (descriptor width)"
+                f"expected {n_in} -> 1 (descriptor width {dim_descrpt} + numb_fparam + numb_aparam)"
             )
     var = node.node("@variables")
     bias = var.array("bias_atom_e", shape=(ntypes, 1))[:, 0]
-    return EnergyFitting(networks=tuple(nets), bias_atom_e=bias, exclude_types=type_set(node, "exclude_types", ntypes))
+    return EnergyFitting(networks=tuple(nets), bias_atom_e=bias, exclude_types=type_set(node, "exclude_types", ntypes),
+                         **params)
 
 
 def model_from_tree(tree, source=""):

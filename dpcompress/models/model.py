@@ -17,7 +17,11 @@ from ..core.networks import Network
 class EnergyFitting:
     r"""Per-type fitting nets of an energy model.
 
-    :math:`e_i = F_{t_i}(D_i) + b_{t_i}`; atoms of ``exclude_types`` get :math:`e_i = 0`.
+    :math:`e_i = F_{t_i}(D_i \oplus \hat f \oplus \hat a_i) + b_{t_i}`; atoms of ``exclude_types`` get
+    :math:`e_i = 0`.  With frame parameters :math:`f` (``numb_fparam`` per frame) and atomic parameters
+    :math:`a_i` (``numb_aparam`` per atom) the net's input is the descriptor followed by the normalised
+    :math:`\hat f = (f - \bar f)\,\sigma_f^{-1}` and then :math:`\hat a_i = (a_i - \bar a)\,\sigma_a^{-1}`
+    (DeePMD-kit's order and statistics).
 
     Attributes
     ----------
@@ -25,11 +29,29 @@ class EnergyFitting:
         One per atom type, or a single one shared by all types.
     bias_atom_e : ndarray, shape (ntypes,)
     exclude_types : frozenset of int
+    numb_fparam, numb_aparam : int
+        Frame and atomic parameters the nets take (0: none).
+    fparam_avg, fparam_inv_std : ndarray (numb_fparam,) or None
+    aparam_avg, aparam_inv_std : ndarray (numb_aparam,) or None
+    default_fparam : ndarray (numb_fparam,) or None
+        The frame parameters used when the caller gives none (DeePMD-kit's ``default_fparam``).
     """
 
     networks: Tuple[Network, ...]
     bias_atom_e: np.ndarray
     exclude_types: frozenset = field(default_factory=frozenset)
+    numb_fparam: int = 0
+    numb_aparam: int = 0
+    fparam_avg: Optional[np.ndarray] = None
+    fparam_inv_std: Optional[np.ndarray] = None
+    aparam_avg: Optional[np.ndarray] = None
+    aparam_inv_std: Optional[np.ndarray] = None
+    default_fparam: Optional[np.ndarray] = None
+
+    @property
+    def n_params(self):
+        """Input columns of the nets after the descriptor (``numb_fparam + numb_aparam``)."""
+        return self.numb_fparam + self.numb_aparam
 
     def network(self, atom_type):
         return self.networks[0] if len(self.networks) == 1 else self.networks[atom_type]

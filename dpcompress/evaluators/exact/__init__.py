@@ -18,7 +18,7 @@ from ...core.errors import InputError, UnsupportedModelError
 from ...descriptors import parts
 from ...neighbors import build_neighbor_list
 from . import se_atten_v2, se_e2_a, se_e2_r, se_e3
-from .fitting import atomic_energy_masks, fitting_forward_backward
+from .fitting import atomic_energy_masks, fitting_forward_backward, parameter_columns
 from ..base import Evaluator, Overflow, result_from_atoms
 
 #: descriptor type -> module with descriptor_forward / descriptor_backward
@@ -102,9 +102,11 @@ class ExactEvaluator(Evaluator):
         self.type_map = tuple(model.type_map)
         self.rcut = float(model.rcut)
 
-    def evaluate(self, coords, cell, types, n_threads=1):
+    def evaluate(self, coords, cell, types, n_threads=1, fparam=None, aparam=None):
+        """One frame; ``fparam`` (numb_fparam,) and ``aparam`` (natoms, numb_aparam) for models that take them
+        (None: the model's ``default_fparam``; see :func:`~.fitting.parameter_columns`)."""
         with blas_threads(n_threads):  # numpy's BLAS on the caller's thread budget
-            return self._evaluate(coords, cell, types, n_threads)
+            return self._evaluate(coords, cell, types, n_threads, fparam, aparam)
 
     def descriptors(self, xyz, cells, types, n_threads=1):
         """Every atom's descriptor :math:`D_i` (the fitting net's input), (nframes, natoms, dim)."""
@@ -145,10 +147,11 @@ class ExactEvaluator(Evaluator):
             nlists.append(remove_pairs(nl, types, self.model.pair_exclude_types))
         return nlists, overflow
 
-    def _evaluate(self, coords, cell, types, n_threads):
+    def _evaluate(self, coords, cell, types, n_threads, fparam=None, aparam=None):
         model = self.model
         types = np.ascontiguousarray(types, dtype=np.int64)
         natoms = len(types)
+        params = parameter_columns(model.fitting, natoms, fparam, aparam)
         descs = parts(model.descriptor)
         nlists, overflow = self._neighbor_lists(coords, cell, types, n_threads)
         fit_mask, keep_mask = atomic_energy_masks(model, types)
@@ -157,7 +160,7 @@ class ExactEvaluator(Evaluator):
         atom_virial = np.zeros((natoms, 3, 3))
         for sl, states, D_parts, D in self._descriptor_chunks(types, nlists):
             start, ctypes = sl.start, types[sl]
-            e_fit, dD = fitting_forward_backward(model, ctypes, D)
+            e_fit, dD = fitting_forward_backward(model, ctypes, D, None if params is None else params[sl])
             atom_energy[sl] = keep_mask[sl] * (fit_mask[sl] * e_fit + model.out_bias[ctypes])
             dD = dD * (fit_mask[sl] * keep_mask[sl])[:, None]
             col = 0
