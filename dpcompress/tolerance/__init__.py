@@ -32,8 +32,8 @@ How
 The margin: the contact frames sample the force error at :data:`N_CONTACTS` distances per type
 pair, but the error oscillates with the distance (zero at the table's nodes, largest inside each
 interval), and other frames put a contact into another environment; on the tiny water model 120
-distances found a 1.2x larger error than 48, and the fixture's own 0.3 Å contact 0.85x the largest
-of 120.  The file keeps the error reached, the budget and :math:`S` (``compression.calibration``),
+distances found up to a 1.15x larger error than 48, and the fixture's own stress contacts (other
+frames) up to 0.96x the largest of 120 (docs/accuracy.md).  The file keeps the error reached, the budget and :math:`S` (``compression.calibration``),
 and per table the achieved bound and every stride tried (``table_bounds``, ``table_search``).
 """
 import math
