@@ -20,7 +20,7 @@ from dpcompress._ext import runtime
 from dpcompress.cli import main
 from dpcompress.core.errors import InputError, ModelFormatError
 from dpcompress.core.warnings import TableAccuracyWarning
-from dpcompress.descriptors import iter_tables
+from dpcompress.descriptors import iter_nets, iter_tables
 from dpcompress.modelfile import model_bytes, save_model
 from dpcompress.modelfile.container import decode, encode
 from dpcompress.tolerance import (MARGIN, calibration_frames, compress_to_tolerance, contact_fractions, contact_frames,
@@ -224,3 +224,20 @@ def test_info_plot(tol_model, tmp_path):
     plain = str(tmp_path / "plain.dpc")
     save_model(compress(MODEL, step=0.05), plain)
     assert main(["info", plain, "--plot", png]) == 2  # no error-vs-step record
+
+
+def test_fixed_strides_build_the_given_strides_and_reuse_the_unchanged_tables():
+    from dpcompress.compression.table_error import FixedStrides, region_errors
+
+    model = load_model(MODEL)
+    nets = list(iter_nets(model.descriptor))
+    strides = [(0.3 + 0.1 * k, 3.0 + k) for k in range(len(nets))]
+    cache = {}
+    a = compress(model, table_error=FixedStrides((1e-6, 1e-6), strides, [[]] * len(nets), cache))
+    strides[1] = (0.7, 2.0)
+    b = compress(model, table_error=FixedStrides((1e-6, 1e-6), strides, [[]] * len(nets), cache))
+    ta, tb = list(iter_tables(a.descriptor)), list(iter_tables(b.descriptor))
+    assert [(t.stride0, t.stride1) for t in tb] == strides
+    assert all((x is y) == (k != 1) for k, (x, y) in enumerate(zip(ta, tb)))  # only the changed one is rebuilt
+    for t, net, bounds in zip(tb, nets, b.compression["table_bounds"]):
+        assert list(region_errors(t, net)) == bounds  # the recorded bound is the table's sampled error

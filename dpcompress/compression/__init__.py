@@ -169,7 +169,8 @@ def compress(
         table gets its own fine and coarse strides, the largest whose sampled error is at most it (:mod:`dpcompress.compression.table_error`; the search starts
         at ``step``).  ``compression`` then also holds ``table_budget`` ([fine, coarse]),
         ``table_bounds`` (per table, the achieved sampled errors [fine, coarse]) and ``table_search`` (per table, the strides tried and their
-        errors); the file stores each table's strides.  For a force tolerance in eV/Å see
+        errors); the file stores each table's strides.  A ``StrideSearch`` (e.g. ``FixedStrides``,
+        given strides per table) is used as it is.  For a force tolerance in eV/Å see
         :func:`dpcompress.tolerance.compress_to_tolerance`.
 
     Returns
