@@ -1,7 +1,8 @@
 """``compress --tolerance``: per-table strides from a force tolerance (dpcompress.tolerance).
 
 Reference: the exact (uncompressed) evaluator on the same frames; the tiny se_e2_a fixture's test
-frames calibrate, its stress frames inside the table range check out of sample.
+frames calibrate (with their close contacts), its stress frames inside the table range check out of
+sample; also se_e2_r, se_atten_v2 and hybrid.
 """
 
 import json
@@ -19,35 +20,56 @@ from dpcompress._ext import runtime
 from dpcompress.cli import main
 from dpcompress.core.errors import InputError, ModelFormatError
 from dpcompress.core.warnings import TableAccuracyWarning
-from dpcompress.descriptors import iter_tables
+from dpcompress.descriptors import iter_nets, iter_tables
 from dpcompress.modelfile import model_bytes, save_model
 from dpcompress.modelfile.container import decode, encode
-from dpcompress.tolerance import calibration_frames, compress_to_tolerance, contact_frames, force_error
+from dpcompress.tolerance import (MARGIN, calibration_frames, compress_to_tolerance, contact_fractions, contact_frames,
+                                  largest_uniform_step, prepare_calibration)
 
 MODEL = os.path.join(TINY, "frozen.dp")
 SE_E3 = os.path.join(DATA, "deepmd", "se_e3_tiny", "frozen.dp")
 NEP = os.path.join(DATA, "nep", "PbTe_NEP4_example", "nep.txt")
 TOL = 1e-6
+#: contact distances per type pair in these tests (the default, 48, takes 4x the exact evaluations;
+#: the margin covers the sparser sampling on these fixtures)
+CONTACTS = 16
+FIXTURES = ["se_e2_a_tiny", "se_e2_r_tiny", "se_atten_v2_tiny", "hybrid_tiny"]
 
 
-def _frames(name):
-    d = np.load(os.path.join(TINY, name))
+def _frames(name, fixture="se_e2_a_tiny"):
+    d = np.load(os.path.join(DATA, "deepmd", fixture, name))
     return [(d["coord"].astype(np.float64), d["box"].astype(np.float64), d["atype"])]
+
+
+def _model_path(fixture):
+    return os.path.join(DATA, "deepmd", fixture, "frozen.dp")
+
+
+_CACHE = {}
+
+
+def _compressed(fixture):
+    """``(exact Potential, Calibration, model compressed to TOL)`` of a tiny fixture, built once."""
+    if fixture not in _CACHE:
+        model = load_model(_model_path(fixture))
+        cal = prepare_calibration(model, _frames("test_frames.npz", fixture), contacts=CONTACTS)
+        _CACHE[fixture] = (Potential(model), cal, compress_to_tolerance(model, TOL, cal))
+    return _CACHE[fixture]
 
 
 @pytest.fixture(scope="module")
 def exact():
-    return Potential(load_model(MODEL))
+    return _compressed("se_e2_a_tiny")[0]
 
 
 @pytest.fixture(scope="module")
 def tol_model():
-    return compress_to_tolerance(MODEL, TOL, _frames("test_frames.npz"))
+    return _compressed("se_e2_a_tiny")[2]
 
 
-def _in_range_stress(model):
+def _in_range_stress(model, fixture="se_e2_a_tiny"):
     """The stress frames whose neighbors all lie inside ``model``'s tables (no extrapolation)."""
-    coords, box, types = _frames("test_frames_stress.npz")[0]
+    coords, box, types = _frames("test_frames_stress.npz", fixture)[0]
     pot = Potential(model, overflow="ignore")
     keep = []
     for k in range(len(coords)):
@@ -57,56 +79,64 @@ def _in_range_stress(model):
     return [(coords[keep], box[keep], types)]
 
 
-def _max_df(model, exact, frames, refs=None):
-    """Max |F(model) - F(exact)| over ``frames`` (``refs``: the exact forces, when already computed)."""
+def _max_df(model, exact, frames):
+    """Max |F(model) - F(exact)| over ``frames``, each frame evaluated on its own."""
     pot = Potential(model, overflow="error")
-    refs = refs or [exact.eval(c, b, t)[1] for c, b, t in frames]
-    return max(float(np.max(np.abs(pot.eval(c, b, t)[1] - r))) for (c, b, t), r in zip(frames, refs))
+    worst = 0.0
+    for c, b, t in frames:
+        for k in range(len(c)):
+            got, ref = pot.eval(c[k : k + 1], b[k : k + 1], t)[1], exact.eval(c[k : k + 1], b[k : k + 1], t)[1]
+            worst = max(worst, float(np.max(np.abs(got - ref))))
+    return worst
 
 
 def _table_bytes(model):
     return sum(t.coef.nbytes for t in iter_tables(model.descriptor))
 
 
-def test_tolerance_met_on_test_and_stress_frames(tol_model, exact):
-    stress = _in_range_stress(tol_model)
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_tolerance_met_on_test_and_stress_frames_with_smaller_tables_than_a_uniform_step(fixture):
+    exact, cal, m = _compressed(fixture)
+    stress = _in_range_stress(m, fixture)
     assert len(stress[0][0]) >= 3  # 0.7, 0.5 and 0.3 Å pairs lie inside the table (coarse region)
-    assert _max_df(tol_model, exact, _frames("test_frames.npz")) <= TOL
-    assert _max_df(tol_model, exact, stress) <= TOL  # out of sample: not calibrated on these
-    p = tol_model.compression
-    assert p["tolerance"] == TOL and p["calibration"]["max_force_error"] <= TOL
-    assert p["calibration"]["max_contact_force_error"] <= TOL and p["calibration"]["contact_frames"] > 0
-    fine, coarse = p["table_budget"]
-    assert all(bf <= fine and bc <= coarse for bf, bc in p["table_bounds"])
-    # each table its own strides: the search found different ones for different nets
-    strides = {(t.stride0, t.stride1) for t in iter_tables(tol_model.descriptor)}
-    assert len(strides) > 1
-
-
-def _uniform_step(tol, frames, refs, contacts, contact_refs):
-    """The largest uniform -s (coarse 10x) whose model meets ``tol`` as the tolerance defines it:
-    on the calibration frames and their close-contact frames (log bisection)."""
-    good, bad = 0.001, 2.56
-    for _ in range(9):
-        s = float(np.sqrt(good * bad))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TableAccuracyWarning)
-            m = compress(MODEL, step=s)
-        ok = max(force_error(m, frames, refs), force_error(m, contacts, contact_refs, skip_beyond=True)) <= tol
-        good, bad = (s, bad) if ok else (good, s)
-    return good
-
-
-def test_smaller_than_the_uniform_step_meeting_the_same_tolerance(tol_model, exact):
-    frames = calibration_frames(_frames("test_frames.npz"))
-    contacts = contact_frames(frames, tol_model.min_nbor_dist)
-    refs = [exact.eval(c, b, t)[1] for c, b, t, _ in frames]
-    contact_refs = [exact.eval(c, b, t)[1] for c, b, t, _ in contacts]
-    s = _uniform_step(TOL, frames, refs, contacts, contact_refs)
+    assert _max_df(m, exact, _frames("test_frames.npz", fixture)) <= TOL
+    assert _max_df(m, exact, stress) <= TOL  # out of sample: not calibrated on these
+    p = m.compression
+    c = p["calibration"]
+    assert p["tolerance"] == TOL and c["margin"] == MARGIN and c["contact_frames"] == len(cal.contacts) > 0
+    assert c["max_force_error"] <= c["max_contact_force_error"] <= MARGIN * TOL
+    # the fair uniform step: the largest meeting TOL itself (no margin) on the same frames
+    s = largest_uniform_step(_model_path(fixture), TOL, cal)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TableAccuracyWarning)
-        uniform = compress(MODEL, step=s)
-    assert _table_bytes(tol_model) < _table_bytes(uniform)
+        uniform = compress(_model_path(fixture), step=s)
+    assert cal.check(uniform)[1] <= TOL
+    assert _table_bytes(m) < _table_bytes(uniform)
+
+
+def test_each_table_its_own_strides_and_their_record(tol_model):
+    p = tol_model.compression
+    tables = list(iter_tables(tol_model.descriptor))
+    assert len(p["table_bounds"]) == len(p["table_search"]) == len(tables)
+    assert len({(t.stride0, t.stride1) for t in tables}) > 1  # different nets, different strides
+    for t, (bf, bc), history in zip(tables, p["table_bounds"], p["table_search"]):
+        assert history[-1] == [t.stride0, bf, t.stride1, bc]  # the bound is the final table's
+    assert p["calibration"]["growth_trials"] > 0
+
+
+def test_contact_frames_sample_every_type_pair_at_every_distance(exact):
+    frames = calibration_frames(_frames("test_frames.npz"))
+    rmin = 0.9  # Å: the contacts are fractions of it
+    contacts = contact_frames(frames, rmin, n=5)
+    assert len(contacts) == 3 * 5  # O-O, O-H, H-H
+    x0 = frames[0][0][0]
+    for (y, cell, _, _), frac in zip(contacts, contact_fractions(5) * 3):
+        moved = np.flatnonzero(np.any(y[0] != x0, axis=1))
+        assert len(moved) == 1  # one atom moved: the pair's second atom
+        d = y[0][None, :, :] - y[0][moved]
+        f = d @ np.linalg.inv(cell[0])
+        r = np.linalg.norm((f - np.round(f)) @ cell[0], axis=2)
+        assert np.count_nonzero(np.abs(r - frac * rmin) < 1e-9) == 1  # its partner, at the contact distance
 
 
 def test_file_round_trip_and_info_shows_the_bound(tol_model, tmp_path, capsys):
@@ -194,3 +224,20 @@ def test_info_plot(tol_model, tmp_path):
     plain = str(tmp_path / "plain.dpc")
     save_model(compress(MODEL, step=0.05), plain)
     assert main(["info", plain, "--plot", png]) == 2  # no error-vs-step record
+
+
+def test_fixed_strides_build_the_given_strides_and_reuse_the_unchanged_tables():
+    from dpcompress.compression.table_error import FixedStrides, region_errors
+
+    model = load_model(MODEL)
+    nets = list(iter_nets(model.descriptor))
+    strides = [(0.3 + 0.1 * k, 3.0 + k) for k in range(len(nets))]
+    cache = {}
+    a = compress(model, table_error=FixedStrides((1e-6, 1e-6), strides, [[]] * len(nets), cache))
+    strides[1] = (0.7, 2.0)
+    b = compress(model, table_error=FixedStrides((1e-6, 1e-6), strides, [[]] * len(nets), cache))
+    ta, tb = list(iter_tables(a.descriptor)), list(iter_tables(b.descriptor))
+    assert [(t.stride0, t.stride1) for t in tb] == strides
+    assert all((x is y) == (k != 1) for k, (x, y) in enumerate(zip(ta, tb)))  # only the changed one is rebuilt
+    for t, net, bounds in zip(tb, nets, b.compression["table_bounds"]):
+        assert list(region_errors(t, net)) == bounds  # the recorded bound is the table's sampled error

@@ -169,7 +169,8 @@ def compress(
         table gets its own fine and coarse strides, the largest whose sampled error is at most it (:mod:`dpcompress.compression.table_error`; the search starts
         at ``step``).  ``compression`` then also holds ``table_budget`` ([fine, coarse]),
         ``table_bounds`` (per table, the achieved sampled errors [fine, coarse]) and ``table_search`` (per table, the strides tried and their
-        errors); the file stores each table's strides.  For a force tolerance in eV/Å see
+        errors); the file stores each table's strides.  A ``StrideSearch`` (e.g. ``FixedStrides``,
+        given strides per table) is used as it is.  For a force tolerance in eV/Å see
         :func:`dpcompress.tolerance.compress_to_tolerance`.
 
     Returns
@@ -215,7 +216,8 @@ def compress(
     rmin, rmin_source = resolve_min_nbor_dist(model, training_script, min_nbor_dist, scan)
     search = None
     if table_error is not None:
-        search = StrideSearch(table_error, MIN_FACTOR, n_threads)
+        # a StrideSearch itself: the tolerance's growth pass (FixedStrides) passes its own rule
+        search = table_error if isinstance(table_error, StrideSearch) else StrideSearch(table_error, MIN_FACTOR, n_threads)
         size, largest = estimate_table_bytes(model.descriptor, rmin, float(step), float(extrapolate), order)
         # strides never go below the memory limit's (the size is about proportional to 1/stride)
         search.min_factor = max(1.0, min(MIN_FACTOR, limit / (1.2 * (size + 2 * largest))))

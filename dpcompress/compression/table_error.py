@@ -199,3 +199,44 @@ class StrideSearch:
                 return table
             s0, s1 = (s0 / 1.03 if ef > eps else s0), (s1 / 1.03 if ec > eps_c else s1)
         raise InputError(f"table error budget {eps:.2e} not reached at strides {s0:.3g}/{s1:.3g}")
+
+
+class FixedStrides(StrideSearch):
+    """``stride_rule`` with given strides per table: the ``k``-th table built gets ``strides[k]``.
+
+    The tolerance's growth pass (:mod:`dpcompress.tolerance`) passes one to
+    ``compress(..., table_error=FixedStrides(...))``: it tries larger strides table by table, so
+    the tables it does not change come from ``cache`` (shared between its compressions, keyed by
+    the table's position, net and strides) instead of being built again.
+
+    Parameters
+    ----------
+    budget : (float, float)
+        The budget the strides were first searched with (provenance: ``table_budget``).
+    strides : list of (float, float)
+        Fine and coarse stride per table, in the order the descriptor builds them.
+    histories : list of list
+        Per table, the search record so far (``[[s0, e_fine, s1, e_coarse], ...]``); the sampled
+        error of the table built here is appended to a copy.
+    cache : dict
+    n_threads : int
+    """
+
+    def __init__(self, budget, strides, histories, cache, n_threads=1):
+        super().__init__(budget, MIN_FACTOR, n_threads)
+        self.strides, self.histories, self.cache, self.calls = strides, histories, cache, 0
+
+    def __call__(self, build, net, stride0, stride1):
+        k = self.calls
+        self.calls += 1
+        s0, s1 = self.strides[k]
+        key = (k, id(net), s0, s1)
+        if key not in self.cache:
+            table = build(s0, s1)
+            self.cache[key] = (table, *region_errors(table, net, self.n_threads))
+        table, ef, ec = self.cache[key]
+        history = list(self.histories[k])
+        if not history or history[-1] != [s0, ef, s1, ec]:
+            history.append([s0, ef, s1, ec])
+        self.records[id(table)] = dict(fine=ef, coarse=ec, history=history)
+        return table

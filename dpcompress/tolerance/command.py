@@ -42,7 +42,8 @@ def info_lines(compression):
     if p.get("tolerance") is not None:
         lines.append(f"tolerance:       {p['tolerance']:.3g} eV/Å on forces; max |ΔF| {cal.get('max_force_error', float('nan')):.2e} "
                      f"eV/Å on {cal.get('frames')} calibration frame(s), {cal.get('max_contact_force_error', float('nan')):.2e} "
-                     f"on {cal.get('contact_frames')} close-contact frame(s); sensitivity {cal.get('sensitivity') or float('nan'):.3g}")
+                     f"on {cal.get('contact_frames')} close-contact frame(s); sensitivity {cal.get('sensitivity') or float('nan'):.3g}"
+                     + (f"; target {cal['margin']:g} × TOL" if cal.get("margin") else ""))
     fine, coarse = p["table_budget"]
     lines.append(f"table budget:    {fine:.3g} (fine), {coarse:.3g} (coarse, weighted): sampled max |table - net| of value "
                  "and derivative; strides chosen per table")
