@@ -62,6 +62,7 @@ def parity_plot(result, path):
         ax.set_xlabel(f"label {what} ({unit})")
         ax.set_ylabel(f"predicted {what} ({unit})")
         ax.set_title(f"{what}: predicted vs label")
+        ax.ticklabel_format(useOffset=False)  # energies per atom differ in the 4th digit: no "-1.559e2" offsets
     if len(result.systems) <= 8:
         ax_e.legend(fontsize=7)
     if diffs:
