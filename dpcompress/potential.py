@@ -322,11 +322,7 @@ class Potential:
         _check_unsupported(kwargs)
         if isinstance(self.model, NEPModel):
             raise InputError("a NEP model has no DeePMD descriptor: eval_descriptor is for DP models")
-        types = as_atom_types(atom_types, self.get_type_map())
-        if types.ndim == 2 and not mixed_type:
-            if not np.all(types == types[:1]):
-                raise InputError("atom_types has one row per frame but mixed_type=False; pass mixed_type=True")
-            types = types[0]
+        types = _frame_types(atom_types, self.get_type_map(), mixed_type)
         natoms = types.shape[-1]
         xyz = as_coords(self._host(coords) if natoms else coords, natoms)
         nframes = int(xyz.shape[0])
@@ -419,11 +415,7 @@ class Potential:
         (:class:`~dpcompress.core.warnings.CoordinatePrecisionWarning`).
         """
         _check_unsupported(kwargs)
-        types = as_atom_types(atom_types, self.get_type_map())
-        if types.ndim == 2 and not mixed_type:
-            if not np.all(types == types[:1]):
-                raise InputError("atom_types has one row per frame but mixed_type=False; pass mixed_type=True")
-            types = types[0]
+        types = _frame_types(atom_types, self.get_type_map(), mixed_type)
         natoms = types.shape[-1]
         if isinstance(self.evaluator, GpuEvaluator) and natoms:
             xyz = self.evaluator.coords(coords, natoms)
@@ -534,6 +526,17 @@ class Potential:
 
 #: DeePMD-kit's ``DeepPot.eval`` keywords for inputs no model dpcompress reads takes (None is accepted).
 UNSUPPORTED_EVAL_INPUTS = ("efield", "spin", "charge_spin")
+
+
+def _frame_types(atom_types, type_map, mixed_type):
+    """``atom_types`` as type indices: one row (natoms,), or one per frame with ``mixed_type`` (a
+    per-frame array whose rows are all equal is taken as one row without it)."""
+    types = as_atom_types(atom_types, type_map)
+    if types.ndim == 2 and not mixed_type:
+        if not np.all(types == types[:1]):
+            raise InputError("atom_types has one row per frame but mixed_type=False; pass mixed_type=True")
+        types = types[0]
+    return types
 
 
 def _check_unsupported(kwargs):
