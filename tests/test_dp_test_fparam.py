@@ -134,3 +134,11 @@ def test_models_without_parameters_ignore_the_files():
     a = run_test(plain, [os.path.join(SYSTEMS, "water_fparam")], progress=False)
     b = run_test(plain, [os.path.join(SYSTEMS, "water_aparam_only")], progress=False)
     assert a.systems[0].errors == b.systems[0].errors
+
+
+def test_against_the_original_model(compressed):
+    """--against: both models get the parameters; the compressed one differs from the exact by round-off."""
+    result = run_test(compressed["fparam"], _systems("fparam"), against=MODELS["fparam"], progress=False)
+    for s in result.systems:
+        assert np.abs(s.pred["force"] - s.original["force"]).max() < 1e-9
+        assert np.abs(s.pred["energy"] - s.original["energy"]).max() / s.natoms < 1e-10
