@@ -107,7 +107,7 @@ def _cmd_info(args):
     print(f"type_map:        {list(m.type_map)}")
     for k, part in enumerate(parts(d)):
         label = f"descriptor {k}:" if getattr(d, "parts", None) else "descriptor:"
-        print(f"{label:<17}{part.type_name}  rcut={part.rcut} Å  rcut_smth={part.rcut_smth} Å  sel={list(part.sel)}")
+        print(f"{label:<17}{getattr(part, 'display_name', part.type_name)}  rcut={part.rcut} Å  rcut_smth={part.rcut_smth} Å  sel={list(part.sel)}")
         details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]

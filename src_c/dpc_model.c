@@ -713,6 +713,16 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
             if (P->gate_of[k] < -1 || P->gate_of[k] >= P->n_gate_rows)
                 return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: gate row %lld out of range", p,
                                      (long long)P->gate_of[k]);
+        /* optional: the unswitched gate (se_atten v1), with the padding slots' row per center type */
+        snprintf(name, sizeof name, "part%d.gate_pad", p);
+        if (dpc_file_get(&m->file, name)) {
+            NEED(a, name, DPC_DT_I64, 1, nt);
+            s->gate_pad = (const int64_t *)a->data;
+            for (int64_t k = 0; k < nt; k++)
+                if (s->gate_pad[k] < 0 || s->gate_pad[k] >= P->n_gate_rows)
+                    return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: padding gate row %lld out of range", p,
+                                         (long long)s->gate_pad[k]);
+        }
         /* written with or without concat_output_tebd (the Python model keeps it): checked either way */
         snprintf(name, sizeof name, "part%d.type_embedding", p);
         NEED(a, name, DPC_DT_F64, 2, nt, P->tebd_dim);
@@ -1146,7 +1156,7 @@ static int expected_array(const dpc_model *m, const char *name)
                                      "fit.nparam", NULL};
     static const char *const PART[] = {"int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real",
                                        "tab_count", "tab_offset", "coef", "tab_error", NULL};
-    static const char *const GATED[] = {"gate", "gate_of", "type_embedding", NULL};
+    static const char *const GATED[] = {"gate", "gate_of", "type_embedding", "gate_pad", NULL};
     static const char *const NEP[] = {"nep.int", "nep.b1", "nep.rc_R", "nep.rc_A", "nep.c_R", "nep.c_A", "nep.w0",
                                       "nep.b0", "nep.w1", "nep.b1_type", "nep.q_scaler", "nep.mono", "nep.zcoef",
                                       "nep.zbl_inner", "nep.zbl_outer", "nep.zbl_params", "nep.atomic_z",

@@ -182,7 +182,8 @@ DPC_HOT static void forward_atom_radial(const dpc_se_a_tab_args *a, dpc_index i,
     for (dpc_index m = 0; m < M; m++) acc[m] *= inv_n;
 }
 
-/* ---- gated mode (se_atten_v2): channels scaled by 1 + gate[q][m] * sw(r) ------------------------ */
+/* ---- gated mode (se_atten): channels scaled by 1 + gate[q][m] * w(r), w = sw(r) (se_atten_v2) or
+ * w = 1 (unswitched, se_atten v1: gate_pad set, padding slots gated by their center type's row) ---- */
 
 #define DPC_ACCUMULATE_GATED(NCOEF)                                             \
     do {                                                                        \
@@ -230,6 +231,7 @@ DPC_HOT static void forward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i, 
 {
     const dpc_index M = a->n_channels, nb = a->nblocks;
     const dpc_index ti = a->center_types[i];
+    const int unswitched = a->gate_pad != NULL;
     memset(acc, 0, sizeof(double) * 4 * M);
     for (dpc_index b = 0; b < nb; b++) {
         const dpc_index key = ti * nb + b;
@@ -251,6 +253,7 @@ DPC_HOT static void forward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i, 
                 double R[4], Rt[4], t, delta, sw, dsw;
                 dpc_env_mat_row(vec + 3 * s, a->rcut, a->rcut_smth, a->protection, R, NULL);
                 dpc_switch(vector_norm(vec + 3 * s), a->rcut, a->rcut_smth, &sw, &dsw);
+                if (unswitched) sw = 1.0;
                 for (int k = 0; k < 4; k++) Rt[k] = (R[k] - avg[k]) / std[k];
                 const dpc_index l = dpc_table_locate(&info, Rt[0], &t, &delta);
                 if (Rt[0] >= info.upper) (*n_fine_out)++;
@@ -258,13 +261,20 @@ DPC_HOT static void forward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i, 
                 accumulate_row_gated(coef + l * a->ncoef * M, M, a->ncoef, t, delta, Rt, a->gate + gidx[s] * M, sw, acc);
             }
         }
-        /* padding: sw = 0, no gate */
+        /* padding: sw = 0, no gate (switched); the padding row of the gate (unswitched) */
         const dpc_index npad = (mode == 2) ? sel : sel - nreal;
         if (npad > 0) {
             double Rt[4], t, delta;
             for (int k = 0; k < 4; k++) Rt[k] = -avg[k] / std[k];
             const dpc_index l = dpc_table_locate(&info, Rt[0], &t, &delta);
-            accumulate_row(coef + l * a->ncoef * M, M, a->ncoef, t, delta, Rt, (double)npad, acc);
+            if (unswitched) {
+                double Rw[4];
+                for (int k = 0; k < 4; k++) Rw[k] = (double)npad * Rt[k];
+                accumulate_row_gated(coef + l * a->ncoef * M, M, a->ncoef, t, delta, Rw, a->gate + a->gate_pad[ti] * M,
+                                     1.0, acc);
+            } else {
+                accumulate_row(coef + l * a->ncoef * M, M, a->ncoef, t, delta, Rt, (double)npad, acc);
+            }
         }
     }
     const double inv_n = 1.0 / (double)a->nnei;
@@ -273,9 +283,10 @@ DPC_HOT static void forward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i, 
 
 static int valid_mode(const dpc_se_a_tab_args *a)
 {
-    if (a->n_rows == 1) return a->gate == NULL;
+    if (a->n_rows == 1) return a->gate == NULL && a->gate_pad == NULL;
     if (a->n_rows != 4) return 0;
-    return a->gate == NULL || (a->gate_index != NULL && a->n_gate_rows > 0);
+    if (a->gate == NULL) return a->gate_pad == NULL;
+    return a->gate_index != NULL && a->n_gate_rows > 0;
 }
 
 dpc_status dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
@@ -412,6 +423,7 @@ DPC_HOT static void backward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i,
     const dpc_index M = a->n_channels, nb = a->nblocks;
     const double inv_n = 1.0 / (double)a->nnei;
     const dpc_index ti = a->center_types[i];
+    const int unswitched = a->gate_pad != NULL;
     const double *restrict d0 = dT, *restrict d1 = dT + M, *restrict d2 = dT + 2 * M, *restrict d3 = dT + 3 * M;
     memset(grad_i, 0, sizeof(double) * 3 * a->nnei);
     for (dpc_index b = 0; b < nb; b++) {
@@ -435,6 +447,10 @@ DPC_HOT static void backward_atom_gated(const dpc_se_a_tab_args *a, dpc_index i,
             dpc_env_mat_row(v, a->rcut, a->rcut_smth, a->protection, R, dR);
             const double r = vector_norm(v);
             dpc_switch(r, a->rcut, a->rcut_smth, &sw, &dsw);
+            if (unswitched) { /* w = 1: the gate does not depend on r */
+                sw = 1.0;
+                dsw = 0.0;
+            }
             for (int k = 0; k < 4; k++) Rt[k] = (R[k] - avg[k]) / std[k];
             const dpc_index l = dpc_table_locate(&info, Rt[0], &t, &delta);
             const double *row = coef + l * ncoef * M;

@@ -42,6 +42,10 @@
  *   dE/dRt_j[k] = (1/N) sum_m dT[k][m] g_m (1 + tau_m) + [k == 0] (1/N) sum_m g'_m (1 + tau_m) u_m,
  *   dE/dsw_j    = (1/N) sum_m g_m gate[q][m] u_m,        u_m = sum_k Rt_j[k] dT[k][m],
  *   dE/dr_ij    = sum_k dE/dRt_j[k] / std[k] dR_k/dr_ij + dE/dsw_j sw'(r) rhat.
+ * Unswitched gated mode (gate_pad != NULL; se_atten v1, DeePMD-kit's smooth_type_embedding false):
+ * sw(r) is replaced by 1, tau_jm = gate[q][m], so the dE/dsw term vanishes; the padding slots of a
+ * center of type t are gated too, by row gate_pad[t] (the padding type's row):
+ *   T_i[k][m] = (1/N) ( sum_real Rt_j[k] g_m(x_j) (1 + gate[q_j][m]) + n_pad Rt_pad[k] g_m(x_pad) (1 + gate[gate_pad[t]][m]) ).
  *
  * Buffers (C-contiguous, row-major; ntypes = number of center types)
  *   center_types [natoms]                int64 in [0, ntypes)
@@ -57,6 +61,7 @@
  *   coef         [...]                   tables, layout of dpc_table.h (ncoef, M shared)
  *   gate         [n_gate_rows, M]        gated mode only (else NULL)
  *   gate_index   [natoms, nnei]          gated mode only: row of gate per slot (real slots read), -1 = zeroed
+ *   gate_pad     [ntypes]                unswitched gated mode only (else NULL): gate row of the padding slots
  *   T            [natoms, n_rows, M]     forward output
  *   beyond_fine, beyond_table [natoms]   optional (NULL): real neighbors with x >= upper / outside [lower, xmax)
  *   dT           [natoms, n_rows, M]     backward input
@@ -86,6 +91,7 @@ typedef struct {
     const double *gate;          /* gated mode: [n_gate_rows, M]; NULL otherwise */
     const dpc_index *gate_index; /* gated mode: [natoms, nnei], values in [-1, n_gate_rows) */
     dpc_index n_gate_rows;
+    const dpc_index *gate_pad;   /* unswitched gated mode: [ntypes] gate row of padding; NULL: switched or no gate */
 } dpc_se_a_tab_args;
 
 dpc_status dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,

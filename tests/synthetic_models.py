@@ -5,7 +5,8 @@ Each variant copies a fixture's ``frozen.dp`` and edits its JSON tree (arrays ar
 numpy, h5py and json are used, so the same edits can be replayed in a
 DeePMD-kit environment: ``variants_ref.npz`` in the test data folders holds
 DeePMD-kit 3.2.0's outputs (``DeepPot`` of ``dp convert-backend model.dp model.pth``)
-for the variants in :data:`DEEPMD_CHECKED`, on the first two test frames.
+for the variants in :data:`DEEPMD_CHECKED`, on the first two test frames (se_atten_tiny's:
+``tests/data/deepmd/make_variants_ref.py``).
 """
 
 import json
@@ -127,6 +128,25 @@ def se_r_two_side(t):
     d["embeddings"]["networks"] = two
 
 
+def set_davg(rows):
+    """Nonzero descriptor statistics ``davg`` (``set_davg_zero`` false): row ``rows[t]`` (4 numbers) for
+    every slot of center type ``t``; in se_atten v1 the padding slots then add their (gated) term."""
+
+    def edit(t):
+        d = _desc(t)
+        v = d["@variables"]
+        davg = t.get(v["davg"])
+        davg[:] = np.asarray(rows, dtype=np.float64)[:, None, :]
+        v["davg"] = t.put(davg)
+        d["set_davg_zero"] = False
+
+    return edit
+
+
+#: se_atten v1 with a nonzero davg: refused (DeePMD-kit gates padding by the frame's first atom's type)
+V1_DAVG = set_davg([[0.12, 0.03, -0.02, 0.01], [0.07, -0.01, 0.02, 0.04]])
+
+
 def chain(*edits):
     def edit(t):
         for e in edits:
@@ -146,4 +166,7 @@ DEEPMD_CHECKED = {
     "at_pair_exclude": ("se_atten_v2_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
     "at_no_tebd_output": ("se_atten_v2_tiny", se_atten_no_tebd_output),
     "at_gelu_protection": ("se_atten_v2_tiny", chain(activation("gelu"), set_descriptor(env_protection=0.1))),
+    "v1_one_side": ("se_atten_tiny", se_atten_one_side),
+    "v1_exclude": ("se_atten_tiny", set_descriptor(exclude_types=[[0, 1]])),
+    "v1_pair_exclude": ("se_atten_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
 }

@@ -32,7 +32,7 @@ from lammps_frames import sheared, write_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
-DESCRIPTORS = ["se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "hybrid_tiny"]
+DESCRIPTORS = ["se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "se_atten_tiny", "hybrid_tiny"]
 NEPS = {"nep_si": ("Si_2022_NEP4_5body", "dense_rattle_64.npz"), "nep_batio3": ("BaTiO3_NEP4_zbl", "zbl_close_contact_40.npz")}
 BOXES = ["ortho", "triclinic", "cluster"]
 NEWTON = ["on", "off"]
@@ -88,7 +88,10 @@ def _frame(name):
         z = np.load(os.path.join(DATA, "nep", folder, frame), allow_pickle=False)
         return (os.path.join(DATA, "nep", folder, "nep.txt"), z["positions"].astype(float), z["cell"].astype(float),
                 z["type_index"].astype(np.int64), [str(e) for e in z["elements"]])
-    z = np.load(os.path.join(DATA, "deepmd", name, "test_frames.npz"), allow_pickle=False)
+    frames = os.path.join(DATA, "deepmd", name, "test_frames.npz")
+    if not os.path.exists(frames):  # the issue-15 fixtures are evaluated on se_e2_a_tiny's frames
+        frames = os.path.join(DATA, "deepmd", "se_e2_a_tiny", "test_frames.npz")
+    z = np.load(frames, allow_pickle=False)
     return (os.path.join(DATA, "deepmd", name, "frozen.dp"), z["coord"][0].astype(float), z["box"][0].astype(float),
             z["atype"].astype(np.int64), [str(e) for e in z["type_map"]])
 

@@ -136,7 +136,7 @@ def _dpa1(**kw):
         (set_descriptor(attn_layer=2), "attn_layer = 2 is not supported: attention layers mix"),
         (_dpa1(tebd_input_mode="concat"), "tebd_input_mode = 'concat' is not supported: 'concat' feeds"),
         (_dpa1(attn_layer=1), "attn_layer = 1"),
-        (_dpa1(smooth_type_embedding=False), "smooth_type_embedding"),
+        (_dpa1(smooth_type_embedding=False), "smooth_type_embedding' = false with a nonzero davg"),
         (set_descriptor(lmax=2), "lmax"),
         (set_descriptor(use_econf_tebd=True), "use_econf_tebd"),
     ],

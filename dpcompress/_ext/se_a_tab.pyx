@@ -37,6 +37,7 @@ cdef extern from "dpc_se_a_tab.h":
         const double *gate
         const int64_t *gate_index
         int64_t n_gate_rows
+        const int64_t *gate_pad
 
     int dpc_se_a_tab_forward(const dpc_se_a_tab_args *a, int n_threads, double *T,
                              int64_t *beyond_fine, int64_t *beyond_table) nogil
@@ -57,16 +58,18 @@ cdef class PackedTables:
 
     Built once per model by :func:`dpcompress.descriptors.se_e2_a.pack`
     (and the se_e2_r / se_atten_v2 modules).  ``n_rows`` 1 selects the radial
-    mode; a ``gate`` table ``(n_gate_rows, M)`` the gated mode.
+    mode; a ``gate`` table ``(n_gate_rows, M)`` the gated mode, switched (se_atten_v2: the gate times
+    sw(r)) or, with ``gate_pad`` (ntypes,) (the padding slots' gate row per center type), unswitched
+    (se_atten v1).
     """
-    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef, gate
+    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef, gate, gate_pad
     cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei, axis_neuron, n_gate_rows
     cdef public int ncoef, n_rows
     cdef public double rcut, rcut_smth, protection
 
     def __init__(self, sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
                  int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection,
-                 int n_rows=4, gate=None):
+                 int n_rows=4, gate=None, gate_pad=None):
         t = table_arrays(sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
                          ncoef, n_channels)
         self.sel_offsets, self.avg, self.std, self.block_mode = t.sel_offsets, t.avg, t.std, t.block_mode
@@ -87,6 +90,14 @@ cdef class PackedTables:
             if not np.all(np.isfinite(self.gate)):
                 raise ValueError("gate contains NaN or inf")
             self.n_gate_rows = self.gate.shape[0]
+        self.gate_pad = None
+        if gate_pad is not None:
+            if gate is None:
+                raise ValueError("gate_pad needs a gate table")
+            self.gate_pad = np.ascontiguousarray(gate_pad, dtype=np.int64)
+            _check(self.gate_pad, (self.ntypes,), np.int64, "gate_pad")
+            if self.gate_pad.min() < 0 or self.gate_pad.max() >= self.n_gate_rows:
+                raise ValueError("gate_pad out of range")
 
 
 cdef void _fill(dpc_se_a_tab_args *a, PackedTables p, const int64_t[::1] types, const double[:, :, ::1] vectors,
@@ -118,6 +129,7 @@ cdef void _fill(dpc_se_a_tab_args *a, PackedTables p, const int64_t[::1] types, 
     a.gate = NULL
     a.gate_index = NULL
     a.n_gate_rows = p.n_gate_rows
+    a.gate_pad = NULL
 
 
 def _validate(PackedTables p, center_types, vectors, counts, gate_index):
@@ -143,11 +155,15 @@ def _validate(PackedTables p, center_types, vectors, counts, gate_index):
 cdef void _set_gate(dpc_se_a_tab_args *a, PackedTables p, gate_index):
     cdef const double[:, ::1] gv
     cdef const int64_t[:, ::1] iv
+    cdef const int64_t[::1] pv
     if p.gate is not None:
         gv = p.gate
         iv = gate_index
         a.gate = &gv[0, 0]
         a.gate_index = &iv[0, 0]
+    if p.gate_pad is not None:
+        pv = p.gate_pad
+        a.gate_pad = &pv[0]
 
 
 def se_a_tab_forward(PackedTables p, center_types, vectors, counts, int n_threads=1, bint check=False, gate_index=None):
@@ -265,6 +281,7 @@ def tables_from_view(v):
     """:class:`PackedTables` of a descriptor part's kernel view
     (``dpcompress.descriptors.base.PackedPart.kernel_view()``: the arrays a ``.dpc`` holds)."""
     p = PackedTables(v.sel_offsets, v.avg, v.std, v.block_mode, v.table_of, v.tab_real, v.tab_count, v.tab_offset,
-                     v.coef, v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection, n_rows=v.n_rows, gate=v.gate)
+                     v.coef, v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection, n_rows=v.n_rows, gate=v.gate,
+                     gate_pad=getattr(v, "gate_pad", None))
     p.axis_neuron = v.axis_neuron
     return p

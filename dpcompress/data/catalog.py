@@ -13,6 +13,8 @@ A *system* is a folder (``deepmd/npy``) or an HDF5 group (``deepmd/hdf5``) holdi
 ``set.*/virial.npy``    (nframes, 9), eV               optional label
 ``set.*/atom_ener.npy`` (nframes, natoms), eV          optional per-atom label (``dpcompress test -a``)
 ``set.*/atom_pref.npy`` (nframes, natoms)              optional force weights (``dp test``'s weighted force)
+``set.*/fparam.npy``    (nframes, numb_fparam)         optional frame parameters of a model that takes them
+``set.*/aparam.npy``    (nframes, natoms*numb_aparam)  optional atomic parameters (widths: the model's, checked when read)
 
 Frames of all ``set.*`` follow each other in sorted set order.  Opening a system
 (:func:`open_npy_system`, :func:`open_hdf5_systems`) reads ``type.raw`` and the arrays'
@@ -34,6 +36,9 @@ from .checks import frames_in, npy_header, parse_types
 LABEL_KEYS = ("energy", "force", "virial")
 #: Optional per-atom labels of a set (only ``dpcompress test`` reads them; :meth:`SystemInfo.atom_labels`).
 ATOM_LABEL_KEYS = ("atom_ener", "atom_pref")
+#: Optional frame/atomic parameters of a set (``dpcompress test`` passes them to models with
+#: ``numb_fparam`` / ``numb_aparam``); their widths are the model's, checked when they are read.
+PARAM_KEYS = ("fparam", "aparam")
 
 
 def frame_width(key, natoms):
@@ -121,6 +126,19 @@ class SystemInfo:
         """The per-atom labels (``atom_ener``, ``atom_pref``) every set holds."""
         return tuple(k for k in ATOM_LABEL_KEYS if all(k in s.arrays for s in self.sets))
 
+    def params(self):
+        """The frame/atomic parameters (``fparam``, ``aparam``) every set holds."""
+        return tuple(k for k in PARAM_KEYS if all(k in s.arrays for s in self.sets))
+
+
+def _check_param(shape, dtype, where, nframes):
+    """A parameter array holds whole frames of some width (the model's width is checked on reading)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if dtype.kind not in "fiu":
+        raise DataFormatError(f"{where}: expected a numeric array, found dtype {dtype}")
+    if len(shape) == 0 or size == 0 or size % nframes or (len(shape) >= 2 and shape[0] != nframes):
+        raise DataFormatError(f"{where}: shape {tuple(shape)} does not hold {nframes} frames (the set's coord.npy)")
+
 
 def _check_type_map(type_map, types, where):
     if len(set(type_map)) != len(type_map):
@@ -196,6 +214,11 @@ def open_npy_system(path, labels=False):
                 continue
             frames_in(*npy_header(r.path), r.where, frame_width(key, types.size), st.nframes)
             st.arrays[key] = r
+        for key in PARAM_KEYS if labels else ():
+            r = ref(key)
+            if r is not None:
+                _check_param(*npy_header(r.path), r.where, st.nframes)
+                st.arrays[key] = r
         info.sets.append(st)
     _check_system(info)
     return info
@@ -269,6 +292,12 @@ def _hdf5_system(fh, path, gname, labels):
             r, ds = found
             frames_in(ds.shape, ds.dtype, r.where, frame_width(key, types.size), st.nframes)
             st.arrays[key] = r
+        for key in PARAM_KEYS if labels else ():
+            found = ref(key)
+            if found is not None:
+                r, ds = found
+                _check_param(ds.shape, ds.dtype, r.where, st.nframes)
+                st.arrays[key] = r
         info.sets.append(st)
     _check_system(info)
     return info

@@ -35,7 +35,8 @@ class FrameBlock:
     atom_types : ndarray of int64, shape (natoms,) or (n, natoms)
         Local types: ``type.raw``, or the per-frame ``real_atom_types``.
     labels : dict
-        ``energy`` (n,), ``force`` (n, natoms, 3), ``virial`` (n, 3, 3): those asked for.
+        ``energy`` (n,), ``force`` (n, natoms, 3), ``virial`` (n, 3, 3): those asked for; also the
+        parameters asked for, ``fparam`` / ``aparam`` (n, width).
     """
 
     first: int
@@ -128,7 +129,7 @@ class FrameReader:
         check_finite_frames(out, ref.where, a)
         return out
 
-    def blocks(self, info, start=0, stop=None, *, labels=(), ntypes=None, chunk=CHUNK_FRAMES):
+    def blocks(self, info, start=0, stop=None, *, labels=(), ntypes=None, chunk=CHUNK_FRAMES, params=None):
         """Frames ``start..stop-1`` of system ``info`` (all sets counted in order), in blocks.
 
         Parameters
@@ -144,6 +145,9 @@ class FrameReader:
             :data:`~.checks.MAX_TYPES` without one.
         chunk : int
             Most frames per block.
+        params : dict, optional
+            Parameters to read, ``{"fparam": width, "aparam": width}`` (numbers per frame: the
+            model's ``numb_fparam``, ``natoms * numb_aparam``); each must be in ``info.params()``.
 
         Yields
         ------
@@ -172,6 +176,8 @@ class FrameReader:
                     shape = {"energy": (b - a,), "force": (b - a, n, 3), "virial": (b - a, 3, 3), "atom_ener": (b - a, n),
                              "atom_pref": (b - a, n)}[key]
                     values[key] = read(key).reshape(shape)
+                for key, width in (params or {}).items():
+                    values[key] = self.read_array(st.arrays[key], width, st.nframes, a, b)
                 yield FrameBlock(offset + a, st.where, a, coords, cells, types, values)
             offset += st.nframes
 

@@ -74,7 +74,7 @@ class PackedPart:
         return types.SimpleNamespace(
             nnei=i["nnei"], nblocks=i["nblocks"], ntypes=a["avg"].shape[0], n_channels=i["M"],
             axis_neuron=i["axis_neuron"], ncoef=i["ncoef"], rcut=self.real[0], rcut_smth=self.real[1],
-            protection=self.real[2], n_rows=1 if i["kind"] == KIND_SE_R else 4, gate=a.get("gate"),
+            protection=self.real[2], n_rows=1 if i["kind"] == KIND_SE_R else 4, gate=a.get("gate"), gate_pad=a.get("gate_pad"),
             n_gate_rows=i["n_gate_rows"], ntables=i["ntables"],
             **{k: a[k] for k in ("sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real", "tab_count",
                                  "tab_offset", "coef")},

@@ -1,9 +1,11 @@
-r"""se_atten_v2 (DPA-1 with stripped type embedding) without attention layers: model class,
-reader, table range, tabulator and packing.
+r"""se_atten_v2 and se_atten (DPA-1 v1), both with stripped type embedding and without attention
+layers: model class, reader, table range, tabulator and packing.
 
 One mixed-type block of neighbors, one table of the geometric net, and the exact outputs of the
 stripped type-embedding net per (center, neighbor) type pair as the gate table: the se_e2_a kernel
-in gated mode (``src_c/dpc_se_a_tab.c``).
+in gated mode (``src_c/dpc_se_a_tab.c``).  The two versions differ in one switch: se_atten_v2
+multiplies the type gate by the smooth switch sw(r) (DeePMD-kit's ``smooth_type_embedding``
+true), v1 does not (false), so that in v1 padding slots are gated too.
 """
 
 import dataclasses
@@ -35,19 +37,21 @@ class DescriptorSeAttenV2(EmbeddingSizes):
 
     .. math::
 
-        \tau_j = S_{q(i,j)}\,\mathrm{sw}(r_j),\qquad
+        \tau_j = S_{q(i,j)}\,w_j,\quad w_j = \mathrm{sw}(r_j)\ (\text{smooth})\ \text{or}\ 1,\qquad
         S_{c(n_t+1)+t} = G_t([E_t, E_c])\ \ (\text{or } S_t = G_t(E_t)\text{ with type\_one\_side}),
 
         T_i = \frac1N \sum_j \tilde R_j^\top \otimes \big(G_s(x_j)\odot(1 + \tau_j)\big),\qquad
         D_i = \big[\,T_i^\top T_i[:, :M_<],\ E_{t_i}\,\big]
 
     (the type embedding of the center is appended when ``concat_output_tebd``; it
-    does not depend on coordinates).  Padding slots have :math:`R = 0`,
-    :math:`\mathrm{sw} = 0`: they add :math:`G_s(x_\text{pad})\,\tilde R_\text{pad}`.
-    Neighbors of an ``exclude_types`` pair have :math:`\tilde R = 0` and
-    :math:`\mathrm{sw} = 0`: they add nothing.  ``sw`` is the smooth switch itself
-    (DeePMD-kit's ``smooth_type_embedding``, always on for se_atten_v2), not
-    :math:`\mathrm{sw}/r`.
+    does not depend on coordinates).  Padding slots have :math:`R = 0`, the
+    padding type (row ``ntypes`` of :math:`E`) and, smooth, :math:`\mathrm{sw} = 0`:
+    they add :math:`G_s(x_\text{pad})\,\tilde R_\text{pad}` (smooth) or
+    :math:`G_s(x_\text{pad})(1 + S_{q(i,\text{pad})})\,\tilde R_\text{pad}` (not smooth:
+    zero, since v1 is read only with ``davg`` = 0, see :func:`read`).
+    Neighbors of an ``exclude_types`` pair have :math:`\tilde R = 0`: they add nothing.
+    ``sw`` is the smooth switch itself (DeePMD-kit's ``smooth_type_embedding``, always on
+    for se_atten_v2, off by default for se_atten v1), not :math:`\mathrm{sw}/r`.
 
     Attributes
     ----------
@@ -76,6 +80,8 @@ class DescriptorSeAttenV2(EmbeddingSizes):
         :math:`S` precomputed for every type pair (compressed models; None when
         uncompressed, see :meth:`gate_table`).
     concat_output_tebd : bool
+    smooth_type_embedding : bool
+        :math:`w_j = \mathrm{sw}(r_j)` (true, se_atten_v2) or 1 (false, se_atten v1).
     tables : EmbeddingTable or None
         The table of :math:`G_s` (compressed models).
     """
@@ -99,6 +105,7 @@ class DescriptorSeAttenV2(EmbeddingSizes):
     activation: str = "tanh"
     resnet_dt: bool = False
     tables: Optional[object] = None
+    smooth_type_embedding: bool = True
 
     type_name = TYPE_NAME
     mixed_types = True  # one block, all neighbor types, nearest first
@@ -106,6 +113,11 @@ class DescriptorSeAttenV2(EmbeddingSizes):
     @property
     def ntypes(self):
         return self.davg.shape[0]
+
+    @property
+    def display_name(self):
+        """What users call it: "se_atten_v2", or "se_atten" (DPA-1 v1) without the smooth type gate."""
+        return TYPE_NAME if self.smooth_type_embedding else "se_atten"
 
     @property
     def dim_out(self):
@@ -131,6 +143,11 @@ class DescriptorSeAttenV2(EmbeddingSizes):
             return self.strip_table
         return network_forward(self.strip_net, self.strip_inputs())[0]
 
+    def padding_gate_rows(self):
+        """Row of :math:`S` of the padding slots of each center type (used when not smooth)."""
+        nt = self.ntypes
+        return np.array([nt if self.type_one_side else c * (nt + 1) + nt for c in range(nt)], dtype=np.int64)
+
     def gate_rows(self, center_types, neighbor_types):
         """Row of :math:`S` for each slot; ``neighbor_types`` -1 (padding) maps to the padding type."""
         nbr = np.where(neighbor_types < 0, self.ntypes, neighbor_types)
@@ -148,10 +165,11 @@ class DescriptorSeAttenV2(EmbeddingSizes):
 
 
 def read(node, ntypes):
-    """Read se_atten_v2 (or DPA-1 / se_atten in its equivalent form) without attention layers.
+    """Read se_atten_v2 or DPA-1 / se_atten (v1) without attention layers.
 
     Accepted: ``attn_layer`` 0, stripped type embedding (``tebd_input_mode``
-    "strip", implied by se_atten_v2) with ``smooth_type_embedding``, ``lmax`` 1,
+    "strip", implied by se_atten_v2) with or without ``smooth_type_embedding``
+    (always true in se_atten_v2; false needs ``davg`` = 0, v1's ``set_davg_zero``), ``lmax`` 1,
     one-hot type embedding (no ``use_econf_tebd``).  Everything else raises
     :class:`~dpcompress.UnsupportedModelError` saying why.  The type
     embedding is evaluated here (it is a constant table).
@@ -174,10 +192,8 @@ def read(node, ntypes):
             f"{src}: {dtype} with tebd_input_mode = {mode!r} is not supported: 'concat' feeds [s, type embedding] "
             "into one net, whose input is then not a scalar and cannot be tabulated (only 'strip' is supported)"
         )
-    if not node.flag("smooth_type_embedding", True):
-        raise UnsupportedModelError(
-            f"{src}: '{where}.smooth_type_embedding' = false is not supported (se_atten_v2 always smooths the type gate)"
-        )
+    # DeePMD-kit's default (DPA-1 v1) is true; se_atten_v2 has no such key and always smooths
+    smooth = True if dtype == "se_atten_v2" else node.flag("smooth_type_embedding", True)
     if int(node.number("lmax", 1)) != 1:
         raise UnsupportedModelError(f"{src}: '{where}.lmax' = {node.raw('lmax')} is not supported (only 1)")
     rcut, rcut_smth, protection = fields.radial_settings(node)
@@ -195,6 +211,15 @@ def read(node, ntypes):
     tebd_dim = int(node.number("tebd_dim", positive=True))
     tos = node.flag("type_one_side", False)
     davg, dstd = fields.statistics(node, ntypes, sel[0], 4)
+    if not smooth and np.any(davg != 0):
+        # DeePMD-kit (3.2) gives a padding slot the type-pair gate row of the first atom of the frame's
+        # extended list (its -1 index is clamped to atom 0), which depends on the atom order; the padding
+        # term G_s(x_pad)(1 + S) R_pad vanishes, and that choice with it, only when davg is zero
+        raise UnsupportedModelError(
+            f"{src}: '{where}.smooth_type_embedding' = false with a nonzero davg (set_davg_zero false) is not "
+            "supported: DeePMD-kit gates the padding slots by the type of the frame's first atom, which no per-pair "
+            "table reproduces; only set_davg_zero true (the se_atten default) is"
+        )
     _, (geo,) = fields.network_list(node.node("embeddings"), (0,), ntypes)
     _, (strip,) = fields.network_list(node.node("embeddings_strip"), (0,), ntypes)
     n_strip = tebd_dim if tos else 2 * tebd_dim
@@ -232,6 +257,7 @@ def read(node, ntypes):
         concat_output_tebd=node.flag("concat_output_tebd", True),
         activation=fields.activation(node, "activation_function"),
         resnet_dt=bool(node.raw("resnet_dt", False)),
+        smooth_type_embedding=smooth,
     )
 
 
@@ -296,11 +322,14 @@ def pack(desc, pair_exclude_types):
         type_embedding=np.ascontiguousarray(desc.type_embedding[:nt], dtype=np.float64),
         **packed,
     )
+    if not desc.smooth_type_embedding:
+        # its presence selects the kernels' unswitched gate (readers that do not know it refuse the file)
+        arrays["gate_pad"] = desc.padding_gate_rows()
     ints = dict(kind=KIND, nblocks=1, nnei=desc.nnei, ntables=1, ncoef=ncoef, M=M, axis_neuron=desc.axis_neuron,
                 mixed=1, concat=int(desc.concat_output_tebd), tebd_dim=desc.tebd_dim, dim_out=desc.dim_out,
                 n_gate_rows=gate.shape[0])
     settings = dict(neuron=list(desc.neuron), activation=desc.activation, resnet_dt=bool(desc.resnet_dt),
-                    type_one_side=bool(desc.type_one_side),
+                    type_one_side=bool(desc.type_one_side), smooth_type_embedding=bool(desc.smooth_type_embedding),
                     exclude_types=sorted([int(a), int(b)] for a, b in desc.exclude_types))
     return PackedPart(ints, (desc.rcut, desc.rcut_smth, desc.env_protection), arrays, settings)
 
@@ -331,4 +360,5 @@ def unpack(ints, real, arrays, settings):
         activation=settings.get("activation", "tanh"),
         resnet_dt=bool(settings.get("resnet_dt", False)),
         tables=table,
+        smooth_type_embedding="gate_pad" not in arrays,
     )

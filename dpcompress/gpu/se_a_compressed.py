@@ -83,7 +83,8 @@ def pack(be, model, desc):
     """Upload the tables of a compressed se_e2_a or se_e2_r descriptor (once per model)."""
     if desc.type_name not in ("se_e2_a", "se_e2_r"):
         raise UnsupportedModelError(
-            f"the GPU path evaluates se_e2_a and se_e2_r descriptors, not {desc.type_name!r} (use device='cpu')"
+            f"the GPU path evaluates se_e2_a and se_e2_r descriptors, not "
+            f"{getattr(desc, 'display_name', desc.type_name)!r} (use device='cpu')"
         )
     if getattr(desc, "mixed_types", False):
         raise UnsupportedModelError("the GPU path needs per-type neighbor blocks (mixed_types is not supported)")
@@ -95,7 +96,7 @@ def pack(be, model, desc):
 def upload(be, host, sel, descriptor=None, rescale=1.0):
     """A :class:`DevicePart` from the CPU kernels' :class:`~dpcompress._ext.se_a_tab.PackedTables` ``host``."""
     if getattr(host, "gate", None) is not None:
-        raise UnsupportedModelError("the GPU path has no gated mode (se_atten_v2): use device='cpu'")
+        raise UnsupportedModelError("the GPU path has no gated mode (se_atten_v2, se_atten): use device='cpu'")
     up = be.asarray
     return DevicePart(
         descriptor=descriptor,

@@ -279,7 +279,7 @@ _DTYPE_NAMES = {np.dtype("<f8"): "float64", np.dtype("<i8"): "int64", np.dtype("
                 np.dtype("i1"): "int8", np.dtype("u1"): "uint8"}
 _PART_ARRAYS = ("int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real", "tab_count",
                 "tab_offset", "coef", "tab_error")
-_GATED_ARRAYS = ("gate", "gate_of", "type_embedding")
+_GATED_ARRAYS = ("gate", "gate_of", "type_embedding", "gate_pad")
 _DP_ARRAYS = ("type_map", "model.int", "model.out_bias", "model.fit_mask", "model.keep_mask", "model.pair_exclude",
               "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias", "fit.nparam")
 
@@ -689,6 +689,10 @@ def _check_part(c, p, spec):
         gate_of = c.need(f"part{p}.gate_of", "i8", (nt, nt))
         if np.any((gate_of < -1) | (gate_of >= ngate)):
             c.fail(f"part {p}: gate row {int(gate_of[(gate_of < -1) | (gate_of >= ngate)][0])} out of range")
+        if f"part{p}.gate_pad" in c.arrays:  # optional: the unswitched gate (se_atten v1)
+            pad = c.need(f"part{p}.gate_pad", "i8", (nt,))
+            if np.any((pad < 0) | (pad >= ngate)):
+                c.fail(f"part {p}: padding gate row {int(pad[(pad < 0) | (pad >= ngate)][0])} out of range")
         c.finite(f"part{p}.type_embedding", "f8", (nt, tebd))
     return f, dim_out
 
@@ -811,6 +815,10 @@ def _check_settings(c, parts_ints, spec):
             gate_of = c.arrays[f"part{p}.gate_of"]
             if {(int(a), int(b)) for a, b in zip(*np.nonzero(gate_of == -1))} != {(a, b) for a, b in excl}:
                 c.fail(f"header key '{where}.exclude_types' disagrees with array 'part{p}.gate_of' (-1 = excluded)")
+            smooth = s.get("smooth_type_embedding", True)
+            if not isinstance(smooth, bool) or smooth == (f"part{p}.gate_pad" in c.arrays):
+                c.fail(f"header key '{where}.smooth_type_embedding' = {smooth!r} disagrees with array 'part{p}.gate_pad' "
+                       "(present exactly when the type gate is not smoothed)")
     pe = c.arrays["model.pair_exclude"]
     if _pair_set(c, "pair_exclude_types", nt) != {(int(a), int(b)) for a, b in zip(*np.nonzero(pe))}:
         c.fail("header key 'model.pair_exclude_types' disagrees with array 'model.pair_exclude'")

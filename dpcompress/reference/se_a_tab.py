@@ -4,7 +4,9 @@ Same names, arguments and outputs as :mod:`dpcompress._ext.se_a_tab`; written
 to be read, not to be fast.  ``p`` is a :class:`~dpcompress._ext.se_a_tab.PackedTables`.
 Three modes, as in the kernels: se_e2_a (``n_rows`` 4), radial (``n_rows`` 1,
 se_e2_r: :math:`T_0 = \frac1N\sum_j g(x_j)`) and gated (``p.gate`` set,
-se_atten_v2: channels times :math:`1 + S_{q_j}\,\mathrm{sw}(r_j)`).
+se_atten_v2: channels times :math:`1 + S_{q_j}\,\mathrm{sw}(r_j)`; unswitched with
+``p.gate_pad`` set, se_atten v1: times :math:`1 + S_{q_j}`, and padding slots of a center of type
+:math:`t` times :math:`1 + S_{\mathrm{gate\_pad}[t]}`).
 """
 
 import numpy as np
@@ -39,14 +41,18 @@ def _normalised_rows(p, key_avg, key_std, vec):
 
 
 def _gate(p, gate_index, i, sl, vec):
-    """Per-neighbor factor 1 + S_q sw(r) (ones without a gate), its pieces, and the kept rows (q >= 0)."""
+    """Per-neighbor factor 1 + S_q w(r) (ones without a gate), its pieces S and w'(r) rhat, and the kept
+    rows (q >= 0); w = sw, or 1 when unswitched (``p.gate_pad`` set)."""
     n = len(vec)
     if getattr(p, "gate", None) is None:
         return np.ones((n, p.n_channels)), None, None, np.ones(n, dtype=bool)
     q = gate_index[i, sl]
     keep = q >= 0
     r = np.linalg.norm(vec, axis=1)
-    sw, dsw = smooth_switch(r, p.rcut_smth, p.rcut)
+    if getattr(p, "gate_pad", None) is not None:
+        sw, dsw = np.ones(n), np.zeros(n)
+    else:
+        sw, dsw = smooth_switch(r, p.rcut_smth, p.rcut)
     S = p.gate[np.maximum(q, 0)]
     return 1.0 + S * sw[:, None], S, dsw[:, None] * vec / r[:, None], keep
 
@@ -86,6 +92,8 @@ def se_a_tab_forward(p, center_types, vectors, counts, n_threads=1, check=False,
             if npad:
                 Rt_pad = -avg / std
                 g, _, _, _ = _g(info, coef, Rt_pad[:1])
+                if getattr(p, "gate_pad", None) is not None:  # unswitched: the padding type's gate row
+                    g = g * (1.0 + p.gate[p.gate_pad[t]])
                 T[i] += npad * (g if n_rows == 1 else np.outer(Rt_pad, g[0]))
     T /= p.nnei
     return (T, beyond) if check else T

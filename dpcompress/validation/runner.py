@@ -20,6 +20,7 @@ import numpy as np
 from ..core.errors import DataFormatError, DPCompressError, InputError
 from ..data import FrameReader, discover_systems
 from ..potential import Potential
+from .frame_params import describe, param_widths
 from .metrics import differences, merge, merge_differences, system_errors
 from .progress import FrameProgress
 
@@ -100,8 +101,12 @@ def model_types(info, type_map):
     return np.array([list(type_map).index(name) for name in info.type_map], dtype=np.int64)
 
 
-def _predict(pot, coords, cells, types, atomic=False):
-    out = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2, atomic=atomic)
+def _predict(pot, coords, cells, types, atomic=False, params=None):
+    """One ``Potential.eval`` call; ``params``: the block's ``fparam`` / ``aparam`` (those ``pot`` takes)."""
+    params = params or {}
+    fparam = params.get("fparam") if pot.get_dim_fparam() > 0 else None
+    aparam = params.get("aparam") if pot.get_dim_aparam() > 0 else None
+    out = pot.eval(coords, cells, types, mixed_type=np.ndim(types) == 2, atomic=atomic, fparam=fparam, aparam=aparam)
     pred = {"energy": out[0].reshape(-1), "force": out[1], "virial": out[2]}
     if atomic:
         pred["atom_energy"] = out[3].reshape(out[1].shape[0], -1)
@@ -123,17 +128,29 @@ def _blocks(reader, info, frames, **kw):
         yield from reader.blocks(info, lo, hi, **kw)
 
 
+def _param_blocks(reader, info, frames, batch, widths, pot):
+    """:func:`_blocks` with the parameters ``widths`` (:func:`~.frame_params.param_widths`) read too."""
+    try:
+        yield from _blocks(reader, info, frames, chunk=batch, params=widths)
+    except DataFormatError as exc:  # e.g. a parameter file of another width than the model's: say what it takes
+        if not any(f"{key}.npy" in str(exc) for key in widths):
+            raise
+        raise DataFormatError(f"{exc} ({describe(pot)})") from None
+
+
 def _evaluate_frames(info, frames, models, reader, progress, atomic=False):
     """Predictions of every model in ``models`` for the sorted frames ``frames`` of one system
     (with ``atomic``, the atomic energies of the first model too)."""
     to_model = model_types(info, models[0].get_type_map())
     batch = max(1, BATCH_ATOMS // max(1, info.natoms))
     parts = [[] for _ in models]
-    for block in _blocks(reader, info, frames, chunk=batch):
+    widths = param_widths(info, models[0])
+    for block in _param_blocks(reader, info, frames, batch, widths, models[0]):
         types = block.atom_types if to_model is None else to_model[block.atom_types]
+        params = {key: block.labels[key] for key in widths}
         for k, pot in enumerate(models):
             try:
-                parts[k].append(_predict(pot, block.coords, block.cells, types, atomic and k == 0))
+                parts[k].append(_predict(pot, block.coords, block.cells, types, atomic and k == 0, params))
             except InputError as exc:  # name the frames as the data name them
                 raise InputError(f"{block.set_where} frames {block.first_in_set}..{block.first_in_set + block.nframes - 1}"
                                  f" ({info.name}): {exc}") from None
@@ -273,6 +290,9 @@ def run_test(model, systems, *, numb_test=0, against=None, n_threads=None, comm=
             raise DataFormatError(f"{missing[0]}: -a/--atomic needs the atomic energy labels atom_ener.npy in every set "
                                   f"(shape (nframes, natoms), eV)")
         pots = [Potential(model, n_threads=n_threads)] + ([Potential(against, n_threads=n_threads)] if against else [])
+        for info in found:  # a model that needs fparam/aparam the data lack: refused before any work
+            for pot in pots:
+                param_widths(info, pot)
         return found, pots
 
     found, pots = None, None

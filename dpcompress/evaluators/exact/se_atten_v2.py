@@ -1,4 +1,5 @@
-r"""se_atten_v2 without attention layers (stripped type embedding) in numpy, exact (no tables).
+r"""se_atten_v2 and se_atten (v1) without attention layers (stripped type embedding) in numpy, exact
+(no tables).
 
 Forward, for every center atom :math:`i` of type :math:`t_i` with its
 :math:`N` = ``sel[0]`` mixed-type slots (see
@@ -7,14 +8,16 @@ Forward, for every center atom :math:`i` of type :math:`t_i` with its
 .. math::
 
     \tilde R_j = (R_j - \bar R_{t_i j})/\sigma_{t_i j},\quad
-    \tau_j = S_{q(i,j)}\,\mathrm{sw}(r_j),\quad
+    \tau_j = S_{q(i,j)}\,w_j,\quad
     \hat G_j = G_s(\tilde R_{j,0}) \odot (1 + \tau_j),
 
     T = \frac1N\sum_j \tilde R_j^\top\otimes\hat G_j,\qquad
     D = \big[\,T^\top T_{:, :A},\ E_{t_i}\,\big]
 
-Padding and excluded slots have :math:`\mathrm{sw} = 0` (no gate); excluded
-slots also have :math:`\tilde R = 0`.
+with :math:`w_j = \mathrm{sw}(r_j)` (``smooth_type_embedding``, se_atten_v2) or
+:math:`w_j = 1` (se_atten v1).  Smooth, padding and excluded slots have :math:`w = 0` (no
+gate); not smooth, padding slots take the padding type's row :math:`S_{q(i,\text{pad})}`.
+Excluded slots have :math:`\tilde R = 0`.
 
 Backward, from :math:`\bar T = \partial E/\partial T` (as se_e2_a) and
 :math:`u_{jm} = \sum_k \tilde R_{jk}\bar T_{km}`:
@@ -23,10 +26,11 @@ Backward, from :math:`\bar T = \partial E/\partial T` (as se_e2_a) and
 
     \frac{\partial E}{\partial \tilde R_{jk}} = \frac1N\sum_m \bar T_{km}\hat G_{jm}
         + \delta_{k0}\frac1N\sum_m G'_{s,m}(x_j)(1+\tau_{jm})\,u_{jm},\qquad
-    \frac{\partial E}{\partial\,\mathrm{sw}_j} = \frac1N\sum_m G_{s,m}(x_j)\,S_{q m}\,u_{jm}
+    \frac{\partial E}{\partial w_j} = \frac1N\sum_m G_{s,m}(x_j)\,S_{q m}\,u_{jm}
 
 and :math:`\partial E/\partial\mathbf r_{ij}` collects both through
-:math:`\partial R/\partial\mathbf r` (se_e2_a) and :math:`\mathrm{sw}'(r)\hat{\mathbf r}`.
+:math:`\partial R/\partial\mathbf r` (se_e2_a) and :math:`\mathrm{sw}'(r)\hat{\mathbf r}`
+(smooth only: :math:`w = 1` does not depend on :math:`r`).
 The appended type embedding has no coordinate gradient.
 """
 
@@ -68,7 +72,10 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     n, nnei = real.shape
     Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed)
     gated = real & ~zeroed
-    sw, dsw = switch_and_derivative(desc, vectors, gated)
+    if desc.smooth_type_embedding:
+        sw, dsw = switch_and_derivative(desc, vectors, gated)
+    else:  # v1: the gate is not switched; padding slots get it too (their S is the padding type's row)
+        sw, dsw = np.ones((n, nnei)), np.zeros((n, nnei, 3))
     # excluded neighbors look like padding to the type gate (DeePMD-kit sets their index to -1)
     S = desc.gate_table()[desc.gate_rows(atom_types, np.where(gated, neighbor_types, -1))]
     M, A = desc.n_channels, desc.axis_neuron
