@@ -297,3 +297,13 @@ def test_ase_calculator_takes_parameters_from_atoms_info(frames, params, compres
     atoms.calc.reset()
     with pytest.raises(InputError, match="numb_fparam = 1"):
         atoms.get_potential_energy()
+
+
+def test_info_shows_what_a_model_takes(compressed_files, capsys):
+    """`dpcompress info` names the parameters a model needs (what pair_style dpcompress must be given)."""
+    from dpcompress.cli import main
+
+    assert main(["info", compressed_files[FP_DEFAULT]]) == 0
+    assert "numb_fparam 1 (default_fparam [1.15])  numb_aparam 1" in capsys.readouterr().out
+    assert main(["info", compressed_files["plain"]]) == 0
+    assert "numb_fparam" not in capsys.readouterr().out

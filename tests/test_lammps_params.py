@@ -7,7 +7,9 @@ The model ``tests/data/deepmd/se_e2_a_fparam_tiny`` (numb_fparam 1, numb_aparam 
 * ``fparam_from_compute ID`` (a global compute, here ``reduce ave`` of the per-atom kinetic energy) and
   ``aparam_from_compute ID`` (a per-atom compute, ``ke/atom``), read every step: the reference takes the
   values LAMMPS's computes give (extracted after the run), so LAMMPS's unit constants cancel;
-* no fparam keyword with a model that stores ``default_fparam``.
+* no fparam keyword with a model that stores ``default_fparam`` (and ``fparam`` overriding it);
+* 5 NVE steps with both computes: the last step's energy, forces and virials equal ``Potential.eval`` of the
+  final positions with the computes' last values (read on every step, not once).
 
 Serial and ``mpiexec -n 2``, newton on and off; ``run 0`` energy, forces, per-atom energies and virials
 against ``Potential.eval`` to 1e-10 eV/atom, 1e-9 eV/Å, 1e-9 eV.  Then the refusals: a model that needs
@@ -73,6 +75,15 @@ def _cases(models, data):
         out[f"default/{newton}"] = (dict(common, atom_vectors=["ke"], pair=COMPUTES + [
             f"pair_style dpcompress {models['default']} aparam_from_compute ke", "pair_coeff * * O H"]),
             ("default", None, "ke"))
+        out[f"override/{newton}"] = (dict(common, pair=[
+            f"pair_style dpcompress {models['default']} fparam 1.25 aparam 0.7", "pair_coeff * * O H"]),
+            ("default", 1.25, 0.7))
+        # 5 NVE steps: the computes are read on every step (the last step's values, extracted after the run,
+        # are the ones the model was given: LAMMPS reuses a compute's result within its step)
+        out[f"md/{newton}"] = (dict(common, global_scalars=["kebar"], atom_vectors=["ke"], positions=True,
+                                    run=["timestep 0.0005", "fix integrate all nve", "run 5"], pair=COMPUTES + [
+            f"pair_style dpcompress {models['fp']} fparam_from_compute kebar aparam_from_compute ke",
+            "pair_coeff * * O H"]), ("fp", "kebar", "ke"))
     return out
 
 
@@ -87,7 +98,8 @@ def param_comparison(param_models, plugin, tmp_path_factory):  # noqa: F811
 
 
 @pytest.mark.parametrize("ranks", [1, 2])
-@pytest.mark.parametrize("name", [f"{k}/{w}" for k in ("const", "compute", "default") for w in ("on", "off")])
+@pytest.mark.parametrize("name", [f"{k}/{w}" for k in ("const", "compute", "default", "override", "md")
+                                  for w in ("on", "off")])
 def test_run0_with_parameters_equals_potential(param_models, param_comparison, name, ranks):
     from dpcompress import Potential
 
@@ -99,6 +111,8 @@ def test_run0_with_parameters_equals_potential(param_models, param_comparison, n
     aparam = np.array(out["atom_ke"]) if isinstance(aparam, str) else aparam
     if isinstance(aparam, np.ndarray):
         assert np.ptp(aparam) > 1.0  # per-atom values really differ: each atom's own reaches the model
+    if "positions" in out:  # after the run: the frame LAMMPS computed last
+        coords = np.array(out["positions"])
     pot = Potential(param_models[key], n_threads=1)
     e, f, v, ae, av = pot.eval(coords[None], cell.reshape(1, 9), types, atomic=True, fparam=fparam, aparam=aparam)
     n = len(types)
@@ -117,8 +131,9 @@ def test_run0_with_parameters_equals_potential(param_models, param_comparison, n
 def test_parameters_change_the_result(param_comparison):
     """The parameters reach the model: constants and compute values give different energies."""
     got = param_comparison[4][1]
-    energies = [got[f"{k}/on"]["energy"] for k in ("const", "compute", "default")]
-    assert len(set(energies)) == 3
+    energies = [got[f"{k}/on"]["energy"] for k in ("const", "compute", "default", "override")]
+    assert len(set(energies)) == 4
+    assert got["md/on"]["scalar_kebar"] != got["compute/on"]["scalar_kebar"]  # the md case's values moved
 
 
 BAD = {
