@@ -787,6 +787,11 @@ static dpc_status read_fitting(dpc_model *m, dpc_error *err)
             m->default_fparam = (const double *)a->data;
             if (!all_finite(m->default_fparam, m->nfparam)) return not_finite(err, "fit.default_fparam");
         }
+    } else {
+        static const char *const PARAM_ARRAYS[] = {"fit.nfparam", "fit.param_avg", "fit.param_inv_std", "fit.default_fparam", NULL};
+        for (const char *const *e = PARAM_ARRAYS; *e; e++)
+            if (dpc_file_get(&m->file, *e))
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' without 'fit.nparam' (edited file?)", *e);
     }
     for (int64_t n = 0; n < nnets; n++) {
         if (start[n + 1] <= start[n])

@@ -250,7 +250,9 @@ def _rewrite(path, edit_arrays=None, edit_header=None):
 
 @pytest.mark.parametrize("edit_arrays, edit_header, match", [
     (lambda a: a.__setitem__("fit.nparam", np.array([3])), None, "fit.param_avg"),
-    (lambda a: a.pop("fit.nparam"), None, "maps 66 -> 16 after width 64"),
+    (lambda a: a.pop("fit.nparam"), None, "array 'fit.nfparam' without 'fit.nparam'"),
+    (lambda a: [a.pop(k) for k in ("fit.nparam", "fit.nfparam", "fit.param_avg", "fit.param_inv_std")], None,
+     "maps 66 -> 16 after width 64"),
     (lambda a: a.__setitem__("fit.nparam", np.array([10**6])), None, "fit.nparam"),
     (lambda a: a.__setitem__("fit.nfparam", np.array([3])), None, "fit.nfparam: 3 frame parameters"),
     (lambda a: a.__setitem__("fit.param_inv_std", np.array([1.0, np.nan])), None, "fit.param_inv_std"),

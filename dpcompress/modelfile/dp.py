@@ -98,11 +98,14 @@ def _params_arrays(fitting):
     nf, na = int(getattr(fitting, "numb_fparam", 0) or 0), int(getattr(fitting, "numb_aparam", 0) or 0)
     if nf + na == 0:
         return {}
-    cat = lambda a, b: np.concatenate([np.zeros(0) if a is None else np.asarray(a, dtype=np.float64).ravel(),  # noqa: E731
-                                       np.zeros(0) if b is None else np.asarray(b, dtype=np.float64).ravel()])
+
+    def columns(frame, atomic):  # the nf frame columns, then the na atomic ones
+        return np.concatenate([np.asarray(frame, dtype=np.float64).ravel() if nf else np.zeros(0),
+                               np.asarray(atomic, dtype=np.float64).ravel() if na else np.zeros(0)])
+
     arrays = {"fit.nparam": np.array([nf + na], dtype=np.int64), "fit.nfparam": np.array([nf], dtype=np.int64),
-              "fit.param_avg": cat(fitting.fparam_avg if nf else None, fitting.aparam_avg if na else None),
-              "fit.param_inv_std": cat(fitting.fparam_inv_std if nf else None, fitting.aparam_inv_std if na else None)}
+              "fit.param_avg": columns(fitting.fparam_avg, fitting.aparam_avg),
+              "fit.param_inv_std": columns(fitting.fparam_inv_std, fitting.aparam_inv_std)}
     if nf and fitting.default_fparam is not None:
         arrays["fit.default_fparam"] = np.asarray(fitting.default_fparam, dtype=np.float64).reshape(nf)
     return arrays
@@ -713,6 +716,10 @@ def _check_fitting(c, dim):
         if not 1 <= nfit <= 4096:
             c.fail(f"fit.nparam: {nfit} parameters (expected 1..4096)")
         _check_params_arrays(c, nfit)
+    else:
+        for name in ("fit.nfparam", "fit.param_avg", "fit.param_inv_std", "fit.default_fparam"):
+            if name in c.arrays:
+                c.fail(f"array '{name}' without 'fit.nparam' (edited file?)")
     nparams = params.size
     for n in range(nnets):
         if start[n + 1] <= start[n]:
