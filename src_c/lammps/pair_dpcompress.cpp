@@ -578,6 +578,7 @@ double PairDPCompress::memory_usage()
   bytes += (double) types.capacity() * (sizeof(int32_t) + sizeof(int64_t));
   bytes += (double) (forces.capacity() + atom_virial.capacity() + atom_energy.capacity()) * sizeof(double);
   bytes += (double) counts.capacity() * (sizeof(int32_t) + sizeof(void *));
+  bytes += (double) (fparam_now.capacity() + aparam_now.capacity()) * sizeof(double);
   if (workspace) bytes += (double) dpc_workspace_bytes(workspace);
   return bytes;
 }
