@@ -77,6 +77,11 @@ def run_case(lammps_cls, comm, case):
         # values of the case's own computes, for the reference (a global scalar; a per-atom vector by atom ID)
         for cid in case.get("global_scalars", []):
             out[f"scalar_{cid}"] = lmp.numpy.extract_compute(cid, LMP_STYLE_GLOBAL, 0)
+        for cid in case.get("global_vectors", []):
+            out[f"vector_{cid}"] = [float(x) for x in lmp.numpy.extract_compute(cid, LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)]
+        for cid in case.get("atom_arrays", []):
+            values = np.array(lmp.numpy.extract_compute(cid, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)[:nlocal])
+            out[f"atom_{cid}"] = _gather(comm, n, ids, values).tolist()
         if case.get("positions"):
             out["positions"] = _gather(comm, n, ids, np.array(lmp.numpy.extract_atom("x")[:nlocal])).tolist()
         for cid in case.get("atom_vectors", []):

@@ -158,3 +158,64 @@ def test_bad_parameter_keywords_give_a_lammps_error_naming_them(param_models, pl
     got = _run_check(cases, str(tmp_path), None)
     for key, (_, _, message) in BAD.items():
         assert message in got[key].get("error", ""), (key, got[key])
+
+
+def _widened(model, nf, na, seed=5):
+    """``model`` (the fixture's, numb_fparam = numb_aparam = 1) with nf frame and na atomic parameters: the
+    first layer's rows of the descriptor kept, random rows for the parameters, statistics chosen here.  Its
+    only use: exercising several columns (a global vector, a per-atom array) through every reader and front end."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    fit = model.fitting
+    n_old = fit.numb_fparam + fit.numb_aparam
+    nets = []
+    for net in fit.networks:
+        first = net.layers[0]
+        dim = first.w.shape[0] - n_old
+        w = np.vstack([first.w[:dim], 0.3 * rng.normal(size=(nf + na, first.w.shape[1]))])
+        nets.append(dataclasses.replace(net, layers=(dataclasses.replace(first, w=w),) + tuple(net.layers[1:])))
+    fit = dataclasses.replace(fit, networks=tuple(nets), numb_fparam=nf, numb_aparam=na,
+                              fparam_avg=rng.uniform(-1, 1, nf), fparam_inv_std=rng.uniform(0.005, 0.02, nf),
+                              aparam_avg=rng.uniform(-5, 5, na), aparam_inv_std=rng.uniform(0.02, 0.05, na),
+                              default_fparam=None)
+    return dataclasses.replace(model, fitting=fit)
+
+
+def test_several_parameters_from_a_vector_and_a_per_atom_array(plugin, tmp_path):  # noqa: F811
+    """numb_fparam = 2 from a global compute's vector (its first two values: ``compute temp``'s kinetic-energy
+    tensor has six) and numb_aparam = 2 from a per-atom array (``property/atom vx vy``), 1 and 2 ranks, newton
+    on/off; also the compressed runtime against the exact (numpy) evaluator of the same widened model."""
+    import dpcompress
+    from dpcompress import Potential
+
+    model = _widened(dpcompress.load_model(os.path.join(FP, "frozen.dp")), 2, 2)
+    path = str(tmp_path / "wide.dpc")
+    dpcompress.save_model(dpcompress.compress(model), path)
+    data = str(tmp_path / "w.data")
+    coords, cell, types = _water_with_velocities(data)
+    computes = ["compute T all temp", "compute pa all property/atom vx vy"]
+    cases = {f"wide/{newton}": dict(data=data, newton=newton, pair=computes + [
+        f"pair_style dpcompress {path} fparam_from_compute T aparam_from_compute pa", "pair_coeff * * O H"])
+        for newton in ("on", "off")}
+    cases = {k: dict(c, global_vectors=["T"], atom_arrays=["pa"]) for k, c in cases.items()}
+    pot, exact = Potential(path, n_threads=1), Potential(model, n_threads=1)
+    for ranks in (1, 2):
+        got = _run_check(cases, str(tmp_path), None, ranks)
+        for newton in ("on", "off"):
+            out = got[f"wide/{newton}"]
+            assert "error" not in out, out.get("error")
+            fparam = np.array(out["vector_T"][:2])  # the values the model was given (LAMMPS reuses them in the step)
+            aparam = np.array(out["atom_pa"])
+            assert aparam.shape == (len(types), 2) and np.ptp(aparam[:, 1]) > 10
+            e, f, v = pot.eval(coords[None], cell.reshape(1, 9), types, fparam=fparam, aparam=aparam)
+            assert abs(out["energy"] - e[0, 0]) / len(types) < TOL_E_ATOM
+            np.testing.assert_allclose(np.array(out["force"]), f[0], rtol=0, atol=TOL_F)
+            W = np.array(out["pressure"]) * out["volume"] / out["nktv2p"]
+            V = v[0].reshape(3, 3)
+            np.testing.assert_allclose(W, [V[0, 0], V[1, 1], V[2, 2], V[0, 1], V[0, 2], V[1, 2]], rtol=0,
+                                       atol=TOL_V + 1e-12 * max(1.0, np.abs(V).max()))
+    # the runtime's normalisation (C) against the exact evaluator's (numpy), the same widened model
+    ex = exact.eval(coords[None], cell.reshape(1, 9), types, fparam=fparam, aparam=aparam)
+    assert abs(ex[0][0, 0] - e[0, 0]) / len(types) < TOL_E_ATOM  # measured: 0 and 7e-15 eV/Å
+    np.testing.assert_allclose(ex[1][0], f[0], rtol=0, atol=TOL_F)
