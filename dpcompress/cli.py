@@ -112,6 +112,11 @@ def _cmd_info(args):
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
     print(f"fitting:         {len(m.fitting.networks)} net(s), widths {widths}")
+    nf, na = getattr(m.fitting, "numb_fparam", 0), getattr(m.fitting, "numb_aparam", 0)
+    if nf or na:  # what pair_style dpcompress / Potential.eval must be given (docs/lammps.md)
+        default = m.fitting.default_fparam
+        print(f"parameters:      numb_fparam {nf} (default_fparam "
+              f"{'none' if default is None else [float(x) for x in default]})  numb_aparam {na}")
     print(f"exclusions:      pair {sorted(m.pair_exclude_types)}  atom {sorted(m.atom_exclude_types)}")
     print(f"min_nbor_dist:   {m.min_nbor_dist if m.min_nbor_dist is not None else 'not stored'}")
     if m.is_compressed:

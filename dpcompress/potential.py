@@ -36,7 +36,7 @@ from .evaluators.frame_params import frame_parameters, with_parameters
 from .evaluators.gpu import GpuEvaluator, check_device
 from .evaluators.runtime import RuntimeEvaluator
 from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
-from .modelfile.dp import params_from_header, refuse_fitting_params
+from .modelfile.dp import params_from_arrays, refuse_fitting_params
 from .models.fitting_params import FittingParams, params_of
 from .models import DPModel
 from .nep import NEPModel
@@ -200,8 +200,6 @@ class Potential:
         evaluator = self._evaluator_of(model, source)
         if isinstance(evaluator, ExactEvaluator):
             self._fit_params = params_of(evaluator.model.fitting)
-        elif isinstance(evaluator, RuntimeEvaluator):
-            evaluator.fitting_params = self._fit_params if self._fit_params.n_params else None
         return evaluator
 
     def _evaluator_of(self, model, source):
@@ -211,7 +209,7 @@ class Potential:
             self._header = container.header
             self._container = container
             if container.header.get("kind") == "dp_energy":
-                self._fit_params = params_from_header(container.header, source)
+                self._fit_params = params_from_arrays(container.arrays)
             runtime = RuntimeEvaluator(container.buffer, source)
         else:
             if self._model is None:

@@ -30,7 +30,7 @@ static void scratch_free(frame_scratch *s)
 }
 
 /* Frame f's candidates into s, and fr pointed at them. */
-static dpc_status frame_candidates(const dpc_batch *b, int64_t f, double rcut, int64_t nfit, int nth,
+static dpc_status frame_candidates(const dpc_model *model, const dpc_batch *b, int64_t f, double rcut, int nth,
                                    frame_scratch *s, dpc_frame *fr, dpc_error *err)
 {
     const int64_t n = b->natoms;
@@ -97,7 +97,8 @@ static dpc_status frame_candidates(const dpc_batch *b, int64_t f, double rcut, i
     fr->image_lattice = images + nimage;
     fr->numneigh = numneigh;
     fr->firstneigh = firstneigh;
-    fr->fit_params = b->fit_params ? b->fit_params + nfit * n * f : NULL;
+    fr->fparam = b->fparam ? b->fparam + dpc_model_dim_fparam(model) * f : NULL;
+    fr->aparam = b->aparam ? b->aparam + dpc_model_dim_aparam(model) * n * f : NULL;
     return DPC_OK;
 }
 
@@ -107,7 +108,7 @@ static dpc_status one_frame(const dpc_model *model, dpc_workspace *ws, const dpc
 {
     const int64_t n = b->natoms;
     dpc_frame fr;
-    dpc_status st = frame_candidates(b, f, rcut, dpc_model_fit_params(model), nth, s, &fr, err);
+    dpc_status st = frame_candidates(model, b, f, rcut, nth, s, &fr, err);
     if (st != DPC_OK) return st;
     dpc_outputs o;
     o.force = out->force + 3 * n * f;

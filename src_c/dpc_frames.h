@@ -39,8 +39,9 @@ typedef struct {
     int64_t type_stride;
     const double *cell;               /* [nframes][3][3] reduced cells, or NULL: every frame a cluster */
     const uint8_t *periodic;          /* [nframes] 0: frame f is a cluster despite cell, or NULL: all periodic */
-    const double *fit_params;         /* [nframes][natoms][dpc_model_fit_params] (dpc_frame.fit_params of each
-                                         frame), or NULL for a model without frame/atomic parameters */
+    const double *fparam;             /* [nframes][dpc_model_dim_fparam] raw (dpc_frame.fparam of each frame),
+                                         or NULL: the model's default_fparam, or a model without */
+    const double *aparam;             /* [nframes][natoms][dpc_model_dim_aparam] raw, or NULL for a model without */
 } dpc_batch;
 
 /* Per-frame counters of the result (dpc_result's integers, in this order). */

@@ -764,6 +764,34 @@ static dpc_status read_fitting(dpc_model *m, dpc_error *err)
         if (m->nfit_params < 1 || m->nfit_params > 4096)
             return dpc_set_error(err, DPC_ERR_ARGUMENT, "fit.nparam: %lld parameters (expected 1..4096)",
                                  (long long)m->nfit_params);
+        if (!dpc_file_get(&m->file, "fit.nfparam"))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array 'fit.nparam' without 'fit.nfparam', 'fit.param_avg', 'fit.param_inv_std': a file "
+                                 "of an earlier development format (parameter statistics in the header); compress the "
+                                 "model again");
+        NEED(a, "fit.nfparam", DPC_DT_I64, 1, 1);
+        m->nfparam = ((const int64_t *)a->data)[0];
+        if (m->nfparam < 0 || m->nfparam > m->nfit_params)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "fit.nfparam: %lld frame parameters of fit.nparam = %lld",
+                                 (long long)m->nfparam, (long long)m->nfit_params);
+        NEED(a, "fit.param_avg", DPC_DT_F64, 1, m->nfit_params);
+        m->param_avg = (const double *)a->data;
+        if (!all_finite(m->param_avg, m->nfit_params)) return not_finite(err, "fit.param_avg");
+        NEED(a, "fit.param_inv_std", DPC_DT_F64, 1, m->nfit_params);
+        m->param_inv_std = (const double *)a->data;
+        if (!all_finite(m->param_inv_std, m->nfit_params)) return not_finite(err, "fit.param_inv_std");
+        if (dpc_file_get(&m->file, "fit.default_fparam")) {
+            if (m->nfparam == 0)
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'fit.default_fparam' in a model without frame parameters");
+            NEED(a, "fit.default_fparam", DPC_DT_F64, 1, m->nfparam);
+            m->default_fparam = (const double *)a->data;
+            if (!all_finite(m->default_fparam, m->nfparam)) return not_finite(err, "fit.default_fparam");
+        }
+    } else {
+        static const char *const PARAM_ARRAYS[] = {"fit.nfparam", "fit.param_avg", "fit.param_inv_std", "fit.default_fparam", NULL};
+        for (const char *const *e = PARAM_ARRAYS; *e; e++)
+            if (dpc_file_get(&m->file, *e))
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' without 'fit.nparam' (edited file?)", *e);
     }
     for (int64_t n = 0; n < nnets; n++) {
         if (start[n + 1] <= start[n])
@@ -1153,7 +1181,8 @@ static int expected_array(const dpc_model *m, const char *name)
     static const char *const COMMON[] = {"type_map", "model.int", NULL};
     static const char *const DP[] = {"model.out_bias", "model.fit_mask", "model.keep_mask", "model.pair_exclude",
                                      "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias",
-                                     "fit.nparam", NULL};
+                                     "fit.nparam", "fit.nfparam", "fit.param_avg", "fit.param_inv_std",
+                                     "fit.default_fparam", NULL};
     static const char *const PART[] = {"int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real",
                                        "tab_count", "tab_offset", "coef", "tab_error", NULL};
     static const char *const GATED[] = {"gate", "gate_of", "type_embedding", "gate_pad", NULL};
@@ -1253,7 +1282,9 @@ void dpc_model_close(dpc_model *m)
 int dpc_model_kind(const dpc_model *m) { return m->kind; }
 int64_t dpc_model_ntypes(const dpc_model *m) { return m->ntypes; }
 int64_t dpc_model_dim(const dpc_model *m) { return m->kind == DPC_MODEL_DP_ENERGY ? m->dim : 0; }
-int64_t dpc_model_fit_params(const dpc_model *m) { return m->kind == DPC_MODEL_NEP ? 0 : m->nfit_params; }
+int64_t dpc_model_dim_fparam(const dpc_model *m) { return m->kind == DPC_MODEL_NEP ? 0 : m->nfparam; }
+int64_t dpc_model_dim_aparam(const dpc_model *m) { return m->kind == DPC_MODEL_NEP ? 0 : m->nfit_params - m->nfparam; }
+int dpc_model_has_default_fparam(const dpc_model *m) { return m->kind != DPC_MODEL_NEP && m->default_fparam != NULL; }
 double dpc_model_rcut(const dpc_model *m) { return m->rcut; }
 
 const char *dpc_model_type_name(const dpc_model *m, int64_t t)

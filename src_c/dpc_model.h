@@ -96,8 +96,11 @@ typedef struct {
     const int32_t *numneigh;        /* [nlocal] candidates per center */
     const int32_t *const *firstneigh; /* [nlocal] candidate indices in [0, natoms + nimage) */
     int32_t neighmask;              /* 0: indices used as given; else index & neighmask */
-    const double *fit_params;       /* [natoms][n] fitting-net inputs after the descriptor (normalised frame and
-                                     * atomic parameters) of a model with n = "fit.nparam" > 0, else NULL */
+    /* Frame and atomic parameters (a model with dpc_model_dim_fparam / _aparam > 0), RAW: the runtime
+     * normalises them with the model's statistics into the fitting input after D,
+     * x_i = (D_i, (f - fbar) * s_f, (a_i - abar) * s_a) (arrays fit.param_avg, fit.param_inv_std). */
+    const double *fparam;           /* [dim_fparam], or NULL: the model's default_fparam (refused without one) */
+    const double *aparam;           /* [nlocal][dim_aparam] (the centers' rows), or NULL for a model without */
 } dpc_frame;
 
 typedef struct {
@@ -125,8 +128,11 @@ void dpc_model_close(dpc_model *model);
 
 int dpc_model_kind(const dpc_model *model);
 int64_t dpc_model_ntypes(const dpc_model *model);
-/* Columns of dpc_frame.fit_params the model needs per atom (0: none). */
-int64_t dpc_model_fit_params(const dpc_model *model);
+/* Frame parameters (dpc_frame.fparam) and atomic parameters per atom (dpc_frame.aparam) the model
+ * takes (0: none); whether it stores a default for the frame parameters. */
+int64_t dpc_model_dim_fparam(const dpc_model *model);
+int64_t dpc_model_dim_aparam(const dpc_model *model);
+int dpc_model_has_default_fparam(const dpc_model *model);
 /* Element name of type t (NUL-terminated, inside the model's data), or NULL. */
 const char *dpc_model_type_name(const dpc_model *model, int64_t t);
 /* Width of the descriptor of a DP model (the fitting net's input), 0 for NEP. */

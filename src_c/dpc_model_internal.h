@@ -45,6 +45,9 @@ struct dpc_model {
     /* DP energy */
     int64_t nparts, dim;
     int64_t nfit_params;           /* fitting-net inputs after the descriptor (fit.nparam; 0 if absent) */
+    int64_t nfparam;               /* the first nfparam of them: frame parameters (fit.nfparam), then atomic */
+    const double *param_avg, *param_inv_std; /* [nfit_params] normalisation (fit.param_avg, fit.param_inv_std) */
+    const double *default_fparam;  /* [nfparam] or NULL (fit.default_fparam) */
     dpc_part parts[DPC_MAX_PARTS];
     const double *out_bias, *fit_mask, *keep_mask;
     const int8_t *pair_exclude;    /* [ntypes][ntypes], NULL when nothing is excluded */

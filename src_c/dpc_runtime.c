@@ -146,7 +146,8 @@ typedef struct {
     dpc_part_arrays pa[DPC_MAX_PARTS];
     const int64_t *types; /* [chunk] */
     const int64_t *centers;    /* [chunk] atom index of each row */
-    const double *fit_params;  /* the frame's [natoms][nfit_params], or NULL */
+    const double *fparam;      /* the frame's raw [nfparam] (or the model's default), NULL without */
+    const double *aparam;      /* the frame's raw [nlocal][nfit_params - nfparam], NULL without */
 } fit_ctx;
 
 /* Rows of D from the parts' states. */
@@ -183,8 +184,13 @@ static void fill_rows(void *vctx, const dpc_index *rows, dpc_index n, double *x)
     for (dpc_index r = 0; r < n; r++) {
         const int64_t k = rows[r];
         double *xr = x + r * (m->dim + m->nfit_params);
-        if (m->nfit_params) /* the fitting input's last columns: the atom's parameters */
-            memcpy(xr + m->dim, c->fit_params + c->centers[k] * m->nfit_params, sizeof(double) * m->nfit_params);
+        if (m->nfit_params) { /* the fitting input's last columns: the parameters, normalised (DeePMD-kit's order) */
+            const int64_t nf = m->nfparam, na = m->nfit_params - nf;
+            const double *avg = m->param_avg, *inv = m->param_inv_std, *ai = na ? c->aparam + c->centers[k] * na : NULL;
+            double *p = xr + m->dim;
+            for (int64_t q = 0; q < nf; q++) p[q] = (c->fparam[q] - avg[q]) * inv[q];
+            for (int64_t q = 0; q < na; q++) p[nf + q] = (ai[q] - avg[nf + q]) * inv[nf + q];
+        }
         descriptor_row(c, k, xr);
     }
 }
@@ -279,11 +285,23 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
     if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the chunk buffers");
     carve_dp_chunk(m, cap, base, &ctypes, &efit, ctx.pa);
     ctx.types = ctypes;
-    ctx.fit_params = f->fit_params;
-    if (m->nfit_params && !f->fit_params)
-        return dpc_set_error(err, DPC_ERR_ARGUMENT,
-                             "the model's fitting net takes %lld frame/atomic parameters per atom after the descriptor "
-                             "(numb_fparam + numb_aparam); this caller passes none", (long long)m->nfit_params);
+    {
+        const int64_t nf = m->nfparam, na = m->nfit_params - m->nfparam;
+        ctx.fparam = nf ? (f->fparam ? f->fparam : m->default_fparam) : NULL;
+        ctx.aparam = na ? f->aparam : NULL;
+        if (nf && !ctx.fparam)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "the model takes %lld frame parameters (numb_fparam) and stores no default_fparam; "
+                                 "this caller passes none", (long long)nf);
+        if (na && !ctx.aparam && ncenters > 0)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "the model takes %lld atomic parameters per atom (numb_aparam); this caller passes none",
+                                 (long long)na);
+        if (!nf && f->fparam)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame parameters given, but the model takes none (numb_fparam = 0)");
+        if (!na && f->aparam)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "atomic parameters given, but the model takes none (numb_aparam = 0)");
+    }
     /* accumulators of parts 1.. (per atom, the whole frame) */
     {
         const int want_av = out->atom_virial != NULL;

@@ -2,7 +2,8 @@
 
 Usage: ``python tests/lammps_check.py MANIFEST.json OUT.json``.  The manifest lists cases (a data
 file, the pair lines, newton on/off); for each, LAMMPS runs ``run 0`` (or the case's commands) and
-the outputs are gathered by atom ID on rank 0: total energy, forces, per-atom energies, the global
+the outputs are gathered by atom ID on rank 0 (and the case's ``global_scalars`` / ``atom_vectors``
+computes, which a test may use for its reference): total energy, forces, per-atom energies, the global
 virial (from ``compute pressure NULL virial``: W = P V / nktv2p) and the per-atom virials (from
 ``stress/atom`` and ``centroid/stress/atom`` with the ``virial`` keyword: W = -S / nktv2p).  An error
 LAMMPS raises is recorded as the case's ``error``.  The comparisons live in the test module.
@@ -73,6 +74,19 @@ def run_case(lammps_cls, comm, case):
             out[key] = _gather(comm, n, ids, value).tolist()
         if "thermo" in case:
             out["thermo"] = case["thermo"]
+        # values of the case's own computes, for the reference (a global scalar; a per-atom vector by atom ID)
+        for cid in case.get("global_scalars", []):
+            out[f"scalar_{cid}"] = lmp.numpy.extract_compute(cid, LMP_STYLE_GLOBAL, 0)
+        for cid in case.get("global_vectors", []):
+            out[f"vector_{cid}"] = [float(x) for x in lmp.numpy.extract_compute(cid, LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)]
+        for cid in case.get("atom_arrays", []):
+            values = np.array(lmp.numpy.extract_compute(cid, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)[:nlocal])
+            out[f"atom_{cid}"] = _gather(comm, n, ids, values).tolist()
+        if case.get("positions"):
+            out["positions"] = _gather(comm, n, ids, np.array(lmp.numpy.extract_atom("x")[:nlocal])).tolist()
+        for cid in case.get("atom_vectors", []):
+            values = np.array(lmp.numpy.extract_compute(cid, LMP_STYLE_ATOM, LMP_TYPE_VECTOR)[:nlocal])
+            out[f"atom_{cid}"] = _gather(comm, n, ids, values).tolist()
         return out
     except Exception as exc:  # noqa: BLE001  (the test asserts on the message)
         return {"error": str(exc)}

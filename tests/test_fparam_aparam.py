@@ -169,6 +169,8 @@ def compressed_files(tmp_path_factory):
         path = tmp_path_factory.mktemp("dpc") / "model.dpc"
         save_model(compress(os.path.join(folder, "frozen.dp")), path)
         out[folder] = str(path)
+    out["plain"] = str(tmp_path_factory.mktemp("dpc") / "plain.dpc")
+    save_model(compress(os.path.join(TINY, "frozen.dp")), out["plain"])
     return out
 
 
@@ -196,13 +198,28 @@ def test_runtime_broadcasting_and_errors(frames, params, compressed_files):
         pot.eval(coord, box, atype, fparam=[1.0])
 
 
-def test_runtime_refuses_a_caller_without_parameters(frames, compressed_files):
-    """A caller that does not hand the runtime the parameters' columns (the LAMMPS plugin today): refused by C."""
+def test_runtime_normalises_raw_parameters_and_refuses_missing_or_extra_ones(frames, params, compressed_files):
+    """The C runtime takes the RAW parameters (as the LAMMPS plugin hands them) and normalises them with the
+    file's statistics; it refuses a caller that passes none (no default) or passes ones the model does not take."""
+    from dpcompress.neighbors import find_candidates
+
     coord, box, atype = frames
     pot = Potential(compressed_files[FP])
-    pot.evaluator.fitting_params = None  # as a front end that knows nothing of them
-    with pytest.raises(DPCompressError, match="takes 2 frame/atomic parameters per atom.*passes none"):
-        pot.evaluator.evaluate(coord[0], box[0], atype)
+    ev = pot.evaluator
+    cand = find_candidates(coord[0], box[0], ev.rcut)
+    types = np.ascontiguousarray(atype, dtype=np.int32)
+    ref = np.load(os.path.join(FP, "ref_compressed_pth.npz"))
+    e, f, _, _ = ev.compute(cand, types, 1, fparam=params[0][0].astype(float),
+                            aparam=np.ascontiguousarray(params[1][0], dtype=float))
+    assert abs(e.sum() - ref["energy"][0]) / NATOMS < TOL_E_ATOM
+    assert np.max(np.abs(f - ref["force"][0])) < TOL_F
+    with pytest.raises(DPCompressError, match="takes 1 frame parameters.*stores no default_fparam.*passes none"):
+        ev.compute(cand, types, 1, aparam=np.ascontiguousarray(params[1][0], dtype=float))
+    with pytest.raises(DPCompressError, match="takes 1 atomic parameters per atom.*passes none"):
+        ev.compute(cand, types, 1, fparam=np.ones(1))
+    plain = Potential(compressed_files["plain"]).evaluator
+    with pytest.raises(DPCompressError, match="frame parameters given, but the model takes none"):
+        plain.compute(cand, types, 1, fparam=np.ones(0))
 
 
 def test_dpc_round_trip_keeps_parameters(compressed_files):
@@ -232,25 +249,35 @@ def _rewrite(path, edit_arrays=None, edit_header=None):
 
 
 @pytest.mark.parametrize("edit_arrays, edit_header, match", [
-    (lambda a: a.__setitem__("fit.nparam", np.array([3])), None, "maps 66 -> 16 after width 67"),
-    (lambda a: a.pop("fit.nparam"), None, "maps 66 -> 16 after width 64"),
+    (lambda a: a.__setitem__("fit.nparam", np.array([3])), None, "fit.param_avg"),
+    (lambda a: a.pop("fit.nparam"), None, "array 'fit.nfparam' without 'fit.nparam'"),
+    (lambda a: [a.pop(k) for k in ("fit.nparam", "fit.nfparam", "fit.param_avg", "fit.param_inv_std")], None,
+     "maps 66 -> 16 after width 64"),
     (lambda a: a.__setitem__("fit.nparam", np.array([10**6])), None, "fit.nparam"),
+    (lambda a: a.__setitem__("fit.nfparam", np.array([3])), None, "fit.nfparam: 3 frame parameters"),
+    (lambda a: a.__setitem__("fit.param_inv_std", np.array([1.0, np.nan])), None, "fit.param_inv_std"),
+    (lambda a: a.__setitem__("fit.default_fparam", np.array([np.inf])), None, "fit.default_fparam"),
+    (lambda a: a.__setitem__("fit.default_fparam", np.array([1.0, 2.0])), None, "fit.default_fparam"),
+    # the format of 0e4980a (statistics in the header, count only in the arrays): refused, with the remedy
+    (lambda a: [a.pop(k) for k in ("fit.nfparam", "fit.param_avg", "fit.param_inv_std")], None,
+     "earlier development format.*compress the model again"),
 ])
-def test_edited_parameter_arrays_are_refused_by_the_c_reader(compressed_files, edit_arrays, edit_header, match):
+def test_edited_parameter_arrays_are_refused_by_both_readers(compressed_files, tmp_path, edit_arrays, edit_header,
+                                                             match):
+    data = _rewrite(compressed_files[FP], edit_arrays, edit_header)
     with pytest.raises(ModelFormatError, match=match):
-        runtime.check_model_bytes(_rewrite(compressed_files[FP], edit_arrays, edit_header), "edited.dpc")
-
-
-@pytest.mark.parametrize("edit_header, match", [
-    (lambda h: h["model"].pop("fitting_params"), "fitting_params' is missing"),
-    (lambda h: h["model"]["fitting_params"].__setitem__("numb_aparam", 2), "do not add up"),
-    (lambda h: h["model"]["fitting_params"].__setitem__("aparam_inv_std", [float("nan")]), "aparam_inv_std"),
-    (lambda h: h["model"]["fitting_params"].__setitem__("default_fparam", [1.0, 2.0]), "default_fparam"),
-])
-def test_edited_parameter_header_is_refused(compressed_files, tmp_path, edit_header, match):
+        runtime.check_model_bytes(data, "edited.dpc")
     path = tmp_path / "edited.dpc"
-    path.write_bytes(_rewrite(compressed_files[FP], None, edit_header))
+    path.write_bytes(data)
     with pytest.raises(ModelFormatError, match=match):
+        Potential(str(path))
+
+
+def test_a_header_with_the_earlier_parameter_entry_is_refused(compressed_files, tmp_path):
+    path = tmp_path / "edited.dpc"
+    path.write_bytes(_rewrite(compressed_files[FP], None,
+                              lambda h: h["model"].__setitem__("fitting_params", {"numb_fparam": 1})))
+    with pytest.raises(ModelFormatError, match="model.fitting_params.*earlier development format"):
         Potential(str(path))
 
 
@@ -272,3 +299,13 @@ def test_ase_calculator_takes_parameters_from_atoms_info(frames, params, compres
     atoms.calc.reset()
     with pytest.raises(InputError, match="numb_fparam = 1"):
         atoms.get_potential_energy()
+
+
+def test_info_shows_what_a_model_takes(compressed_files, capsys):
+    """`dpcompress info` names the parameters a model needs (what pair_style dpcompress must be given)."""
+    from dpcompress.cli import main
+
+    assert main(["info", compressed_files[FP_DEFAULT]]) == 0
+    assert "numb_fparam 1 (default_fparam [1.15])  numb_aparam 1" in capsys.readouterr().out
+    assert main(["info", compressed_files["plain"]]) == 0
+    assert "numb_fparam" not in capsys.readouterr().out

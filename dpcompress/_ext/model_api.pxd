@@ -31,7 +31,8 @@ cdef extern from "dpc_model.h":
         const int32_t *numneigh
         const int32_t *const *firstneigh
         int32_t neighmask
-        const double *fit_params
+        const double *fparam
+        const double *aparam
     ctypedef struct dpc_result:
         double energy
         double virial[9]
@@ -47,7 +48,9 @@ cdef extern from "dpc_model.h":
     int dpc_model_kind(const dpc_model *model)
     int64_t dpc_model_ntypes(const dpc_model *model)
     int64_t dpc_model_dim(const dpc_model *model)
-    int64_t dpc_model_fit_params(const dpc_model *model)
+    int64_t dpc_model_dim_fparam(const dpc_model *model)
+    int64_t dpc_model_dim_aparam(const dpc_model *model)
+    int dpc_model_has_default_fparam(const dpc_model *model)
     const char *dpc_model_type_name(const dpc_model *model, int64_t t)
     double dpc_model_rcut(const dpc_model *model)
     dpc_workspace *dpc_workspace_new()

@@ -18,7 +18,7 @@ from .blas cimport dgemm_t, scipy_dgemm
 from .blas import blas_single_thread
 from .model_api cimport (
     DPC_CHUNK_SIZE, dpc_compute, dpc_crc32, dpc_dgemm_t, dpc_error, dpc_frame, dpc_model, dpc_model_close,
-    dpc_model_dim, dpc_model_fit_params, dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut,
+    dpc_model_dim, dpc_model_dim_aparam, dpc_model_dim_fparam, dpc_model_has_default_fparam, dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut,
     dpc_model_type_name, dpc_outputs, dpc_result, dpc_workspace, dpc_workspace_bytes, dpc_workspace_free,
     dpc_workspace_new, frame_init,
 )
@@ -101,6 +101,20 @@ cdef class Model:
         return dpc_model_rcut(self.ptr)
 
     @property
+    def dim_fparam(self):
+        """Frame parameters the model takes (``numb_fparam``; 0 for NEP)."""
+        return dpc_model_dim_fparam(self.ptr)
+
+    @property
+    def dim_aparam(self):
+        """Atomic parameters per atom the model takes (``numb_aparam``)."""
+        return dpc_model_dim_aparam(self.ptr)
+
+    @property
+    def has_default_fparam(self):
+        return bool(dpc_model_has_default_fparam(self.ptr))
+
+    @property
     def type_map(self):
         return tuple(dpc_model_type_name(self.ptr, t).decode("utf-8", "replace") for t in range(self.ntypes))
 
@@ -139,7 +153,7 @@ def _array(a, dtype, shape, name):
 
 def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index, *, cell=None, lattice=None,
             image_owner=None, image_lattice=None, tag=None, int n_threads=1, force=None, atom_energy=None,
-            atom_virial=None, bint blas_guard=True, fit_params=None):
+            atom_virial=None, bint blas_guard=True, fparam=None, aparam=None):
     """One frame through ``dpc_compute``; the output arrays are added to.
 
     Parameters
@@ -151,9 +165,11 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     image_owner : int32 (nimage,), image_lattice : int32 (nimage, 3), or None
     tag : int64 (natoms,) or None
     force : float64 (natoms, 3), required;  atom_energy : (nlocal,) or None;  atom_virial : (natoms, 9) or None
-    fit_params : float64 (natoms, n) or None
-        The fitting-net inputs after the descriptor (normalised frame and atomic parameters) of a model
-        that takes n > 0 of them; the runtime refuses such a model without them.
+    fparam : float64 (dim_fparam,) or None
+        The frame parameters, raw (the runtime normalises them); None: the model's default_fparam.
+    aparam : float64 (nlocal, dim_aparam) or None
+        The centers' atomic parameters, raw.  The runtime refuses parameters a model does not take
+        and a model without the ones it needs.
     blas_guard : bool
         Limit every BLAS to one thread around the call (:func:`~dpcompress._ext.blas.blas_single_thread`).
         False when the caller holds that limit already around many calls: entering it costs more than
@@ -197,9 +213,12 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
         _array(atom_energy, np.float64, (nlocal,), "atom_energy")
     if atom_virial is not None:
         _array(atom_virial, np.float64, (natoms, 9), "atom_virial")
-    cdef const double[:, ::1] pv
-    if fit_params is not None:
-        _array(fit_params, np.float64, (natoms, dpc_model_fit_params(model.ptr)), "fit_params")
+    cdef const double[::1] fpv
+    cdef const double[:, ::1] apv
+    if fparam is not None:
+        _array(fparam, np.float64, (dpc_model_dim_fparam(model.ptr),), "fparam")
+    if aparam is not None:
+        _array(aparam, np.float64, (nlocal, dpc_model_dim_aparam(model.ptr)), "aparam")
 
     cdef const double[:, ::1] xv = x
     cdef const int32_t[::1] tv = types
@@ -223,9 +242,12 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     cdef int32_t *counts = NULL
     frame_init(&fr, natoms, nlocal, &xv[0, 0] if natoms > 0 else NULL, &tv[0] if natoms > 0 else NULL)
     fr.nimage = nimage
-    if fit_params is not None and natoms > 0 and fit_params.shape[1] > 0:
-        pv = fit_params
-        fr.fit_params = &pv[0, 0]
+    if fparam is not None:  # a zero-length array is given as a pointer too: the runtime refuses it
+        fpv = fparam if fparam.shape[0] > 0 else np.zeros(1)
+        fr.fparam = &fpv[0]
+    if aparam is not None:
+        apv = aparam if aparam.size > 0 else np.zeros((1, 1))
+        fr.aparam = &apv[0, 0]
     if tag is not None and natoms > 0:
         tagv = tag
         fr.tag = &tagv[0]
@@ -300,7 +322,8 @@ cdef extern from "dpc_frames.h":
         int64_t type_stride
         const double *cell
         const uint8_t *periodic
-        const double *fit_params
+        const double *fparam
+        const double *aparam
     ctypedef struct dpc_batch_outputs:
         double *energy
         double *virial
@@ -319,7 +342,7 @@ FRAME_COUNTS = ("beyond_fine", "beyond_table", "overflow", "overflow_worst", "ov
 
 
 def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=None, *, int n_threads=1,
-                   bint descriptor=False, fit_params=None):
+                   bint descriptor=False, fparam=None, aparam=None):
     """Many frames of the same atoms through ``dpc_compute_frames`` (``src_c/dpc_frames.h``): the
     candidate search and ``dpc_compute`` of every frame in one call without the GIL.
 
@@ -332,9 +355,10 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
         0 where frame f is a cluster although ``cells`` is given.
     descriptor : bool
         Also return every atom's descriptor (DP models): the fitting net's input.
-    fit_params : float64 (nframes, natoms, n) or None
-        Each frame's fitting-net inputs after the descriptor (normalised frame and atomic
-        parameters) for a model that takes n > 0 of them (:func:`compute`'s, per frame).
+    fparam : float64 (nframes, dim_fparam) or None
+        Each frame's frame parameters, raw; None: the model's default_fparam (or a model without).
+    aparam : float64 (nframes, natoms, dim_aparam) or None
+        Each frame's atomic parameters, raw (:func:`compute`'s, per frame).
 
     Returns
     -------
@@ -363,9 +387,10 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
         _array(cells, np.float64, (nframes, 3, 3), "cells")
     if periodic is not None:
         _array(periodic, np.uint8, (nframes,), "periodic")
-    cdef int64_t nfit = dpc_model_fit_params(model.ptr)
-    if fit_params is not None:
-        _array(fit_params, np.float64, (nframes, natoms, nfit), "fit_params")
+    if fparam is not None:
+        _array(fparam, np.float64, (nframes, dpc_model_dim_fparam(model.ptr)), "fparam")
+    if aparam is not None:
+        _array(aparam, np.float64, (nframes, natoms, dpc_model_dim_aparam(model.ptr)), "aparam")
     atom_energy = np.full((nframes, natoms), -0.0)  # the additive identity that keeps a zero's sign
     force = np.zeros((nframes, natoms, 3))
     atom_virial = np.zeros((nframes, natoms, 9))
@@ -384,7 +409,8 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
     cdef const int32_t[:, ::1] t2
     cdef const double[:, :, ::1] cv
     cdef const uint8_t[::1] pv
-    cdef const double[:, :, ::1] fpv
+    cdef const double[:, ::1] fpv
+    cdef const double[:, :, ::1] apv
     cdef double[::1] ev = energy
     cdef double[:, ::1] vv = virial
     cdef double[:, ::1] aev = atom_energy
@@ -413,9 +439,12 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
     if periodic is not None:
         pv = periodic
         b.periodic = &pv[0]
-    if fit_params is not None and nfit > 0:
-        fpv = fit_params
-        b.fit_params = &fpv[0, 0, 0]
+    if fparam is not None:
+        fpv = fparam if fparam.size > 0 else np.zeros((1, 1))
+        b.fparam = &fpv[0, 0]
+    if aparam is not None:
+        apv = aparam if aparam.size > 0 else np.zeros((1, 1, 1))
+        b.aparam = &apv[0, 0, 0]
     out.energy = &ev[0]
     out.virial = &vv[0, 0]
     out.force = &fv[0, 0, 0]

@@ -16,7 +16,6 @@ from .._ext.blas import blas_single_thread
 from ..core.errors import InputError, status_error
 from ..core.inputs import check_cutoff
 from ..neighbors import candidates_of_checked, coincidence_message, find_candidates
-from ..models.fitting_params import FittingParams, parameter_columns
 from .base import Evaluator, FrameBatch, Overflow, result_from_atoms
 
 
@@ -44,15 +43,13 @@ class RuntimeEvaluator(Evaluator):
     #: :meth:`evaluate_batch` and :meth:`descriptors` take every frame's ``fparam``/``aparam``
     batches_parameters = True
 
-    #: the model's frame/atomic parameters (:class:`~dpcompress.models.fitting_params.FittingParams`), set by
-    #: the front end from the file's header; None: the model takes none
-    fitting_params = None
-
-    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True, fit_params=None):
+    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True, fparam=None, aparam=None):
         """One runtime call on prepared candidates; returns (atom_energy, force, atom_virial, info).
 
         ``tag`` (int64, one per atom) breaks distance ties and names the atoms in errors (the
-        frame's own indices when the atoms were reordered).
+        frame's own indices when the atoms were reordered).  ``fparam`` (numb_fparam,) and ``aparam``
+        (nlocal, numb_aparam): the frame's parameters, raw (the runtime normalises them; None: the
+        model's default_fparam, or a model without).
         """
         natoms = candidates.x.shape[0]
         nlocal = candidates.ncenter if nlocal is None else nlocal
@@ -63,7 +60,8 @@ class RuntimeEvaluator(Evaluator):
             try:
                 info = _rt.compute(self.runtime, self._workspace, candidates.x, types, nlocal,
                                    n_threads=n_threads, force=force, atom_energy=atom_energy, atom_virial=atom_virial,
-                                   tag=tag, blas_guard=blas_guard, fit_params=fit_params, **candidates.frame_arrays())
+                                   tag=tag, blas_guard=blas_guard, fparam=fparam, aparam=aparam,
+                                   **candidates.frame_arrays())
             except InputError as exc:
                 atoms = getattr(exc, "atoms", None)
                 if atoms is None:
@@ -76,10 +74,9 @@ class RuntimeEvaluator(Evaluator):
 
     def evaluate(self, coords, cell, types, n_threads=1, fparam=None, aparam=None):
         cand = find_candidates(coords, cell, self.rcut, n_threads=n_threads)
-        params = None  # normalised frame/atomic parameters: the fitting input after D (candidates keep atom order)
-        if self.fitting_params is not None or fparam is not None or aparam is not None:
-            params = parameter_columns(self.fitting_params or FittingParams(), len(types), fparam, aparam)
-        e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads, fit_params=params)
+        fp, ap = self._raw_params(1, len(types), fparam, aparam)  # candidates keep the atoms' order
+        e, f, w, info = self.compute(cand, np.ascontiguousarray(types, dtype=np.int32), n_threads,
+                                     fparam=None if fp is None else fp[0], aparam=None if ap is None else ap[0])
         return result_from_atoms(e, f, w, overflow=overflow_of(info), beyond_fine=int(info["beyond_fine"]),
                                  beyond_table=int(info["beyond_table"]))
 
@@ -101,7 +98,7 @@ class RuntimeEvaluator(Evaluator):
 
         ``fparam`` (nframes, numb_fparam) and ``aparam`` (nframes, natoms, numb_aparam), or None
         (:func:`~dpcompress.evaluators.frame_params.frame_parameters` shapes them): each frame's
-        parameters, normalised into the fitting net's extra columns.
+        parameters, raw: the runtime normalises them into the fitting net's extra columns.
 
         A frame the runtime refuses stops the batch; it is re-run alone through :meth:`evaluate`'s
         path, whose error (a coincident pair, a cell too small, ...) is raised naming the frame.
@@ -118,20 +115,32 @@ class RuntimeEvaluator(Evaluator):
             raise InputError("a NEP model has no DeePMD descriptor (eval_descriptor is for DP models)")
         return self._run_frames(xyz, cells, types, n_threads, True, fparam, aparam)[4]
 
-    def _fit_params(self, nframes, natoms, fparam, aparam):
-        """Each frame's normalised parameter columns (nframes, natoms, n), or None for a model without."""
-        if self.fitting_params is None and fparam is None and aparam is None:
-            return None
-        fitting = self.fitting_params or FittingParams()
-        cols = [parameter_columns(fitting, natoms, None if fparam is None else fparam[f],
-                                  None if aparam is None else aparam[f]) for f in range(nframes)]
-        return None if cols[0] is None else np.ascontiguousarray(np.stack(cols))
+    def _raw_params(self, nframes, natoms, fparam, aparam):
+        """``fparam`` (nframes, numb_fparam) and ``aparam`` (nframes, natoms, numb_aparam) as float64 C arrays
+        (None stays None), checked against what the model takes: the runtime normalises them."""
+        nf, na = self.runtime.dim_fparam, self.runtime.dim_aparam
+        out = []
+        for name, value, n, shape in (("fparam", fparam, nf, (nframes, nf)), ("aparam", aparam, na, (nframes, natoms, na))):
+            if value is None:
+                if n and (name == "aparam" or not self.runtime.has_default_fparam):
+                    raise InputError(f"this model takes {name} (numb_{name} = {n})"
+                                     + ("" if name == "aparam" else " and stores no default_fparam") + f"; pass {name}")
+                out.append(None)
+                continue
+            if n == 0:
+                raise InputError(f"{name} given, but this model takes no {'frame' if name == 'fparam' else 'atomic'} "
+                                 f"parameters (numb_{name} = 0)")
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.size != int(np.prod(shape)):
+                raise InputError(f"{name} has {arr.size} values, expected {' x '.join(map(str, shape))}")
+            out.append(np.ascontiguousarray(arr.reshape(shape)))
+        return out
 
     def _run_frames(self, xyz, cells, types, n_threads, descriptor, fparam=None, aparam=None):
         check_cutoff(self.rcut)
         nframes = xyz.shape[0]
         t = np.ascontiguousarray(types, dtype=np.int32)
-        fit_params = self._fit_params(nframes, xyz.shape[1], fparam, aparam)
+        fparam, aparam = self._raw_params(nframes, xyz.shape[1], fparam, aparam)
         box = periodic = None
         if cells is not None and any(c is not None for c in cells):
             box = np.zeros((nframes, 3, 3))
@@ -143,18 +152,18 @@ class RuntimeEvaluator(Evaluator):
         with self._lock, blas_single_thread():
             ae, force, av, counts, desc, failed, status, message = _rt.compute_frames(
                 self.runtime, self._workspace, xyz, t, box, periodic, n_threads=n_threads, descriptor=descriptor,
-                fit_params=fit_params)
+                fparam=fparam, aparam=aparam)
         if failed >= 0:
             self._raise_for_frame(failed, xyz, cells, t, n_threads, status, message,
-                                  None if fit_params is None else fit_params[failed])
+                                  None if fparam is None else fparam[failed], None if aparam is None else aparam[failed])
         return ae, force, av, counts, desc
 
-    def _raise_for_frame(self, f, xyz, cells, types, n_threads, status, message, fit_params=None):
+    def _raise_for_frame(self, f, xyz, cells, types, n_threads, status, message, fparam=None, aparam=None):
         """Raise frame ``f``'s error: its single-frame path's message, else the runtime's."""
         cell = None if cells is None else cells[f]
         try:
             cand = candidates_of_checked(xyz[f], cell, self.rcut, xyz.shape[1], n_threads)
-            self.compute(cand, types if types.ndim == 1 else types[f], n_threads, fit_params=fit_params)
+            self.compute(cand, types if types.ndim == 1 else types[f], n_threads, fparam=fparam, aparam=aparam)
         except InputError as exc:
             raise InputError(f"frame {f}: {exc}") from None
         raise status_error(status, f"frame {f}: {message}", InputError)

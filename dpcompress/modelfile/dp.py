@@ -86,55 +86,58 @@ def refuse_fitting_params(params, what, source="model"):
         )
 
 
-def _floats(v):
-    return None if v is None else [float(x) for x in np.asarray(v).ravel()]
+def _params_arrays(fitting):
+    r"""The arrays of a fitting's frame/atomic parameters (empty without): ``fit.nparam`` (nf + na),
+    ``fit.nfparam`` (nf), ``fit.param_avg`` / ``fit.param_inv_std`` (the nf frame then the na atomic
+    columns' shift :math:`\bar x` and scale :math:`s`; the runtime feeds :math:`(x - \bar x)\,s`
+    to the fitting net) and ``fit.default_fparam`` (nf, only when the model has one).
 
-
-def _params_header(fitting):
-    """The header entry ``model.fitting_params`` of a fitting with frame/atomic parameters (None without).
-
-    The runtime needs only their count (array ``fit.nparam``); the front end normalises them with
-    these statistics (JSON floats round-trip exactly) and takes ``default_fparam`` from here.
+    The runtime normalises the raw parameters it is given with these (one normalisation, in C, for
+    every front end: Python and LAMMPS alike).
     """
-    if not getattr(fitting, "n_params", 0):
-        return None
-    return {"numb_fparam": int(fitting.numb_fparam), "numb_aparam": int(fitting.numb_aparam),
-            "fparam_avg": _floats(fitting.fparam_avg), "fparam_inv_std": _floats(fitting.fparam_inv_std),
-            "aparam_avg": _floats(fitting.aparam_avg), "aparam_inv_std": _floats(fitting.aparam_inv_std),
-            "default_fparam": _floats(fitting.default_fparam)}
+    nf, na = int(getattr(fitting, "numb_fparam", 0) or 0), int(getattr(fitting, "numb_aparam", 0) or 0)
+    if nf + na == 0:
+        return {}
+
+    def columns(frame, atomic):  # the nf frame columns, then the na atomic ones
+        return np.concatenate([np.asarray(frame, dtype=np.float64).ravel() if nf else np.zeros(0),
+                               np.asarray(atomic, dtype=np.float64).ravel() if na else np.zeros(0)])
+
+    arrays = {"fit.nparam": np.array([nf + na], dtype=np.int64), "fit.nfparam": np.array([nf], dtype=np.int64),
+              "fit.param_avg": columns(fitting.fparam_avg, fitting.aparam_avg),
+              "fit.param_inv_std": columns(fitting.fparam_inv_std, fitting.aparam_inv_std)}
+    if nf and fitting.default_fparam is not None:
+        arrays["fit.default_fparam"] = np.asarray(fitting.default_fparam, dtype=np.float64).reshape(nf)
+    return arrays
 
 
-def params_from_header(header, source=""):
-    """The :class:`FittingParams` of a checked ``.dpc`` header (all zero without ``model.fitting_params``)."""
-    raw = (header.get("model") or {}).get("fitting_params")
-    if not raw:
+def params_from_arrays(arrays):
+    """The :class:`FittingParams` of a checked ``.dpc`` file's arrays (all zero without ``fit.nparam``)."""
+    if "fit.nparam" not in arrays:
         return FittingParams()
-    arr = {k: None if raw.get(k) is None else np.array(raw[k], dtype=np.float64)
-           for k in PARAM_FIELDS if not k.startswith("numb_")}
-    return FittingParams(numb_fparam=int(raw["numb_fparam"]), numb_aparam=int(raw["numb_aparam"]), **arr)
+    n, nf = int(arrays["fit.nparam"][0]), int(arrays["fit.nfparam"][0])
+    avg, inv = np.array(arrays["fit.param_avg"]), np.array(arrays["fit.param_inv_std"])
+    default = arrays.get("fit.default_fparam")
+    return FittingParams(numb_fparam=nf, numb_aparam=n - nf,
+                         fparam_avg=avg[:nf] if nf else None, fparam_inv_std=inv[:nf] if nf else None,
+                         aparam_avg=avg[nf:] if n > nf else None, aparam_inv_std=inv[nf:] if n > nf else None,
+                         default_fparam=None if default is None else np.array(default))
 
 
-def _check_params_header(c, nparam):
-    """``model.fitting_params`` agrees with array ``fit.nparam`` and holds finite lists of the right sizes."""
-    raw = (c.header.get("model") or {}).get("fitting_params")
-    if nparam == 0:
-        if raw:
-            c.fail("header key 'model.fitting_params' is set but array 'fit.nparam' is missing")
-        return
-    if not isinstance(raw, dict):
-        c.fail(f"array 'fit.nparam' = {nparam} but header key 'model.fitting_params' is missing")
-    counts = [raw.get("numb_fparam"), raw.get("numb_aparam")]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts) or sum(counts) != nparam:
-        c.fail(f"header key 'model.fitting_params' counts {counts} do not add up to array 'fit.nparam' = {nparam}")
-    for key, n, optional in (("fparam_avg", counts[0], False), ("fparam_inv_std", counts[0], False),
-                             ("aparam_avg", counts[1], False), ("aparam_inv_std", counts[1], False),
-                             ("default_fparam", counts[0], True)):
-        v = raw.get(key)
-        if (v is None and (optional or n == 0)):
-            continue
-        if not (isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                             and math.isfinite(x) for x in v)):
-            c.fail(f"header key 'model.fitting_params.{key}' should list {n} finite numbers")
+def _check_params_arrays(c, nfit):
+    """The parameter arrays of ``read_fitting`` in the C reader (``fit.nfparam``, the statistics, the default)."""
+    if "fit.nfparam" not in c.arrays:
+        c.fail("array 'fit.nparam' without 'fit.nfparam', 'fit.param_avg', 'fit.param_inv_std': a file of an earlier "
+               "development format (parameter statistics in the header); compress the model again")
+    nf = int(c.need("fit.nfparam", "i8", (1,))[0])
+    if not 0 <= nf <= nfit:
+        c.fail(f"fit.nfparam: {nf} frame parameters of fit.nparam = {nfit}")
+    c.finite("fit.param_avg", "f8", (nfit,))
+    c.finite("fit.param_inv_std", "f8", (nfit,))
+    if "fit.default_fparam" in c.arrays:
+        if nf == 0:
+            c.fail("array 'fit.default_fparam' in a model without frame parameters")
+        c.finite("fit.default_fparam", "f8", (nf,))
 
 
 def pack(model):
@@ -168,9 +171,7 @@ def pack(model):
             arrays[f"part{p}.{name}"] = arr
         part_settings.append(dict(packed.settings, type=desc.type_name))
     arrays.update(_pack_fitting(model.fitting, nt))
-    fit_params = _params_header(model.fitting)
-    if fit_params:
-        arrays["fit.nparam"] = np.array([model.fitting.n_params], dtype=np.int64)
+    arrays.update(_params_arrays(model.fitting))
     header = {
         "kind": "dp_energy",
         "model": {
@@ -180,7 +181,6 @@ def pack(model):
             "atom_exclude_types": sorted(int(t) for t in model.atom_exclude_types),
             "fitting_exclude_types": sorted(int(t) for t in model.fitting.exclude_types),
             "min_nbor_dist": model.min_nbor_dist,
-            **({"fitting_params": fit_params} if fit_params else {}),
         },
         "compression": dict(model.compression or {}),
     }
@@ -241,7 +241,7 @@ def unpack(header, arrays, source=""):
         descs.append(unit.unpack(ints, sub["real"], sub, part_settings[p]))
     descriptor = DescriptorHybrid(parts=tuple(descs)) if settings.get("hybrid") else descs[0]
     fitting = _unpack_fitting(arrays, nt)
-    params = params_from_header(header, source)
+    params = params_from_arrays(arrays)
     fitting = EnergyFitting(networks=fitting.networks, bias_atom_e=fitting.bias_atom_e,
                             exclude_types=frozenset(settings.get("fitting_exclude_types", [])),
                             **{k: getattr(params, k) for k in PARAM_FIELDS})
@@ -281,7 +281,8 @@ _PART_ARRAYS = ("int", "real", "sel_offsets", "avg", "std", "block_mode", "table
                 "tab_offset", "coef", "tab_error")
 _GATED_ARRAYS = ("gate", "gate_of", "type_embedding", "gate_pad")
 _DP_ARRAYS = ("type_map", "model.int", "model.out_bias", "model.fit_mask", "model.keep_mask", "model.pair_exclude",
-              "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias", "fit.nparam")
+              "fit.layer", "fit.net_start", "fit.net_of_type", "fit.params", "fit.bias", "fit.nparam",
+              "fit.nfparam", "fit.param_avg", "fit.param_inv_std", "fit.default_fparam")
 
 
 class Checker:
@@ -714,6 +715,11 @@ def _check_fitting(c, dim):
         nfit = int(c.need("fit.nparam", "i8", (1,))[0])
         if not 1 <= nfit <= 4096:
             c.fail(f"fit.nparam: {nfit} parameters (expected 1..4096)")
+        _check_params_arrays(c, nfit)
+    else:
+        for name in ("fit.nfparam", "fit.param_avg", "fit.param_inv_std", "fit.default_fparam"):
+            if name in c.arrays:
+                c.fail(f"array '{name}' without 'fit.nparam' (edited file?)")
     nparams = params.size
     for n in range(nnets):
         if start[n + 1] <= start[n]:
@@ -873,4 +879,6 @@ def check(header, arrays, source=""):
     kinds = [f["kind"] for f in parts_ints]
     c.no_other_arrays(lambda name: _expected_array(name, nparts, kinds), "DP")
     _check_settings(c, parts_ints, spec)
-    _check_params_header(c, nfit)
+    if "fitting_params" in (header.get("model") or {}):
+        c.fail("header key 'model.fitting_params' belongs to an earlier development format (parameter statistics "
+               "in the header); compress the model again")

@@ -11,7 +11,10 @@ training-set statistics stored in the fitting's ``@variables``:
 
 ``fparam_avg`` :math:`\bar f`, ``fparam_inv_std`` :math:`s_f`, ``aparam_avg`` :math:`\bar a`,
 ``aparam_inv_std`` :math:`s_a`.  ``default_fparam`` (a list in the tree, or null) is used when
-the caller passes no frame parameters.  Every size is bounded and every array checked for shape
+the caller passes no frame parameters.  :func:`parameter_columns` is the numpy form of this
+normalisation, for the exact evaluator; compressed models are normalised by the C runtime itself
+(``src_c/dpc_runtime.c`` ``fill_rows``, from the ``.dpc`` arrays ``fit.param_avg`` /
+``fit.param_inv_std``), which every front end, LAMMPS included, hands the raw values.  Every size is bounded and every array checked for shape
 and finiteness (model files are untrusted input).
 """
 

@@ -15,9 +15,11 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "compute.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
+#include "modify.h"
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
@@ -193,7 +195,17 @@ void PairDPCompress::open_model()
   rcut = dpc_model_rcut(model);
 }
 
-/* pair_style dpcompress MODEL [threads N] [check N] [overflow warn|error|ignore] */
+/* pair_style dpcompress MODEL [threads N] [check N] [overflow warn|error|ignore]
+ *                         [fparam V1 ... | fparam_from_compute ID] [aparam V1 ... | aparam_from_compute ID] */
+static bool is_keyword(const std::string &s)
+{
+  static const char *const KEYS[] = {"threads", "check", "overflow", "fparam", "aparam", "fparam_from_compute",
+                                     "aparam_from_compute", nullptr};
+  for (const char *const *k = KEYS; *k; k++)
+    if (s == *k) return true;
+  return false;
+}
+
 void PairDPCompress::settings(int narg, char **arg)
 {
   if (narg < 1) error->all(FLERR, "Illegal pair_style dpcompress command: the model file is missing");
@@ -201,8 +213,24 @@ void PairDPCompress::settings(int narg, char **arg)
     error->all(FLERR, "pair_style dpcompress needs units metal (Å, eV, ps); the input uses units {}",
                update->unit_style);
   path = arg[0];
-  for (int k = 1; k < narg; k += 2) {
+  fparam_const.clear();
+  aparam_const.clear();
+  fparam_compute.clear();
+  aparam_compute.clear();
+  fparam_given = aparam_given = false;
+  int k = 1;
+  while (k < narg) {
     const std::string key = arg[k];
+    if (key == "fparam" || key == "aparam") {
+      // the values up to the next keyword (DeePMD-kit's pair_style deepmd syntax)
+      std::vector<double> &values = key == "fparam" ? fparam_const : aparam_const;
+      bool &given = key == "fparam" ? fparam_given : aparam_given;
+      if (given) error->all(FLERR, "pair_style dpcompress: {} is given twice (or with {}_from_compute)", key, key);
+      given = true;
+      for (k++; k < narg && !is_keyword(arg[k]); k++) values.push_back(utils::numeric(FLERR, arg[k], false, lmp));
+      if (values.empty()) error->all(FLERR, "pair_style dpcompress: keyword {} needs one or more values", key);
+      continue;
+    }
     if (k + 1 >= narg) error->all(FLERR, "pair_style dpcompress: keyword {} needs a value", key);
     if (key == "threads") {
       n_threads = utils::inumeric(FLERR, arg[k + 1], false, lmp);
@@ -216,11 +244,130 @@ void PairDPCompress::settings(int narg, char **arg)
       else if (v == "error") overflow_action = OVERFLOW_ERROR;
       else if (v == "ignore") overflow_action = OVERFLOW_IGNORE;
       else error->all(FLERR, "pair_style dpcompress: overflow must be warn, error or ignore, not {}", v);
+    } else if (key == "fparam_from_compute" || key == "aparam_from_compute") {
+      const bool frame = key == "fparam_from_compute";
+      bool &given = frame ? fparam_given : aparam_given;
+      if (given)
+        error->all(FLERR, "pair_style dpcompress: {} is given twice (or with {})", key, frame ? "fparam" : "aparam");
+      given = true;
+      (frame ? fparam_compute : aparam_compute) = arg[k + 1];
     } else {
-      error->all(FLERR, "pair_style dpcompress: unknown keyword {} (known: threads, check, overflow)", key);
+      error->all(FLERR,
+                 "pair_style dpcompress: unknown keyword {} (known: threads, check, overflow, fparam, aparam, "
+                 "fparam_from_compute, aparam_from_compute)",
+                 key);
     }
+    k += 2;
   }
   open_model();
+  check_parameters();
+}
+
+/* The parameter keywords against what the model takes (numb_fparam, numb_aparam, default_fparam). */
+void PairDPCompress::check_parameters()
+{
+  dim_fparam = dpc_model_dim_fparam(model);
+  dim_aparam = dpc_model_dim_aparam(model);
+  const struct {
+    const char *key, *what;
+    int64_t dim;
+    bool given;
+    const std::vector<double> &values;
+  } kinds[2] = {{"fparam", "frame", dim_fparam, fparam_given, fparam_const},
+                {"aparam", "atomic", dim_aparam, aparam_given, aparam_const}};
+  for (const auto &p : kinds) {
+    if (p.given && p.dim == 0)
+      error->all(FLERR, "pair_style dpcompress: {} given, but the model {} takes no {} parameters (numb_{} = 0)", p.key,
+                 path, p.what, p.key);
+    if (!p.values.empty() && (int64_t) p.values.size() != p.dim)
+      error->all(FLERR, "pair_style dpcompress: {} has {} values; the model {} takes numb_{} = {}", p.key,
+                 p.values.size(), path, p.key, p.dim);
+  }
+  if (dim_fparam && !fparam_given && !dpc_model_has_default_fparam(model))
+    error->all(FLERR,
+               "pair_style dpcompress: the model {} takes {} frame parameters (numb_fparam) and stores no "
+               "default_fparam: give fparam V1 ... or fparam_from_compute ID",
+               path, dim_fparam);
+  if (dim_aparam && !aparam_given)
+    error->all(FLERR,
+               "pair_style dpcompress: the model {} takes {} atomic parameters per atom (numb_aparam): give "
+               "aparam V1 ... (the same for every atom) or aparam_from_compute ID",
+               path, dim_aparam);
+}
+
+/* The compute named by fparam_from_compute / aparam_from_compute, checked for the shape the model
+ * needs: a global scalar (one frame parameter) or vector of at least dim_fparam values; a per-atom
+ * vector (one atomic parameter) or array of dim_aparam columns. */
+Compute *PairDPCompress::parameter_compute(const std::string &id, bool atomic)
+{
+  const char *key = atomic ? "aparam_from_compute" : "fparam_from_compute";
+  Compute *c = modify->get_compute_by_id(id);
+  if (!c) error->all(FLERR, "pair_style dpcompress: {}: no compute with ID {}", key, id);
+  if (atomic) {
+    const bool ok = c->peratom_flag && ((dim_aparam == 1 && c->size_peratom_cols == 0) ||
+                                        c->size_peratom_cols == dim_aparam);
+    if (!ok)
+      error->all(FLERR,
+                 "pair_style dpcompress: aparam_from_compute: compute {} gives no per-atom {} of {} value(s) per "
+                 "atom (numb_aparam = {})",
+                 id, dim_aparam == 1 ? "vector" : "array", dim_aparam, dim_aparam);
+  } else {
+    const bool ok = (dim_fparam == 1 && c->scalar_flag) || (c->vector_flag && c->size_vector >= dim_fparam);
+    if (!ok)
+      error->all(FLERR,
+                 "pair_style dpcompress: fparam_from_compute: compute {} gives no global {} (numb_fparam = {})", id,
+                 dim_fparam == 1 ? "scalar or vector" : "vector of that many values", dim_fparam);
+  }
+  return c;
+}
+
+/* This step's frame parameters (raw), or nullptr: the model's default. */
+const double *PairDPCompress::frame_parameters()
+{
+  if (!dim_fparam) return nullptr;
+  if (fparam_compute.empty()) return fparam_const.empty() ? nullptr : fparam_const.data();
+  Compute *c = parameter_compute(fparam_compute, false);
+  fparam_now.resize((size_t) dim_fparam);
+  // as LAMMPS's fixes invoke a compute: once per step (invoked_flag), then schedule the next
+  modify->clearstep_compute();
+  if (dim_fparam == 1 && c->scalar_flag) {
+    if (!(c->invoked_flag & Compute::INVOKED_SCALAR)) {
+      c->compute_scalar();
+      c->invoked_flag |= Compute::INVOKED_SCALAR;
+    }
+    fparam_now[0] = c->scalar;
+  } else {
+    if (!(c->invoked_flag & Compute::INVOKED_VECTOR)) {
+      c->compute_vector();
+      c->invoked_flag |= Compute::INVOKED_VECTOR;
+    }
+    for (int64_t q = 0; q < dim_fparam; q++) fparam_now[q] = c->vector[q];
+  }
+  modify->addstep_compute(update->ntimestep + 1);
+  return fparam_now.data();
+}
+
+/* This step's atomic parameters (raw) of the local atoms, [nlocal][dim_aparam]. */
+const double *PairDPCompress::atomic_parameters(int nlocal)
+{
+  if (!dim_aparam) return nullptr;
+  const size_t na = (size_t) dim_aparam;
+  aparam_now.resize(std::max<size_t>(1, (size_t) nlocal * na));
+  if (aparam_compute.empty()) {
+    for (int i = 0; i < nlocal; i++) std::copy(aparam_const.begin(), aparam_const.end(), aparam_now.begin() + i * na);
+    return aparam_now.data();
+  }
+  Compute *c = parameter_compute(aparam_compute, true);
+  modify->clearstep_compute();
+  if (!(c->invoked_flag & Compute::INVOKED_PERATOM)) {
+    c->compute_peratom();
+    c->invoked_flag |= Compute::INVOKED_PERATOM;
+  }
+  for (int i = 0; i < nlocal; i++)
+    for (size_t q = 0; q < na; q++)
+      aparam_now[i * na + q] = c->size_peratom_cols == 0 ? c->vector_atom[i] : c->array_atom[i][q];
+  modify->addstep_compute(update->ntimestep + 1);
+  return aparam_now.data();
 }
 
 /* pair_coeff * * E1 E2 ... : one element name (from the model's type map) or NULL per LAMMPS type */
@@ -256,6 +403,9 @@ void PairDPCompress::coeff(int narg, char **arg)
 void PairDPCompress::init_style()
 {
   if (!atom->tag_enable) error->all(FLERR, "pair_style dpcompress needs atom IDs");
+  // the computes exist and have the right shape (they may be defined after pair_style)
+  if (!fparam_compute.empty()) parameter_compute(fparam_compute, false);
+  if (!aparam_compute.empty()) parameter_compute(aparam_compute, true);
   // every neighbor of every local atom, ghosts included: the model is many-body
   neighbor->add_request(this, NeighConst::REQ_FULL);
 }
@@ -312,6 +462,8 @@ void PairDPCompress::compute(int eflag, int vflag)
   frame.numneigh = counts.data();
   frame.firstneigh = rows.data();
   frame.neighmask = NEIGHMASK;
+  frame.fparam = frame_parameters();
+  frame.aparam = atomic_parameters(nlocal);
   dpc_outputs out;
   out.force = forces.data();
   out.atom_energy = eflag_atom ? atom_energy.data() : nullptr;
@@ -426,6 +578,7 @@ double PairDPCompress::memory_usage()
   bytes += (double) types.capacity() * (sizeof(int32_t) + sizeof(int64_t));
   bytes += (double) (forces.capacity() + atom_virial.capacity() + atom_energy.capacity()) * sizeof(double);
   bytes += (double) counts.capacity() * (sizeof(int32_t) + sizeof(void *));
+  bytes += (double) (fparam_now.capacity() + aparam_now.capacity()) * sizeof(double);
   if (workspace) bytes += (double) dpc_workspace_bytes(workspace);
   return bytes;
 }

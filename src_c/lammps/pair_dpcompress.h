@@ -1,6 +1,7 @@
 /* pair_style dpcompress: a LAMMPS pair style over the dpcompress model runtime (src_c/dpc_model.h).
  *
  *   pair_style dpcompress MODEL [threads N] [check N] [overflow warn|error|ignore]
+ *                         [fparam V1 ... | fparam_from_compute ID] [aparam V1 ... | aparam_from_compute ID]
  *
  * MODEL is the .dpc file of `dpcompress compress` (any model kind) or a GPUMD nep.txt, which rank 0
  * tabulates once into MODEL.dpc with the dpcompress of the Python that built the plugin.
@@ -12,6 +13,12 @@
  * newton on LAMMPS reverse-communicates the ghosts' forces and per-atom virials itself, with
  * newton off this style does it (pack/unpack_reverse_comm).  Nothing of the model's physics lives
  * here: Potential (Python) and this style call the same dpc_compute, so they cannot disagree.
+ *
+ * Frame and atomic parameters (a model trained with numb_fparam / numb_aparam, DeePMD-kit's pair_style
+ * deepmd keywords): constants, or every step a global compute's scalar/vector (fparam) and a per-atom
+ * compute's vector/array (aparam, local atoms), passed RAW to the runtime, which normalises them with
+ * the model's statistics (the same code as for Python).  A model's default_fparam serves when no
+ * fparam keyword is given.
  *
  * Per-atom virials: the runtime's W_ab of every atom (DeePMD-kit's convention, eV) goes to
  * cvatom as (xx, yy, zz, xy, xz, yz, yx, zx, zy) and, symmetrised, to vatom.
@@ -61,6 +68,13 @@ class PairDPCompress : public Pair {
 
   std::vector<int> type_of;         // LAMMPS type (1..ntypes) -> model type, -1 for NULL
 
+  // frame / atomic parameters: constant values, or the ID of a compute read every step
+  int64_t dim_fparam = 0, dim_aparam = 0;
+  std::vector<double> fparam_const, aparam_const;
+  std::string fparam_compute, aparam_compute;
+  bool fparam_given = false, aparam_given = false;
+  std::vector<double> fparam_now, aparam_now;   // this step's values ([dim_fparam], [nlocal][dim_aparam])
+
   // per-step buffers, grown with the atom count, never shrunk
   std::vector<int32_t> types, counts;
   std::vector<const int32_t *> rows;
@@ -75,6 +89,10 @@ class PairDPCompress : public Pair {
   std::string tabulated_nep(const std::string &text);
   void close_model();
   void report_counts(bool force_now);
+  void check_parameters();
+  class Compute *parameter_compute(const std::string &id, bool atomic);
+  const double *frame_parameters();
+  const double *atomic_parameters(int nlocal);
 };
 
 }    // namespace LAMMPS_NS
