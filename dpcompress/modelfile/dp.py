@@ -26,6 +26,7 @@ from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
 from ..descriptors.base import INT_FIELDS, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
 from ..models import DPModel, EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS, FittingParams
+from ..models.tensor_fitting import refuse_tensor_model
 from ..tables.bounds import center_type_ranges
 from ..tables.embedding_table import EmbeddingTable, grid_counts
 
@@ -145,6 +146,7 @@ def pack(model):
     InputError
         The model is not compressed.
     """
+    refuse_tensor_model(model, "a .dpc file (the C model runtime's input) holds")
     if not model.is_compressed:
         raise InputError("only compressed models can be written as .dpc; run dpcompress.compress(model) first")
     nt = model.ntypes

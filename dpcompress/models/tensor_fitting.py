@@ -161,4 +161,15 @@ def read_tensor_fitting(node, ntypes, descriptor):
                          shift_diag=shift_diag, scale=scale, constant_matrix=constant, **params)
 
 
-__all__ = ["TensorFitting", "TENSOR_WIDTH", "TENSOR_DESCRIPTORS", "read_tensor_fitting"]
+def refuse_tensor_model(model, what):
+    """Raise :class:`UnsupportedModelError` when ``model`` is a dipole/polar model, naming ``what`` refuses it
+    (the energy evaluators, the ``.dpc`` writer) and the class that evaluates it."""
+    fitting = getattr(model, "fitting", None)
+    if isinstance(fitting, TensorFitting):
+        cls = {"dipole": "DeepDipole", "polar": "DeepPolar"}[fitting.kind]
+        raise UnsupportedModelError(
+            f"{getattr(model, 'source', '') or 'model'}: a {fitting.kind!r} (tensor) model; {what} energy models "
+            f"only: evaluate it with dpcompress.{cls} (compressed: dpcompress.{cls}(dpcompress.compress(model)))")
+
+
+__all__ = ["TensorFitting", "TENSOR_WIDTH", "TENSOR_DESCRIPTORS", "read_tensor_fitting", "refuse_tensor_model"]
