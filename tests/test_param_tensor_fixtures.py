@@ -1,8 +1,9 @@
-"""The tiny DeePMD-kit 3.2.0 fixtures of dipole, polar and se_atten (v1) models: consistent, and refused clearly.
+"""The tiny DeePMD-kit 3.2.0 fixtures of dipole, polar and se_atten (v1) models: consistent, and se_atten v1 refused.
 
 The fixtures (``tests/data/deepmd/{dipole,polar,se_atten}_tiny``, made by
-``tests/data/deepmd/make_param_tensor_tiny.py``) are the references for evaluating these kinds; until
-dpcompress does, loading them must raise :class:`UnsupportedModelError` naming what is not supported.
+``tests/data/deepmd/make_param_tensor_tiny.py``) are the references for evaluating these kinds.  Dipole
+and polar models are evaluated by ``DeepDipole`` / ``DeepPolar`` (``tests/test_deep_tensor.py``); until
+dpcompress evaluates se_atten v1, loading it must raise :class:`UnsupportedModelError` naming the setting.
 """
 
 import os
@@ -29,8 +30,6 @@ def test_tensor_references_are_consistent(name, width):
 
 
 @pytest.mark.parametrize("name, match", [
-    ("dipole_tiny", "fitting type 'dipole'"),
-    ("polar_tiny", "fitting type 'polar'"),
     ("se_atten_tiny", "smooth_type_embedding"),
 ])
 def test_not_yet_supported_kinds_are_refused(name, match):
