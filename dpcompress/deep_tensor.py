@@ -6,7 +6,7 @@ Switching from DeePMD-kit is one import::
     from dpcompress import DeepDipole
 
     dp = DeepDipole("dipole.dp")                          # exact (uncompressed)
-    dp = DeepDipole(dpcompress.compress("dipole.dp"))     # the se_e2_a embedding nets as tables
+    dp = DeepDipole("dipole.dpc")        # compressed: dpcompress compress -i dipole.dp -o dipole.dpc
     atomic = dp.eval(coords, cells, atom_types)               # (nframes, natoms, 3)
     total = dp.eval(coords, cells, atom_types, atomic=False)  # (nframes, 3)
 
@@ -15,8 +15,9 @@ Atoms of unselected types (:meth:`DeepTensor.get_sel_type`) get zero tensors; th
 the sum of the atomic ones (DeePMD-kit 3.2's reduction).  The math:
 :mod:`dpcompress.models.tensor_fitting` and :mod:`dpcompress.evaluators.tensor`.
 
-A compressed tensor model lives in memory (:func:`dpcompress.compress` returns it): ``.dpc`` files
-hold energy and NEP models only, since the C model runtime computes energies and forces.
+A compressed tensor model is a ``.dpc`` file of kind ``dp_tensor`` (:mod:`dpcompress.modelfile.dp_tensor`):
+the descriptor's tables run in the compiled se_e2_a kernel, the fitting nets and the contraction
+in numpy; the C model runtime (LAMMPS, i-PI, ``Potential``) computes energy models only.
 """
 
 import os
@@ -32,8 +33,9 @@ from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from ._ext.threads import effective_n_threads
 from .evaluators.frame_params import frame_parameters
 from .evaluators.tensor import TensorEvaluator
-from .modelfile import is_dpc_file, load_model
+from .modelfile import load_model
 from .models import DPModel
+from .nep import NEPModel
 from .models.tensor_fitting import TensorFitting
 
 __all__ = ["DeepTensor", "DeepDipole", "DeepPolar"]
@@ -45,9 +47,9 @@ class DeepTensor:
     Parameters
     ----------
     model : str, os.PathLike or DPModel
-        A DeePMD-kit ``.dp`` / ``.yaml`` file of a ``dipole`` / ``polar`` model (evaluated exactly), or
-        a :class:`~dpcompress.models.DPModel` of one, uncompressed or compressed by
-        :func:`dpcompress.compress` (its se_e2_a embedding nets become tables).
+        A DeePMD-kit ``.dp`` / ``.yaml`` file of a ``dipole`` / ``polar`` model (evaluated exactly), its
+        compressed ``.dpc`` (``dpcompress compress -i model.dp -o model.dpc``: the se_e2_a embedding
+        nets as tables), or a :class:`~dpcompress.models.DPModel` of either (:func:`dpcompress.compress`).
     n_threads : int or None
         Threads of the compiled kernels and of numpy's BLAS; ``None``: every available core.  Results
         do not depend on it.
@@ -55,8 +57,7 @@ class DeepTensor:
     Raises
     ------
     UnsupportedModelError
-        An energy model, a tensor model of the other kind, a descriptor other than se_e2_a, a
-        ``.dpc`` file.
+        An energy or NEP model, a tensor model of the other kind, a descriptor other than se_e2_a.
     InputError
         A bad argument.
     """
@@ -69,13 +70,12 @@ class DeepTensor:
     def __init__(self, model: Union[str, os.PathLike, DPModel], *, n_threads: Optional[int] = None):
         name = type(self).__name__
         if isinstance(model, (str, os.PathLike)):
-            if is_dpc_file(model):
-                raise UnsupportedModelError(
-                    f"{os.fspath(model)}: a .dpc file holds an energy or NEP model; {name} reads the DeePMD-kit "
-                    f"model (.dp / .yaml), and {name}(dpcompress.compress(path)) evaluates it compressed")
             model = load_model(model)
+        if isinstance(model, NEPModel):
+            raise UnsupportedModelError(f"{model.source or '<memory>'}: a NEP model (energy only); {name} evaluates "
+                                        f"DeePMD-kit {self.KIND!r} models")
         if not isinstance(model, DPModel):
-            raise InputError(f"{name} takes a DeePMD-kit model file or a DPModel, got {type(model).__name__}")
+            raise InputError(f"{name} takes a model file or a DPModel, got {type(model).__name__}")
         source = model.source or "<memory>"
         fitting = model.fitting
         if not isinstance(fitting, TensorFitting):

@@ -169,7 +169,7 @@ def refuse_tensor_model(model, what):
         cls = {"dipole": "DeepDipole", "polar": "DeepPolar"}[fitting.kind]
         raise UnsupportedModelError(
             f"{getattr(model, 'source', '') or 'model'}: a {fitting.kind!r} (tensor) model; {what} energy models "
-            f"only: evaluate it with dpcompress.{cls} (compressed: dpcompress.{cls}(dpcompress.compress(model)))")
+            f"only: evaluate it with dpcompress.{cls} (it reads the .dp file and its compressed .dpc)")
 
 
 __all__ = ["TensorFitting", "TENSOR_WIDTH", "TENSOR_DESCRIPTORS", "read_tensor_fitting", "refuse_tensor_model"]
