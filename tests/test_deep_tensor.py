@@ -235,3 +235,18 @@ def test_damaged_tensor_files_are_refused(header, arrays, match, tmp_path, compr
     (tmp_path / "bad.dpc").write_bytes(_edited(path, header, arrays))
     with pytest.raises(ModelFormatError, match=match):
         DeepPolar(tmp_path / "bad.dpc")
+
+
+def test_cli_compress_and_info(tmp_path, capsys, frames):
+    """`dpcompress compress` writes a tensor model's .dpc; `info` names the fitting; `eval` (energies) refuses it."""
+    from dpcompress.cli import main
+
+    out = tmp_path / "dipole.dpc"
+    assert main(["compress", "-i", _path("dipole_tiny"), "-o", str(out)]) == 0
+    assert main(["info", str(out)]) == 0
+    assert "fitting:         dipole, 2 net(s)" in capsys.readouterr().out
+    coord, box, atype = frames
+    ref = np.load(os.path.join(DEEPMD, "dipole_tiny", "ref_compressed_pth.npz"))
+    assert np.max(np.abs(DeepDipole(out).eval(coord, box, atype) - ref["atomic"])) < TOL
+    assert main(["eval", str(out), os.path.join(DATA, "deepmd", "se_e2_a_tiny")]) == 2
+    assert "DeepDipole" in capsys.readouterr().err
