@@ -11,7 +11,7 @@ with these differences (docs/model-file.md, "Tensor models"):
   (ntypes,).
 
 The C model runtime computes energies and forces, so it does not open these files (its reader
-refuses model kind 3); they are checked by the numpy twin of its checks
+refuses model kind 3, naming DeepDipole / DeepPolar); they are checked by the numpy twin of its checks
 (:func:`dpcompress.modelfile.dp.check`, plus the tensor fields here) and evaluated by
 :class:`dpcompress.DeepDipole` / :class:`dpcompress.DeepPolar` on the same compiled table kernel.
 """
