@@ -16,7 +16,7 @@ the sum of the atomic ones (DeePMD-kit 3.2's reduction).  The math:
 :mod:`dpcompress.models.tensor_fitting` and :mod:`dpcompress.evaluators.tensor`.
 
 A compressed tensor model is a ``.dpc`` file of kind ``dp_tensor`` (:mod:`dpcompress.modelfile.dp_tensor`):
-the descriptor's tables run in the compiled se_e2_a kernel, the fitting nets and the contraction
+the descriptor's tables run in the compiled se_e2_a kernel (also se_atten_v2's), the nets and the contraction
 in numpy; the C model runtime (LAMMPS, i-PI, ``Potential``) computes energy models only.
 """
 
@@ -48,7 +48,7 @@ class DeepTensor:
     ----------
     model : str, os.PathLike or DPModel
         A DeePMD-kit ``.dp`` / ``.yaml`` file of a ``dipole`` / ``polar`` model (evaluated exactly), its
-        compressed ``.dpc`` (``dpcompress compress -i model.dp -o model.dpc``: the se_e2_a embedding
+        compressed ``.dpc`` (``dpcompress compress -i model.dp -o model.dpc``: the embedding
         nets as tables), or a :class:`~dpcompress.models.DPModel` of either (:func:`dpcompress.compress`).
     n_threads : int or None
         Threads of the compiled kernels and of numpy's BLAS; ``None``: every available core.  Results
@@ -57,7 +57,8 @@ class DeepTensor:
     Raises
     ------
     UnsupportedModelError
-        An energy or NEP model, a tensor model of the other kind, a descriptor other than se_e2_a.
+        An energy or NEP model, a tensor model of the other kind, a descriptor other than se_e2_a and
+        se_atten_v2 (attention layers 0).
     InputError
         A bad argument.
     """

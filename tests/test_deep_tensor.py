@@ -1,6 +1,6 @@
 """DeepDipole and DeepPolar against DeePMD-kit 3.2.0's own outputs, and their error messages.
 
-References: ``tests/data/deepmd/{dipole,polar}_tiny/ref_{uncompressed,compressed}_pth.npz``
+References: ``tests/data/deepmd/{dipole,polar,dipole_atten_v2,polar_full}_tiny/ref_{uncompressed,compressed}_pth.npz``
 (DeePMD-kit's ``DeepDipole`` / ``DeepPolar`` on its frozen and its own compressed model, frames 0-1
 of ``se_e2_a_tiny/test_frames.npz``; README of each folder).  Tolerance 1e-10 (absolute, in the
 tensors' units; the observed differences are ~1e-14).  Independent of DeePMD-kit: rotating a
@@ -24,7 +24,10 @@ from dpcompress.models import load_tree, model_from_tree
 DEEPMD = os.path.join(DATA, "deepmd")
 FRAMES = os.path.join(DEEPMD, "se_e2_a_tiny", "test_frames.npz")
 TOL = 1e-10
-KINDS = [(DeepDipole, "dipole_tiny", 3), (DeepPolar, "polar_tiny", 9)]
+#: se_e2_a dipole; se_e2_a polarizability (fit_diag, shift_diag, scale 1); se_atten_v2 dipole; se_e2_a
+#: polarizability without fit_diag (M x M output) and with scale [1.7, 1]
+KINDS = [(DeepDipole, "dipole_tiny", 3), (DeepPolar, "polar_tiny", 9), (DeepDipole, "dipole_atten_v2_tiny", 3),
+         (DeepPolar, "polar_full_tiny", 9)]
 
 
 def _path(name):
@@ -107,9 +110,10 @@ def test_rotation_equivariance(cls, name, width, tag, frames, compressed_models)
     assert np.max(np.abs(c - a)) < 1e-10
 
 
-def test_polar_is_symmetric(frames):
+@pytest.mark.parametrize("name", ["polar_tiny", "polar_full_tiny"])
+def test_polar_is_symmetric(name, frames):
     coord, box, atype = frames
-    A = DeepPolar(_path("polar_tiny")).eval(coord[:1], box[:1], atype)[0].reshape(-1, 3, 3)
+    A = DeepPolar(_path(name)).eval(coord[:1], box[:1], atype)[0].reshape(-1, 3, 3)
     assert np.max(np.abs(A - np.transpose(A, (0, 2, 1)))) < 1e-12
 
 
@@ -195,6 +199,10 @@ def test_loaded_model_is_a_tensor_model():
     f = m.fitting
     assert (f.kind, f.width, f.net_out, f.fit_diag, f.shift_diag) == ("polar", 9, 16, True, True)
     assert m.out_bias.shape == (2, 9)
+    f = load_model(_path("polar_full_tiny")).fitting
+    assert (f.net_out, f.fit_diag, list(f.scale)) == (256, False, [1.7, 1.0])
+    m = load_model(_path("dipole_atten_v2_tiny"))
+    assert m.descriptor.type_name == "se_atten_v2" and len(m.fitting.networks) == 1
 
 
 @pytest.mark.parametrize("cls, name, width", KINDS)

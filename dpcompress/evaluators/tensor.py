@@ -1,6 +1,7 @@
-r"""Dipole and polarizability models: per-atom tensors from the se_e2_a rotation matrix.
+r"""Dipole and polarizability models: per-atom tensors from the descriptor's rotation matrix.
 
-For each center atom :math:`i` the se_e2_a descriptor keeps (exact: numpy, compressed: the compiled
+For each center atom :math:`i` the se_e2_a descriptor (and se_atten_v2, whose :math:`G_j` carry the
+type gate and whose :math:`D_i` has the center's type embedding appended) keeps (exact: numpy, compressed: the compiled
 table kernel ``dpc_se_a_tab_forward``) the :math:`4\times M` matrix
 
 .. math::
@@ -31,8 +32,7 @@ from ..descriptors import unit_of
 from ..models.fitting_params import parameter_columns
 from ..models.tensor_fitting import TENSOR_DESCRIPTORS, TensorFitting
 from ..neighbors import build_neighbor_list
-from .exact import remove_pairs, slot_masks
-from .exact import se_e2_a as exact_se_e2_a
+from .exact import MATH, remove_pairs, slot_masks
 
 #: centers per chunk (bounds the (chunk, nnei, M) intermediates; changes no number)
 CHUNK = 512
@@ -69,7 +69,7 @@ class TensorEvaluator:
     Raises
     ------
     UnsupportedModelError
-        An energy model, or a descriptor other than se_e2_a.
+        An energy model, or a descriptor other than se_e2_a and se_atten_v2.
     """
 
     def __init__(self, model):
@@ -84,21 +84,29 @@ class TensorEvaluator:
         self.model = model
         self.fitting = fitting
         self.compressed = bool(model.is_compressed)
-        self.tables = None
+        self.tables = self.packed = None
         if self.compressed:
             # the same packed arrays the .dpc writer stores and the runtime reads
-            self.tables = tables_from_view(unit_of(desc).pack(desc, model.pair_exclude_types).kernel_view())
+            self.packed = unit_of(desc).pack(desc, model.pair_exclude_types)
+            self.tables = tables_from_view(self.packed.kernel_view())
 
     # ------------------------------------------------------------------ descriptor
     def _state(self, types, ctypes, index, vectors, counts, n_threads):
         """``(D, T, beyond)`` of a chunk of centers: descriptor rows, the 4 x M matrices and the table counts."""
         desc = self.model.descriptor
         if self.compressed:
-            T, beyond = se_a_tab_forward(self.tables, ctypes, vectors, counts, n_threads, check=True)
+            gate = None
+            if self.tables.gate is not None:
+                # se_atten_v2: each slot's row of the type-gate table (-1: padding or an excluded pair)
+                q = self.packed.arrays["gate_of"][ctypes[:, None], types[np.maximum(index, 0)]]
+                gate = np.ascontiguousarray(np.where(index < 0, -1, q), dtype=np.int64)
+            T, beyond = se_a_tab_forward(self.tables, ctypes, vectors, counts, n_threads, check=True, gate_index=gate)
             D = descriptor_from_T(T, desc.axis_neuron, n_threads)
+            if self.packed.ints["concat"]:  # se_atten_v2 appends the center's type embedding
+                D = np.concatenate([D, self.packed.arrays["type_embedding"][ctypes]], axis=1)
             return D, T, (int(beyond[0].sum()), int(beyond[1].sum()))
         real, zeroed, jtype = slot_masks(desc, types, ctypes, index)
-        D, cache = exact_se_e2_a.descriptor_forward(desc, ctypes, jtype, vectors, real, zeroed)
+        D, cache = MATH[desc.type_name].descriptor_forward(desc, ctypes, jtype, vectors, real, zeroed)
         return D, cache["T"], (0, 0)
 
     # ------------------------------------------------------------------ fitting

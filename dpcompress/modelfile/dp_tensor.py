@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from ..core.errors import ModelFormatError
-from ..descriptors.base import KIND_SE_A
+from ..descriptors.base import KIND_SE_A, KIND_SE_ATTEN
 from ..models import EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS
 from ..models.tensor_fitting import TENSOR_WIDTH, TensorFitting
@@ -89,8 +89,8 @@ def check(header, arrays, source=""):
     c = dp.Checker(header, arrays, source)
     I = arrays["model.int"]
     nt = int(I[1])
-    if int(I[2]) != 1 or int(arrays["part0.int"][0]) != KIND_SE_A:
-        c.fail("a tensor model needs one se_e2_a descriptor part (its rotation matrix)")
+    if int(I[2]) != 1 or int(arrays["part0.int"][0]) not in (KIND_SE_A, KIND_SE_ATTEN):
+        c.fail("a tensor model needs one se_e2_a or se_atten_v2 descriptor part (its rotation matrix)")
     if int(arrays["part0.int"][5]) != M:
         c.fail(f"header key 'model.tensor.embedding_width' = {M}, the descriptor has {int(arrays['part0.int'][5])} "
                "channels")

@@ -4,7 +4,7 @@ A tensor fitting's nets map an atom's net input :math:`x_i` (the descriptor :mat
 frame/atomic parameters, as for energy models) to :math:`M` numbers (``embedding_width``, the
 descriptor's embedding width; :math:`M^2` for a polarizability without ``fit_diag``), which are
 contracted with the descriptor's rotation matrix :math:`\mathcal R_i \in \mathbb R^{M\times 3}`
-(for se_e2_a the last three rows of :math:`T_i = \frac1N\sum_j \tilde R_j^\top\otimes G_j`):
+(for se_e2_a and se_atten_v2 the last three rows of :math:`T_i = \frac1N\sum_j \tilde R_j^\top\otimes G_j`):
 
 .. math::
 
@@ -36,7 +36,7 @@ from .fitting_params import read_fitting_params
 #: fitting ``type`` -> width of the atomic tensor (3 for a vector, 9 for a 3x3 matrix, row-major)
 TENSOR_WIDTH = {"dipole": 3, "polar": 9}
 #: descriptors whose rotation matrix the evaluators compute
-TENSOR_DESCRIPTORS = ("se_e2_a",)
+TENSOR_DESCRIPTORS = ("se_e2_a", "se_atten_v2")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,11 @@ DESCRIPTOR_SE_ATTEN = {
     "resnet_dt": False, "axis_neuron": 4, "tebd_dim": 4, "tebd_input_mode": "strip", "attn": 128,
     "attn_layer": 0, "attn_dotr": True, "attn_mask": False, "precision": "float64", "seed": 1,
 }
+DESCRIPTOR_SE_ATTEN_V2 = {
+    "type": "se_atten_v2", "sel": 120, "rcut_smth": 0.5, "rcut": 6.0, "neuron": [4, 8, 16],
+    "resnet_dt": False, "axis_neuron": 4, "tebd_dim": 4, "attn": 128, "attn_layer": 0, "precision": "float64",
+    "seed": 1,
+}
 FITTING = {"neuron": [16, 16], "resnet_dt": True, "precision": "float64", "seed": 1}
 LOSS_ENER = {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000,
              "limit_pref_f": 1, "start_pref_v": 0, "limit_pref_v": 0}
@@ -69,6 +74,13 @@ MODELS = {
                        fitting=dict(FITTING, type="polar", sel_type=[0]), model_extra={"atom_exclude_types": [1]},
                        loss=LOSS_TENSOR, kind="polar"),
     "se_atten_tiny": dict(descriptor=DESCRIPTOR_SE_ATTEN, fitting=FITTING, loss=LOSS_ENER, kind="ener"),
+    # the tensor kinds' other branches: a dipole on se_atten_v2, a polarizability without fit_diag and with scale
+    "dipole_atten_v2_tiny": dict(descriptor=DESCRIPTOR_SE_ATTEN_V2,
+                                 fitting=dict(FITTING, type="dipole", sel_type=[0]),
+                                 model_extra={"atom_exclude_types": [1]}, loss=LOSS_TENSOR, kind="dipole"),
+    "polar_full_tiny": dict(descriptor=DESCRIPTOR_SE_E2_A,
+                            fitting=dict(FITTING, type="polar", sel_type=[0], fit_diag=False, scale=[1.7, 1.0]),
+                            model_extra={"atom_exclude_types": [1]}, loss=LOSS_TENSOR, kind="polar"),
 }
 DEFAULT_VARIANT = "se_e2_a_fparam_default_tiny"
 DEFAULT_FPARAM = [1.15]
@@ -280,6 +292,10 @@ ABOUT = {
                    "`atom_exclude_types` [1]: atomic dipoles on O only) on se_e2_a.",
     "polar_tiny": "polarizability model (`fitting_net.type` \"polar\", defaults `fit_diag` true, `shift_diag` true, "
                   "`scale` 1; `sel_type` [0] and the model's `atom_exclude_types` [1]) on se_e2_a.",
+    "dipole_atten_v2_tiny": "dipole model (`fitting_net.type` \"dipole\", `sel_type` [0], `atom_exclude_types` [1]) "
+                            "on se_atten_v2 (attn_layer 0, tebd_dim 4): the rotation matrix of the gated descriptor.",
+    "polar_full_tiny": "polarizability model with `fit_diag` false (M x M net output, symmetrised) and `scale` "
+                       "[1.7, 1.0], `shift_diag` true; `sel_type` [0], `atom_exclude_types` [1]; on se_e2_a.",
     "se_atten_tiny": "se_atten (DPA-1 version 1: `\"type\": \"se_atten\"`, serialised as `dpa1`) with "
                      "`tebd_input_mode` \"strip\", `attn_layer` 0 (so `smooth_type_embedding` false and "
                      "`set_davg_zero` true, the v1 defaults) energy model.",
