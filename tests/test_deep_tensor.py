@@ -258,3 +258,28 @@ def test_cli_compress_and_info(tmp_path, capsys, frames):
     assert np.max(np.abs(DeepDipole(out).eval(coord, box, atype) - ref["atomic"])) < TOL
     assert main(["eval", str(out), os.path.join(DATA, "deepmd", "se_e2_a_tiny")]) == 2
     assert "DeepDipole" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tag", ["uncompressed", "compressed", "dpc"])
+def test_frame_and_atomic_parameters(tag, frames, tmp_path):
+    """A dipole fitting with numb_fparam = numb_aparam = 1 (``dipole_fparam_tiny``) equals DeePMD-kit's (1e-10)
+    with the parameters of its ``test_params.npz``; without fparam (and no default) it is refused."""
+    coord, box, atype = frames
+    name = "dipole_fparam_tiny"
+    params = np.load(os.path.join(DEEPMD, name, "test_params.npz"))
+    ref = np.load(os.path.join(DEEPMD, name, f"ref_{'uncompressed' if tag == 'uncompressed' else 'compressed'}_pth.npz"))
+    model = _path(name)
+    if tag != "uncompressed":
+        model = compress(model)
+        if tag == "dpc":
+            save_model(model, tmp_path / "d.dpc")
+            model = tmp_path / "d.dpc"
+    dp = DeepDipole(model)
+    assert (dp.get_dim_fparam(), dp.get_dim_aparam()) == (1, 1)
+    kw = dict(fparam=params["fparam"], aparam=params["aparam"])
+    assert np.max(np.abs(dp.eval(coord, box, atype, **kw) - ref["atomic"])) < TOL
+    assert np.max(np.abs(dp.eval(coord, box, atype, atomic=False, **kw) - ref["global"])) < TOL
+    with pytest.raises(InputError, match="fparam"):
+        dp.eval(coord, box, atype, aparam=params["aparam"])
+    with pytest.raises(InputError, match="aparam"):
+        dp.eval(coord, box, atype, fparam=params["fparam"])

@@ -19,7 +19,7 @@ DEEPMD = os.path.join(DATA, "deepmd")
 
 
 @pytest.mark.parametrize("name, width", [("dipole_tiny", 3), ("polar_tiny", 9), ("dipole_atten_v2_tiny", 3),
-                                         ("polar_full_tiny", 9)])
+                                         ("polar_full_tiny", 9), ("dipole_fparam_tiny", 3)])
 def test_tensor_references_are_consistent(name, width):
     """DeePMD-kit's atomic tensors: zero on H (sel_type [0]); their sum is the global tensor (to 1e-12)."""
     for tag in ("uncompressed", "compressed"):
