@@ -17,7 +17,8 @@ dp_cmp     DeePMD-kit ``DeepDipole(<models>/compressed.pth)`` (``torch.set_num_t
 
 The DeePMD-kit model is made with (DeePMD-kit 3.2.0 venv, defaults)::
 
-    dp convert-backend tests/data/deepmd/dipole_tiny/frozen.dp frozen.pth && dp --pt compress -i frozen.pth -o compressed.pth
+    dp convert-backend tests/data/deepmd/dipole_tiny/frozen.dp frozen.pth
+    dp --pt compress -i frozen.pth -o compressed.pth
 
 Each worker makes ``--warmup`` calls (the first returns the dipoles, cross-checked against dpc_cmp), then
 ``--rounds`` rounds of one timed call per worker (order rotated every round; before each call the driver
@@ -102,7 +103,8 @@ class Worker:
         py = a.dp_python if engine == "dp_cmp" else a.dpc_python
         if engine != "dp_cmp":
             env["PYTHONPATH"] = REPO
-        cmd = [py, os.path.abspath(__file__), "--worker", engine, "--threads", t, "--rep", str(a.rep), "--models", a.models]
+        cmd = [py, os.path.abspath(__file__), "--worker", engine, "--threads", t, "--rep", str(a.rep),
+               "--models", a.models]
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True,
                                   bufsize=1, cwd=REPO)
         self.hello = json.loads(self.p.stdout.readline())
@@ -185,7 +187,8 @@ def main():
         json.dump(res, fh, indent=1)
     for key, e in res["engines"].items():
         print(f"{key}: median {e['median']:.4f} s ({e['us_per_atom']:.1f} µs/atom), max |dipole - dpc_cmp| "
-              f"{e.get('max_abs_vs_dpc_cmp', float('nan')):.2e}, others' CPU {median([f for f in e['foreign'] if f is not None] or [0]):.2f}")
+              f"{e.get('max_abs_vs_dpc_cmp', float('nan')):.2e}, "
+              f"others' CPU {median([f for f in e['foreign'] if f is not None] or [0]):.2f}")
     if "ratio_dpc_cmp_over_dp_cmp" in res:
         q = res["ratio_dpc_cmp_over_dp_cmp"]
         print(f"dpc_cmp / dp_cmp: median {q['median']:.3f} [{q['min']:.3f}-{q['max']:.3f}]")

@@ -229,7 +229,8 @@ def _edited(path, header=None, arrays=None):
 
 @pytest.mark.parametrize("header, arrays, match", [
     (lambda h: h["model"]["tensor"].update(kind="quadrupole"), None, "model.tensor.kind"),
-    (lambda h: h["model"]["tensor"].update(embedding_width=8), None, r"fit.bias. has shape \(2, 16\), expected \(2, 8\)"),
+    (lambda h: h["model"]["tensor"].update(embedding_width=8), None,
+     r"fit.bias. has shape \(2, 16\), expected \(2, 8\)"),
     (lambda h: h["model"].pop("tensor"), None, "'model.tensor' is missing"),
     (lambda h: h.update(kind="dp_energy"), None, "header key 'kind' is not"),
     (None, lambda a: a.pop("tensor.scale"), "tensor.scale"),
@@ -267,7 +268,8 @@ def test_frame_and_atomic_parameters(tag, frames, tmp_path):
     coord, box, atype = frames
     name = "dipole_fparam_tiny"
     params = np.load(os.path.join(DEEPMD, name, "test_params.npz"))
-    ref = np.load(os.path.join(DEEPMD, name, f"ref_{'uncompressed' if tag == 'uncompressed' else 'compressed'}_pth.npz"))
+    which = "uncompressed" if tag == "uncompressed" else "compressed"
+    ref = np.load(os.path.join(DEEPMD, name, f"ref_{which}_pth.npz"))
     model = _path(name)
     if tag != "uncompressed":
         model = compress(model)

@@ -79,8 +79,8 @@ class TensorEvaluator:
                                         "model; evaluate it with dpcompress.Potential")
         desc = model.descriptor
         if desc.type_name not in TENSOR_DESCRIPTORS:
-            raise UnsupportedModelError(f"{model.source or 'model'}: tensor models on descriptor {desc.type_name!r} are "
-                                        f"not supported (supported: {', '.join(TENSOR_DESCRIPTORS)})")
+            raise UnsupportedModelError(f"{model.source or 'model'}: tensor models on descriptor {desc.type_name!r} "
+                                        f"are not supported (supported: {', '.join(TENSOR_DESCRIPTORS)})")
         self.model = model
         self.fitting = fitting
         self.compressed = bool(model.is_compressed)
