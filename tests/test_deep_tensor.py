@@ -285,3 +285,18 @@ def test_frame_and_atomic_parameters(tag, frames, tmp_path):
         dp.eval(coord, box, atype, aparam=params["aparam"])
     with pytest.raises(InputError, match="aparam"):
         dp.eval(coord, box, atype, fparam=params["fparam"])
+
+
+def test_overflow_warnings(frames, compressed_models):
+    """Neighbors beyond sel and pairs beyond a compressed model's table are reported, as by Potential."""
+    from dpcompress import NeighborOverflowWarning, TableOverflowWarning
+
+    coord, box, atype = frames
+    dp = DeepDipole(compressed_models["dipole_tiny"])
+    with pytest.warns(NeighborOverflowWarning, match="did not fit into sel"):
+        dp.eval(coord[:1] * 0.6, box[:1] * 0.6, atype)
+    close = coord[:1].copy()
+    close[0, 1] = close[0, 0] + [0.05, 0.0, 0.0]
+    with pytest.warns(TableOverflowWarning, match="beyond the compressed model's table"):
+        dp.eval(close, box[:1], atype)
+    assert dp.table_overflow_total["beyond_table"] == 2
