@@ -111,7 +111,8 @@ def _cmd_info(args):
         details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
-    print(f"fitting:         {len(m.fitting.networks)} net(s), widths {widths}")
+    kind = getattr(m.fitting, "kind", "ener")  # dipole / polar: dpcompress.DeepDipole, DeepPolar
+    print(f"fitting:         {kind}, {len(m.fitting.networks)} net(s), widths {widths}")
     print(f"exclusions:      pair {sorted(m.pair_exclude_types)}  atom {sorted(m.atom_exclude_types)}")
     print(f"min_nbor_dist:   {m.min_nbor_dist if m.min_nbor_dist is not None else 'not stored'}")
     if m.is_compressed:
