@@ -113,6 +113,8 @@ def run(args):
 
         check_available()
     comm = _comm(args.no_mpi)
+    if args.model and _run_tensor(args, inputs, comm):  # a dipole/polar model: tensor_test.py
+        return 0
     result = run_test(args.model, args.system, numb_test=args.numb_test, against=args.against,
                       n_threads=args.threads, comm=comm, progress=not args.no_progress,
                       shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format, atomic=args.atomic)
@@ -131,6 +133,33 @@ def run(args):
 
         parity_plot(result, args.plot)
     return 0
+
+
+def _run_tensor(args, inputs, comm):
+    """``dpcompress test`` of a dipole/polar model (rank 0 alone); False for other models."""
+    from . import tensor_test
+
+    model = tensor_test.tensor_model(args.model)
+    if model is None:
+        return False
+    for option, given in (("--against", args.against), ("--plot", args.plot)):
+        if given:
+            raise InputError(f"{option} is for energy models; {args.model} is a {model.fitting.kind!r} model "
+                             "(test the compressed and the original model in two runs and compare their reports)")
+    if args.detail_file:
+        check_output_path(tensor_test.detail_paths(args.detail_file, 1)[0], inputs=inputs, what="output")
+    if comm.rank != 0:  # a tensor model is tested by one process
+        return True
+    kind = tensor_test.kind_of(model)
+    result = tensor_test.run_tensor_test(model, kind, args.system, numb_test=args.numb_test,
+                                         shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format,
+                                         atomic=args.atomic, n_threads=args.threads, source=args.model)
+    tensor_test.print_report(result, print, RULE)
+    if args.detail_file:
+        tensor_test.write_details(result, args.detail_file, inputs=inputs)
+    if args.json:
+        write_atomic(args.json, json.dumps(tensor_test.summary(result), indent=1) + "\n", inputs=inputs, what="--json")
+    return True
 
 
 def summary(result):
