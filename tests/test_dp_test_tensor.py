@@ -149,13 +149,31 @@ def test_bad_label_shape_exit_2(tmp_path, capsys):
     assert "dipole.npy: shape (3, 4), expected (3, 3)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", [["--against", "ORIG"], ["--plot", "p.png"]])
-def test_against_and_plot_refused(tmp_path, capsys, option):
-    if option[0] == "--against":
-        option = ["--against", _model("dipole")]
-    else:
-        option = ["--plot", str(tmp_path / "p.png")]
-    rc = main(["test", "-m", _model("dipole"), "-s", os.path.join(SYSTEMS, "water_pbc"), "--no-progress", *option])
-    assert rc == 2
-    assert f"{option[0]} is for energy models" in capsys.readouterr().err
-    assert not (tmp_path / "p.png").exists()
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_against_original(tmp_path, monkeypatch, capsys, reference, compressed, kind):
+    """--against: the compressed model beside the model it was made from, both against dp test's numbers."""
+    doc, printed = _run(tmp_path, monkeypatch, capsys, compressed[kind], "--against", _model(kind))
+    q = MODELS[kind][1]
+    theirs = reference[kind]["global"]
+    for name, rel in zip(NAMES, ORDER):
+        for key, (value, _weight) in theirs["systems"][name].items():
+            np.testing.assert_allclose(doc["against"]["systems"][rel][f"{q}_{JSON_KEYS[key]}"], value, rtol=RTOL)
+        diff = doc["against"]["differences"][rel]
+        assert 0 <= diff[f"{q}_rms"] <= diff[f"{q}_max"] < 1e-12  # tables vs exact nets (docs/tensor-models.md)
+    np.testing.assert_allclose(doc["against"]["weighted"][f"{q}_rmse"], theirs["weighted"]["rmse"][0], rtol=RTOL)
+    assert doc["against"]["differences_weighted"][f"{q}_max"] == max(
+        d[f"{q}_max"] for d in doc["against"]["differences"].values())
+    assert printed.count("# original model") == 3 and printed.count("max |d") == 3
+
+
+def test_against_other_kind_and_plot_refused(tmp_path, capsys):
+    system = os.path.join(SYSTEMS, "water_pbc")
+    energy = os.path.join(REPO, "tests", "data", "deepmd", "se_e2_a_tiny", "frozen.dp")
+    for against, what in ((energy, "an energy model"), (_model("polar"), "a 'polar' model")):
+        assert main(["test", "-m", _model("dipole"), "-s", system, "--no-progress", "--against", against]) == 2
+        err = capsys.readouterr().err
+        assert f"--against {against}: {what}" in err and len(err.strip().splitlines()) == 1
+    plot = tmp_path / "p.png"
+    assert main(["test", "-m", _model("dipole"), "-s", system, "--no-progress", "--plot", str(plot)]) == 2
+    assert "--plot draws energy and force parity plots" in capsys.readouterr().err
+    assert not plot.exists()

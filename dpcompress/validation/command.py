@@ -142,10 +142,16 @@ def _run_tensor(args, inputs, comm):
     model = tensor_test.tensor_model(args.model)
     if model is None:
         return False
-    for option, given in (("--against", args.against), ("--plot", args.plot)):
-        if given:
-            raise InputError(f"{option} is for energy models; {args.model} is a {model.fitting.kind!r} model "
-                             "(test the compressed and the original model in two runs and compare their reports)")
+    if args.plot:
+        raise InputError(f"--plot draws energy and force parity plots; {args.model} is a {model.fitting.kind!r} model "
+                         "(its predictions and labels are in the -d detail files)")
+    original = None
+    if args.against:
+        original = tensor_test.tensor_model(args.against)
+        if original is None or original.fitting.kind != model.fitting.kind:
+            what = "an energy model" if original is None else f"a {original.fitting.kind!r} model"
+            raise InputError(f"--against {args.against}: {what}; {args.model} is a {model.fitting.kind!r} model "
+                             "(compare a compressed tensor model with the model it was made from)")
     if args.detail_file:
         check_output_path(tensor_test.detail_paths(args.detail_file, 1)[0], inputs=inputs, what="output")
     if comm.rank != 0:  # a tensor model is tested by one process
@@ -153,7 +159,8 @@ def _run_tensor(args, inputs, comm):
     kind = tensor_test.kind_of(model)
     result = tensor_test.run_tensor_test(model, kind, args.system, numb_test=args.numb_test,
                                          shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format,
-                                         atomic=args.atomic, n_threads=args.threads, source=args.model)
+                                         atomic=args.atomic, n_threads=args.threads, source=args.model,
+                                         against=original, against_source=args.against)
     tensor_test.print_report(result, print, RULE)
     if args.detail_file:
         tensor_test.write_details(result, args.detail_file, inputs=inputs)

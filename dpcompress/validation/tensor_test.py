@@ -48,7 +48,7 @@ from ..modelfile import is_dpc_file, load_model, read_dpc, unpack
 from ..models import DPModel
 from ..models.tensor_fitting import TensorFitting
 from .metrics import merge
-from .runner import BATCH_ATOMS, CHUNK_ATOMS, frames_to_test, model_types, system_label
+from .runner import BATCH_ATOMS, CHUNK_ATOMS, frames_to_test, model_types, runs, system_label
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,15 @@ class TensorSystemResult:
     pred: np.ndarray
     label: np.ndarray
     errors: Dict[str, tuple]
+    original: Optional[np.ndarray] = None
+    original_errors: Optional[Dict[str, tuple]] = None
+
+    def differences(self):
+        """``(max |Δ|, RMS Δ, count)`` of the prediction minus the original's, over every compared number."""
+        d = self.pred - self.original
+        if d.size == 0:
+            return None
+        return float(np.abs(d).max()), float(np.sqrt(np.mean(d * d))), int(d.size)
 
     @property
     def nframes(self):
@@ -116,6 +125,7 @@ class TensorTestResult:
     kind: TensorKind
     atomic: bool
     systems: List[TensorSystemResult] = field(default_factory=list)
+    against: Optional[str] = None
 
     __test__ = False
 
@@ -126,6 +136,17 @@ class TensorTestResult:
     def weighted(self):
         """``dp test``'s weighted average over systems (the per-system-only quantities left out)."""
         return _merge([{k: v for k, v in s.errors.items() if k not in PER_SYSTEM_ONLY} for s in self.systems])
+
+    def original_weighted(self):
+        return _merge([{k: v for k, v in s.original_errors.items() if k not in PER_SYSTEM_ONLY} for s in self.systems])
+
+    def differences_weighted(self):
+        """:meth:`TensorSystemResult.differences` over every system: the largest max, the RMS over all numbers."""
+        parts = [d for d in (s.differences() for s in self.systems) if d is not None]
+        if not parts:
+            return None
+        count = sum(c for _, _, c in parts)
+        return (max(m for m, _, _ in parts), float(np.sqrt(sum(r * r * c for _, r, c in parts) / count)), count)
 
 
 def _merge(errors):
@@ -200,27 +221,22 @@ def _predict(dp, info, frames, reader, sel_mask, atomic):
     ndof = dp.output_dim
     out = []
     frames = np.asarray(frames, dtype=np.int64)
-    for lo, hi in _runs(frames):
+    for lo, hi in runs(frames):
         for block in reader.blocks(info, lo, hi, chunk=batch):
             types = block.atom_types if to_model is None else to_model[block.atom_types]
             try:
                 t = dp.eval(block.coords, block.cells, types, atomic=True).reshape(block.nframes, -1, ndof)
             except InputError as exc:
-                raise InputError(f"{block.set_where} frames {block.first_in_set}..{block.first_in_set + block.nframes - 1}"
+                last = block.first_in_set + block.nframes - 1
+                raise InputError(f"{block.set_where} frames {block.first_in_set}..{last}"
                                  f" ({info.name}): {exc}") from None
             out.append(t[:, sel_mask, :].reshape(block.nframes, -1) if atomic else np.sum(t, axis=1))
     width = ndof * (int(np.count_nonzero(sel_mask)) if atomic else 1)
     return np.concatenate(out) if out else np.zeros((0, width))
 
 
-def _runs(frames):
-    from .runner import runs
-
-    return runs(frames)
-
-
 def run_tensor_test(model, kind, systems, *, numb_test=0, shuffle=False, seed=None, fmt=None, atomic=False,
-                    n_threads=None, source=None):
+                    n_threads=None, source=None, against=None, against_source=None):
     """Errors of a dipole/polar model against the labels of ``systems`` (``dp test`` for tensor models).
 
     Parameters
@@ -234,6 +250,11 @@ def run_tensor_test(model, kind, systems, *, numb_test=0, shuffle=False, seed=No
         ``-a``: the atomic tensors against ``atom(ic)_dipole.npy`` / ``atom(ic)_polarizability.npy``.
     source : str
         The model file, as reported.
+    against : DPModel or None
+        The original model (a tensor model of the same kind), evaluated on the same frames: its errors and the
+        differences of the two models' predictions (``--against``).
+    against_source : str
+        Its file, as reported.
 
     Returns
     -------
@@ -248,6 +269,11 @@ def run_tensor_test(model, kind, systems, *, numb_test=0, shuffle=False, seed=No
         raise InputError(f"-n must be a non-negative integer (0: every frame), got {numb_test!r}")
     found = discover_systems(systems, labels=True, fmt=fmt)
     dp = kind.cls(model, n_threads=n_threads)
+    original = None if against is None else kind.cls(against, n_threads=n_threads)
+    if original is not None and (original.get_sel_type() != dp.get_sel_type()
+                                 or original.get_type_map() != dp.get_type_map()):
+        raise InputError(f"--against {against_source}: selected types {original.get_sel_type()} and type map "
+                         f"{original.get_type_map()} differ from the model's ({dp.get_sel_type()}, {dp.get_type_map()})")
     sel_type = dp.get_sel_type()
     masks = []
     for info in found:
@@ -263,18 +289,23 @@ def run_tensor_test(model, kind, systems, *, numb_test=0, shuffle=False, seed=No
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         rng = np.random.RandomState(int(seed) % 2**32)
-    result = TensorTestResult(str(source or getattr(model, "source", "") or "model"), kind, atomic)
+    result = TensorTestResult(str(source or getattr(model, "source", "") or "model"), kind, atomic,
+                              against=None if against is None else str(against_source or against.source))
     with FrameReader() as reader:
         for info, mask, label in zip(found, masks, labels):
             frames = frames_to_test(info.nframes, numb_test, rng)
             ordered = np.sort(frames)
-            pred = _predict(dp, info, ordered, reader, mask, atomic)
             back = np.argsort(np.argsort(frames, kind="stable"), kind="stable")
-            pred, lab = pred[back], label[frames]
+            preds = [_predict(m, info, ordered, reader, mask, atomic)[back] for m in (dp, original) if m is not None]
+            lab = label[frames]
             nsel = int(np.count_nonzero(mask))
             step = max(1, CHUNK_ATOMS // max(1, info.natoms))  # dp test's chunks of frames, merged
-            chunks = [chunk_errors(pred[a:a + step], lab[a:a + step], nsel, atomic) for a in range(0, len(frames), step)]
-            result.systems.append(TensorSystemResult(system_label(info), info.natoms, nsel, pred, lab, _merge(chunks)))
+            errors = [_merge([chunk_errors(p[a:a + step], lab[a:a + step], nsel, atomic)
+                              for a in range(0, len(frames), step)]) for p in preds]
+            res = TensorSystemResult(system_label(info), info.natoms, nsel, preds[0], lab, errors[0])
+            if original is not None:
+                res.original, res.original_errors = preds[1], errors[1]
+            result.systems.append(res)
     return result
 
 
@@ -297,11 +328,27 @@ def as_metrics(result, errors, nframes):
     return out
 
 
+def _differences_dict(result, d):
+    q = ("atomic_" if result.atomic else "") + result.kind.label
+    return None if d is None else {f"{q}_max": d[0], f"{q}_rms": d[1]}
+
+
 def summary(result):
-    """``{"model", "kind", "atomic", "systems": {SYSTEM: METRICS}, "weighted": METRICS}``."""
-    return {"model": result.model, "kind": result.kind.kind, "atomic": result.atomic,
-            "systems": {s.name: as_metrics(result, s.errors, s.nframes) for s in result.systems},
-            "weighted": as_metrics(result, result.weighted(), result.nframes)}
+    """``{"model", "kind", "atomic", "systems": {SYSTEM: METRICS}, "weighted": METRICS}`` and, with
+    ``--against``, ``"against": {"model", "systems", "weighted", "differences", "differences_weighted"}``
+    (the differences: ``{q}_max``, ``{q}_rms`` of prediction − original)."""
+    out = {"model": result.model, "kind": result.kind.kind, "atomic": result.atomic,
+           "systems": {s.name: as_metrics(result, s.errors, s.nframes) for s in result.systems},
+           "weighted": as_metrics(result, result.weighted(), result.nframes)}
+    if result.against:
+        out["against"] = {
+            "model": result.against,
+            "systems": {s.name: as_metrics(result, s.original_errors, s.nframes) for s in result.systems},
+            "weighted": as_metrics(result, result.original_weighted(), result.nframes),
+            "differences": {s.name: _differences_dict(result, s.differences()) for s in result.systems},
+            "differences_weighted": _differences_dict(result, result.differences_weighted()),
+        }
+    return out
 
 
 def detail_paths(prefix, nsystems):
@@ -329,20 +376,41 @@ def write_details(result, prefix, inputs=()):
     return paths
 
 
+def _difference_line(result, d):
+    name = ("atomic " if result.atomic else "") + result.kind.label
+    return [] if d is None else [f"max |d {name}| : {d[0]:e}   RMS {d[1]:e}"]
+
+
 def print_report(result, say, rule):
+    """The report ``dp test`` prints, with ``--against`` the original's errors and the differences."""
     for s in result.systems:
         say("# ---------------output of dp test--------------- ")
         say(f"# testing system : {s.name}")
         say(f"# number of test data : {s.nframes:d} ")
         for line in report_lines(result.kind, s.errors):
             say(line)
+        if result.against:
+            say(f"# original model {result.against} on the same frames:")
+            for line in report_lines(result.kind, s.original_errors)[:-1]:
+                say(line)
+            say(f"# {result.model} - {result.against}:")
+            for line in _difference_line(result, s.differences()):
+                say(line)
         say(rule)
     say("# ----------weighted average of errors----------- ")
     say(f"# number of systems : {len(result.systems)}")
     for line in report_lines(result.kind, result.weighted()):
         say(line)
+    if result.against:
+        say(f"# original model {result.against}:")
+        for line in report_lines(result.kind, result.original_weighted())[:-1]:
+            say(line)
+        say(f"# {result.model} - {result.against}, all frames:")
+        for line in _difference_line(result, result.differences_weighted()):
+            say(line)
     say(rule)
 
 
-def kind_of(model) -> Optional[TensorKind]:
+def kind_of(model) -> TensorKind:
+    """The :class:`TensorKind` of a dipole/polar ``model``."""
     return KINDS[model.fitting.kind]

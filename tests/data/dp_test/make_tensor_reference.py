@@ -44,7 +44,8 @@ SOURCE = os.path.join(HERE, "systems")
 SYSTEMS = os.path.join(HERE, "systems_tensor")
 DATAFILE = os.path.join(HERE, "systems_tensor.txt")
 NAMES = ["cluster_nopbc", "water_pbc"]
-MODELS = {"dipole": ("dipole_tiny", "dipole", "DeepDipole", 3), "polar": ("polar_tiny", "polarizability", "DeepPolar", 9)}
+MODELS = {"dipole": ("dipole_tiny", "dipole", "DeepDipole", 3),
+          "polar": ("polar_tiny", "polarizability", "DeepPolar", 9)}
 
 
 def make_systems(pths):
