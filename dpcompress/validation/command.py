@@ -5,7 +5,8 @@
                     [--threads T] [--no-progress]
 
 Under ``mpiexec -n K`` the frames are split over the K ranks (mpi4py); the output is the same as
-with one process.  docs/test.md describes the command, its output and how it matches ``dp test``.
+with one process.  A dipole or polarizability model is tested by :mod:`.tensor_test` (rank 0 alone).
+docs/test.md describes the command, its output and how it matches ``dp test``.
 """
 
 import argparse
@@ -38,7 +39,8 @@ def add_parser(sub):
                        description=textwrap.fill(
                            "Energy, force, virial and stress MAE/RMSE of a model against the labels of deepmd/npy, "
                            "deepmd/hdf5, extxyz, VASP or dpdata systems, per system and weighted as DeePMD-kit's "
-                           "dp test does (docs/test.md).", 88),
+                           "dp test does (docs/test.md); for dipole and polarizability models, the tensors' RMSE "
+                           "against dipole.npy / polarizability.npy (deepmd/npy), as dp test.", 88),
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", "--model", required=True, help="model: .dpc, DeePMD-kit .dp/.yaml, or nep.txt")
     source = p.add_mutually_exclusive_group(required=True)
@@ -57,10 +59,13 @@ def add_parser(sub):
     p.add_argument("-r", "--rand-seed", type=int, default=None, metavar="SEED",
                    help="seed of --shuffle-test's permutations: the same frames as dp test -r SEED --shuffle-test")
     p.add_argument("-a", "--atomic", action="store_true",
-                   help="also the atomic energies' errors against atom_ener.npy labels (per system, as dp test -a)")
+                   help="also the atomic energies' errors against atom_ener.npy labels (per system, as dp test -a); "
+                        "dipole/polar models: the atomic tensors against atomic_dipole.npy / "
+                        "atomic_polarizability.npy instead of the global ones")
     p.add_argument("--format", default=None, help=FORMAT_HELP)
     p.add_argument("-d", "--detail-file", default=None, metavar="DETAIL",
-                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out, .s.out (dp test's layout)")
+                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out, .s.out (dp test's layout); "
+                        "dipole/polar models: DETAIL.out, DETAIL.out.1, ... (one per system)")
     p.add_argument("--against", default=None, metavar="ORIGINAL",
                    help="also evaluate the original model: its errors, and the differences MODEL - ORIGINAL")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="parity plots (needs matplotlib: extra 'plot')")

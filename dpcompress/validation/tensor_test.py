@@ -273,7 +273,8 @@ def run_tensor_test(model, kind, systems, *, numb_test=0, shuffle=False, seed=No
     if original is not None and (original.get_sel_type() != dp.get_sel_type()
                                  or original.get_type_map() != dp.get_type_map()):
         raise InputError(f"--against {against_source}: selected types {original.get_sel_type()} and type map "
-                         f"{original.get_type_map()} differ from the model's ({dp.get_sel_type()}, {dp.get_type_map()})")
+                         f"{original.get_type_map()} differ from the model's "
+                         f"({dp.get_sel_type()}, {dp.get_type_map()})")
     sel_type = dp.get_sel_type()
     masks = []
     for info in found:
