@@ -13,6 +13,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import sysconfig
 
 import numpy as np
 import pytest
@@ -177,3 +180,58 @@ def test_against_other_kind_and_plot_refused(tmp_path, capsys):
     assert main(["test", "-m", _model("dipole"), "-s", system, "--no-progress", "--plot", str(plot)]) == 2
     assert "--plot draws energy and force parity plots" in capsys.readouterr().err
     assert not plot.exists()
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["global", "atomic"])
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_shuffled_frames_as_dp_test(tmp_path, monkeypatch, capsys, reference, compressed, kind, atomic):
+    """-f --shuffle-test -r 7 -n 2: dp test's frames (the errors of those frames equal its own)."""
+    monkeypatch.chdir(REPO)
+    rc = main(["test", "-m", compressed[kind], "-f", os.path.relpath(os.path.join(HERE, "systems_tensor.txt"), REPO),
+               "--shuffle-test", "-r", "7", "-n", "2", "--no-progress", "--json", str(tmp_path / "t.json"),
+               *(["-a"] if atomic else [])])
+    assert rc == 0
+    with open(tmp_path / "t.json") as fh:
+        doc = json.load(fh)
+    theirs = reference[kind]["shuffled_r7_n2_atomic" if atomic else "shuffled_r7_n2"]
+    q = ("atomic_" if atomic else "") + MODELS[kind][1]
+    for name, rel in zip(NAMES, ORDER):
+        assert doc["systems"][rel]["nframes"] == 2
+        for key, (value, _weight) in theirs["systems"][name].items():
+            np.testing.assert_allclose(doc["systems"][rel][f"{q}_{JSON_KEYS[key]}"], value, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(doc["weighted"][f"{q}_rmse"], theirs["weighted"]["rmse"][0], rtol=RTOL, atol=0)
+
+
+def test_atom_label_name_preferred(tmp_path, capsys):
+    """``atom_dipole.npy`` is read before ``atomic_dipole.npy`` (dp test's order)."""
+    sys_ = _copy_system(tmp_path)
+    label = np.load(sys_ / "set.000" / "atomic_dipole.npy")
+    np.save(sys_ / "set.000" / "atom_dipole.npy", label + 1.0)  # off by 1: an RMSE near 1
+    doc = tmp_path / "t.json"
+    assert main(["test", "-m", _model("dipole"), "-s", str(sys_), "-a", "--no-progress", "--json", str(doc)]) == 0
+    with_atom = json.loads(doc.read_text())
+    os.remove(sys_ / "set.000" / "atom_dipole.npy")
+    assert main(["test", "-m", _model("dipole"), "-s", str(sys_), "-a", "--no-progress", "--json", str(doc)]) == 0
+    with_atomic = json.loads(doc.read_text())
+    assert with_atom["weighted"]["atomic_dipole_rmse"] > 0.5 > with_atomic["weighted"]["atomic_dipole_rmse"]
+
+
+@pytest.mark.mpi
+def test_mpi_same_output(tmp_path):
+    """Under mpiexec a tensor model is tested by rank 0: the report and files of one process."""
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'dpcompress[mpi]')")
+    exe = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
+    if not os.path.exists(exe):
+        pytest.skip(f"no mpiexec next to this Python ({exe}): pip install mpich")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    outputs = {}
+    for ranks in (1, 2):
+        folder = tmp_path / f"r{ranks}"
+        folder.mkdir()
+        cmd = [sys.executable, "-m", "dpcompress", "test", "-m", _model("polar"), "-s", SYSTEMS, "-a", "-d",
+               str(folder / "detail"), "--json", str(folder / "out.json"), "--no-progress"]
+        proc = subprocess.run([exe, "-n", str(ranks), *cmd], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outputs[ranks] = (proc.stdout, {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+    assert outputs[1] == outputs[2]
+    assert sorted(outputs[1][1]) == ["detail.out", "detail.out.1", "out.json"]

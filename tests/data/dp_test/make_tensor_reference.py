@@ -21,6 +21,7 @@ of a 36-atom cluster) with *synthetic* labels: DeePMD-kit's own predictions of t
 before it drops the per-system-only ``rmse_sqrtn``, ``rmse_n``, and weighted over the systems
 (``merge_weighted_errors``), as ``[error, weight]``; ``log`` / ``atomic_log``: the report lines
 ``dp --pt test -f systems_tensor.txt -d ...`` printed (``cluster_nopbc`` first), run from the repository root;
+``shuffled_r7_n2`` / ``shuffled_r7_n2_atomic``: the errors of ``dp test --shuffle-test -r 7 -n 2`` (``-a``);
 ``details``: for each detail file it wrote (``DETAIL.out`` for the first system, ``DETAIL.out.1`` for the
 second), its line count and first two lines (header and first row).
 """
@@ -44,6 +45,7 @@ SOURCE = os.path.join(HERE, "systems")
 SYSTEMS = os.path.join(HERE, "systems_tensor")
 DATAFILE = os.path.join(HERE, "systems_tensor.txt")
 NAMES = ["cluster_nopbc", "water_pbc"]
+SEED = 7
 MODELS = {"dipole": ("dipole_tiny", "dipole", "DeepDipole", 3),
           "polar": ("polar_tiny", "polarizability", "DeepPolar", 9)}
 
@@ -81,22 +83,26 @@ def make_systems(pths):
         fh.write("".join(os.path.relpath(os.path.join(SYSTEMS, n), REPO) + "\n" for n in NAMES))
 
 
-def deepmd_errors(pth, atomic):
-    """Per system (every key, per-system-only ones too) and weighted, as ``dp test`` forms them."""
+def deepmd_errors(pth, atomic, numb_test=float("inf"), seed=None):
+    """Per system (every key, per-system-only ones too) and weighted, as ``dp test`` forms them; with
+    ``seed``, the frames of ``dp test --shuffle-test -r seed`` (seeded before the model loads)."""
     from deepmd.infer.deep_eval import DeepEval
     from deepmd.infer.model_test import ChunkContext, build_tester, test_chunk_atoms
     from deepmd.utils.data import DeepmdData
+    from deepmd.utils import random as dp_random
     from deepmd.utils.weight_avg import merge_weighted_errors
 
+    if seed is not None:
+        dp_random.seed(seed % (2**32))
     dp = DeepEval(pth)
     tester = build_tester(dp, atomic=atomic)
     out, errs = {"systems": {}}, []
     for name in NAMES:
         path = os.path.join(SYSTEMS, name)
-        data = DeepmdData(path, set_prefix="set", shuffle_test=False, type_map=dp.get_type_map(), sort_atoms=False)
+        data = DeepmdData(path, set_prefix="set", shuffle_test=seed is not None, type_map=dp.get_type_map(), sort_atoms=False)
         tester.add_data_requirements(data)
         chunks = [tester.evaluate_chunk(data, chunk, ChunkContext(path, None, False, 0))
-                  for chunk in data.iter_test(chunk_atoms=test_chunk_atoms(), numb_test=float("inf"))]
+                  for chunk in data.iter_test(chunk_atoms=test_chunk_atoms(), numb_test=numb_test)]
         err = merge_weighted_errors(chunks)
         errs.append({k: v for k, v in err.items() if k not in tester.per_system_only})
         out["systems"][name] = {k: list(v) for k, v in err.items()}
@@ -132,6 +138,9 @@ def main():
                     with open(prefix + suffix) as fh:
                         lines = fh.read().splitlines()
                     entry["details"][f"{tag}{suffix}"] = {"lines": len(lines), "head": lines[:2]}
+            # -f with --shuffle-test -r 7 -n 2 (and -a): the same frames, in the same order
+            entry["shuffled_r7_n2"] = deepmd_errors(pths[kind], False, 2, SEED)
+            entry["shuffled_r7_n2_atomic"] = deepmd_errors(pths[kind], True, 2, SEED)
             ref[kind] = entry
     with open(os.path.join(HERE, "reference_tensor.json"), "w") as fh:
         json.dump(ref, fh, indent=1)
