@@ -99,7 +99,8 @@ def deepmd_errors(pth, atomic, numb_test=float("inf"), seed=None):
     out, errs = {"systems": {}}, []
     for name in NAMES:
         path = os.path.join(SYSTEMS, name)
-        data = DeepmdData(path, set_prefix="set", shuffle_test=seed is not None, type_map=dp.get_type_map(), sort_atoms=False)
+        data = DeepmdData(path, set_prefix="set", shuffle_test=seed is not None, type_map=dp.get_type_map(),
+                          sort_atoms=False)
         tester.add_data_requirements(data)
         chunks = [tester.evaluate_chunk(data, chunk, ChunkContext(path, None, False, 0))
                   for chunk in data.iter_test(chunk_atoms=test_chunk_atoms(), numb_test=numb_test)]
