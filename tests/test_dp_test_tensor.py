@@ -235,3 +235,27 @@ def test_mpi_same_output(tmp_path):
         outputs[ranks] = (proc.stdout, {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
     assert outputs[1] == outputs[2]
     assert sorted(outputs[1][1]) == ["detail.out", "detail.out.1", "out.json"]
+
+
+def test_frame_and_atomic_parameters(tmp_path, capsys):
+    """A dipole model with fparam/aparam reads fparam.npy / aparam.npy (dp test passes none to tensor models):
+    the RMSE equals the one of DeepDipole.eval with those arrays, computed with numpy."""
+    from dpcompress import DeepDipole
+
+    sys_ = _copy_system(tmp_path)
+    model = os.path.join(REPO, "tests", "data", "deepmd", "dipole_fparam_tiny", "frozen.dp")
+    assert main(["test", "-m", model, "-s", str(sys_), "--no-progress"]) == 2
+    assert "fparam.npy" in capsys.readouterr().err
+    params = os.path.join(HERE, "systems_fparam", "water_fparam", "set.000")  # the same frames' parameters
+    for name in ("fparam.npy", "aparam.npy"):
+        shutil.copy(os.path.join(params, name), sys_ / "set.000" / name)
+    doc = tmp_path / "t.json"
+    assert main(["test", "-m", model, "-s", str(sys_), "--no-progress", "--json", str(doc)]) == 0
+    got = json.loads(doc.read_text())["weighted"]["dipole_rmse"]
+    s = sys_ / "set.000"
+    coords, box = np.load(s / "coord.npy").astype(float), np.load(s / "box.npy").astype(float)
+    types = np.loadtxt(sys_ / "type.raw", dtype=int)
+    pred = DeepDipole(model).eval(coords, box, types, atomic=False, fparam=np.load(s / "fparam.npy").astype(float),
+                                  aparam=np.load(s / "aparam.npy").astype(float))
+    diff = pred - np.load(s / "dipole.npy")
+    np.testing.assert_allclose(got, np.sqrt(np.mean(diff * diff)), rtol=1e-10)

@@ -47,6 +47,7 @@ from ..deep_tensor import DeepDipole, DeepPolar
 from ..modelfile import is_dpc_file, load_model, read_dpc, unpack
 from ..models import DPModel
 from ..models.tensor_fitting import TensorFitting
+from .frame_params import param_widths
 from .metrics import merge
 from .runner import BATCH_ATOMS, CHUNK_ATOMS, frames_to_test, model_types, runs, system_label
 
@@ -213,19 +214,38 @@ def read_tensor_labels(info, kind, atomic, sel_mask):
     return np.concatenate(parts) if parts else np.zeros((0, (nsel if atomic else 1) * ndof))
 
 
+class _ParamView:
+    """What :func:`~.frame_params.param_widths` asks of a model, for a :class:`~dpcompress.DeepTensor`."""
+
+    def __init__(self, dp):
+        self.dp = dp
+
+    def get_dim_fparam(self):
+        return self.dp.get_dim_fparam()
+
+    def get_dim_aparam(self):
+        return self.dp.get_dim_aparam()
+
+    def has_default_fparam(self):
+        return getattr(self.dp.model.fitting, "default_fparam", None) is not None
+
+
 def _predict(dp, info, frames, reader, sel_mask, atomic):
     """Predictions (nframes, width) of the sorted ``frames``: the global tensor (sum of the atomic ones,
-    as ``dp test`` forms it), or with ``atomic`` the selected atoms' tensors."""
+    as ``dp test`` forms it), or with ``atomic`` the selected atoms' tensors.  A model with frame/atomic
+    parameters reads them from ``fparam.npy`` / ``aparam.npy`` (the energy models' rules, :mod:`.frame_params`)."""
     to_model = model_types(info, dp.get_type_map())
     batch = max(1, BATCH_ATOMS // max(1, info.natoms))
     ndof = dp.output_dim
     out = []
     frames = np.asarray(frames, dtype=np.int64)
+    widths = param_widths(info, _ParamView(dp))
     for lo, hi in runs(frames):
-        for block in reader.blocks(info, lo, hi, chunk=batch):
+        for block in reader.blocks(info, lo, hi, chunk=batch, params=widths):
             types = block.atom_types if to_model is None else to_model[block.atom_types]
             try:
-                t = dp.eval(block.coords, block.cells, types, atomic=True).reshape(block.nframes, -1, ndof)
+                t = dp.eval(block.coords, block.cells, types, atomic=True, fparam=block.labels.get("fparam"),
+                            aparam=block.labels.get("aparam")).reshape(block.nframes, -1, ndof)
             except InputError as exc:
                 last = block.first_in_set + block.nframes - 1
                 raise InputError(f"{block.set_where} frames {block.first_in_set}..{last}"
@@ -284,6 +304,10 @@ def run_tensor_test(model, kind, systems, *, numb_test=0, shuffle=False, seed=No
         to_model = model_types(info, dp.get_type_map())
         types = info.types if to_model is None else to_model[info.types]
         masks.append(np.isin(types, sel_type))
+    for info in found:  # a model that needs fparam/aparam the data lack: refused before any work
+        for m in (dp, original):
+            if m is not None:
+                param_widths(info, _ParamView(m))
     labels = [read_tensor_labels(info, kind, atomic, mask) for info, mask in zip(found, masks)]
     rng = None
     if shuffle:
