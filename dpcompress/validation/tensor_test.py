@@ -215,7 +215,7 @@ def read_tensor_labels(info, kind, atomic, sel_mask):
 
 
 class _ParamView:
-    """What :func:`~.frame_params.param_widths` asks of a model, for a :class:`~dpcompress.DeepTensor`."""
+    """What :func:`~.frame_params.param_widths` asks of a model, for a :class:`~dpcompress.deep_tensor.DeepTensor`."""
 
     def __init__(self, dp):
         self.dp = dp
