@@ -259,3 +259,18 @@ def test_frame_and_atomic_parameters(tmp_path, capsys):
                                   aparam=np.load(s / "aparam.npy").astype(float))
     diff = pred - np.load(s / "dipole.npy")
     np.testing.assert_allclose(got, np.sqrt(np.mean(diff * diff)), rtol=1e-10)
+
+
+def test_other_formats_refused(tmp_path, capsys):
+    """Tensor labels are read from deepmd/npy systems only: another format stops with exit 2, naming it."""
+    ase_io = pytest.importorskip("ase.io", reason="ase not installed")
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    atoms.calc = SinglePointCalculator(atoms, energy=-1.0, forces=np.zeros((3, 3)))
+    path = str(tmp_path / "w.xyz")
+    ase_io.write(path, [atoms], format="extxyz")
+    assert main(["test", "-m", _model("dipole"), "-s", path, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "w.xyz" in err and "reads deepmd/npy systems" in err
