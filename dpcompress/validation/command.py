@@ -64,7 +64,8 @@ def add_parser(sub):
                         "atomic_polarizability.npy instead of the global ones")
     p.add_argument("--format", default=None, help=FORMAT_HELP)
     p.add_argument("-d", "--detail-file", default=None, metavar="DETAIL",
-                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out, .s.out (dp test's layout); "
+                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out, .s.out "
+                        "(dp test's layout); "
                         "dipole/polar models: DETAIL.out, DETAIL.out.1, ... (one per system)")
     p.add_argument("--against", default=None, metavar="ORIGINAL",
                    help="also evaluate the original model: its errors, and the differences MODEL - ORIGINAL")

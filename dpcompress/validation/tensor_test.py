@@ -31,7 +31,6 @@ Detail files (``-d DETAIL``): ``DETAIL.out`` for the first system, ``DETAIL.out.
 over the selected atoms; ``pxx ... pzz`` for polarizabilities), ``numpy.savetxt``'s ``%.18e``.
 """
 
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from ..deep_tensor import DeepDipole, DeepPolar
 from ..modelfile import is_dpc_file, load_model, read_dpc, unpack
 from ..models import DPModel
 from ..models.tensor_fitting import TensorFitting
+from .detail import table_text
 from .frame_params import param_widths
 from .metrics import merge
 from .runner import BATCH_ATOMS, CHUNK_ATOMS, frames_to_test, model_types, runs, system_label
@@ -393,11 +393,10 @@ def write_details(result, prefix, inputs=()):
     """Write one detail file per system; returns their paths."""
     paths = detail_paths(prefix, len(result.systems))
     for path, s in zip(paths, result.systems):
-        text = io.StringIO()
         width = s.pred.shape[1] if s.pred.ndim == 2 else result.kind.ndof
-        np.savetxt(text, np.concatenate((s.label.reshape(-1, width), s.pred.reshape(-1, width)), axis=1),
-                   header=detail_header(result.kind, result.atomic, s.nsel))
-        write_atomic(path, text.getvalue(), inputs=inputs, what="-d")
+        rows = np.concatenate((s.label.reshape(-1, width), s.pred.reshape(-1, width)), axis=1)
+        header = detail_header(result.kind, result.atomic, s.nsel)
+        write_atomic(path, table_text(rows, header), inputs=inputs, what="-d")
     return paths
 
 
