@@ -19,10 +19,13 @@ from .core.warnings import NeighborOverflowWarning, TableAccuracyWarning, TableO
 from ._ext.threads import available_cores, effective_n_threads, openmp_enabled
 from .modelfile import load_model, save_model
 from .potential import Potential
+from .deep_tensor import DeepDipole, DeepPolar
 
 __all__ = [
     "__version__",
     "Potential",
+    "DeepDipole",
+    "DeepPolar",
     "load_model",
     "save_model",
     "compress",

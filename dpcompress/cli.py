@@ -111,7 +111,8 @@ def _cmd_info(args):
         details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
-    print(f"fitting:         {len(m.fitting.networks)} net(s), widths {widths}")
+    kind = getattr(m.fitting, "kind", "ener")  # dipole / polar: dpcompress.DeepDipole, DeepPolar
+    print(f"fitting:         {kind}, {len(m.fitting.networks)} net(s), widths {widths}")
     nf, na = getattr(m.fitting, "numb_fparam", 0), getattr(m.fitting, "numb_aparam", 0)
     if nf or na:  # what pair_style dpcompress / Potential.eval must be given (docs/lammps.md)
         default = m.fitting.default_fparam

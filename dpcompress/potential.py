@@ -38,6 +38,7 @@ from .evaluators.runtime import RuntimeEvaluator
 from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
 from .modelfile.dp import params_from_arrays, refuse_fitting_params
 from .models.fitting_params import FittingParams, params_of
+from .models.tensor_fitting import refuse_tensor_model
 from .models import DPModel
 from .nep import NEPModel
 from .parallel.agreement import agree
@@ -208,6 +209,8 @@ class Potential:
             container = read_dpc(model)
             self._header = container.header
             self._container = container
+            if container.header.get("kind") == "dp_tensor":  # DeepDipole / DeepPolar
+                refuse_tensor_model(unpack(container, source), "dpcompress.Potential evaluates")
             if container.header.get("kind") == "dp_energy":
                 self._fit_params = params_from_arrays(container.arrays)
             runtime = RuntimeEvaluator(container.buffer, source)
@@ -215,6 +218,7 @@ class Potential:
             if self._model is None:
                 self._model = load_model(model)
             m = self._model
+            refuse_tensor_model(m, "dpcompress.Potential evaluates")  # DeepDipole / DeepPolar
             if isinstance(m, DPModel) and not m.is_compressed:
                 if self.comm is not None:
                     raise UnsupportedModelError(

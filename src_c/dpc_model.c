@@ -1251,6 +1251,9 @@ dpc_status dpc_model_open(const void *data, size_t nbytes, dpc_dgemm_t dgemm, dp
         m->ntypes = I[1];
         if (m->ntypes < 1 || m->ntypes > 4096)
             st = dpc_set_error(err, DPC_ERR_ARGUMENT, "%lld atom types (1 to 4096)", (long long)m->ntypes);
+        else if (m->kind == 0 && I[0] == 3) /* dpcompress.modelfile.dp_tensor: read in Python, not computed here */
+            st = dpc_set_error(err, DPC_ERR_ARGUMENT, "a dipole/polarizability model (kind 3): the runtime computes "
+                               "energy models; evaluate it with dpcompress.DeepDipole / DeepPolar in Python");
         else if (m->kind == 0)
             st = dpc_set_error(err, DPC_ERR_ARGUMENT, "model kind %lld is not known to this dpcompress", (long long)I[0]);
         else if ((st = check_header_kind(m, err)) != DPC_OK || (st = read_type_map(m, err)) != DPC_OK) {

@@ -1,9 +1,9 @@
-"""The tiny DeePMD-kit 3.2.0 fixtures of dipole and polar models: consistent, and refused clearly.
+"""The tiny DeePMD-kit 3.2.0 fixtures of dipole, polar and se_atten (v1) models: consistent.
 
-The fixtures (``tests/data/deepmd/{dipole,polar}_tiny``, made by
-``tests/data/deepmd/make_param_tensor_tiny.py``) are the references for evaluating these kinds; until
-dpcompress does, loading them must raise :class:`UnsupportedModelError` naming what is not supported.
-(se_atten v1, ``se_atten_tiny``, is evaluated: tests/test_se_atten_v1.py.)
+The fixtures (``tests/data/deepmd/{dipole,polar,se_atten}_tiny``, made by
+``tests/data/deepmd/make_param_tensor_tiny.py``) are the references for evaluating these kinds: dipole
+and polar models by ``DeepDipole`` / ``DeepPolar`` (``tests/test_deep_tensor.py``), se_atten v1 by
+``Potential`` (``tests/test_se_atten_v1.py``).
 """
 
 import os
@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from dpcompress import load_model
-from dpcompress.core.errors import UnsupportedModelError
 
 DEEPMD = os.path.join(DATA, "deepmd")
 
 
-@pytest.mark.parametrize("name, width", [("dipole_tiny", 3), ("polar_tiny", 9)])
+@pytest.mark.parametrize("name, width", [("dipole_tiny", 3), ("polar_tiny", 9), ("dipole_atten_v2_tiny", 3),
+                                         ("polar_full_tiny", 9), ("dipole_fparam_tiny", 3)])
 def test_tensor_references_are_consistent(name, width):
     """DeePMD-kit's atomic tensors: zero on H (sel_type [0]); their sum is the global tensor (to 1e-12)."""
     for tag in ("uncompressed", "compressed"):
@@ -27,12 +26,3 @@ def test_tensor_references_are_consistent(name, width):
         assert list(ref["sel_type"]) == [0]
         assert not ref["atomic"][:, 64:].any() and ref["atomic"][:, :64].any()
         assert np.max(np.abs(ref["atomic"].sum(axis=1) - ref["global"])) < 1e-12
-
-
-@pytest.mark.parametrize("name, match", [
-    ("dipole_tiny", "fitting type 'dipole'"),
-    ("polar_tiny", "fitting type 'polar'"),
-])
-def test_not_yet_supported_kinds_are_refused(name, match):
-    with pytest.raises(UnsupportedModelError, match=match):
-        load_model(os.path.join(DEEPMD, name, "frozen.dp"))

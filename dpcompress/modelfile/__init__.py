@@ -19,7 +19,7 @@ from .._version import __version__
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..models import DPModel, file_kind, read_deepmd
 from ..nep import NEPModel, is_nep_text_file, read_nep
-from . import dp, nep
+from . import dp, dp_tensor, nep
 from .container import MAGIC, Container, decode, encode, read_file, write_file
 
 FORMAT = "dpcompress.model"
@@ -30,6 +30,8 @@ def model_bytes(model: Union[DPModel, NEPModel], tabulated=None) -> bytes:
     """The ``.dpc`` bytes of a compressed DP model or of a NEP model (tabulated when it has tables)."""
     if isinstance(model, NEPModel):
         header, arrays = nep.pack(model, tabulated)
+    elif dp_tensor.is_tensor_model(model):  # DeepDipole / DeepPolar: read in Python only
+        header, arrays = dp_tensor.pack(model)
     else:
         header, arrays = dp.pack(model)
     header.update(
@@ -77,7 +79,8 @@ def read_dpc(source, name: Optional[str] = None) -> Container:
     container = decode(buffer, name)
     if container.header.get("format") != FORMAT:
         raise ModelFormatError(f"{name}: not a dpcompress model (format tag {container.header.get('format')!r})")
-    check_model_bytes(buffer, name)
+    if container.header.get("kind") != "dp_tensor":  # the runtime computes energy models; tensor ones: dp_tensor
+        check_model_bytes(buffer, name)
     return container
 
 
@@ -120,6 +123,8 @@ def unpack(container, source=""):
         return dp.unpack(container.header, container.arrays, source)
     if kind == "nep":
         return nep.unpack(container.header, container.arrays, source)
+    if kind == "dp_tensor":
+        return dp_tensor.unpack(container.header, container.arrays, source)
     raise UnsupportedModelError(f"{source}: model kind {kind!r} is not known to this dpcompress")
 
 

@@ -157,10 +157,11 @@ def check_model(header, arrays, source="<memory>"):
     ------
     ModelFormatError
     """
-    from . import dp, nep  # the model layouts build on this module, not the other way round
+    from . import dp, dp_tensor, nep  # the model layouts build on this module, not the other way round
 
     kind = int(dp.model_int(dp.Checker(header, arrays, source))[0])
-    (dp.check if kind == dp.KIND_DP_ENERGY else nep.check)(header, arrays, source)
+    checks = {dp.KIND_DP_ENERGY: dp.check, dp.KIND_DP_TENSOR: dp_tensor.check}
+    checks.get(kind, nep.check)(header, arrays, source)
 
 
 def decode(buffer, source="<memory>", check=True):

@@ -26,10 +26,13 @@ from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
 from ..descriptors.base import INT_FIELDS, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
 from ..models import DPModel, EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS, FittingParams
+from ..models.tensor_fitting import refuse_tensor_model
 from ..tables.bounds import center_type_ranges
 from ..tables.embedding_table import EmbeddingTable, grid_counts
 
 KIND_DP_ENERGY = 1
+#: a dipole/polar model (:mod:`dpcompress.modelfile.dp_tensor`): checked and read in Python, not opened by the runtime
+KIND_DP_TENSOR = 3
 _ACTIVATION_NAMES = {v: k for k, v in ACTIVATION_CODES.items()}
 _RESIDUAL_NAMES = {v: k for k, v in RESIDUAL_CODES.items()}
 
@@ -148,6 +151,7 @@ def pack(model):
     InputError
         The model is not compressed.
     """
+    refuse_tensor_model(model, "dp.pack (dp_tensor.pack writes tensor models) packs")
     if not model.is_compressed:
         raise InputError("only compressed models can be written as .dpc; run dpcompress.compress(model) first")
     nt = model.ntypes
@@ -369,7 +373,7 @@ def model_int(c):
     kind, nt = int(a[0]), int(a[1])
     if not 1 <= nt <= MAX_TYPES:
         c.fail(f"{nt} atom types (1 to {MAX_TYPES})")
-    if kind not in (KIND_DP_ENERGY, 2):
+    if kind not in (KIND_DP_ENERGY, 2, KIND_DP_TENSOR):
         c.fail(f"model kind {kind} is not known to this dpcompress")
     return a
 
@@ -698,8 +702,8 @@ def _check_part(c, p, spec):
     return f, dim_out
 
 
-def _check_fitting(c, dim):
-    """``read_fitting`` of the C reader."""
+def _check_fitting(c, dim, n_out=1, bias_shape=None):
+    """``read_fitting`` of the C reader (a tensor model's nets end with ``n_out`` outputs, its biases ``bias_shape``)."""
     nt = c.ntypes
     L = c.need("fit.layer", "i8", (-1, 7))
     nl = L.shape[0]
@@ -709,7 +713,7 @@ def _check_fitting(c, dim):
         c.fail(f"fit.net_start: {nnets} nets for {nl} layers")
     net_of = c.need("fit.net_of_type", "i8", (nt,))
     params = c.finite("fit.params", "f8", (-1,))
-    c.finite("fit.bias", "f8", (nt,))
+    c.finite("fit.bias", "f8", bias_shape or (nt,))
     nfit = 0  # optional: frame/atomic parameters appended to D
     if "fit.nparam" in c.arrays:
         nfit = int(c.need("fit.nparam", "i8", (1,))[0])
@@ -738,8 +742,8 @@ def _check_fitting(c, dim):
                 if (q == 0 and off < 0) or off < -1 or (off >= 0 and (off > nparams or ln > nparams - off)):
                     c.fail(f"fitting net {n} layer {j}: parameter offset {off} outside fit.params")
             prev = nout
-        if prev != 1:
-            c.fail(f"fitting net {n} ends with {prev} outputs, expected 1")
+        if prev != n_out:
+            c.fail(f"fitting net {n} ends with {prev} outputs, expected {n_out}")
     for t in range(nt):
         if not 0 <= net_of[t] < nnets:
             c.fail(f"fit.net_of_type: type {t} uses net {int(net_of[t])} of {nnets}")
@@ -837,24 +841,26 @@ def _check_settings(c, parts_ints, spec):
         c.fail(f"header key 'model.min_nbor_dist' = {rmin!r}, 'compression.min_nbor_dist' = {spec[0]!r}")
 
 
-def check(header, arrays, source=""):
+def check(header, arrays, source="", tensor=None):
     """Refuse a DP ``.dpc`` whose arrays or header are inconsistent: the C reader's checks
     (``dpc_model_open``) in numpy, same order and messages, then the header settings only the
-    Python model reads.
+    Python model reads.  ``tensor`` = (net outputs, tensor width, its extra array names) checks a
+    tensor model's arrays (:func:`dpcompress.modelfile.dp_tensor.check`).
 
     Raises
     ------
     ModelFormatError
         Naming the file and the array or header key.
     """
-    c, I, nt = start_check(header, arrays, source, "dp_energy")
+    n_out, width, extra = tensor or (1, None, ())
+    c, I, nt = start_check(header, arrays, source, "dp_energy" if tensor is None else "dp_tensor")
     c.ntypes = nt
     nparts, dim = int(I[2]), int(I[3])
     if not 1 <= nparts <= MAX_PARTS:
         c.fail(f"{nparts} descriptor parts (1 to {MAX_PARTS})")
     if not 1 <= dim <= _INT_MAX:
         c.fail(f"descriptor width {dim}")
-    c.finite("model.out_bias", "f8", (nt,))
+    c.finite("model.out_bias", "f8", (nt,) if tensor is None else (nt, width))
     fm = c.need("model.fit_mask", "f8", (nt,))
     km = c.need("model.keep_mask", "f8", (nt,))
     for t in range(nt):
@@ -875,9 +881,9 @@ def check(header, arrays, source=""):
         c.fail(f"{_TS_KEY} does not list one entry per descriptor part ({nparts})")
     if total != dim:
         c.fail(f"descriptor width {dim}, its parts give {total}")
-    nfit = _check_fitting(c, dim)
+    nfit = _check_fitting(c, dim, n_out, None if tensor is None else (nt, n_out))
     kinds = [f["kind"] for f in parts_ints]
-    c.no_other_arrays(lambda name: _expected_array(name, nparts, kinds), "DP")
+    c.no_other_arrays(lambda name: name in extra or _expected_array(name, nparts, kinds), "DP")
     _check_settings(c, parts_ints, spec)
     if "fitting_params" in (header.get("model") or {}):
         c.fail("header key 'model.fitting_params' belongs to an earlier development format (parameter statistics "

@@ -9,9 +9,10 @@ from typing import Union
 
 from .deepmd_reader import model_from_tree
 from .model import DPModel, EnergyFitting
+from .tensor_fitting import TensorFitting
 from .serialized_tree import file_kind, load_tree
 
-__all__ = ["read_deepmd", "load_tree", "model_from_tree", "file_kind", "DPModel", "EnergyFitting"]
+__all__ = ["read_deepmd", "load_tree", "model_from_tree", "file_kind", "DPModel", "EnergyFitting", "TensorFitting"]
 
 
 def read_deepmd(path: Union[str, os.PathLike]) -> DPModel:

@@ -18,6 +18,7 @@ from ..descriptors import read_descriptor
 from ..descriptors.fields import MAX_TYPES, Node, network_list, type_pairs, type_set
 from .fitting_params import read_fitting_params
 from .model import DPModel, EnergyFitting
+from .tensor_fitting import TENSOR_WIDTH, read_tensor_fitting
 
 
 #: DeePMD-kit precision names below float64 ("default" and "double" are float64)
@@ -107,7 +108,12 @@ def model_from_tree(tree, source=""):
         raise UnsupportedModelError(f"{source}: spin models are not supported")
     desc = model.node("descriptor")
     descriptor = read_descriptor(desc, ntypes)
-    fitting = read_energy_fitting(model.node("fitting"), ntypes, descriptor.dim_out)
+    fit_node = model.node("fitting")
+    if fit_node.raw("type", "ener") in TENSOR_WIDTH:  # dipole / polar: dpcompress.DeepDipole, DeepPolar
+        fitting = read_tensor_fitting(fit_node, ntypes, descriptor)
+    else:
+        fitting = read_energy_fitting(fit_node, ntypes, descriptor.dim_out)
+    width = getattr(fitting, "width", 1)
     _check_activation_names(model.data, source)
     low = _lower_precisions(model.data)
     if low:
@@ -115,8 +121,9 @@ def model_from_tree(tree, source=""):
                       "float64, so its results differ from DeePMD-kit's at that precision's level", stacklevel=3)
     mvar = model.node("@variables")
     out_bias = mvar.array("out_bias")
-    if out_bias.ndim != 3 or out_bias.shape[1:] != (ntypes, 1):
-        raise ModelFormatError(f"{source}: 'model.@variables.out_bias' has shape {out_bias.shape}, expected (1, {ntypes}, 1)")
+    if out_bias.ndim != 3 or out_bias.shape[1:] != (ntypes, width):
+        raise ModelFormatError(f"{source}: 'model.@variables.out_bias' has shape {out_bias.shape}, expected "
+                               f"(1, {ntypes}, {width})")
     min_nbor = None
     if top.has("@variables") and isinstance(top.raw("@variables"), dict):
         v = top.raw("@variables").get("min_nbor_dist")
@@ -131,7 +138,7 @@ def model_from_tree(tree, source=""):
         type_map=tuple(type_map),
         descriptor=descriptor,
         fitting=fitting,
-        out_bias=out_bias[0, :, 0].copy(),
+        out_bias=out_bias[0, :, 0].copy() if width == 1 else out_bias[0].copy(),
         pair_exclude_types=type_pairs(model, "pair_exclude_types", ntypes),
         atom_exclude_types=type_set(model, "atom_exclude_types", ntypes),
         min_nbor_dist=min_nbor,

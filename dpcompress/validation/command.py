@@ -5,7 +5,8 @@
                     [--threads T] [--no-progress]
 
 Under ``mpiexec -n K`` the frames are split over the K ranks (mpi4py); the output is the same as
-with one process.  docs/test.md describes the command, its output and how it matches ``dp test``.
+with one process.  A dipole or polarizability model is tested by :mod:`.tensor_test` (rank 0 alone).
+docs/test.md describes the command, its output and how it matches ``dp test``.
 """
 
 import argparse
@@ -38,7 +39,8 @@ def add_parser(sub):
                        description=textwrap.fill(
                            "Energy, force, virial and stress MAE/RMSE of a model against the labels of deepmd/npy, "
                            "deepmd/hdf5, extxyz, VASP or dpdata systems, per system and weighted as DeePMD-kit's "
-                           "dp test does (docs/test.md).", 88),
+                           "dp test does (docs/test.md); for dipole and polarizability models, the tensors' RMSE "
+                           "against dipole.npy / polarizability.npy (deepmd/npy), as dp test.", 88),
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", "--model", required=True, help="model: .dpc, DeePMD-kit .dp/.yaml, or nep.txt")
     source = p.add_mutually_exclusive_group(required=True)
@@ -57,10 +59,14 @@ def add_parser(sub):
     p.add_argument("-r", "--rand-seed", type=int, default=None, metavar="SEED",
                    help="seed of --shuffle-test's permutations: the same frames as dp test -r SEED --shuffle-test")
     p.add_argument("-a", "--atomic", action="store_true",
-                   help="also the atomic energies' errors against atom_ener.npy labels (per system, as dp test -a)")
+                   help="also the atomic energies' errors against atom_ener.npy labels (per system, as dp test -a); "
+                        "dipole/polar models: the atomic tensors against atomic_dipole.npy / "
+                        "atomic_polarizability.npy instead of the global ones")
     p.add_argument("--format", default=None, help=FORMAT_HELP)
     p.add_argument("-d", "--detail-file", default=None, metavar="DETAIL",
-                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out, .s.out (dp test's layout)")
+                   help="write DETAIL.e.out, .e_peratom.out, .f.out, .v.out, .v_peratom.out, .s.out "
+                        "(dp test's layout); "
+                        "dipole/polar models: DETAIL.out, DETAIL.out.1, ... (one per system)")
     p.add_argument("--against", default=None, metavar="ORIGINAL",
                    help="also evaluate the original model: its errors, and the differences MODEL - ORIGINAL")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="parity plots (needs matplotlib: extra 'plot')")
@@ -113,6 +119,8 @@ def run(args):
 
         check_available()
     comm = _comm(args.no_mpi)
+    if args.model and _run_tensor(args, inputs, comm):  # a dipole/polar model: tensor_test.py
+        return 0
     result = run_test(args.model, args.system, numb_test=args.numb_test, against=args.against,
                       n_threads=args.threads, comm=comm, progress=not args.no_progress,
                       shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format, atomic=args.atomic)
@@ -131,6 +139,40 @@ def run(args):
 
         parity_plot(result, args.plot)
     return 0
+
+
+def _run_tensor(args, inputs, comm):
+    """``dpcompress test`` of a dipole/polar model (rank 0 alone); False for other models."""
+    from . import tensor_test
+
+    model = tensor_test.tensor_model(args.model)
+    if model is None:
+        return False
+    if args.plot:
+        raise InputError(f"--plot draws energy and force parity plots; {args.model} is a {model.fitting.kind!r} model "
+                         "(its predictions and labels are in the -d detail files)")
+    original = None
+    if args.against:
+        original = tensor_test.tensor_model(args.against)
+        if original is None or original.fitting.kind != model.fitting.kind:
+            what = "an energy model" if original is None else f"a {original.fitting.kind!r} model"
+            raise InputError(f"--against {args.against}: {what}; {args.model} is a {model.fitting.kind!r} model "
+                             "(compare a compressed tensor model with the model it was made from)")
+    if args.detail_file:
+        check_output_path(tensor_test.detail_paths(args.detail_file, 1)[0], inputs=inputs, what="output")
+    if comm.rank != 0:  # a tensor model is tested by one process
+        return True
+    kind = tensor_test.kind_of(model)
+    result = tensor_test.run_tensor_test(model, kind, args.system, numb_test=args.numb_test,
+                                         shuffle=args.shuffle_test, seed=args.rand_seed, fmt=args.format,
+                                         atomic=args.atomic, n_threads=args.threads, source=args.model,
+                                         against=original, against_source=args.against)
+    tensor_test.print_report(result, print, RULE)
+    if args.detail_file:
+        tensor_test.write_details(result, args.detail_file, inputs=inputs)
+    if args.json:
+        write_atomic(args.json, json.dumps(tensor_test.summary(result), indent=1) + "\n", inputs=inputs, what="--json")
+    return True
 
 
 def summary(result):

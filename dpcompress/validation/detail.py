@@ -33,6 +33,13 @@ FILES = (
 STRESS_FILES = {".s.out": " (eV/Å³)"}
 
 
+def table_text(rows, header):
+    """``rows`` as ``numpy.savetxt`` writes them (``%.18e``, ``# header`` first), as a string to write atomically."""
+    text = io.StringIO()
+    np.savetxt(text, rows, header=header)
+    return text.getvalue()
+
+
 def detail_paths(prefix):
     """``{suffix: path}`` of the detail files of ``prefix``."""
     base = Path(prefix)

@@ -16,6 +16,7 @@ import numpy as np
 from ..._ext.threads import blas_threads
 from ...core.errors import InputError, UnsupportedModelError
 from ...descriptors import parts
+from ...models.tensor_fitting import refuse_tensor_model
 from ...neighbors import build_neighbor_list
 from . import se_atten_v2, se_e2_a, se_e2_r, se_e3
 from .fitting import atomic_energy_masks, fitting_forward_backward, parameter_columns
@@ -98,6 +99,7 @@ class ExactEvaluator(Evaluator):
                 raise UnsupportedModelError("a hybrid descriptor inside a hybrid is not supported")
             if d.type_name not in MATH:
                 raise UnsupportedModelError(f"no evaluator for descriptor {d.type_name!r}")
+        refuse_tensor_model(model, "dpcompress.Potential evaluates")
         self.model = model
         self.type_map = tuple(model.type_map)
         self.rcut = float(model.rcut)

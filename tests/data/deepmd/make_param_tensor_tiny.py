@@ -50,6 +50,11 @@ DESCRIPTOR_SE_ATTEN = {
     "resnet_dt": False, "axis_neuron": 4, "tebd_dim": 4, "tebd_input_mode": "strip", "attn": 128,
     "attn_layer": 0, "attn_dotr": True, "attn_mask": False, "precision": "float64", "seed": 1,
 }
+DESCRIPTOR_SE_ATTEN_V2 = {
+    "type": "se_atten_v2", "sel": 120, "rcut_smth": 0.5, "rcut": 6.0, "neuron": [4, 8, 16],
+    "resnet_dt": False, "axis_neuron": 4, "tebd_dim": 4, "attn": 128, "attn_layer": 0, "precision": "float64",
+    "seed": 1,
+}
 FITTING = {"neuron": [16, 16], "resnet_dt": True, "precision": "float64", "seed": 1}
 LOSS_ENER = {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000,
              "limit_pref_f": 1, "start_pref_v": 0, "limit_pref_v": 0}
@@ -69,6 +74,16 @@ MODELS = {
                        fitting=dict(FITTING, type="polar", sel_type=[0]), model_extra={"atom_exclude_types": [1]},
                        loss=LOSS_TENSOR, kind="polar"),
     "se_atten_tiny": dict(descriptor=DESCRIPTOR_SE_ATTEN, fitting=FITTING, loss=LOSS_ENER, kind="ener"),
+    # the tensor kinds' other branches: a dipole on se_atten_v2, a polarizability without fit_diag and with scale
+    "dipole_atten_v2_tiny": dict(descriptor=DESCRIPTOR_SE_ATTEN_V2,
+                                 fitting=dict(FITTING, type="dipole", sel_type=[0]),
+                                 model_extra={"atom_exclude_types": [1]}, loss=LOSS_TENSOR, kind="dipole"),
+    "dipole_fparam_tiny": dict(descriptor=DESCRIPTOR_SE_E2_A,
+                               fitting=dict(FITTING, type="dipole", sel_type=[0], numb_fparam=1, numb_aparam=1),
+                               model_extra={"atom_exclude_types": [1]}, loss=LOSS_TENSOR, kind="dipole"),
+    "polar_full_tiny": dict(descriptor=DESCRIPTOR_SE_E2_A,
+                            fitting=dict(FITTING, type="polar", sel_type=[0], fit_diag=False, scale=[1.7, 1.0]),
+                            model_extra={"atom_exclude_types": [1]}, loss=LOSS_TENSOR, kind="polar"),
 }
 DEFAULT_VARIANT = "se_e2_a_fparam_default_tiny"
 DEFAULT_FPARAM = [1.15]
@@ -237,8 +252,9 @@ def evaluate(name, kind, work, with_fparam, default_too):
             out[tag]["dim_aparam"] = np.array(dp.get_dim_aparam())
         else:
             model = (DeepDipole if kind == "dipole" else DeepPolar)(path)
-            glob = model.eval(coord, box, atype, atomic=False)
-            atom = model.eval(coord, box, atype, atomic=True)
+            kw = dict(fparam=fparam, aparam=aparam) if with_fparam else {}
+            glob = model.eval(coord, box, atype, atomic=False, **kw)
+            atom = model.eval(coord, box, atype, atomic=True, **kw)
             # the global tensor is the sum of the atomic ones (up to round-off)
             nonatomic_diff[tag] = float(np.max(np.abs(np.asarray(atom).sum(axis=1) - np.asarray(glob))))
             out[tag] = {"global": np.asarray(glob), "atomic": np.asarray(atom),
@@ -280,6 +296,12 @@ ABOUT = {
                    "`atom_exclude_types` [1]: atomic dipoles on O only) on se_e2_a.",
     "polar_tiny": "polarizability model (`fitting_net.type` \"polar\", defaults `fit_diag` true, `shift_diag` true, "
                   "`scale` 1; `sel_type` [0] and the model's `atom_exclude_types` [1]) on se_e2_a.",
+    "dipole_atten_v2_tiny": "dipole model (`fitting_net.type` \"dipole\", `sel_type` [0], `atom_exclude_types` [1]) "
+                            "on se_atten_v2 (attn_layer 0, tebd_dim 4): the rotation matrix of the gated descriptor.",
+    "dipole_fparam_tiny": "`dipole_tiny` with one frame parameter and one atomic parameter (`numb_fparam` 1, "
+                          "`numb_aparam` 1) in the dipole fitting.",
+    "polar_full_tiny": "polarizability model with `fit_diag` false (M x M net output, symmetrised) and `scale` "
+                       "[1.7, 1.0], `shift_diag` true; `sel_type` [0], `atom_exclude_types` [1]; on se_e2_a.",
     "se_atten_tiny": "se_atten (DPA-1 version 1: `\"type\": \"se_atten\"`, serialised as `dpa1`) with "
                      "`tebd_input_mode` \"strip\", `attn_layer` 0 (so `smooth_type_embedding` false and "
                      "`set_davg_zero` true, the v1 defaults) energy model.",
@@ -314,7 +336,8 @@ def write_readme(name, kind, with_fparam, default_too):
                   "stored float32 coordinates), for model = frozen.pth and compressed.pth; atomic=False gives the "
                   "same energy/force/virial to the round-off in `errors.json`."]
     else:
-        lines += [f"4. `{'DeepDipole' if kind == 'dipole' else 'DeepPolar'}(model).eval(coord, box, atype, atomic=...)` "
+        params = ", fparam=fparam, aparam=aparam" if with_fparam else ""
+        lines += [f"4. `{'DeepDipole' if kind == 'dipole' else 'DeepPolar'}(model).eval(coord, box, atype, atomic=...{params})` "
                   f"on frames 0-{NFRAMES - 1} of `../se_e2_a_tiny/test_frames.npz`, model = frozen.pth and "
                   "compressed.pth."]
     lines += ["", "## Files", "", "- `frozen.dp`: the model (backend-neutral HDF5).",
