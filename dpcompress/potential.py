@@ -324,16 +324,9 @@ class Potential:
         _check_unsupported(kwargs)
         if isinstance(self.model, NEPModel):
             raise InputError("a NEP model has no DeePMD descriptor: eval_descriptor is for DP models")
-        types = _frame_types(atom_types, self.get_type_map(), mixed_type)
-        natoms = types.shape[-1]
-        xyz = as_coords(self._host(coords) if natoms else coords, natoms)
-        nframes = int(xyz.shape[0])
-        if types.ndim == 2 and types.shape[0] != nframes:
-            raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
-        fparam, aparam = frame_parameters(fparam, aparam, nframes, natoms, self.get_dim_fparam(),
-                                          self.get_dim_aparam(), self.has_default_fparam())
-        periodic = as_pbc(pbc, cells)
-        box = as_cells(self._host(cells) if cells is not None else None, nframes, periodic)
+        types, xyz, box, periodic, fparam, aparam = self._checked_inputs(coords, cells, atom_types, fparam, aparam,
+                                                                          mixed_type, pbc, on_device=False)
+        natoms, nframes = types.shape[-1], int(xyz.shape[0])
         if natoms == 0:
             return np.zeros((nframes, 0, int(self.model.descriptor.dim_out)))
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
@@ -417,20 +410,9 @@ class Potential:
         (:class:`~dpcompress.core.warnings.CoordinatePrecisionWarning`).
         """
         _check_unsupported(kwargs)
-        types = _frame_types(atom_types, self.get_type_map(), mixed_type)
-        natoms = types.shape[-1]
-        if isinstance(self.evaluator, GpuEvaluator) and natoms:
-            xyz = self.evaluator.coords(coords, natoms)
-        else:
-            xyz = as_coords(coords, natoms)
-        nframes = int(xyz.shape[0])
-        if types.ndim == 2 and types.shape[0] != nframes:
-            raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
-        fparam, aparam = frame_parameters(fparam, aparam, nframes, natoms, self.get_dim_fparam(),
-                                          self.get_dim_aparam(), self.has_default_fparam())
-        periodic = as_pbc(pbc, cells)
-        box = as_cells(self.evaluator.host(cells) if isinstance(self.evaluator, GpuEvaluator) else cells, nframes,
-                       periodic)
+        types, xyz, box, periodic, fparam, aparam = self._checked_inputs(coords, cells, atom_types, fparam, aparam,
+                                                                          mixed_type, pbc, on_device=True)
+        natoms, nframes = types.shape[-1], int(xyz.shape[0])
         if self.comm is not None:  # every rank's inputs valid and the same frames, or every rank raises
             self.evaluator.start((xyz, box, types) + (() if periodic is None else (np.array(periodic),)))
         if natoms == 0:
@@ -448,6 +430,27 @@ class Potential:
         if not atomic:
             return energy, force, virial
         return energy, force, virial, batch.atom_energy[:, :, None], batch.atom_virial.reshape(nframes, natoms, 9)
+
+    def _checked_inputs(self, coords, cells, atom_types, fparam, aparam, mixed_type, pbc, on_device):
+        """The arguments of :meth:`eval` checked and shaped: (types, xyz, box, periodic, fparam, aparam).
+
+        ``on_device``: the GPU evaluator keeps the coordinates on its device (else they come to
+        the host); cells always come to the host.
+        """
+        types = _frame_types(atom_types, self.get_type_map(), mixed_type)
+        natoms = types.shape[-1]
+        if on_device and isinstance(self.evaluator, GpuEvaluator) and natoms:
+            xyz = self.evaluator.coords(coords, natoms)
+        else:
+            xyz = as_coords(self._host(coords) if natoms else coords, natoms)
+        nframes = int(xyz.shape[0])
+        if types.ndim == 2 and types.shape[0] != nframes:
+            raise InputError(f"atom_types has {types.shape[0]} frames, coords {nframes}")
+        fparam, aparam = frame_parameters(fparam, aparam, nframes, natoms, self.get_dim_fparam(),
+                                          self.get_dim_aparam(), self.has_default_fparam())
+        periodic = as_pbc(pbc, cells)
+        box = as_cells(self._host(cells) if cells is not None else None, nframes, periodic)
+        return types, xyz, box, periodic, fparam, aparam
 
     def _host(self, coords):
         """A frame's coordinates on the host (the GPU path may hold them on the device)."""

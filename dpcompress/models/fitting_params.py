@@ -153,7 +153,20 @@ def parameter_columns(fitting, natoms, fparam=None, aparam=None):
 
 @dataclass(frozen=True)
 class FittingParams:
-    """The parameter fields of a fitting without its nets (what a ``.dpc`` header keeps of them)."""
+    """The frame/atomic parameter fields of a fitting, without its nets: the base of
+    :class:`~dpcompress.models.model.EnergyFitting` and
+    :class:`~dpcompress.models.tensor_fitting.TensorFitting` (declared once here), and what
+    :func:`params_of` keeps of either.
+
+    Attributes
+    ----------
+    numb_fparam, numb_aparam : int
+        Frame and atomic parameters the nets take (0: none).
+    fparam_avg, fparam_inv_std : ndarray (numb_fparam,) or None
+    aparam_avg, aparam_inv_std : ndarray (numb_aparam,) or None
+    default_fparam : ndarray (numb_fparam,) or None
+        The frame parameters used when the caller gives none (DeePMD-kit's ``default_fparam``).
+    """
 
     numb_fparam: int = 0
     numb_aparam: int = 0
@@ -165,6 +178,7 @@ class FittingParams:
 
     @property
     def n_params(self):
+        """Input columns of the nets after the descriptor (``numb_fparam + numb_aparam``)."""
         return self.numb_fparam + self.numb_aparam
 
 

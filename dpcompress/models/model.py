@@ -11,10 +11,11 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..core.networks import Network
+from .fitting_params import FittingParams
 
 
 @dataclass(frozen=True)
-class EnergyFitting:
+class EnergyFitting(FittingParams):
     r"""Per-type fitting nets of an energy model.
 
     :math:`e_i = F_{t_i}(D_i \oplus \hat f \oplus \hat a_i) + b_{t_i}`; atoms of ``exclude_types`` get
@@ -26,32 +27,21 @@ class EnergyFitting:
     Attributes
     ----------
     networks : tuple of Network
-        One per atom type, or a single one shared by all types.
+        One per atom type, or a single one shared by all types (required: the defaults only
+        keep the parameter fields of :class:`FittingParams` first).
     bias_atom_e : ndarray, shape (ntypes,)
     exclude_types : frozenset of int
-    numb_fparam, numb_aparam : int
-        Frame and atomic parameters the nets take (0: none).
-    fparam_avg, fparam_inv_std : ndarray (numb_fparam,) or None
-    aparam_avg, aparam_inv_std : ndarray (numb_aparam,) or None
-    default_fparam : ndarray (numb_fparam,) or None
-        The frame parameters used when the caller gives none (DeePMD-kit's ``default_fparam``).
+    numb_fparam, numb_aparam, fparam_avg, fparam_inv_std, aparam_avg, aparam_inv_std, default_fparam
+        The frame/atomic parameters (:class:`FittingParams`).
     """
 
-    networks: Tuple[Network, ...]
-    bias_atom_e: np.ndarray
+    networks: Tuple[Network, ...] = ()
+    bias_atom_e: np.ndarray = None
     exclude_types: frozenset = field(default_factory=frozenset)
-    numb_fparam: int = 0
-    numb_aparam: int = 0
-    fparam_avg: Optional[np.ndarray] = None
-    fparam_inv_std: Optional[np.ndarray] = None
-    aparam_avg: Optional[np.ndarray] = None
-    aparam_inv_std: Optional[np.ndarray] = None
-    default_fparam: Optional[np.ndarray] = None
 
-    @property
-    def n_params(self):
-        """Input columns of the nets after the descriptor (``numb_fparam + numb_aparam``)."""
-        return self.numb_fparam + self.numb_aparam
+    def __post_init__(self):
+        if not self.networks or self.bias_atom_e is None:
+            raise ValueError("EnergyFitting needs its networks and bias_atom_e")
 
     def network(self, atom_type):
         return self.networks[0] if len(self.networks) == 1 else self.networks[atom_type]

@@ -31,7 +31,7 @@ import numpy as np
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..core.networks import Network
 from ..descriptors.fields import network_list, type_set
-from .fitting_params import read_fitting_params
+from .fitting_params import FittingParams, read_fitting_params
 
 #: fitting ``type`` -> width of the atomic tensor (3 for a vector, 9 for a 3x3 matrix, row-major)
 TENSOR_WIDTH = {"dipole": 3, "polar": 9}
@@ -40,7 +40,7 @@ TENSOR_DESCRIPTORS = ("se_e2_a", "se_atten_v2")
 
 
 @dataclass(frozen=True)
-class TensorFitting:
+class TensorFitting(FittingParams):
     """The fitting of a dipole or polarizability model (see the module docstring for the math).
 
     Attributes
@@ -59,25 +59,25 @@ class TensorFitting:
     constant_matrix : ndarray (ntypes,) or None
         Polarizability only.
     numb_fparam, numb_aparam, fparam_avg, fparam_inv_std, aparam_avg, aparam_inv_std, default_fparam
-        Frame/atomic parameters, as :class:`~dpcompress.models.model.EnergyFitting`.
+        Frame/atomic parameters (:class:`~dpcompress.models.fitting_params.FittingParams`).
+
+    ``kind``, ``networks``, ``bias_atom_e`` and ``embedding_width`` are required (their defaults
+    only keep the parameter fields first); a missing one raises ``ValueError``.
     """
 
-    kind: str
-    networks: Tuple[Network, ...]
-    bias_atom_e: np.ndarray
-    embedding_width: int
+    kind: str = ""
+    networks: Tuple[Network, ...] = ()
+    bias_atom_e: np.ndarray = None
+    embedding_width: int = 0
     exclude_types: frozenset = field(default_factory=frozenset)
     fit_diag: bool = False
     shift_diag: bool = False
     scale: Optional[np.ndarray] = None
     constant_matrix: Optional[np.ndarray] = None
-    numb_fparam: int = 0
-    numb_aparam: int = 0
-    fparam_avg: Optional[np.ndarray] = None
-    fparam_inv_std: Optional[np.ndarray] = None
-    aparam_avg: Optional[np.ndarray] = None
-    aparam_inv_std: Optional[np.ndarray] = None
-    default_fparam: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if self.kind not in TENSOR_WIDTH or not self.networks or self.bias_atom_e is None or self.embedding_width < 1:
+            raise ValueError("TensorFitting needs kind ('dipole' or 'polar'), networks, bias_atom_e and embedding_width")
 
     @property
     def width(self):
@@ -89,10 +89,6 @@ class TensorFitting:
         """Outputs of each net: M, or M*M for a polarizability without ``fit_diag``."""
         M = self.embedding_width
         return M * M if self.kind == "polar" and not self.fit_diag else M
-
-    @property
-    def n_params(self):
-        return self.numb_fparam + self.numb_aparam
 
     def network(self, atom_type):
         return self.networks[0] if len(self.networks) == 1 else self.networks[atom_type]
