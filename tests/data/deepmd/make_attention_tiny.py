@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 import make_param_tensor_tiny as base  # noqa: E402  (same folder: shared data, training, helpers)
 
 STEPS = 120
-# sel/nsel cover every neighbor of the water frames (about 105 within 6 A, under 40 within 4 A): with a
+# sel/nsel cover every neighbor of the water frames (77 to 101 within 6 A, 18 to 36 within 4 A): with a
 # smaller sel DeePMD-kit keeps the nearest ones only, and the references would test that truncation too.
 FITTING = {"neuron": [16, 16], "resnet_dt": True, "precision": "float64", "seed": 1}
 
