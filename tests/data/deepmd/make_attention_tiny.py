@@ -60,8 +60,9 @@ ABOUT = {
     "dpa1_attn2_tiny": "DPA-1 (`\"type\": \"dpa1\"`) with `attn_layer` 2, `attn` 8, `attn_dotr` true, "
                        "`tebd_input_mode` \"strip\", other options at DeePMD-kit 3.2's defaults "
                        "(`smooth_type_embedding` false, `normalize` true, `temperature` unset, `scaling_factor` 1, "
-                       "`set_davg_zero` true, `type_one_side` false), energy model. With attention layers `dp --pt compress` "
-                       "precomputes only the type-embedding net per type pair (`compress.geo_compress` false; the "
+                       "`set_davg_zero` true, `type_one_side` false), energy model. With attention layers "
+                       "`dp --pt compress` precomputes only the type-embedding net per type pair "
+                       "(`compress.geo_compress` false; the "
                        "geometric net stays a net), so compressed and uncompressed agree to the last bit here.",
     "dpa2_tiny": "DPA-2 (`\"type\": \"dpa2\"`) with 2 repformer layers at DeePMD-kit 3.2's default options "
                  "(update_g1_has_conv/drrd/grrg/attn, update_g2_has_g1g1/attn true, update_h2 false, "
