@@ -38,23 +38,13 @@ import subprocess
 import sys
 import time
 
-from machine_load import HZ, busy_ticks, wait_quiet  # benchmarks/ is sys.path[0]
+from bench_descriptors import build_system  # benchmarks/ is sys.path[0]
+from machine_load import HZ, busy_ticks, wait_quiet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DATA = os.path.join(REPO, "tests", "data", "deepmd")
 ENGINES = ("dpc_cmp", "dpc_ref", "dp_cmp")
-
-
-def build_system(rep):
-    import numpy as np
-
-    f = np.load(os.path.join(DATA, "se_e2_a_tiny", "test_frames.npz"))
-    x = f["coord"][0].astype(np.float64).reshape(-1, 3)
-    box = f["box"][0].astype(np.float64).reshape(3, 3)
-    types = np.asarray(f["atype"], dtype=np.int64).reshape(-1)
-    shifts = np.array([[i, j, k] for i in range(rep) for j in range(rep) for k in range(rep)], float) @ box
-    return (shifts[:, None] + x[None]).reshape(-1, 3), box * rep, np.tile(types, rep**3)
 
 
 def worker_main(a):
@@ -79,7 +69,7 @@ def worker_main(a):
         hello["nlist_builder"] = "native (dense all-pairs)" if b is None else type(b).__name__
     hello["load_seconds"] = time.perf_counter() - t0
     proto.write(json.dumps(hello) + "\n")
-    x, c, t = build_system(a.rep)
+    x, c, t = build_system(os.path.join(DATA, "se_e2_a_tiny", "test_frames.npz"), a.rep)
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "quit":

@@ -255,7 +255,7 @@ def test_overlapping_atoms():
 
 def _twin_inputs(xyz, box, rcut=RCUT, n_centers=None):
     search = search_radius(xyz, rcut)
-    frac, wrapped, wrap, nbins, reach = cell_list_bins(xyz, box, search)
+    frac, wrapped, wrap, nbins, reach, _ = cell_list_bins(xyz, box, search)
     return (frac, wrapped, box, nbins, reach, search, len(xyz) if n_centers is None else n_centers), wrap
 
 

@@ -18,7 +18,7 @@ The cell is the *reduced* cell (:func:`dpcompress.core.lattice.reduce_cell`): th
 written with its shortest, nearly orthogonal vectors, so a sheared cell costs what the plain one
 costs; ``cell``, ``lattice`` and the image shifts refer to it.  The work is bounded: a frame whose
 search would screen more than :data:`MAX_SCREENED_PER_ATOM` atoms and images around each atom
-(:func:`screened_per_atom`) is refused with an error naming the cell and the count.
+(:func:`cell_list_bins`) is refused with an error naming the cell and the count.
 """
 
 import math
@@ -37,7 +37,7 @@ from .._ext.threads import effective_n_threads
 #: in C): bins beyond MAX_BINS_PER_ATOM per atom only cost memory and empty-bin visits; coordinates
 #: further than MAX_CELLS_AWAY cells from the cell are refused (the lattice shifts are int32);
 #: MAX_SCREENED_PER_ATOM is the most atoms and periodic images the cell list may screen around one
-#: atom (:func:`screened_per_atom`).  Dense matter needs far fewer: water with a 6 Å cutoff about
+#: atom (:func:`cell_list_bins`).  Dense matter needs far fewer: water with a 6 Å cutoff about
 #: 650, 0.5 atoms/Å^3 with a 12 Å cutoff at most 190,000.  Above it a frame is refused: its atoms
 #: are packed beyond any physical density, or its cell is so small that every atom sees hundreds of
 #: thousands of images of the others; the search costs O(atoms x this count).
@@ -93,7 +93,10 @@ def cell_list_bins(coords, cell, search):
     ``search``).  ``reach[c] = floor(search nbins[c] / h_c) + 1`` bins either side
     (``src_c/dpc_neighbors.h`` gives the argument).  When the bins outnumber
     ``MAX_BINS_PER_ATOM`` per atom the largest count is halved until they do not (a sparse cluster
-    would otherwise allocate a huge grid); the reach follows, so no pair is missed.
+    would otherwise allocate a huge grid); the reach follows, so no pair is missed.  Also the
+    atoms and images screened around one atom on average, :math:`M = N \prod_c v_c / n_c` with
+    :math:`v_c = 2 r_c + 1` bins visited per axis (a cluster: :math:`\min(2 r_c + 1, n_c)`): the
+    search costs :math:`O(N M)`, and :math:`M` depends on the atoms, the cutoff and the lattice only.
 
     Computed in C (``dpc_cell_list_bins``, which the batched runtime calls for every frame, so
     one rule serves both); its numpy twin is :func:`dpcompress.reference.neighbors.cell_list_bins`.
@@ -103,35 +106,15 @@ def cell_list_bins(coords, cell, search):
     InputError
         An atom more than :data:`MAX_CELLS_AWAY` cells from the cell.
     """
-    frac, wrapped, wrap, nbins, reach, _, far = _kernel.cell_list_bins(coords, cell, search)
+    frac, wrapped, wrap, nbins, reach, screened, far = _kernel.cell_list_bins(coords, cell, search)
     if far >= 0:
         raise InputError(f"coords of atom {far} lie more than 2^30 cells away from the cell; wrap them first")
-    return frac, wrapped, wrap, nbins, reach
+    return frac, wrapped, wrap, nbins, reach, screened
 
 
-def screened_per_atom(natoms, nbins, reach, periodic):
-    r"""Atoms and periodic images the cell list screens around one atom, on average.
-
-    Each center visits the :math:`\prod_c (2 r_c + 1)` bins within reach of its own (a cluster:
-    those inside the grid, :math:`\prod_c \min(2 r_c + 1, n_c)`), and a bin holds
-    :math:`N / \prod_c n_c` atoms on average:
-
-    .. math::
-
-        M = N \prod_c \frac{2 r_c + 1}{n_c}.
-
-    :math:`M` depends on the atoms, the cutoff and the lattice only (the cell is reduced first);
-    the search costs :math:`O(N M)`.
-    """
-    m = float(natoms)
-    for c in range(3):
-        visited = 2 * reach[c] + 1 if periodic else min(2 * reach[c] + 1, nbins[c])
-        m *= visited / nbins[c]
-    return m
-
-
-def check_search_work(natoms, cell, rcut, nbins, reach):
-    """Refuse a frame whose search screens more than :data:`MAX_SCREENED_PER_ATOM` atoms per atom.
+def check_search_work(natoms, cell, rcut, m):
+    """Refuse a frame whose search screens ``m`` > :data:`MAX_SCREENED_PER_ATOM` atoms per atom
+    (``m`` from :func:`cell_list_bins`).
 
     Raises
     ------
@@ -139,7 +122,6 @@ def check_search_work(natoms, cell, rcut, nbins, reach):
         Naming the (reduced) cell, the atom count, the density, the periodic copies of the cell
         within the cutoff and the count against the limit.
     """
-    m = screened_per_atom(natoms, nbins, reach, cell is not None)
     if m <= MAX_SCREENED_PER_ATOM:
         return m
     if cell is None:
@@ -213,8 +195,8 @@ def candidates_of_checked(coords, cell, rcut, n_centers, n_threads):
     """
     natoms = coords.shape[0]
     search = search_radius(coords, rcut)
-    frac, wrapped, wrap, nbins, reach = cell_list_bins(coords, cell, search)
-    check_search_work(natoms, cell, rcut, nbins, reach)
+    frac, wrapped, wrap, nbins, reach, screened = cell_list_bins(coords, cell, search)
+    check_search_work(natoms, cell, rcut, screened)
     owner, image_lattice, offsets, index = _kernel.cell_candidates(
         frac, wrapped, cell, nbins, reach, search, n_centers, n_threads
     )
