@@ -31,8 +31,10 @@ import time
 import numpy as np
 
 from ._version import __version__
-from .cli_errors import check_input_file, check_output_file, error_text, exit_status, one_line_warnings
+from .cli_errors import (check_input_file, check_output_file, error_text, exit_status, model_prefix, one_line_warnings,
+                         output_name)
 from .cli_help import command_help
+from .cli_log import add_log_options, command_log, log
 from .compression import compress, compress_nep
 from .core.errors import DPCompressError, InputError
 from .core.memory_limit import ENV_VAR, parse_bytes
@@ -150,6 +152,12 @@ DP_DEFAULTS = {"extrapolate": 5, "frequency": -1, "order": 5}
 
 
 def _cmd_compress(args):
+    with command_log(args):
+        return _compress(args)
+
+
+def _compress(args):
+    args.input, args.output = model_prefix(args.input), output_name(args.output)
     # before any work: a bad -o is found in a second, not after the tables, and never replaces -i
     check_input_file(args.input, "-i")
     check_output_file(args.output, inputs=(args.input,), what="-o")
@@ -165,7 +173,7 @@ def _cmd_compress(args):
         m = compress_nep(args.input, step=args.step, max_bytes=args.max_bytes)
         save_model(m, args.output)
         tb = m.tables
-        print(f"compressed NEP {args.input} -> {args.output} in {time.perf_counter() - t0:.3f} s: quintic tables of g_n, "
+        log.info(f"compressed NEP {args.input} -> {args.output} in {time.perf_counter() - t0:.3f} s: quintic tables of g_n, "
               f"step <= {tb.step} Å, {tb.coef.size} coefficients; max |g_tab - g| {tb.error_g.max():.2e}, "
               f"max |g'_tab - g'| {tb.error_gp.max():.2e} 1/Å (ZBL analytic)")
         return 0
@@ -190,12 +198,12 @@ def _cmd_compress(args):
     t1 = time.perf_counter()
     save_model(cm, args.output)
     p = cm.compression
-    print(f"compressed {args.input} -> {args.output} in {t1 - t0:.3f} s (tables), order {p['order']}, "
+    log.info(f"compressed {args.input} -> {args.output} in {t1 - t0:.3f} s (tables), order {p['order']}, "
           f"step {'per table' if p.get('table_budget') is not None else str(p['stride0']) + '/' + str(p['stride1'])}, "
           f"extrapolate {p['extrapolate']}; max |table - net| {p['max_table_error']:.2e}; "
           f"min_nbor_dist {p['min_nbor_dist']:.6g} Å from {p['min_nbor_dist_source']}")
     for line in info_lines(p):
-        print(line)
+        log.info(line)
     return 0
 
 
@@ -248,12 +256,20 @@ def build_parser():
                     help="draw table error vs stride of a model compressed with --tolerance (needs matplotlib)")
     pi.set_defaults(func=_cmd_info)
     pc = sub.add_parser("compress", help="tabulate a model into a .dpc file", **command_help("compress"))
-    pc.add_argument("-i", "--input", required=True, help="DeePMD-kit .dp or .yaml model, or a GPUMD nep.txt")
-    pc.add_argument("-o", "--output", required=True, help="compressed model to write (.dpc; never the input)")
+    pc.add_argument("-i", "--input", default="frozen_model",
+                    help="DeePMD-kit .dp or .yaml model, or a GPUMD nep.txt; a name without suffix as dp reads it "
+                         "(PREFIX.dp, then PREFIX.yaml) [frozen_model]")
+    pc.add_argument("-o", "--output", default="frozen_model_compressed",
+                    help="compressed model to write (never the input; .dpc added to a name without suffix) "
+                         "[frozen_model_compressed]")
     pc.add_argument("-s", "--step", type=float, default=None, help="fine table stride (coarse: 10x) [0.01]")
     pc.add_argument("-e", "--extrapolate", type=float, default=None, help="table end = EXTRAPOLATE x fine upper bound [5]")
     pc.add_argument("-f", "--frequency", type=int, default=None, help="overflow check every N evaluations (-1: off) [-1]")
-    pc.add_argument("-t", "--training-script", default=None, help="DeePMD-kit input.json naming the training data (for min_nbor_dist)")
+    pc.add_argument("-t", "--training-script", default=None,
+                    help="DeePMD-kit input script (JSON, or YAML by suffix) naming the training data (for min_nbor_dist)")
+    pc.add_argument("-c", "--checkpoint-folder", default="model-compression",
+                    help="accepted for dp compress's scripts: dpcompress writes no checkpoint (nothing is created)")
+    add_log_options(pc)
     pc.add_argument("--min-nbor-dist", type=float, default=None, help="minimum pair distance of the training set, Å")
     pc.add_argument("--scan", default=None, help="JSON of 'dpcompress scan': its min_nbor_dist sets the table range (wins over the model's)")
     pc.add_argument("--order", type=int, choices=(5, 3), default=None, help="quintic (5) or cubic (3) Hermite [5]")

@@ -64,6 +64,37 @@ def error_text(exc):
     return one_line(exc)
 
 
+#: what ``dp compress -i PREFIX`` finds for each backend, and what dpcompress reads (the first two)
+MODEL_SUFFIXES = (".dp", ".yaml", ".yml")
+OTHER_BACKENDS = {".pth": "PyTorch", ".pb": "TensorFlow", ".savedmodeltf": "TensorFlow 2", ".hlo": "JAX", ".jax": "JAX",
+                  ".json": "Paddle"}
+
+
+def model_prefix(path):
+    """``-i`` as ``dp compress`` reads it: a file, or a prefix completed by the first ``PREFIX.dp|.yaml|.yml`` found.
+
+    A prefix that only matches another backend's model is an :class:`InputError` saying how to convert it.
+    """
+    if os.path.exists(path) or os.path.splitext(path)[1]:
+        return path
+    for suffix in MODEL_SUFFIXES:
+        if os.path.isfile(path + suffix):
+            return path + suffix
+    for suffix, backend in OTHER_BACKENDS.items():
+        if os.path.exists(path + suffix):
+            raise InputError(f"-i {path}: found {path + suffix}, a {backend} model; dpcompress reads the "
+                             f"backend-neutral model: dp convert-backend {path + suffix} {path}.dp")
+    raise InputError(f"-i {path}: no such file, nor {', '.join(path + s for s in MODEL_SUFFIXES)}")
+
+
+def output_name(path):
+    """``-o`` as a name: ``PREFIX`` without a suffix becomes ``PREFIX.dpc`` (``dp compress`` adds its backend's)."""
+    name = os.path.basename(path)
+    if os.path.isdir(path) or name in ("", ".", "..") or os.path.splitext(name)[1]:
+        return path  # a folder is check_output_file's to refuse, not to rename
+    return path + ".dpc"
+
+
 def check_input_file(path, what, folder_ok=False):
     """Refuse a missing input (or a folder where a file is expected) with :class:`InputError` naming ``what``."""
     if path is None:

@@ -36,7 +36,8 @@ examples:
     ),
     "compress": dict(
         description="Tabulate a model into a self-contained .dpc file (written atomically, never over the input). "
-        "DeePMD-kit models: the embedding nets, with DeePMD-kit's dp compress flags (-s, -e, -f, -t) and the "
+        "DeePMD-kit models: the embedding nets, with DeePMD-kit's dp compress command line (-i/-o and their "
+        "defaults, -s, -e, -f, -t JSON or YAML, -c, -v, -l, -m) and the "
         "training set's minimum neighbor distance (stored in the model, or from -t, --scan or --min-nbor-dist). "
         "GPUMD nep.txt: the radial functions, with -s and --max-bytes only (the DP-only options are refused).",
         epilog="""\
@@ -46,6 +47,7 @@ examples:
   dpcompress compress -i model.dp -o model.dpc -t input.json      # min_nbor_dist from the training data
   dpcompress compress -i model.dp -o model.dpc --scan scan.json   # ... or from 'dpcompress scan'
   dpcompress compress -i model.dp -o model.dpc --tolerance 1e-6 -t input.json  # strides per table (docs/accuracy.md)
+  dpcompress compress -v INFO -l compress.log   # dp's defaults: frozen_model.dp -> frozen_model_compressed.dpc
   dpcompress compress -i nep.txt -o nep.dpc""",
     ),
     "eval": dict(

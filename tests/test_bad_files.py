@@ -30,7 +30,7 @@ from dpcompress.core.activations import check_activation
 from dpcompress.core import atomic_file
 from dpcompress.core.atomic_file import check_output_path, write_atomic
 from dpcompress.core.errors import InputError, ModelFormatError, UnsupportedModelError
-from dpcompress.models.bounded_yaml import load_yaml
+from dpcompress.core.bounded_yaml import load_yaml
 from dpcompress.nep import read_nep, write_nep
 from dpcompress.scan import write_json
 

@@ -1,10 +1,10 @@
 """Smallest pair distance in training data (what DeePMD-kit stores as ``min_nbor_dist``)."""
 
-import json
 import os
 
 import numpy as np
 
+from ..core.bounded_yaml import load_json, load_yaml
 from ..core.errors import DataFormatError
 from .systems import read_systems
 
@@ -38,13 +38,17 @@ def min_neighbor_distance(systems, cutoff=6.0):
 def systems_from_training_script(script):
     """Training systems named by a DeePMD-kit input script (``training.training_data.systems``).
 
-    Relative paths are resolved against the script's folder first, then the working directory.
+    JSON, or YAML when the name ends in ``.yaml``/``.yml`` (as ``dp`` reads them); read with the
+    bounded loaders (an input script is untrusted like any file).  Relative paths are resolved
+    against the script's folder first, then the working directory.
     """
     try:
-        with open(script) as fh:
-            cfg = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
+        with open(script, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{script}: cannot read the training script ({exc})") from None
+    is_yaml = os.path.splitext(script)[1].lower() in (".yaml", ".yml")
+    cfg = load_yaml(text, script) if is_yaml else load_json(text, script, what="training script")
     try:
         systems = cfg["training"]["training_data"]["systems"]
     except (KeyError, TypeError):

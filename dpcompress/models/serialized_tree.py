@@ -12,7 +12,7 @@ DeePMD-kit v3 serialises a model as one nested dict (the same tree the
 
 :func:`load_tree` returns the tree with every array resolved to a numpy array.
 Files are untrusted input: the YAML is read by a bounded
-``yaml.SafeLoader`` (:mod:`dpcompress.models.bounded_yaml`: depth, aliases), the HDF5
+``yaml.SafeLoader`` (:mod:`dpcompress.core.bounded_yaml`: depth, aliases), the HDF5
 file's JSON with bounded depth; dataset references must name existing numeric datasets
 whose declared shapes fit the model's settings, the file and the memory limit *before*
 any is read (:mod:`dpcompress.models.declared_sizes`); every failure becomes a
@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..core.memory_limit import format_bytes, how_to_raise, max_bytes
-from .bounded_yaml import load_json, load_yaml
+from ..core.bounded_yaml import load_json, load_yaml
 from .declared_sizes import Declared, check_declared_arrays
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -17,7 +17,7 @@ import json
 
 import yaml
 
-from ..core.errors import ModelFormatError
+from .errors import ModelFormatError
 
 #: deepest nesting accepted: a DeePMD-kit tree is about 12 levels, plus 4 for an array's lists
 MAX_DEPTH = 64
