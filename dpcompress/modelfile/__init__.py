@@ -18,6 +18,8 @@ from .._ext.runtime import check_model_bytes
 from .._version import __version__
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..models import DPModel, file_kind, read_deepmd
+from ..models.pwmlff_reader import read_pwmlff
+from ..models.torch_zip import is_torch_zip
 from ..nep import NEPModel, is_nep_text_file, read_nep
 from . import dp, dp_tensor, nep
 from .container import MAGIC, Container, decode, encode, read_file, write_file
@@ -90,7 +92,8 @@ def load_model(path: Union[str, os.PathLike]) -> Union[DPModel, NEPModel]:
     Parameters
     ----------
     path : str or os.PathLike
-        DeePMD-kit ``.dp`` / ``.yaml`` (an uncompressed :class:`DPModel`), a ``nep.txt``
+        DeePMD-kit ``.dp`` / ``.yaml`` (an uncompressed :class:`DPModel`), a PWMLFF DP checkpoint
+        ``dp_model.ckpt`` (an uncompressed :class:`DPModel`, docs/pwmlff.md), a ``nep.txt``
         (:class:`NEPModel`), or a ``.dpc`` (compressed :class:`DPModel`, or a NEP model).
 
     Raises
@@ -102,6 +105,8 @@ def load_model(path: Union[str, os.PathLike]) -> Union[DPModel, NEPModel]:
         return unpack(read_dpc(path), path)
     if is_nep_text_file(path):
         return read_nep(path)
+    if is_torch_zip(path):  # PWMLFF's dp_model.ckpt (docs/pwmlff.md)
+        return read_pwmlff(path)
     if file_kind(path) == "hdf5":
         import h5py
 

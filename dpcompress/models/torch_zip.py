@@ -53,15 +53,23 @@ NUMPY_DTYPES = ("f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1"
 
 
 def is_torch_zip(path):
-    """True when ``path`` is a zip archive holding a ``data.pkl`` (a PyTorch checkpoint)."""
+    """True when ``path`` is a zip archive holding a ``data.pkl`` and no TorchScript code (a
+    ``torch.save`` checkpoint, not a ``torch.jit.save`` module such as DeePMD-kit's ``.pth``)."""
     try:
         with open(path, "rb") as fh:
             if fh.read(4) != ZIP_SIGNATURE:
                 return False
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in zf.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
+    except OSError:
         return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        # a zip that does not open (truncated): let read_checkpoint say so, unless it is named
+        # like DeePMD-kit's TorchScript files (their own message comes from the .dp reader)
+        return os.path.splitext(str(path))[1].lower() not in (".pth", ".pt")
+    scripted = any("/code/" in n or n.endswith("constants.pkl") for n in names)
+    return not scripted and any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
 
 
 class _StorageType:
