@@ -38,9 +38,10 @@ layer's bias during training; it is not added at inference).  The checkpoint key
     the model's ``min_nbor_dist`` (the compression range).
 
 The nets' layer rules (PWMLFF's ``dp_embedding.py``): an embedding layer adds its input when
-``n_out = n_in`` (``[x, x]`` when ``n_out = 2 n_in``), scaled by ``resnet_dt`` when stored — Deep
-MD-kit's rule; a fitting hidden layer after the first always adds its input (times ``resnet_dt``),
-so its width must equal its input's; the last fitting layer is linear.
+``n_out = n_in`` (``[x, x]`` when ``n_out = 2 n_in``) — DeePMD-kit's rule — and only such a layer
+scales its output by ``resnet_dt`` when stored (DeePMD-kit scales every layer); a fitting hidden
+layer after the first always adds its input (times ``resnet_dt``), so its width must equal its
+input's; the last fitting layer is linear.
 
 The type-embedding variant (``model.descriptor.type_embedding``) feeds the embedding net
 :math:`G([\tilde s, v_b])` with a fixed property vector :math:`v_b` of the neighbor's element.  For
@@ -164,7 +165,9 @@ def _embedding_network(raw, part, k, source, first_bias_shift=None):
         b = d["bias"].reshape(-1) if "bias" in d else None
         if l == 0 and first_bias_shift is not None:
             b = (np.zeros(w.shape[1]) if b is None else b) + first_bias_shift
-        idt = d["resnet_dt"].reshape(-1) if "resnet_dt" in d else None
+        # PWMLFF scales by resnet_dt only where the layer adds its input (DeePMD-kit always does)
+        residual = w.shape[1] in (w.shape[0], 2 * w.shape[0])
+        idt = d["resnet_dt"].reshape(-1) if "resnet_dt" in d and residual else None
         layers.append(Layer(w=w, b=b, idt=idt, activation="tanh", resnet=True))
     return Network(tuple(layers))
 
