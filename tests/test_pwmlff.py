@@ -24,7 +24,13 @@ from dpcompress import Potential, compress
 from dpcompress.cli import main
 from dpcompress.core.errors import ModelFormatError, UnsupportedModelError
 from dpcompress.modelfile import load_model
-from dpcompress.models.pwmlff_reader import min_nbor_dist_from_sij_max, model_from_checkpoint, radial_s, read_pwmlff
+from dpcompress.models.pwmlff_reader import (
+    min_nbor_dist_from_sij_max,
+    model_from_checkpoint,
+    radial_s,
+    read_pwmlff,
+    restrict_to_present_types,
+)
 from dpcompress.models.torch_zip import is_torch_zip, read_checkpoint
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "pwmlff")
@@ -170,6 +176,26 @@ def test_truncated_checkpoint(tmp_path):
 def test_exact_matches_pwmlff(name):
     model, ref = _model(name)
     _check(Potential(model), ref, E_TOL, F_TOL)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_frame_without_an_element(name):
+    """PWMLFF's inference uses only the neighbor blocks of the types in the frame:
+    restrict_to_present_types reproduces it; the full model (every block) differs."""
+    model, ref = _model(name)
+    args = (ref["miss_coord"].reshape(1, -1), ref["miss_cell"].reshape(1, 9), ref["miss_types"])
+    n = len(ref["miss_types"])
+    present = [model.type_map[t] for t in ref["miss_present"]]
+    for m in (restrict_to_present_types(model, present), compress(restrict_to_present_types(model, present))):
+        e, f, v = Potential(m).eval(*args)
+        tol = (E_TOL, F_TOL) if not m.is_compressed else (E_TOL_C, F_TOL_C)
+        assert abs(e.reshape(-1)[0] - ref["miss_energy"]) / n < tol[0]
+        np.testing.assert_allclose(f.reshape(-1, 3), ref["miss_force"], rtol=0, atol=tol[1])
+    e_all = Potential(model).eval(*args)[0].reshape(-1)[0]
+    if len(present) < model.ntypes:
+        assert abs(e_all - ref["miss_energy"]) / n > 1e-4
+    else:
+        assert abs(e_all - ref["miss_energy"]) / n < E_TOL
 
 
 def test_model_mapping():

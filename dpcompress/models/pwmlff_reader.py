@@ -352,3 +352,38 @@ def model_from_checkpoint(ckpt, source="", type_vectors=None):
     return DPModel(type_map=tuple(type_map), descriptor=descriptor,
                    fitting=EnergyFitting(networks=fnets, bias_atom_e=np.zeros(nt)),
                    out_bias=np.zeros(nt), min_nbor_dist=min_nbor, source=source)
+
+
+def restrict_to_present_types(model, present):
+    r"""The model as PWMLFF's own inference evaluates a frame holding only the element types
+    ``present``: the neighbor blocks of the other types are dropped (``sel`` 0, so their padding
+    no longer enters :math:`T_i`) and :math:`N` becomes ``max_neigh_num * len(present)``.
+
+    Parameters
+    ----------
+    model : DPModel
+        Read by :func:`read_pwmlff` (uncompressed; compress the result if wanted).
+    present : iterable of int or str
+        Type indices or element names of the frame's atoms.
+
+    Returns
+    -------
+    DPModel
+        Equal to ``model`` when every type is present.
+    """
+    import dataclasses
+
+    d = model.descriptor
+    keep = set()
+    for t in present:
+        idx = model.type_map.index(t) if isinstance(t, str) and t in model.type_map else t
+        if isinstance(idx, str) or not 0 <= int(idx) < model.ntypes:
+            raise ModelFormatError(f"{model.source}: type {t!r} is not one of {model.type_map}")
+        keep.add(int(idx))
+    if model.is_compressed:
+        raise UnsupportedModelError("restrict_to_present_types takes the uncompressed model (compress afterwards)")
+    offsets = np.concatenate([[0], np.cumsum(d.sel)])
+    slots = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b in range(d.ntypes) if b in keep])
+    sel = tuple(s if b in keep else 0 for b, s in enumerate(d.sel))
+    desc = dataclasses.replace(d, sel=sel, davg=d.davg[:, slots].copy(), dstd=d.dstd[:, slots].copy())
+    return dataclasses.replace(model, descriptor=desc)

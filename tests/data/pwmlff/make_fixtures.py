@@ -98,7 +98,14 @@ def main():
         model = pr.load(torch.load(path, map_location="cpu", weights_only=False))
         out = [pr.evaluate(model, c, cell, t, zs) for c, cell, t in frames]
         tv = normalized(zs, spec[8]) if spec[8] else None
+        # a frame without the model's first element: PWMLFF told the types present (its inference)
+        coord, cell, types = fcc_frame(rng, a, len(zs))
+        types[types == 0] = len(zs) - 1
+        present = sorted(set(np.array(zs)[types].tolist()), key=zs.index)
+        e_p, f_p, v_p = pr.evaluate(model, coord, cell, types, zs, present=present)
         np.savez_compressed(os.path.join(HERE, f"{name}_ref.npz"),
+                            miss_coord=coord, miss_cell=cell, miss_types=types, miss_energy=e_p, miss_force=f_p,
+                            miss_virial=v_p, miss_present=np.array([zs.index(z) for z in present]),
                             coord=np.array([f[0] for f in frames]), cell=np.array([f[1] for f in frames]),
                             types=np.array([f[2] for f in frames]), energy=np.array([o[0] for o in out]),
                             force=np.array([o[1] for o in out]), virial=np.array([o[2] for o in out]),
