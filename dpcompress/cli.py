@@ -257,7 +257,7 @@ def build_parser():
     pi.set_defaults(func=_cmd_info)
     pc = sub.add_parser("compress", help="tabulate a model into a .dpc file", **command_help("compress"))
     pc.add_argument("-i", "--input", default="frozen_model",
-                    help="DeePMD-kit .dp or .yaml model, or a GPUMD nep.txt; a name without suffix as dp reads it "
+                    help="DeePMD-kit .dp or .yaml model, a PWMLFF dp_model.ckpt, or a GPUMD nep.txt; a name without suffix as dp reads it "
                          "(PREFIX.dp, then PREFIX.yaml) [frozen_model]")
     pc.add_argument("-o", "--output", default="frozen_model_compressed",
                     help="compressed model to write (never the input; .dpc added to a name without suffix) "
