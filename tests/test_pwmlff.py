@@ -22,7 +22,7 @@ import pytest
 from conftest import SHARED_DEEPMD
 from dpcompress import Potential, compress
 from dpcompress.cli import main
-from dpcompress.core.errors import ModelFormatError, UnsupportedModelError
+from dpcompress.core.errors import InputError, ModelFormatError, UnsupportedModelError
 from dpcompress.modelfile import load_model
 from dpcompress.models.pwmlff_reader import (
     min_nbor_dist_from_sij_max,
@@ -151,6 +151,29 @@ def test_refuses_out_of_bounds_tensor(tmp_path):
         read_checkpoint(_zip(tmp_path, p, [("0", data)]))
 
 
+def test_refuses_unbounded_sizes(tmp_path):
+    data = np.zeros(1, dtype="<f8").tobytes()
+    p = _P().tensor("0", 1, 0, (1 << 20, 1 << 20), (0, 0)).done()  # stride 0: one element, 2**40 times
+    with pytest.raises(ModelFormatError, match="over the memory limit"):
+        read_checkpoint(_zip(tmp_path, p, [("0", data)]))
+    # a pickled numpy array whose shape product would wrap around in int64
+    arr = (_P().glob("numpy.core.multiarray", "_reconstruct").glob("numpy", "ndarray").tuple(0).op(b"C\x01b")
+           .op(b"\x87R").op(b"(").int(1).tuple(1 << 30, 1 << 30, 1 << 30, 16).glob("numpy", "dtype").str("f8").int(0).int(1)
+           .op(b"\x87R").op(b"(").int(3).str("<").op(b"NNN").int(-1).int(-1).int(0).op(b"tb\x89C\x00tb"))
+    with pytest.raises(ModelFormatError, match="the file holds 0"):  # 2**94 elements, not 0
+        read_checkpoint(_zip(tmp_path, arr.done()))
+
+
+def test_torchscript_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model/data.pkl", b"\x80\x02}.")
+        zf.writestr("model/code/__torch__.py", "")
+    assert not is_torch_zip(path)
+    with pytest.raises(UnsupportedModelError, match="convert-backend"):
+        load_model(path)
+
+
 def test_refuses_object_arrays_and_bad_storage(tmp_path):
     p = _P().glob("numpy", "dtype").str("O8").int(0).int(1).op(b"\x87R").done()  # TUPLE3, REDUCE
     with pytest.raises(ModelFormatError, match="numpy dtype 'O8' is refused"):
@@ -191,6 +214,8 @@ def test_frame_without_an_element(name):
         tol = (E_TOL, F_TOL) if not m.is_compressed else (E_TOL_C, F_TOL_C)
         assert abs(e.reshape(-1)[0] - ref["miss_energy"]) / n < tol[0]
         np.testing.assert_allclose(f.reshape(-1, 3), ref["miss_force"], rtol=0, atol=tol[1])
+    with pytest.raises(InputError, match="'Xx' is not one of"):
+        restrict_to_present_types(model, ["Xx"])
     e_all = Potential(model).eval(*args)[0].reshape(-1)[0]
     if len(present) < model.ntypes:
         assert abs(e_all - ref["miss_energy"]) / n > 1e-4

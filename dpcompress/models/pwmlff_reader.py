@@ -63,7 +63,7 @@ import warnings
 import numpy as np
 
 from ..core.elements import symbol
-from ..core.errors import ModelFormatError, UnsupportedModelError
+from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 from ..descriptors.fields import MAX_SEL, MAX_TYPES, MAX_WIDTH
 from ..descriptors.se_e2_a import DescriptorSeA
@@ -157,14 +157,12 @@ def _layers(raw, part, k, source):
     return out
 
 
-def _embedding_network(raw, part, k, source, first_bias_shift=None):
+def _embedding_network(raw, part, k, source):
     """PWMLFF's EmbeddingNet as a :class:`Network` (DeePMD-kit's layer rule, resnet on)."""
     layers = []
     for l, d in enumerate(_layers(raw, part, k, source)):
         w = d["weight"]
         b = d["bias"].reshape(-1) if "bias" in d else None
-        if l == 0 and first_bias_shift is not None:
-            b = (np.zeros(w.shape[1]) if b is None else b) + first_bias_shift
         # PWMLFF scales by resnet_dt only where the layer adds its input (DeePMD-kit always does)
         residual = w.shape[1] in (w.shape[0], 2 * w.shape[0])
         idt = d["resnet_dt"].reshape(-1) if "resnet_dt" in d and residual else None
@@ -308,12 +306,17 @@ def model_from_checkpoint(ckpt, source="", type_vectors=None):
         if nprop < 1 or (isinstance(props, list) and len(props) != nprop):
             raise ModelFormatError(f"{source}: 'embedding_net.0.layers.0.weight' should take 1 + "
                                    f"{len(props) if isinstance(props, list) else 'n'} inputs (s and the properties)")
+        if w0.shape[1] in (w0.shape[0], 2 * w0.shape[0]):
+            raise UnsupportedModelError(f"{source}: the type-embedding net's first layer maps {w0.shape[0]} -> "
+                                        f"{w0.shape[1]} with a residual over [s, properties]; not read")
         vec = _type_vectors(ckpt, type_vectors, atom_type, nprop, source)
-        embeddings = tuple(_embedding_network(emb[0], "embedding_net", 0, source, first_bias_shift=vec[b] @ w0[1:])
-                           for b in range(nt))
-        # the folded first layer takes s alone: keep its first weight row
-        embeddings = tuple(Network((Layer(w=net.layers[0].w[:1], b=net.layers[0].b, idt=net.layers[0].idt,
-                                          activation="tanh", resnet=True),) + net.layers[1:]) for net in embeddings)
+        shared = _embedding_network(emb[0], "embedding_net", 0, source)
+        first = shared.layers[0]
+        # per neighbor type b: the first layer takes s alone and its bias absorbs v_b W[1:]
+        embeddings = tuple(
+            Network((Layer(w=first.w[:1], b=(first.b if first.b is not None else 0.0) + vec[b] @ first.w[1:],
+                           idt=first.idt, activation="tanh", resnet=True),) + shared.layers[1:])
+            for b in range(nt))
         type_one_side = True
     else:
         if sorted(emb) != list(range(nt * nt)):
@@ -378,7 +381,7 @@ def restrict_to_present_types(model, present):
     for t in present:
         idx = model.type_map.index(t) if isinstance(t, str) and t in model.type_map else t
         if isinstance(idx, str) or not 0 <= int(idx) < model.ntypes:
-            raise ModelFormatError(f"{model.source}: type {t!r} is not one of {model.type_map}")
+            raise InputError(f"{model.source}: type {t!r} is not one of {model.type_map}")
         keep.add(int(idx))
     if model.is_compressed:
         raise UnsupportedModelError("restrict_to_present_types takes the uncompressed model (compress afterwards)")

@@ -79,6 +79,9 @@ class _StorageType:
         self.name = name
         self.dtype = np.dtype(STORAGE_DTYPES[name])
 
+    def __setstate__(self, state):
+        raise ModelFormatError(f"the pickle sets the state of torch.{self.name}; refused")
+
 
 class _Storage:
     """A storage's elements (a 1-d numpy array) and where they came from."""
@@ -86,6 +89,9 @@ class _Storage:
     def __init__(self, key, data):
         self.key = key
         self.data = data
+
+    def __setstate__(self, state):
+        raise ModelFormatError(f"the pickle sets the state of storage {self.key!r}; refused")
 
 
 class _NumpyArrayMarker:
@@ -109,7 +115,7 @@ class _PickledArray:
         if not isinstance(raw, (bytes, bytearray)):
             raise ModelFormatError(f"{self.where}: a pickled numpy array's data is {type(raw).__name__}, "
                                    "expected bytes (object arrays are refused)")
-        n = int(np.prod(shape, dtype=np.int64))
+        n = _count(shape)  # exact: a Python int cannot wrap around
         if n * dtype.dtype.itemsize != len(raw):
             raise ModelFormatError(f"{self.where}: a pickled numpy array of shape {shape} and dtype "
                                    f"{dtype.dtype} needs {n * dtype.dtype.itemsize} bytes, the file holds {len(raw)}")
@@ -134,6 +140,13 @@ class _PickledDtype:
             self.dtype = self.dtype.newbyteorder(state[1])
 
 
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def _int_tuple(value, what):
     if not isinstance(value, tuple) or len(value) > MAX_DIMS or not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
@@ -144,10 +157,11 @@ def _int_tuple(value, what):
 class _RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` whose globals are the whitelist of the module docstring."""
 
-    def __init__(self, data, where, storages):
+    def __init__(self, data, where, load_storage):
         super().__init__(io.BytesIO(data))
         self.where = where
-        self.storages = storages  # key -> _Storage, filled by persistent_load
+        self.load_storage = load_storage  # (key, dtype, numel) -> 1-d array of the entry
+        self.storages = {}  # key -> _Storage, filled by persistent_load
 
     def find_class(self, module, name):
         full = f"{module}.{name}"
@@ -185,9 +199,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if st.data.dtype.str[1:] != stype.dtype.str[1:] or st.data.size < numel:
             raise ModelFormatError(f"{self.where}: storage {key!r} is used with two element types or sizes")
         return st
-
-    def load_storage(self, key, dtype, numel):  # replaced by read_checkpoint
-        raise NotImplementedError
 
 
 class _OrderedDict(dict):
@@ -229,6 +240,10 @@ def _rebuild_tensor(where, storage, offset, size, stride, *rest):
         raise ModelFormatError(f"{where}: tensor of storage {storage.key!r} has {len(size)} sizes and "
                                f"{len(stride)} strides")
     data = storage.data
+    nbytes = _count(size) * data.dtype.itemsize  # stride 0 can repeat one element without bound
+    if nbytes > max_bytes():
+        raise ModelFormatError(f"{where}: tensor of storage {storage.key!r} has size {size}: "
+                               f"{format_bytes(nbytes)}, over the memory limit of {format_bytes(max_bytes())}")
     if all(s > 0 for s in size):
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= data.size:
@@ -297,7 +312,6 @@ def read_checkpoint(path):
                 raise ModelFormatError(f"{path}: byteorder entry is {bo!r}, expected 'little' or 'big'")
             order = "<" if bo == b"little" else ">"
         where = f"{path}: {pkl[0]}"
-        unpickler = _RestrictedUnpickler(read_entry(pkl[0], MAX_PICKLE_BYTES), where, {})
         used = [0]
 
         def load_storage(key, dtype, numel):
@@ -309,7 +323,7 @@ def read_checkpoint(path):
                                        f"{numel} elements of {dtype} need {numel * dtype.itemsize}")
             return np.frombuffer(raw, dtype=dtype, count=numel)
 
-        unpickler.load_storage = load_storage
+        unpickler = _RestrictedUnpickler(read_entry(pkl[0], MAX_PICKLE_BYTES), where, load_storage)
         try:
             obj = unpickler.load()
         except ModelFormatError:
