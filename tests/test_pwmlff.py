@@ -66,7 +66,8 @@ def test_checkpoint_structure():
     assert ck["json_file"]["atom_type"] == [29, 28] and ck["json_file"]["model_type"] == "DP"
     sd = ck["state_dict"]
     assert len([k for k in sd if k.startswith("embedding_net.")]) == 4 * 2 * 2  # 4 nets, 2 layers, w + b
-    assert sd["embedding_net.3.layers.1.weight"].shape == (6, 6) and sd["embedding_net.3.layers.1.weight"].dtype == np.float64
+    w = sd["embedding_net.3.layers.1.weight"]
+    assert w.shape == (6, 6) and w.dtype == np.float64
     assert sd["fitting_net.1.layers.1.resnet_dt"].shape == (1, 8)
     assert ck["davg"].shape == (2, 2 * 30 * 4) and ck["sij_max"].shape == ()
     assert is_torch_zip(os.path.join(DATA, "nicu_2el.ckpt"))
@@ -158,7 +159,8 @@ def test_refuses_unbounded_sizes(tmp_path):
         read_checkpoint(_zip(tmp_path, p, [("0", data)]))
     # a pickled numpy array whose shape product would wrap around in int64
     arr = (_P().glob("numpy.core.multiarray", "_reconstruct").glob("numpy", "ndarray").tuple(0).op(b"C\x01b")
-           .op(b"\x87R").op(b"(").int(1).tuple(1 << 30, 1 << 30, 1 << 30, 16).glob("numpy", "dtype").str("f8").int(0).int(1)
+           .op(b"\x87R").op(b"(").int(1).tuple(1 << 30, 1 << 30, 1 << 30, 16)
+           .glob("numpy", "dtype").str("f8").int(0).int(1)
            .op(b"\x87R").op(b"(").int(3).str("<").op(b"NNN").int(-1).int(-1).int(0).op(b"tb\x89C\x00tb"))
     with pytest.raises(ModelFormatError, match="the file holds 0"):  # 2**94 elements, not 0
         read_checkpoint(_zip(tmp_path, arr.done()))
@@ -253,9 +255,11 @@ def test_type_embedding_needs_vectors():
     (lambda c: c.pop("davg"), ModelFormatError, "no 'davg'"),
     (lambda c: c.update(dstd=c["dstd"][:, :10]), ModelFormatError, "'dstd' has shape"),
     (lambda c: c["json_file"].update(atom_type=[29, 0]), ModelFormatError, r"atom_type\[1\]"),
-    (lambda c: c["state_dict"].pop("embedding_net.2.layers.0.weight"), ModelFormatError, "embedding_net.2.layers.0.weight"),
+    (lambda c: c["state_dict"].pop("embedding_net.2.layers.0.weight"), ModelFormatError,
+     "embedding_net.2.layers.0.weight"),
     (lambda c: c["state_dict"].update(extra=np.zeros(1)), UnsupportedModelError, "'extra'"),
-    (lambda c: c["state_dict"]["fitting_net.0.layers.0.bias"].__setitem__((0, 0), np.nan), ModelFormatError, "non-finite"),
+    (lambda c: c["state_dict"]["fitting_net.0.layers.0.bias"].__setitem__((0, 0), np.nan), ModelFormatError,
+     "non-finite"),
 ])
 def test_bad_checkpoints(edit, error, match):
     ck = read_checkpoint(os.path.join(DATA, "nicu_2el.ckpt"))

@@ -137,7 +137,8 @@ def _collect_nets(state, source):
 def _layers(raw, part, k, source):
     """The layers of ``<part>.<k>`` in order, each a dict with weight / bias / resnet_dt."""
     if sorted(raw) != list(range(len(raw))):
-        raise ModelFormatError(f"{source}: '{part}.{k}.layers' are numbered {sorted(raw)}, expected 0 ... {len(raw) - 1}")
+        raise ModelFormatError(f"{source}: '{part}.{k}.layers' are numbered {sorted(raw)}, "
+                               f"expected 0 ... {len(raw) - 1}")
     out = []
     for l in range(len(raw)):
         d = raw[l]

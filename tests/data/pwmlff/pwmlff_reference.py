@@ -39,7 +39,8 @@ def model_config(js, state):
         "atomType": [{"type": z, "Rc": d["Rmax"], "Rm": d["Rmin"]} for z in js["atom_type"]],
         "M2": d["M2"], "Rc_M": d["Rmax"], "maxNeighborNum": js["max_neigh_num"], "training_type": "float64",
         "net_cfg": {
-            "embedding_net": {"network_size": d["network_size"], "bias": True, "resnet_dt": emb_dt, "activation": "tanh"},
+            "embedding_net": {"network_size": d["network_size"], "bias": True, "resnet_dt": emb_dt,
+                              "activation": "tanh"},
             "fitting_net": {"network_size": f["network_size"], "bias": True, "resnet_dt": True, "activation": "tanh"},
         },
     }
