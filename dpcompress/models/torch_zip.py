@@ -22,6 +22,8 @@ these functions).  The names a PWMLFF checkpoint holds:
 ``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``, ``_codecs.encode``
     numpy arrays pickled by value (PWMLFF's ``davg``, ``dstd``, ``energy_shift``): only numeric
     dtypes, C or Fortran order, and a byte string whose length is exactly the array's size.
+``numpy.core.multiarray.scalar``
+    a numpy number (a numeric dtype and exactly its item size in bytes).
 
 Any other global is refused with :class:`~dpcompress.core.errors.ModelFormatError` naming it, as is
 every malformed argument, a storage that is missing or shorter than its declared element count, a
@@ -176,6 +178,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _StorageType(name)
         if full in ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct"):
             return lambda cls, *rest: _reconstruct(where, cls)
+        if full in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
+            return lambda dtype, raw=None: _numpy_scalar(where, dtype, raw)
         if full == "numpy.ndarray":
             return _NumpyArrayMarker
         if full == "numpy.dtype":
@@ -220,6 +224,15 @@ def _latin1_encode(text, encoding="utf-8"):
         raise ModelFormatError(f"_codecs.encode called with encoding {encoding!r}; only 'latin1' (numpy's "
                                "pickled array bytes) is accepted")
     return text.encode("latin1")
+
+
+def _numpy_scalar(where, dtype, raw):
+    """``numpy.core.multiarray.scalar(dtype, bytes)``: one number (PWMLFF's type vectors hold them)."""
+    if not isinstance(dtype, _PickledDtype) or dtype.dtype is None:
+        raise ModelFormatError(f"{where}: a pickled numpy scalar has no accepted dtype")
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) != dtype.dtype.itemsize:
+        raise ModelFormatError(f"{where}: a pickled numpy {dtype.dtype} scalar needs {dtype.dtype.itemsize} bytes")
+    return np.frombuffer(bytes(raw), dtype=dtype.dtype)[0].astype(dtype.dtype.newbyteorder("="))
 
 
 def _reconstruct(where, cls):
@@ -349,6 +362,6 @@ def _resolve(obj, where, depth=0):
         return {k: _resolve(v, where, depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(_resolve(v, where, depth + 1) for v in obj)
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.ndarray)):
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.ndarray, np.generic)):
         return obj
     raise ModelFormatError(f"{where}: a {type(obj).__name__.strip('_')} object where data was expected")

@@ -74,6 +74,27 @@ def make_model(name, spec, rng):
             "energy_shift": energy_shift, "atom_type_order": np.array(zs)}
 
 
+def pwmlff_compress(path, out, model, dx, order=3):
+    """What ``PWMLFF compress path -d dx -o 3`` writes (src/user/ckpt_compress.py's compress_force_field:
+    its range and table functions, the same ``compress`` entry), for a type-embedding model."""
+    import torch
+    import src.user.ckpt_compress as cc
+    from utils.atom_type_emb_dict import get_normalized_data_list
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    order_types = ck["atom_type_order"].tolist()
+    sij, smin, smax, sout, slen, soutlen = cc.set_sij_range(ck["davg"], ck["dstd"], order_types, torch.float64,
+                                                            torch.device("cpu"), float(ck["sij_max"]), dx)
+    tv = get_normalized_data_list(order_types, ck["json_file"]["model"]["descriptor"]["type_embedding"]
+                                  ["physical_property"])
+    table = cc.dp_type_model_compress_3order(sij, model, dx, order_types, tv, slen, soutlen, torch.device("cpu"))
+    ck["compress"] = {"table": table, "dx": dx, "order": order, "davg": ck["davg"][:, 0], "dstd": ck["dstd"][:, 0],
+                      "sij_min": smin, "sij_max": smax, "sij_out_max": sout, "sij_len": slen,
+                      "sij_out_len": soutlen, "type_vector": tv}
+    torch.save(ck, out)
+    print(os.path.basename(out), os.path.getsize(out), "bytes")
+
+
 def main():
     import torch
 
@@ -111,6 +132,8 @@ def main():
                             force=np.array([o[1] for o in out]), virial=np.array([o[2] for o in out]),
                             type_vectors=np.array([tv[z] for z in zs]) if tv else np.zeros((0,)))
         print(name, os.path.getsize(path), "bytes;", [round(o[0], 6) for o in out])
+        if spec[8]:
+            pwmlff_compress(path, os.path.join(HERE, f"{name}_pwmlff_cmp.ckpt"), model, dx=0.05)
     if args.public:
         refs = {}
         for key in ("dp", "dp_type_embedding"):

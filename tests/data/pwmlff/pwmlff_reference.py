@@ -9,6 +9,7 @@ then calls PWMLFF's ``DP`` / ``TypeDP`` forward, which computes energies and (by
 
 import os
 import sys
+import types
 
 import numpy as np
 
@@ -22,6 +23,12 @@ def import_pwmlff():
 
     torch.ops.load_library = lambda path: None  # the CPU path never calls the custom ops
     sys.path[:0] = [src, os.path.join(src, "src")]
+    for name in ("src.lib", "src.lib.NeighConst", "NeighConst", "matplotlib", "matplotlib.pyplot"):
+        # imported by PWMLFF's modules but unused here: the Fortran neighbor finder, plotting
+        stub = types.ModuleType(name)
+        stub.__path__ = []
+        stub.__getattr__ = lambda attr: None
+        sys.modules.setdefault(name, stub)
     from src.model.dp_dp import DP
     from src.model.dp_dp_typ_emb import TypeDP
     from utils.atom_type_emb_dict import get_normalized_data_list
