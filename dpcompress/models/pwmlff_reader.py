@@ -97,7 +97,7 @@ def _get(d, key, where, source, kind=None, default=KeyError):
         raise ModelFormatError(f"{source}: the checkpoint has no '{where}{key}'")
     v = d[key]
     if kind is not None and not isinstance(v, kind):
-        raise ModelFormatError(f"{source}: '{where}{key}' is {type(v).__name__}, expected {kind}")
+        raise ModelFormatError(f"{source}: '{where}{key}' is a {type(v).__name__}, expected a {kind.__name__}")
     return v
 
 
