@@ -42,6 +42,7 @@ from .data import read_systems
 from .data.formats import FORMAT_HELP
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
+from .modelfile.pwmlff_nep import is_pwmlff_nep_checkpoint
 from .nep import NEPModel, is_nep_text_file
 from .potential import Potential
 from .validation.command import add_parser as add_test_parser
@@ -161,10 +162,11 @@ def _compress(args):
     # before any work: a bad -o is found in a second, not after the tables, and never replaces -i
     check_input_file(args.input, "-i")
     check_output_file(args.output, inputs=(args.input,), what="-o")
-    check_tolerance_args(args, is_nep_text_file(args.input))
+    nep_input = is_nep_text_file(args.input) or is_pwmlff_nep_checkpoint(args.input)
+    check_tolerance_args(args, nep_input)
     if args.step is None:  # default 0.01 (also the start of --tolerance's stride search)
         args.step = 0.01
-    if is_nep_text_file(args.input):  # GPUMD nep.txt: tables of the radial functions
+    if nep_input:  # GPUMD nep.txt or PWMLFF nep_model.ckpt: tables of the radial functions
         given = [flag for name, flag in DP_ONLY if getattr(args, name) is not None]
         if given:
             raise InputError(f"{', '.join(given)}: for DeePMD-kit models only; a NEP model ({args.input}) takes -s and "
