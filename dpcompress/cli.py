@@ -22,6 +22,11 @@ eval MODEL DATA
 test -m MODEL -s SYSTEM [SYSTEM ...] [-n N] [-d DETAIL] [--against ORIGINAL] [--plot FILE.png] [--json FILE]
     Energy, force and virial MAE/RMSE against the labels, as DeePMD-kit's dp test
     (docs/test.md); also under mpiexec.
+pwmlff {compress,togpumd,toneplmps} ...
+    PWMLFF's own command lines (``dpcompress.cli_pwmlff``, docs/pwmlff.md):
+    ``pwmlff compress dp_model.ckpt -d 0.01 -o 3 -s cmp_dp_model`` runs as
+    ``compress -s 0.01 --order 3 -e 10``; ``togpumd`` folds a NEP checkpoint's
+    per-element biases for one composition; ``toneplmps`` writes nep_to_lmps.txt.
 """
 
 import argparse
@@ -42,6 +47,7 @@ from .data import read_systems
 from .data.formats import FORMAT_HELP
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
+from . import cli_pwmlff
 from .modelfile.pwmlff_nep import is_pwmlff_nep_checkpoint
 from .nep import NEPModel, is_nep_text_file
 from .potential import Potential
@@ -286,6 +292,7 @@ def build_parser():
                     help="calibration frames for --tolerance (deepmd/npy or hdf5; default: -t's training data)")
     pc.set_defaults(func=_cmd_compress)
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
+    sub.add_parser("pwmlff", add_help=False, help="PWMLFF's command lines: compress, togpumd, toneplmps (docs/pwmlff.md)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames", **command_help("eval"))
     pe.add_argument("model", help="a .dpc, .dp/.yaml or nep.txt model file")
     pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively), deepmd/hdf5, extxyz, "
@@ -297,6 +304,21 @@ def build_parser():
     return p
 
 
+def _pwmlff(argv):
+    """``dpcompress pwmlff compress|togpumd|toneplmps``: compress runs as ``dpcompress compress``."""
+    args = cli_pwmlff.build_parser().parse_args(argv)
+    try:
+        with one_line_warnings():
+            if args.pwmlff_command == "compress":
+                return main(cli_pwmlff.compress_argv(args))
+            out = getattr(cli_pwmlff, args.pwmlff_command)(args)
+        print(f"wrote {out}")
+        return 0
+    except (DPCompressError, OSError) as exc:
+        print(f"dpcompress pwmlff {args.pwmlff_command}: error: {error_text(exc)}", file=sys.stderr)
+        return exit_status(exc)
+
+
 def main(argv=None):
     """Entry point of the ``dpcompress`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -304,6 +326,8 @@ def main(argv=None):
         from .scan import main as scan_main
 
         return scan_main(argv[1:], prog="dpcompress scan")
+    if argv[:1] == ["pwmlff"]:  # PWMLFF's command lines (dpcompress.cli_pwmlff)
+        return _pwmlff(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         with one_line_warnings():

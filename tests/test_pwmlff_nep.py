@@ -40,7 +40,7 @@ def _frame(seed=0, a=3.6, n=2, rattle=0.1):
     base = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
     pos = np.array([b + [i, j, k] for i in range(n) for j in range(n) for k in range(n) for b in base]) * a
     pos += rng.normal(scale=rattle, size=pos.shape)
-    types = rng.integers(0, 2, len(pos))
+    types = np.random.default_rng(99).integers(0, 2, len(pos))  # the same in every frame
     return pos.reshape(1, -1), (np.eye(3) * a * n).reshape(1, 9), types
 
 
@@ -103,3 +103,80 @@ def test_public_checkpoint():
     text = nep_text_from_checkpoint(read_checkpoint(path), path)
     assert hashlib.sha256(text.encode()).hexdigest() == PUBLIC_TEXT_SHA
     assert load_model(path).elements == ["Ag", "Au"]
+
+
+# ---- dpcompress pwmlff ... (PWMLFF's command lines) and NEP metrics in dpcompress test
+
+
+def test_pwmlff_togpumd_matches_pwmlff(tmp_path, capsys):
+    out = tmp_path / "gpumd.txt"
+    assert main(["pwmlff", "togpumd", "-m", CKPT, "-t", "29", "O", "-n", "3", "5", "-s", str(out)]) == 0
+    g, ref = read_nep(out), read_nep(os.path.join(DATA, "nep_tiny_gpumd_3_5.txt"))  # ref: PWMLFF togpumd
+    assert g.version == 4 and not np.any(g.b1_type) and not np.any(ref.b1_type)
+    assert g.b1 == pytest.approx(ref.b1, abs=1e-14)
+    c, cell, t = _frame(2)
+    for x, y in zip(Potential(g).eval(c, cell, t), Potential(ref).eval(c, cell, t)):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-9)  # write_nep keeps 7 decimals of w, c
+
+
+def test_pwmlff_toneplmps(tmp_path):
+    ckpt = tmp_path / "nep_model.ckpt"
+    ckpt.write_bytes(open(CKPT, "rb").read())
+    assert main(["pwmlff", "toneplmps", str(ckpt)]) == 0
+    assert (tmp_path / "nep_to_lmps.txt").read_text() == open(os.path.join(DATA, "nep_tiny_to_lmps.txt")).read()
+
+
+def test_pwmlff_compress_alias(tmp_path):
+    dp = os.path.join(DATA, "cu_1el.ckpt")
+    assert main(["pwmlff", "compress", dp, "-d", "0.01", "-o", "3", "-s", "cmp_dp_model.ckpt", "-w", str(tmp_path)]) == 0
+    assert main(["compress", "-i", dp, "-o", str(tmp_path / "direct.dpc"), "-s", "0.01", "--order", "3", "-e", "10"]) == 0
+    # the alias is exactly dpcompress compress -s 0.01 --order 3 -e 10: the same tables
+    a, b = load_model(tmp_path / "cmp_dp_model.dpc"), load_model(tmp_path / "direct.dpc")
+    assert a.compression["order"] == b.compression["order"] == 3
+    c, cell, t = _frame(3, a=3.61)
+    t = np.zeros_like(t)
+    for x, y, z in zip(Potential(a).eval(c, cell, t), Potential(b).eval(c, cell, t), Potential(dp).eval(c, cell, t)):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_allclose(x, z, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["compress", "missing.ckpt"], "no such file"),
+    (["compress", CKPT.replace("nep_tiny", "cu_1el"), "-o", "2"], "-o 2"),
+    (["togpumd", "-m", CKPT, "-t", "29", "79", "-n", "3", "5"], "-t Au: not an element"),
+    (["togpumd", "-m", CKPT, "-t", "29", "-n", "3", "5"], "1 elements but -n gives 2"),
+    (["togpumd", "-m", CKPT, "-t", "Xx", "-n", "3"], "not an atomic number"),
+    (["togpumd", "-m", os.path.join(DATA, "cu_1el.ckpt"), "-t", "29", "-n", "3"], "not a NEP model"),
+])
+def test_pwmlff_cli_errors(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["pwmlff"] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1
+
+
+def test_nep_metrics_in_dpcompress_test(tmp_path, capsys):
+    """dpcompress test on a NEP checkpoint: labels = the model's own predictions plus known offsets
+    (energy +0, +0.01, +0.02 eV; every force component +0.001 eV/Å), so the metrics are known exactly."""
+    pot = Potential(CKPT)
+    d = tmp_path / "sys"
+    (d / "set.000").mkdir(parents=True)
+    coords, energies, forces, boxes = [], [], [], []
+    for k in range(3):
+        c, cell, t = _frame(10 + k)
+        e, f, _ = pot.eval(c, cell, t)
+        coords.append(c[0]), boxes.append(cell[0]), energies.append(e.reshape(-1)[0] + 0.01 * k)
+        forces.append(f.reshape(-1) + 0.001)
+    t = _frame(10)[2]  # the same types in every frame
+    np.savetxt(d / "type.raw", t, fmt="%d")
+    (d / "type_map.raw").write_text("Cu\nO\n")
+    for name, a in (("coord", coords), ("box", boxes), ("energy", energies), ("force", forces)):
+        np.save(d / "set.000" / f"{name}.npy", np.array(a))
+    assert main(["test", "-m", CKPT, "-s", str(d)]) == 0
+    out = capsys.readouterr().out
+    n = len(t)
+    rmse = np.sqrt((0 + 1e-4 + 4e-4) / 3)
+    for label, value in (("Energy MAE ", 0.01), ("Energy RMSE ", rmse), ("Energy RMSE/Natoms ", rmse / n),
+                         ("Force  RMSE ", 0.001)):
+        line = [x for x in out.splitlines() if x.startswith(label)][0]
+        assert float(line.split(":")[1].split()[0]) == pytest.approx(value, rel=1e-6), line
