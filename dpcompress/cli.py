@@ -70,7 +70,8 @@ def _pairs_text(model, a):
 def _info_nep(path, m):
     """``dpcompress info`` for a NEP model: a GPUMD nep.txt or a NEP .dpc from ``dpcompress compress``."""
     dpc = is_dpc_file(path)
-    kind = "dpcompress NEP table file (.dpc)" if dpc else "GPUMD NEP text model (nep.txt)"
+    kind = ("dpcompress NEP table file (.dpc)" if dpc else "PWMLFF NEP checkpoint (nep_model.ckpt)"
+            if is_pwmlff_nep_checkpoint(path) else "GPUMD NEP text model (nep.txt)")
     token = f"nep{m.version}" + ("_zbl" if m.zbl is not None else "")
     print(f"file:            {path}")
     print(f"format:          {kind}; model token {token}" + ("; PWMLFF per-element output biases" if m.pwmlff_biases else ""))

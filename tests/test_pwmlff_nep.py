@@ -180,3 +180,9 @@ def test_nep_metrics_in_dpcompress_test(tmp_path, capsys):
                          ("Force  RMSE ", 0.001)):
         line = [x for x in out.splitlines() if x.startswith(label)][0]
         assert float(line.split(":")[1].split()[0]) == pytest.approx(value, rel=1e-6), line
+
+
+def test_info_names_the_checkpoint(capsys):
+    assert main(["info", CKPT]) == 0
+    out = capsys.readouterr().out
+    assert "PWMLFF NEP checkpoint (nep_model.ckpt)" in out and "['Cu', 'O']" in out
