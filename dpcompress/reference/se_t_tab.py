@@ -42,7 +42,8 @@ def _gate(p, i, vectors, counts, neighbor_type):
     real = np.arange(p.nnei) < counts[i, 0]
     t = np.where(real, neighbor_type[i], nt)
     S = np.asarray(p.gate)[t[:, None] * (nt + 1) + t[None, :]]
-    if p.gate_unswitched:
+    # PackedSeTTables says gate_unswitched; a part's kernel_view has gate_pad (present: unswitched)
+    if getattr(p, "gate_unswitched", False) or getattr(p, "gate_pad", None) is not None:
         w, dw = np.ones(p.nnei), np.zeros((p.nnei, 3))
     else:
         v = np.where(real[:, None], vectors[i], 1.0)
