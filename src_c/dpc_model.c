@@ -556,7 +556,8 @@ out:
     return st;
 }
 
-/* se_e3_tebd's gate arrays (descriptors/se_e3_tebd.py pack): the type-pair table tt, the centre's type
+/* se_e3_tebd's gate arrays (descriptors/se_e3_tebd.py pack): the type-pair table tt, gate_of (the
+ * neighbor type per (center, neighbor) type pair, -1 for exclude_types: the kernel skips the row), the centre's type
  * embedding (checked with or without concat_output_tebd) and, optionally, gate_pad, whose presence
  * selects the unswitched gate (DeePMD-kit's smooth false). */
 static dpc_status read_se_t_tebd_gate(dpc_model *m, dpc_part *P, int p, dpc_error *err)
@@ -569,6 +570,14 @@ static dpc_status read_se_t_tebd_gate(dpc_model *m, dpc_part *P, int p, dpc_erro
     if (!all_finite((const double *)a->data, a->count)) return not_finite(err, name);
     P->t.gate = (const double *)a->data;
     P->t.n_gate_types = nt + 1;
+    snprintf(name, sizeof name, "part%d.gate_of", p);
+    NEED(a, name, DPC_DT_I64, 2, nt, nt);
+    P->gate_of = (const int64_t *)a->data;
+    for (int64_t k = 0; k < a->count; k++)
+        if (P->gate_of[k] != -1 && P->gate_of[k] != k % nt)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array '%s': entry %lld is %lld (se_e3_tebd: the neighbor type %lld, or -1 for an excluded pair)",
+                                 name, (long long)k, (long long)P->gate_of[k], (long long)(k % nt));
     snprintf(name, sizeof name, "part%d.gate_pad", p);
     P->t.gate_unswitched = 0;
     if (dpc_file_get(&m->file, name)) {
@@ -1234,7 +1243,7 @@ static int expected_array(const dpc_model *m, const char *name)
     static const char *const PART[] = {"int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real",
                                        "tab_count", "tab_offset", "coef", "tab_error", NULL};
     static const char *const GATED[] = {"gate", "gate_of", "type_embedding", "gate_pad", NULL};
-    static const char *const TEBD[] = {"gate", "type_embedding", "gate_pad", NULL};
+    static const char *const TEBD[] = {"gate", "gate_of", "type_embedding", "gate_pad", NULL};
     static const char *const NEP[] = {"nep.int", "nep.b1", "nep.rc_R", "nep.rc_A", "nep.c_R", "nep.c_A", "nep.w0",
                                       "nep.b0", "nep.w1", "nep.b1_type", "nep.q_scaler", "nep.mono", "nep.zcoef",
                                       "nep.zbl_inner", "nep.zbl_outer", "nep.zbl_params", "nep.atomic_z",

@@ -380,10 +380,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
                         const overflow_stat one = {ov[b], ov[b], i, b};
                         overflow_merge(my_ovf + p, &one);
                     }
-                    if (a->gate_index && P->kind == DPC_PART_SE_T_TEBD) { /* the neighbor's type */
-                        int64_t *gi = a->gate_index + k * P->nnei;
-                        for (int64_t s = 0; s < P->nnei; s++) gi[s] = idx[s] < 0 ? -1 : f->type[idx[s]];
-                    } else if (a->gate_index) {
+                    if (a->gate_index) { /* se_e3_tebd: gate_of gives the neighbor's type, or -1 (excluded) */
                         int64_t *gi = a->gate_index + k * P->nnei;
                         const int64_t *row = P->gate_of + (int64_t)f->type[i] * m->ntypes;
                         for (int64_t s = 0; s < P->nnei; s++) gi[s] = idx[s] < 0 ? -1 : row[f->type[idx[s]]];

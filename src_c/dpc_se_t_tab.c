@@ -67,6 +67,8 @@ static void gather_rows(const dpc_se_t_tab_args *a, dpc_index i, scratch_t *s)
         if (mode == 0) {
             const double *vec = a->vectors + (i * a->nnei + a->sel_offsets[b]) * 3;
             for (dpc_index q = 0; q < nreal; q++) {
+                /* gated: a neighbor of an excluded type pair has a zeroed row (e = 0): skipped */
+                if (a->gate && a->neighbor_type[i * a->nnei + a->sel_offsets[b] + q] < 0) continue;
                 double R[4];
                 dpc_env_mat_row(vec + 3 * q, a->rcut, a->rcut_smth, a->protection, R, NULL);
                 for (int c = 0; c < 3; c++) s->rr[3 * n + c] = (R[c + 1] - avg[c + 1]) / std[c + 1];

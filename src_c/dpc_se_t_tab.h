@@ -63,7 +63,8 @@
  *   dE/dp_jk   = mult/N^2 e_jk sum_m dD[m] g_m (tt[q_jk][m] + tt[q_kj][m]) / 2
  *   dE/dsw_j  += dE/dp_jk sw_k,   dE/dsw_k += dE/dp_jk sw_j,   dE/dr_ij += dE/dsw_j sw'(r) rhat
  *
- * neighbor_type [natoms, nnei] gives each real slot's type (in [0, n_gate_types - 1)).
+ * neighbor_type [natoms, nnei] gives each real slot's type (in [0, n_gate_types - 1)), or -1 for a
+ * neighbor of an excluded type pair (exclude_types: its row is zeroed, so it adds nothing).
  *
  * Each atom's result depends on that atom only, in a fixed summation order,
  * so any thread count gives identical numbers.  Returns DPC_ERR_ALLOC when the

@@ -170,3 +170,11 @@ DEEPMD_CHECKED = {
     "v1_exclude": ("se_atten_tiny", set_descriptor(exclude_types=[[0, 1]])),
     "v1_pair_exclude": ("se_atten_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
 }
+DEEPMD_CHECKED.update({  # se_e3_tebd (issue 16)
+    "t3_unsmooth": ("se_e3_tebd_tiny", set_descriptor(smooth=False)),
+    "t3_exclude": ("se_e3_tebd_tiny", set_descriptor(exclude_types=[[0, 1]])),
+    "t3_exclude_unsmooth": ("se_e3_tebd_tiny", set_descriptor(exclude_types=[[1, 1]], smooth=False)),
+    "t3_pair_exclude": ("se_e3_tebd_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
+    "t3_no_tebd_output": ("se_e3_tebd_tiny", se_atten_no_tebd_output),
+    "t3_gelu_protection": ("se_e3_tebd_tiny", chain(activation("gelu"), set_descriptor(env_protection=0.1))),
+})

@@ -13,6 +13,9 @@ se_e2_a_tiny/test_frames.npz; its README).  Bounds:
   (measured 7.6e-14 eV/atom, 1.1e-13 eV/Å, 8.7e-12 eV: summation order);
   vs the exact evaluator: |ΔF| ≤ 1e-9 eV/Å, |ΔE|/atom ≤ 1e-10 eV (DeePMD-kit's own compressed vs
   uncompressed: 6e-11 eV/Å).
+* synthetic variants (variants_ref.npz: smooth false, exclude_types, pair/atom exclusions, no type-embedding
+  output, gelu + env_protection) vs DeePMD-kit, exact and compressed: 1e-10 eV/atom, 1e-9 eV/Å, 1e-8 eV
+  (measured: exact ≤ 5.8e-15 eV/Å, compressed ≤ 8.1e-11 eV/Å, 8.8e-10 eV).
 * kernels vs twins: relative 1e-12; forces vs central differences: 1e-6 relative (h = 1e-5 Å).
 """
 
@@ -35,7 +38,7 @@ from dpcompress.modelfile.container import decode, encode
 from dpcompress.neighbors import build_neighbor_list
 from dpcompress.reference import se_t_tab as twin
 from dpcompress.reference.runtime import compute as runtime_twin
-from synthetic_models import edit_dp, set_descriptor
+from synthetic_models import DEEPMD_CHECKED, edit_dp, set_descriptor
 
 FOLDER = os.path.join(DATA, "deepmd", "se_e3_tebd_tiny")
 MODEL = os.path.join(FOLDER, "frozen.dp")
@@ -157,22 +160,25 @@ def _kernel_inputs(model, k=0):
     c, b, t = frames()
     d = model.descriptor
     nl = build_neighbor_list(c[k], b[k].reshape(3, 3), t, d.rcut, list(d.sel), mixed_types=True)
-    ntype = np.where(nl.index >= 0, t[np.maximum(nl.index, 0)], -1).astype(np.int64)
+    gate_of = se_e3_tebd.gate_of(d)  # the neighbor's type, -1 for an excluded pair
+    ntype = np.where(nl.index >= 0, gate_of[t[:, None], t[np.maximum(nl.index, 0)]], -1).astype(np.int64)
     p = compiled.tables_from_view(se_e3_tebd.pack(d, frozenset()).kernel_view())
     return p, t, nl, ntype
 
 
-def _unswitched(tmp_path):
-    return compress(edit_dp(MODEL, tmp_path / "unsmooth.dp", set_descriptor(smooth=False)))
+def _variant(tmp_path, name):
+    return edit_dp(MODEL, tmp_path / f"{name}.dp", DEEPMD_CHECKED[name][1])
 
 
 @pytest.mark.filterwarnings("ignore::dpcompress.TableAccuracyWarning")  # cubic: 5e-7, expected
-@pytest.mark.parametrize("case", ["smooth", "unswitched", "cubic"])
+@pytest.mark.parametrize("case", ["smooth", "unswitched", "cubic", "exclude"])
 def test_kernels_equal_numpy_twins(compressed, case, tmp_path):
-    model = {"smooth": lambda: compressed, "unswitched": lambda: _unswitched(tmp_path),
-             "cubic": lambda: compress(MODEL, order=3)}[case]()
+    model = {"smooth": lambda: compressed, "unswitched": lambda: compress(_variant(tmp_path, "t3_unsmooth")),
+             "cubic": lambda: compress(MODEL, order=3),
+             "exclude": lambda: compress(_variant(tmp_path, "t3_exclude_unsmooth"))}[case]()
     p, t, nl, q = _kernel_inputs(model)
-    assert p.gate is not None and p.gate_unswitched == (case == "unswitched")
+    assert ((q < 0) & (nl.index >= 0)).any() == (case == "exclude")
+    assert p.gate is not None and p.gate_unswitched == (case in ("unswitched", "exclude"))
     D, beyond = compiled.se_t_tab_forward(p, t, nl.vectors, nl.counts, 2, True, neighbor_type=q)
     D_ref, beyond_ref = twin.se_t_tab_forward(p, t, nl.vectors, nl.counts, check=True, neighbor_type=q)
     np.testing.assert_allclose(D, D_ref, rtol=1e-12, atol=1e-12 * np.abs(D_ref).max())
@@ -193,16 +199,25 @@ def test_gate_arguments_are_validated(compressed):
         compiled.se_t_tab_forward(p, t, nl.vectors, nl.counts, 1, neighbor_type=bad)
 
 
-def test_unswitched_gate_compressed_equals_exact(tmp_path):
-    """smooth false (no DeePMD-kit reference here): compressed vs exact, and forces = -dE/dr."""
-    path = edit_dp(MODEL, tmp_path / "unsmooth.dp", set_descriptor(smooth=False))
-    assert not load_model(path).descriptor.smooth
+VARIANTS = [n for n, (f, _) in DEEPMD_CHECKED.items() if f == "se_e3_tebd_tiny"]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variants_match_deepmd(name, tmp_path):
+    """Synthetic variants (smooth false, exclude_types, pair/atom exclusions, no type-embedding output, gelu
+    with env_protection) against DeePMD-kit 3.2.0 (variants_ref.npz, tests/data/deepmd/make_variants_ref.py):
+    exact to 1e-10 eV/atom and 1e-9 eV/Å, compressed to 1e-10 eV/atom and 1e-9 eV/Å; forces = -dE/dr."""
+    path = _variant(tmp_path, name)
     c, b, t = frames()
-    a = Potential(path).eval(c[:1], b[:1], t)
-    cm = compress(path)
-    z = Potential(cm).eval(c[:1], b[:1], t)
-    assert abs(a[0] - z[0]).max() / NATOMS <= 1e-10 and abs(a[1] - z[1]).max() <= 1e-9
-    assert_forces_are_minus_gradient(Potential(cm), 0.8)
+    with np.load(os.path.join(FOLDER, "variants_ref.npz"), allow_pickle=False) as z:
+        ref = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(name + "/")}
+    for pot in (Potential(path), Potential(compress(path))):
+        e, f, v, ae, _ = pot.eval(c, b, t, atomic=True)
+        assert np.abs(e.ravel() - ref["energy"]).max() / NATOMS <= 1e-10
+        assert np.abs(f - ref["force"]).max() <= 1e-9
+        assert np.abs(v.reshape(2, 9) - ref["virial"]).max() <= 1e-8
+        assert np.abs(ae.reshape(2, -1) - ref["atom_energy"]).max() <= 1e-10
+    assert_forces_are_minus_gradient(pot, 0.8)
 
 
 def test_thread_counts_give_identical_results(compressed):
@@ -278,7 +293,10 @@ EDITS = {
     "angular avg nonzero": (_set("part0.avg", 1, 0.25), r"'part0.avg': entry 1 is 0.25; se_e3_tebd needs a zero angular avg"),
     "gate row count": (_set("part0.int", 11, 4), r"part 0: 4 gate rows, se_e3_tebd has \(ntypes \+ 1\)\^2 = 9"),
     "axis_neuron set": (_set("part0.int", 6, 2), r"'part0.int': fields this descriptor kind does not use"),
-    "unknown array": (lambda a: a.__setitem__("part0.gate_of", np.zeros((2, 2), dtype=np.int64)), r"part0.gate_of"),
+    "unknown array": (lambda a: a.__setitem__("part0.gate_rows", np.zeros((2, 2), dtype=np.int64)), r"part0.gate_rows"),
+    "gate_of not the neighbor type": (_set("part0.gate_of", 1, 0),
+                                      r"'part0.gate_of': entry 1 is 0 \(se_e3_tebd: the neighbor type 1, or -1 for an excluded pair\)"),
+    "gate_of missing": (_drop("part0.gate_of"), r"part0.gate_of"),
     "gate_pad out of range": (lambda a: a.__setitem__("part0.gate_pad", np.array([0, 99], dtype=np.int64)),
                               r"padding gate row 99 out of range"),
 }
@@ -330,7 +348,6 @@ def _set_type_embedding(**kw):
 REFUSED = {
     "concat": (set_descriptor(tebd_input_mode="concat"), r"tebd_input_mode' = 'concat' is not supported"),
     "econf": (_set_type_embedding(use_econf_tebd=True), r"use_econf_tebd' = true is not supported"),
-    "exclude_types": (set_descriptor(exclude_types=[[0, 1]]), r"exclude_types' = \[\(0, 1\), \(1, 0\)\] is not supported"),
 }
 
 

@@ -135,7 +135,7 @@ def _validate(PackedSeTTables p, center_types, vectors, counts, neighbor_type=No
     if neighbor_type is not None:
         _check(neighbor_type, (n, p.nnei), np.int64, "neighbor_type")
         real = np.arange(p.nnei)[None, :] < np.asarray(counts)[:, :1]
-        if np.any(real & ((neighbor_type < 0) | (neighbor_type >= p.ntypes))):
+        if np.any(real & ((neighbor_type < -1) | (neighbor_type >= p.ntypes))):
             raise ValueError("neighbor_type out of range")
     _check(center_types, (n,), np.int64, "center_types")
     _check(vectors, (n, p.nnei, 3), np.float64, "vectors")

@@ -48,7 +48,9 @@ class DescriptorSeTTebd(EmbeddingSizes):
     enter — and :math:`w = \mathrm{sw}(r)` (``smooth``) or :math:`w = 1`.  The center's type
     embedding :math:`E_{t_i}` is appended when ``concat_output_tebd``.  Padding slots have
     :math:`R = 0`, so with ``davg`` = 0 (required by :func:`read`) :math:`\tilde{\mathbf r} = 0`
-    and they add nothing, whatever type DeePMD-kit gives them.
+    and they add nothing, whatever type DeePMD-kit gives them.  Neighbors of an ``exclude_types``
+    pair (center type, neighbor type) have :math:`\tilde{\mathbf r} = 0` (DeePMD-kit zeroes their
+    rows): they add nothing either.
 
     Attributes
     ----------
@@ -71,6 +73,8 @@ class DescriptorSeTTebd(EmbeddingSizes):
     concat_output_tebd, smooth : bool
     tables : EmbeddingTable or None
         The table of :math:`G_s` over :math:`e` (compressed models).
+    exclude_types : frozenset of (int, int)
+        Symmetrised excluded (center, neighbor) type pairs: their rows are zeroed.
     """
 
     rcut: float
@@ -124,8 +128,8 @@ class DescriptorSeTTebd(EmbeddingSizes):
 def read(node, ntypes):
     """Read an se_e3_tebd descriptor (DeePMD-kit's ``DescrptSeTTebd``).
 
-    Accepted: ``tebd_input_mode`` "strip", ``smooth`` true or false, one-hot type embedding
-    (no ``use_econf_tebd``), ``davg`` = 0 (``set_davg_zero``), no ``exclude_types``.  Everything
+    Accepted: ``tebd_input_mode`` "strip", ``smooth`` true or false, ``exclude_types``, one-hot
+    type embedding (no ``use_econf_tebd``), ``davg`` = 0 (``set_davg_zero``).  Everything
     else raises :class:`~dpcompress.UnsupportedModelError` naming the key and its value.  The type
     embedding is evaluated here (a constant table).
     """
@@ -148,11 +152,6 @@ def read(node, ntypes):
     M = neuron[-1]
     tebd_dim = int(node.number("tebd_dim", positive=True))
     smooth = node.flag("smooth", True)
-    excl = fields.type_pairs(node, "exclude_types", ntypes)
-    if excl:
-        raise UnsupportedModelError(
-            f"{src}: se_e3_tebd with '{where}.exclude_types' = {sorted(excl)} is not supported (only an empty list)"
-        )
     davg, dstd = fields.statistics(node, ntypes, sel[0], 4)
     if np.any(davg != 0):
         # a padding slot would carry -davg/dstd into e_jk with a type that differs between DeePMD-kit's
@@ -197,6 +196,7 @@ def read(node, ntypes):
         smooth=smooth,
         activation=fields.activation(node, "activation_function"),
         resnet_dt=bool(node.raw("resnet_dt", False)),
+        exclude_types=fields.type_pairs(node, "exclude_types", ntypes),
     )
 
 
@@ -234,6 +234,12 @@ def tabulate(desc, min_nbor_dist, grid):
     return dataclasses.replace(desc, embeddings=None, strip_net=None, strip_table=desc.pair_table(), tables=table)
 
 
+def gate_of(desc):
+    """Per (center type, neighbor type): the neighbor type (the gate row's index), -1 for ``exclude_types`` pairs."""
+    nt = desc.ntypes
+    return np.array([[-1 if (c, n) in desc.exclude_types else n for n in range(nt)] for c in range(nt)], dtype=np.int64)
+
+
 def pack(desc, pair_exclude_types):
     """The ``.dpc`` part: one block, one table, the pair gate ``tt`` and the type embedding."""
     nt = desc.ntypes
@@ -250,9 +256,10 @@ def pack(desc, pair_exclude_types):
         sel_offsets=np.array([0, desc.nnei], dtype=np.int64),
         avg=np.ascontiguousarray(avg),
         std=np.ascontiguousarray(std),
-        block_mode=np.zeros((nt, 1), dtype=np.int8),
+        block_mode=np.zeros((nt, 1), dtype=np.int8),  # pair exclusions are per neighbor type: gate_of -1
         table_of=np.zeros((1, 1), dtype=np.int64),
         gate=gate,
+        gate_of=gate_of(desc),
         type_embedding=np.ascontiguousarray(desc.type_embedding[:nt], dtype=np.float64),
         **packed,
     )
@@ -263,7 +270,7 @@ def pack(desc, pair_exclude_types):
                 concat=int(desc.concat_output_tebd), tebd_dim=desc.tebd_dim, dim_out=desc.dim_out,
                 n_gate_rows=gate.shape[0])
     settings = dict(neuron=list(desc.neuron), activation=desc.activation, resnet_dt=bool(desc.resnet_dt),
-                    smooth=bool(desc.smooth))
+                    smooth=bool(desc.smooth), exclude_types=sorted([int(a), int(b)] for a, b in desc.exclude_types))
     return PackedPart(ints, (desc.rcut, desc.rcut_smth, desc.env_protection), arrays, settings)
 
 
@@ -291,4 +298,5 @@ def unpack(ints, real, arrays, settings):
         activation=settings.get("activation", "tanh"),
         resnet_dt=bool(settings.get("resnet_dt", False)),
         tables=table,
+        exclude_types=frozenset((int(c), int(n)) for c, n in zip(*np.nonzero(np.asarray(arrays["gate_of"]) < 0))),
     )

@@ -711,6 +711,13 @@ def _check_part(c, p, spec):
         c.finite(f"part{p}.type_embedding", "f8", (nt, tebd_dim))
     if tebd:  # read_se_t_tebd_gate of the C reader
         c.finite(f"part{p}.gate", "f8", (ngate, M))
+        gname = f"part{p}.gate_of"
+        gate_of = c.need(gname, "i8", (nt, nt)).ravel()
+        bad = np.nonzero((gate_of != -1) & (gate_of != np.arange(nt * nt) % nt))[0]
+        if bad.size:
+            k = int(bad[0])
+            c.fail(f"array '{gname}': entry {k} is {int(gate_of[k])} (se_e3_tebd: the neighbor type {k % nt}, or -1 for "
+                   "an excluded pair)")
         if f"part{p}.gate_pad" in c.arrays:  # optional: the unswitched gate (smooth false)
             pad = c.need(f"part{p}.gate_pad", "i8", (nt,))
             if np.any((pad < 0) | (pad >= ngate)):
@@ -775,7 +782,7 @@ def _expected_array(name, nparts, kinds):
         return False
     p = int(head[4:])
     return p < nparts and (tail in _PART_ARRAYS or (kinds[p] == KIND_SE_ATTEN and tail in _GATED_ARRAYS)
-                           or (kinds[p] == KIND_SE_T_TEBD and tail in ("gate", "type_embedding", "gate_pad")))
+                           or (kinds[p] == KIND_SE_T_TEBD and tail in ("gate", "gate_of", "type_embedding", "gate_pad")))
 
 
 def _pair_set(c, key, nt):
@@ -832,9 +839,9 @@ def _check_settings(c, parts_ints, spec):
             if "type_one_side" not in s or bool(s["type_one_side"]) != shared:
                 c.fail(f"header key '{where}.type_one_side' = {s.get('type_one_side')!r} disagrees with array "
                        f"'part{p}.table_of'")
-        if f["kind"] == KIND_SE_ATTEN:
-            if not isinstance(s.get("type_one_side"), bool):
-                c.fail(f"header key '{where}.type_one_side' should be true or false")
+        if f["kind"] == KIND_SE_ATTEN and not isinstance(s.get("type_one_side"), bool):
+            c.fail(f"header key '{where}.type_one_side' should be true or false")
+        if f["kind"] in (KIND_SE_ATTEN, KIND_SE_T_TEBD):
             excl = s.get("exclude_types", [])
             if not isinstance(excl, list) or not all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) and 0 <= i < nt for i in x) for x in excl
@@ -843,6 +850,7 @@ def _check_settings(c, parts_ints, spec):
             gate_of = c.arrays[f"part{p}.gate_of"]
             if {(int(a), int(b)) for a, b in zip(*np.nonzero(gate_of == -1))} != {(a, b) for a, b in excl}:
                 c.fail(f"header key '{where}.exclude_types' disagrees with array 'part{p}.gate_of' (-1 = excluded)")
+        if f["kind"] == KIND_SE_ATTEN:
             smooth = s.get("smooth_type_embedding", True)
             if not isinstance(smooth, bool) or smooth == (f"part{p}.gate_pad" in c.arrays):
                 c.fail(f"header key '{where}.smooth_type_embedding' = {smooth!r} disagrees with array 'part{p}.gate_pad' "

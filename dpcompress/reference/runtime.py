@@ -54,8 +54,8 @@ def compute(model, coords, cell, types):
                     D = np.concatenate([D, packed.arrays["type_embedding"][types]], axis=1)
             state = T
         else:
-            if kind == KIND_SE_T_TEBD:  # the gate reads each slot's neighbor type
-                gate = np.where(nl.index < 0, -1, types[np.maximum(nl.index, 0)]).astype(np.int64)
+            if kind == KIND_SE_T_TEBD:  # the gate reads each slot's neighbor type (gate_of: -1 when excluded)
+                gate = _gate_index(p, packed, types, types, nl.index)
             D, b = se_t_tab_forward(p, types, nl.vectors, nl.counts, 1, True, neighbor_type=gate)
             if kind == KIND_SE_T_TEBD and packed.ints["concat"]:
                 D = np.concatenate([D, packed.arrays["type_embedding"][types]], axis=1)

@@ -8,7 +8,7 @@ kernels' shortcuts must reproduce.
 
 Gated mode (``p.gate`` set, se_e3_tebd; one block): each ordered pair is scaled by
 ``1 + gate[t_j (ntypes+1) + t_k] sw_j sw_k`` (``sw`` = 1 when ``p.gate_unswitched``), with
-``neighbor_type`` giving each real slot's type.
+``neighbor_type`` giving each real slot's type (-1: an excluded pair, its row zeroed).
 """
 
 import numpy as np
@@ -39,7 +39,7 @@ def _rows(p, i, t, vectors, counts):
 def _gate(p, i, vectors, counts, neighbor_type):
     """Per ordered slot pair of atom i: S (N, N, M), p = w_j w_k (N, N) and w, dw/dr_ij (N,), (N, 3)."""
     nt = p.ntypes
-    real = np.arange(p.nnei) < counts[i, 0]
+    real = (np.arange(p.nnei) < counts[i, 0]) & (neighbor_type[i] >= 0)
     t = np.where(real, neighbor_type[i], nt)
     S = np.asarray(p.gate)[t[:, None] * (nt + 1) + t[None, :]]
     # PackedSeTTables says gate_unswitched; a part's kernel_view has gate_pad (present: unswitched)
@@ -53,6 +53,16 @@ def _gate(p, i, vectors, counts, neighbor_type):
     return S, np.outer(w, w), w, dw
 
 
+def _excluded_rows_zeroed(rows, i, counts, neighbor_type):
+    """Gated mode: the rows of excluded neighbors (neighbor_type -1 on a real slot) zeroed, not live."""
+    if neighbor_type is None:
+        return rows
+    (rr, live, dR), = rows
+    off = (np.arange(len(rr)) < counts[i, 0]) & (neighbor_type[i] < 0)
+    rr = np.where(off[:, None], 0.0, rr)
+    return [(rr, live & ~off, dR)]
+
+
 def se_t_tab_forward(p, center_types, vectors, counts, n_threads=1, check=False, neighbor_type=None):
     """D[m] = sum_{a<=b} 1/(sel_a sel_b) sum_{j in a, k in b} e_jk g_m(e_jk) per atom, shape (natoms, M)."""
     n = len(center_types)
@@ -60,7 +70,7 @@ def se_t_tab_forward(p, center_types, vectors, counts, n_threads=1, check=False,
     beyond = np.zeros((2, n), dtype=np.int64)
     for i in range(n):
         t = center_types[i]
-        rows = _rows(p, i, t, vectors, counts)
+        rows = _excluded_rows_zeroed(_rows(p, i, t, vectors, counts), i, counts, neighbor_type)
         for a in range(p.nblocks):
             for b in range(a, p.nblocks):
                 tab = p.table_of[a, b]
@@ -87,7 +97,7 @@ def se_t_tab_backward(p, center_types, vectors, counts, dD, n_threads=1, neighbo
     grad = np.zeros((n, p.nnei, 3))
     for i in range(n):
         t = center_types[i]
-        rows = _rows(p, i, t, vectors, counts)
+        rows = _excluded_rows_zeroed(_rows(p, i, t, vectors, counts), i, counts, neighbor_type)
         drr = [np.zeros_like(r[0]) for r in rows]
         dw = None
         for a in range(p.nblocks):
