@@ -366,3 +366,18 @@ def test_nonzero_davg_is_refused():
     tree["@variables"]["davg"] = np.full_like(tree["@variables"]["davg"], 0.1)
     with pytest.raises(UnsupportedModelError, match=r"nonzero '.*@variables.davg'"):
         se_e3_tebd.read(Node(tree, "model.descriptor", "m.dp"), 2)
+
+
+def test_domain_decomposition_equals_serial(compressed):
+    """Potential(comm=...)'s per-rank shares (tests/test_domain_decomposition.py's in-process form), 3 ranks:
+    per-atom energies bit for bit, forces and virials to summation order (1e-12 relative)."""
+    from dpcompress.evaluators.decomposed import DecomposedEvaluator, combine
+
+    c, b, t = frames()
+    serial = Potential(compressed, n_threads=1).eval(c[:1], b[:1], t, atomic=True)
+    ev = DecomposedEvaluator(RuntimeEvaluator(model_bytes(compressed)), comm=None)
+    shares = [ev.share(c[0], b[0].reshape(3, 3), t, r, 3) for r in range(3)]
+    r = combine(sum(s for s, _ in shares), [w for _, w in shares], len(t))
+    np.testing.assert_array_equal(r.atom_energy, serial[3][0, :, 0])
+    for got, want in ((r.force, serial[1][0]), (r.virial.reshape(9), serial[2][0])):
+        assert np.abs(np.asarray(got) - want).max() <= 1e-12 * max(1.0, np.abs(want).max())
