@@ -3,7 +3,7 @@ r"""se_e3_tebd (se_t_tebd, stripped type embedding) in numpy, forward and backwa
 Forward, for every center atom :math:`i` with its :math:`N` = ``sel[0]`` mixed-type slots (see
 :class:`~dpcompress.descriptors.se_e3_tebd.DescriptorSeTTebd`), :math:`\tilde{\mathbf r}_j` the
 angular part of the normalised row of slot :math:`j`, :math:`w_j = \mathrm{sw}(r_j)` (``smooth``;
-0 on padding) or 1, and :math:`S_{jk} = \mathrm{tt}_{t_j (n_t+1) + t_k}` (padding: type
+0 on padding and excluded slots) or 1, and :math:`S_{jk} = \mathrm{tt}_{t_j (n_t+1) + t_k}` (padding: type
 :math:`n_t`):
 
 .. math::
@@ -63,7 +63,8 @@ def descriptor_forward(desc, center_types, neighbor_types, vectors, real, zeroed
     vectors : ndarray, shape (n, nnei, 3)
     real : ndarray of bool, shape (n, nnei)
     zeroed : ndarray of bool, shape (n, nnei)
-        Always False (``exclude_types`` is refused by the reader).
+        Real slots of the descriptor's ``exclude_types`` pairs: row zeroed (:math:`\\tilde{\\mathbf r} = 0`),
+        no gate, no switch term.
 
     Returns
     -------
