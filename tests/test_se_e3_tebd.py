@@ -311,6 +311,7 @@ def test_damaged_arrays_are_refused_by_both_readers(compressed, case):
     change, match = EDITS[case]
     py, c = _both_refuse(_edited(data, change), match)
     assert py.startswith("hostile.dpc: ") and c.startswith("hostile.dpc: ")
+    assert py == c  # the same check, the same words
 
 
 # --- front ends ---------------------------------------------------------------------------------------
