@@ -148,6 +148,12 @@ def test_table_is_deepmds_grid(compressed):
     assert (tab.stride0, tab.stride1) == pytest.approx((0.1, 1.0))
     assert tab.n_below == tab.n_coarse
     assert compressed.descriptor.strip_table.shape == (9, 16)
+    # the size estimate before building (compress's max_bytes guard) knows the 10x grid
+    from dpcompress.compression import estimate_table_bytes
+
+    m = load_model(MODEL)
+    total, _ = estimate_table_bytes(m.descriptor, m.min_nbor_dist, 0.01, 5, 5)
+    assert abs(total - tab.coef.nbytes) <= 0.01 * tab.coef.nbytes
 
 
 @pytest.mark.filterwarnings("ignore::dpcompress.TableOverflowWarning")  # the close pairs are the point
