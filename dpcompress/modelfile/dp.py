@@ -524,7 +524,8 @@ def _check_tables(c, p, part, spec):
     pos, row = 0, ncoef * M
     for k in range(ntab):
         nf, nc, nbl = (int(v) for v in tab_count[k])
-        if nf < 1 or nc < 0 or nbl < 0 or max(nf, nc, nbl) > MAX_INTERVALS or (nbl != 0 and kind not in (KIND_SE_T, KIND_SE_T_TEBD)):
+        below_ok = kind in (KIND_SE_T, KIND_SE_T_TEBD)  # the symmetric grid's coarse segment below
+        if nf < 1 or nc < 0 or nbl < 0 or max(nf, nc, nbl) > MAX_INTERVALS or (nbl != 0 and not below_ok):
             c.fail(f"array 'part{p}.tab_count': table {k}'s interval counts ({nf}, {nc}, {nbl}) invalid")
         r = tab_real[k]
         if not (r[3] > 0 and r[4] > 0):
@@ -589,7 +590,9 @@ def _check_tables(c, p, part, spec):
             slots = [int(np.searchsorted(sel_offsets, q, side="right")) - 1 for q in (1, 2, 3) if q < sel_offsets[-1]]
             # (se_e3_tebd: one table for all centers, DeePMD-kit's widest range over the center types)
             cts = list(range(nt)) if kind == KIND_SE_T_TEBD else [a]
-            ud = max(float(np.ceil(np.max(np.square(float(sw[0]) / (rmin * std[t, slots, :]))))) for t in cts) if slots else -math.inf
+            ud = -math.inf
+            for t in cts if slots else ():
+                ud = max(ud, float(np.ceil(np.max(np.square(float(sw[0]) / (rmin * std[t, slots, :]))))))
             for t in range(nt):
                 off = any(silent[t, x] and mode[t, x] == 1 for x in (a, b))
                 maybe = any(silent[t, x] and mode[t, x] == 2 for x in (a, b))
