@@ -239,13 +239,23 @@ def test_thread_counts_give_identical_results(compressed):
             np.testing.assert_array_equal(x, y)
 
 
-def test_runtime_equals_numpy_twin(compressed):
+@pytest.mark.parametrize("contact", [None, 0.05], ids=["frame1", "close-contact"])
+def test_runtime_equals_numpy_twin(compressed, contact):
+    """The C runtime against reference/runtime.py; with one O-H pair pulled to 0.05 Å, entries beyond the
+    table (counted alike)."""
     c, b, t = frames()
-    r = RuntimeEvaluator(model_bytes(compressed)).evaluate(c[1], b[1].reshape(3, 3), t, 2)
-    e, f, w, beyond = runtime_twin(compressed, c[1], b[1].reshape(3, 3), t)
-    for x, y in ((r.atom_energy, e), (r.force, f), (r.atom_virial.reshape(-1, 9), w)):
-        assert np.abs(np.asarray(x) - y).max() <= 1e-12 * max(1.0, np.abs(y).max())
+    x = c[1].copy()
+    if contact is not None:
+        o = int(np.flatnonzero(t == 0)[0])
+        d = x - x[o]
+        h = int(np.argmin(np.where(t == 1, np.linalg.norm(d, axis=1), np.inf)))
+        x[h] = x[o] + contact * d[h] / np.linalg.norm(d[h])
+    r = RuntimeEvaluator(model_bytes(compressed)).evaluate(x, b[1].reshape(3, 3), t, 2)
+    e, f, w, beyond = runtime_twin(compressed, x, b[1].reshape(3, 3), t)
+    for got, want in ((r.atom_energy, e), (r.force, f), (r.atom_virial.reshape(-1, 9), w)):
+        assert np.abs(np.asarray(got) - want).max() <= 1e-12 * max(1.0, np.abs(want).max())
     assert (r.beyond_fine, r.beyond_table) == beyond
+    assert (beyond[1] > 0) == (contact is not None)
 
 
 # --- the .dpc file ------------------------------------------------------------------------------------
