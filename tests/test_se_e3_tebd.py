@@ -14,7 +14,7 @@ se_e2_a_tiny/test_frames.npz; its README).  Bounds:
   vs the exact evaluator: |ΔF| ≤ 1e-9 eV/Å, |ΔE|/atom ≤ 1e-10 eV (DeePMD-kit's own compressed vs
   uncompressed: 6e-11 eV/Å).
 * synthetic variants (variants_ref.npz: smooth false, exclude_types, pair/atom exclusions, no type-embedding
-  output, gelu + env_protection) vs DeePMD-kit, exact and compressed: 1e-10 eV/atom, 1e-9 eV/Å, 1e-8 eV
+  output, gelu + env_protection, hybrid) vs DeePMD-kit, exact and compressed: 1e-10 eV/atom, 1e-9 eV/Å, 1e-8 eV
   (measured: exact ≤ 5.8e-15 eV/Å, compressed ≤ 8.1e-11 eV/Å, 8.8e-10 eV).
 * kernels vs twins: relative 1e-12; forces vs central differences: 1e-6 relative (h = 1e-5 Å).
 """
@@ -211,7 +211,7 @@ VARIANTS = [n for n, (f, _) in DEEPMD_CHECKED.items() if f == "se_e3_tebd_tiny"]
 @pytest.mark.parametrize("name", VARIANTS)
 def test_variants_match_deepmd(name, tmp_path):
     """Synthetic variants (smooth false, exclude_types, pair/atom exclusions, no type-embedding output, gelu
-    with env_protection) against DeePMD-kit 3.2.0 (variants_ref.npz, tests/data/deepmd/make_variants_ref.py):
+    with env_protection, a hybrid of two se_e3_tebd parts) against DeePMD-kit 3.2.0 (variants_ref.npz, tests/data/deepmd/make_variants_ref.py):
     exact to 1e-10 eV/atom and 1e-9 eV/Å, compressed to 1e-10 eV/atom and 1e-9 eV/Å; forces = -dE/dr."""
     path = _variant(tmp_path, name)
     c, b, t = frames()
