@@ -25,8 +25,9 @@ NFRAMES, NATOMS = 2, 192
 REFUSAL = {
     "dpa1_attn2_tiny": r"dpa1 with attn_layer = 2 is not supported",
     "dpa2_tiny": r"descriptor type 'dpa2' is not supported",
-    "se_e3_tebd_tiny": r"descriptor type 'se_e3_tebd' is not supported",
 }
+#: read now, with the descriptor type they load as (tests/test_se_e3_tebd.py compares them with the references)
+READ_NOW = {"se_e3_tebd_tiny": "se_e3_tebd"}
 
 
 def present(name):
@@ -102,5 +103,8 @@ def test_references_are_reproducible(name):
 def test_loading_is_refused_naming_the_setting(name):
     if not present(name):
         pytest.skip(f"fixture {name} not made")
+    if name in READ_NOW:
+        assert load_model(os.path.join(DEEPMD, name, "frozen.dp")).descriptor.type_name == READ_NOW[name]
+        return
     with pytest.raises(UnsupportedModelError, match=REFUSAL[name]):
         load_model(os.path.join(DEEPMD, name, "frozen.dp"))

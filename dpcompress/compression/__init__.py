@@ -67,7 +67,7 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=
 
 #: descriptors whose tables use ten times the requested strides and a coarse segment below the fine
 #: one (see ``dpcompress.descriptors.se_e3.tabulate``)
-_WIDE_GRID = {"se_e3": 10.0}
+_WIDE_GRID = {"se_e3": 10.0, "se_e3_tebd": 10.0}
 
 
 def _bound_leaves(bounds):

@@ -7,12 +7,12 @@ Adding a descriptor: docs/design.md ("Adding a descriptor").
 import dataclasses
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
-from . import se_atten_v2, se_e2_a, se_e2_r, se_e3
+from . import se_atten_v2, se_e2_a, se_e2_r, se_e3, se_e3_tebd
 from .fields import Node
 from .hybrid import DescriptorHybrid
 
 #: the descriptor units, by canonical type name
-UNITS = {unit.TYPE_NAME: unit for unit in (se_e2_a, se_e2_r, se_e3, se_atten_v2)}
+UNITS = {unit.TYPE_NAME: unit for unit in (se_e2_a, se_e2_r, se_e3, se_atten_v2, se_e3_tebd)}
 
 #: every DeePMD-kit spelling -> canonical type name
 ALIASES = {alias: unit.TYPE_NAME for unit in UNITS.values() for alias in unit.ALIASES}
@@ -25,7 +25,6 @@ BY_KIND = {unit.KIND: unit for unit in UNITS.values()}
 UNSUPPORTED = {
     "dpa2": "DPA-2's repformer layers are message passing, not a tabulable embedding",
     "dpa3": "DPA-3 is message passing, not a tabulable embedding",
-    "se_e3_tebd": "se_e3_tebd is not supported",
     "se_a_tpe": "type-embedding se_e2_a is not supported",
     "se_a_ebd_v2": "type-embedding se_e2_a is not supported",
 }

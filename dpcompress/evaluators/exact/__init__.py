@@ -18,12 +18,12 @@ from ...core.errors import InputError, UnsupportedModelError
 from ...descriptors import parts
 from ...models.tensor_fitting import refuse_tensor_model
 from ...neighbors import build_neighbor_list
-from . import se_atten_v2, se_e2_a, se_e2_r, se_e3
+from . import se_atten_v2, se_e2_a, se_e2_r, se_e3, se_e3_tebd
 from .fitting import atomic_energy_masks, fitting_forward_backward, parameter_columns
 from ..base import Evaluator, Overflow, result_from_atoms
 
 #: descriptor type -> module with descriptor_forward / descriptor_backward
-MATH = {m.__name__.rsplit(".", 1)[1]: m for m in (se_e2_a, se_e2_r, se_e3, se_atten_v2)}
+MATH = {m.__name__.rsplit(".", 1)[1]: m for m in (se_e2_a, se_e2_r, se_e3, se_atten_v2, se_e3_tebd)}
 
 #: centers per chunk; chunking changes no number
 CHUNK = 512
