@@ -44,7 +44,7 @@ def update_coefficients(layer, n_terms, which):
     if layer.update_style == "res_avg":
         return [1.0 / np.sqrt(n_terms)] * n_terms
     if layer.update_style == "res_incr":
-        return [1.0] + [1.0 / np.sqrt(n_terms - 1)] * (n_terms - 1)
+        return [1.0] + ([1.0 / np.sqrt(n_terms - 1)] * (n_terms - 1) if n_terms > 1 else [])
     return [1.0] + list(getattr(layer, f"{which}_residual"))
 
 
