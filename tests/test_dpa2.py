@@ -187,6 +187,7 @@ def test_options_match_deepmd(frames, tree, names):
         if f"{key}/energy" not in ref.files:
             pytest.skip(f"no DeePMD-kit reference for {key}")
         r = {k.split("/", 1)[1]: ref[k] for k in ref.files if k.startswith(key + "/")}
+        np.testing.assert_array_equal(ref["cluster/coord"], c)  # the script's cluster is this one
     res = _evaluate(model_from_tree(OPTS.edited_tree(tree, names), source=key), c, None, t)
     assert abs(res.energy - float(r["energy"])) / len(t) < 1e-10
     np.testing.assert_allclose(res.force, r["force"], rtol=0, atol=1e-9)
