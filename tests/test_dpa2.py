@@ -228,3 +228,49 @@ def test_potential_and_compress_refusal(frames):
 
     with pytest.raises(UnsupportedModelError, match="compressing DPA-2 .* is not implemented yet"):
         compress(MODEL)
+
+
+def test_ase_calculator(frames):
+    """The ASE calculator on the .dp model: DeePMD-kit's reference energy and forces (1e-9), stress = -W/V."""
+    ase = pytest.importorskip("ase")
+    from dpcompress.calculators.ase_calculator import DPCompressCalculator
+
+    coords, cells, types = frames
+    atoms = ase.Atoms([("O", "H")[t] for t in types], positions=coords[0], cell=cells[0], pbc=True)
+    atoms.calc = DPCompressCalculator(MODEL)
+    with np.load(os.path.join(FIXTURE, "ref_uncompressed_pth.npz"), allow_pickle=False) as ref:
+        assert abs(atoms.get_potential_energy() - ref["energy"][0]) < 1e-9
+        np.testing.assert_allclose(atoms.get_forces(), ref["force"][0], rtol=0, atol=1e-9)
+        W = ref["virial"][0].reshape(3, 3)
+    stress = atoms.get_stress(voigt=False)
+    np.testing.assert_allclose(stress, -0.5 * (W + W.T) / atoms.get_volume(), rtol=0, atol=1e-10)
+
+
+def test_dpcompress_test_command(tmp_path, frames):
+    """``dpcompress test`` on the .dp model and a small periodic system: exit 0, and the energy error it
+    reports is |E - label| of our own evaluation of that frame (1e-9 eV)."""
+    from dpcompress.cli import main
+
+    system = os.path.join(DATA, "dp_test", "systems", "water_pbc")
+    out = tmp_path / "errors.json"
+    assert main(["test", "-m", MODEL, "-s", system, "-n", "1", "--no-progress", "--json", str(out)]) in (0, None)
+    import json
+
+    with open(out) as fh:
+        doc = json.load(fh)
+    coord = np.load(os.path.join(system, "set.000", "coord.npy"))[0].reshape(-1, 3).astype(np.float64)
+    box = np.load(os.path.join(system, "set.000", "box.npy"))[0].reshape(3, 3).astype(np.float64)
+    label = float(np.load(os.path.join(system, "set.000", "energy.npy"))[0])
+    with open(os.path.join(system, "type.raw")) as fh:
+        types = np.array(fh.read().split(), dtype=np.int64)
+    e = _evaluate(load_model(MODEL), coord, box, types).energy
+    assert abs(doc["weighted"]["energy_mae"] - abs(e - label)) < 1e-9
+
+
+def test_cli_compress_is_refused_with_exit_2(tmp_path, capsys):
+    from dpcompress.cli import main
+
+    assert main(["compress", "-i", MODEL, "-o", str(tmp_path / "x.dpc")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "compressing DPA-2" in err[0] and "not implemented yet" in err[0]
+    assert not (tmp_path / "x.dpc").exists()

@@ -170,8 +170,24 @@ class DescriptorDPA2:
         return self.repinit.rcut + len(self.layers) * self.rf_rcut
 
     @property
+    def rcut_smth(self):
+        return self.repinit.rcut_smth
+
+    @property
     def sel(self):
         return self.repinit.sel
+
+    def info_lines(self):
+        """What ``dpcompress info`` prints about the blocks (beyond the repinit's rcut and sel)."""
+        rep, l0 = self.repinit, (self.layers[0] if self.layers else None)
+        out = [f"repinit: neuron={list(rep.neuron)} axis_neuron={rep.axis_neuron} tebd_dim={rep.tebd_dim} strip"]
+        rf = (f"repformer: rcut={self.rf_rcut} Å rcut_smth={self.rf_rcut_smth} Å nsel={self.rf_nsel} "
+              f"nlayers={len(self.layers)}")
+        if l0 is not None:
+            rf += f" g1_dim={l0.g1_dim} g2_dim={l0.g2_dim} update_style={l0.update_style}"
+        out.append(rf)
+        out.append(f"reach {self.reach:g} Å (message passing); evaluated exactly, not compressible yet")
+        return out
 
     @property
     def nnei(self):
