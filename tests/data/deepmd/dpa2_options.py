@@ -104,6 +104,17 @@ def _add_tebd(desc, rng):
     desc["tebd_transform"] = _layer(rng.normal(0, SCALE, (tebd, g1)))
 
 
+def _small_sel(desc, rng):
+    """repinit nsel 6 and repformer nsel 4: both lists truncated to the nearest neighbors (no new weights)."""
+    for block, var, n in (("repinit_args", "repinit_variable", 6), ("repformer_args", "repformers_variable", 4)):
+        desc[block]["nsel"] = n
+        stats = desc[var]["@variables"]
+        for key in ("davg", "dstd"):
+            stats[key] = stats[key][:, :n].copy()
+    for layer in desc["repformers_variable"]["repformer_layers"]:
+        layer["sel"] = [4]
+
+
 #: option name -> edit of the descriptor node (in place)
 OPTIONS = {
     "res_incr": _res_incr,
@@ -115,6 +126,7 @@ OPTIONS = {
     "use_sqrt_nnei_false": _use_sqrt_nnei_false,
     "smooth_false": _smooth_false,
     "add_tebd_to_repinit_out": _add_tebd,
+    "small_sel": _small_sel,
 }
 
 
