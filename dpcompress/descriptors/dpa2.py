@@ -347,7 +347,7 @@ def read(node, ntypes):
     gates, ``smooth``, ``use_sqrt_nnei``, ``g1_out_conv``/``g1_out_mlp``, ``add_tebd_to_repinit_out``),
     a repinit with ``tebd_input_mode`` "strip".  Refused with :class:`~dpcompress.UnsupportedModelError`
     naming the key: ``use_three_body``, ``direct_dist``, ``use_econf_tebd``, ``tebd_input_mode`` "concat",
-    ``exclude_types``, nonzero ``davg`` (``set_davg_zero`` false), ``type_one_side``, ``use_exp_switch``.
+    ``exclude_types``, nonzero ``davg`` (``set_davg_zero`` false), ``use_exp_switch``.
     """
     src = node.source
     ri_args, rf_args = node.node("repinit_args"), node.node("repformer_args")
@@ -361,8 +361,6 @@ def read(node, ntypes):
     mode = ri_args.raw("tebd_input_mode", "concat")
     if mode != "strip":
         _refuse(ri_args, "tebd_input_mode", mode, "only 'strip' repinit is implemented")
-    if ri_args.raw("type_one_side", False):
-        _refuse(ri_args, "type_one_side", True, "only the two-sided repinit strip net is implemented")
     if node.raw("exclude_types", []) not in ([], None):
         _refuse(node, "exclude_types", node.raw("exclude_types"), "type exclusion inside DPA-2 is not implemented")
     if node.raw("spin", None) is not None:

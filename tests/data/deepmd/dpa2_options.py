@@ -115,6 +115,21 @@ def _small_sel(desc, rng):
         layer["sel"] = [4]
 
 
+def _repinit_type_one_side(desc, rng):
+    """The repinit strip net sees the neighbor's type embedding only (its first layer takes tebd_dim inputs)."""
+    desc["repinit_args"]["type_one_side"] = True
+    net = desc["repinit_variable"]["embeddings_strip"]["networks"][0]
+    first = net["layers"][0]["@variables"]
+    first["w"] = rng.normal(0, SCALE, (desc["repinit_args"]["tebd_dim"], first["w"].shape[1]))
+    net["in_dim"] = desc["repinit_args"]["tebd_dim"]
+
+
+def _env_protection(desc, rng):
+    desc["env_protection"] = 0.1
+    for var in ("repinit_variable", "repformers_variable"):
+        desc[var]["env_mat"]["protection"] = 0.1
+
+
 #: option name -> edit of the descriptor node (in place)
 OPTIONS = {
     "res_incr": _res_incr,
@@ -127,6 +142,8 @@ OPTIONS = {
     "smooth_false": _smooth_false,
     "add_tebd_to_repinit_out": _add_tebd,
     "small_sel": _small_sel,
+    "repinit_type_one_side": _repinit_type_one_side,
+    "env_protection": _env_protection,
 }
 
 
