@@ -226,6 +226,9 @@ def test_potential_and_compress_refusal(frames):
     ref = _evaluate(load_model(MODEL), coords[0], cells[0], types)
     assert abs(e[0, 0] - ref.energy) < 1e-9
     np.testing.assert_allclose(f[0], ref.force, rtol=0, atol=1e-12)
+    D = pot.eval_descriptor(coords[:1], cells[:1], types)  # [g1, T[t_i]] (concat_output_tebd)
+    assert D.shape == (1, len(types), 12)
+    np.testing.assert_array_equal(D[0, :, 8:], pot.model.descriptor.type_embedding[types])
     from dpcompress import compress
 
     with pytest.raises(UnsupportedModelError, match="compressing DPA-2 .* is not implemented yet"):
