@@ -279,3 +279,22 @@ def test_cli_compress_is_refused_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "compressing DPA-2" in err[0] and "not implemented yet" in err[0]
     assert not (tmp_path / "x.dpc").exists()
+
+
+@pytest.mark.skipif(not os.path.exists(OPTIONS_REF), reason="dpa2_options_reference.npz not made")
+@pytest.mark.parametrize("names", [("use_sqrt_nnei_false",), ("smooth_false",)], ids=["smooth", "not_smooth"])
+def test_atoms_without_neighbors_match_deepmd(frames, tree, names):
+    """An atom with repinit neighbors but none within the repformer cutoff, and an atom with no neighbor
+    at all (every attention row empty; not smooth: every logit masked): DeePMD-kit's outputs to 1e-9."""
+    coords, _, types = frames
+    c, t = OPTS.lonely(coords[0], types)
+    key = "lonely/" + "+".join(names)
+    with np.load(OPTIONS_REF, allow_pickle=False) as ref:
+        np.testing.assert_array_equal(ref["lonely/coord"], c)
+        r = {k.rsplit("/", 1)[1]: ref[k] for k in ref.files if k.startswith(key + "/")}
+    res = _evaluate(model_from_tree(OPTS.edited_tree(tree, names), source=key), c, None, t)
+    assert np.all(np.isfinite(res.atom_virial))
+    assert abs(res.energy - float(r["energy"])) / len(t) < 1e-10
+    np.testing.assert_allclose(res.force, r["force"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(res.atom_energy, r["atom_energy"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(res.atom_virial, r["atom_virial"].reshape(-1, 3, 3), rtol=0, atol=1e-9)

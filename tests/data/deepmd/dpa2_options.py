@@ -160,3 +160,11 @@ def cluster(coords, types, center=0, radius=5.0):
     """The atoms within ``radius`` Å of atom ``center`` (no cell): a small open system for the checks."""
     keep = np.linalg.norm(coords - coords[center], axis=1) < radius
     return coords[keep].copy(), np.asarray(types)[keep].copy()
+
+
+def lonely(coords, types):
+    """``cluster(radius 3.0)`` plus an O atom 4.6 Å beyond it (repinit neighbors only, no repformer
+    neighbor) and an H atom 30 Å away (no neighbor at all): the empty-list corners of the attention."""
+    c, t = cluster(coords, types, radius=3.0)
+    far, iso = c.max(axis=0) + np.array([4.6, 0.0, 0.0]), c.max(axis=0) + 30.0
+    return np.vstack([c, far, iso]), np.concatenate([t, [0, 1]])

@@ -12,7 +12,8 @@ For each option set of ``OPTION_SETS``: the tree of ``dpa2_tiny/frozen.dp`` (rea
 ``docs/dp-file-attention.md`` section 4) gives the reference on the open cluster
 ``dpa2_options.cluster(frame 0, radius 4.0)`` of ``se_e2_a_tiny/test_frames.npz``.
 Writes ``dpa2_options_reference.npz``: ``<set>/energy`` [], ``<set>/force`` [n,3], ``<set>/atom_energy`` [n],
-``<set>/atom_virial`` [n,9], with ``<set>`` the option names joined by "+"; ``cluster/coord``, ``cluster/atype``.
+``<set>/atom_virial`` [n,9], with ``<set>`` the option names joined by "+"; ``cluster/coord``, ``cluster/atype``;
+the same under ``lonely/<set>/`` for ``LONELY_SETS`` on ``dpa2_options.lonely`` (``lonely/coord``, ``lonely/atype``).
 """
 
 import argparse
@@ -27,6 +28,8 @@ import dpa2_options as opts  # noqa: E402
 
 OPTION_SETS = [(name,) for name in opts.OPTIONS] + [("update_h2", "attn2_has_gate", "res_residual")]
 RADIUS = 4.0
+#: also evaluated on ``dpa2_options.lonely`` (atoms without repformer neighbors / without any neighbor)
+LONELY_SETS = [("use_sqrt_nnei_false",), ("smooth_false",)]
 
 
 def main():
@@ -43,7 +46,8 @@ def main():
         coords = f["coord"][0].astype(np.float64).reshape(-1, 3)
         types = f["atype"].astype(np.int64)
     c, t = opts.cluster(coords, types, radius=RADIUS)
-    out = {"cluster/coord": c, "cluster/atype": t}
+    lc, lt = opts.lonely(coords, types)
+    out = {"cluster/coord": c, "cluster/atype": t, "lonely/coord": lc, "lonely/atype": lt}
     for names in OPTION_SETS:
         key = "+".join(names)
         path = os.path.join(args.work, f"{key}.pth")
@@ -54,6 +58,10 @@ def main():
         out.update({f"{key}/energy": np.float64(e.reshape(())), f"{key}/force": f.reshape(-1, 3),
                     f"{key}/atom_energy": ae.reshape(-1), f"{key}/atom_virial": av.reshape(-1, 9)})
         print(key, float(e.reshape(())))
+        if names in LONELY_SETS:
+            e, f, v, ae, av = dp.eval(lc.reshape(1, -1), None, lt, atomic=True)
+            out.update({f"lonely/{key}/energy": np.float64(e.reshape(())), f"lonely/{key}/force": f.reshape(-1, 3),
+                        f"lonely/{key}/atom_energy": ae.reshape(-1), f"lonely/{key}/atom_virial": av.reshape(-1, 9)})
     np.savez(os.path.join(HERE, "dpa2_options_reference.npz"), **out)
 
 
