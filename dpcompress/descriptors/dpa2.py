@@ -251,6 +251,12 @@ _LAYER_FLAGS = ("update_g1_has_conv", "update_g1_has_drrd", "update_g1_has_grrg"
 _LAYER_INTS = ("g1_dim", "g2_dim", "axis_neuron", "attn1_hidden", "attn1_nhead", "attn2_hidden", "attn2_nhead")
 
 
+def _same_smooth(node, smooth):
+    """An attention map's ``smooth`` must be the descriptor's (DeePMD-kit builds them so)."""
+    if node.flag("smooth", smooth) != smooth:
+        raise ModelFormatError(f"{node.source}: '{node._key('smooth')}' differs from the descriptor's smooth = {smooth}")
+
+
 def _read_layer(node, args, last, act, smooth):
     """One ``repformer_layers[l]``; its options must equal ``repformer_args`` (the copy DeePMD-kit also writes)."""
     src = node.source
@@ -302,6 +308,7 @@ def _read_layer(node, args, last, act, smooth):
             if amap.flag("has_gate", f["attn2_has_gate"]) != f["attn2_has_gate"]:
                 raise ModelFormatError(f"{src}: '{amap._key('has_gate')}' differs from the layer's attn2_has_gate")
             attn2_shift = amap.number("attnw_shift", 20.0)
+            _same_smooth(amap, smooth)
         if g2_attn:
             mh = node.node("attn2_mh_apply")
             kw["mapv"] = _linear(mh, "mapv", d2, d2 * n2, False)
@@ -316,6 +323,7 @@ def _read_layer(node, args, last, act, smooth):
         kw["mapkv"] = _linear(la, "mapkv", d1, (h1 + d1) * n1, False)
         kw["head_map1"] = _linear(la, "head_map", d1 * n1, d1, True)
         attn1_shift = la.number("attnw_shift", 20.0)
+        _same_smooth(la, smooth)
     if style == "res_residual":
         var = node.node("@variables")
         n_g1 = int(mlp) + int(conv and out_conv) + 1 + int(f["update_g1_has_attn"])
@@ -372,7 +380,8 @@ def read(node, ntypes):
     ri_var, rf_var = node.node("repinit_variable"), node.node("repformers_variable")
     # repinit = se_atten_v2 (attn_layer 0) with DPA-2's smooth switch as its smooth_type_embedding
     merged = {**ri_args.data, **ri_var.data, "type": "dpa1", "attn_layer": 0, "sel": [ri_args.raw("nsel")],
-              "smooth_type_embedding": smooth, "concat_output_tebd": False, "type_embedding": node.raw("type_embedding"),
+              "smooth_type_embedding": smooth, "concat_output_tebd": False,
+              "type_embedding": node.raw("type_embedding"),
               "env_protection": protection, "exclude_types": []}
     repinit = se_atten_v2.read(Node(merged, ri_var.where, src), ntypes)
     if np.any(repinit.davg != 0):

@@ -76,7 +76,8 @@ def _pair_product_grad(dM, v):
 
 
 def _switch_pair_grad(dS, sw):
-    r""":math:`\partial L/\partial \mathrm{sw}_j` for :math:`S_{jk} = \mathrm{sw}_j\mathrm{sw}_k` given :math:`\bar S`."""
+    r""":math:`\partial L/\partial \mathrm{sw}_j` for :math:`S_{jk} = \mathrm{sw}_j\mathrm{sw}_k`, given
+    :math:`\bar S`."""
     return np.einsum("njk,nk->nj", dS, sw) + np.einsum("nkj,nk->nj", dS, sw)
 
 
