@@ -298,3 +298,13 @@ def test_atoms_without_neighbors_match_deepmd(frames, tree, names):
     np.testing.assert_allclose(res.force, r["force"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(res.atom_energy, r["atom_energy"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(res.atom_virial, r["atom_virial"].reshape(-1, 3, 3), rtol=0, atol=1e-9)
+
+
+def test_dpa2_inside_a_hybrid_is_refused(tree):
+    import copy
+
+    t = copy.deepcopy(tree)
+    t["model"]["descriptor"] = {"type": "hybrid", "list": [t["model"]["descriptor"]]}
+    # the fitting input width is unchanged (12): the hybrid of one part reads, the evaluator refuses it
+    with pytest.raises(UnsupportedModelError, match="DPA-2 inside a hybrid descriptor is not supported"):
+        ExactEvaluator(model_from_tree(t, source="hybrid.dp"))

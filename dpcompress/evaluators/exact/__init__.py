@@ -97,7 +97,9 @@ class ExactEvaluator(Evaluator):
         for d in parts(model.descriptor):
             if d.type_name == "hybrid":
                 raise UnsupportedModelError("a hybrid descriptor inside a hybrid is not supported")
-            if d.type_name == "dpa2" and d is model.descriptor:  # message passing: a frame-level path
+            if d.type_name == "dpa2":  # message passing: a frame-level path, for DPA-2 alone
+                if d is not model.descriptor:
+                    raise UnsupportedModelError("DPA-2 inside a hybrid descriptor is not supported (only alone)")
                 continue
             if d.type_name not in MATH:
                 raise UnsupportedModelError(f"no evaluator for descriptor {d.type_name!r}")
