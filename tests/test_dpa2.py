@@ -308,3 +308,12 @@ def test_dpa2_inside_a_hybrid_is_refused(tree):
     # the fitting input width is unchanged (12): the hybrid of one part reads, the evaluator refuses it
     with pytest.raises(UnsupportedModelError, match="DPA-2 inside a hybrid descriptor is not supported"):
         ExactEvaluator(model_from_tree(t, source="hybrid.dp"))
+
+
+def test_pair_exclude_types_with_dpa2_is_refused(tree):
+    import copy
+
+    t = copy.deepcopy(tree)
+    t["model"]["pair_exclude_types"] = [[0, 1]]
+    with pytest.raises(UnsupportedModelError, match=r"pair_exclude_types' = \[\(0, 1\), \(1, 0\)\] with DPA-2"):
+        ExactEvaluator(model_from_tree(t, source="excl.dp"))

@@ -100,6 +100,9 @@ class ExactEvaluator(Evaluator):
             if d.type_name == "dpa2":  # message passing: a frame-level path, for DPA-2 alone
                 if d is not model.descriptor:
                     raise UnsupportedModelError("DPA-2 inside a hybrid descriptor is not supported (only alone)")
+                if model.pair_exclude_types:
+                    raise UnsupportedModelError(f"{model.source}: 'model.pair_exclude_types' = "
+                                                f"{sorted(model.pair_exclude_types)} with DPA-2 is not supported")
                 continue
             if d.type_name not in MATH:
                 raise UnsupportedModelError(f"no evaluator for descriptor {d.type_name!r}")
