@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
+from ..core.networks import network_forward
 from . import fields, se_atten_v2
 from .fields import Node
 
@@ -44,6 +45,47 @@ class Linear:
     def back(self, dy):
         """:math:`\\partial L/\\partial x` from :math:`\\partial L/\\partial y`."""
         return dy @ self.w.T
+
+
+@dataclass(frozen=True)
+class RepinitConcat:
+    r"""A repinit block with ``tebd_input_mode`` "concat": one net on :math:`[s_j, E_{t_j}, E_{t_i}]`.
+
+    .. math::
+
+        G_j = \mathcal N([\tilde R_{j,0}, E_{t_j}, E_{t_i}])\ \ (\text{type\_one\_side: } [\tilde R_{j,0}, E_{t_j}]),
+        \qquad T = \frac1N\sum_j \tilde R_j^\top\otimes G_j,\qquad D = \mathrm{vec}(T^\top T_{:, :A})
+
+    (no smooth gate: DeePMD-kit applies the switch to the strip net's output only).  Empty slots have
+    :math:`\tilde R = 0` (davg 0) and add nothing whatever type they are given.
+    """
+
+    rcut: float
+    rcut_smth: float
+    sel: Tuple[int, ...]
+    neuron: Tuple[int, ...]
+    axis_neuron: int
+    tebd_dim: int
+    type_one_side: bool
+    env_protection: float
+    davg: np.ndarray
+    dstd: np.ndarray
+    type_embedding: np.ndarray
+    net: object
+
+    tebd_input_mode = "concat"
+
+    @property
+    def nnei(self):
+        return int(sum(self.sel))
+
+    @property
+    def dim_out(self):
+        return self.neuron[-1] * self.axis_neuron
+
+    @property
+    def embeddings(self):
+        return self.net
 
 
 @dataclass(frozen=True)
@@ -180,7 +222,8 @@ class DescriptorDPA2:
     def info_lines(self):
         """What ``dpcompress info`` prints about the blocks (beyond the repinit's rcut and sel)."""
         rep, l0 = self.repinit, (self.layers[0] if self.layers else None)
-        out = [f"repinit: neuron={list(rep.neuron)} axis_neuron={rep.axis_neuron} tebd_dim={rep.tebd_dim} strip"]
+        out = [f"repinit: neuron={list(rep.neuron)} axis_neuron={rep.axis_neuron} tebd_dim={rep.tebd_dim} "
+               f"{getattr(rep, 'tebd_input_mode', 'strip')}"]
         rf = (f"repformer: rcut={self.rf_rcut} Å rcut_smth={self.rf_rcut_smth} Å nsel={self.rf_nsel} "
               f"nlayers={len(self.layers)}")
         if l0 is not None:
@@ -204,7 +247,7 @@ class DescriptorDPA2:
     @property
     def embeddings(self):
         """The repinit nets (what :func:`~dpcompress.descriptors.iter_nets` lists)."""
-        return (self.repinit.embeddings, self.repinit.strip_net)
+        return (self.repinit.embeddings, getattr(self.repinit, "strip_net", None))
 
 
 def _flag(node, key, expected=None):
@@ -344,6 +387,36 @@ def _read_layer(node, args, last, act, smooth):
         attn2_shift=attn2_shift if ch2 and (g2_attn or h2_upd) else 20.0, update_style=style, **kw)
 
 
+def _read_repinit_concat(node, ntypes):
+    """The concat repinit: one net of input width 1 + (1 or 2) tebd_dim, no strip net."""
+    src, where = node.source, node.where
+    rcut, rcut_smth, protection = fields.radial_settings(node)
+    nnei = _int(node, "nsel", 1, fields.MAX_SEL)
+    neuron = node.int_list("neuron", lo=1)
+    if not neuron:
+        raise ModelFormatError(f"{src}: '{where}.neuron' is empty")
+    axis = _int(node, "axis_neuron", 1, neuron[-1])
+    tebd_dim = _int(node, "tebd_dim")
+    tos = node.flag("type_one_side", False)
+    davg, dstd = fields.statistics(node, ntypes, nnei, 4)
+    _, (net,) = fields.network_list(node.node("embeddings"), (0,), ntypes)
+    n_in = 1 + tebd_dim * (1 if tos else 2)
+    if net is None or net.in_dim != n_in or net.out_dim != neuron[-1]:
+        got = "null" if net is None else f"{net.in_dim} -> {net.out_dim}"
+        raise ModelFormatError(f"{src}: '{where}.embeddings.networks[0]' maps {got}, expected {n_in} -> "
+                               f"{neuron[-1]} (concat: [s, type embeddings])")
+    te = node.node("type_embedding")
+    tnet = fields.read_network(te.node("embedding"))
+    if tnet.in_dim != ntypes or tnet.out_dim != tebd_dim:
+        raise ModelFormatError(f"{src}: '{te.where}.embedding' maps {tnet.in_dim} -> {tnet.out_dim}, expected "
+                               f"{ntypes} (one-hot) -> {tebd_dim}")
+    # E_t = net(one-hot t) (the Layer rule, residual included); the padding row is zero
+    E = np.concatenate([network_forward(tnet, np.eye(ntypes))[0], np.zeros((1, tebd_dim))])
+    return RepinitConcat(rcut=rcut, rcut_smth=rcut_smth, sel=(nnei,), neuron=neuron, axis_neuron=axis,
+                         tebd_dim=tebd_dim, type_one_side=tos, env_protection=protection, davg=davg, dstd=dstd,
+                         type_embedding=E, net=net)
+
+
 def _refuse(node, key, value, why):
     raise UnsupportedModelError(f"{node.source}: '{node._key(key)}' = {value!r} is not supported ({why})")
 
@@ -353,8 +426,8 @@ def read(node, ntypes):
 
     Accepted: every repformer option DeePMD-kit 3.2 serialises (update styles, g1/g2/h2 update terms,
     gates, ``smooth``, ``use_sqrt_nnei``, ``g1_out_conv``/``g1_out_mlp``, ``add_tebd_to_repinit_out``),
-    a repinit with ``tebd_input_mode`` "strip".  Refused with :class:`~dpcompress.UnsupportedModelError`
-    naming the key: ``use_three_body``, ``direct_dist``, ``use_econf_tebd``, ``tebd_input_mode`` "concat",
+    a repinit with ``tebd_input_mode`` "strip" or "concat".  Refused with :class:`~dpcompress.UnsupportedModelError`
+    naming the key: ``use_three_body``, ``direct_dist``, ``use_econf_tebd``,
     ``exclude_types``, nonzero ``davg`` (``set_davg_zero`` false), ``use_exp_switch``.
     """
     src = node.source
@@ -367,8 +440,8 @@ def read(node, ntypes):
         if n.raw("use_econf_tebd", False):
             _refuse(n, "use_econf_tebd", True, "the electronic-configuration inputs are not in the model file")
     mode = ri_args.raw("tebd_input_mode", "concat")
-    if mode != "strip":
-        _refuse(ri_args, "tebd_input_mode", mode, "only 'strip' repinit is implemented")
+    if mode not in ("strip", "concat"):
+        _refuse(ri_args, "tebd_input_mode", mode, "DeePMD-kit's modes are 'strip' and 'concat'")
     if node.raw("exclude_types", []) not in ([], None):
         _refuse(node, "exclude_types", node.raw("exclude_types"), "type exclusion inside DPA-2 is not implemented")
     if node.raw("spin", None) is not None:
@@ -383,7 +456,10 @@ def read(node, ntypes):
               "smooth_type_embedding": smooth, "concat_output_tebd": False,
               "type_embedding": node.raw("type_embedding"),
               "env_protection": protection, "exclude_types": []}
-    repinit = se_atten_v2.read(Node(merged, ri_var.where, src), ntypes)
+    if mode == "strip":
+        repinit = se_atten_v2.read(Node(merged, ri_var.where, src), ntypes)
+    else:
+        repinit = _read_repinit_concat(Node(merged, ri_var.where, src), ntypes)
     if np.any(repinit.davg != 0):
         _refuse(ri_var, "@variables.davg", "nonzero", "DPA-2 is read with set_davg_zero true only")
     # the repformer block

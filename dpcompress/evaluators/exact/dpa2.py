@@ -10,7 +10,7 @@ entry at :math:`r \ge r_c'` made empty.  Slots hold local atom indices (periodic
 onto their atom), so a neighbor's :math:`g_1` is :math:`g_1[\mathrm{idx}]` however small the cell:
 this is DeePMD-kit's ``g1_ext = g1[mapping]``.
 
-Forward: repinit (:mod:`.se_atten_v2`), :math:`g_1 = \varphi(D^{ri} W_s [+ E_t W_t])`,
+Forward: repinit (:mod:`.se_atten_v2`, strip; :mod:`.repinit_concat`, concat), :math:`g_1 = \varphi(D^{ri} W_s [+ E_t W_t])`,
 :math:`g_2 = \varphi(\tilde R'_0 w + b)`, :math:`h_2 = \tilde R'_{1:4}`, the layers of
 :mod:`.repformer_layer`, :math:`D_i = [g_1, E_{t_i}]`, the fitting nets.
 
@@ -40,9 +40,14 @@ from ...core.activations import activate
 from ...core.env_mat import env_mat_se_a, smooth_switch
 from ...neighbors import build_neighbor_list
 from ..base import Overflow, result_from_atoms
-from . import se_atten_v2
+from . import repinit_concat, se_atten_v2
 from .fitting import atomic_energy_masks, fitting_forward_backward, parameter_columns
 from .repformer_layer import layer_backward, layer_forward
+
+
+def _repinit_math(rep):
+    """The repinit's forward/backward module: se_atten_v2 (strip) or :mod:`.repinit_concat`."""
+    return repinit_concat if getattr(rep, "tebd_input_mode", "strip") == "concat" else se_atten_v2
 
 
 def neighbor_lists(desc, coords, cell, types, n_threads=1):
@@ -81,8 +86,8 @@ def descriptor_forward(desc, types, index, vectors, rf_real):
     real = index >= 0
     jtype = np.where(real, types[np.maximum(index, 0)], -1)
     S = rep.nnei
-    D0, c_ri = se_atten_v2.descriptor_forward(rep, types, jtype[:, :S], vectors[:, :S], real[:, :S],
-                                              np.zeros_like(real[:, :S]))
+    D0, c_ri = _repinit_math(rep).descriptor_forward(rep, types, jtype[:, :S], vectors[:, :S], real[:, :S],
+                                                     np.zeros_like(real[:, :S]))
     J = desc.rf_nsel
     vec = vectors[:, :J]
     m = rf_real.astype(np.float64)
@@ -132,7 +137,7 @@ def descriptor_backward(desc, cache, dD):
     rf_grad *= m[..., None]
     dz = dg1 * cache["d_g1"]
     dD0 = dz if desc.g1_shape is None else desc.g1_shape.back(dz)
-    grad = se_atten_v2.descriptor_backward(desc.repinit, cache["c_ri"], dD0)
+    grad = _repinit_math(desc.repinit).descriptor_backward(desc.repinit, cache["c_ri"], dD0)
     J = min(desc.rf_nsel, grad.shape[1])
     grad[:, :J] += rf_grad[:, :J]
     return grad

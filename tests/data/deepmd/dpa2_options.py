@@ -130,6 +130,19 @@ def _env_protection(desc, rng):
         desc[var]["env_mat"]["protection"] = 0.1
 
 
+def _repinit_concat(desc, rng):
+    """The repinit's type embedding concatenated to s (DeePMD-kit's default mode): one net, first layer
+    of 1 + 2 tebd_dim inputs, no strip net."""
+    desc["repinit_args"]["tebd_input_mode"] = "concat"
+    var = desc["repinit_variable"]
+    var.pop("embeddings_strip", None)
+    net = var["embeddings"]["networks"][0]
+    first = net["layers"][0]["@variables"]
+    n_in = 1 + 2 * desc["repinit_args"]["tebd_dim"]
+    first["w"] = np.concatenate([first["w"], rng.normal(0, SCALE, (n_in - 1, first["w"].shape[1]))])
+    net["in_dim"] = n_in
+
+
 #: option name -> edit of the descriptor node (in place)
 OPTIONS = {
     "res_incr": _res_incr,
@@ -144,6 +157,7 @@ OPTIONS = {
     "small_sel": _small_sel,
     "repinit_type_one_side": _repinit_type_one_side,
     "env_protection": _env_protection,
+    "repinit_concat": _repinit_concat,
 }
 
 
