@@ -219,13 +219,15 @@ def test_unimplemented_options_are_refused_naming_the_key(tree, edit, match):
 
 
 def test_potential_and_compress_refusal(frames):
-    """Potential on the .dp runs the exact evaluator (same numbers); compressing is refused clearly."""
+    """Potential on the .dp (both frames in one call, atomic=True): DeePMD-kit's references (1e-9);
+    compressing is refused clearly."""
     coords, cells, types = frames
     pot = Potential(MODEL)
-    e, f, v = pot.eval(coords[:1], cells[:1], types)
-    ref = _evaluate(load_model(MODEL), coords[0], cells[0], types)
-    assert abs(e[0, 0] - ref.energy) < 1e-9
-    np.testing.assert_allclose(f[0], ref.force, rtol=0, atol=1e-12)
+    e, f, v, ae, av = pot.eval(coords, cells, types, atomic=True)
+    with np.load(os.path.join(FIXTURE, "ref_uncompressed_pth.npz"), allow_pickle=False) as ref:
+        np.testing.assert_allclose(e[:, 0], ref["energy"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(f, ref["force"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(av, ref["atom_virial"].reshape(2, -1, 9), rtol=0, atol=1e-9)
     D = pot.eval_descriptor(coords[:1], cells[:1], types)  # [g1, T[t_i]] (concat_output_tebd)
     assert D.shape == (1, len(types), 12)
     np.testing.assert_array_equal(D[0, :, 8:], pot.model.descriptor.type_embedding[types])
