@@ -199,7 +199,6 @@ def test_options_match_deepmd(frames, tree, names):
 
 @pytest.mark.parametrize("edit, match", [
     (lambda d: d["repinit_args"].update(use_three_body=True), r"repinit_args.use_three_body' = True"),
-    (lambda d: d["repformer_args"].update(direct_dist=True), r"repformer_args.direct_dist' = True"),
     (lambda d: d.update(use_econf_tebd=True), r"use_econf_tebd' = True"),
     (lambda d: d["repinit_args"].update(tebd_input_mode="bogus"), r"tebd_input_mode' = 'bogus'"),
     (lambda d: d.update(exclude_types=[[0, 1]]), r"exclude_types'"),

@@ -189,6 +189,7 @@ class DescriptorDPA2:
     concat_output_tebd: bool
     type_embedding: np.ndarray
     env_protection: float = 0.0
+    direct_dist: bool = False  # g2/h2 from |r|/rcut and r/rcut instead of the environment matrix
 
     type_name = TYPE_NAME
     display_name = TYPE_NAME
@@ -297,7 +298,8 @@ _LAYER_INTS = ("g1_dim", "g2_dim", "axis_neuron", "attn1_hidden", "attn1_nhead",
 def _same_smooth(node, smooth):
     """An attention map's ``smooth`` must be the descriptor's (DeePMD-kit builds them so)."""
     if node.flag("smooth", smooth) != smooth:
-        raise ModelFormatError(f"{node.source}: '{node._key('smooth')}' differs from the descriptor's smooth = {smooth}")
+        raise ModelFormatError(f"{node.source}: '{node._key('smooth')}' differs from the descriptor's "
+                               f"smooth = {smooth}")
 
 
 def _read_layer(node, args, last, act, smooth):
@@ -427,15 +429,13 @@ def read(node, ntypes):
     Accepted: every repformer option DeePMD-kit 3.2 serialises (update styles, g1/g2/h2 update terms,
     gates, ``smooth``, ``use_sqrt_nnei``, ``g1_out_conv``/``g1_out_mlp``, ``add_tebd_to_repinit_out``),
     a repinit with ``tebd_input_mode`` "strip" or "concat".  Refused with :class:`~dpcompress.UnsupportedModelError`
-    naming the key: ``use_three_body``, ``direct_dist``, ``use_econf_tebd``,
+    naming the key: ``use_three_body``, ``use_econf_tebd``,
     ``exclude_types``, nonzero ``davg`` (``set_davg_zero`` false), ``use_exp_switch``.
     """
     src = node.source
     ri_args, rf_args = node.node("repinit_args"), node.node("repformer_args")
     if ri_args.raw("use_three_body", False):
         _refuse(ri_args, "use_three_body", True, "the three-body repinit block is not implemented")
-    if rf_args.raw("direct_dist", False):
-        _refuse(rf_args, "direct_dist", True, "only the environment-matrix g2/h2 inputs are implemented")
     for n in (node, node.node("type_embedding")):
         if n.raw("use_econf_tebd", False):
             _refuse(n, "use_econf_tebd", True, "the electronic-configuration inputs are not in the model file")
@@ -504,6 +504,7 @@ def read(node, ntypes):
         rf_rcut_smth=rf_smth, rf_nsel=nsel, rf_davg=davg, rf_dstd=dstd, layers=layers, activation=act, smooth=smooth,
         use_sqrt_nnei=rf_args.flag("use_sqrt_nnei", True), concat_output_tebd=node.flag("concat_output_tebd", True),
         type_embedding=repinit.type_embedding, env_protection=protection,
+        direct_dist=rf_args.flag("direct_dist", False),
     )
 
 

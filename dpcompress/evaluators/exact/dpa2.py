@@ -10,8 +10,10 @@ entry at :math:`r \ge r_c'` made empty.  Slots hold local atom indices (periodic
 onto their atom), so a neighbor's :math:`g_1` is :math:`g_1[\mathrm{idx}]` however small the cell:
 this is DeePMD-kit's ``g1_ext = g1[mapping]``.
 
-Forward: repinit (:mod:`.se_atten_v2`, strip; :mod:`.repinit_concat`, concat), :math:`g_1 = \varphi(D^{ri} W_s [+ E_t W_t])`,
-:math:`g_2 = \varphi(\tilde R'_0 w + b)`, :math:`h_2 = \tilde R'_{1:4}`, the layers of
+Forward: repinit (:mod:`.se_atten_v2`, strip; :mod:`.repinit_concat`, concat),
+:math:`g_1 = \varphi(D^{ri} W_s [+ E_t W_t])`,
+:math:`g_2 = \varphi(\tilde R'_0 w + b)`, :math:`h_2 = \tilde R'_{1:4}` (``direct_dist``: :math:`r/r_c'` and
+:math:`\mathbf r/r_c'`, :func:`pair_inputs`), the layers of
 :mod:`.repformer_layer`, :math:`D_i = [g_1, E_{t_i}]`, the fitting nets.
 
 Backward: from weights :math:`\omega_i` on the atomic energies,
@@ -80,6 +82,26 @@ def neighbor_lists(desc, coords, cell, types, n_threads=1):
     return index, vectors, rf_real, overflow
 
 
+def pair_inputs(desc, types, vec, real):
+    r"""The repformer's pair inputs :math:`P = [g_2^{in}, h_2]` (n, J, 4) and
+    :math:`\partial P/\partial\mathbf r` (n, J, 4, 3).
+
+    Environment matrix (default): :math:`P = \tilde R'` (davg 0, so :math:`R/\sigma`); ``direct_dist``:
+    :math:`P = [\,r, \mathbf r\,]/r_c'`.  Zero on empty slots.
+    """
+    if not desc.direct_dist:
+        R, dR = env_mat_se_a(vec, real, desc.rf_rcut, desc.rf_rcut_smth, desc.env_protection)
+        std = desc.rf_dstd[types]  # davg is zero (checked by the reader)
+        return R / std, dR / std[..., None]
+    v = np.where(real[..., None], vec, 0.0)
+    r = np.where(real, np.linalg.norm(v, axis=-1), 1.0)
+    P = np.concatenate([(r * real)[..., None], v], axis=-1) / desc.rf_rcut
+    dP = np.zeros(vec.shape[:-1] + (4, 3))
+    dP[..., 0, :] = v / r[..., None]
+    dP[..., 1:, :] = np.eye(3) * real[..., None, None]
+    return P, dP / desc.rf_rcut
+
+
 def descriptor_forward(desc, types, index, vectors, rf_real):
     """:math:`D` (n, dim_out) of every local atom and the cache of :func:`descriptor_backward`."""
     rep = desc.repinit
@@ -91,8 +113,7 @@ def descriptor_forward(desc, types, index, vectors, rf_real):
     J = desc.rf_nsel
     vec = vectors[:, :J]
     m = rf_real.astype(np.float64)
-    R, dR = env_mat_se_a(vec, rf_real, desc.rf_rcut, desc.rf_rcut_smth, desc.env_protection)
-    Rt = R / desc.rf_dstd[types]  # davg is zero (checked by the reader)
+    P, dP = pair_inputs(desc, types, vec, rf_real)
     r = np.where(rf_real, np.linalg.norm(vec, axis=-1), 1.0)
     sw, dsw_dr = smooth_switch(r, desc.rf_rcut_smth, desc.rf_rcut)
     sw = sw * m
@@ -101,15 +122,15 @@ def descriptor_forward(desc, types, index, vectors, rf_real):
     if desc.tebd_transform is not None:
         z = z + desc.tebd_transform(desc.type_embedding[types])
     g1, d_g1 = activate(desc.activation, z, order=1)
-    g2, d_g2 = activate(desc.activation, desc.g2_embd(Rt[..., :1]), order=1)
-    h2 = Rt[..., 1:]
+    g2, d_g2 = activate(desc.activation, desc.g2_embd(P[..., :1]), order=1)
+    h2 = P[..., 1:]
     idx = np.maximum(index[:, :J], 0)
     caches = []
     for layer in desc.layers:
         g1, g2, h2, c = layer_forward(layer, g1, g2, h2, idx, m, sw, desc.smooth, desc.activation, desc.use_sqrt_nnei)
         caches.append(c)
     D = np.concatenate([g1, desc.type_embedding[types]], axis=1) if desc.concat_output_tebd else g1
-    cache = dict(c_ri=c_ri, types=types, dR=dR, dsw_dvec=dsw_dvec, d_g1=d_g1, d_g2=d_g2, m=m, idx=idx,
+    cache = dict(c_ri=c_ri, types=types, dP=dP, dsw_dvec=dsw_dvec, d_g1=d_g1, d_g2=d_g2, m=m, idx=idx,
                  layers=caches, g1_dim=g1.shape[1], g2=g2, h2=h2)
     return D, cache
 
@@ -131,9 +152,8 @@ def descriptor_backward(desc, cache, dD):
         dg1, dg2, dh2, dsw_l = layer_backward(layer, c, dg1, dg2, dh2, idx, m, desc.smooth)
         dsw += dsw_l
     dR0 = desc.g2_embd.back(dg2 * cache["d_g2"])
-    dRt = np.concatenate([dR0, dh2], axis=-1)
-    dR = dRt / desc.rf_dstd[cache["types"]]
-    rf_grad = np.einsum("njk,njkb->njb", dR, cache["dR"]) + dsw[..., None] * cache["dsw_dvec"]
+    rf_grad = (np.einsum("njk,njkb->njb", np.concatenate([dR0, dh2], axis=-1), cache["dP"])
+               + dsw[..., None] * cache["dsw_dvec"])
     rf_grad *= m[..., None]
     dz = dg1 * cache["d_g1"]
     dD0 = dz if desc.g1_shape is None else desc.g1_shape.back(dz)

@@ -143,6 +143,10 @@ def _repinit_concat(desc, rng):
     net["in_dim"] = n_in
 
 
+def _direct_dist(desc, rng):
+    desc["repformer_args"]["direct_dist"] = True
+
+
 #: option name -> edit of the descriptor node (in place)
 OPTIONS = {
     "res_incr": _res_incr,
@@ -158,6 +162,7 @@ OPTIONS = {
     "repinit_type_one_side": _repinit_type_one_side,
     "env_protection": _env_protection,
     "repinit_concat": _repinit_concat,
+    "direct_dist": _direct_dist,
 }
 
 
