@@ -147,6 +147,17 @@ def _direct_dist(desc, rng):
     desc["repformer_args"]["direct_dist"] = True
 
 
+def _use_tebd_bias(desc, rng):
+    """A bias in the type-embedding layer (the padding row stays zero)."""
+    desc["use_tebd_bias"] = True
+    te = desc["type_embedding"]
+    te["use_tebd_bias"] = True
+    te["embedding"]["bias"] = True
+    layer = te["embedding"]["layers"][0]
+    layer["bias"] = True
+    layer["@variables"]["b"] = rng.normal(0, SCALE, layer["@variables"]["w"].shape[1])
+
+
 #: option name -> edit of the descriptor node (in place)
 OPTIONS = {
     "res_incr": _res_incr,
@@ -163,6 +174,7 @@ OPTIONS = {
     "env_protection": _env_protection,
     "repinit_concat": _repinit_concat,
     "direct_dist": _direct_dist,
+    "use_tebd_bias": _use_tebd_bias,
 }
 
 
