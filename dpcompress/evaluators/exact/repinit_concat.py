@@ -1,7 +1,7 @@
 r"""DPA-2's repinit with ``tebd_input_mode`` "concat" in numpy, exact: forward and hand-derived backward.
 
 One net on :math:`u_j = [\tilde R_{j,0}, E_{t_j}, E_{t_i}]` (``type_one_side``: :math:`[\tilde R_{j,0}, E_{t_j}]`),
-see :class:`~dpcompress.descriptors.dpa2.RepinitConcat`:
+see :class:`~dpcompress.descriptors.dpa2_repinit.RepinitConcat`:
 
 .. math::
 
