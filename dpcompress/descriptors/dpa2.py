@@ -1,7 +1,8 @@
 r"""DPA-2 (DeePMD-kit's ``dpa2`` descriptor): model classes and the reader of DeePMD-kit's tree.
 
 DPA-2 is a repinit block (se_atten_v2 without attention layers, read here as a
-:class:`~dpcompress.descriptors.se_atten_v2.DescriptorSeAttenV2`) followed by ``nlayers`` repformer
+:class:`~dpcompress.descriptors.se_atten_v2.DescriptorSeAttenV2` in strip mode, or as a
+:class:`~dpcompress.descriptors.dpa2_repinit.RepinitConcat`) followed by ``nlayers`` repformer
 layers that pass messages between neighbors (the g1 of a neighbor enters every layer), so an atom's
 energy reaches ``rcut_repinit + nlayers * rcut_repformer``.  Layout and forward math:
 ``docs/dp-file-attention.md`` section 2; the evaluator is :mod:`dpcompress.evaluators.exact.dpa2`.
