@@ -156,7 +156,8 @@ def test_small_cell_equals_its_supercell(frames):
     assert abs(two.energy - 2 * one.energy) < 1e-9 * n
 
 
-OPTION_SETS = [(name,) for name in OPTS.OPTIONS] + [("update_h2", "attn2_has_gate", "res_residual")]
+OPTION_SETS = [(name,) for name in OPTS.OPTIONS] + [("update_h2", "attn2_has_gate", "res_residual"),
+                                                  ("repinit_concat", "exclude_types", "smooth_false")]
 
 
 @pytest.mark.parametrize("names", OPTION_SETS, ids=["+".join(s) for s in OPTION_SETS])
@@ -201,7 +202,6 @@ def test_options_match_deepmd(frames, tree, names):
     (lambda d: d["repinit_args"].update(use_three_body=True), r"repinit_args.use_three_body' = True"),
     (lambda d: d.update(use_econf_tebd=True), r"use_econf_tebd' = True"),
     (lambda d: d["repinit_args"].update(tebd_input_mode="bogus"), r"tebd_input_mode' = 'bogus'"),
-    (lambda d: d.update(exclude_types=[[0, 1]]), r"exclude_types'"),
     (lambda d: d["repformers_variable"]["@variables"]["davg"].__setitem__((0, 0, 0), 0.1), r"davg' = 'nonzero'"),
     (lambda d: d["repformer_args"].update(update_style="res_bogus"), r"update_style' = 'res_bogus'"),
 ])

@@ -83,13 +83,13 @@ class DescriptorDPA2:
     type_embedding: np.ndarray
     env_protection: float = 0.0
     direct_dist: bool = False  # g2/h2 from |r|/rcut and r/rcut instead of the environment matrix
+    exclude_types: frozenset = frozenset()  # (center, neighbor) type pairs masked in both neighbor lists
 
     type_name = TYPE_NAME
     display_name = TYPE_NAME
     mixed_types = True
     tables = None
     is_compressed = False
-    exclude_types = frozenset()
 
     @property
     def ntypes(self):
@@ -155,7 +155,7 @@ def read(node, ntypes):
     gates, ``smooth``, ``use_sqrt_nnei``, ``g1_out_conv``/``g1_out_mlp``, ``add_tebd_to_repinit_out``),
     a repinit with ``tebd_input_mode`` "strip" or "concat".  Refused with :class:`~dpcompress.UnsupportedModelError`
     naming the key: ``use_three_body``, ``use_econf_tebd``,
-    ``exclude_types``, nonzero ``davg`` (``set_davg_zero`` false), ``use_exp_switch``.
+    nonzero ``davg`` (``set_davg_zero`` false), ``use_exp_switch``.
     """
     src = node.source
     ri_args, rf_args = node.node("repinit_args"), node.node("repformer_args")
@@ -167,8 +167,7 @@ def read(node, ntypes):
     mode = ri_args.raw("tebd_input_mode", "concat")
     if mode not in ("strip", "concat"):
         _refuse(ri_args, "tebd_input_mode", mode, "DeePMD-kit's modes are 'strip' and 'concat'")
-    if node.raw("exclude_types", []) not in ([], None):
-        _refuse(node, "exclude_types", node.raw("exclude_types"), "type exclusion inside DPA-2 is not implemented")
+    exclude_types = fields.type_pairs(node, "exclude_types", ntypes)
     if node.raw("spin", None) is not None:
         raise UnsupportedModelError(f"{src}: spin models are not supported ('{node.where}.spin' is set)")
     smooth = node.flag("smooth", True)
@@ -180,7 +179,7 @@ def read(node, ntypes):
     merged = {**ri_args.data, **ri_var.data, "type": "dpa1", "attn_layer": 0, "sel": [ri_args.raw("nsel")],
               "smooth_type_embedding": smooth, "concat_output_tebd": False,
               "type_embedding": node.raw("type_embedding"),
-              "env_protection": protection, "exclude_types": []}
+              "env_protection": protection, "exclude_types": sorted(exclude_types)}
     if mode == "strip":
         repinit = se_atten_v2.read(Node(merged, ri_var.where, src), ntypes)
     else:
@@ -229,7 +228,7 @@ def read(node, ntypes):
         rf_rcut_smth=rf_smth, rf_nsel=nsel, rf_davg=davg, rf_dstd=dstd, layers=layers, activation=act, smooth=smooth,
         use_sqrt_nnei=rf_args.flag("use_sqrt_nnei", True), concat_output_tebd=node.flag("concat_output_tebd", True),
         type_embedding=repinit.type_embedding, env_protection=protection,
-        direct_dist=rf_args.flag("direct_dist", False),
+        direct_dist=rf_args.flag("direct_dist", False), exclude_types=exclude_types,
     )
 
 

@@ -39,6 +39,7 @@ class RepinitConcat:
     dstd: np.ndarray
     type_embedding: np.ndarray
     net: object
+    exclude_types: frozenset = frozenset()
 
     tebd_input_mode = "concat"
 
@@ -82,4 +83,5 @@ def read_repinit_concat(node, ntypes):
     E = np.concatenate([network_forward(tnet, np.eye(ntypes))[0], np.zeros((1, tebd_dim))])
     return RepinitConcat(rcut=rcut, rcut_smth=rcut_smth, sel=(nnei,), neuron=neuron, axis_neuron=axis,
                          tebd_dim=tebd_dim, type_one_side=tos, env_protection=protection, davg=davg, dstd=dstd,
-                         type_embedding=E, net=net)
+                         type_embedding=E, net=net,
+                         exclude_types=fields.type_pairs(node, "exclude_types", ntypes))

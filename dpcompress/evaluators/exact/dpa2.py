@@ -108,9 +108,13 @@ def descriptor_forward(desc, types, index, vectors, rf_real):
     real = index >= 0
     jtype = np.where(real, types[np.maximum(index, 0)], -1)
     S = rep.nnei
+    excluded = np.zeros(index.shape, dtype=bool)  # exclude_types: the slot stays taken, its neighbor is masked
+    for a, b in desc.exclude_types:
+        excluded |= (types[:, None] == a) & (jtype == b)
     D0, c_ri = _repinit_math(rep).descriptor_forward(rep, types, jtype[:, :S], vectors[:, :S], real[:, :S],
-                                                     np.zeros_like(real[:, :S]))
+                                                     excluded[:, :S] & real[:, :S])
     J = desc.rf_nsel
+    rf_real = rf_real & ~excluded[:, :J]
     vec = vectors[:, :J]
     m = rf_real.astype(np.float64)
     P, dP = pair_inputs(desc, types, vec, rf_real)

@@ -48,8 +48,9 @@ def net_value_and_slope(net, x):
 
 def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     """Repinit descriptor (n, M * A) and cache; arguments as :func:`.se_atten_v2.descriptor_forward`
-    (``zeroed`` is all False: DPA-2 refuses exclude_types)."""
+    (``zeroed``: slots of excluded type pairs, whose rows are zero as DeePMD-kit's)."""
     n, nnei = real.shape
+    real = real & ~zeroed
     R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
     Rt = (R - desc.davg[atom_types]) / desc.dstd[atom_types]
     E = desc.type_embedding

@@ -158,6 +158,11 @@ def _use_tebd_bias(desc, rng):
     layer["@variables"]["b"] = rng.normal(0, SCALE, layer["@variables"]["w"].shape[1])
 
 
+def _exclude_types(desc, rng):
+    """O-H pairs masked in both neighbor lists (they keep their slots)."""
+    desc["exclude_types"] = [[0, 1]]
+
+
 #: option name -> edit of the descriptor node (in place)
 OPTIONS = {
     "res_incr": _res_incr,
@@ -175,6 +180,7 @@ OPTIONS = {
     "repinit_concat": _repinit_concat,
     "direct_dist": _direct_dist,
     "use_tebd_bias": _use_tebd_bias,
+    "exclude_types": _exclude_types,
 }
 
 

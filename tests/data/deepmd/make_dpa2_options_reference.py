@@ -26,7 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import dpa2_options as opts  # noqa: E402
 
-OPTION_SETS = [(name,) for name in opts.OPTIONS] + [("update_h2", "attn2_has_gate", "res_residual")]
+OPTION_SETS = [(name,) for name in opts.OPTIONS] + [("update_h2", "attn2_has_gate", "res_residual"),
+                                                  ("repinit_concat", "exclude_types", "smooth_false")]
 RADIUS = 4.0
 #: also evaluated on ``dpa2_options.lonely`` (atoms without repformer neighbors / without any neighbor)
 LONELY_SETS = [("use_sqrt_nnei_false",), ("smooth_false",)]
