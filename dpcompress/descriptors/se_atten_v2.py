@@ -17,7 +17,7 @@ import numpy as np
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..core.networks import Network, network_forward
 from ..tables import build_embedding_table, center_type_bounds
-from . import fields
+from . import dpa1_attention, fields
 from .base import KIND_SE_ATTEN, EmbeddingSizes, PackedPart, check_min_nbor_dist, pack_tables, unpack_tables
 
 TYPE_NAME = "se_atten_v2"
@@ -84,6 +84,10 @@ class DescriptorSeAttenV2(EmbeddingSizes):
         :math:`w_j = \mathrm{sw}(r_j)` (true, se_atten_v2) or 1 (false, se_atten v1).
     tables : EmbeddingTable or None
         The table of :math:`G_s` (compressed models).
+    attention : AttentionStack or None
+        DPA-1's attention layers (``attn_layer`` > 0), applied to the rows
+        :math:`G_s(x_j)\odot(1+\tau_j)` before the sum over slots
+        (:mod:`dpcompress.descriptors.dpa1_attention`); None without.
     """
 
     rcut: float
@@ -106,6 +110,7 @@ class DescriptorSeAttenV2(EmbeddingSizes):
     resnet_dt: bool = False
     tables: Optional[object] = None
     smooth_type_embedding: bool = True
+    attention: Optional[dpa1_attention.AttentionStack] = None
 
     type_name = TYPE_NAME
     mixed_types = True  # one block, all neighbor types, nearest first
@@ -117,6 +122,8 @@ class DescriptorSeAttenV2(EmbeddingSizes):
     @property
     def display_name(self):
         """What users call it: "se_atten_v2", or "se_atten" (DPA-1 v1) without the smooth type gate."""
+        if self.attention is not None:
+            return "dpa1"
         return TYPE_NAME if self.smooth_type_embedding else "se_atten"
 
     @property
@@ -167,7 +174,8 @@ class DescriptorSeAttenV2(EmbeddingSizes):
 def read(node, ntypes):
     """Read se_atten_v2 or DPA-1 / se_atten (v1) without attention layers.
 
-    Accepted: ``attn_layer`` 0, stripped type embedding (``tebd_input_mode``
+    Accepted: any ``attn_layer`` (layers > 0 are read by
+    :func:`~.dpa1_attention.read_attention`, which says what it refuses), stripped type embedding (``tebd_input_mode``
     "strip", implied by se_atten_v2) with or without ``smooth_type_embedding``
     (always true in se_atten_v2; false needs ``davg`` = 0, v1's ``set_davg_zero``), ``lmax`` 1,
     one-hot type embedding (no ``use_econf_tebd``).  Everything else raises
@@ -179,12 +187,6 @@ def read(node, ntypes):
     attn_layer = node.raw("attn_layer", 2)
     if isinstance(attn_layer, bool) or not isinstance(attn_layer, int) or attn_layer < 0:
         raise ModelFormatError(f"{src}: '{where}.attn_layer' should be a non-negative integer, found {attn_layer!r}")
-    if attn_layer > 0:
-        raise UnsupportedModelError(
-            f"{src}: {dtype} with attn_layer = {attn_layer} is not supported: attention layers mix the embeddings of "
-            "all neighbors of an atom, so the embedding is no longer a function of one neighbor's distance and "
-            "cannot be tabulated (only attn_layer 0 is supported)"
-        )
     # se_atten_v2 is strip by definition; DPA-1's default is concat
     mode = node.raw("tebd_input_mode", "strip" if dtype == "se_atten_v2" else "concat")
     if mode != "strip":
@@ -239,6 +241,11 @@ def read(node, ntypes):
         )
     # E_t = net(one-hot t); the padding type (-1 -> row ntypes) has the zero embedding
     E = np.concatenate([network_forward(tnet, np.eye(ntypes))[0], np.zeros((1, tebd_dim))])
+    exclude = fields.type_pairs(node, "exclude_types", ntypes)
+    attention = None
+    if attn_layer > 0:
+        dpa1_attention.refuse_unsupported(node, davg, exclude)
+        attention = dpa1_attention.read_attention(node, attn_layer, sel[0], M, smooth)
     return DescriptorSeAttenV2(
         rcut=rcut,
         rcut_smth=rcut_smth,
@@ -247,7 +254,7 @@ def read(node, ntypes):
         axis_neuron=axis,
         tebd_dim=tebd_dim,
         type_one_side=tos,
-        exclude_types=fields.type_pairs(node, "exclude_types", ntypes),
+        exclude_types=exclude,
         env_protection=protection,
         davg=davg,
         dstd=dstd,
@@ -258,6 +265,7 @@ def read(node, ntypes):
         activation=fields.activation(node, "activation_function"),
         resnet_dt=bool(node.raw("resnet_dt", False)),
         smooth_type_embedding=smooth,
+        attention=attention,
     )
 
 
@@ -302,6 +310,11 @@ def gate_of(desc):
 def pack(desc, pair_exclude_types):
     """The ``.dpc`` part of a compressed se_atten_v2 descriptor: one block, one table, the gate table."""
     nt = desc.ntypes
+    if desc.attention is not None:
+        raise UnsupportedModelError(
+            f"compressing dpa1 with attn_layer = {desc.attention.n_layers} into a .dpc file is not supported yet "
+            "(the C runtime has no attention layers); evaluate the uncompressed .dp model instead"
+        )
     avg, std = desc.davg[:, :1, :], desc.dstd[:, :1, :]
     if not (np.all(desc.davg == avg) and np.all(desc.dstd == std)):
         raise UnsupportedModelError(

@@ -36,8 +36,9 @@ The appended type embedding has no coordinate gradient.
 
 import numpy as np
 
-from ...core.env_mat import smooth_switch
+from ...core.env_mat import smooth_switch, smooth_switch_deepmd_order
 from ...core.networks import embedding_with_derivatives
+from . import dpa1_attention
 from .environment import normalised_env_mat
 
 
@@ -70,7 +71,9 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     cache : dict
     """
     n, nnei = real.shape
-    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed)
+    # attention: DeePMD-kit's rounding of sw near rcut (see smooth_switch_deepmd_order)
+    switch = smooth_switch_deepmd_order if desc.attention is not None else smooth_switch
+    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed, switch=switch)
     gated = real & ~zeroed
     if desc.smooth_type_embedding:
         sw, dsw = switch_and_derivative(desc, vectors, gated)
@@ -82,11 +85,14 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     g, dg, _ = embedding_with_derivatives(desc.embedding_net(), Rt[..., 0].ravel())
     G, dG = g.reshape(n, nnei, M), dg.reshape(n, nnei, M)
     gate = 1.0 + S * sw[..., None]
-    T = np.einsum("njk,njm->nkm", Rt, G * gate) / nnei
+    X = G * gate
+    if desc.attention is not None:  # DPA-1's attention layers mix the rows (smooth: switched, else masked)
+        X = dpa1_attention.rows_forward(desc.attention, X, gated, sw * gated, Rt)
+    T = np.einsum("njk,njm->nkm", Rt, X) / nnei
     D = np.einsum("nkm,nka->nma", T, T[:, :, :A]).reshape(n, M * A)
     if desc.concat_output_tebd:
         D = np.concatenate([D, desc.type_embedding[atom_types]], axis=1)
-    cache = dict(atom_types=atom_types, gated=gated, dR=dR, dsw=dsw, Rt=Rt, G=G, dG=dG, S=S, gate=gate, T=T)
+    cache = dict(atom_types=atom_types, gated=gated, dR=dR, dsw=dsw, Rt=Rt, G=G, dG=dG, S=S, gate=gate, T=T, sw=sw, X=X)
     return D, cache
 
 
@@ -109,11 +115,18 @@ def descriptor_backward(desc, cache, dD):
     dD = dD[:, : M * A].reshape(n, M, A)
     dT = np.einsum("nma,nka->nkm", dD, T[:, :, :A])
     dT[:, :, :A] += np.einsum("nma,nkm->nka", dD, T)
-    u = np.einsum("njk,nkm->njm", Rt, dT)
-    dRt = np.einsum("nkm,njm->njk", dT, G * gate) / nnei
-    dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, u) / nnei
-    dsw = np.einsum("njm,njm->nj", G * S, u) / nnei
     mask = cache["gated"]
+    dX = np.einsum("njk,nkm->njm", Rt, dT) / nnei  # dE/d(rows summed against R~)
+    dRt = np.einsum("nkm,njm->njk", dT, cache["X"]) / nnei
+    dsw = np.zeros((n, nnei))
+    if desc.attention is not None:
+        sw = cache["sw"]
+        dX, dsw_att, dRdir = dpa1_attention.rows_backward(desc.attention, G * gate, mask, sw * mask, Rt, dX)
+        dRt[:, :, 1:4] += dRdir
+        if desc.smooth_type_embedding:
+            dsw += dsw_att
+    dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, dX)
+    dsw += np.einsum("njm,njm->nj", G * S, dX)
     dRt[~mask] = 0.0
     dsw[~mask] = 0.0
     dR = dRt / desc.dstd[cache["atom_types"]]
