@@ -2,6 +2,7 @@
 #ifndef DPC_MODEL_INTERNAL_H
 #define DPC_MODEL_INTERNAL_H
 
+#include "dpc_attention.h"
 #include "dpc_buffer.h"
 #include "dpc_fitting.h"
 #include "dpc_model.h"
@@ -14,6 +15,8 @@
 
 /* Descriptor kinds of a part (part{p}.int[0]); docs/model-file.md. */
 enum { DPC_PART_SE_A = 1, DPC_PART_SE_R = 2, DPC_PART_SE_T = 3, DPC_PART_SE_ATTEN = 4 };
+/* DPA-1 with attention layers: kind 4's arrays plus part{p}.att_* (dpc_attention.h) */
+enum { DPC_PART_DPA1 = 6 };
 
 /* Layout of part{p}.int */
 enum {
@@ -34,6 +37,7 @@ typedef struct {
     const double *type_embedding;  /* [ntypes][tebd_dim] concat: appended to D */
     dpc_se_a_tab_args a;           /* se_a / se_r / se_atten: the per-frame fields are set per chunk */
     dpc_se_t_tab_args t;           /* se_t */
+    dpc_attention_params att;      /* DPA-1 (kind 6) */
 } dpc_part;
 
 struct dpc_model {

@@ -1,5 +1,5 @@
-"""DPA-1 with attention layers (``attn_layer`` 2, ``tests/data/deepmd/dpa1_attn2_tiny``): reader and exact
-numpy evaluator.
+"""DPA-1 with attention layers (``attn_layer`` 2, ``tests/data/deepmd/dpa1_attn2_tiny``): reader, exact
+numpy evaluator, and the compressed model in the C runtime (part kind 6, ``src_c/dpc_attention.c``).
 
 References: DeePMD-kit 3.2.0's ``DeepPot`` outputs stored with the fixture (its README), and finite
 differences of our own energy for the variants DeePMD-kit was not run on (smooth attention, no dotr, no
@@ -23,10 +23,15 @@ import pytest
 
 from conftest import DATA
 from dpcompress import Potential, compress, load_model
+from dpcompress._ext import runtime
+from dpcompress.cli import main
 from dpcompress.core.errors import ModelFormatError, UnsupportedModelError
-from dpcompress.modelfile import model_bytes
+from dpcompress.descriptors import iter_tables
+from dpcompress.modelfile.container import decode
 from dpcompress.neighbors import build_neighbor_list
+from dpcompress.reference import runtime as twin_runtime
 from synthetic_models import edit_dp, set_davg, set_descriptor
+from test_model_integrity import both_refuse, edit_arrays, edit_header
 
 FOLDER = os.path.join(DATA, "deepmd", "dpa1_attn2_tiny")
 MODEL = os.path.join(FOLDER, "frozen.dp")
@@ -48,6 +53,12 @@ def outputs():
     return Potential(MODEL).eval(coords, cells, types, atomic=True)
 
 
+@pytest.fixture(scope="module")
+def compressed_outputs():
+    coords, cells, types = frames()
+    return Potential(compress(MODEL)).eval(coords, cells, types, atomic=True)
+
+
 def near_rcut_atoms(coords, cell, types, rcut):
     nl = build_neighbor_list(coords.reshape(-1, 3), cell.reshape(3, 3), types, rcut, [120], mixed_types=True)
     r = np.where(nl.index >= 0, np.linalg.norm(nl.vectors, axis=-1), 0.0)
@@ -64,12 +75,14 @@ def test_reads_the_attention_layers():
     assert att.layers[0].ln_eps == 1e-5
 
 
+@pytest.mark.parametrize("path", ["exact", "compressed"])
 @pytest.mark.parametrize("ref", ["uncompressed", "compressed"])
-def test_exact_matches_deepmd(outputs, ref):
+def test_matches_deepmd(outputs, compressed_outputs, path, ref):
     """Energies and atomic energies of both frames, and everything of frame 0, within the issue's bounds;
-    frame 1's forces and virials away from rcut too, its near-rcut pairs within DeePMD-kit's own spread."""
+    frame 1's forces and virials away from rcut too, its near-rcut pairs within DeePMD-kit's own spread.
+    Exact (.dp, numpy) and compressed (tables, C runtime) alike."""
     r = np.load(os.path.join(FOLDER, f"ref_{ref}_pth.npz"))
-    e, f, v, ae, av = outputs
+    e, f, v, ae, av = outputs if path == "exact" else compressed_outputs
     coords, cells, types = frames()
     natoms = len(types)
     assert np.abs(e[:, 0] - r["energy"]).max() / natoms <= TOL["energy_per_atom"]
@@ -195,12 +208,6 @@ def test_refusals_name_the_key(edit, error, match, tmp_path):
         load_model(edit_dp(MODEL, tmp_path / "x.dp", edit))
 
 
-def test_compressed_file_is_refused_clearly():
-    """No .dpc kind for the attention layers yet: writing one says so."""
-    with pytest.raises(UnsupportedModelError, match="dpa1 with attn_layer = 2 into a .dpc file is not supported"):
-        model_bytes(compress(MODEL))
-
-
 def test_rows_of_empty_slots_do_not_matter():
     """Changing the (masked) rows of empty slots leaves the descriptor unchanged: the attention and the
     final sum ignore them."""
@@ -222,3 +229,87 @@ def test_rows_of_empty_slots_do_not_matter():
     smooth = dataclasses.replace(d.attention, smooth=True)
     np.testing.assert_allclose(att.rows_forward(smooth, X, mask, sw, Rt)[mask],
                                att.rows_forward(smooth, X2, mask, sw, Rt)[mask], rtol=0, atol=1e-15)
+
+
+# --- compressed: tables of G_s, the strip table, the attention layers in C (part kind 6) -------------------
+
+
+def test_compressed_equals_exact_to_table_error(outputs, compressed_outputs):
+    """Our table of G_s at the default step against the exact evaluator: within the issue's bounds (1e-10
+    eV/atom, 1e-9 eV/A); measured 0 and 3e-14 (the table's own error is below 1e-12)."""
+    e, f, v, ae, av = outputs
+    ec, fc, vc, aec, avc = compressed_outputs
+    natoms = ae.shape[1]
+    assert np.abs(ec - e).max() / natoms <= 1e-10 and np.abs(aec - ae).max() <= 1e-10
+    assert np.abs(fc - f).max() <= 1e-9 and np.abs(vc - v).max() <= 1e-9 and np.abs(avc - av).max() <= 1e-9
+    (table,) = list(iter_tables(compress(MODEL).descriptor))
+    assert table.max_error < 1e-10
+
+
+def test_thread_count_changes_nothing():
+    coords, cells, types = frames()
+    cm = compress(MODEL)
+    base = Potential(cm, n_threads=1).eval(coords, cells, types, atomic=True)
+    for n in (2, 3):
+        for x, y in zip(Potential(cm, n_threads=n).eval(coords, cells, types, atomic=True), base):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", ["as_stored", "smooth", "no_dotr", "no_normalize"])
+def test_runtime_equals_numpy_twin(name, tmp_path):
+    """The C kernels (real rows only, padding in the smooth softmax's denominator as a count) against their
+    numpy twin (dpcompress/reference/attention.py: all slots, padding masked), whole step, frame 0."""
+    edit = VARIANTS[name]
+    cm = compress(MODEL if edit is None else edit_dp(MODEL, tmp_path / "v.dp", edit))
+    coords, cells, types = frames(1)
+    x, cell = coords[0].reshape(-1, 3), cells[0].reshape(3, 3)
+    ae, f, av, _ = twin_runtime.compute(cm, x, cell, types)
+    _, fc, _, aec, avc = Potential(cm).eval(x[None], cell.reshape(1, 9), types, atomic=True)
+    assert np.abs(aec[0, :, 0] - ae).max() < 1e-11
+    assert np.abs(fc[0] - f).max() < 1e-12 and np.abs(avc[0].reshape(-1, 9) - av).max() < 1e-12
+
+
+@pytest.fixture(scope="module")
+def dpc_bytes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dpa1") / "dpa1.dpc"
+    assert main(["compress", "-i", MODEL, "-o", str(out)]) == 0
+    return out.read_bytes()
+
+
+def test_dpc_round_trip(dpc_bytes, tmp_path, capsys):
+    path = tmp_path / "dpa1.dpc"
+    path.write_bytes(dpc_bytes)
+    c = decode(dpc_bytes)
+    assert int(c.arrays["part0.int"][0]) == 6
+    np.testing.assert_array_equal(c.arrays["part0.att_int"], [2, 8, 1, 1, 0])
+    coords, cells, types = frames()
+    a = Potential(str(path)).eval(coords, cells, types, atomic=True)
+    b = Potential(compress(MODEL)).eval(coords, cells, types, atomic=True)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert main(["info", str(path)]) == 0
+    assert "dpa1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a["part0.att_int"].__setitem__(3, 2), r"att_int': layers 2 \(1..64\), hidden 8 \(1..512\), flags 1 2 0"),
+    (lambda a: a["part0.att_real"].__setitem__(1, -1.0), r"att_real': entry 1 is -1"),
+    (lambda a: a["part0.att_w_in"].__setitem__((0, 0, 0), np.nan), r"part0.att_w_in"),
+    (lambda a: a.__setitem__("part0.att_ln", a["part0.att_ln"][:, :1]), r"part0.att_ln"),
+    (lambda a: a.pop("part0.att_b_out"), r"part0.att_b_out"),
+    # tiny, so that the table bounds (checked first) do not move
+    (lambda a: a["part0.avg"].__setitem__((0, 0, 0), -1e-300), r"part0.avg': entry 0 is -1e-300; DPA-1 with attention"),
+    (lambda a: a.__setitem__("part0.gate_pad", np.array([2, 5])), r"part0.gate_pad': not used by DPA-1"),
+    (lambda a: a["part0.gate_of"].__setitem__((0, 1), -1), r"excluded pairs \(-1\) are not supported with attention"),
+], ids=["flag", "eps", "nan", "shape", "missing", "davg", "gate_pad", "excluded"])
+def test_damaged_arrays_are_refused_by_both_readers(dpc_bytes, change, match):
+    both_refuse(edit_arrays(dpc_bytes, change), match)
+
+
+def test_header_smooth_must_agree_with_att_int(dpc_bytes):
+    def smooth(h):
+        h["model"]["descriptor"][0]["smooth_type_embedding"] = True
+
+    with pytest.raises(ModelFormatError, match="smooth_type_embedding.*att_int"):
+        decode(edit_header(dpc_bytes, smooth), "edited.dpc")
+    runtime.check_model_bytes(dpc_bytes, "ok.dpc")

@@ -185,4 +185,32 @@ def refuse_unsupported(node, davg, exclude_types):
         )
 
 
-__all__ = ["SMOOTH_SHIFT", "AttentionLayer", "AttentionStack", "read_attention", "refuse_unsupported"]
+def pack_arrays(stack):
+    """The ``part{p}.att_*`` arrays of a ``.dpc`` file (docs/model-file.md)."""
+    L = stack.n_layers
+    return dict(
+        att_int=np.array([L, stack.hidden, int(stack.normalize), int(stack.dotr), int(stack.smooth)], dtype=np.int64),
+        att_real=np.array([stack.alpha] + [lay.ln_eps for lay in stack.layers], dtype=np.float64),
+        att_w_in=np.ascontiguousarray([lay.w_in for lay in stack.layers], dtype=np.float64),
+        att_b_in=np.ascontiguousarray([lay.b_in for lay in stack.layers], dtype=np.float64),
+        att_w_out=np.ascontiguousarray([lay.w_out for lay in stack.layers], dtype=np.float64),
+        att_b_out=np.ascontiguousarray([lay.b_out for lay in stack.layers], dtype=np.float64),
+        att_ln=np.ascontiguousarray([[lay.ln_w, lay.ln_b] for lay in stack.layers], dtype=np.float64),
+    )
+
+
+def unpack_arrays(arrays):
+    """The :class:`AttentionStack` of checked ``att_*`` arrays."""
+    L, hidden, normalize, dotr, smooth = (int(v) for v in arrays["att_int"])
+    real = np.asarray(arrays["att_real"], dtype=np.float64)
+    layers = tuple(
+        AttentionLayer(np.array(arrays["att_w_in"][l]), np.array(arrays["att_b_in"][l]), np.array(arrays["att_w_out"][l]),
+                       np.array(arrays["att_b_out"][l]), np.array(arrays["att_ln"][l][0]),
+                       np.array(arrays["att_ln"][l][1]), float(real[1 + l]))
+        for l in range(L)
+    )
+    return AttentionStack(layers=layers, hidden=hidden, alpha=float(real[0]), normalize=bool(normalize),
+                          dotr=bool(dotr), smooth=bool(smooth))
+
+
+__all__ = ["pack_arrays", "unpack_arrays", "SMOOTH_SHIFT", "AttentionLayer", "AttentionStack", "read_attention", "refuse_unsupported"]

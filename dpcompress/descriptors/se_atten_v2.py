@@ -18,11 +18,13 @@ from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..core.networks import Network, network_forward
 from ..tables import build_embedding_table, center_type_bounds
 from . import dpa1_attention, fields
-from .base import KIND_SE_ATTEN, EmbeddingSizes, PackedPart, check_min_nbor_dist, pack_tables, unpack_tables
+from .base import KIND_DPA1, KIND_SE_ATTEN, EmbeddingSizes, PackedPart, check_min_nbor_dist, pack_tables, unpack_tables
 
 TYPE_NAME = "se_atten_v2"
 ALIASES = ("se_atten_v2", "se_atten", "dpa1")
 KIND = KIND_SE_ATTEN
+#: the part kind of DPA-1 with attention layers (the arrays of :data:`KIND` plus ``att_*``)
+KIND_ATTENTION = KIND_DPA1
 
 
 @dataclass(frozen=True)
@@ -310,11 +312,8 @@ def gate_of(desc):
 def pack(desc, pair_exclude_types):
     """The ``.dpc`` part of a compressed se_atten_v2 descriptor: one block, one table, the gate table."""
     nt = desc.ntypes
-    if desc.attention is not None:
-        raise UnsupportedModelError(
-            f"compressing dpa1 with attn_layer = {desc.attention.n_layers} into a .dpc file is not supported yet "
-            "(the C runtime has no attention layers); evaluate the uncompressed .dp model instead"
-        )
+    if desc.attention is not None and np.any(desc.davg != 0):
+        raise UnsupportedModelError("DPA-1 with attention layers needs davg = 0 in a .dpc file")
     avg, std = desc.davg[:, :1, :], desc.dstd[:, :1, :]
     if not (np.all(desc.davg == avg) and np.all(desc.dstd == std)):
         raise UnsupportedModelError(
@@ -335,10 +334,12 @@ def pack(desc, pair_exclude_types):
         type_embedding=np.ascontiguousarray(desc.type_embedding[:nt], dtype=np.float64),
         **packed,
     )
-    if not desc.smooth_type_embedding:
+    if desc.attention is not None:
+        arrays.update(dpa1_attention.pack_arrays(desc.attention))
+    elif not desc.smooth_type_embedding:
         # its presence selects the kernels' unswitched gate (readers that do not know it refuse the file)
         arrays["gate_pad"] = desc.padding_gate_rows()
-    ints = dict(kind=KIND, nblocks=1, nnei=desc.nnei, ntables=1, ncoef=ncoef, M=M, axis_neuron=desc.axis_neuron,
+    ints = dict(kind=KIND if desc.attention is None else KIND_ATTENTION, nblocks=1, nnei=desc.nnei, ntables=1, ncoef=ncoef, M=M, axis_neuron=desc.axis_neuron,
                 mixed=1, concat=int(desc.concat_output_tebd), tebd_dim=desc.tebd_dim, dim_out=desc.dim_out,
                 n_gate_rows=gate.shape[0])
     settings = dict(neuron=list(desc.neuron), activation=desc.activation, resnet_dt=bool(desc.resnet_dt),
@@ -373,5 +374,6 @@ def unpack(ints, real, arrays, settings):
         activation=settings.get("activation", "tanh"),
         resnet_dt=bool(settings.get("resnet_dt", False)),
         tables=table,
-        smooth_type_embedding="gate_pad" not in arrays,
+        smooth_type_embedding=("gate_pad" not in arrays) if "att_int" not in arrays else bool(arrays["att_int"][4]),
+        attention=dpa1_attention.unpack_arrays(arrays) if "att_int" in arrays else None,
     )
