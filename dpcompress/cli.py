@@ -110,6 +110,8 @@ def _cmd_info(args):
         print(f"{label:<17}{getattr(part, 'display_name', part.type_name)}  rcut={part.rcut} Å  rcut_smth={part.rcut_smth} Å  sel={list(part.sel)}")
         details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
+        if getattr(part, "attention", None) is not None:  # DPA-1's attention layers
+            print(f"                 {part.attention.summary()}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
     kind = getattr(m.fitting, "kind", "ener")  # dipole / polar: dpcompress.DeepDipole, DeepPolar
     print(f"fitting:         {kind}, {len(m.fitting.networks)} net(s), widths {widths}")

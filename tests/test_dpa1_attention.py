@@ -288,7 +288,8 @@ def test_dpc_round_trip(dpc_bytes, tmp_path, capsys):
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert main(["info", str(path)]) == 0
-    assert "dpa1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "dpa1" in out and "attn_layer=2  attn=8  dotr=True  normalize=True  smooth=False" in out
 
 
 @pytest.mark.parametrize("change, match", [
@@ -313,3 +314,64 @@ def test_header_smooth_must_agree_with_att_int(dpc_bytes):
     with pytest.raises(ModelFormatError, match="smooth_type_embedding.*att_int"):
         decode(edit_header(dpc_bytes, smooth), "edited.dpc")
     runtime.check_model_bytes(dpc_bytes, "ok.dpc")
+
+
+# --- front ends -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.lammps
+@pytest.mark.parametrize("box, newton", [("ortho", "on"), ("cluster", "off")])
+def test_lammps_run0_equals_potential(box, newton, tmp_path, monkeypatch):
+    """``pair_style dpcompress`` with the kind-6 .dpc, ``run 0``: energy, forces, per-atom energies and the
+    global virial equal Potential.eval to the bounds of tests/test_lammps.py (frame 0)."""
+    from lammps_frames import write_data
+    from test_lammps import _require_lammps, _run_check
+
+    _require_lammps()
+    from dpcompress import save_model
+    from dpcompress.lammps import ensure_plugin
+
+    monkeypatch.setenv("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    plugin = ensure_plugin(quiet=True)
+    model = str(tmp_path / "dpa1.dpc")
+    save_model(compress(MODEL), model)
+    coords, cells, types = frames(1)
+    x, h = coords[0].reshape(-1, 3), (cells[0].reshape(3, 3) if box == "ortho" else None)
+    elements = [str(e) for e in np.load(FRAMES)["type_map"]]
+    data = str(tmp_path / "frame.data")
+    write_data(data, x, types, elements, h)
+    pot = Potential(model, n_threads=1)
+    e, f, v, ae, _ = pot.eval(x[None], None if h is None else h.reshape(1, 9), types, atomic=True)
+    case = dict(data=data, newton=newton, boundary="f f f" if h is None else "p p p",
+                pair=[f"pair_style dpcompress {model}", "pair_coeff * * " + " ".join(elements)])
+    out = _run_check({"dpa1": case}, str(tmp_path), plugin)["dpa1"]
+    assert "error" not in out, out.get("error")
+    assert abs(out["energy"] - e[0, 0]) / len(types) < 1e-10
+    np.testing.assert_allclose(np.array(out["force"]), f[0], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.array(out["atom_energy"]), ae[0].ravel(), rtol=0, atol=1e-10)
+    W = np.array(out["pressure"]) * out["volume"] / out["nktv2p"]
+    V = v[0].reshape(3, 3)
+    np.testing.assert_allclose(W, [V[0, 0], V[1, 1], V[2, 2], V[0, 1], V[0, 2], V[1, 2]], rtol=0,
+                               atol=1e-9 + 1e-12 * max(1.0, np.abs(V).max()))
+
+
+def test_cli_info_and_test_on_the_dp_file(tmp_path, capsys):
+    """``dpcompress info`` names the attention layers; ``dpcompress test`` runs the exact model on a small
+    deepmd/npy system and its energies are those of Potential (the per-frame detail file)."""
+    assert main(["info", MODEL]) == 0
+    assert "attn_layer=2" in capsys.readouterr().out
+    systems = os.path.join(DATA, "dp_test", "systems", "water_pbc")
+    rc = main(["test", "-m", MODEL, "-s", systems, "-n", "1", "--no-progress", "--json", str(tmp_path / "r.json"),
+               "-d", str(tmp_path / "d")])
+    assert rc == 0
+    import json
+
+    with open(tmp_path / "r.json", encoding="utf-8") as fh:
+        report = json.load(fh)
+    assert report  # the metrics were written
+    detail = np.loadtxt(tmp_path / "d.e.out", ndmin=2)
+    coord = np.load(next(os.path.join(r, f) for r, _, fs in os.walk(systems) for f in fs if f == "coord.npy"))[:1]
+    box = np.load(next(os.path.join(r, f) for r, _, fs in os.walk(systems) for f in fs if f == "box.npy"))[:1]
+    types = np.loadtxt(os.path.join(systems, "type.raw"), dtype=np.int64, ndmin=1)
+    e = Potential(MODEL).eval(coord, box, types)[0]
+    assert abs(detail[0, 1] - e[0, 0]) < 1e-8 * max(1.0, abs(e[0, 0]))

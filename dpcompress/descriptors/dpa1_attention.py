@@ -89,6 +89,11 @@ class AttentionStack:
     def n_layers(self):
         return len(self.layers)
 
+    def summary(self):
+        """One line for ``dpcompress info``."""
+        return (f"attn_layer={self.n_layers}  attn={self.hidden}  dotr={self.dotr}  normalize={self.normalize}  "
+                f"smooth={self.smooth}  alpha={self.alpha:.6g}")
+
 
 def _linear_layer(node, n_in, n_out):
     """(w, b) of a projection ``Layer``: linear activation, no timestep, no residual; b zero when bias is off."""
