@@ -112,7 +112,7 @@ static dpc_index center_inputs(const dpc_se_a_tab_args *a, const dpc_attention_p
     const dpc_index *gidx = a->gate_index + i * a->nnei;
     dpc_index n = 0;
     for (dpc_index s = 0; s < nreal; s++) {
-        if (gidx[s] < 0) continue; /* excluded pair: treated as padding (not written by dpcompress) */
+        if (gidx[s] < 0) continue; /* exclude_types pair: a padding slot, as in DeePMD-kit (counted in N - n) */
         double R[4], sw, dsw, t, delta;
         double *Rt = w->Rt + 4 * n;
         env_row(vec + 3 * s, a->rcut, a->rcut_smth, a->protection, R, w->dR + 12 * n, &sw, &dsw);

@@ -567,10 +567,6 @@ static dpc_status read_attention(dpc_model *m, dpc_part *P, int p, const double 
         if (avg[k] != 0.0)
             return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'part%d.avg': entry %lld is %g; DPA-1 with attention "
                                  "layers needs davg = 0", p, (long long)k, avg[k]);
-    for (int64_t k = 0; k < nt * nt; k++)
-        if (P->gate_of[k] < 0)
-            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'part%d.gate_of': excluded pairs (-1) are not supported "
-                                 "with attention layers", p);
     snprintf(name, sizeof name, "part%d.att_int", p);
     NEED(a, name, DPC_DT_I64, 1, 5);
     const int64_t *ai = (const int64_t *)a->data;

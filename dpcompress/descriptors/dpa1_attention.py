@@ -174,8 +174,11 @@ def read_attention(node, n_layers, nnei, M, smooth):
                           smooth=smooth)
 
 
-def refuse_unsupported(node, davg, exclude_types):
-    """What the attention evaluators do not implement, refused naming the key."""
+def refuse_unsupported(node, davg):
+    """What the attention evaluators do not implement, refused naming the key.
+
+    (``exclude_types`` is supported: as in DeePMD-kit an excluded neighbor is a padding slot, masked in
+    the attention and switched off.)"""
     src, where = node.source, node.where
     if node.has("@variables") and node.node("@variables").has("degree_gain_raw"):
         raise UnsupportedModelError(f"{src}: '{where}.@variables.degree_gain_raw' (lmax > 1 DPA-1) is not supported")
@@ -183,10 +186,6 @@ def refuse_unsupported(node, davg, exclude_types):
         raise UnsupportedModelError(
             f"{src}: '{where}.@variables.davg' is nonzero (set_davg_zero false): not supported with attention layers "
             "(DeePMD-kit gives empty slots the -davg/dstd rows and the type of the frame's first atom)"
-        )
-    if exclude_types:
-        raise UnsupportedModelError(
-            f"{src}: '{where}.exclude_types' = {sorted(exclude_types)} is not supported with attention layers"
         )
 
 

@@ -246,7 +246,7 @@ def read(node, ntypes):
     exclude = fields.type_pairs(node, "exclude_types", ntypes)
     attention = None
     if attn_layer > 0:
-        dpa1_attention.refuse_unsupported(node, davg, exclude)
+        dpa1_attention.refuse_unsupported(node, davg)
         attention = dpa1_attention.read_attention(node, attn_layer, sel[0], M, smooth)
     return DescriptorSeAttenV2(
         rcut=rcut,

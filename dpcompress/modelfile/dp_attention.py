@@ -16,8 +16,6 @@ def check_attention(c, p, nt, M, avg):
         k = int(nz[0])
         c.fail(f"array 'part{p}.avg': entry {k} is {np.asarray(avg).ravel()[k]:g}; DPA-1 with attention layers needs "
                "davg = 0")
-    if np.any(c.arrays[f"part{p}.gate_of"] < 0):
-        c.fail(f"array 'part{p}.gate_of': excluded pairs (-1) are not supported with attention layers")
     name = f"part{p}.att_int"
     ai = [int(v) for v in c.need(name, "i8", (5,))]
     if not (1 <= ai[0] <= 64 and 1 <= ai[1] <= 512 and all(v in (0, 1) for v in ai[2:])):
