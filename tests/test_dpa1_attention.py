@@ -119,8 +119,7 @@ def test_variants_match_deepmd(name, tmp_path):
     model = load_model(edit_dp(MODEL, tmp_path / "v.dp", DEEPMD_CHECKED[name][1]))
     coords, cells, types = frames()
     for pot in (Potential(model), Potential(compress(model))):
-        e, f, v = pot.eval(coords, cells, types)[:3]
-        ae = pot.eval(coords, cells, types, atomic=True)[3]
+        e, f, v, ae, _ = pot.eval(coords, cells, types, atomic=True)
         assert np.abs(e[:, 0] - ref["energy"]).max() / len(types) <= TOL["energy_per_atom"]
         assert np.abs(ae[..., 0] - ref["atom_energy"]).max() <= TOL["atom_energy"]
         assert np.abs(f[0] - ref["force"][0]).max() <= TOL["force"]
@@ -129,7 +128,7 @@ def test_variants_match_deepmd(name, tmp_path):
         # (module docstring) reaches their forces amplified: 1.3e-7 eV/A measured, every other atom 1e-9
         near_bound = 2e-7 if name == "dpa1_no_normalize" else 1.6e-8
         assert_frame1_forces(f[1], ref["force"][1], coords[1], cells[1], types, near_bound)
-        assert np.abs(v[1] - ref["virial"][1]).max() <= (1e-6 if name == "dpa1_no_normalize" else 1e-7)
+        assert np.abs(v[1].ravel() - ref["virial"][1].ravel()).max() <= (1e-6 if name == "dpa1_no_normalize" else 1e-7)
 
 
 def smooth_attention(t):
@@ -177,7 +176,7 @@ def test_forces_are_minus_gradient(name, tmp_path):
     x, t = coords[0].reshape(-1, 3)[:40].copy(), types[:40]
     _, f, _ = pot.eval(x[None], None, t)
     h = 1e-5
-    for a in range(0, 40, 6):
+    for a in (0, 13, 26, 39):
         for c in range(3):
             xp, xm = x.copy(), x.copy()
             xp[a, c] += h
@@ -288,8 +287,8 @@ def test_thread_count_changes_nothing():
 
 @pytest.mark.parametrize("name", ["as_stored", "smooth", "no_dotr", "no_normalize"])
 def test_runtime_equals_numpy_twin(name, tmp_path):
-    """The C kernels (real rows only, padding in the smooth softmax's denominator as a count) against their
-    numpy twin (dpcompress/reference/attention.py: all slots, padding masked), whole step, frame 0."""
+    """The C kernels (plain loops over the real rows) against their numpy twin (dpcompress/reference/
+    attention.py: the exact evaluator's masked array code on table rows), whole step, frame 0."""
     edit = VARIANTS[name]
     cm = compress(MODEL if edit is None else edit_dp(MODEL, tmp_path / "v.dp", edit))
     coords, cells, types = frames(1)

@@ -3,9 +3,9 @@ r"""Numpy twin of the DPA-1 attention kernels (``src_c/dpc_attention.c``): :func
 
 Written to be read: one center at a time, the rows :math:`X^{(0)}_j = g(x_j)(1 + w_j S_{q_j})` from
 the table of the geometric net (:mod:`.se_a_tab`'s lookup), then the attention layers of the exact
-evaluator (:mod:`dpcompress.evaluators.exact.dpa1_attention`, on all N slots with the padding
-masked, where the kernel computes the real rows only), :math:`T = \frac1N\sum_j \tilde R_j^\top
-\otimes X^{(L)}_j`; the backward pass is the exact evaluator's adjoint.  ``p`` is the part's kernel
+evaluator (:mod:`dpcompress.evaluators.exact.dpa1_attention`: batched array code with masks, where
+the kernel loops over the real rows), :math:`T = \frac1N\sum_j \tilde R_j^\top \otimes X^{(L)}_j`;
+the backward pass is the exact evaluator's adjoint.  ``p`` is the part's kernel
 view (gated, one block, davg = 0), ``att`` the :class:`~dpcompress.descriptors.dpa1_attention.AttentionStack`.
 """
 

@@ -68,8 +68,13 @@ def _unit_backward(xh, n, g):
     return (g - xh * np.sum(xh * g, axis=-1, keepdims=True)) / n
 
 
-def layer_forward(stack, layer, X, mask, sw, C):
-    """One attention layer; returns X' and what :func:`layer_backward` needs."""
+def layer_forward(stack, layer, X, mask, sw, C, n_extra=0):
+    """One attention layer; returns X' and what :func:`layer_backward` needs.
+
+    ``n_extra``: padding slots cut off the arrays (after the last real slot).  They are masked keys,
+    except in the smooth softmax, where each has the constant logit -c and is added to the
+    denominator by count (they pass no gradient: their A is multiplied by w = 0).
+    """
     d = stack.hidden
     P = X @ layer.w_in + layer.b_in
     q, k, v = P[..., :d], P[..., d : 2 * d], P[..., 2 * d : 3 * d]
@@ -77,21 +82,25 @@ def layer_forward(stack, layer, X, mask, sw, C):
         (q, nq), (k, nk), (v, nv) = _unit(q), _unit(k), _unit(v)
     else:
         nq = nk = nv = None
-    Lam = stack.alpha * np.einsum("njd,nkd->njk", q, k)
+    Lam = stack.alpha * (q @ k.transpose(0, 2, 1))
     if stack.smooth:
         Pi = sw[:, :, None] * sw[:, None, :]
         Lp = (Lam + SMOOTH_SHIFT) * Pi - SMOOTH_SHIFT
     else:
         Pi = None
         Lp = np.where(mask[:, None, :], Lam, -np.inf)
-    mx = np.max(Lp, axis=-1, keepdims=True)
+    mx = np.max(Lp, axis=-1, keepdims=True) if Lp.shape[-1] else np.full(Lp.shape[:-1] + (1,), -np.inf)
+    if stack.smooth and n_extra:
+        mx = np.maximum(mx, -SMOOTH_SHIFT)
     mx = np.where(np.isfinite(mx), mx, 0.0)  # a center without neighbors: every logit -inf
     E = np.exp(Lp - mx)
     s = np.sum(E, axis=-1, keepdims=True)
+    if stack.smooth and n_extra:
+        s = s + n_extra * np.exp(-SMOOTH_SHIFT - mx)
     A0 = np.where(mask[:, :, None], E / np.where(s > 0, s, 1.0), 0.0)
     A1 = A0 * Pi if stack.smooth else A0
     A = A1 * C if stack.dotr else A1
-    O = np.einsum("njk,nkd->njd", A, v)
+    O = A @ v
     Z = X + O @ layer.w_out + layer.b_out
     zc = Z - Z.mean(axis=-1, keepdims=True)
     sigma = np.sqrt(np.mean(zc * zc, axis=-1, keepdims=True) + layer.ln_eps)
@@ -107,8 +116,8 @@ def layer_backward(stack, layer, c, dXn, sw, C):
     zb = c["zb"]
     dZ = (g - g.mean(axis=-1, keepdims=True) - zb * np.mean(g * zb, axis=-1, keepdims=True)) / c["sigma"]
     dO = dZ @ layer.w_out.T
-    dA = np.einsum("njd,nkd->njk", dO, c["v"])
-    dv = np.einsum("njk,njd->nkd", c["A"], dO)
+    dA = dO @ c["v"].transpose(0, 2, 1)
+    dv = c["A"].transpose(0, 2, 1) @ dO
     dC = None
     if stack.dotr:
         dC = dA * c["A1"]
@@ -122,11 +131,11 @@ def layer_backward(stack, layer, c, dXn, sw, C):
     if stack.smooth:
         dLam = dLp * c["Pi"]
         dPi = dLp * (c["Lam"] + SMOOTH_SHIFT) + dA1 * A0
-        dsw = np.einsum("njk,nk->nj", dPi, sw) + np.einsum("nkj,nk->nj", dPi, sw)
+        dsw = (dPi @ sw[..., None])[..., 0] + (dPi.transpose(0, 2, 1) @ sw[..., None])[..., 0]
     else:
         dLam = dLp
-    dq = stack.alpha * np.einsum("njk,nkd->njd", dLam, c["k"])
-    dk = stack.alpha * np.einsum("njk,njd->nkd", dLam, c["q"])
+    dq = stack.alpha * (dLam @ c["k"])
+    dk = stack.alpha * (dLam.transpose(0, 2, 1) @ c["q"])
     if stack.normalize:
         dq = _unit_backward(c["q"], c["nq"], dq)
         dk = _unit_backward(c["k"], c["nk"], dk)
@@ -135,12 +144,12 @@ def layer_backward(stack, layer, c, dXn, sw, C):
     return dX, dsw, dC
 
 
-def attention_forward(stack, X, mask, sw, rhat, keep=False):
+def attention_forward(stack, X, mask, sw, rhat, keep=False, n_extra=0):
     """All layers; ``keep``: also return the per-layer caches (for :func:`attention_backward`)."""
-    C = np.einsum("nja,nka->njk", rhat, rhat) if stack.dotr else None
+    C = rhat @ rhat.transpose(0, 2, 1) if stack.dotr else None
     caches = []
     for layer in stack.layers:
-        X, c = layer_forward(stack, layer, X, mask, sw, C)
+        X, c = layer_forward(stack, layer, X, mask, sw, C, n_extra)
         if keep:
             caches.append(c)
     return (X, (caches, C)) if keep else X
@@ -168,7 +177,7 @@ def attention_backward(stack, state, dX, sw, rhat):
             dC += dc
     drhat = np.zeros(rhat.shape)
     if C is not None:
-        drhat = np.einsum("njk,nka->nja", dC, rhat) + np.einsum("nkj,nka->nja", dC, rhat)
+        drhat = (dC + dC.transpose(0, 2, 1)) @ rhat
     return dX, dsw, drhat
 
 
@@ -179,13 +188,24 @@ __all__ = ["DIRECTION_EPS", "directions", "direction_backward", "layer_forward",
 SUB = 32
 
 
+def _used_slots(mask):
+    """Slots up to the last real one of a sub-batch (the rest is padding, handled by count)."""
+    real = np.nonzero(mask.any(axis=0))[0]
+    return int(real[-1]) + 1 if real.size else 0
+
+
 def rows_forward(stack, X0, mask, sw, Rt):
-    """The attention output rows :math:`X^{(L)}` of a batch of centers, in sub-batches (no caches kept)."""
-    out = np.empty_like(X0)
+    """The attention output rows :math:`X^{(L)}` of a batch of centers, in sub-batches (no caches kept).
+
+    Rows of padding slots are returned unchanged (they reach nothing: their :math:`\tilde R` is 0).
+    """
+    out = X0.copy()
+    N = X0.shape[1]
     for a in range(0, X0.shape[0], SUB):
         sl = slice(a, a + SUB)
-        rhat, _ = directions(Rt[sl], mask[sl])
-        out[sl] = attention_forward(stack, X0[sl], mask[sl], sw[sl], rhat)
+        k = _used_slots(mask[sl])
+        rhat, _ = directions(Rt[sl, :k], mask[sl, :k])
+        out[sl, :k] = attention_forward(stack, X0[sl, :k], mask[sl, :k], sw[sl, :k], rhat, n_extra=N - k)
     return out
 
 
@@ -195,15 +215,17 @@ def rows_backward(stack, X0, mask, sw, Rt, dXL):
 
     The forward pass is recomputed per sub-batch with its caches (cheaper than storing them all).
     """
-    dX0 = np.empty_like(X0)
+    dX0 = np.zeros_like(X0)
     dsw = np.zeros(mask.shape)
     dRdir = np.zeros(mask.shape + (3,))
+    N = X0.shape[1]
     for a in range(0, X0.shape[0], SUB):
         sl = slice(a, a + SUB)
-        rhat, nv = directions(Rt[sl], mask[sl])
-        _, state = attention_forward(stack, X0[sl], mask[sl], sw[sl], rhat, keep=True)
-        dX0[sl], dsw[sl], drhat = attention_backward(stack, state, dXL[sl], sw[sl], rhat)
-        dRdir[sl] = direction_backward(rhat, nv, drhat)
+        k = _used_slots(mask[sl])
+        rhat, nv = directions(Rt[sl, :k], mask[sl, :k])
+        _, state = attention_forward(stack, X0[sl, :k], mask[sl, :k], sw[sl, :k], rhat, keep=True, n_extra=N - k)
+        dX0[sl, :k], dsw[sl, :k], drhat = attention_backward(stack, state, dXL[sl, :k], sw[sl, :k], rhat)
+        dRdir[sl, :k] = direction_backward(rhat, nv, drhat)
     return dX0, dsw, dRdir
 
 
