@@ -32,6 +32,13 @@ and :math:`\partial E/\partial\mathbf r_{ij}` collects both through
 :math:`\partial R/\partial\mathbf r` (se_e2_a) and :math:`\mathrm{sw}'(r)\hat{\mathbf r}`
 (smooth only: :math:`w = 1` does not depend on :math:`r`).
 The appended type embedding has no coordinate gradient.
+
+DPA-1 with attention layers (``desc.attention``): the rows :math:`\hat G_j` pass through the layers
+of :mod:`.dpa1_attention` before the sum (:math:`T = \frac1N\sum_j\tilde R_j^\top\otimes X^{(L)}_j`),
+and the backward pass goes through their adjoint from :math:`\partial E/\partial X^{(L)} = u/N`,
+adding the attention's :math:`\partial E/\partial w_j` (smooth) and the directions'
+:math:`\partial E/\partial\tilde R_{j,1:4}`; sw is then evaluated in DeePMD-kit's operation order
+(:func:`~dpcompress.core.env_mat.smooth_switch_deepmd_order`).
 """
 
 import numpy as np
@@ -116,17 +123,17 @@ def descriptor_backward(desc, cache, dD):
     dT = np.einsum("nma,nka->nkm", dD, T[:, :, :A])
     dT[:, :, :A] += np.einsum("nma,nkm->nka", dD, T)
     mask = cache["gated"]
-    dX = np.einsum("njk,nkm->njm", Rt, dT) / nnei  # dE/d(rows summed against R~)
+    u = np.einsum("njk,nkm->njm", Rt, dT)
     dRt = np.einsum("nkm,njm->njk", dT, cache["X"]) / nnei
-    dsw = np.zeros((n, nnei))
-    if desc.attention is not None:
-        sw = cache["sw"]
-        dX, dsw_att, dRdir = dpa1_attention.rows_backward(desc.attention, G * gate, mask, sw * mask, Rt, dX)
+    if desc.attention is None:
+        dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, u) / nnei
+        dsw = np.einsum("njm,njm->nj", G * S, u) / nnei
+    else:  # back through the attention layers from dE/dX^L = u / N
+        dX, dsw_att, dRdir = dpa1_attention.rows_backward(desc.attention, G * gate, mask, cache["sw"] * mask, Rt,
+                                                          u / nnei)
         dRt[:, :, 1:4] += dRdir
-        if desc.smooth_type_embedding:
-            dsw += dsw_att
-    dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, dX)
-    dsw += np.einsum("njm,njm->nj", G * S, dX)
+        dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, dX)
+        dsw = np.einsum("njm,njm->nj", G * S, dX) + (dsw_att if desc.smooth_type_embedding else 0.0)
     dRt[~mask] = 0.0
     dsw[~mask] = 0.0
     dR = dRt / desc.dstd[cache["atom_types"]]
