@@ -349,10 +349,11 @@ def test_header_smooth_must_agree_with_att_int(dpc_bytes):
 
 
 @pytest.mark.lammps
-@pytest.mark.parametrize("box, newton", [("ortho", "on"), ("cluster", "off")])
-def test_lammps_run0_equals_potential(box, newton, tmp_path, monkeypatch):
-    """``pair_style dpcompress`` with the kind-6 .dpc, ``run 0``: energy, forces, per-atom energies and the
-    global virial equal Potential.eval to the bounds of tests/test_lammps.py (frame 0)."""
+@pytest.mark.parametrize("box, newton, ranks", [("ortho", "on", 1), ("cluster", "off", 1), ("ortho", "off", 2)])
+def test_lammps_run0_equals_potential(box, newton, ranks, tmp_path, monkeypatch):
+    """``pair_style dpcompress`` with the kind-6 .dpc, ``run 0`` (serial, and under ``mpiexec -n 2``): energy,
+    forces, per-atom energies and the global virial equal Potential.eval to the bounds of tests/test_lammps.py
+    (frame 0)."""
     from lammps_frames import write_data
     from test_lammps import _require_lammps, _run_check
 
@@ -373,7 +374,7 @@ def test_lammps_run0_equals_potential(box, newton, tmp_path, monkeypatch):
     e, f, v, ae, _ = pot.eval(x[None], None if h is None else h.reshape(1, 9), types, atomic=True)
     case = dict(data=data, newton=newton, boundary="f f f" if h is None else "p p p",
                 pair=[f"pair_style dpcompress {model}", "pair_coeff * * " + " ".join(elements)])
-    out = _run_check({"dpa1": case}, str(tmp_path), plugin)["dpa1"]
+    out = _run_check({"dpa1": case}, str(tmp_path), plugin, ranks)["dpa1"]
     assert "error" not in out, out.get("error")
     assert abs(out["energy"] - e[0, 0]) / len(types) < 1e-10
     np.testing.assert_allclose(np.array(out["force"]), f[0], rtol=0, atol=1e-9)
