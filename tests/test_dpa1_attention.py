@@ -405,3 +405,11 @@ def test_cli_info_and_test_on_the_dp_file(tmp_path, capsys):
     types = np.loadtxt(os.path.join(systems, "type.raw"), dtype=np.int64, ndmin=1)
     e = Potential(MODEL).eval(coord, box, types)[0]
     assert abs(detail[0, 1] - e[0, 0]) < 1e-8 * max(1.0, abs(e[0, 0]))
+
+
+def test_gpu_path_refuses_with_the_name():
+    """The CUDA kernels have no attention layers: device="gpu" says so before any device is touched."""
+    from dpcompress.evaluators.gpu import GpuEvaluator
+
+    with pytest.raises(UnsupportedModelError, match="dpa1 with attention layers runs on the CPU only"):
+        GpuEvaluator(compress(MODEL), "gpu")
