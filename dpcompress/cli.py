@@ -122,6 +122,8 @@ def _cmd_info(args):
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
         for line in part.info_lines() if hasattr(part, "info_lines") else ():  # dpa2: its blocks
             print(f"                 {line}")
+        if getattr(part, "attention", None) is not None:  # DPA-1's attention layers
+            print(f"                 {part.attention.summary()}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
     kind = getattr(m.fitting, "kind", "ener")  # dipole / polar: dpcompress.DeepDipole, DeepPolar
     print(f"fitting:         {kind}, {len(m.fitting.networks)} net(s), widths {widths}")

@@ -596,6 +596,62 @@ static dpc_status read_se_t_tebd_gate(dpc_model *m, dpc_part *P, int p, dpc_erro
     return DPC_OK;
 }
 
+/* The attention layers of a DPA-1 part (kind 6; docs/model-file.md); the Python reader checks the same. */
+static dpc_status read_attention(dpc_model *m, dpc_part *P, int p, const double *avg, dpc_error *err)
+{
+    char name[64];
+    const dpc_array *a;
+    const int64_t nt = m->ntypes, M = P->M;
+    dpc_attention_params *att = &P->att;
+    snprintf(name, sizeof name, "part%d.gate_pad", p);
+    if (dpc_file_get(&m->file, name))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': not used by DPA-1 with attention layers (att_int[4] "
+                             "says whether the gate is switched)", name);
+    for (int64_t k = 0; k < nt * 4; k++)
+        if (avg[k] != 0.0)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'part%d.avg': entry %lld is %g; DPA-1 with attention "
+                                 "layers needs davg = 0", p, (long long)k, avg[k]);
+    snprintf(name, sizeof name, "part%d.att_int", p);
+    NEED(a, name, DPC_DT_I64, 1, 5);
+    const int64_t *ai = (const int64_t *)a->data;
+    if (ai[0] < 1 || ai[0] > 64 || ai[1] < 1 || ai[1] > 512 || (ai[2] & ~INT64_C(1)) || (ai[3] & ~INT64_C(1)) ||
+        (ai[4] & ~INT64_C(1)))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': layers %lld (1..64), hidden %lld (1..512), flags "
+                             "%lld %lld %lld (0 or 1)", name, (long long)ai[0], (long long)ai[1], (long long)ai[2],
+                             (long long)ai[3], (long long)ai[4]);
+    const int64_t L = ai[0], d = ai[1];
+    if (M > 1024) return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld channels (at most 1024 with attention)", p,
+                                       (long long)M);
+    att->n_layers = L;
+    att->hidden = d;
+    att->normalize = (int)ai[2];
+    att->dotr = (int)ai[3];
+    att->smooth = (int)ai[4];
+    snprintf(name, sizeof name, "part%d.att_real", p);
+    NEED(a, name, DPC_DT_F64, 1, L + 1);
+    const double *ar = (const double *)a->data;
+    for (int64_t k = 0; k <= L; k++)
+        if (!isfinite(ar[k]) || !(ar[k] > 0.0))
+            return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': entry %lld is %g (alpha, then each layer's "
+                                 "layer-norm eps: finite and > 0)", name, (long long)k, ar[k]);
+    att->alpha = ar[0];
+    att->ln_eps = ar + 1;
+#define ATT_ARRAY(field, suffix, ndim, ...)                                      \
+    do {                                                                         \
+        snprintf(name, sizeof name, "part%d." suffix, p);                        \
+        NEED(a, name, DPC_DT_F64, ndim, __VA_ARGS__);                            \
+        if (!all_finite((const double *)a->data, a->count)) return not_finite(err, name); \
+        att->field = (const double *)a->data;                                    \
+    } while (0)
+    ATT_ARRAY(w_in, "att_w_in", 3, L, M, 3 * d);
+    ATT_ARRAY(b_in, "att_b_in", 2, L, 3 * d);
+    ATT_ARRAY(w_out, "att_w_out", 3, L, d, M);
+    ATT_ARRAY(b_out, "att_b_out", 2, L, M);
+    ATT_ARRAY(ln, "att_ln", 3, L, 2, M);
+#undef ATT_ARRAY
+    return DPC_OK;
+}
+
 static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_error *err)
 {
     dpc_part *P = m->parts + p;
@@ -618,9 +674,9 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
     P->dim_out = I[DPC_PI_DIM];
     P->n_gate_rows = I[DPC_PI_NGATE];
     /* int fields are range-checked as the int64 the file holds, before any narrowing */
-    if (I[DPC_PI_KIND] < DPC_PART_SE_A || I[DPC_PI_KIND] > DPC_PART_SE_T_TEBD)
+    if (I[DPC_PI_KIND] < DPC_PART_SE_A || I[DPC_PI_KIND] > DPC_PART_DPA1)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: unknown descriptor kind %lld", p, (long long)I[DPC_PI_KIND]);
-    const int gated = P->kind == DPC_PART_SE_ATTEN, tebd = P->kind == DPC_PART_SE_T_TEBD;
+    const int gated = P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1, tebd = P->kind == DPC_PART_SE_T_TEBD;
     if (I[DPC_PI_MIXED] != (gated || tebd) || P->nblocks != (gated || tebd ? 1 : nt))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld neighbor blocks (mixed %lld) for %lld types", p,
                              (long long)P->nblocks, (long long)I[DPC_PI_MIXED], (long long)nt);
@@ -786,6 +842,7 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
         if (!all_finite((const double *)a->data, a->count)) return not_finite(err, name);
         P->type_embedding = P->concat ? (const double *)a->data : NULL;
     }
+    if (P->kind == DPC_PART_DPA1) return read_attention(m, P, p, avg, err);
     return DPC_OK;
 }
 
@@ -1265,11 +1322,16 @@ static int expected_array(const dpc_model *m, const char *name)
     if (strncmp(name, again, (size_t)used) != 0 || strlen(again) != (size_t)used) return 0;
     for (const char *const *e = PART; *e; e++)
         if (strcmp(name + used, *e) == 0) return 1;
-    if (m->parts[p].kind == DPC_PART_SE_ATTEN)
+    if (m->parts[p].kind == DPC_PART_SE_ATTEN || m->parts[p].kind == DPC_PART_DPA1)
         for (const char *const *e = GATED; *e; e++)
             if (strcmp(name + used, *e) == 0) return 1;
     if (m->parts[p].kind == DPC_PART_SE_T_TEBD)
         for (const char *const *e = TEBD; *e; e++)
+            if (strcmp(name + used, *e) == 0) return 1;
+    static const char *const ATTENTION[] = {"att_int", "att_real", "att_w_in", "att_b_in", "att_w_out", "att_b_out",
+                                            "att_ln", NULL};
+    if (m->parts[p].kind == DPC_PART_DPA1)
+        for (const char *const *e = ATTENTION; *e; e++)
             if (strcmp(name + used, *e) == 0) return 1;
     return 0;
 }

@@ -2,6 +2,7 @@
 #ifndef DPC_MODEL_INTERNAL_H
 #define DPC_MODEL_INTERNAL_H
 
+#include "dpc_attention.h"
 #include "dpc_buffer.h"
 #include "dpc_fitting.h"
 #include "dpc_model.h"
@@ -16,6 +17,8 @@
 enum { DPC_PART_SE_A = 1, DPC_PART_SE_R = 2, DPC_PART_SE_T = 3, DPC_PART_SE_ATTEN = 4 };
 /* se_e3_tebd: the se_t kernels in gated mode (one mixed-type block, the type-pair gate tt). */
 enum { DPC_PART_SE_T_TEBD = 5 };
+/* DPA-1 with attention layers: kind 4's arrays plus part{p}.att_* (dpc_attention.h) */
+enum { DPC_PART_DPA1 = 6 };
 
 /* Layout of part{p}.int */
 enum {
@@ -36,6 +39,7 @@ typedef struct {
     const double *type_embedding;  /* [ntypes][tebd_dim] concat: appended to D */
     dpc_se_a_tab_args a;           /* se_a / se_r / se_atten: the per-frame fields are set per chunk */
     dpc_se_t_tab_args t;           /* se_t, se_t_tebd */
+    dpc_attention_params att;      /* DPA-1 (kind 6) */
 } dpc_part;
 
 struct dpc_model {

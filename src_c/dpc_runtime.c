@@ -159,7 +159,7 @@ static void descriptor_row(const fit_ctx *c, int64_t k, double *xr)
     for (int p = 0; p < m->nparts; p++) {
         const dpc_part *P = m->parts + p;
         const double *st = c->pa[p].state + k * P->state_dim;
-        if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN) {
+        if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1) {
             dpc_descriptor_from_T_atom(P->M, P->A, st, xr + col);
             col += P->M * P->A;
             if (P->concat) {
@@ -214,7 +214,7 @@ static void take_rows(void *vctx, const dpc_index *rows, dpc_index n, double *dx
             const dpc_part *P = m->parts + p;
             const double *st = c->pa[p].state + k * P->state_dim;
             double *ds = c->pa[p].dstate + k * P->state_dim;
-            if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN) {
+            if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1) {
                 dpc_descriptor_gradient_to_T_atom(P->M, P->A, st, dr + col, ds);
                 col += P->M * P->A + (P->concat ? P->tebd_dim : 0);
             } else if (P->kind == DPC_PART_SE_R) {
@@ -242,7 +242,8 @@ static size_t carve_dp_chunk(const dpc_model *m, int64_t n, char *base, int64_t 
         a->vectors = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
         a->counts = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
         a->overflow = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
-        a->gate_index = (P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_SE_T_TEBD) ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei) : NULL;
+        a->gate_index = (P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_SE_T_TEBD || P->kind == DPC_PART_DPA1)
+                            ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei) : NULL;
         a->state = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
         a->dstate = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
         a->pair_grad = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
@@ -273,6 +274,9 @@ static dpc_status run_part(const dpc_part *P, dpc_part_arrays *a, int64_t n, con
     s.vectors = a->vectors;
     s.counts = a->counts;
     s.gate_index = a->gate_index;
+    if (P->kind == DPC_PART_DPA1)
+        return backward ? dpc_dpa1_backward(&s, &P->att, nth, a->dstate, a->pair_grad)
+                        : dpc_dpa1_forward(&s, &P->att, nth, a->state, a->beyond, a->beyond + n);
     return backward ? dpc_se_a_tab_backward(&s, nth, a->dstate, a->pair_grad)
                     : dpc_se_a_tab_forward(&s, nth, a->state, a->beyond, a->beyond + n);
 }

@@ -155,6 +155,26 @@ def chain(*edits):
     return edit
 
 
+def dpa1_attention(**kw):
+    """DPA-1's attention settings (keys of the layers: smooth, dotr, normalize, temperature), written on the
+    descriptor (smooth as smooth_type_embedding, dotr as attn_dotr), the layer stack, each layer and its attention."""
+    top = {"smooth": "smooth_type_embedding", "dotr": "attn_dotr"}
+
+    def edit(t):
+        d = _desc(t)
+        stack = d["attention_layers"]
+        for key, value in kw.items():
+            d[top.get(key, key)] = value
+            if key != "smooth":
+                stack[key] = value
+            for layer in stack["attention_layers"]:
+                if key != "smooth":
+                    layer[key] = value
+                layer["attention_layer"][key] = value
+
+    return edit
+
+
 #: name -> (tiny fixture, edit); DeePMD-kit 3.2.0 evaluated these (variants_ref.npz)
 DEEPMD_CHECKED = {
     "r_exclude": ("se_e2_r_tiny", set_descriptor(exclude_types=[[0, 1]])),
@@ -169,6 +189,12 @@ DEEPMD_CHECKED = {
     "v1_one_side": ("se_atten_tiny", se_atten_one_side),
     "v1_exclude": ("se_atten_tiny", set_descriptor(exclude_types=[[0, 1]])),
     "v1_pair_exclude": ("se_atten_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
+    "dpa1_smooth": ("dpa1_attn2_tiny", dpa1_attention(smooth=True)),
+    "dpa1_no_dotr_temperature": ("dpa1_attn2_tiny", dpa1_attention(dotr=False, temperature=0.7)),
+    "dpa1_no_normalize": ("dpa1_attn2_tiny", dpa1_attention(normalize=False)),
+    "dpa1_smooth_one_side_exclude": ("dpa1_attn2_tiny", chain(dpa1_attention(smooth=True), se_atten_one_side,
+                                                              set_descriptor(exclude_types=[[0, 1]]))),
+    "dpa1_pair_exclude": ("dpa1_attn2_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
 }
 def se_e3_tebd_hybrid(t):
     """A hybrid of the se_e3_tebd descriptor and a copy with rcut 3.0 (rcut_smth 0.4): the fitting nets take

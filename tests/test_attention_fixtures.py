@@ -1,10 +1,10 @@
-"""The tiny DeePMD-kit 3.2.0 fixtures of attention-based descriptors (issue 16): consistent, and refused today.
+"""The tiny DeePMD-kit 3.2.0 fixtures of attention-based descriptors (issue 16): consistent, and read.
 
 ``tests/data/deepmd/{dpa1_attn2_tiny,dpa2_tiny,se_e3_tebd_tiny}`` (made by
 ``tests/data/deepmd/make_attention_tiny.py``) hold DeePMD-kit's ``DeepPot`` outputs of a DPA-1 with two
 attention layers, a DPA-2 with two repformer layers and an se_e3_tebd model, uncompressed and (where
-DeePMD-kit compresses the model) compressed.  They are the references for the evaluators issue 16 asks for;
-until those exist, loading the models must raise :class:`UnsupportedModelError` naming what is refused.
+DeePMD-kit compresses the model) compressed.  They are the references of the evaluators' own tests
+(``tests/test_dpa1_attention.py``, ``tests/test_dpa2.py``, ``tests/test_se_e3_tebd.py``).
 """
 
 import json
@@ -16,18 +16,13 @@ import pytest
 from conftest import DATA
 
 from dpcompress import load_model
-from dpcompress.core.errors import UnsupportedModelError
 
 DEEPMD = os.path.join(DATA, "deepmd")
 NAMES = ("dpa1_attn2_tiny", "dpa2_tiny", "se_e3_tebd_tiny")
 NFRAMES, NATOMS = 2, 192
-#: a stable part of today's refusal per model (the setting that is not supported)
-REFUSAL = {
-    "dpa1_attn2_tiny": r"dpa1 with attn_layer = 2 is not supported",
-}
-#: read now, with the descriptor type they load as (tests/test_se_e3_tebd.py and tests/test_dpa2.py compare
-#: them with the references)
-READ_NOW = {"se_e3_tebd_tiny": "se_e3_tebd", "dpa2_tiny": "dpa2"}
+#: the descriptor type each loads as (tests/test_se_e3_tebd.py, tests/test_dpa2.py and
+#: tests/test_dpa1_attention.py compare them with the references)
+READ_NOW = {"se_e3_tebd_tiny": "se_e3_tebd", "dpa2_tiny": "dpa2", "dpa1_attn2_tiny": "se_atten_v2"}
 
 
 def present(name):
@@ -97,14 +92,6 @@ def test_references_are_reproducible(name):
     errors = errors_of(name)
     for key in ("max_abs_atomic_false_minus_true", "max_abs_batched_atomic_true_minus_per_frame"):
         assert max(errors[key].values()) < 1e-12, (key, errors[key])
-
-
-@pytest.mark.parametrize("name", sorted(REFUSAL))
-def test_loading_is_refused_naming_the_setting(name):
-    if not present(name):
-        pytest.skip(f"fixture {name} not made")
-    with pytest.raises(UnsupportedModelError, match=REFUSAL[name]):
-        load_model(os.path.join(DEEPMD, name, "frozen.dp"))
 
 
 @pytest.mark.parametrize("name", sorted(READ_NOW))

@@ -20,7 +20,7 @@ from dpcompress import Potential, compress, load_model
 from dpcompress._ext import runtime
 from dpcompress._ext import se_a_tab as compiled
 from dpcompress.cli import main
-from dpcompress.core.errors import UnsupportedModelError
+from dpcompress.core.errors import ModelFormatError, UnsupportedModelError
 from dpcompress.evaluators.exact import remove_pairs
 from dpcompress.modelfile import model_bytes
 from dpcompress.modelfile.container import decode
@@ -231,7 +231,8 @@ def test_gpu_path_refuses_with_the_name(tmp_path):
 def test_still_refused_settings(tmp_path):
     with pytest.raises(UnsupportedModelError, match="nonzero davg.*first atom"):
         load_model(edit_dp(MODEL, tmp_path / "d.dp", V1_DAVG))
-    with pytest.raises(UnsupportedModelError, match="attn_layer = 2"):
+    # attn_layer > 0 is read (tests/test_dpa1_attention.py); this file has no attention weights
+    with pytest.raises(ModelFormatError, match=r"layer_num' = 0 disagrees with 'model.descriptor.attn_layer' \(2\)"):
         load_model(edit_dp(MODEL, tmp_path / "a.dp", set_descriptor(attn_layer=2)))
     with pytest.raises(UnsupportedModelError, match="tebd_input_mode = 'concat'"):
         load_model(edit_dp(MODEL, tmp_path / "c.dp", set_descriptor(tebd_input_mode="concat")))

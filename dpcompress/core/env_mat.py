@@ -31,7 +31,21 @@ def smooth_switch(r, rcut_smth, rcut):
     return s, ds
 
 
-def env_mat_se_a(vectors, real, rcut, rcut_smth, protection=0.0):
+def smooth_switch_deepmd_order(r, rcut_smth, rcut):
+    """:func:`smooth_switch` with DeePMD-kit's operation order (``u2 = u*u``, ``-6*u2``).
+
+    The same function; only the rounding differs.  Within ~1e-4 Å of rcut, s is a few 1e-15 made
+    of round-off, and DPA-1's attention divides by it (the floored direction of
+    :mod:`dpcompress.evaluators.exact.dpa1_attention`), so there DeePMD-kit's rounding is reproduced.
+    """
+    u = np.clip((r - rcut_smth) / (rcut - rcut_smth), 0.0, 1.0)
+    u2 = u * u
+    s = u2 * u * (-6.0 * u2 + 15.0 * u - 10.0) + 1.0
+    ds = -30.0 * u2 * (u - 1.0) ** 2 / (rcut - rcut_smth)
+    return s, ds
+
+
+def env_mat_se_a(vectors, real, rcut, rcut_smth, protection=0.0, switch=smooth_switch):
     """Raw environment rows and their derivative with respect to r_ij.
 
     Parameters
@@ -50,7 +64,7 @@ def env_mat_se_a(vectors, real, rcut, rcut_smth, protection=0.0):
     vec = np.where(real[..., None], vectors, 0.0)
     r = np.linalg.norm(vec, axis=-1)
     r = np.where(real, r, 1.0)  # keeps padding finite; masked below
-    s, ds = smooth_switch(r, rcut_smth, rcut)
+    s, ds = switch(r, rcut_smth, rcut)
     s, ds = s * real, ds * real
     rho = r + protection
     rhat = vec / r[..., None]

@@ -20,6 +20,7 @@ ALIASES["hybrid"] = "hybrid"
 
 #: part kind code of a .dpc file -> unit
 BY_KIND = {unit.KIND: unit for unit in UNITS.values() if unit.KIND is not None}  # dpa2: exact only
+BY_KIND[se_atten_v2.KIND_ATTENTION] = se_atten_v2  # DPA-1 with attention layers: its own part kind
 
 #: what we know exists but do not evaluate, and why (named in the error)
 UNSUPPORTED = {

@@ -19,6 +19,8 @@ from ..tables import EmbeddingTable
 
 #: descriptor kind codes of a .dpc part (part{p}.int[0]); src_c/dpc_model_internal.h
 KIND_SE_A, KIND_SE_R, KIND_SE_T, KIND_SE_ATTEN = 1, 2, 3, 4
+#: DPA-1 with attention layers: kind 4's arrays plus part{p}.att_* (src_c/dpc_attention.h)
+KIND_DPA1 = 6
 
 
 class EmbeddingSizes:

@@ -17,12 +17,14 @@ import numpy as np
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from ..core.networks import Network, network_forward
 from ..tables import build_embedding_table, center_type_bounds
-from . import fields
-from .base import KIND_SE_ATTEN, EmbeddingSizes, PackedPart, check_min_nbor_dist, pack_tables, unpack_tables
+from . import dpa1_attention, fields
+from .base import KIND_DPA1, KIND_SE_ATTEN, EmbeddingSizes, PackedPart, check_min_nbor_dist, pack_tables, unpack_tables
 
 TYPE_NAME = "se_atten_v2"
 ALIASES = ("se_atten_v2", "se_atten", "dpa1")
 KIND = KIND_SE_ATTEN
+#: the part kind of DPA-1 with attention layers (the arrays of :data:`KIND` plus ``att_*``)
+KIND_ATTENTION = KIND_DPA1
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class DescriptorSeAttenV2(EmbeddingSizes):
         :math:`w_j = \mathrm{sw}(r_j)` (true, se_atten_v2) or 1 (false, se_atten v1).
     tables : EmbeddingTable or None
         The table of :math:`G_s` (compressed models).
+    attention : AttentionStack or None
+        DPA-1's attention layers (``attn_layer`` > 0), applied to the rows
+        :math:`G_s(x_j)\odot(1+\tau_j)` before the sum over slots
+        (:mod:`dpcompress.descriptors.dpa1_attention`); None without.
     """
 
     rcut: float
@@ -106,6 +112,7 @@ class DescriptorSeAttenV2(EmbeddingSizes):
     resnet_dt: bool = False
     tables: Optional[object] = None
     smooth_type_embedding: bool = True
+    attention: Optional[dpa1_attention.AttentionStack] = None
 
     type_name = TYPE_NAME
     mixed_types = True  # one block, all neighbor types, nearest first
@@ -117,6 +124,8 @@ class DescriptorSeAttenV2(EmbeddingSizes):
     @property
     def display_name(self):
         """What users call it: "se_atten_v2", or "se_atten" (DPA-1 v1) without the smooth type gate."""
+        if self.attention is not None:
+            return "dpa1"
         return TYPE_NAME if self.smooth_type_embedding else "se_atten"
 
     @property
@@ -167,7 +176,8 @@ class DescriptorSeAttenV2(EmbeddingSizes):
 def read(node, ntypes):
     """Read se_atten_v2 or DPA-1 / se_atten (v1) without attention layers.
 
-    Accepted: ``attn_layer`` 0, stripped type embedding (``tebd_input_mode``
+    Accepted: any ``attn_layer`` (layers > 0 are read by
+    :func:`~.dpa1_attention.read_attention`, which says what it refuses), stripped type embedding (``tebd_input_mode``
     "strip", implied by se_atten_v2) with or without ``smooth_type_embedding``
     (always true in se_atten_v2; false needs ``davg`` = 0, v1's ``set_davg_zero``), ``lmax`` 1,
     one-hot type embedding (no ``use_econf_tebd``).  Everything else raises
@@ -179,12 +189,6 @@ def read(node, ntypes):
     attn_layer = node.raw("attn_layer", 2)
     if isinstance(attn_layer, bool) or not isinstance(attn_layer, int) or attn_layer < 0:
         raise ModelFormatError(f"{src}: '{where}.attn_layer' should be a non-negative integer, found {attn_layer!r}")
-    if attn_layer > 0:
-        raise UnsupportedModelError(
-            f"{src}: {dtype} with attn_layer = {attn_layer} is not supported: attention layers mix the embeddings of "
-            "all neighbors of an atom, so the embedding is no longer a function of one neighbor's distance and "
-            "cannot be tabulated (only attn_layer 0 is supported)"
-        )
     # se_atten_v2 is strip by definition; DPA-1's default is concat
     mode = node.raw("tebd_input_mode", "strip" if dtype == "se_atten_v2" else "concat")
     if mode != "strip":
@@ -239,6 +243,11 @@ def read(node, ntypes):
         )
     # E_t = net(one-hot t); the padding type (-1 -> row ntypes) has the zero embedding
     E = np.concatenate([network_forward(tnet, np.eye(ntypes))[0], np.zeros((1, tebd_dim))])
+    exclude = fields.type_pairs(node, "exclude_types", ntypes)
+    attention = None
+    if attn_layer > 0:
+        dpa1_attention.refuse_unsupported(node, davg)
+        attention = dpa1_attention.read_attention(node, attn_layer, sel[0], M, smooth)
     return DescriptorSeAttenV2(
         rcut=rcut,
         rcut_smth=rcut_smth,
@@ -247,7 +256,7 @@ def read(node, ntypes):
         axis_neuron=axis,
         tebd_dim=tebd_dim,
         type_one_side=tos,
-        exclude_types=fields.type_pairs(node, "exclude_types", ntypes),
+        exclude_types=exclude,
         env_protection=protection,
         davg=davg,
         dstd=dstd,
@@ -258,6 +267,7 @@ def read(node, ntypes):
         activation=fields.activation(node, "activation_function"),
         resnet_dt=bool(node.raw("resnet_dt", False)),
         smooth_type_embedding=smooth,
+        attention=attention,
     )
 
 
@@ -302,6 +312,8 @@ def gate_of(desc):
 def pack(desc, pair_exclude_types):
     """The ``.dpc`` part of a compressed se_atten_v2 descriptor: one block, one table, the gate table."""
     nt = desc.ntypes
+    if desc.attention is not None and np.any(desc.davg != 0):
+        raise UnsupportedModelError("DPA-1 with attention layers needs davg = 0 in a .dpc file")
     avg, std = desc.davg[:, :1, :], desc.dstd[:, :1, :]
     if not (np.all(desc.davg == avg) and np.all(desc.dstd == std)):
         raise UnsupportedModelError(
@@ -322,10 +334,12 @@ def pack(desc, pair_exclude_types):
         type_embedding=np.ascontiguousarray(desc.type_embedding[:nt], dtype=np.float64),
         **packed,
     )
-    if not desc.smooth_type_embedding:
+    if desc.attention is not None:
+        arrays.update(dpa1_attention.pack_arrays(desc.attention))
+    elif not desc.smooth_type_embedding:
         # its presence selects the kernels' unswitched gate (readers that do not know it refuse the file)
         arrays["gate_pad"] = desc.padding_gate_rows()
-    ints = dict(kind=KIND, nblocks=1, nnei=desc.nnei, ntables=1, ncoef=ncoef, M=M, axis_neuron=desc.axis_neuron,
+    ints = dict(kind=KIND if desc.attention is None else KIND_ATTENTION, nblocks=1, nnei=desc.nnei, ntables=1, ncoef=ncoef, M=M, axis_neuron=desc.axis_neuron,
                 mixed=1, concat=int(desc.concat_output_tebd), tebd_dim=desc.tebd_dim, dim_out=desc.dim_out,
                 n_gate_rows=gate.shape[0])
     settings = dict(neuron=list(desc.neuron), activation=desc.activation, resnet_dt=bool(desc.resnet_dt),
@@ -360,5 +374,6 @@ def unpack(ints, real, arrays, settings):
         activation=settings.get("activation", "tanh"),
         resnet_dt=bool(settings.get("resnet_dt", False)),
         tables=table,
-        smooth_type_embedding="gate_pad" not in arrays,
+        smooth_type_embedding=("gate_pad" not in arrays) if "att_int" not in arrays else bool(arrays["att_int"][4]),
+        attention=dpa1_attention.unpack_arrays(arrays) if "att_int" in arrays else None,
     )

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.errors import InputError, UnsupportedModelError
 from ..core.inputs import as_coords
+from ..descriptors import parts
 from ..gpu.backend import CupyBackend
 from ..gpu.se_a_compressed import GpuEvaluator as GpuDriver
 from ..nep import NEPModel, is_nep_text_file
@@ -57,6 +58,8 @@ class GpuEvaluator(Evaluator):
     def __init__(self, model, device):
         if isinstance(model, NEPModel):
             raise UnsupportedModelError('NEP models run on the CPU only; use device="cpu"')
+        if any(getattr(p, "attention", None) is not None for p in parts(model.descriptor)):
+            raise UnsupportedModelError('dpa1 with attention layers runs on the CPU only; use device="cpu"')
         if _is_backend(device):
             backend = device
         else:

@@ -23,8 +23,9 @@ from ..core.env_mat import smooth_switch
 from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
-from ..descriptors.base import INT_FIELDS, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
+from ..descriptors.base import INT_FIELDS, KIND_DPA1, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
 from ..descriptors.se_e3_tebd import KIND_SE_T_TEBD
+from .dp_attention import ATTENTION_ARRAYS, check_attention
 from ..models import DPModel, EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS, FittingParams
 from ..models.tensor_fitting import refuse_tensor_model
@@ -636,9 +637,9 @@ def _check_part(c, p, spec):
     f = dict(zip(INT_FIELDS, I))
     kind, nb, nnei, ntab, ncoef, M, A = (f[k] for k in ("kind", "nblocks", "nnei", "ntables", "ncoef", "M", "axis_neuron"))
     mixed, concat, tebd_dim, dim_out, ngate = (f[k] for k in ("mixed", "concat", "tebd_dim", "dim_out", "n_gate_rows"))
-    if not KIND_SE_A <= kind <= KIND_SE_T_TEBD:
+    if not KIND_SE_A <= kind <= KIND_DPA1:
         c.fail(f"part {p}: unknown descriptor kind {kind}")
-    gated, tebd = kind == KIND_SE_ATTEN, kind == KIND_SE_T_TEBD
+    gated, tebd = kind in (KIND_SE_ATTEN, KIND_DPA1), kind == KIND_SE_T_TEBD
     if mixed != int(gated or tebd) or nb != (1 if gated or tebd else nt):
         c.fail(f"part {p}: {nb} neighbor blocks (mixed {mixed}) for {nt} types")
     if ncoef not in (4, 6):
@@ -726,6 +727,8 @@ def _check_part(c, p, spec):
             if np.any((pad < 0) | (pad >= ngate)):
                 c.fail(f"part {p}: padding gate row {int(pad[(pad < 0) | (pad >= ngate)][0])} out of range")
         c.finite(f"part{p}.type_embedding", "f8", (nt, tebd_dim))
+    if kind == KIND_DPA1:
+        check_attention(c, p, nt, M, avg)
     return f, dim_out
 
 
@@ -784,8 +787,9 @@ def _expected_array(name, nparts, kinds):
     if not dot or not head.startswith("part") or not head[4:].isdigit() or str(int(head[4:])) != head[4:]:
         return False
     p = int(head[4:])
-    return p < nparts and (tail in _PART_ARRAYS or (kinds[p] == KIND_SE_ATTEN and tail in _GATED_ARRAYS)
-                           or (kinds[p] == KIND_SE_T_TEBD and tail in ("gate", "gate_of", "type_embedding", "gate_pad")))
+    return p < nparts and (tail in _PART_ARRAYS or (kinds[p] in (KIND_SE_ATTEN, KIND_DPA1) and tail in _GATED_ARRAYS)
+                           or (kinds[p] == KIND_SE_T_TEBD and tail in ("gate", "gate_of", "type_embedding", "gate_pad"))
+                           or (kinds[p] == KIND_DPA1 and tail in ATTENTION_ARRAYS))
 
 
 def _pair_set(c, key, nt):
@@ -842,9 +846,9 @@ def _check_settings(c, parts_ints, spec):
             if "type_one_side" not in s or bool(s["type_one_side"]) != shared:
                 c.fail(f"header key '{where}.type_one_side' = {s.get('type_one_side')!r} disagrees with array "
                        f"'part{p}.table_of'")
-        if f["kind"] == KIND_SE_ATTEN and not isinstance(s.get("type_one_side"), bool):
+        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1) and not isinstance(s.get("type_one_side"), bool):
             c.fail(f"header key '{where}.type_one_side' should be true or false")
-        if f["kind"] in (KIND_SE_ATTEN, KIND_SE_T_TEBD):
+        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1, KIND_SE_T_TEBD):
             excl = s.get("exclude_types", [])
             if not isinstance(excl, list) or not all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) and 0 <= i < nt for i in x) for x in excl
@@ -853,9 +857,14 @@ def _check_settings(c, parts_ints, spec):
             gate_of = c.arrays[f"part{p}.gate_of"]
             if {(int(a), int(b)) for a, b in zip(*np.nonzero(gate_of == -1))} != {(a, b) for a, b in excl}:
                 c.fail(f"header key '{where}.exclude_types' disagrees with array 'part{p}.gate_of' (-1 = excluded)")
-        if f["kind"] == KIND_SE_ATTEN:
+        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1):
             smooth = s.get("smooth_type_embedding", True)
-            if not isinstance(smooth, bool) or smooth == (f"part{p}.gate_pad" in c.arrays):
+            if f["kind"] == KIND_DPA1 and (not isinstance(smooth, bool) or smooth != bool(c.arrays[f"part{p}.att_int"][4])):
+                c.fail(f"header key '{where}.smooth_type_embedding' = {smooth!r} disagrees with array 'part{p}.att_int' "
+                       "(entry 4: the switched attention)")
+            elif f["kind"] == KIND_DPA1:
+                pass
+            elif not isinstance(smooth, bool) or smooth == (f"part{p}.gate_pad" in c.arrays):
                 c.fail(f"header key '{where}.smooth_type_embedding' = {smooth!r} disagrees with array 'part{p}.gate_pad' "
                        "(present exactly when the type gate is not smoothed)")
         if f["kind"] == KIND_SE_T_TEBD:

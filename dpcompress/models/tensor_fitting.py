@@ -121,6 +121,9 @@ def read_tensor_fitting(node, ntypes, descriptor):
         raise UnsupportedModelError(
             f"{node.source}: a {kind!r} fitting on descriptor {descriptor.type_name!r} is not supported (tensor "
             f"models need the descriptor's rotation matrix; supported: {', '.join(TENSOR_DESCRIPTORS)})")
+    if getattr(descriptor, "attention", None) is not None:
+        raise UnsupportedModelError(f"{node.source}: a {kind!r} fitting on dpa1 with attention layers is not supported "
+                                    "(the tensor evaluators have no attention layers)")
     if int(node.number("dim_case_embd", 0)) != 0:
         raise UnsupportedModelError(f"{node.source}: '{node.where}.dim_case_embd' = {node.raw('dim_case_embd')} is "
                                     "not supported (must be 0)")

@@ -10,9 +10,10 @@ file holds (each descriptor unit's ``pack``), the fitting nets, the energies
 import numpy as np
 
 from ..descriptors import parts, unit_of
-from ..descriptors.base import KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R
+from ..descriptors.base import KIND_DPA1, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R
 from ..descriptors.se_e3_tebd import KIND_SE_T_TEBD
 from ..evaluators.exact import remove_pairs
+from .attention import dpa1_backward, dpa1_forward
 from .fitting import fitting_forward_backward
 from .neighbors import brute_force_neighbor_list
 from .se_a_tab import descriptor_from_T, descriptor_gradient_to_T, scatter_pair_gradients, se_a_tab_backward, se_a_tab_forward
@@ -43,9 +44,12 @@ def compute(model, coords, cell, types):
         kind = packed.ints["kind"]
         nl = brute_force_neighbor_list(coords, cell, types, desc.rcut, list(desc.sel), mixed_types=desc.mixed_types)
         nl = remove_pairs(nl, types, model.pair_exclude_types)
-        gate = _gate_index(p, packed, types, types, nl.index) if kind == KIND_SE_ATTEN else None
-        if kind in (KIND_SE_A, KIND_SE_R, KIND_SE_ATTEN):
-            T, b = se_a_tab_forward(p, types, nl.vectors, nl.counts, 1, True, gate_index=gate)
+        gate = _gate_index(p, packed, types, types, nl.index) if kind in (KIND_SE_ATTEN, KIND_DPA1) else None
+        if kind in (KIND_SE_A, KIND_SE_R, KIND_SE_ATTEN, KIND_DPA1):
+            if kind == KIND_DPA1:
+                T, b = dpa1_forward(p, desc.attention, types, nl.vectors, nl.counts, gate)
+            else:
+                T, b = se_a_tab_forward(p, types, nl.vectors, nl.counts, 1, True, gate_index=gate)
             if kind == KIND_SE_R:
                 D = T[:, 0, :] * SE_R_RESCALE
             else:
@@ -61,7 +65,7 @@ def compute(model, coords, cell, types):
                 D = np.concatenate([D, packed.arrays["type_embedding"][types]], axis=1)
             state = None
         beyond += np.asarray(b).sum(axis=1)
-        steps.append((kind, p, nl, gate, state, D.shape[1]))
+        steps.append((kind, p, nl, gate, state, D.shape[1], desc))
         D_parts.append(D)
     D = np.concatenate(D_parts, axis=1)
     e_fit, dD = fitting_forward_backward(model, types, D)
@@ -72,15 +76,18 @@ def compute(model, coords, cell, types):
     force = np.zeros((natoms, 3))
     atom_virial = np.zeros((natoms, 3, 3))
     col = 0
-    for kind, p, nl, gate, state, width in steps:
+    for kind, p, nl, gate, state, width, desc in steps:
         dDp = dD[:, col : col + width]
         col += width
         if kind == KIND_SE_R:
             grad = se_a_tab_backward(p, types, nl.vectors, nl.counts, (dDp * SE_R_RESCALE)[:, None, :])
-        elif kind in (KIND_SE_A, KIND_SE_ATTEN):
+        elif kind in (KIND_SE_A, KIND_SE_ATTEN, KIND_DPA1):
             A = p.axis_neuron
             dT = descriptor_gradient_to_T(state, dDp[:, : state.shape[2] * A], A)
-            grad = se_a_tab_backward(p, types, nl.vectors, nl.counts, dT, gate_index=gate)
+            if kind == KIND_DPA1:
+                grad = dpa1_backward(p, desc.attention, types, nl.vectors, nl.counts, gate, dT)
+            else:
+                grad = se_a_tab_backward(p, types, nl.vectors, nl.counts, dT, gate_index=gate)
         else:
             grad = se_t_tab_backward(p, types, nl.vectors, nl.counts, dDp[:, : p.n_channels], neighbor_type=gate)
         f, w = scatter_pair_gradients(nl.index, nl.vectors, grad, natoms)

@@ -11,13 +11,13 @@ type and slot, and a row set to zero on excluded type pairs.
 
 import numpy as np
 
-from ...core.env_mat import env_mat_se_a
+from ...core.env_mat import env_mat_se_a, smooth_switch
 from ...core.networks import embedding_with_derivatives
 
 
-def normalised_env_mat(desc, center_types, vectors, real, zeroed):
+def normalised_env_mat(desc, center_types, vectors, real, zeroed, switch=smooth_switch):
     r"""(:math:`\tilde R`, :math:`\partial R/\partial\mathbf r`), shapes (n, nnei, 4) and (n, nnei, 4, 3)."""
-    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection)
+    R, dR = env_mat_se_a(vectors, real, desc.rcut, desc.rcut_smth, desc.env_protection, switch=switch)
     Rt = (R - desc.davg[center_types]) / desc.dstd[center_types]
     Rt[zeroed] = 0.0
     return Rt, dR

@@ -32,12 +32,20 @@ and :math:`\partial E/\partial\mathbf r_{ij}` collects both through
 :math:`\partial R/\partial\mathbf r` (se_e2_a) and :math:`\mathrm{sw}'(r)\hat{\mathbf r}`
 (smooth only: :math:`w = 1` does not depend on :math:`r`).
 The appended type embedding has no coordinate gradient.
+
+DPA-1 with attention layers (``desc.attention``): the rows :math:`\hat G_j` pass through the layers
+of :mod:`.dpa1_attention` before the sum (:math:`T = \frac1N\sum_j\tilde R_j^\top\otimes X^{(L)}_j`),
+and the backward pass goes through their adjoint from :math:`\partial E/\partial X^{(L)} = u/N`,
+adding the attention's :math:`\partial E/\partial w_j` (smooth) and the directions'
+:math:`\partial E/\partial\tilde R_{j,1:4}`; sw is then evaluated in DeePMD-kit's operation order
+(:func:`~dpcompress.core.env_mat.smooth_switch_deepmd_order`).
 """
 
 import numpy as np
 
-from ...core.env_mat import smooth_switch
+from ...core.env_mat import smooth_switch, smooth_switch_deepmd_order
 from ...core.networks import embedding_with_derivatives
+from . import dpa1_attention
 from .environment import normalised_env_mat
 
 
@@ -70,7 +78,9 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     cache : dict
     """
     n, nnei = real.shape
-    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed)
+    # attention: DeePMD-kit's rounding of sw near rcut (see smooth_switch_deepmd_order)
+    switch = smooth_switch_deepmd_order if desc.attention is not None else smooth_switch
+    Rt, dR = normalised_env_mat(desc, atom_types, vectors, real, zeroed, switch=switch)
     gated = real & ~zeroed
     if desc.smooth_type_embedding:
         sw, dsw = switch_and_derivative(desc, vectors, gated)
@@ -82,11 +92,14 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     g, dg, _ = embedding_with_derivatives(desc.embedding_net(), Rt[..., 0].ravel())
     G, dG = g.reshape(n, nnei, M), dg.reshape(n, nnei, M)
     gate = 1.0 + S * sw[..., None]
-    T = np.einsum("njk,njm->nkm", Rt, G * gate) / nnei
+    X = G * gate
+    if desc.attention is not None:  # DPA-1's attention layers mix the rows (smooth: switched, else masked)
+        X = dpa1_attention.rows_forward(desc.attention, X, gated, sw * gated, Rt)
+    T = np.einsum("njk,njm->nkm", Rt, X) / nnei
     D = np.einsum("nkm,nka->nma", T, T[:, :, :A]).reshape(n, M * A)
     if desc.concat_output_tebd:
         D = np.concatenate([D, desc.type_embedding[atom_types]], axis=1)
-    cache = dict(atom_types=atom_types, gated=gated, dR=dR, dsw=dsw, Rt=Rt, G=G, dG=dG, S=S, gate=gate, T=T)
+    cache = dict(atom_types=atom_types, gated=gated, dR=dR, dsw=dsw, Rt=Rt, G=G, dG=dG, S=S, gate=gate, T=T, sw=sw, X=X)
     return D, cache
 
 
@@ -109,11 +122,18 @@ def descriptor_backward(desc, cache, dD):
     dD = dD[:, : M * A].reshape(n, M, A)
     dT = np.einsum("nma,nka->nkm", dD, T[:, :, :A])
     dT[:, :, :A] += np.einsum("nma,nkm->nka", dD, T)
-    u = np.einsum("njk,nkm->njm", Rt, dT)
-    dRt = np.einsum("nkm,njm->njk", dT, G * gate) / nnei
-    dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, u) / nnei
-    dsw = np.einsum("njm,njm->nj", G * S, u) / nnei
     mask = cache["gated"]
+    u = np.einsum("njk,nkm->njm", Rt, dT)
+    dRt = np.einsum("nkm,njm->njk", dT, cache["X"]) / nnei
+    if desc.attention is None:
+        dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, u) / nnei
+        dsw = np.einsum("njm,njm->nj", G * S, u) / nnei
+    else:  # back through the attention layers from dE/dX^L = u / N
+        dX, dsw_att, dRdir = dpa1_attention.rows_backward(desc.attention, G * gate, mask, cache["sw"] * mask, Rt,
+                                                          u / nnei)
+        dRt[:, :, 1:4] += dRdir
+        dRt[:, :, 0] += np.einsum("njm,njm->nj", dG * gate, dX)
+        dsw = np.einsum("njm,njm->nj", G * S, dX) + (dsw_att if desc.smooth_type_embedding else 0.0)
     dRt[~mask] = 0.0
     dsw[~mask] = 0.0
     dR = dRt / desc.dstd[cache["atom_types"]]

@@ -55,7 +55,9 @@ def main():
         edit_dp(os.path.join(folder, "frozen.dp"), os.path.join(work, "v.dp"), edit)
         subprocess.run([os.path.join(os.path.dirname(sys.executable), "dp"), "convert-backend", "v.dp", "v.pth"],
                        cwd=work, check=True)
-        e, f, v, ae, _ = DeepPot(os.path.join(work, "v.pth")).eval(coord, box, atype, atomic=True)
+        dp = DeepPot(os.path.join(work, "v.pth"))
+        dp.eval(coord, box, atype, atomic=True)  # discarded: TorchScript's first (profiling) call (dp-file-attention.md §4)
+        e, f, v, ae, _ = dp.eval(coord, box, atype, atomic=True)
         out.update({f"{name}/energy": e.reshape(NFRAMES), f"{name}/force": f.reshape(NFRAMES, -1, 3),
                     f"{name}/virial": v.reshape(NFRAMES, 9), f"{name}/atom_energy": ae.reshape(NFRAMES, -1)})
         print(name, "energy", e.ravel(), flush=True)
