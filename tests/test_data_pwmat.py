@@ -216,4 +216,4 @@ def test_scan_reads_movement_as_npy(tmp_path):
 
     assert stats(WATER) == stats(tmp_path / "npy")
     assert stats(WATER, fmt="pwmat/movement") == stats(tmp_path / "npy")
-    assert cli_main(["scan", WATER, "--rcut", "6", "-q", "--no-mpi"]) == 0
+    assert cli_main(["scan", WATER, "--rcut", "6", "-q", "--no-mpi", "-o", str(tmp_path / "scan.json")]) == 0
