@@ -217,3 +217,10 @@ def test_scan_reads_movement_as_npy(tmp_path):
     assert stats(WATER) == stats(tmp_path / "npy")
     assert stats(WATER, fmt="pwmat/movement") == stats(tmp_path / "npy")
     assert cli_main(["scan", WATER, "--rcut", "6", "-q", "--no-mpi", "-o", str(tmp_path / "scan.json")]) == 0
+
+
+def test_cli_bad_movement_exits_2_naming_the_file(tmp_path, capsys):
+    bad = _write(tmp_path, "".join(open(WATER).readlines()[:5]), "bad.MOVEMENT")
+    assert cli_main(["eval", MODEL, bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and bad in err[0] and "no Position block" in err[0]
