@@ -11,13 +11,18 @@ every format dpdata reads.
 ``vasp/outcar``, ``vasp/xml``
     dpdata when installed, else ASE (``vasp-out``, ``vasp-xml``); with neither, an error
     naming the extras.
+``pwmat/movement``, ``pwmat/atom.config``
+    PWmat's ``MOVEMENT`` (``OUT.MLMD``) and ``atom.config``: always the package's own reader
+    (:mod:`.pwmat`), which keeps the file's atom order and every frame (dpdata sorts the atoms
+    and drops frames by a guessed SCF limit).
 any other name
     Passed to dpdata as its ``fmt`` (``lammps/dump``, ``cp2k/output``, ``qe/cp/traj``, ...).
 
 Without ``fmt`` the format is told from the name: a folder is searched for ``deepmd/npy``
 systems and ``deepmd/hdf5`` files; a file ``*.h5``/``*.hdf5``/``*.hdf`` is ``deepmd/hdf5``,
 ``*.xyz``/``*.extxyz`` is ``extxyz``, ``OUTCAR*`` is ``vasp/outcar``, ``vasprun*.xml`` is
-``vasp/xml``; any other file is tried as ``deepmd/hdf5``.
+``vasp/xml``, ``MOVEMENT*``/``OUT.MLMD`` is ``pwmat/movement``, ``atom.config*``/``final.config`` is
+``pwmat/atom.config``; any other file is tried as ``deepmd/hdf5``.
 
 Energies of VASP files are the free energy ``TOTEN`` (the energy the forces are the gradient
 of; dpdata's label and ASE's ``free_energy``).  Every reader gives the same arrays for the same
@@ -36,11 +41,17 @@ from .memory import memory_system
 
 NPY, HDF5 = "deepmd/npy", "deepmd/hdf5"
 EXTXYZ, OUTCAR, VASPRUN = "extxyz", "vasp/outcar", "vasp/xml"
+MOVEMENT, ATOM_CONFIG = "pwmat/movement", "pwmat/atom.config"
+#: Formats the package's own readers always read (:mod:`.pwmat`: file atom order, every frame).
+NATIVE_ONLY = (MOVEMENT, ATOM_CONFIG)
 
 #: Spellings accepted for ``--format``.
 ALIASES = {
     "npy": NPY, "deepmd": NPY, "hdf5": HDF5, "h5": HDF5, "deepmd/h5": HDF5,
     "xyz": EXTXYZ, "quip/gap/xyz": EXTXYZ, "outcar": OUTCAR, "vasprun": VASPRUN, "xml": VASPRUN,
+    "pwmat/movement": MOVEMENT, "pwmat/atom.config": ATOM_CONFIG,
+    "movement": MOVEMENT, "pwmat": MOVEMENT, "mlmd": MOVEMENT, "pwmat/mlmd": MOVEMENT,
+    "atom.config": ATOM_CONFIG, "pwmat/config": ATOM_CONFIG, "final.config": ATOM_CONFIG, "pwmat/final.config": ATOM_CONFIG,
 }
 
 #: File-name patterns (lower case, fnmatch) by format: where the name alone tells the format.
@@ -49,6 +60,8 @@ NAME_PATTERNS = (
     (("*.xyz", "*.extxyz"), EXTXYZ),
     (("outcar*",), OUTCAR),
     (("vasprun*.xml",), VASPRUN),
+    (("movement*", "*.movement", "out.mlmd*"), MOVEMENT),
+    (("atom.config*", "final.config*", "*.atom.config"), ATOM_CONFIG),
 )
 
 #: dpdata's names where they differ from ours ("quip/gap/xyz" is the extxyz reader in every dpdata version).
@@ -58,8 +71,9 @@ DPDATA_FORMATS = {EXTXYZ: "quip/gap/xyz"}
 ASE_FORMATS = {EXTXYZ: "extxyz", OUTCAR: "vasp-out", VASPRUN: "vasp-xml"}
 
 #: The ``--format`` help of the commands that read data.
-FORMAT_HELP = ("data format: deepmd/npy, deepmd/hdf5, extxyz, vasp/outcar, vasp/xml, or any dpdata format "
-               "(default: from the names: folders deepmd, *.h5 hdf5, *.xyz extxyz, OUTCAR*, vasprun*.xml)")
+FORMAT_HELP = ("data format: deepmd/npy, deepmd/hdf5, extxyz, vasp/outcar, vasp/xml, pwmat/movement, pwmat/atom.config, "
+               "or any dpdata format (default: from the names: folders deepmd, *.h5 hdf5, *.xyz extxyz, OUTCAR*, "
+               "vasprun*.xml, MOVEMENT*, atom.config*)")
 
 MISSING_READER = "pip install 'dpcompress[data]' (dpdata)"
 
@@ -218,6 +232,8 @@ def _read_ase(aseio, path, fmt):
 
 def reader_for(fmt):
     """Which reader takes ``fmt`` here: ``"dpdata"``, ``"ase"`` or ``"native"``; InputError when none is installed."""
+    if fmt in NATIVE_ONLY:
+        return "native"
     if _dpdata() is not None:
         return "dpdata"
     if fmt in ASE_FORMATS and _ase_io() is not None:
@@ -258,6 +274,10 @@ def open_foreign_systems(path, fmt, labels=False):
         frames = _read_dpdata(_dpdata(), path, DPDATA_FORMATS.get(fmt, fmt))
     elif how == "ase":
         frames = _read_ase(_ase_io(), path, fmt)
+    elif fmt in NATIVE_ONLY:
+        from .pwmat import read_pwmat
+
+        frames = read_pwmat(path)
     else:
         from .extxyz import read_extxyz
 

@@ -7,6 +7,7 @@ evaluating the tiny model on these files must give the labels back.  Numbers are
 
 * ``water.extxyz``: frames 0 and 1, ``Lattice``, ``Properties=species:S:1:pos:R:3:forces:R:3``,
   ``energy``, ``virial`` (9 numbers), ``pbc="T T T"``;
+* ``water.MOVEMENT`` (``--movement``): frames 4 and 5 as PWmat's MOVEMENT (:func:`write_movement`);
 * ``OUTCAR``: frames 2 and 3 as VASP 6 writes an ionic step, reduced to the lines that dpdata
   (``vasp/outcar``) and ASE (``vasp-out``) read: the ``POTCAR:`` and ``ions per type`` header,
   ``NELM``/``NWRITE``/``ISPIN``, and per step the stress block (``in kB``), the cell
@@ -214,10 +215,38 @@ def write_vasprun(path):
         fh.write("\n".join(out) + "\n")
 
 
+def write_movement(path, frames):
+    """PWmat MOVEMENT frames: the blocks :mod:`dpcompress.data.pwmat` and dpdata read.
+
+    ``Etot,Ep,Ek``: Ep = the label, Ek = 0; ``stress (eV)`` = the virial; ``Position``: fractional
+    coordinates ``coord @ inv(box)`` (read back as ``frac @ box``, to 1e-13 Å); ``Force
+    (-force, ...)``: minus the force label, as PWmat writes the gradient.
+    """
+    coords, boxes, symbols, energy, force, virial = load()
+    z = {"O": 8, "H": 1}
+    out = []
+    for step, k in enumerate(frames):
+        e = float(energy[k])
+        out += [f"{len(symbols):5d} atoms,Iteration (fs) =    {step + 1:.10E}, Etot,Ep,Ek (eV) =   {e!r}  {e!r}   0.0, SCF =    10",
+                " Lattice vector (Angstrom)"]
+        for a, v in zip(boxes[k].reshape(3, 3), virial[k].reshape(3, 3)):
+            out.append("   " + "    ".join(repr(float(x)) for x in a) + "     stress (eV):  " + "  ".join(repr(float(x)) for x in v))
+        frac = coords[k].reshape(-1, 3) @ np.linalg.inv(boxes[k].reshape(3, 3))
+        out.append(" Position (normalized), move_x, move_y, move_z")
+        out += [f"{z[s]:4d}   " + "   ".join(repr(float(x)) for x in r) + "     1  1  1" for s, r in zip(symbols, frac)]
+        out.append(" Force (-force, eV/Angstrom)")
+        out += [f"{z[s]:4d}   " + "   ".join(repr(-float(x)) for x in r) for s, r in zip(symbols, force[k].reshape(-1, 3))]
+        out.append(" -------------------------------------------------")
+    with open(path, "w") as fh:
+        fh.write("\n".join(out) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
-    if "--vasprun" in sys.argv[1:]:  # needs DeePMD-kit (its labels)
+    if "--movement" in sys.argv[1:]:
+        write_movement(os.path.join(HERE, "water.MOVEMENT"), [4, 5])
+    elif "--vasprun" in sys.argv[1:]:  # needs DeePMD-kit (its labels)
         write_vasprun(os.path.join(HERE, "vasprun.xml"))
     else:
         write_extxyz(os.path.join(HERE, "water.extxyz"), [0, 1])
