@@ -15,14 +15,14 @@ import warnings
 from typing import Optional, Union
 
 from .._version import __version__
-from ..core.errors import InputError
+from ..core.errors import InputError, UnsupportedModelError
 from ..core.memory_limit import format_bytes, how_to_raise, max_bytes as memory_limit
 from ..core.warnings import TableAccuracyWarning
 from ..data.min_distance import min_neighbor_distance, systems_from_training_script
 from ..data.scan_file import scan_min_nbor_dist
 from ..descriptors import iter_nets, iter_tables, parts, tabulate, unit_of
 from ..modelfile import load_model
-from ..models import DPModel
+from ..models import DPModel, DPZBLModel
 from ..nep import DEFAULT_STEP, NEPModel, build_tables, read_nep
 from .table_error import MIN_FACTOR, StrideSearch
 
@@ -189,6 +189,9 @@ def compress(
     if not isinstance(model, (DPModel, NEPModel)):
         source_path = os.fspath(model)
         model = load_model(source_path)
+    if isinstance(model, DPZBLModel):  # the pair table and switching are not in the C runtime yet
+        raise UnsupportedModelError(f"{model.source or '<memory>'}: compressing a DP + ZBL model is not supported "
+                                    "yet; Potential evaluates the uncompressed .dp exactly (docs/dp-zbl.md)")
     if isinstance(model, NEPModel):
         given = dict(extrapolate=extrapolate != 5, check_frequency=check_frequency != -1,
                      training_script=training_script is not None, min_nbor_dist=min_nbor_dist is not None,
