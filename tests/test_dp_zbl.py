@@ -150,3 +150,36 @@ def test_refusals():
         dp_zbl_from_tree(t, "m.dp")
     with pytest.raises(InputError):
         DPZBLExactEvaluator(load_model(MODEL)).evaluate(np.zeros((2, 3)), None, np.array([0, 5]))
+
+
+def test_front_ends(tmp_path, capsys):
+    """ASE calculator, `dpcompress test` (forces RMSE against DeePMD-kit's labels), `info`; `compress` exits 2."""
+    import re
+
+    from ase import Atoms
+
+    from dpcompress.calculators.ase_calculator import DPCompressCalculator
+    from dpcompress.cli import main
+
+    fr = np.load(os.path.join(FOLDER, "test_frames.npz"))
+    ref = np.load(os.path.join(FOLDER, "ref_uncompressed_pth.npz"))
+    atoms = Atoms(symbols=[str(fr["type_map"][t]) for t in fr["atype"]], positions=fr["coord"][2], cell=fr["box"][2],
+                  pbc=True)
+    atoms.calc = DPCompressCalculator(MODEL)
+    assert abs(atoms.get_potential_energy() - ref["energy"][2]) / len(atoms) < 1e-10
+    assert np.abs(atoms.get_forces() - ref["force"][2]).max() < 1e-9
+    system = tmp_path / "sys"
+    (system / "set.000").mkdir(parents=True)
+    np.savetxt(system / "type.raw", fr["atype"], fmt="%d")
+    (system / "type_map.raw").write_text("O\nH\n")
+    n = fr["coord"].shape[0]
+    for key, value in (("coord", fr["coord"].reshape(n, -1)), ("box", fr["box"].reshape(n, 9)),
+                       ("energy", ref["energy"]), ("force", ref["force"].reshape(n, -1))):
+        np.save(system / "set.000" / f"{key}.npy", value)
+    assert main(["test", "-m", MODEL, "-s", str(system)]) == 0
+    out = capsys.readouterr().out
+    assert float(re.search(r"Force\s+RMSE\s*:\s*(\S+)", out).group(1)) < 1e-9
+    assert main(["info", MODEL]) == 0
+    assert "ZBL switch sw_rmin 0.6 sw_rmax 1.1" in capsys.readouterr().out
+    assert main(["compress", "-i", MODEL, "-o", str(tmp_path / "m.dpc")]) == 2
+    assert "compressing a DP + ZBL model is not supported yet" in capsys.readouterr().err
