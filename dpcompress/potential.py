@@ -237,11 +237,13 @@ class Potential:
                 self._host_evaluator = ExactEvaluator(m)
                 return self._host_evaluator
             self._header = {"compression": getattr(m, "compression", None) or {}}
-            if isinstance(m, DPModel):
+            if isinstance(m, (DPModel, DPZBLModel)):
                 self._fit_params = params_of(m.fitting)
             runtime = RuntimeEvaluator(model_bytes(m), source)
         self._host_evaluator = runtime  # the one that serves eval_descriptor on any device or communicator
         if self.device != "cpu":
+            if isinstance(self.model, DPZBLModel):  # the CUDA kernels have no pair table
+                raise UnsupportedModelError('device="gpu" does not run DP + ZBL models (docs/dp-zbl.md)')
             refuse_fitting_params(self._fit_params, 'device="gpu"', source)
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:

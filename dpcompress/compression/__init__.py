@@ -120,7 +120,7 @@ def _sha256_file(path):
 
 
 def compress(
-    model: Union[str, os.PathLike, DPModel, NEPModel],
+    model: Union[str, os.PathLike, DPModel, NEPModel, DPZBLModel],
     *,
     step: float = 0.01,
     extrapolate: float = 5,
@@ -186,12 +186,23 @@ def compress(
         limit (estimated before any is built).
     """
     source_path = None
-    if not isinstance(model, (DPModel, NEPModel)):
+    if not isinstance(model, (DPModel, NEPModel, DPZBLModel)):
         source_path = os.fspath(model)
         model = load_model(source_path)
-    if isinstance(model, DPZBLModel):  # the pair table and switching are not in the C runtime yet
-        raise UnsupportedModelError(f"{model.source or '<memory>'}: compressing a DP + ZBL model is not supported "
-                                    "yet; Potential evaluates the uncompressed .dp exactly (docs/dp-zbl.md)")
+    if isinstance(model, DPZBLModel):  # DP + ZBL: the DP part tabulated, the pair table kept (docs/dp-zbl.md)
+        if model.dp.pair_exclude_types:
+            raise UnsupportedModelError(f"{model.source or '<memory>'}: a DP + ZBL model whose DP part excludes pairs "
+                                        "is not supported compressed (the pair table shares its neighbor rows)")
+        if model.table.rcut != model.dp.rcut or model.table.sel != int(sum(model.dp.descriptor.sel)):
+            raise UnsupportedModelError(f"{model.source or '<memory>'}: the pair table's rcut/sel "
+                                        f"({model.table.rcut}, {model.table.sel}) differ from the DP part's "
+                                        f"({model.dp.rcut}, {int(sum(model.dp.descriptor.sel))}); DeePMD-kit makes "
+                                        "them equal and the runtime relies on it")
+        dp = compress(dataclasses.replace(model.dp, source=model.dp.source or (source_path or "")), step=step,
+                      extrapolate=extrapolate, check_frequency=check_frequency, training_script=training_script,
+                      min_nbor_dist=min_nbor_dist, order=order, n_threads=n_threads, scan=scan, max_bytes=max_bytes,
+                      table_error=table_error)
+        return dataclasses.replace(model, dp=dp, compression=dp.compression)
     if isinstance(model, NEPModel):
         given = dict(extrapolate=extrapolate != 5, check_frequency=check_frequency != -1,
                      training_script=training_script is not None, min_nbor_dist=min_nbor_dist is not None,
