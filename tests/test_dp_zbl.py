@@ -1,4 +1,5 @@
-"""DP + ZBL linear models (DeePMD-kit's ``"type": "zbl"``): reader, pair table, switching, exact evaluation.
+"""DP + ZBL linear models (DeePMD-kit's ``"type": "zbl"``): reader, pair table, switching, exact and
+compressed evaluation (the C runtime's ``src_c/dpc_pair_table.c``), the ``.dpc`` arrays.
 
 References: DeePMD-kit 3.2.0's ``DeepPot`` outputs stored in ``tests/data/deepmd/dp_zbl_tiny`` (its
 README; frames 0-1 of the water test frames and four close-contact frames at 0.3, 0.5, 0.8 and
@@ -13,7 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from dpcompress import Potential, load_model
+from dpcompress import Potential, compress, load_model
+from dpcompress._ext import runtime
+from dpcompress.modelfile import model_bytes
+from dpcompress.modelfile.container import decode
+from dpcompress.neighbors import build_neighbor_list
+from dpcompress.reference import pair_table as twin
+from test_model_integrity import both_accept, both_refuse, edit_arrays
 from dpcompress.core.errors import InputError, ModelFormatError, UnsupportedModelError
 from dpcompress.evaluators.exact.dp_zbl import DPZBLExactEvaluator
 from dpcompress.evaluators.exact.pair_table import pair_energy, softmin_weight, switch_weight
@@ -181,5 +188,76 @@ def test_front_ends(tmp_path, capsys):
     assert float(re.search(r"Force\s+RMSE\s*:\s*(\S+)", out).group(1)) < 1e-9
     assert main(["info", MODEL]) == 0
     assert "ZBL switch sw_rmin 0.6 sw_rmax 1.1" in capsys.readouterr().out
-    assert main(["compress", "-i", MODEL, "-o", str(tmp_path / "m.dpc")]) == 2
-    assert "compressing a DP + ZBL model is not supported yet" in capsys.readouterr().err
+    assert main(["compress", "-i", MODEL, "-o", str(tmp_path / "m.dpc")]) == 0
+    assert isinstance(load_model(tmp_path / "m.dpc"), DPZBLModel)
+
+
+@pytest.fixture(scope="module")
+def compressed():
+    return compress(MODEL)
+
+
+def test_compressed_matches_deepmd(compressed):
+    """The runtime (DP part tabulated, step 0.01, quintic; table and switching in C) against DeePMD-kit's frozen.pth
+    (its compressed model equals it to round-off, errors.json), from the model and from its .dpc bytes."""
+    ref = np.load(os.path.join(FOLDER, "ref_uncompressed_pth.npz"))
+    assert isinstance(compressed, DPZBLModel) and compressed.is_compressed
+    assert_within(errors(Potential(compressed), ref))
+    data = model_bytes(compressed)
+    back = load_model_bytes(data)
+    assert isinstance(back, DPZBLModel)
+    np.testing.assert_array_equal(back.table.coef, compressed.table.coef)
+    assert (back.sw_rmin, back.sw_rmax, back.smin_alpha, back.table.sel) == (0.6, 1.1, 0.1, 120)
+
+
+def load_model_bytes(data):
+    from dpcompress.modelfile import read_dpc, unpack
+
+    return unpack(read_dpc(data, "m.dpc"), "m.dpc")
+
+
+def test_compressed_refuses_below_the_table(compressed):
+    coords, cells, types = frames()
+    x = coords[2].reshape(-1, 3).copy()
+    d = x[130] - x[0]
+    x[130] = x[0] + d / np.linalg.norm(d) * 0.01
+    with pytest.raises(InputError, match="below the pair table's first point"):
+        Potential(compressed).eval(x.reshape(1, -1), cells[2:3], types)
+
+
+def test_twin_equals_the_exact_math():
+    """The numpy twin of src_c/dpc_pair_table.c (row by row, as the C loops) against the exact evaluator's
+    vectorised functions, on the 0.3 Å contact frame's rows."""
+    m = load_model(MODEL)
+    coords, cells, types = frames()
+    x = coords[2].reshape(-1, 3)
+    nl = build_neighbor_list(x, cells[2], types, m.table.rcut, [m.table.sel], mixed_types=True)
+    real = nl.index >= 0
+    r = np.sqrt((nl.vectors ** 2).sum(-1))
+    w, dw = softmin_weight(r, real, m.sw_rmin, m.sw_rmax, m.smin_alpha)
+    e, de = pair_energy(m.table, types[:, None], types[np.maximum(nl.index, 0)], np.where(real, r, m.table.rcut))
+    for i in (0, 1, 130, 64, 191):
+        b, wi, dei, dwi = twin.dpc_zbl_center(m, types[i], types, nl.index[i], nl.vectors[i])
+        np.testing.assert_allclose(b, 0.5 * e[i][real[i]].sum() + m.tab_out_bias[types[i]], rtol=1e-14, atol=1e-12)
+        np.testing.assert_allclose(wi, w[i], rtol=1e-11, atol=1e-13)  # summation order
+        np.testing.assert_allclose(dei[real[i]], 0.5 * de[i][real[i]], rtol=1e-14, atol=1e-12)
+        np.testing.assert_allclose(dwi, dw[i], rtol=1e-10, atol=1e-12)
+    assert twin.dpc_zbl_center(m, 0, types, np.array([1, -1]), np.array([[0.01, 0, 0], [0, 0, 0]])) is None
+
+
+def test_both_readers_check_the_zbl_arrays(compressed):
+    data = model_bytes(compressed)
+    both_accept(data)
+
+    def set_(name, fn):
+        return edit_arrays(data, lambda a: a.__setitem__(name, fn(a[name])))
+
+    both_refuse(set_("zbl.int", lambda v: v + np.array([0, 0, 1])), "pair-table sel 121 differs from descriptor part 0's 120")
+    both_refuse(set_("zbl.int", lambda v: v + np.array([1, 0, 0])), "zbl.int: 3 types, the model has 2")
+    both_refuse(set_("zbl.real", lambda v: v * np.array([1, 1, 1, 2, 1, 1])),
+                "not rmin >= 0, h > 0, rcut > 0, sw_rmax > sw_rmin")
+    both_refuse(set_("zbl.real", lambda v: v + np.array([0, 0, 0.5, 0, 0, 0])), "the pair table's rcut 6.5 is not")
+    both_refuse(set_("zbl.coef", lambda v: np.where(np.arange(v.size).reshape(v.shape) == 7, np.nan, v)),
+                "array 'zbl.coef' holds NaN or infinite values")
+    both_refuse(set_("zbl.bias", lambda v: v[:1]), "zbl.bias")
+    both_refuse(edit_arrays(data, lambda a: a.pop("zbl.bias")), "zbl.bias")
