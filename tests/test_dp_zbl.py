@@ -261,3 +261,20 @@ def test_both_readers_check_the_zbl_arrays(compressed):
                 "array 'zbl.coef' holds NaN or infinite values")
     both_refuse(set_("zbl.bias", lambda v: v[:1]), "zbl.bias")
     both_refuse(edit_arrays(data, lambda a: a.pop("zbl.bias")), "zbl.bias")
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_domain_decomposition_equals_serial(compressed, size):
+    """Every rank's share of the runtime (DecomposedEvaluator.share, as under mpiexec) adds up to the serial frame:
+    the switching and the table are per center, on the rank's rows (checked under `mpiexec -n 2` too, by hand)."""
+    from test_domain_decomposition import decomposed
+
+    coords, cells, types = frames()
+    for f in (0, 2, 3):
+        x, cell = coords[f].reshape(-1, 3), cells[f].reshape(3, 3)
+        e, force, v, ae, av = Potential(compressed).eval(x.reshape(1, -1), cell.reshape(1, 9), types, atomic=True)
+        got = decomposed(compressed, x, cell, types, size)
+        assert abs(got["energy"] - e[0, 0]) / len(types) < 1e-10
+        np.testing.assert_allclose(got["force"], force[0], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(np.reshape(got["virial"], 9), v[0].reshape(9), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got["atom_energy"].ravel(), ae[0].ravel(), rtol=0, atol=1e-10)
