@@ -278,3 +278,10 @@ def test_domain_decomposition_equals_serial(compressed, size):
         np.testing.assert_allclose(got["force"], force[0], rtol=0, atol=1e-9)
         np.testing.assert_allclose(np.reshape(got["virial"], 9), v[0].reshape(9), rtol=0, atol=1e-9)
         np.testing.assert_allclose(got["atom_energy"].ravel(), ae[0].ravel(), rtol=0, atol=1e-10)
+
+
+def test_tolerance_mode_is_refused():
+    from dpcompress.tolerance import compress_to_tolerance
+
+    with pytest.raises(InputError, match="not supported for DP \\+ ZBL models yet"):
+        compress_to_tolerance(MODEL, 1e-6, frames=None)
