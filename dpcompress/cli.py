@@ -22,6 +22,11 @@ eval MODEL DATA
 test -m MODEL -s SYSTEM [SYSTEM ...] [-n N] [-d DETAIL] [--against ORIGINAL] [--plot FILE.png] [--json FILE]
     Energy, force and virial MAE/RMSE against the labels, as DeePMD-kit's dp test
     (docs/test.md); also under mpiexec.
+pwmlff {compress,togpumd,toneplmps} ...
+    PWMLFF's own command lines (``dpcompress.cli_pwmlff``, docs/pwmlff.md):
+    ``pwmlff compress dp_model.ckpt -d 0.01 -o 3 -s cmp_dp_model`` runs as
+    ``compress -s 0.01 --order 3 -e 10``; ``togpumd`` folds a NEP checkpoint's
+    per-element biases for one composition; ``toneplmps`` writes nep_to_lmps.txt.
 """
 
 import argparse
@@ -42,6 +47,8 @@ from .data import read_systems
 from .data.formats import FORMAT_HELP
 from .descriptors import iter_tables, parts
 from .modelfile import is_dpc_file, load_model, read_dpc, save_model
+from . import cli_pwmlff
+from .modelfile.pwmlff_nep import is_pwmlff_nep_checkpoint
 from .nep import NEPModel, is_nep_text_file
 from .models.dp_zbl import DPZBLModel
 from .potential import Potential
@@ -64,7 +71,8 @@ def _pairs_text(model, a):
 def _info_nep(path, m):
     """``dpcompress info`` for a NEP model: a GPUMD nep.txt or a NEP .dpc from ``dpcompress compress``."""
     dpc = is_dpc_file(path)
-    kind = "dpcompress NEP table file (.dpc)" if dpc else "GPUMD NEP text model (nep.txt)"
+    kind = ("dpcompress NEP table file (.dpc)" if dpc else "PWMLFF NEP checkpoint (nep_model.ckpt)"
+            if is_pwmlff_nep_checkpoint(path) else "GPUMD NEP text model (nep.txt)")
     token = f"nep{m.version}" + ("_zbl" if m.zbl is not None else "")
     print(f"file:            {path}")
     print(f"format:          {kind}; model token {token}" + ("; PWMLFF per-element output biases" if m.pwmlff_biases else ""))
@@ -116,6 +124,8 @@ def _cmd_info(args):
         print(f"{label:<17}{getattr(part, 'display_name', part.type_name)}  rcut={part.rcut} Å  rcut_smth={part.rcut_smth} Å  sel={list(part.sel)}")
         details = [f"{a}={_plain(getattr(part, a))}" for a in ("neuron", "axis_neuron", "type_one_side", "activation") if hasattr(part, a)]
         print(f"                 {'  '.join(details)}  exclude_types={sorted(part.exclude_types)}")
+        for line in part.info_lines() if hasattr(part, "info_lines") else ():  # dpa2: its blocks
+            print(f"                 {line}")
     widths = [m.fitting.networks[0].in_dim] + [l.n_out for l in m.fitting.networks[0].layers]
     kind = getattr(m.fitting, "kind", "ener")  # dipole / polar: dpcompress.DeepDipole, DeepPolar
     print(f"fitting:         {kind}, {len(m.fitting.networks)} net(s), widths {widths}")
@@ -169,10 +179,11 @@ def _compress(args):
     # before any work: a bad -o is found in a second, not after the tables, and never replaces -i
     check_input_file(args.input, "-i")
     check_output_file(args.output, inputs=(args.input,), what="-o")
-    check_tolerance_args(args, is_nep_text_file(args.input))
+    nep_input = is_nep_text_file(args.input) or is_pwmlff_nep_checkpoint(args.input)
+    check_tolerance_args(args, nep_input)
     if args.step is None:  # default 0.01 (also the start of --tolerance's stride search)
         args.step = 0.01
-    if is_nep_text_file(args.input):  # GPUMD nep.txt: tables of the radial functions
+    if nep_input:  # GPUMD nep.txt or PWMLFF nep_model.ckpt: tables of the radial functions
         given = [flag for name, flag in DP_ONLY if getattr(args, name) is not None]
         if given:
             raise InputError(f"{', '.join(given)}: for DeePMD-kit models only; a NEP model ({args.input}) takes -s and "
@@ -292,6 +303,7 @@ def build_parser():
                     help="calibration frames for --tolerance (deepmd/npy or hdf5; default: -t's training data)")
     pc.set_defaults(func=_cmd_compress)
     sub.add_parser("scan", add_help=False, help="scan training data: min_nbor_dist, sel, table ranges (python -m dpcompress.scan -h)")
+    sub.add_parser("pwmlff", add_help=False, help="PWMLFF's command lines: compress, togpumd, toneplmps (docs/pwmlff.md)")
     pe = sub.add_parser("eval", help="evaluate a model on training-data frames", **command_help("eval"))
     pe.add_argument("model", help="a .dpc, .dp/.yaml or nep.txt model file")
     pe.add_argument("data", nargs="+", help="deepmd/npy system directories (searched recursively), deepmd/hdf5, extxyz, "
@@ -303,6 +315,21 @@ def build_parser():
     return p
 
 
+def _pwmlff(argv):
+    """``dpcompress pwmlff compress|togpumd|toneplmps``: compress runs as ``dpcompress compress``."""
+    args = cli_pwmlff.build_parser().parse_args(argv)
+    try:
+        with one_line_warnings():
+            if args.pwmlff_command == "compress":
+                return main(cli_pwmlff.compress_argv(args))
+            out = getattr(cli_pwmlff, args.pwmlff_command)(args)
+        print(f"wrote {out}")
+        return 0
+    except (DPCompressError, OSError) as exc:
+        print(f"dpcompress pwmlff {args.pwmlff_command}: error: {error_text(exc)}", file=sys.stderr)
+        return exit_status(exc)
+
+
 def main(argv=None):
     """Entry point of the ``dpcompress`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -310,6 +337,8 @@ def main(argv=None):
         from .scan import main as scan_main
 
         return scan_main(argv[1:], prog="dpcompress scan")
+    if argv[:1] == ["pwmlff"]:  # PWMLFF's command lines (dpcompress.cli_pwmlff)
+        return _pwmlff(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         with one_line_warnings():

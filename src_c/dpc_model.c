@@ -377,7 +377,7 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
         const int64_t *c = *tab_count + 3 * k;
         const int64_t nf = c[0], nc = c[1], nbl = c[2];
         if (nf < 1 || nc < 0 || nbl < 0 || nf > MAX_INTERVALS || nc > MAX_INTERVALS || nbl > MAX_INTERVALS ||
-            (nbl != 0 && P->kind != DPC_PART_SE_T))
+            (nbl != 0 && P->kind != DPC_PART_SE_T && P->kind != DPC_PART_SE_T_TEBD))
             return dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s': table %lld's interval counts (%lld, %lld, %lld) invalid",
                                  name, (long long)k, (long long)nf, (long long)nc, (long long)nbl);
         const double *r = *tab_real + 5 * k;
@@ -411,7 +411,7 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
 
     /* the grid of every table, re-derived as the writer derives it */
     snprintf(name, sizeof name, "part%d.tab_real", p);
-    const int se_t = P->kind == DPC_PART_SE_T;
+    const int se_t = P->kind == DPC_PART_SE_T || P->kind == DPC_PART_SE_T_TEBD;
     const double s0_all = se_t ? 10.0 * spec->stride0 : spec->stride0, s1_all = se_t ? 10.0 * spec->stride1 : spec->stride1;
     double *strides = NULL;
     dpc_status sst = read_table_strides(m, p, ntab, &strides, err);
@@ -470,8 +470,12 @@ static dpc_status read_tables(dpc_model *m, dpc_part *P, int p, int64_t ntab, in
             /* se_e3, table of the block pair (a, b): u = ceil(max_t rho_ta rho_tb) over the centers
              * whose rows of a or b are not zeroed (descriptors/se_e3.py table_bounds) */
             const int64_t pa = row_r, pb = blk;
-            const double ud = deepmd_t_range(std, pa, nb, P->sel_offsets, switch_at(spec->rmin, P->rcut_smth, P->rcut),
-                                             spec->rmin);
+            double ud = deepmd_t_range(std, pa, nb, P->sel_offsets, switch_at(spec->rmin, P->rcut_smth, P->rcut),
+                                       spec->rmin);
+            /* se_e3_tebd: one table for every center type, DeePMD-kit's widest range ("T_TEBD") */
+            for (int64_t t = 1; t < nt && P->kind == DPC_PART_SE_T_TEBD; t++)
+                ud = fmax(ud, deepmd_t_range(std, t, nb, P->sel_offsets, switch_at(spec->rmin, P->rcut_smth, P->rcut),
+                                             spec->rmin));
             for (int64_t t = 0; t < nt; t++) {
                 double rho[2];
                 int silent[2];
@@ -552,6 +556,46 @@ out:
     return st;
 }
 
+/* se_e3_tebd's gate arrays (descriptors/se_e3_tebd.py pack): the type-pair table tt, gate_of (the
+ * neighbor type per (center, neighbor) type pair, -1 for exclude_types: the kernel skips the row), the centre's type
+ * embedding (checked with or without concat_output_tebd) and, optionally, gate_pad, whose presence
+ * selects the unswitched gate (DeePMD-kit's smooth false). */
+static dpc_status read_se_t_tebd_gate(dpc_model *m, dpc_part *P, int p, dpc_error *err)
+{
+    const int64_t nt = m->ntypes;
+    const dpc_array *a;
+    char name[64];
+    snprintf(name, sizeof name, "part%d.gate", p);
+    NEED(a, name, DPC_DT_F64, 2, P->n_gate_rows, P->M);
+    if (!all_finite((const double *)a->data, a->count)) return not_finite(err, name);
+    P->t.gate = (const double *)a->data;
+    P->t.n_gate_types = nt + 1;
+    snprintf(name, sizeof name, "part%d.gate_of", p);
+    NEED(a, name, DPC_DT_I64, 2, nt, nt);
+    P->gate_of = (const int64_t *)a->data;
+    for (int64_t k = 0; k < a->count; k++)
+        if (P->gate_of[k] != -1 && P->gate_of[k] != k % nt)
+            return dpc_set_error(err, DPC_ERR_ARGUMENT,
+                                 "array '%s': entry %lld is %lld (se_e3_tebd: the neighbor type %lld, or -1 for an excluded pair)",
+                                 name, (long long)k, (long long)P->gate_of[k], (long long)(k % nt));
+    snprintf(name, sizeof name, "part%d.gate_pad", p);
+    P->t.gate_unswitched = 0;
+    if (dpc_file_get(&m->file, name)) {
+        NEED(a, name, DPC_DT_I64, 1, nt);
+        const int64_t *pad = (const int64_t *)a->data;
+        for (int64_t k = 0; k < nt; k++)
+            if (pad[k] < 0 || pad[k] >= P->n_gate_rows)
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: padding gate row %lld out of range", p,
+                                     (long long)pad[k]);
+        P->t.gate_unswitched = 1;
+    }
+    snprintf(name, sizeof name, "part%d.type_embedding", p);
+    NEED(a, name, DPC_DT_F64, 2, nt, P->tebd_dim);
+    if (!all_finite((const double *)a->data, a->count)) return not_finite(err, name);
+    P->type_embedding = P->concat ? (const double *)a->data : NULL;
+    return DPC_OK;
+}
+
 static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_error *err)
 {
     dpc_part *P = m->parts + p;
@@ -574,10 +618,10 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
     P->dim_out = I[DPC_PI_DIM];
     P->n_gate_rows = I[DPC_PI_NGATE];
     /* int fields are range-checked as the int64 the file holds, before any narrowing */
-    if (I[DPC_PI_KIND] < DPC_PART_SE_A || I[DPC_PI_KIND] > DPC_PART_SE_ATTEN)
+    if (I[DPC_PI_KIND] < DPC_PART_SE_A || I[DPC_PI_KIND] > DPC_PART_SE_T_TEBD)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: unknown descriptor kind %lld", p, (long long)I[DPC_PI_KIND]);
-    const int gated = P->kind == DPC_PART_SE_ATTEN;
-    if (I[DPC_PI_MIXED] != gated || P->nblocks != (gated ? 1 : nt))
+    const int gated = P->kind == DPC_PART_SE_ATTEN, tebd = P->kind == DPC_PART_SE_T_TEBD;
+    if (I[DPC_PI_MIXED] != (gated || tebd) || P->nblocks != (gated || tebd ? 1 : nt))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld neighbor blocks (mixed %lld) for %lld types", p,
                              (long long)P->nblocks, (long long)I[DPC_PI_MIXED], (long long)nt);
     if (ncoef != 4 && ncoef != 6)
@@ -587,7 +631,7 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
                              (long long)P->M, (long long)ntab);
     const int angular = P->kind == DPC_PART_SE_A || gated;
     /* fields a kind does not use are written as 0: nothing in part{p}.int goes unchecked */
-    if ((!gated && (I[DPC_PI_CONCAT] != 0 || P->tebd_dim != 0 || P->n_gate_rows != 0)) || (!angular && P->A != 0))
+    if ((!gated && !tebd && (I[DPC_PI_CONCAT] != 0 || P->tebd_dim != 0 || P->n_gate_rows != 0)) || (!angular && P->A != 0))
         return dpc_set_error(err, DPC_ERR_ARGUMENT,
                              "array '%s': fields this descriptor kind does not use are not 0 (axis_neuron %lld, concat %lld, "
                              "tebd_dim %lld, gate rows %lld)",
@@ -596,9 +640,13 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
     if (angular && (P->A < 1 || P->A > P->M || P->A > DPC_MAX_AXIS_NEURON))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: axis_neuron %lld outside [1, min(M=%lld, %d)]", p,
                              (long long)P->A, (long long)P->M, DPC_MAX_AXIS_NEURON);
-    if (gated && (I[DPC_PI_CONCAT] < 0 || I[DPC_PI_CONCAT] > 1 || P->tebd_dim < 1 || P->tebd_dim > (1 << 20)))
+    if ((gated || tebd) && (I[DPC_PI_CONCAT] < 0 || I[DPC_PI_CONCAT] > 1 || P->tebd_dim < 1 || P->tebd_dim > (1 << 20)))
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: tebd_dim %lld", p, (long long)P->tebd_dim);
-    const int64_t dim = angular ? P->M * P->A + (gated && P->concat ? P->tebd_dim : 0) : P->M;
+    if (tebd && P->n_gate_rows != (nt + 1) * (nt + 1))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: %lld gate rows, se_e3_tebd has (ntypes + 1)^2 = %lld", p,
+                             (long long)P->n_gate_rows, (long long)((nt + 1) * (nt + 1)));
+    const int64_t dim = angular ? P->M * P->A + (gated && P->concat ? P->tebd_dim : 0)
+                                : P->M + (tebd && P->concat ? P->tebd_dim : 0);
     if (P->dim_out != dim)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: output width %lld, its sizes give %lld", p,
                              (long long)P->dim_out, (long long)dim);
@@ -640,12 +688,17 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
                                  "array '%s': std entry %lld is %g (zero, not finite or below %g in magnitude: the "
                                  "normalised inputs would overflow)",
                                  name, (long long)k, std[k], DPC_MIN_STD);
+    if (tebd)
+        for (int64_t k = 0; k < nt * 4; k++)
+            if (k % 4 != 0 && avg[k] != 0.0) /* padding rows would carry -avg/std (descriptors/se_e3_tebd.py) */
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "array 'part%d.avg': entry %lld is %g; se_e3_tebd needs a zero angular avg",
+                                     p, (long long)k, avg[k]);
     snprintf(name, sizeof name, "part%d.block_mode", p);
     NEED(a, name, DPC_DT_I8, 2, nt, P->nblocks);
     const signed char *mode = (const signed char *)a->data;
     for (int64_t k = 0; k < a->count; k++)
         if (mode[k] < 0 || mode[k] > 2) return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: block mode %d", p, mode[k]);
-    const int64_t tab_rows = P->kind == DPC_PART_SE_T ? P->nblocks : nt;
+    const int64_t tab_rows = (P->kind == DPC_PART_SE_T || tebd) ? P->nblocks : nt;
     snprintf(name, sizeof name, "part%d.table_of", p);
     NEED(a, name, DPC_DT_I64, 2, tab_rows, P->nblocks);
     const int64_t *table_of = (const int64_t *)a->data;
@@ -653,8 +706,8 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
         for (int64_t b = 0; b < P->nblocks; b++) {
             const int64_t k = table_of[r * P->nblocks + b];
             const int64_t sel_b = P->sel_offsets[b + 1] - P->sel_offsets[b];
-            const int64_t sel_r = P->kind == DPC_PART_SE_T ? P->sel_offsets[r + 1] - P->sel_offsets[r] : 1;
-            const int needed = sel_b > 0 && sel_r > 0 && (P->kind != DPC_PART_SE_T || r <= b);
+            const int64_t sel_r = (P->kind == DPC_PART_SE_T || tebd) ? P->sel_offsets[r + 1] - P->sel_offsets[r] : 1;
+            const int needed = sel_b > 0 && sel_r > 0 && ((P->kind != DPC_PART_SE_T && !tebd) || r <= b);
             if (k < -1 || k >= ntab || (needed && k < 0) || (!needed && k != -1))
                 return dpc_set_error(err, DPC_ERR_ARGUMENT,
                                      "array '%s': table index %lld of (%lld, %lld) invalid (the pair %s a table)", name,
@@ -693,6 +746,10 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
     if (P->kind == DPC_PART_SE_T) {
         FILL_TABLE_ARGS(&P->t);
         return DPC_OK;
+    }
+    if (tebd) {
+        FILL_TABLE_ARGS(&P->t);
+        return read_se_t_tebd_gate(m, P, p, err);
     }
     dpc_se_a_tab_args *s = &P->a;
     FILL_TABLE_ARGS(s);
@@ -1189,6 +1246,7 @@ static int expected_array(const dpc_model *m, const char *name)
     static const char *const PART[] = {"int", "real", "sel_offsets", "avg", "std", "block_mode", "table_of", "tab_real",
                                        "tab_count", "tab_offset", "coef", "tab_error", NULL};
     static const char *const GATED[] = {"gate", "gate_of", "type_embedding", "gate_pad", NULL};
+    static const char *const TEBD[] = {"gate", "gate_of", "type_embedding", "gate_pad", NULL};
     static const char *const NEP[] = {"nep.int", "nep.b1", "nep.rc_R", "nep.rc_A", "nep.c_R", "nep.c_A", "nep.w0",
                                       "nep.b0", "nep.w1", "nep.b1_type", "nep.q_scaler", "nep.mono", "nep.zcoef",
                                       "nep.zbl_inner", "nep.zbl_outer", "nep.zbl_params", "nep.atomic_z",
@@ -1213,6 +1271,9 @@ static int expected_array(const dpc_model *m, const char *name)
         if (strcmp(name + used, *e) == 0) return 1;
     if (m->parts[p].kind == DPC_PART_SE_ATTEN)
         for (const char *const *e = GATED; *e; e++)
+            if (strcmp(name + used, *e) == 0) return 1;
+    if (m->parts[p].kind == DPC_PART_SE_T_TEBD)
+        for (const char *const *e = TEBD; *e; e++)
             if (strcmp(name + used, *e) == 0) return 1;
     return 0;
 }

@@ -15,6 +15,8 @@
 
 /* Descriptor kinds of a part (part{p}.int[0]); docs/model-file.md. */
 enum { DPC_PART_SE_A = 1, DPC_PART_SE_R = 2, DPC_PART_SE_T = 3, DPC_PART_SE_ATTEN = 4 };
+/* se_e3_tebd: the se_t kernels in gated mode (one mixed-type block, the type-pair gate tt). */
+enum { DPC_PART_SE_T_TEBD = 5 };
 
 /* Layout of part{p}.int */
 enum {
@@ -34,7 +36,7 @@ typedef struct {
     const int64_t *gate_of;        /* [ntypes][ntypes] gated: gate row of (center, neighbor), -1 excluded */
     const double *type_embedding;  /* [ntypes][tebd_dim] concat: appended to D */
     dpc_se_a_tab_args a;           /* se_a / se_r / se_atten: the per-frame fields are set per chunk */
-    dpc_se_t_tab_args t;           /* se_t */
+    dpc_se_t_tab_args t;           /* se_t, se_t_tebd */
 } dpc_part;
 
 struct dpc_model {

@@ -173,6 +173,10 @@ static void descriptor_row(const fit_ctx *c, int64_t k, double *xr)
         } else {
             memcpy(xr + col, st, sizeof(double) * P->M);
             col += P->M;
+            if (P->kind == DPC_PART_SE_T_TEBD && P->concat) { /* se_e3_tebd: [D, E_t] */
+                memcpy(xr + col, P->type_embedding + c->types[k] * P->tebd_dim, sizeof(double) * P->tebd_dim);
+                col += P->tebd_dim;
+            }
         }
     }
 }
@@ -219,7 +223,7 @@ static void take_rows(void *vctx, const dpc_index *rows, dpc_index n, double *dx
                 col += P->M;
             } else {
                 memcpy(ds, dr + col, sizeof(double) * P->M);
-                col += P->M;
+                col += P->M + (P->kind == DPC_PART_SE_T_TEBD && P->concat ? P->tebd_dim : 0);
             }
         }
     }
@@ -239,7 +243,7 @@ static size_t carve_dp_chunk(const dpc_model *m, int64_t n, char *base, int64_t 
         a->vectors = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
         a->counts = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
         a->overflow = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
-        a->gate_index = P->kind == DPC_PART_SE_ATTEN ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei) : NULL;
+        a->gate_index = (P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_SE_T_TEBD) ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei) : NULL;
         a->state = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
         a->dstate = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
         a->pair_grad = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
@@ -253,8 +257,9 @@ static size_t carve_dp_chunk(const dpc_model *m, int64_t n, char *base, int64_t 
 static dpc_status run_part(const dpc_part *P, dpc_part_arrays *a, int64_t n, const int64_t *ctypes,
                            dpc_buffer *threads, int nth, int backward)
 {
-    if (P->kind == DPC_PART_SE_T) {
+    if (P->kind == DPC_PART_SE_T || P->kind == DPC_PART_SE_T_TEBD) {
         dpc_se_t_tab_args t = P->t;
+        t.neighbor_type = a->gate_index; /* se_e3_tebd: each slot's neighbor type (NULL for se_e3) */
         t.natoms = n;
         t.center_types = ctypes;
         t.vectors = a->vectors;
@@ -385,7 +390,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
                         const overflow_stat one = {ov[b], ov[b], i, b};
                         overflow_merge(my_ovf + p, &one);
                     }
-                    if (a->gate_index) {
+                    if (a->gate_index) { /* se_e3_tebd: gate_of gives the neighbor's type, or -1 (excluded) */
                         int64_t *gi = a->gate_index + k * P->nnei;
                         const int64_t *row = P->gate_of + (int64_t)f->type[i] * m->ntypes;
                         for (int64_t s = 0; s < P->nnei; s++) gi[s] = idx[s] < 0 ? -1 : row[f->type[idx[s]]];

@@ -49,9 +49,26 @@
  *   dD           [natoms, M]             backward input
  *   pair_grad    [natoms, nnei, 3]       backward output, dE/dr_ij
  *
+ * Gated mode (gate != NULL; se_e3_tebd: one mixed-type block, zero avg so no padding row):
+ * every pair is scaled channel by channel by the type-pair gate of DeePMD-kit's stripped type
+ * embedding, tt = gate [n_gate_types^2, M] (row a n_gate_types + b: slot j of type a first, slot k
+ * of type b second; n_gate_types = ntypes + 1, the last type standing for padding):
+ *
+ *   D_i[m] = 1/N^2 sum_{j,k} e_jk g_m(e_jk) (1 + tt[q_jk][m] p_jk),   p_jk = sw(r_j) sw(r_k)
+ *
+ * (p_jk = 1 when gate_unswitched: DeePMD-kit's smooth false).  The j <= k walk takes both orders at
+ * once, (1 + tt[q_jk] p) + (1 + tt[q_kj] p) = 2 (1 + p (tt[q_jk] + tt[q_kj])/2), and the backward
+ * pass adds the switch's own dependence on r:
+ *
+ *   dE/dp_jk   = mult/N^2 e_jk sum_m dD[m] g_m (tt[q_jk][m] + tt[q_kj][m]) / 2
+ *   dE/dsw_j  += dE/dp_jk sw_k,   dE/dsw_k += dE/dp_jk sw_j,   dE/dr_ij += dE/dsw_j sw'(r) rhat
+ *
+ * neighbor_type [natoms, nnei] gives each real slot's type (in [0, n_gate_types - 1)), or -1 for a
+ * neighbor of an excluded type pair (exclude_types: its row is zeroed, so it adds nothing).
+ *
  * Each atom's result depends on that atom only, in a fixed summation order,
  * so any thread count gives identical numbers.  Returns DPC_ERR_ALLOC when the
- * per-thread scratch (8 (nnei + nblocks) + nblocks + M values of 8 bytes) cannot be allocated.
+ * per-thread scratch (11 (nnei + nblocks) + nblocks + M values of 8 bytes) cannot be allocated.
  */
 #ifndef DPC_SE_T_TAB_H
 #define DPC_SE_T_TAB_H
@@ -75,6 +92,11 @@ typedef struct {
     const dpc_index *tab_offset;
     const double *coef;
     dpc_buffer *thread_scratch; /* [n_threads] kept between calls, or NULL (allocated per call) */
+    /* gated mode (se_e3_tebd); gate NULL: plain se_e3 */
+    const double *gate;             /* [n_gate_types^2, M] */
+    dpc_index n_gate_types;         /* ntypes + 1 */
+    const dpc_index *neighbor_type; /* [natoms, nnei] type of each real slot */
+    int gate_unswitched;            /* 1: p_jk = 1 (no switch in the gate) */
 } dpc_se_t_tab_args;
 
 dpc_status dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, double *D, dpc_index *beyond_fine,

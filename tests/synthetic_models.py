@@ -170,3 +170,30 @@ DEEPMD_CHECKED = {
     "v1_exclude": ("se_atten_tiny", set_descriptor(exclude_types=[[0, 1]])),
     "v1_pair_exclude": ("se_atten_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
 }
+def se_e3_tebd_hybrid(t):
+    """A hybrid of the se_e3_tebd descriptor and a copy with rcut 3.0 (rcut_smth 0.4): the fitting nets take
+    both outputs, their first layer's weights ``[w; w/2]``."""
+    d = _desc(t)
+    second = json.loads(json.dumps(d))
+    for node in (second, second["env_mat"]):
+        node["rcut"], node["rcut_smth"] = 3.0, 0.4
+    t.tree["model"]["descriptor"] = {"@class": "Descriptor", "type": "hybrid", "@version": 1, "list": [d, second]}
+    fit = t.tree["model"]["fitting"]
+    fit["dim_descrpt"] *= 2
+    for net in _nets(fit["nets"]):
+        v = net["layers"][0]["@variables"]
+        w = t.get(v["w"])
+        v["w"] = t.put(np.vstack([w, 0.5 * w]))
+        net["layers"][0]["@variables"] = v
+        net["in_dim"] = fit["dim_descrpt"]
+
+
+DEEPMD_CHECKED.update({  # se_e3_tebd (issue 16)
+    "t3_unsmooth": ("se_e3_tebd_tiny", set_descriptor(smooth=False)),
+    "t3_exclude": ("se_e3_tebd_tiny", set_descriptor(exclude_types=[[0, 1]])),
+    "t3_exclude_unsmooth": ("se_e3_tebd_tiny", set_descriptor(exclude_types=[[1, 1]], smooth=False)),
+    "t3_pair_exclude": ("se_e3_tebd_tiny", set_model(pair_exclude_types=[[0, 0]], atom_exclude_types=[1])),
+    "t3_no_tebd_output": ("se_e3_tebd_tiny", se_atten_no_tebd_output),
+    "t3_gelu_protection": ("se_e3_tebd_tiny", chain(activation("gelu"), set_descriptor(env_protection=0.1))),
+    "t3_hybrid": ("se_e3_tebd_tiny", se_e3_tebd_hybrid),
+})

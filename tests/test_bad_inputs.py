@@ -73,7 +73,7 @@ def test_backend_specific_files_need_conversion(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize("descriptor", ["dpa2", "dpa3", "se_e3_tebd", "made_up"])
+@pytest.mark.parametrize("descriptor", ["dpa2", "dpa3", "made_up"])
 def test_unsupported_descriptor(tmp_path, descriptor):
     def edit(tree):
         tree["model"]["descriptor"]["type"] = descriptor

@@ -23,7 +23,7 @@ from synthetic_models import ACTIVATIONS
 #: fixtures that are not energy models (tensor models: tests/test_deep_tensor.py) or not read yet
 #: (attention descriptors of issue 16: tests/test_attention_fixtures.py checks they are refused)
 NOT_READ_YET = ("dipole_tiny", "polar_tiny", "dipole_atten_v2_tiny", "polar_full_tiny", "dipole_fparam_tiny",
-                "dpa1_attn2_tiny", "dpa2_tiny", "se_e3_tebd_tiny")
+                "dpa1_attn2_tiny",)
 MODELS = sorted(
     p for p in glob.glob(os.path.join(DATA, "deepmd", "*", "frozen.dp"))
     + glob.glob(os.path.join(DATA, "deepmd", "*", "model.dp"))

@@ -33,6 +33,7 @@ from lammps_frames import sheared, write_data
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 DESCRIPTORS = ["se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "se_atten_tiny", "hybrid_tiny"]
+DESCRIPTORS += ["se_e3_tebd_tiny"]  # issue 16
 NEPS = {"nep_si": ("Si_2022_NEP4_5body", "dense_rattle_64.npz"), "nep_batio3": ("BaTiO3_NEP4_zbl", "zbl_close_contact_40.npz")}
 BOXES = ["ortho", "triclinic", "cluster"]
 NEWTON = ["on", "off"]

@@ -32,6 +32,10 @@ cdef extern from "dpc_se_t_tab.h":
         const int64_t *tab_offset
         const double *coef
         void *thread_scratch
+        const double *gate
+        int64_t n_gate_types
+        const int64_t *neighbor_type
+        int gate_unswitched
 
     int dpc_se_t_tab_forward(const dpc_se_t_tab_args *a, int n_threads, double *D,
                              int64_t *beyond_fine, int64_t *beyond_table) nogil
@@ -46,14 +50,18 @@ cdef class PackedSeTTables:
 
     Built once per model by :func:`dpcompress.descriptors.se_e3.pack`.
     ``table_of[a, b]`` is the table of the neighbor-type block pair (a, b), a <= b, or -1.
+    Gated mode (se_e3_tebd, :func:`dpcompress.descriptors.se_e3_tebd.pack`): ``gate`` is the
+    type-pair table ``tt`` [(ntypes+1)**2, M]; ``gate_unswitched`` drops sw(r) from the gate.
     """
-    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef
+    cdef public object sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef, gate
     cdef public int64_t ntypes, nblocks, ntables, n_channels, nnei
     cdef public int ncoef
+    cdef public bint gate_unswitched
     cdef public double rcut, rcut_smth, protection
 
     def __init__(self, sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
-                 int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection):
+                 int ncoef, int64_t n_channels, double rcut, double rcut_smth, double protection, gate=None,
+                 bint gate_unswitched=False):
         t_rows = np.asarray(sel_offsets).shape[0] - 1  # table_of is (nblocks, nblocks)
         t = table_arrays(sel_offsets, avg, std, block_mode, table_of, tab_real, tab_count, tab_offset, coef,
                          ncoef, n_channels, table_of_rows=t_rows)
@@ -68,6 +76,17 @@ cdef class PackedSeTTables:
         sel = np.diff(self.sel_offsets)
         if np.any(sel < 0) or np.any((self.table_of >= 0) & ((sel[:, None] == 0) | (sel[None, :] == 0))):
             raise ValueError("a table is attached to a block without slots")
+        self.gate, self.gate_unswitched = None, gate_unswitched
+        if gate is not None:
+            nt1 = self.ntypes + 1
+            self.gate = np.ascontiguousarray(gate, dtype=np.float64)
+            _check(self.gate, (nt1 * nt1, n_channels), np.float64, "gate")
+            if self.nblocks != 1:
+                raise ValueError("the gated mode takes one mixed-type block")
+            if not np.all(np.isfinite(self.gate)):
+                raise ValueError("gate holds NaN or inf")
+            if np.any(self.avg[:, :, 1:] != 0):
+                raise ValueError("the gated mode needs a zero angular avg (no padding rows)")
 
 
 cdef void _fill(dpc_se_t_tab_args *a, PackedSeTTables p, const int64_t[::1] types, const double[:, :, ::1] vectors,
@@ -96,10 +115,28 @@ cdef void _fill(dpc_se_t_tab_args *a, PackedSeTTables p, const int64_t[::1] type
     a.tab_offset = &tab_offset[0]
     a.coef = &coef[0]
     a.thread_scratch = NULL
+    a.gate = NULL
+    a.n_gate_types = 0
+    a.neighbor_type = NULL
+    a.gate_unswitched = 0
 
 
-def _validate(PackedSeTTables p, center_types, vectors, counts):
+cdef void _fill_gate(dpc_se_t_tab_args *a, PackedSeTTables p, const double[:, ::1] gate, const int64_t[:, ::1] ntype):
+    a.gate = &gate[0, 0]
+    a.n_gate_types = p.ntypes + 1
+    a.neighbor_type = &ntype[0, 0]
+    a.gate_unswitched = 1 if p.gate_unswitched else 0
+
+
+def _validate(PackedSeTTables p, center_types, vectors, counts, neighbor_type=None):
     n = center_types.shape[0]
+    if (p.gate is None) != (neighbor_type is None):
+        raise ValueError("neighbor_type is needed in the gated mode, and only there")
+    if neighbor_type is not None:
+        _check(neighbor_type, (n, p.nnei), np.int64, "neighbor_type")
+        real = np.arange(p.nnei)[None, :] < np.asarray(counts)[:, :1]
+        if np.any(real & ((neighbor_type < -1) | (neighbor_type >= p.ntypes))):
+            raise ValueError("neighbor_type out of range")
     _check(center_types, (n,), np.int64, "center_types")
     _check(vectors, (n, p.nnei, 3), np.float64, "vectors")
     _check(counts, (n, p.nblocks), np.int64, "counts")
@@ -116,9 +153,12 @@ def _raise(int status, name):
     raise status_error(status, f"{name} failed with status {status}", RuntimeError)
 
 
-def se_t_tab_forward(PackedSeTTables p, center_types, vectors, counts, int n_threads=1, bint check=False):
-    """D[m] = sum_{a<=b} 1/(sel_a sel_b) sum_jk e_jk g_m(e_jk) per atom, shape (natoms, M); plus out-of-table counts when ``check``."""
-    _validate(p, center_types, vectors, counts)
+def se_t_tab_forward(PackedSeTTables p, center_types, vectors, counts, int n_threads=1, bint check=False,
+                     neighbor_type=None):
+    """D[m] = sum_{a<=b} 1/(sel_a sel_b) sum_jk e_jk g_m(e_jk) per atom, shape (natoms, M); plus out-of-table counts when ``check``.
+
+    Gated mode: ``neighbor_type`` (natoms, nnei) int64, each real slot's type."""
+    _validate(p, center_types, vectors, counts, neighbor_type)
     cdef int64_t n = center_types.shape[0]
     D = np.empty((n, p.n_channels), dtype=np.float64)
     cdef double[:, ::1] Dv = D
@@ -127,6 +167,8 @@ def se_t_tab_forward(PackedSeTTables p, center_types, vectors, counts, int n_thr
     cdef dpc_se_t_tab_args a
     _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
           p.tab_count, p.tab_offset, p.coef)
+    if neighbor_type is not None:
+        _fill_gate(&a, p, p.gate, neighbor_type)
     cdef int status
     with nogil:
         status = dpc_se_t_tab_forward(&a, n_threads, &Dv[0, 0], &bv[0, 0] if check else NULL, &bv[1, 0] if check else NULL)
@@ -135,9 +177,9 @@ def se_t_tab_forward(PackedSeTTables p, center_types, vectors, counts, int n_thr
     return (D, beyond) if check else D
 
 
-def se_t_tab_backward(PackedSeTTables p, center_types, vectors, counts, dD, int n_threads=1):
+def se_t_tab_backward(PackedSeTTables p, center_types, vectors, counts, dD, int n_threads=1, neighbor_type=None):
     """dE/dr_ij of every slot, shape (natoms, nnei, 3), from dD = dE/dD (natoms, M)."""
-    _validate(p, center_types, vectors, counts)
+    _validate(p, center_types, vectors, counts, neighbor_type)
     cdef int64_t n = center_types.shape[0]
     _check(dD, (n, p.n_channels), np.float64, "dD")
     grad = np.empty((n, p.nnei, 3), dtype=np.float64)
@@ -146,6 +188,8 @@ def se_t_tab_backward(PackedSeTTables p, center_types, vectors, counts, dD, int 
     cdef dpc_se_t_tab_args a
     _fill(&a, p, center_types, vectors, counts, p.sel_offsets, p.avg, p.std, p.block_mode, p.table_of, p.tab_real,
           p.tab_count, p.tab_offset, p.coef)
+    if neighbor_type is not None:
+        _fill_gate(&a, p, p.gate, neighbor_type)
     cdef int status
     with nogil:
         status = dpc_se_t_tab_backward(&a, n_threads, &dv[0, 0], &gv[0, 0, 0])
@@ -157,4 +201,5 @@ def se_t_tab_backward(PackedSeTTables p, center_types, vectors, counts, dD, int 
 def tables_from_view(v):
     """:class:`PackedSeTTables` of an se_e3 part's kernel view (``PackedPart.kernel_view()``)."""
     return PackedSeTTables(v.sel_offsets, v.avg, v.std, v.block_mode, v.table_of, v.tab_real, v.tab_count, v.tab_offset,
-                           v.coef, v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection)
+                           v.coef, v.ncoef, v.n_channels, v.rcut, v.rcut_smth, v.protection, gate=v.gate,
+                           gate_unswitched=v.gate_pad is not None)

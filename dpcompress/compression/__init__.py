@@ -23,7 +23,7 @@ from ..data.scan_file import scan_min_nbor_dist
 from ..descriptors import iter_nets, iter_tables, parts, tabulate, unit_of
 from ..modelfile import load_model
 from ..models import DPModel, DPZBLModel
-from ..nep import DEFAULT_STEP, NEPModel, build_tables, read_nep
+from ..nep import DEFAULT_STEP, NEPModel, build_tables, is_nep_text_file, read_nep
 from .table_error import MIN_FACTOR, StrideSearch
 
 __all__ = ["compress", "compress_nep", "resolve_min_nbor_dist", "estimate_table_bytes", "TableAccuracyWarning"]
@@ -67,7 +67,7 @@ def resolve_min_nbor_dist(model, training_script=None, min_nbor_dist=None, scan=
 
 #: descriptors whose tables use ten times the requested strides and a coarse segment below the fine
 #: one (see ``dpcompress.descriptors.se_e3.tabulate``)
-_WIDE_GRID = {"se_e3": 10.0}
+_WIDE_GRID = {"se_e3": 10.0, "se_e3_tebd": 10.0}
 
 
 def _bound_leaves(bounds):
@@ -293,7 +293,7 @@ def compress_nep(model: Union[str, os.PathLike, NEPModel], step: Optional[float]
     Parameters
     ----------
     model : str, os.PathLike or NEPModel
-        A ``nep.txt`` file or a model read from one.
+        A ``nep.txt`` file, a PWMLFF ``nep_model.ckpt``, or a model read from one.
     step : float or None
         None: :data:`dpcompress.nep.DEFAULT_STEP`.
     max_bytes : int, str or None
@@ -305,6 +305,9 @@ def compress_nep(model: Union[str, os.PathLike, NEPModel], step: Optional[float]
         A bad step, or tables above the memory limit (estimated before any is built).
     """
     if isinstance(model, (str, os.PathLike)):
-        model = read_nep(model)
+        # a nep.txt, or a PWMLFF nep_model.ckpt (load_model reads it as the nep.txt PWMLFF writes)
+        model = read_nep(model) if is_nep_text_file(model) else load_model(model)
+        if not isinstance(model, NEPModel):
+            raise InputError(f"{model.source}: not a NEP model (compress it with compress())")
     model.tables = build_tables(model, step=DEFAULT_STEP if step is None else step, max_bytes=max_bytes)
     return model

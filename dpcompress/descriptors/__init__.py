@@ -7,25 +7,23 @@ Adding a descriptor: docs/design.md ("Adding a descriptor").
 import dataclasses
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
-from . import se_atten_v2, se_e2_a, se_e2_r, se_e3
+from . import dpa2, se_atten_v2, se_e2_a, se_e2_r, se_e3, se_e3_tebd
 from .fields import Node
 from .hybrid import DescriptorHybrid
 
 #: the descriptor units, by canonical type name
-UNITS = {unit.TYPE_NAME: unit for unit in (se_e2_a, se_e2_r, se_e3, se_atten_v2)}
+UNITS = {unit.TYPE_NAME: unit for unit in (se_e2_a, se_e2_r, se_e3, se_atten_v2, se_e3_tebd, dpa2)}
 
 #: every DeePMD-kit spelling -> canonical type name
 ALIASES = {alias: unit.TYPE_NAME for unit in UNITS.values() for alias in unit.ALIASES}
 ALIASES["hybrid"] = "hybrid"
 
 #: part kind code of a .dpc file -> unit
-BY_KIND = {unit.KIND: unit for unit in UNITS.values()}
+BY_KIND = {unit.KIND: unit for unit in UNITS.values() if unit.KIND is not None}  # dpa2: exact only
 
 #: what we know exists but do not evaluate, and why (named in the error)
 UNSUPPORTED = {
-    "dpa2": "DPA-2's repformer layers are message passing, not a tabulable embedding",
     "dpa3": "DPA-3 is message passing, not a tabulable embedding",
-    "se_e3_tebd": "se_e3_tebd is not supported",
     "se_a_tpe": "type-embedding se_e2_a is not supported",
     "se_a_ebd_v2": "type-embedding se_e2_a is not supported",
 }

@@ -22,6 +22,7 @@ from ..models.pwmlff_reader import read_pwmlff
 from ..models.torch_zip import is_torch_zip
 from ..nep import NEPModel, is_nep_text_file, read_nep
 from . import dp, dp_tensor, dp_zbl, nep
+from .pwmlff_nep import is_pwmlff_nep_checkpoint, read_pwmlff_nep
 from .container import MAGIC, Container, decode, encode, read_file, write_file
 
 FORMAT = "dpcompress.model"
@@ -95,7 +96,8 @@ def load_model(path: Union[str, os.PathLike]) -> Union[DPModel, NEPModel]:
     ----------
     path : str or os.PathLike
         DeePMD-kit ``.dp`` / ``.yaml`` (an uncompressed :class:`DPModel`), a PWMLFF DP checkpoint
-        ``dp_model.ckpt`` (an uncompressed :class:`DPModel`, docs/pwmlff.md), a ``nep.txt``
+        ``dp_model.ckpt`` (an uncompressed :class:`DPModel`, docs/pwmlff.md) or NEP checkpoint
+        ``nep_model.ckpt`` (:class:`NEPModel`), a ``nep.txt``
         (:class:`NEPModel`), or a ``.dpc`` (compressed :class:`DPModel`, or a NEP model).
 
     Raises
@@ -107,8 +109,8 @@ def load_model(path: Union[str, os.PathLike]) -> Union[DPModel, NEPModel]:
         return unpack(read_dpc(path), path)
     if is_nep_text_file(path):
         return read_nep(path)
-    if is_torch_zip(path):  # PWMLFF's dp_model.ckpt (docs/pwmlff.md)
-        return read_pwmlff(path)
+    if is_torch_zip(path):  # PWMLFF's dp_model.ckpt or nep_model.ckpt (docs/pwmlff.md)
+        return read_pwmlff_nep(path) if is_pwmlff_nep_checkpoint(path) else read_pwmlff(path)
     if file_kind(path) == "hdf5":
         import h5py
 

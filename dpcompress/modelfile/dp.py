@@ -24,6 +24,7 @@ from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
 from ..descriptors.base import INT_FIELDS, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
+from ..descriptors.se_e3_tebd import KIND_SE_T_TEBD
 from ..models import DPModel, EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS, FittingParams
 from ..models.tensor_fitting import refuse_tensor_model
@@ -524,7 +525,8 @@ def _check_tables(c, p, part, spec):
     pos, row = 0, ncoef * M
     for k in range(ntab):
         nf, nc, nbl = (int(v) for v in tab_count[k])
-        if nf < 1 or nc < 0 or nbl < 0 or max(nf, nc, nbl) > MAX_INTERVALS or (nbl != 0 and kind != KIND_SE_T):
+        below_ok = kind in (KIND_SE_T, KIND_SE_T_TEBD)  # the symmetric grid's coarse segment below
+        if nf < 1 or nc < 0 or nbl < 0 or max(nf, nc, nbl) > MAX_INTERVALS or (nbl != 0 and not below_ok):
             c.fail(f"array 'part{p}.tab_count': table {k}'s interval counts ({nf}, {nc}, {nbl}) invalid")
         r = tab_real[k]
         if not (r[3] > 0 and r[4] > 0):
@@ -544,7 +546,7 @@ def _check_tables(c, p, part, spec):
     if pos != ncoefs:
         c.fail(f"array '{cname}' holds {ncoefs} values; its tables use {pos}")
 
-    se_t = kind == KIND_SE_T
+    se_t = kind in (KIND_SE_T, KIND_SE_T_TEBD)
     s0_all, s1_all = (10.0 * s0h, 10.0 * s1h) if se_t else (s0h, s1h)
     strides = table_strides(c, p, ntab)
     avg, std, mode, table_of, sel_offsets = (part[k] for k in ("avg", "std", "mode", "table_of", "sel_offsets"))
@@ -587,7 +589,11 @@ def _check_tables(c, p, part, spec):
             ranges = []
             # never below DeePMD-kit's range of center type a (tables/bounds.py deepmd_se_t_bounds)
             slots = [int(np.searchsorted(sel_offsets, q, side="right")) - 1 for q in (1, 2, 3) if q < sel_offsets[-1]]
-            ud = float(np.ceil(np.max(np.square(float(sw[0]) / (rmin * std[a, slots, :]))))) if slots else -math.inf
+            # (se_e3_tebd: one table for all centers, DeePMD-kit's widest range over the center types)
+            cts = list(range(nt)) if kind == KIND_SE_T_TEBD else [a]
+            ud = -math.inf
+            for t in cts if slots else ():
+                ud = max(ud, float(np.ceil(np.max(np.square(float(sw[0]) / (rmin * std[t, slots, :]))))))
             for t in range(nt):
                 off = any(silent[t, x] and mode[t, x] == 1 for x in (a, b))
                 maybe = any(silent[t, x] and mode[t, x] == 2 for x in (a, b))
@@ -630,25 +636,27 @@ def _check_part(c, p, spec):
     I = [int(v) for v in c.need(name, "i8", (len(INT_FIELDS),))]
     f = dict(zip(INT_FIELDS, I))
     kind, nb, nnei, ntab, ncoef, M, A = (f[k] for k in ("kind", "nblocks", "nnei", "ntables", "ncoef", "M", "axis_neuron"))
-    mixed, concat, tebd, dim_out, ngate = (f[k] for k in ("mixed", "concat", "tebd_dim", "dim_out", "n_gate_rows"))
-    if not KIND_SE_A <= kind <= KIND_SE_ATTEN:
+    mixed, concat, tebd_dim, dim_out, ngate = (f[k] for k in ("mixed", "concat", "tebd_dim", "dim_out", "n_gate_rows"))
+    if not KIND_SE_A <= kind <= KIND_SE_T_TEBD:
         c.fail(f"part {p}: unknown descriptor kind {kind}")
-    gated = kind == KIND_SE_ATTEN
-    if mixed != int(gated) or nb != (1 if gated else nt):
+    gated, tebd = kind == KIND_SE_ATTEN, kind == KIND_SE_T_TEBD
+    if mixed != int(gated or tebd) or nb != (1 if gated or tebd else nt):
         c.fail(f"part {p}: {nb} neighbor blocks (mixed {mixed}) for {nt} types")
     if ncoef not in (4, 6):
         c.fail(f"part {p}: {ncoef} coefficients per interval (4 or 6)")
     if not (1 <= M <= 1 << 20) or not (1 <= ntab <= nt * nt):
         c.fail(f"part {p}: {M} channels or {ntab} tables out of range")
     angular = kind == KIND_SE_A or gated
-    if (not gated and (concat != 0 or tebd != 0 or ngate != 0)) or (not angular and A != 0):
+    if (not gated and not tebd and (concat != 0 or tebd_dim != 0 or ngate != 0)) or (not angular and A != 0):
         c.fail(f"array '{name}': fields this descriptor kind does not use are not 0 (axis_neuron {A}, concat {concat}, "
-               f"tebd_dim {tebd}, gate rows {ngate})")
+               f"tebd_dim {tebd_dim}, gate rows {ngate})")
     if angular and not (1 <= A <= min(M, MAX_AXIS_NEURON)):
         c.fail(f"part {p}: axis_neuron {A} outside [1, min(M={M}, {MAX_AXIS_NEURON})]")
-    if gated and (concat not in (0, 1) or not 1 <= tebd <= 1 << 20):
-        c.fail(f"part {p}: tebd_dim {tebd}")
-    dim = M * A + (tebd if gated and concat else 0) if angular else M
+    if (gated or tebd) and (concat not in (0, 1) or not 1 <= tebd_dim <= 1 << 20):
+        c.fail(f"part {p}: tebd_dim {tebd_dim}")
+    if tebd and ngate != (nt + 1) ** 2:
+        c.fail(f"part {p}: {ngate} gate rows, se_e3_tebd has (ntypes + 1)^2 = {(nt + 1) ** 2}")
+    dim = M * A + (tebd_dim if gated and concat else 0) if angular else M + (tebd_dim if tebd and concat else 0)
     if dim_out != dim:
         c.fail(f"part {p}: output width {dim_out}, its sizes give {dim}")
     rcut, rcut_smth, prot = (float(v) for v in c.need(f"part{p}.real", "f8", (3,)))
@@ -669,18 +677,23 @@ def _check_part(c, p, spec):
         k = int(bad[0])
         c.fail(f"array '{sname}': std entry {k} is {std.ravel()[k]:g} (zero, not finite or below {MIN_STD:g} in "
                "magnitude: the normalised inputs would overflow)")
+    if tebd:
+        nz = np.nonzero((avg.reshape(-1) != 0) & (np.arange(avg.size) % 4 != 0))[0]
+        if nz.size:  # padding rows would carry -avg/std (descriptors/se_e3_tebd.py)
+            k = int(nz[0])
+            c.fail(f"array 'part{p}.avg': entry {k} is {avg.ravel()[k]:g}; se_e3_tebd needs a zero angular avg")
     mode = c.need(f"part{p}.block_mode", "i1", (nt, nb))
     if np.any((mode < 0) | (mode > 2)):
         c.fail(f"part {p}: block mode {int(mode[(mode < 0) | (mode > 2)][0])}")
-    rows_of = nb if kind == KIND_SE_T else nt
+    rows_of = nb if kind in (KIND_SE_T, KIND_SE_T_TEBD) else nt
     tname = f"part{p}.table_of"
     table_of = c.need(tname, "i8", (rows_of, nb))
     sel = np.diff(so)
     for r in range(rows_of):
         for b in range(nb):
             k = int(table_of[r, b])
-            sel_r = sel[r] if kind == KIND_SE_T else 1
-            needed = sel[b] > 0 and sel_r > 0 and (kind != KIND_SE_T or r <= b)
+            sel_r = sel[r] if kind in (KIND_SE_T, KIND_SE_T_TEBD) else 1
+            needed = sel[b] > 0 and sel_r > 0 and (kind not in (KIND_SE_T, KIND_SE_T_TEBD) or r <= b)
             if k < -1 or k >= ntab or (needed and k < 0) or (not needed and k != -1):
                 c.fail(f"array '{tname}': table index {k} of ({r}, {b}) invalid (the pair "
                        f"{'needs' if needed else 'has no neighbors, so no'} a table)")
@@ -699,7 +712,21 @@ def _check_part(c, p, spec):
             pad = c.need(f"part{p}.gate_pad", "i8", (nt,))
             if np.any((pad < 0) | (pad >= ngate)):
                 c.fail(f"part {p}: padding gate row {int(pad[(pad < 0) | (pad >= ngate)][0])} out of range")
-        c.finite(f"part{p}.type_embedding", "f8", (nt, tebd))
+        c.finite(f"part{p}.type_embedding", "f8", (nt, tebd_dim))
+    if tebd:  # read_se_t_tebd_gate of the C reader
+        c.finite(f"part{p}.gate", "f8", (ngate, M))
+        gname = f"part{p}.gate_of"
+        gate_of = c.need(gname, "i8", (nt, nt)).ravel()
+        bad = np.nonzero((gate_of != -1) & (gate_of != np.arange(nt * nt) % nt))[0]
+        if bad.size:
+            k = int(bad[0])
+            c.fail(f"array '{gname}': entry {k} is {int(gate_of[k])} (se_e3_tebd: the neighbor type {k % nt}, or -1 for "
+                   "an excluded pair)")
+        if f"part{p}.gate_pad" in c.arrays:  # optional: the unswitched gate (smooth false)
+            pad = c.need(f"part{p}.gate_pad", "i8", (nt,))
+            if np.any((pad < 0) | (pad >= ngate)):
+                c.fail(f"part {p}: padding gate row {int(pad[(pad < 0) | (pad >= ngate)][0])} out of range")
+        c.finite(f"part{p}.type_embedding", "f8", (nt, tebd_dim))
     return f, dim_out
 
 
@@ -758,7 +785,8 @@ def _expected_array(name, nparts, kinds):
     if not dot or not head.startswith("part") or not head[4:].isdigit() or str(int(head[4:])) != head[4:]:
         return False
     p = int(head[4:])
-    return p < nparts and (tail in _PART_ARRAYS or (kinds[p] == KIND_SE_ATTEN and tail in _GATED_ARRAYS))
+    return p < nparts and (tail in _PART_ARRAYS or (kinds[p] == KIND_SE_ATTEN and tail in _GATED_ARRAYS)
+                           or (kinds[p] == KIND_SE_T_TEBD and tail in ("gate", "gate_of", "type_embedding", "gate_pad")))
 
 
 def _pair_set(c, key, nt):
@@ -815,9 +843,9 @@ def _check_settings(c, parts_ints, spec):
             if "type_one_side" not in s or bool(s["type_one_side"]) != shared:
                 c.fail(f"header key '{where}.type_one_side' = {s.get('type_one_side')!r} disagrees with array "
                        f"'part{p}.table_of'")
-        if f["kind"] == KIND_SE_ATTEN:
-            if not isinstance(s.get("type_one_side"), bool):
-                c.fail(f"header key '{where}.type_one_side' should be true or false")
+        if f["kind"] == KIND_SE_ATTEN and not isinstance(s.get("type_one_side"), bool):
+            c.fail(f"header key '{where}.type_one_side' should be true or false")
+        if f["kind"] in (KIND_SE_ATTEN, KIND_SE_T_TEBD):
             excl = s.get("exclude_types", [])
             if not isinstance(excl, list) or not all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) and 0 <= i < nt for i in x) for x in excl
@@ -826,9 +854,15 @@ def _check_settings(c, parts_ints, spec):
             gate_of = c.arrays[f"part{p}.gate_of"]
             if {(int(a), int(b)) for a, b in zip(*np.nonzero(gate_of == -1))} != {(a, b) for a, b in excl}:
                 c.fail(f"header key '{where}.exclude_types' disagrees with array 'part{p}.gate_of' (-1 = excluded)")
+        if f["kind"] == KIND_SE_ATTEN:
             smooth = s.get("smooth_type_embedding", True)
             if not isinstance(smooth, bool) or smooth == (f"part{p}.gate_pad" in c.arrays):
                 c.fail(f"header key '{where}.smooth_type_embedding' = {smooth!r} disagrees with array 'part{p}.gate_pad' "
+                       "(present exactly when the type gate is not smoothed)")
+        if f["kind"] == KIND_SE_T_TEBD:
+            smooth = s.get("smooth", True)
+            if not isinstance(smooth, bool) or smooth == (f"part{p}.gate_pad" in c.arrays):
+                c.fail(f"header key '{where}.smooth' = {smooth!r} disagrees with array 'part{p}.gate_pad' "
                        "(present exactly when the type gate is not smoothed)")
     pe = c.arrays["model.pair_exclude"]
     if _pair_set(c, "pair_exclude_types", nt) != {(int(a), int(b)) for a, b in zip(*np.nonzero(pe))}:

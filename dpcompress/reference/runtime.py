@@ -11,6 +11,7 @@ import numpy as np
 
 from ..descriptors import parts, unit_of
 from ..descriptors.base import KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R
+from ..descriptors.se_e3_tebd import KIND_SE_T_TEBD
 from ..evaluators.exact import remove_pairs
 from .fitting import fitting_forward_backward
 from .neighbors import brute_force_neighbor_list
@@ -53,7 +54,11 @@ def compute(model, coords, cell, types):
                     D = np.concatenate([D, packed.arrays["type_embedding"][types]], axis=1)
             state = T
         else:
-            D, b = se_t_tab_forward(p, types, nl.vectors, nl.counts, 1, True)
+            if kind == KIND_SE_T_TEBD:  # the gate reads each slot's neighbor type (gate_of: -1 when excluded)
+                gate = _gate_index(p, packed, types, types, nl.index)
+            D, b = se_t_tab_forward(p, types, nl.vectors, nl.counts, 1, True, neighbor_type=gate)
+            if kind == KIND_SE_T_TEBD and packed.ints["concat"]:
+                D = np.concatenate([D, packed.arrays["type_embedding"][types]], axis=1)
             state = None
         beyond += np.asarray(b).sum(axis=1)
         steps.append((kind, p, nl, gate, state, D.shape[1]))
@@ -77,7 +82,7 @@ def compute(model, coords, cell, types):
             dT = descriptor_gradient_to_T(state, dDp[:, : state.shape[2] * A], A)
             grad = se_a_tab_backward(p, types, nl.vectors, nl.counts, dT, gate_index=gate)
         else:
-            grad = se_t_tab_backward(p, types, nl.vectors, nl.counts, dDp)
+            grad = se_t_tab_backward(p, types, nl.vectors, nl.counts, dDp[:, : p.n_channels], neighbor_type=gate)
         f, w = scatter_pair_gradients(nl.index, nl.vectors, grad, natoms)
         force += f
         atom_virial += w

@@ -47,6 +47,25 @@ using namespace LAMMPS_NS;
 static const char *REBUILD = "rebuild the plugin with: python -m dpcompress.lammps build";
 
 /* The first bytes of a file (fewer when it is shorter); empty when it cannot be read. */
+/* element symbols by atomic number (Z = 1 ... 118): pair_coeff may name a type by its atomic number, as
+   PWMLFF's LAMMPS inputs do (`pair_coeff * * 8 72`) */
+static const char *const ELEMENT_SYMBOLS[] = {
+    "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",  "Cl", "Ar",
+    "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
+    "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe",
+    "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf",
+    "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
+    "Pa", "U",  "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs",
+    "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+
+/* the element a pair_coeff word names: itself, or the symbol of an atomic number ("" when out of range) */
+static std::string element_of(const std::string &word)
+{
+  if (word.empty() || word.size() > 3 || word.find_first_not_of("0123456789") != std::string::npos) return word;
+  const int z = std::atoi(word.c_str());
+  return z >= 1 && z <= (int) (sizeof(ELEMENT_SYMBOLS) / sizeof(*ELEMENT_SYMBOLS)) ? ELEMENT_SYMBOLS[z - 1] : "";
+}
+
 static std::string file_head(const std::string &path, size_t n)
 {
   std::string head(n, '\0');
@@ -370,7 +389,7 @@ const double *PairDPCompress::atomic_parameters(int nlocal)
   return aparam_now.data();
 }
 
-/* pair_coeff * * E1 E2 ... : one element name (from the model's type map) or NULL per LAMMPS type */
+/* pair_coeff * * E1 E2 ... : one element name (from the model's type map), atomic number or NULL per LAMMPS type */
 void PairDPCompress::coeff(int narg, char **arg)
 {
   if (!model) error->all(FLERR, "pair_coeff before pair_style dpcompress opened a model");
@@ -388,8 +407,10 @@ void PairDPCompress::coeff(int narg, char **arg)
   for (int64_t t = 0; t < nmodel; t++) known += std::string(t ? " " : "") + dpc_model_type_name(model, t);
   type_of.assign(ntypes + 1, -1);
   for (int i = 1; i <= ntypes; i++) {
-    const std::string name = arg[1 + i];
-    if (name == "NULL") continue;
+    if (std::strcmp(arg[1 + i], "NULL") == 0) continue;
+    const std::string name = element_of(arg[1 + i]);  // a symbol, or an atomic number (PWMLFF's inputs)
+    if (name.empty())
+      error->all(FLERR, "pair_coeff: atomic number {} of atom type {} is not in 1 ... 118", arg[1 + i], i);
     for (int64_t t = 0; t < nmodel; t++)
       if (name == dpc_model_type_name(model, t)) type_of[i] = (int) t;
     if (type_of[i] < 0)

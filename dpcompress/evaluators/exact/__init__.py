@@ -18,12 +18,12 @@ from ...core.errors import InputError, UnsupportedModelError
 from ...descriptors import parts
 from ...models.tensor_fitting import refuse_tensor_model
 from ...neighbors import build_neighbor_list
-from . import se_atten_v2, se_e2_a, se_e2_r, se_e3
+from . import dpa2, se_atten_v2, se_e2_a, se_e2_r, se_e3, se_e3_tebd
 from .fitting import atomic_energy_masks, fitting_forward_backward, parameter_columns
 from ..base import Evaluator, Overflow, result_from_atoms
 
 #: descriptor type -> module with descriptor_forward / descriptor_backward
-MATH = {m.__name__.rsplit(".", 1)[1]: m for m in (se_e2_a, se_e2_r, se_e3, se_atten_v2)}
+MATH = {m.__name__.rsplit(".", 1)[1]: m for m in (se_e2_a, se_e2_r, se_e3, se_atten_v2, se_e3_tebd)}
 
 #: centers per chunk; chunking changes no number
 CHUNK = 512
@@ -97,6 +97,13 @@ class ExactEvaluator(Evaluator):
         for d in parts(model.descriptor):
             if d.type_name == "hybrid":
                 raise UnsupportedModelError("a hybrid descriptor inside a hybrid is not supported")
+            if d.type_name == "dpa2":  # message passing: a frame-level path, for DPA-2 alone
+                if d is not model.descriptor:
+                    raise UnsupportedModelError("DPA-2 inside a hybrid descriptor is not supported (only alone)")
+                if model.pair_exclude_types:
+                    raise UnsupportedModelError(f"{model.source}: 'model.pair_exclude_types' = "
+                                                f"{sorted(model.pair_exclude_types)} with DPA-2 is not supported")
+                continue
             if d.type_name not in MATH:
                 raise UnsupportedModelError(f"no evaluator for descriptor {d.type_name!r}")
         refuse_tensor_model(model, "dpcompress.Potential evaluates")
@@ -108,6 +115,8 @@ class ExactEvaluator(Evaluator):
         """One frame; ``fparam`` (numb_fparam,) and ``aparam`` (natoms, numb_aparam) for models that take them
         (None: the model's ``default_fparam``; see :func:`~.fitting.parameter_columns`)."""
         with blas_threads(n_threads):  # numpy's BLAS on the caller's thread budget
+            if self.model.descriptor.type_name == "dpa2":
+                return dpa2.evaluate_frame(self.model, coords, cell, types, n_threads, fparam, aparam)
             return self._evaluate(coords, cell, types, n_threads, fparam, aparam)
 
     def descriptors(self, xyz, cells, types, n_threads=1):
@@ -116,6 +125,9 @@ class ExactEvaluator(Evaluator):
         with blas_threads(n_threads):
             for f in range(xyz.shape[0]):
                 t = np.ascontiguousarray(types if types.ndim == 1 else types[f], dtype=np.int64)
+                if self.model.descriptor.type_name == "dpa2":
+                    out.append(dpa2.descriptors(self.model, xyz[f], None if cells is None else cells[f], t, n_threads))
+                    continue
                 nlists, _ = self._neighbor_lists(xyz[f], None if cells is None else cells[f], t, n_threads)
                 out.append(np.concatenate([D for _, _, _, D in self._descriptor_chunks(t, nlists)], axis=0))
         return np.stack(out)
