@@ -15,9 +15,7 @@ import pytest
 
 from conftest import DATA
 from dpcompress import Potential, compress, load_model
-from dpcompress._ext import runtime
 from dpcompress.modelfile import model_bytes
-from dpcompress.modelfile.container import decode
 from dpcompress.neighbors import build_neighbor_list
 from dpcompress.reference import pair_table as twin
 from test_model_integrity import both_accept, both_refuse, edit_arrays
