@@ -50,6 +50,7 @@ from .modelfile import is_dpc_file, load_model, read_dpc, save_model
 from . import cli_pwmlff
 from .modelfile.pwmlff_nep import is_pwmlff_nep_checkpoint
 from .nep import NEPModel, is_nep_text_file
+from .models.dp_zbl import DPZBLModel
 from .potential import Potential
 from .validation.command import add_parser as add_test_parser
 from .tolerance.command import check_tolerance_args, compress_for_cli, info_lines
@@ -112,6 +113,9 @@ def _cmd_info(args):
     m = load_model(check_input_file(args.file, "model file"))
     if isinstance(m, NEPModel):  # GPUMD nep.txt / NEP .dpc
         return _info_nep(args.file, m)
+    zbl = None
+    if isinstance(m, DPZBLModel):  # DP + ZBL (docs/dp-zbl.md): the DP part's lines, then the table's
+        zbl, m = m, m.dp
     d = m.descriptor
     print(f"file:            {args.file}")
     print(f"type_map:        {list(m.type_map)}")
@@ -153,6 +157,10 @@ def _cmd_info(args):
             print(f"plot:            {args.plot}")
     else:
         print("compressed:      no")
+    if zbl is not None:
+        t = zbl.table
+        print(f"pair table:      {t.ntypes} types, r = {t.rmin:g} + k * {t.hh:g} Å (k <= {t.nspline}), rcut {t.rcut:g} Å, "
+              f"sel {t.sel}; ZBL switch sw_rmin {zbl.sw_rmin:g} sw_rmax {zbl.sw_rmax:g} smin_alpha {zbl.smin_alpha:g}")
     return 0
 
 

@@ -32,6 +32,7 @@ from .core.warnings import NeighborOverflowWarning, TableOverflowWarning
 from .descriptors import parts
 from .evaluators.decomposed import DecomposedEvaluator
 from .evaluators.exact import ExactEvaluator
+from .evaluators.exact.dp_zbl import DPZBLExactEvaluator
 from .evaluators.frame_params import frame_parameters, with_parameters
 from .evaluators.gpu import GpuEvaluator, check_device
 from .evaluators.runtime import RuntimeEvaluator
@@ -39,7 +40,7 @@ from .modelfile import is_dpc_file, load_model, model_bytes, read_dpc, unpack
 from .modelfile.dp import params_from_arrays, refuse_fitting_params
 from .models.fitting_params import FittingParams, params_of
 from .models.tensor_fitting import refuse_tensor_model
-from .models import DPModel
+from .models import DPModel, DPZBLModel
 from .nep import NEPModel
 from .parallel.agreement import agree
 
@@ -166,7 +167,7 @@ class Potential:
             self.n_threads = effective_n_threads(n_threads)
             self._model = None
             self._header = {}
-            if isinstance(model, (DPModel, NEPModel)):
+            if isinstance(model, (DPModel, NEPModel, DPZBLModel)):
                 self._model = model
                 source = model.source or "<memory>"
             elif isinstance(model, (str, os.PathLike)):
@@ -199,7 +200,7 @@ class Potential:
     def _evaluator(self, model, source):
         """The evaluator of this model, device and communicator."""
         evaluator = self._evaluator_of(model, source)
-        if isinstance(evaluator, ExactEvaluator):
+        if isinstance(evaluator, (ExactEvaluator, DPZBLExactEvaluator)):
             self._fit_params = params_of(evaluator.model.fitting)
         return evaluator
 
@@ -219,6 +220,12 @@ class Potential:
                 self._model = load_model(model)
             m = self._model
             refuse_tensor_model(m, "dpcompress.Potential evaluates")  # DeepDipole / DeepPolar
+            if isinstance(m, DPZBLModel) and not m.is_compressed:  # DP + ZBL (docs/dp-zbl.md)
+                if self.comm is not None or self.device != "cpu":
+                    raise UnsupportedModelError("an uncompressed DP + ZBL model runs on the CPU without comm: "
+                                                "compress it first")
+                self._host_evaluator = DPZBLExactEvaluator(m)
+                return self._host_evaluator
             if isinstance(m, DPModel) and not m.is_compressed:
                 if self.comm is not None:
                     raise UnsupportedModelError(
@@ -230,11 +237,13 @@ class Potential:
                 self._host_evaluator = ExactEvaluator(m)
                 return self._host_evaluator
             self._header = {"compression": getattr(m, "compression", None) or {}}
-            if isinstance(m, DPModel):
+            if isinstance(m, (DPModel, DPZBLModel)):
                 self._fit_params = params_of(m.fitting)
             runtime = RuntimeEvaluator(model_bytes(m), source)
         self._host_evaluator = runtime  # the one that serves eval_descriptor on any device or communicator
         if self.device != "cpu":
+            if isinstance(self.model, DPZBLModel):  # the CUDA kernels have no pair table
+                raise UnsupportedModelError('device="gpu" does not run DP + ZBL models (docs/dp-zbl.md)')
             refuse_fitting_params(self._fit_params, 'device="gpu"', source)
             return GpuEvaluator(self.model, self.device)
         if self.comm is not None:

@@ -1018,6 +1018,9 @@ static dpc_status read_dp(dpc_model *m, const int64_t *I, dpc_error *err)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "descriptor width %lld, its parts give %lld", (long long)m->dim,
                              (long long)dim);
     if (!m->dgemm) return dpc_set_error(err, DPC_ERR_ARGUMENT, "a DP model needs a dgemm (BLAS) for its fitting net");
+    st0 = dpc_zbl_read(&m->file, nt, m->parts[0].rcut, m->parts[0].nnei, m->parts[0].mixed, m->pair_exclude != NULL,
+                       &m->zbl, err); /* DP + ZBL (docs/dp-zbl.md) */
+    if (st0 != DPC_OK) return st0;
     return read_fitting(m, err);
 }
 
@@ -1315,6 +1318,7 @@ static int expected_array(const dpc_model *m, const char *name)
     }
     for (const char *const *e = DP; *e; e++)
         if (strcmp(name, *e) == 0) return 1;
+    if (m->zbl.present && dpc_zbl_expected_array(name)) return 1;
     int p = -1, used = 0;
     if (sscanf(name, "part%d.%n", &p, &used) != 1 || used == 0 || p < 0 || p >= m->nparts) return 0;
     char again[24];

@@ -8,6 +8,7 @@
 #include "dpc_model.h"
 #include "dpc_model_file.h"
 #include "dpc_nep.h"
+#include "dpc_pair_table.h"
 #include "dpc_se_a_tab.h"
 #include "dpc_se_t_tab.h"
 
@@ -61,6 +62,7 @@ struct dpc_model {
     int64_t *net_start;            /* [ntypes + 1] */
     const double *fit_bias;
     dpc_dgemm_t dgemm;
+    dpc_zbl zbl;                   /* DP + ZBL: pair table and switching (zbl.present 0: plain DP) */
     /* NEP */
     dpc_nep_model nep;
 };

@@ -148,6 +148,7 @@ typedef struct {
     const int64_t *centers;    /* [chunk] atom index of each row */
     const double *fparam;      /* the frame's raw [nfparam] (or the model's default), NULL without */
     const double *aparam;      /* the frame's raw [nlocal][nfit_params - nfparam], NULL without */
+    const double *zscale;      /* [chunk] DP + ZBL: 1 - w of each row (dE/dD is scaled by it), NULL without */
 } fit_ctx;
 
 /* Rows of D from the parts' states. */
@@ -207,7 +208,7 @@ static void take_rows(void *vctx, const dpc_index *rows, dpc_index n, double *dx
     for (dpc_index r = 0; r < n; r++) {
         const int64_t k = rows[r], t = c->types[k];
         double *dr = dx + r * (m->dim + m->nfit_params); /* the parameters' columns are not taken */
-        const double mask = m->fit_mask[t] * m->keep_mask[t];
+        const double mask = m->fit_mask[t] * m->keep_mask[t] * (c->zscale ? c->zscale[k] : 1.0);
         for (int64_t q = 0; q < m->dim; q++) dr[q] = dr[q] * mask;
         int64_t col = 0;
         for (int p = 0; p < m->nparts; p++) {
@@ -286,7 +287,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
 {
     const int64_t cap = ncenters < DPC_CHUNK ? ncenters : DPC_CHUNK;
     int64_t *ctypes;
-    double *efit;
+    double *efit, *zs = NULL, *zw = NULL, *zb = NULL, *zde = NULL, *zdw = NULL;
     fit_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.m = m;
@@ -319,6 +320,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
             dpc_carve(NULL, &size, sizeof(double) * 3 * f->natoms);
             if (want_av) dpc_carve(NULL, &size, sizeof(double) * 9 * f->natoms);
         }
+        if (m->zbl.present) dpc_carve(NULL, &size, sizeof(double) * cap * (3 + 2 * m->parts[0].nnei));
         char *fb = size ? (char *)dpc_buffer_reserve(&ws->frame, size) : NULL;
         if (size && !fb) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the part accumulators");
         size_t off = 0;
@@ -327,6 +329,14 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
             memset(ctx.pa[p].force, 0, sizeof(double) * 3 * f->natoms);
             ctx.pa[p].atom_virial = want_av ? (double *)dpc_carve(fb, &off, sizeof(double) * 9 * f->natoms) : NULL;
             if (want_av) memset(ctx.pa[p].atom_virial, 0, sizeof(double) * 9 * f->natoms);
+        }
+        if (m->zbl.present) { /* DP + ZBL per chunk row: 1 - w, w, b (then b - a), d(E/2)/dr and dw/dr per slot */
+            zs = (double *)dpc_carve(fb, &off, sizeof(double) * cap * (3 + 2 * m->parts[0].nnei));
+            zw = zs + cap;
+            zb = zw + cap;
+            zde = zb + cap;
+            zdw = zde + cap * m->parts[0].nnei;
+            ctx.zscale = zs;
         }
         ctx.pa[0].force = out->force;
         ctx.pa[0].atom_virial = out->atom_virial;
@@ -399,6 +409,19 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
         }
         if (alloc_failed) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the neighbor rows");
         if (issue.bad_index || issue.coincident) return report_issue(&issue, err);
+        if (m->zbl.present) { /* DP + ZBL: the table, the weight and their slot derivatives on part 0's rows */
+            const int64_t W = m->parts[0].nnei;
+            int below = 0;
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 16) reduction(| : below)
+            for (int64_t k = 0; k < n; k++) {
+                below |= dpc_zbl_center(&m->zbl, ctypes[k], f->type, W, ctx.pa[0].index + k * W,
+                                        ctx.pa[0].vectors + k * W * 3, zb + k, zw + k, zde + k * W, zdw + k * W);
+                zs[k] = 1.0 - zw[k];
+            }
+            if (below)
+                return dpc_set_error(err, DPC_ERR_ARGUMENT, "a pair distance is below the pair table's first point "
+                                     "%g Å (DeePMD-kit refuses it: 'coord go beyond table lower boundary')", m->zbl.rmin);
+        }
 
         /* forward */
         for (int p = 0; p < m->nparts; p++) {
@@ -438,7 +461,12 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
         }
         for (int64_t k = 0; k < n; k++) {
             const int64_t t = ctypes[k];
-            const double e = m->keep_mask[t] * (m->fit_mask[t] * efit[k] + m->out_bias[t]);
+            double e = m->keep_mask[t] * (m->fit_mask[t] * efit[k] + m->out_bias[t]);
+            if (m->zbl.present) { /* E = (1 - w) a + w b + bias; keep b - a for the weight's gradient */
+                const double a = e;
+                e = (1.0 - zw[k]) * a + zw[k] * zb[k] + m->zbl.bias[t];
+                zb[k] -= a;
+            }
             if (out->atom_energy) out->atom_energy[cc[k]] += e;
             res->energy += e;
         }
@@ -449,6 +477,10 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
             dpc_part_arrays *a = ctx.pa + p;
             const dpc_status st = run_part(P, a, n, ctypes, ws->threads, nth, 1);
             if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the backward kernel failed (status %d)", p, (int)st);
+            if (p == 0 && m->zbl.present)
+                for (int64_t k = 0; k < n; k++)
+                    dpc_zbl_pair_grad(P->nnei, a->index + k * P->nnei, a->vectors + k * P->nnei * 3, zw[k], zb[k],
+                                      zde + k * P->nnei, zdw + k * P->nnei, a->pair_grad + k * P->nnei * 3);
             dpc_scatter_rows(n, cc, P->nnei, a->index, a->vectors, a->pair_grad, a->force, a->atom_virial, res->virial);
         }
     }

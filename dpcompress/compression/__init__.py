@@ -15,14 +15,14 @@ import warnings
 from typing import Optional, Union
 
 from .._version import __version__
-from ..core.errors import InputError
+from ..core.errors import InputError, UnsupportedModelError
 from ..core.memory_limit import format_bytes, how_to_raise, max_bytes as memory_limit
 from ..core.warnings import TableAccuracyWarning
 from ..data.min_distance import min_neighbor_distance, systems_from_training_script
 from ..data.scan_file import scan_min_nbor_dist
 from ..descriptors import iter_nets, iter_tables, parts, tabulate, unit_of
 from ..modelfile import load_model
-from ..models import DPModel
+from ..models import DPModel, DPZBLModel
 from ..nep import DEFAULT_STEP, NEPModel, build_tables, is_nep_text_file, read_nep
 from .table_error import MIN_FACTOR, StrideSearch
 
@@ -120,7 +120,7 @@ def _sha256_file(path):
 
 
 def compress(
-    model: Union[str, os.PathLike, DPModel, NEPModel],
+    model: Union[str, os.PathLike, DPModel, NEPModel, DPZBLModel],
     *,
     step: float = 0.01,
     extrapolate: float = 5,
@@ -186,9 +186,23 @@ def compress(
         limit (estimated before any is built).
     """
     source_path = None
-    if not isinstance(model, (DPModel, NEPModel)):
+    if not isinstance(model, (DPModel, NEPModel, DPZBLModel)):
         source_path = os.fspath(model)
         model = load_model(source_path)
+    if isinstance(model, DPZBLModel):  # DP + ZBL: the DP part tabulated, the pair table kept (docs/dp-zbl.md)
+        if model.dp.pair_exclude_types:
+            raise UnsupportedModelError(f"{model.source or '<memory>'}: a DP + ZBL model whose DP part excludes pairs "
+                                        "is not supported compressed (the pair table shares its neighbor rows)")
+        if model.table.rcut != model.dp.rcut or model.table.sel != int(sum(model.dp.descriptor.sel)):
+            raise UnsupportedModelError(f"{model.source or '<memory>'}: the pair table's rcut/sel "
+                                        f"({model.table.rcut}, {model.table.sel}) differ from the DP part's "
+                                        f"({model.dp.rcut}, {int(sum(model.dp.descriptor.sel))}); DeePMD-kit makes "
+                                        "them equal and the runtime relies on it")
+        dp = compress(dataclasses.replace(model.dp, source=model.dp.source or (source_path or "")), step=step,
+                      extrapolate=extrapolate, check_frequency=check_frequency, training_script=training_script,
+                      min_nbor_dist=min_nbor_dist, order=order, n_threads=n_threads, scan=scan, max_bytes=max_bytes,
+                      table_error=table_error)
+        return dataclasses.replace(model, dp=dp, compression=dp.compression)
     if isinstance(model, NEPModel):
         given = dict(extrapolate=extrapolate != 5, check_frequency=check_frequency != -1,
                      training_script=training_script is not None, min_nbor_dist=min_nbor_dist is not None,

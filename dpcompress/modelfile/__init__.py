@@ -17,11 +17,11 @@ from typing import Optional, Union
 from .._ext.runtime import check_model_bytes
 from .._version import __version__
 from ..core.errors import ModelFormatError, UnsupportedModelError
-from ..models import DPModel, file_kind, read_deepmd
+from ..models import DPModel, DPZBLModel, file_kind, read_deepmd
 from ..models.pwmlff_reader import read_pwmlff
 from ..models.torch_zip import is_torch_zip
 from ..nep import NEPModel, is_nep_text_file, read_nep
-from . import dp, dp_tensor, nep
+from . import dp, dp_tensor, dp_zbl, nep
 from .pwmlff_nep import is_pwmlff_nep_checkpoint, read_pwmlff_nep
 from .container import MAGIC, Container, decode, encode, read_file, write_file
 
@@ -35,6 +35,8 @@ def model_bytes(model: Union[DPModel, NEPModel], tabulated=None) -> bytes:
         header, arrays = nep.pack(model, tabulated)
     elif dp_tensor.is_tensor_model(model):  # DeepDipole / DeepPolar: read in Python only
         header, arrays = dp_tensor.pack(model)
+    elif isinstance(model, DPZBLModel):  # DP + ZBL: the DP part's arrays and the pair table's (docs/dp-zbl.md)
+        header, arrays = dp_zbl.add_arrays(*dp.pack(model.dp), model)
     else:
         header, arrays = dp.pack(model)
     header.update(
@@ -127,7 +129,8 @@ def unpack(container, source=""):
     """The Python model of a checked container."""
     kind = container.header.get("kind")
     if kind == "dp_energy":
-        return dp.unpack(container.header, container.arrays, source)
+        m = dp.unpack(container.header, container.arrays, source)
+        return dp_zbl.unpack(m, container.arrays, source) if dp_zbl.is_zbl(container.arrays) else m
     if kind == "nep":
         return nep.unpack(container.header, container.arrays, source)
     if kind == "dp_tensor":

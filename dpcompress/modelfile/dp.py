@@ -30,6 +30,7 @@ from ..models import DPModel, EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS, FittingParams
 from ..models.tensor_fitting import refuse_tensor_model
 from ..tables.bounds import center_type_ranges
+from . import dp_zbl
 from ..tables.embedding_table import EmbeddingTable, grid_counts
 
 KIND_DP_ENERGY = 1
@@ -924,9 +925,12 @@ def check(header, arrays, source="", tensor=None):
         c.fail(f"{_TS_KEY} does not list one entry per descriptor part ({nparts})")
     if total != dim:
         c.fail(f"descriptor width {dim}, its parts give {total}")
+    zbl = tensor is None and dp_zbl.check(c, nt, float(arrays["part0.real"][0]), parts_ints[0]["nnei"],
+                                          parts_ints[0]["mixed"], bool(np.any(pe)))  # DP + ZBL (docs/dp-zbl.md)
     nfit = _check_fitting(c, dim, n_out, None if tensor is None else (nt, n_out))
     kinds = [f["kind"] for f in parts_ints]
-    c.no_other_arrays(lambda name: name in extra or _expected_array(name, nparts, kinds), "DP")
+    c.no_other_arrays(lambda name: name in extra or _expected_array(name, nparts, kinds)
+                      or (zbl and name in dp_zbl.ARRAYS), "DP")
     _check_settings(c, parts_ints, spec)
     if "fitting_params" in (header.get("model") or {}):
         c.fail("header key 'model.fitting_params' belongs to an earlier development format (parameter statistics "
