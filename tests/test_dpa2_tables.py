@@ -2,8 +2,9 @@
 
 References: ``tests/data/deepmd/dpa2_tiny`` (DeePMD-kit 3.2.0's ``DeepPot.eval`` of its ``dp --pt compress``
 model on two periodic water frames of 192 atoms, README there), the exact (net) evaluation of the same
-model, and central finite differences of the tabulated energy.  The ``.dpc`` part and the C runtime's
-repformers do not exist yet: ``compress`` refuses DPA-2 (checked in ``test_dpa2.py``).
+model, and central finite differences of the tabulated energy; the repformer arrays of the planned
+``.dpc`` part (kind 7) round-trip bit-identically and damaged ones are named.  The part is not written
+or read yet and the C runtime's repformers do not exist: ``compress`` refuses DPA-2 (``test_dpa2.py``).
 """
 
 import dataclasses
@@ -135,6 +136,7 @@ def _edit_layer(desc, k, **changes):
         (lambda d: dataclasses.replace(d, smooth=False), "smooth = False"),
         (lambda d: dataclasses.replace(d, use_sqrt_nnei=False), "use_sqrt_nnei = False"),
         (lambda d: dataclasses.replace(d, direct_dist=True), "direct_dist = True"),
+        (lambda d: dataclasses.replace(d, concat_output_tebd=False), "concat_output_tebd = False"),
         (lambda d: dataclasses.replace(d, exclude_types=frozenset({(0, 1)})), r"exclude_types = \[\(0, 1\)\]"),
         (lambda d: dataclasses.replace(d, repinit=SimpleNamespace(tebd_input_mode="concat")),
          "tebd_input_mode = 'concat'"),
@@ -147,3 +149,74 @@ def test_options_outside_the_compressed_form_are_refused_naming_them(model, edit
     desc = edit(model.descriptor)
     with pytest.raises(UnsupportedModelError, match="compressed DPA-2: .*" + match):
         tabulate_repinit(desc, model.min_nbor_dist, _grid(0.01))
+
+
+def _packed(model):
+    from dpcompress.descriptors import se_atten_v2
+    from dpcompress.descriptors.dpa2_pack import pack_repformers
+
+    desc = _tabulated(model, 0.01).descriptor
+    part = se_atten_v2.pack(desc.repinit, ())
+    return desc, part, pack_repformers(desc)
+
+
+def test_repformer_arrays_round_trip_bit_identically(model, frames):
+    """pack_repformers -> unpack_repformers (around the se_atten_v2 part's own round trip) evaluates
+    bit-identically to the tabulated descriptor (energy, forces, atomic virials)."""
+    from dpcompress.descriptors import se_atten_v2
+    from dpcompress.descriptors.dpa2_pack import unpack_repformers
+
+    coords, cells, types = frames
+    desc, part, arrays = _packed(model)
+    repinit = se_atten_v2.unpack(part.ints, part.real, part.arrays, part.settings)
+    back = unpack_repformers(arrays, repinit, desc.activation, "x.dpc")
+    a = exact_dpa2.evaluate_frame(dataclasses.replace(model, descriptor=desc), coords[1], cells[1], types)
+    b = exact_dpa2.evaluate_frame(dataclasses.replace(model, descriptor=back), coords[1], cells[1], types)
+    assert a.energy == b.energy
+    np.testing.assert_array_equal(a.force, b.force)
+    np.testing.assert_array_equal(a.atom_virial, b.atom_virial)
+
+
+def _set(name, value):
+    def edit(arrays):
+        arrays[name] = value(arrays[name]) if callable(value) else value
+    return edit
+
+
+def _nan(a):
+    a = a.copy()
+    a.flat[3] = np.nan
+    return a
+
+
+def _drop(name):
+    return lambda arrays: arrays.pop(name)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_drop("rf0.mapkv.w"), r"array 'rf0.mapkv.w' is missing"),
+        (_set("rf1.linear1.w", lambda a: a[:-1]), r"array 'rf1.linear1.w' is float64\[47, 8\], expected float64\[48, 8\]"),
+        (_set("rf0.ln_w", lambda a: a.astype(np.float32)), r"array 'rf0.ln_w' is float32\[4\], expected float64\[4\]"),
+        (_set("rf0.head_map2.w", _nan), r"array 'rf0.head_map2.w' holds a non-finite value"),
+        (_set("rf.dstd", lambda a: -a), r"array 'rf.dstd' holds a value <= 0"),
+        (_set("rf.real", np.array([4.0, 4.0])), r"array 'rf.real' = \[4.0, 4.0\]: expected rcut > rcut_smth"),
+        (_set("rf.int", lambda a: a * np.array([100, 1, 1, 1, 1, 1])), r"array 'rf.int' = \[200, .*nlayers <= 64"),
+        (_set("rf.int", lambda a: a * np.array([1, 1, 1, 1, -1, 1])), r"array 'rf.int' holds .* expected values in"),
+        (_set("rf.layer_int", lambda a: a[:, ::1] * np.array([1, 1, 1, 0, 1, 1, 1, 1])),
+         r"array 'rf.layer_int' row 0 .* update_chnnl_2 = 1"),
+        (_set("rf.layer_real", lambda a: a * np.array([1.0, 1.0, 0.0])), r"array 'rf.layer_real': .*positive layer-norm eps"),
+        (_set("rf1.linear2.w", np.zeros((4, 4))), r"array 'rf1.linear2.w' is not part of this compressed DPA-2"),
+    ],
+)
+def test_damaged_repformer_arrays_are_named(model, edit, match):
+    """Every damaged, missing or extra array is named with what was expected (the C reader is to say the same)."""
+    from dpcompress.core.errors import ModelFormatError
+    from dpcompress.descriptors.dpa2_pack import check_arrays
+
+    desc, _, arrays = _packed(model)
+    assert set(check_arrays(arrays, 2, desc.repinit.tebd_dim, "x.dpc")) <= set(arrays)
+    edit(arrays)
+    with pytest.raises(ModelFormatError, match="^x.dpc: " + match):
+        check_arrays(arrays, 2, desc.repinit.tebd_dim, "x.dpc")

@@ -50,6 +50,7 @@ DESCRIPTOR_OPTIONS = (
     ("smooth", True, "smooth"),
     ("use_sqrt_nnei", True, "repformer use_sqrt_nnei"),
     ("direct_dist", False, "repformer direct_dist"),
+    ("concat_output_tebd", True, "concat_output_tebd"),
 )
 
 
