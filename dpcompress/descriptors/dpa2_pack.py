@@ -23,8 +23,6 @@ shape, finite; sizes within bounds; no other ``rf`` array.  Not yet wired into t
 (:mod:`dpcompress.modelfile.dp`): the part kind (7) comes with the C runtime's repformer layers.
 """
 
-import dataclasses
-
 import numpy as np
 
 from ..core.errors import ModelFormatError
