@@ -1,0 +1,114 @@
+"""One DPA-2 repformer layer, forward, in C: thin wrapper over ``src_c/dpc_repformer.c``.
+
+For the test that holds it equal to its numpy twin
+(:func:`dpcompress.evaluators.exact.repformer_layer.layer_forward`); the compressed form's options
+only (:func:`dpcompress.descriptors.dpa2_tables.check_compressible`).  The runtime does not call it yet.
+"""
+
+import numpy as np
+
+from ..core.errors import InputError
+from .table_build import ACTIVATION_CODES
+
+from libc.stdint cimport int64_t
+
+
+cdef extern from "dpc_repformer.h":
+    ctypedef struct dpc_repformer_layer:
+        int64_t g1_dim, g2_dim, axis_neuron, update_chnnl_2
+        int64_t attn1_hidden, attn1_nhead, attn2_hidden, attn2_nhead
+        double attn1_shift, attn2_shift, ln_eps
+        int activation
+        const double *linear1_w
+        const double *linear1_b
+        const double *g1_self_mlp_w
+        const double *g1_self_mlp_b
+        const double *proj_g1g2_w
+        const double *mapq_w
+        const double *mapkv_w
+        const double *head_map1_w
+        const double *head_map1_b
+        const double *linear2_w
+        const double *linear2_b
+        const double *proj_g1g1g2_w
+        const double *mapqk_w
+        const double *mapv_w
+        const double *head_map2_w
+        const double *head_map2_b
+        const double *ln_w
+        const double *ln_b
+
+    int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                    const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                    const double *sw, int n_threads, double *g1_out, double *g2_out) nogil
+
+
+cdef const double *_ptr(double[::1] a):
+    return &a[0]
+
+
+def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
+    """(g1', g2') of one layer (g2' is None on the last layer); arguments as the numpy twin's."""
+    if activation not in ACTIVATION_CODES:
+        raise InputError(f"activation {activation!r} unknown (known: {sorted(ACTIVATION_CODES)})")
+    c = lambda a: np.ascontiguousarray(a, dtype=np.float64).ravel()  # noqa: E731
+    cdef double[:, ::1] G1 = np.ascontiguousarray(g1, dtype=np.float64)
+    cdef double[:, :, ::1] G2 = np.ascontiguousarray(g2, dtype=np.float64)
+    cdef double[:, :, ::1] H2 = np.ascontiguousarray(h2, dtype=np.float64)
+    cdef int64_t[:, ::1] IDX = np.ascontiguousarray(idx, dtype=np.int64)
+    cdef double[:, ::1] M = np.ascontiguousarray(m, dtype=np.float64)
+    cdef double[:, ::1] SW = np.ascontiguousarray(sw, dtype=np.float64)
+    n, J = IDX.shape[0], IDX.shape[1]
+    d1, d2 = layer.g1_dim, layer.g2_dim
+    if (G1.shape[0], G1.shape[1]) != (n, d1) or (G2.shape[0], G2.shape[1], G2.shape[2]) != (n, J, d2) \
+            or (H2.shape[0], H2.shape[1], H2.shape[2]) != (n, J, 3) or (M.shape[0], M.shape[1]) != (n, J) \
+            or (SW.shape[0], SW.shape[1]) != (n, J):
+        raise InputError("repformer layer: g1 (n, g1_dim), g2 (n, J, g2_dim), h2 (n, J, 3), m and sw (n, J) expected")
+    if n and (np.min(idx) < 0 or np.max(idx) >= n):
+        raise InputError(f"repformer layer: idx must lie in [0, {n})")
+    keep = {}
+    cdef dpc_repformer_layer L
+    L.g1_dim, L.g2_dim, L.axis_neuron, L.update_chnnl_2 = d1, d2, layer.axis_neuron, int(layer.update_chnnl_2)
+    L.attn1_hidden, L.attn1_nhead = layer.attn1_hidden, layer.attn1_nhead
+    L.attn2_hidden, L.attn2_nhead = layer.attn2_hidden, layer.attn2_nhead
+    L.attn1_shift, L.attn2_shift = layer.attn1_shift, layer.attn2_shift
+    L.ln_eps = layer.ln[2] if layer.ln is not None else 1e-5
+    L.activation = ACTIVATION_CODES[activation]
+    for name in ("linear1", "g1_self_mlp", "proj_g1g2", "mapq", "mapkv", "head_map1", "linear2", "proj_g1g1g2",
+                 "mapqk", "mapv", "head_map2"):
+        lin = getattr(layer, name)
+        keep[name + "_w"] = c(lin.w) if lin is not None else None
+        keep[name + "_b"] = c(lin.b) if lin is not None and lin.b is not None else None
+    if layer.ln is not None:
+        keep["ln_w"], keep["ln_b"] = c(layer.ln[0]), c(layer.ln[1])
+    cdef const double *nul = NULL
+    p = lambda k: k in keep and keep[k] is not None  # noqa: E731
+    L.linear1_w = _ptr(keep["linear1_w"]); L.linear1_b = _ptr(keep["linear1_b"])
+    L.g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]); L.g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"])
+    L.proj_g1g2_w = _ptr(keep["proj_g1g2_w"]); L.mapq_w = _ptr(keep["mapq_w"]); L.mapkv_w = _ptr(keep["mapkv_w"])
+    L.head_map1_w = _ptr(keep["head_map1_w"]); L.head_map1_b = _ptr(keep["head_map1_b"])
+    L.linear2_w = _ptr(keep["linear2_w"]) if p("linear2_w") else nul
+    L.linear2_b = _ptr(keep["linear2_b"]) if p("linear2_b") else nul
+    L.proj_g1g1g2_w = _ptr(keep["proj_g1g1g2_w"]) if p("proj_g1g1g2_w") else nul
+    L.mapqk_w = _ptr(keep["mapqk_w"]) if p("mapqk_w") else nul
+    L.mapv_w = _ptr(keep["mapv_w"]) if p("mapv_w") else nul
+    L.head_map2_w = _ptr(keep["head_map2_w"]) if p("head_map2_w") else nul
+    L.head_map2_b = _ptr(keep["head_map2_b"]) if p("head_map2_b") else nul
+    L.ln_w = _ptr(keep["ln_w"]) if p("ln_w") else nul
+    L.ln_b = _ptr(keep["ln_b"]) if p("ln_b") else nul
+    if layer.update_chnnl_2 and not all(p(k) for k in ("linear2_w", "linear2_b", "proj_g1g1g2_w", "mapqk_w", "mapv_w",
+                                                        "head_map2_w", "head_map2_b", "ln_w", "ln_b")):
+        raise InputError("repformer layer: a g2-updating layer needs linear2, proj_g1g1g2, mapqk, mapv, head_map2, ln")
+    out1 = np.zeros((n, d1))
+    out2 = np.zeros((n, J, d2)) if layer.update_chnnl_2 else np.zeros((1, 1, 1))
+    cdef double[:, ::1] O1 = out1
+    cdef double[:, :, ::1] O2 = out2
+    cdef int status
+    if n == 0:
+        return out1, (out2 if layer.update_chnnl_2 else None)
+    with nogil:
+        status = dpc_repformer_layer_forward(&L, n, J, &G1[0, 0], &G2[0, 0, 0], &H2[0, 0, 0], &IDX[0, 0], &M[0, 0],
+                                             &SW[0, 0], n_threads, &O1[0, 0], &O2[0, 0, 0])
+    if status != 0:
+        raise MemoryError("repformer layer: out of memory for the per-thread workspace")
+    return out1, (out2 if layer.update_chnnl_2 else None)

@@ -1,0 +1,46 @@
+/* One DPA-2 repformer layer on the CPU, the compressed form's options only (issue 16).
+ *
+ * Options (dpcompress/descriptors/dpa2_tables.py, check_compressible): res_avg, g1 update with
+ * self MLP, projected-g2 convolution (g1_out_conv), grrg and drrd, local attention; g2 update
+ * (update_chnnl_2, every layer but the last) with linear2, g1g1 and the gated-off pair attention
+ * with its layer norm; smooth, use_sqrt_nnei; no h2 update.  Math and numpy twin:
+ * dpcompress/evaluators/exact/repformer_layer.py and repformer_attention.py (same names).
+ *
+ * Forward only so far: the backward and the runtime's frame-level wiring (part kind 7) are
+ * not written yet.  Weights are row-major (n_in x n_out), x W + b, column orders as the twin's.
+ */
+#ifndef DPC_REPFORMER_H
+#define DPC_REPFORMER_H
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t g1_dim, g2_dim, axis_neuron, update_chnnl_2;
+    int64_t attn1_hidden, attn1_nhead, attn2_hidden, attn2_nhead;
+    double attn1_shift, attn2_shift, ln_eps;
+    int activation; /* dpc_activations.h code */
+    /* g1 update */
+    const double *linear1_w, *linear1_b;         /* (ax*(d2+d1), d1), (d1) */
+    const double *g1_self_mlp_w, *g1_self_mlp_b; /* (d1, d1), (d1) */
+    const double *proj_g1g2_w;                   /* (d2, d1) */
+    const double *mapq_w;                        /* (d1, h1*n1) */
+    const double *mapkv_w;                       /* (d1, (h1+d1)*n1) */
+    const double *head_map1_w, *head_map1_b;     /* (d1*n1, d1), (d1) */
+    /* g2 update (update_chnnl_2) */
+    const double *linear2_w, *linear2_b;         /* (d2, d2), (d2) */
+    const double *proj_g1g1g2_w;                 /* (d1, d2) */
+    const double *mapqk_w;                       /* (d2, 2*h2*n2) */
+    const double *mapv_w;                        /* (d2, d2*n2) */
+    const double *head_map2_w, *head_map2_b;     /* (d2*n2, d2), (d2) */
+    const double *ln_w, *ln_b;                   /* (d2), (d2) */
+} dpc_repformer_layer;
+
+/* g1_out (n, d1) and, with update_chnnl_2, g2_out (n, J, d2) from g1 (n, d1), g2 (n, J, d2),
+ * h2 (n, J, 3), idx (n, J: the slot's local atom, any valid index on empty slots), m (n, J: 1 on
+ * real slots) and sw (n, J: the switch, 0 on empty slots).  OpenMP over centers; per-thread
+ * workspace allocated once per call.  Returns 0, or -1 when out of memory / a bad size. */
+int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *g1_out, double *g2_out);
+
+#endif
