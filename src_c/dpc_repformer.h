@@ -6,8 +6,9 @@
  * with its layer norm; smooth, use_sqrt_nnei; no h2 update.  Math and numpy twin:
  * dpcompress/evaluators/exact/repformer_layer.py and repformer_attention.py (same names).
  *
- * Forward only so far: the backward and the runtime's frame-level wiring (part kind 7) are
- * not written yet.  Weights are row-major (n_in x n_out), x W + b, column orders as the twin's.
+ * Forward and backward of one layer (tests/test_repformer_kernel.py); the runtime's frame-level
+ * wiring (part kind 7: repinit, layers, fitting, forces) is not written yet.  Weights are row-major
+ * (n_in x n_out), x W + b, column orders as the twin's.
  */
 #ifndef DPC_REPFORMER_H
 #define DPC_REPFORMER_H
@@ -42,5 +43,15 @@ typedef struct {
 int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
                                 const double *sw, int n_threads, double *g1_out, double *g2_out);
+
+/* Gradients of one layer from those of its outputs (dg1_new (n, d1); dg2_new (n, J, d2) and dh2_new
+ * (n, J, 3), either may be NULL for zero): dg1 (n, d1, the messages scattered onto idx), dg2, dh2 and
+ * dsw (n, J).  Recomputes the forward per center (no cache); the messages are added by one thread
+ * in slot order, so any thread count gives the same bits.  Returns 0, or -1 (memory, bad size). */
+int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                 const double *sw, const double *dg1_new, const double *dg2_new,
+                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
+                                 double *dsw);
 
 #endif

@@ -1,8 +1,8 @@
-"""The C forward of one DPA-2 repformer layer (``src_c/dpc_repformer.c``) against its numpy twin.
+"""The C forward and backward of one DPA-2 repformer layer (``src_c/dpc_repformer.c``) against its numpy twin.
 
 Inputs: every layer's real inputs on a periodic 192-atom water frame of ``tests/data/deepmd/dpa2_tiny``
-(captured from the exact evaluator, which is held to DeePMD-kit in ``test_dpa2.py``).  The backward and
-the runtime's wiring (part kind 7) are not written yet.
+(captured from the exact evaluator, which is held to DeePMD-kit in ``test_dpa2.py``).  The frame-level
+wiring in the runtime (part kind 7) is not written yet.
 """
 
 import os
@@ -79,3 +79,37 @@ def test_bad_sizes_are_refused(captured):
         kernel.layer_forward(layer, model.descriptor.activation, g1, g2, h2, idx + len(g1), m, sw)
     with pytest.raises(InputError, match="g2 \\(n, J, g2_dim\\)"):
         kernel.layer_forward(layer, model.descriptor.activation, g1, g2[:, :-1], h2, idx, m, sw)
+
+
+def _adjoints(layer, g2, h2, seed):
+    rng = np.random.default_rng(seed)
+    n, J, d2 = g2.shape
+    return rng.normal(size=(n, layer.g1_dim)), rng.normal(size=(n, J, d2)), rng.normal(size=h2.shape)
+
+
+def test_layer_backward_matches_numpy(captured):
+    """dg1 (messages included), dg2, dh2 and dsw of both layers for random output adjoints, to 1e-12
+    of the numpy twin's hand-derived backward (measured 6e-14 on dsw of size 27, 7e-15 elsewhere)."""
+    from dpcompress.evaluators.exact.repformer_layer import layer_backward
+
+    model, calls = captured
+    act = model.descriptor.activation
+    for k, (layer, g1, g2, h2, idx, m, sw, _, _) in enumerate(calls):
+        dg1n, dg2n, dh2n = _adjoints(layer, g2, h2, k)
+        _, _, _, cache = layer_forward(layer, g1, g2, h2, idx, m, sw, True, act, True)
+        ref = layer_backward(layer, cache, dg1n, dg2n, dh2n, idx, m, True)
+        out = kernel.layer_backward(layer, act, g1, g2, h2, idx, m, sw, dg1n, dg2n, dh2n)
+        for name, a, b in zip(("dg1", "dg2", "dh2", "dsw"), out, ref):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * max(1.0, np.abs(b).max()), err_msg=name)
+
+
+def test_backward_threads_are_bit_identical(captured):
+    model, calls = captured
+    layer, g1, g2, h2, idx, m, sw = calls[0][:7]
+    adj = _adjoints(layer, g2, h2, 7)
+    act = model.descriptor.activation
+    ref = kernel.layer_backward(layer, act, g1, g2, h2, idx, m, sw, *adj, n_threads=1)
+    for t in (2, 3):
+        out = kernel.layer_backward(layer, act, g1, g2, h2, idx, m, sw, *adj, n_threads=t)
+        for a, b in zip(out, ref):
+            np.testing.assert_array_equal(a, b)

@@ -1,7 +1,7 @@
-"""One DPA-2 repformer layer, forward, in C: thin wrapper over ``src_c/dpc_repformer.c``.
+"""One DPA-2 repformer layer, forward and backward, in C: thin wrapper over ``src_c/dpc_repformer.c``.
 
 For the test that holds it equal to its numpy twin
-(:func:`dpcompress.evaluators.exact.repformer_layer.layer_forward`); the compressed form's options
+(``layer_forward`` and ``layer_backward`` of :mod:`dpcompress.evaluators.exact.repformer_layer`); the compressed form's options
 only (:func:`dpcompress.descriptors.dpa2_tables.check_compressible`).  The runtime does not call it yet.
 """
 
@@ -41,17 +41,60 @@ cdef extern from "dpc_repformer.h":
     int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                     const double *g2, const double *h2, const int64_t *idx, const double *m,
                                     const double *sw, int n_threads, double *g1_out, double *g2_out) nogil
+    int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                     const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                     const double *sw, const double *dg1_new, const double *dg2_new,
+                                     const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
+                                     double *dsw) nogil
 
 
 cdef const double *_ptr(double[::1] a):
     return &a[0]
 
 
+cdef dict _fill(dpc_repformer_layer *L, layer, activation):
+    """Point ``L`` at the layer's weights (float64 copies, kept alive by the returned dict)."""
+    c = lambda a: np.ascontiguousarray(a, dtype=np.float64).ravel()  # noqa: E731
+    d1, d2 = layer.g1_dim, layer.g2_dim
+    keep = {}
+    L[0].g1_dim, L[0].g2_dim, L[0].axis_neuron, L[0].update_chnnl_2 = d1, d2, layer.axis_neuron, int(layer.update_chnnl_2)
+    L[0].attn1_hidden, L[0].attn1_nhead = layer.attn1_hidden, layer.attn1_nhead
+    L[0].attn2_hidden, L[0].attn2_nhead = layer.attn2_hidden, layer.attn2_nhead
+    L[0].attn1_shift, L[0].attn2_shift = layer.attn1_shift, layer.attn2_shift
+    L[0].ln_eps = layer.ln[2] if layer.ln is not None else 1e-5
+    L[0].activation = ACTIVATION_CODES[activation]
+    for name in ("linear1", "g1_self_mlp", "proj_g1g2", "mapq", "mapkv", "head_map1", "linear2", "proj_g1g1g2",
+                 "mapqk", "mapv", "head_map2"):
+        lin = getattr(layer, name)
+        keep[name + "_w"] = c(lin.w) if lin is not None else None
+        keep[name + "_b"] = c(lin.b) if lin is not None and lin.b is not None else None
+    if layer.ln is not None:
+        keep["ln_w"], keep["ln_b"] = c(layer.ln[0]), c(layer.ln[1])
+    cdef const double *nul = NULL
+    p = lambda k: k in keep and keep[k] is not None  # noqa: E731
+    L[0].linear1_w = _ptr(keep["linear1_w"]); L[0].linear1_b = _ptr(keep["linear1_b"])
+    L[0].g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]); L[0].g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"])
+    L[0].proj_g1g2_w = _ptr(keep["proj_g1g2_w"]); L[0].mapq_w = _ptr(keep["mapq_w"]); L[0].mapkv_w = _ptr(keep["mapkv_w"])
+    L[0].head_map1_w = _ptr(keep["head_map1_w"]); L[0].head_map1_b = _ptr(keep["head_map1_b"])
+    L[0].linear2_w = _ptr(keep["linear2_w"]) if p("linear2_w") else nul
+    L[0].linear2_b = _ptr(keep["linear2_b"]) if p("linear2_b") else nul
+    L[0].proj_g1g1g2_w = _ptr(keep["proj_g1g1g2_w"]) if p("proj_g1g1g2_w") else nul
+    L[0].mapqk_w = _ptr(keep["mapqk_w"]) if p("mapqk_w") else nul
+    L[0].mapv_w = _ptr(keep["mapv_w"]) if p("mapv_w") else nul
+    L[0].head_map2_w = _ptr(keep["head_map2_w"]) if p("head_map2_w") else nul
+    L[0].head_map2_b = _ptr(keep["head_map2_b"]) if p("head_map2_b") else nul
+    L[0].ln_w = _ptr(keep["ln_w"]) if p("ln_w") else nul
+    L[0].ln_b = _ptr(keep["ln_b"]) if p("ln_b") else nul
+    if layer.update_chnnl_2 and not all(p(k) for k in ("linear2_w", "linear2_b", "proj_g1g1g2_w", "mapqk_w", "mapv_w",
+                                                        "head_map2_w", "head_map2_b", "ln_w", "ln_b")):
+        raise InputError("repformer layer: a g2-updating layer needs linear2, proj_g1g1g2, mapqk, mapv, head_map2, ln")
+    return keep
+
+
 def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
     """(g1', g2') of one layer (g2' is None on the last layer); arguments as the numpy twin's."""
     if activation not in ACTIVATION_CODES:
         raise InputError(f"activation {activation!r} unknown (known: {sorted(ACTIVATION_CODES)})")
-    c = lambda a: np.ascontiguousarray(a, dtype=np.float64).ravel()  # noqa: E731
     cdef double[:, ::1] G1 = np.ascontiguousarray(g1, dtype=np.float64)
     cdef double[:, :, ::1] G2 = np.ascontiguousarray(g2, dtype=np.float64)
     cdef double[:, :, ::1] H2 = np.ascontiguousarray(h2, dtype=np.float64)
@@ -66,39 +109,8 @@ def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
         raise InputError("repformer layer: g1 (n, g1_dim), g2 (n, J, g2_dim), h2 (n, J, 3), m and sw (n, J) expected")
     if n and (np.min(idx) < 0 or np.max(idx) >= n):
         raise InputError(f"repformer layer: idx must lie in [0, {n})")
-    keep = {}
     cdef dpc_repformer_layer L
-    L.g1_dim, L.g2_dim, L.axis_neuron, L.update_chnnl_2 = d1, d2, layer.axis_neuron, int(layer.update_chnnl_2)
-    L.attn1_hidden, L.attn1_nhead = layer.attn1_hidden, layer.attn1_nhead
-    L.attn2_hidden, L.attn2_nhead = layer.attn2_hidden, layer.attn2_nhead
-    L.attn1_shift, L.attn2_shift = layer.attn1_shift, layer.attn2_shift
-    L.ln_eps = layer.ln[2] if layer.ln is not None else 1e-5
-    L.activation = ACTIVATION_CODES[activation]
-    for name in ("linear1", "g1_self_mlp", "proj_g1g2", "mapq", "mapkv", "head_map1", "linear2", "proj_g1g1g2",
-                 "mapqk", "mapv", "head_map2"):
-        lin = getattr(layer, name)
-        keep[name + "_w"] = c(lin.w) if lin is not None else None
-        keep[name + "_b"] = c(lin.b) if lin is not None and lin.b is not None else None
-    if layer.ln is not None:
-        keep["ln_w"], keep["ln_b"] = c(layer.ln[0]), c(layer.ln[1])
-    cdef const double *nul = NULL
-    p = lambda k: k in keep and keep[k] is not None  # noqa: E731
-    L.linear1_w = _ptr(keep["linear1_w"]); L.linear1_b = _ptr(keep["linear1_b"])
-    L.g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]); L.g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"])
-    L.proj_g1g2_w = _ptr(keep["proj_g1g2_w"]); L.mapq_w = _ptr(keep["mapq_w"]); L.mapkv_w = _ptr(keep["mapkv_w"])
-    L.head_map1_w = _ptr(keep["head_map1_w"]); L.head_map1_b = _ptr(keep["head_map1_b"])
-    L.linear2_w = _ptr(keep["linear2_w"]) if p("linear2_w") else nul
-    L.linear2_b = _ptr(keep["linear2_b"]) if p("linear2_b") else nul
-    L.proj_g1g1g2_w = _ptr(keep["proj_g1g1g2_w"]) if p("proj_g1g1g2_w") else nul
-    L.mapqk_w = _ptr(keep["mapqk_w"]) if p("mapqk_w") else nul
-    L.mapv_w = _ptr(keep["mapv_w"]) if p("mapv_w") else nul
-    L.head_map2_w = _ptr(keep["head_map2_w"]) if p("head_map2_w") else nul
-    L.head_map2_b = _ptr(keep["head_map2_b"]) if p("head_map2_b") else nul
-    L.ln_w = _ptr(keep["ln_w"]) if p("ln_w") else nul
-    L.ln_b = _ptr(keep["ln_b"]) if p("ln_b") else nul
-    if layer.update_chnnl_2 and not all(p(k) for k in ("linear2_w", "linear2_b", "proj_g1g1g2_w", "mapqk_w", "mapv_w",
-                                                        "head_map2_w", "head_map2_b", "ln_w", "ln_b")):
-        raise InputError("repformer layer: a g2-updating layer needs linear2, proj_g1g1g2, mapqk, mapv, head_map2, ln")
+    keep = _fill(&L, layer, activation)
     out1 = np.zeros((n, d1))
     out2 = np.zeros((n, J, d2)) if layer.update_chnnl_2 else np.zeros((1, 1, 1))
     cdef double[:, ::1] O1 = out1
@@ -112,3 +124,48 @@ def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
     if status != 0:
         raise MemoryError("repformer layer: out of memory for the per-thread workspace")
     return out1, (out2 if layer.update_chnnl_2 else None)
+
+
+def layer_backward(layer, activation, g1, g2, h2, idx, m, sw, dg1_new, dg2_new, dh2_new, int n_threads=1):
+    """(dg1, dg2, dh2, dsw) of one layer; arguments and results as the numpy twin's ``layer_backward``."""
+    if activation not in ACTIVATION_CODES:
+        raise InputError(f"activation {activation!r} unknown (known: {sorted(ACTIVATION_CODES)})")
+    cdef double[:, ::1] G1 = np.ascontiguousarray(g1, dtype=np.float64)
+    cdef double[:, :, ::1] G2 = np.ascontiguousarray(g2, dtype=np.float64)
+    cdef double[:, :, ::1] H2 = np.ascontiguousarray(h2, dtype=np.float64)
+    cdef int64_t[:, ::1] IDX = np.ascontiguousarray(idx, dtype=np.int64)
+    cdef double[:, ::1] M = np.ascontiguousarray(m, dtype=np.float64)
+    cdef double[:, ::1] SW = np.ascontiguousarray(sw, dtype=np.float64)
+    n, J = IDX.shape[0], IDX.shape[1]
+    d1, d2 = layer.g1_dim, layer.g2_dim
+    cdef double[:, ::1] DG1N = np.ascontiguousarray(dg1_new, dtype=np.float64)
+    cdef double[:, :, ::1] DG2N = np.ascontiguousarray(dg2_new, dtype=np.float64)
+    cdef double[:, :, ::1] DH2N = np.ascontiguousarray(dh2_new, dtype=np.float64)
+    shapes = [(G1.shape[0], G1.shape[1]), (G2.shape[0], G2.shape[1], G2.shape[2]), (H2.shape[0], H2.shape[1], H2.shape[2]),
+              (M.shape[0], M.shape[1]), (SW.shape[0], SW.shape[1]), (DG1N.shape[0], DG1N.shape[1]),
+              (DG2N.shape[0], DG2N.shape[1], DG2N.shape[2]), (DH2N.shape[0], DH2N.shape[1], DH2N.shape[2])]
+    if shapes != [(n, d1), (n, J, d2), (n, J, 3), (n, J), (n, J), (n, d1), (n, J, d2), (n, J, 3)]:
+        raise InputError("repformer layer: g1 and dg1 (n, g1_dim), g2 and dg2 (n, J, g2_dim), h2 and dh2 (n, J, 3), "
+                         "m and sw (n, J) expected")
+    if n and (np.min(idx) < 0 or np.max(idx) >= n):
+        raise InputError(f"repformer layer: idx must lie in [0, {n})")
+    cdef dpc_repformer_layer L
+    keep = _fill(&L, layer, activation)
+    dg1 = np.zeros((n, d1))
+    dg2 = np.zeros((n, J, d2))
+    dh2 = np.zeros((n, J, 3))
+    dsw = np.zeros((n, J))
+    if n == 0:
+        return dg1, dg2, dh2, dsw
+    cdef double[:, ::1] O1 = dg1
+    cdef double[:, :, ::1] O2 = dg2
+    cdef double[:, :, ::1] O3 = dh2
+    cdef double[:, ::1] O4 = dsw
+    cdef int status
+    with nogil:
+        status = dpc_repformer_layer_backward(&L, n, J, &G1[0, 0], &G2[0, 0, 0], &H2[0, 0, 0], &IDX[0, 0], &M[0, 0],
+                                              &SW[0, 0], &DG1N[0, 0], &DG2N[0, 0, 0], &DH2N[0, 0, 0], n_threads,
+                                              &O1[0, 0], &O2[0, 0, 0], &O3[0, 0, 0], &O4[0, 0])
+    if status != 0:
+        raise MemoryError("repformer layer: out of memory for the workspace")
+    return dg1, dg2, dh2, dsw
