@@ -610,3 +610,129 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
     free(dgg1);
     return failed ? -1 : 0;
 }
+
+/* ------------------------------------------------------------------ the stack: g1/g2 embedding + layers */
+
+size_t dpc_repformer_stack_workspace(const dpc_repformer_stack *S, int64_t n, int64_t J)
+{
+    const int64_t d1 = S->g1_dim, d2 = S->g2_dim, nl = S->n_layers;
+    return (size_t)((nl + 1) * n * d1 + (nl + 1) * n * J * d2 + n * d1 + n * J * d2 + n * J * 3);
+}
+
+/* pieces of the workspace: g1 of layer l (l = 0..nl), g2 of layer l, phi'(z) of g1 and g2, h2 */
+static double *ws_g1(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J, int64_t l)
+{
+    (void)J;
+    return ws + l * n * S->g1_dim;
+}
+static double *ws_g2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J, int64_t l)
+{
+    return ws + (S->n_layers + 1) * n * S->g1_dim + l * n * J * S->g2_dim;
+}
+static double *ws_dphi1(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J)
+{
+    return ws_g2(S, ws, n, J, S->n_layers + 1);
+}
+static double *ws_dphi2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J)
+{
+    return ws_dphi1(S, ws, n, J) + n * S->g1_dim;
+}
+static double *ws_h2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J)
+{
+    return ws_dphi2(S, ws, n, J) + n * J * S->g2_dim;
+}
+
+int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *ws, double *g1_out)
+{
+    const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
+    if (n < 0 || J < 1 || nl < 1 || d1 < 1 || d2 < 1 || !dpc_activation_valid(S->activation)) return -1;
+    if (!S->g1_shape_w && n0 != d1) return -1;
+    double *g1 = ws_g1(S, ws, n, J, 0), *g2 = ws_g2(S, ws, n, J, 0);
+    double *dphi1 = ws_dphi1(S, ws, n, J), *dphi2 = ws_dphi2(S, ws, n, J), *h2 = ws_h2(S, ws, n, J);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+        double v, dv, d2v;
+        double *z = g1 + i * d1;
+        if (S->g1_shape_w) affine(D0 + i * n0, n0, S->g1_shape_w, NULL, d1, z);
+        else memcpy(z, D0 + i * n0, sizeof(double) * d1);
+        if (S->tebd_transform_w) {
+            const double *e = S->type_embedding + types[i] * S->tebd_dim;
+            for (int64_t t = 0; t < S->tebd_dim; ++t)
+                for (int64_t g = 0; g < d1; ++g) z[g] += e[t] * S->tebd_transform_w[t * d1 + g];
+        }
+        for (int64_t g = 0; g < d1; ++g) {
+            dpc_activation(S->activation, z[g], &v, &dv, &d2v);
+            z[g] = v;
+            dphi1[i * d1 + g] = dv;
+        }
+        for (int64_t j = 0; j < J; ++j) {
+            const double *p = P + (i * J + j) * 4;
+            for (int64_t g = 0; g < d2; ++g) {
+                dpc_activation(S->activation, p[0] * S->g2_embd_w[g] + S->g2_embd_b[g], &v, &dv, &d2v);
+                g2[(i * J + j) * d2 + g] = v;
+                dphi2[(i * J + j) * d2 + g] = dv;
+            }
+            for (int c = 0; c < 3; ++c) h2[(i * J + j) * 3 + c] = p[1 + c];
+        }
+    }
+    for (int64_t l = 0; l < nl; ++l) {
+        const dpc_repformer_layer *L = S->layers + l;
+        double *g2_next = ws_g2(S, ws, n, J, l + 1);
+        if (L->g1_dim != d1 || L->g2_dim != d2) return -1;
+        if (dpc_repformer_layer_forward(L, n, J, ws_g1(S, ws, n, J, l), ws_g2(S, ws, n, J, l), h2, idx, m, sw, n_threads,
+                                        ws_g1(S, ws, n, J, l + 1), g2_next) != 0)
+            return -1;
+        if (!L->update_chnnl_2) memcpy(g2_next, ws_g2(S, ws, n, J, l), sizeof(double) * n * J * d2);
+    }
+    memcpy(g1_out, ws_g1(S, ws, n, J, nl), sizeof(double) * n * d1);
+    return 0;
+}
+
+int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                 const int64_t *idx, const double *m, const double *sw, const double *ws,
+                                 const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw)
+{
+    const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
+    (void)P;
+    double *buf = (double *)calloc((size_t)(2 * n * d1 + 2 * n * J * d2 + 2 * n * J * 3 + n * J) + 1, sizeof(double));
+    if (!buf) return -1;
+    double *dg1 = buf, *dg1b = dg1 + n * d1, *dg2 = dg1b + n * d1, *dg2b = dg2 + n * J * d2;
+    double *dh2 = dg2b + n * J * d2, *dh2b = dh2 + n * J * 3, *dswl = dh2b + n * J * 3;
+    double *w = (double *)ws;
+    memcpy(dg1, dg1_out, sizeof(double) * n * d1);
+    memset(dsw, 0, sizeof(double) * n * J);
+    for (int64_t l = nl - 1; l >= 0; --l) {
+        if (dpc_repformer_layer_backward(S->layers + l, n, J, ws_g1(S, w, n, J, l), ws_g2(S, w, n, J, l), ws_h2(S, w, n, J),
+                                         idx, m, sw, dg1, dg2, dh2, n_threads, dg1b, dg2b, dh2b, dswl) != 0) {
+            free(buf);
+            return -1;
+        }
+        double *t;
+        t = dg1, dg1 = dg1b, dg1b = t;
+        t = dg2, dg2 = dg2b, dg2b = t;
+        t = dh2, dh2 = dh2b, dh2b = t;
+        for (int64_t k = 0; k < n * J; ++k) dsw[k] += dswl[k];
+    }
+    const double *dphi1 = ws_dphi1(S, w, n, J), *dphi2 = ws_dphi2(S, w, n, J);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < J; ++j) {
+            double s = 0.0;
+            for (int64_t g = 0; g < d2; ++g) s += dg2[(i * J + j) * d2 + g] * dphi2[(i * J + j) * d2 + g] * S->g2_embd_w[g];
+            dP[(i * J + j) * 4] = s;
+            for (int c = 0; c < 3; ++c) dP[(i * J + j) * 4 + 1 + c] = dh2[(i * J + j) * 3 + c];
+        }
+        double *dz = dg1 + i * d1;
+        for (int64_t g = 0; g < d1; ++g) dz[g] *= dphi1[i * d1 + g];
+        if (S->g1_shape_w) affine_back(dz, d1, S->g1_shape_w, n0, dD0 + i * n0, 0);
+        else memcpy(dD0 + i * n0, dz, sizeof(double) * d1);
+    }
+    free(buf);
+    return 0;
+}

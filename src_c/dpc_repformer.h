@@ -13,6 +13,7 @@
 #ifndef DPC_REPFORMER_H
 #define DPC_REPFORMER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -53,5 +54,31 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
                                  const double *sw, const double *dg1_new, const double *dg2_new,
                                  const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
                                  double *dsw);
+
+/* The repformer stack of a DPA-2 between the repinit and the fitting:
+ *   g1 = phi(D0 Wshape [+ E_t Wtebd]),  g2_ij = phi(P_ij0 w + b),  h2_ij = P_ij1..3,
+ * then the layers; P (n, J, 4) are the repformer pair inputs (R/std on real slots, 0 on empty). */
+typedef struct {
+    int64_t n_layers, repinit_dim, g1_dim, g2_dim, tebd_dim;
+    int activation;
+    const dpc_repformer_layer *layers;
+    const double *g1_shape_w;       /* (repinit_dim, g1) or NULL (identity, repinit_dim == g1) */
+    const double *tebd_transform_w; /* (tebd_dim, g1) or NULL */
+    const double *type_embedding;   /* (ntypes, tebd_dim), read with tebd_transform_w */
+    const double *g2_embd_w, *g2_embd_b; /* (g2), (g2) */
+} dpc_repformer_stack;
+
+/* doubles of the workspace that forward fills and backward reads (every layer's inputs) */
+size_t dpc_repformer_stack_workspace(const dpc_repformer_stack *S, int64_t n, int64_t J);
+
+/* g1_out (n, g1) of the last layer; ws as sized above.  Returns 0 or -1. */
+int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *ws, double *g1_out);
+
+/* from dg1_out (n, g1): dD0 (n, repinit_dim), dP (n, J, 4), dsw (n, J); ws from the forward. */
+int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                 const int64_t *idx, const double *m, const double *sw, const double *ws,
+                                 const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw);
 
 #endif

@@ -169,3 +169,96 @@ def layer_backward(layer, activation, g1, g2, h2, idx, m, sw, dg1_new, dg2_new, 
     if status != 0:
         raise MemoryError("repformer layer: out of memory for the workspace")
     return dg1, dg2, dh2, dsw
+
+
+cdef extern from "dpc_repformer.h":
+    ctypedef struct dpc_repformer_stack:
+        int64_t n_layers, repinit_dim, g1_dim, g2_dim, tebd_dim
+        int activation
+        const dpc_repformer_layer *layers
+        const double *g1_shape_w
+        const double *tebd_transform_w
+        const double *type_embedding
+        const double *g2_embd_w
+        const double *g2_embd_b
+
+    size_t dpc_repformer_stack_workspace(const dpc_repformer_stack *S, int64_t n, int64_t J)
+    int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                    const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                    const double *sw, int n_threads, double *ws, double *g1_out) nogil
+    int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                     const int64_t *idx, const double *m, const double *sw, const double *ws,
+                                     const double *dg1_out, int n_threads, double *dD0, double *dP,
+                                     double *dsw) nogil
+
+from libc.stdlib cimport malloc, free
+
+
+def repformer_stack(desc, D0, types, P, idx, m, sw, dg1_out, int n_threads=1):
+    """``(g1, dD0, dP, dsw)``: the stack's forward and backward (twin: :mod:`dpcompress.reference.repformer_stack`)."""
+    cdef double[:, ::1] d0 = np.ascontiguousarray(D0, dtype=np.float64)
+    cdef int64_t[::1] T = np.ascontiguousarray(types, dtype=np.int64)
+    cdef double[:, :, ::1] PP = np.ascontiguousarray(P, dtype=np.float64)
+    cdef int64_t[:, ::1] IDX = np.ascontiguousarray(idx, dtype=np.int64)
+    cdef double[:, ::1] M = np.ascontiguousarray(m, dtype=np.float64)
+    cdef double[:, ::1] SW = np.ascontiguousarray(sw, dtype=np.float64)
+    cdef double[:, ::1] DG = np.ascontiguousarray(dg1_out, dtype=np.float64)
+    n, J = IDX.shape[0], IDX.shape[1]
+    nl = len(desc.layers)
+    d1, d2 = desc.layers[0].g1_dim, desc.layers[0].g2_dim
+    n0 = d0.shape[1]
+    if (d0.shape[0], T.shape[0], PP.shape[0], PP.shape[1], PP.shape[2], M.shape[0], SW.shape[0], DG.shape[0], DG.shape[1]) \
+            != (n, n, n, J, 4, n, n, n, d1) or n == 0:
+        raise InputError("repformer stack: D0 (n, n0), types (n,), P (n, J, 4), m, sw (n, J), dg1 (n, g1_dim) expected")
+    if np.min(idx) < 0 or np.max(idx) >= n:
+        raise InputError(f"repformer stack: idx must lie in [0, {n})")
+    cdef dpc_repformer_layer *layers = <dpc_repformer_layer *>malloc(sizeof(dpc_repformer_layer) * nl)
+    if layers == NULL:
+        raise MemoryError()
+    keep = []
+    cdef dpc_repformer_stack S
+    cdef double[::1] wsh, wtt, wte, wgw, wgb
+    cdef double[:, ::1] O1, DD0, DSW
+    cdef double[:, :, ::1] DP
+    cdef double[::1] WS
+    cdef int status
+    cdef int64_t cn = n, cJ = J
+    try:
+        for k in range(nl):
+            keep.append(_fill(&layers[k], desc.layers[k], desc.activation))
+        S.n_layers, S.repinit_dim, S.g1_dim, S.g2_dim = nl, n0, d1, d2
+        S.activation = ACTIVATION_CODES[desc.activation]
+        S.layers = layers
+        S.g1_shape_w = NULL
+        S.tebd_transform_w = NULL
+        S.type_embedding = NULL
+        S.tebd_dim = 0
+        if desc.g1_shape is not None:
+            wsh = np.ascontiguousarray(desc.g1_shape.w, dtype=np.float64).ravel()
+            S.g1_shape_w = &wsh[0]
+        if desc.tebd_transform is not None:
+            wtt = np.ascontiguousarray(desc.tebd_transform.w, dtype=np.float64).ravel()
+            wte = np.ascontiguousarray(desc.type_embedding, dtype=np.float64).ravel()
+            S.tebd_transform_w, S.type_embedding = &wtt[0], &wte[0]
+            S.tebd_dim = desc.type_embedding.shape[1]
+        wgw = np.ascontiguousarray(desc.g2_embd.w, dtype=np.float64).ravel()
+        wgb = np.ascontiguousarray(desc.g2_embd.b, dtype=np.float64).ravel()
+        S.g2_embd_w, S.g2_embd_b = &wgw[0], &wgb[0]
+        ws = np.zeros(dpc_repformer_stack_workspace(&S, n, J) + 1)
+        WS = ws
+        g1 = np.zeros((n, d1))
+        dD0 = np.zeros((n, n0))
+        dP = np.zeros((n, J, 4))
+        dsw = np.zeros((n, J))
+        O1, DD0, DP, DSW = g1, dD0, dP, dsw
+        with nogil:
+            status = dpc_repformer_stack_forward(&S, cn, cJ, &d0[0, 0], &T[0], &PP[0, 0, 0], &IDX[0, 0], &M[0, 0],
+                                                 &SW[0, 0], n_threads, &WS[0], &O1[0, 0])
+            if status == 0:
+                status = dpc_repformer_stack_backward(&S, cn, cJ, &PP[0, 0, 0], &IDX[0, 0], &M[0, 0], &SW[0, 0], &WS[0],
+                                                      &DG[0, 0], n_threads, &DD0[0, 0], &DP[0, 0, 0], &DSW[0, 0])
+    finally:
+        free(layers)
+    if status != 0:
+        raise InputError("repformer stack: inconsistent sizes or out of memory")
+    return g1, dD0, dP, dsw
