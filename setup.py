@@ -55,6 +55,7 @@ EXTENSIONS = [
     ("dpcompress._ext.se_t_tab", "dpcompress/_ext/se_t_tab.pyx", ["src_c/dpc_se_t_tab.c"]),
     ("dpcompress._ext.fitting_net", "dpcompress/_ext/fitting_net.pyx", ["src_c/dpc_fitting.c"]),
     ("dpcompress._ext.nep_kernel", "dpcompress/_ext/nep_kernel.pyx", ["src_c/dpc_nep.c"]),
+    ("dpcompress._ext.repformer_kernel", "dpcompress/_ext/repformer_kernel.pyx", ["src_c/dpc_repformer.c"]),
 ]
 
 

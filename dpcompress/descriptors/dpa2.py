@@ -8,6 +8,7 @@ energy reaches ``rcut_repinit + nlayers * rcut_repformer``.  Layout and forward 
 ``docs/dp-file-attention.md`` section 2; the evaluator is :mod:`dpcompress.evaluators.exact.dpa2`.
 
 Only the exact (uncompressed) evaluation exists: :func:`tabulate` and :func:`table_bounds` refuse.
+The repinit's table and the numpy twin of the compressed form are in :mod:`.dpa2_tables`.
 """
 
 from dataclasses import dataclass

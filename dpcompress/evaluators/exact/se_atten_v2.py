@@ -89,7 +89,10 @@ def descriptor_forward(desc, atom_types, neighbor_types, vectors, real, zeroed):
     # excluded neighbors look like padding to the type gate (DeePMD-kit sets their index to -1)
     S = desc.gate_table()[desc.gate_rows(atom_types, np.where(gated, neighbor_types, -1))]
     M, A = desc.n_channels, desc.axis_neuron
-    g, dg, _ = embedding_with_derivatives(desc.embedding_net(), Rt[..., 0].ravel())
+    if desc.embedding_net() is None:  # repinit of a compressed DPA-2 (dpa2_tables): G_s and G_s' from its table
+        g, dg = desc.embedding_table()(Rt[..., 0].ravel())
+    else:
+        g, dg, _ = embedding_with_derivatives(desc.embedding_net(), Rt[..., 0].ravel())
     G, dG = g.reshape(n, nnei, M), dg.reshape(n, nnei, M)
     gate = 1.0 + S * sw[..., None]
     X = G * gate

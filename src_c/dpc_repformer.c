@@ -1,0 +1,738 @@
+/* One DPA-2 repformer layer, forward (see dpc_repformer.h; twin: evaluators/exact/repformer_layer.py). */
+#include "dpc_repformer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpc_activations.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* y = x W (+ b); W row-major (nin, nout) */
+static void affine(const double *x, int64_t nin, const double *W, const double *b, int64_t nout, double *y)
+{
+    for (int64_t o = 0; o < nout; ++o) y[o] = b ? b[o] : 0.0;
+    for (int64_t i = 0; i < nin; ++i) {
+        const double xi = x[i];
+        const double *row = W + i * nout;
+        for (int64_t o = 0; o < nout; ++o) y[o] += xi * row[o];
+    }
+}
+
+static void activate_vec(int code, double *y, int64_t k)
+{
+    double v, d1, d2;
+    for (int64_t i = 0; i < k; ++i) {
+        dpc_activation(code, y[i], &v, &d1, &d2);
+        y[i] = v;
+    }
+}
+
+/* softmax over k entries in place (every entry valid: the smooth form) */
+static void softmax(double *L, int64_t k)
+{
+    double top = L[0], s = 0.0;
+    for (int64_t i = 1; i < k; ++i) top = L[i] > top ? L[i] : top;
+    for (int64_t i = 0; i < k; ++i) {
+        L[i] = exp(L[i] - top);
+        s += L[i];
+    }
+    for (int64_t i = 0; i < k; ++i) L[i] /= s;
+}
+
+/* sym(X): hg (3 x nX) = c2 sum_j h2_j (x) w_j X_j; out (ax x nX) = hg[:, :ax]^T hg / 3 */
+static void sym(const double *X, int64_t ldx, const int64_t *rows, int64_t J, int64_t nX, const double *h2,
+                const double *w, double c2, int64_t ax, double *hg, double *out)
+{
+    memset(hg, 0, sizeof(double) * 3 * nX);
+    for (int64_t j = 0; j < J; ++j) {
+        if (w[j] == 0.0) continue; /* empty or switched-off slot: no term */
+        const double *x = X + (rows ? rows[j] : j) * ldx;
+        for (int c = 0; c < 3; ++c) {
+            const double hc = h2[j * 3 + c] * w[j];
+            for (int64_t g = 0; g < nX; ++g) hg[c * nX + g] += hc * x[g];
+        }
+    }
+    for (int64_t i = 0; i < 3 * nX; ++i) hg[i] *= c2;
+    for (int64_t a = 0; a < ax; ++a)
+        for (int64_t g = 0; g < nX; ++g)
+            out[a * nX + g] = (hg[a] * hg[g] + hg[nX + a] * hg[nX + g] + hg[2 * nX + a] * hg[2 * nX + g]) / 3.0;
+}
+
+typedef struct {
+    double *w, *lin_in, *hg, *tmp, *q, *kv, *L, *o, *qk, *v, *A, *flat;
+} scratch;
+
+static size_t scratch_size(const dpc_repformer_layer *Ly, int64_t J)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, h2 = Ly->attn2_hidden, n2 = Ly->attn2_nhead;
+    const int64_t big = d1 > d2 ? d1 : d2;
+    size_t s = (size_t)(J + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J * (h1 + d1) * n1 + J + n1 * d1);
+    if (Ly->update_chnnl_2) s += (size_t)(J * 2 * h2 * n2 + J * d2 * n2 + n2 * J * J + d2 * n2);
+    return s;
+}
+
+static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratch *s)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, h2 = Ly->attn2_hidden, n2 = Ly->attn2_nhead;
+    const int64_t big = d1 > d2 ? d1 : d2;
+    s->w = base;
+    s->lin_in = s->w + J;
+    s->hg = s->lin_in + ax * (d1 + d2);
+    s->tmp = s->hg + 3 * big;
+    s->q = s->tmp + 4 * big;
+    s->kv = s->q + h1 * n1;
+    s->L = s->kv + J * (h1 + d1) * n1;
+    s->o = s->L + J;
+    s->qk = s->o + n1 * d1;
+    s->v = s->qk + (Ly->update_chnnl_2 ? J * 2 * h2 * n2 : 0);
+    s->A = s->v + (Ly->update_chnnl_2 ? J * d2 * n2 : 0);
+    s->flat = s->A + (Ly->update_chnnl_2 ? n2 * J * J : 0);
+}
+
+static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
+                      const double *h2, const int64_t *idx, const double *m, const double *sw, scratch *s,
+                      double *out)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
+    const double c1 = 1.0 / (double)J, c2 = 1.0 / sqrt((double)J), k1 = 1.0 / sqrt(5.0);
+    const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
+    const int64_t *rows = idx + i * J;
+    double *tmp = s->tmp;
+    for (int64_t j = 0; j < J; ++j) s->w[j] = m[i * J + j] * sw[i * J + j];
+    for (int64_t g = 0; g < d1; ++g) out[g] = gi[g];
+    /* self MLP */
+    affine(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, tmp);
+    activate_vec(Ly->activation, tmp, d1);
+    for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
+    /* conv: c1 sum_j (g2_j Wp) . w_j g1[idx_j] */
+    for (int64_t j = 0; j < J; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *gj = g1 + rows[j] * d1;
+        affine(G2 + j * d2, d2, Ly->proj_g1g2_w, NULL, d1, tmp);
+        for (int64_t g = 0; g < d1; ++g) out[g] += c1 * tmp[g] * s->w[j] * gj[g];
+    }
+    /* linear1 on [grrg, drrd] */
+    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->lin_in);
+    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->lin_in + ax * d2);
+    affine(s->lin_in, ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, tmp);
+    activate_vec(Ly->activation, tmp, d1);
+    for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
+    /* local attention */
+    affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
+    for (int64_t j = 0; j < J; ++j) affine(g1 + rows[j] * d1, d1, Ly->mapkv_w, NULL, (h1 + d1) * n1, s->kv + j * (h1 + d1) * n1);
+    memset(s->o, 0, sizeof(double) * n1 * d1);
+    for (int64_t h = 0; h < n1; ++h) {
+        for (int64_t j = 0; j < J; ++j) {
+            const double *kv = s->kv + j * (h1 + d1) * n1;
+            double dot = 0.0;
+            for (int64_t e = 0; e < h1; ++e) dot += s->q[e * n1 + h] * kv[e * n1 + h];
+            s->L[j] = (dot / sqrt((double)h1) + Ly->attn1_shift) * sw[i * J + j] - Ly->attn1_shift;
+        }
+        softmax(s->L, J);
+        for (int64_t j = 0; j < J; ++j) {
+            const double a = s->L[j] * s->w[j];
+            if (a == 0.0) continue;
+            const double *kv = s->kv + j * (h1 + d1) * n1;
+            for (int64_t g = 0; g < d1; ++g) s->o[h * d1 + g] += a * kv[(h1 + g) * n1 + h];
+        }
+    }
+    affine(s->o, n1 * d1, Ly->head_map1_w, Ly->head_map1_b, d1, tmp);
+    for (int64_t g = 0; g < d1; ++g) out[g] = k1 * (out[g] + tmp[g]);
+}
+
+static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
+                      const double *h2, const int64_t *idx, const double *m, const double *sw, scratch *s,
+                      double *out)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
+    const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
+    const double *M = m + i * J, *SW = sw + i * J;
+    const int64_t *rows = idx + i * J;
+    double *tmp = s->tmp, *x = s->tmp + (d1 > d2 ? d1 : d2); /* tmp: d2 values, x: d1 */
+    const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0);
+    for (int64_t j = 0; j < J; ++j) {
+        double *oj = out + j * d2;
+        const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
+        const double wj = M[j] * SW[j];
+        for (int64_t g = 0; g < d2; ++g) oj[g] = g2j[g];
+        affine(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, tmp);
+        activate_vec(Ly->activation, tmp, d2);
+        for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        for (int64_t e = 0; e < d1; ++e) x[e] = gi[e] * gj[e] * wj;
+        affine(x, d1, Ly->proj_g1g1g2_w, NULL, d2, tmp);
+        for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        affine(g2j, d2, Ly->mapqk_w, NULL, 2 * d * nh, s->qk + j * 2 * d * nh);
+        affine(g2j, d2, Ly->mapv_w, NULL, d2 * nh, s->v + j * d2 * nh);
+    }
+    /* A^h_jk = softmax_k((q_j.k_k/sqrt d + c) sw_j sw_k - c) m_j m_k sw_j sw_k (h2_j.h2_k)/sqrt 3 */
+    for (int64_t h = 0; h < nh; ++h)
+        for (int64_t j = 0; j < J; ++j) {
+            double *Ar = s->A + (h * J + j) * J;
+            const double *q = s->qk + j * 2 * d * nh;
+            for (int64_t k = 0; k < J; ++k) {
+                const double *kk = s->qk + k * 2 * d * nh;
+                double dot = 0.0;
+                for (int64_t e = 0; e < d; ++e) dot += q[e * 2 * nh + h] * kk[e * 2 * nh + nh + h];
+                Ar[k] = (dot * rd + Ly->attn2_shift) * SW[j] * SW[k] - Ly->attn2_shift;
+            }
+            softmax(Ar, J);
+            for (int64_t k = 0; k < J; ++k) {
+                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
+                Ar[k] *= M[j] * M[k] * SW[j] * SW[k] * hh * r3;
+            }
+        }
+    for (int64_t j = 0; j < J; ++j) {
+        /* flat[g nh + h] = sum_k A^h_jk v_k[g nh + h] */
+        memset(s->flat, 0, sizeof(double) * d2 * nh);
+        for (int64_t h = 0; h < nh; ++h) {
+            const double *Ar = s->A + (h * J + j) * J;
+            for (int64_t k = 0; k < J; ++k) {
+                if (Ar[k] == 0.0) continue;
+                const double *vk = s->v + k * d2 * nh;
+                for (int64_t g = 0; g < d2; ++g) s->flat[g * nh + h] += Ar[k] * vk[g * nh + h];
+            }
+        }
+        affine(s->flat, d2 * nh, Ly->head_map2_w, Ly->head_map2_b, d2, tmp);
+        double mu = 0.0, var = 0.0;
+        for (int64_t g = 0; g < d2; ++g) mu += tmp[g];
+        mu /= (double)d2;
+        for (int64_t g = 0; g < d2; ++g) var += (tmp[g] - mu) * (tmp[g] - mu);
+        const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+        double *oj = out + j * d2;
+        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + (tmp[g] - mu) / sd * Ly->ln_w[g] + Ly->ln_b[g]);
+    }
+}
+
+int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *g1_out, double *g2_out)
+{
+    if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
+    const size_t per = scratch_size(L, J);
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
+#endif
+    {
+        double *base = (double *)malloc(sizeof(double) * per);
+        if (!base) failed = 1;
+        scratch s = {0}; /* carved below when the allocation succeeded */
+        if (base) carve(L, J, base, &s);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t i = 0; i < n; ++i) {
+            if (!base) continue;
+            center_g1(L, i, J, g1, g2, h2, idx, m, sw, &s, g1_out + i * L->g1_dim);
+            if (L->update_chnnl_2) center_g2(L, i, J, g1, g2, h2, idx, m, sw, &s, g2_out + i * J * L->g2_dim);
+        }
+        free(base);
+    }
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ backward */
+
+/* dx = dy W^T; W row-major (nin, nout); accumulates into dx when acc */
+static void affine_back(const double *dy, int64_t nout, const double *W, int64_t nin, double *dx, int acc)
+{
+    for (int64_t i = 0; i < nin; ++i) {
+        const double *row = W + i * nout;
+        double s = 0.0;
+        for (int64_t o = 0; o < nout; ++o) s += dy[o] * row[o];
+        dx[i] = acc ? dx[i] + s : s;
+    }
+}
+
+/* y = phi(x W + b) and phi'(x W + b) */
+static void affine_act(const double *x, int64_t nin, const double *W, const double *b, int64_t nout, int code,
+                       double *y, double *dy)
+{
+    double v, d1, d2;
+    affine(x, nin, W, b, nout, y);
+    for (int64_t o = 0; o < nout; ++o) {
+        dpc_activation(code, y[o], &v, &d1, &d2);
+        y[o] = v;
+        dy[o] = d1;
+    }
+}
+
+typedef struct {
+    double *w, *dw, *t1, *t2, *t3, *hg, *dhg, *sym_in, *dsym_in;
+    double *q, *kv, *dkv, *P1, *L1raw, *do1, *dq1, *dP1;
+    double *qk, *dqk, *v, *dv, *L2, *P2, *dA, *dss, *dhh, *flat, *dflat;
+} bscratch;
+
+static size_t bscratch_carve(const dpc_repformer_layer *Ly, int64_t J, double *base, bscratch *s)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
+    const int64_t h2 = Ly->update_chnnl_2 ? Ly->attn2_hidden : 0, n2 = Ly->update_chnnl_2 ? Ly->attn2_nhead : 0;
+    const int64_t big = (d1 > d2 ? d1 : d2) + 1;
+    const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, ax * (d1 + d2), ax * (d1 + d2),
+                             h1 * n1, J * (h1 + d1) * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J,
+                             J * 2 * h2 * n2, J * 2 * h2 * n2, J * d2 * n2, J * d2 * n2, n2 * J * J, n2 * J * J,
+                             n2 * J * J, J * J, J * J, d2 * n2 + 1, d2 * n2 + 1};
+    double **slots[] = {&s->w, &s->dw, &s->t1, &s->t2, &s->t3, &s->hg, &s->dhg, &s->sym_in, &s->dsym_in,
+                        &s->q, &s->kv, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1,
+                        &s->qk, &s->dqk, &s->v, &s->dv, &s->L2, &s->P2, &s->dA, &s->dss, &s->dhh, &s->flat, &s->dflat};
+    size_t off = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ++k) {
+        if (base) *slots[k] = base + off;
+        off += (size_t)sizes[k];
+    }
+    return off;
+}
+
+/* gradients of sym(X) (see sym): dX_j (into dX rows, accumulated), dh2_j, dw_j */
+static void sym_back(const double *X, int64_t ldx, const int64_t *rows, int64_t J, int64_t nX, const double *h2,
+                     const double *w, double c2, int64_t ax, const double *d, double *hg, double *dhg, double *dX,
+                     int64_t lddx, double *dh2, double *dw)
+{
+    memset(hg, 0, sizeof(double) * 3 * nX); /* hg as in sym */
+    for (int64_t j = 0; j < J; ++j) {
+        if (w[j] == 0.0) continue;
+        const double *x = X + (rows ? rows[j] : j) * ldx;
+        for (int c = 0; c < 3; ++c)
+            for (int64_t g = 0; g < nX; ++g) hg[c * nX + g] += h2[j * 3 + c] * w[j] * x[g];
+    }
+    for (int64_t k = 0; k < 3 * nX; ++k) hg[k] *= c2;
+    memset(dhg, 0, sizeof(double) * 3 * nX);
+    for (int c = 0; c < 3; ++c)
+        for (int64_t a = 0; a < ax; ++a)
+            for (int64_t g = 0; g < nX; ++g) {
+                dhg[c * nX + g] += d[a * nX + g] * hg[c * nX + a] / 3.0;
+                dhg[c * nX + a] += d[a * nX + g] * hg[c * nX + g] / 3.0;
+            }
+    for (int64_t k = 0; k < 3 * nX; ++k) dhg[k] *= c2;
+    for (int64_t j = 0; j < J; ++j) {
+        const double *x = X + (rows ? rows[j] : j) * ldx;
+        double *dx = dX + j * lddx;
+        double sw_acc = 0.0;
+        for (int64_t g = 0; g < nX; ++g) {
+            const double dxw = h2[j * 3] * dhg[g] + h2[j * 3 + 1] * dhg[nX + g] + h2[j * 3 + 2] * dhg[2 * nX + g];
+            dx[g] += dxw * w[j];
+            sw_acc += dxw * x[g];
+        }
+        dw[j] += sw_acc;
+        for (int c = 0; c < 3; ++c) {
+            double s = 0.0;
+            for (int64_t g = 0; g < nX; ++g) s += dhg[c * nX + g] * x[g] * w[j];
+            dh2[j * 3 + c] += s;
+        }
+    }
+}
+
+/* the g1 update's adjoint for center i: dg1_i (own), dgg1 (J, d1: the neighbors' g1), dg2, dh2, dw */
+static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
+                           const double *h2, const int64_t *idx, const double *m, const double *sw,
+                           const double *dg1_new, bscratch *s, double *dgi, double *dgg1, double *dG2, double *dH2,
+                           double *dSW)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, nkv = (h1 + d1) * n1;
+    const double c1 = 1.0 / (double)J, c2 = 1.0 / sqrt((double)J), k1 = 1.0 / sqrt(5.0), rh = 1.0 / sqrt((double)h1);
+    const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3, *SW = sw + i * J;
+    const int64_t *rows = idx + i * J;
+    double *dU = s->t3;
+    for (int64_t g = 0; g < d1; ++g) dU[g] = k1 * dg1_new[i * d1 + g];
+    for (int64_t g = 0; g < d1; ++g) dgi[g] += dU[g];
+    /* self MLP */
+    affine_act(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, Ly->activation, s->t1, s->t2);
+    for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
+    affine_back(s->t2, d1, Ly->g1_self_mlp_w, d1, dgi, 1);
+    /* conv */
+    for (int64_t j = 0; j < J; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *gj = g1 + rows[j] * d1;
+        double *pg2 = s->t1, *v = s->t2, acc = 0.0;
+        affine(G2 + j * d2, d2, Ly->proj_g1g2_w, NULL, d1, pg2);
+        for (int64_t g = 0; g < d1; ++g) {
+            const double dc = dU[g] * c1;
+            v[g] = dc * gj[g] * s->w[j];
+            dgg1[j * d1 + g] += dc * pg2[g] * s->w[j];
+            acc += dc * pg2[g] * gj[g];
+        }
+        s->dw[j] += acc;
+        affine_back(v, d1, Ly->proj_g1g2_w, d2, dG2 + j * d2, 1);
+    }
+    /* linear1 on [grrg, drrd] */
+    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->sym_in);
+    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->sym_in + ax * d2);
+    affine_act(s->sym_in, ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, Ly->activation, s->t1, s->t2);
+    for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
+    affine_back(s->t2, d1, Ly->linear1_w, ax * (d1 + d2), s->dsym_in, 0);
+    sym_back(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->dsym_in, s->hg, s->dhg, dG2, d2, dH2, s->dw);
+    sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + ax * d2, s->hg, s->dhg, dgg1, d1, dH2, s->dw);
+    /* local attention: recompute q, k|v, the logits and the weights */
+    affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
+    for (int64_t j = 0; j < J; ++j) affine(g1 + rows[j] * d1, d1, Ly->mapkv_w, NULL, nkv, s->kv + j * nkv);
+    for (int64_t h = 0; h < n1; ++h) {
+        double *P = s->P1 + h * J, *Lr = s->L1raw + h * J;
+        for (int64_t j = 0; j < J; ++j) {
+            const double *kv = s->kv + j * nkv;
+            double dot = 0.0;
+            for (int64_t e = 0; e < h1; ++e) dot += s->q[e * n1 + h] * kv[e * n1 + h];
+            Lr[j] = dot * rh;
+            P[j] = (Lr[j] + Ly->attn1_shift) * SW[j] - Ly->attn1_shift;
+        }
+        softmax(P, J);
+    }
+    affine_back(dU, d1, Ly->head_map1_w, n1 * d1, s->do1, 0);
+    memset(s->dq1, 0, sizeof(double) * h1 * n1);
+    memset(s->dkv, 0, sizeof(double) * J * nkv);
+    const double *M = m + i * J;
+    for (int64_t h = 0; h < n1; ++h) {
+        const double *P = s->P1 + h * J, *Lr = s->L1raw + h * J, *doh = s->do1 + h * d1;
+        double *dP = s->dP1, dot = 0.0;
+        for (int64_t j = 0; j < J; ++j) {
+            const double *kv = s->kv + j * nkv;
+            double da = 0.0;
+            for (int64_t g = 0; g < d1; ++g) da += doh[g] * kv[(h1 + g) * n1 + h];
+            dP[j] = da * M[j] * SW[j];
+            dSW[j] += da * P[j] * M[j];
+            dot += P[j] * dP[j];
+            const double a = P[j] * M[j] * SW[j];
+            double *dkv = s->dkv + j * nkv;
+            for (int64_t g = 0; g < d1; ++g) dkv[(h1 + g) * n1 + h] += a * doh[g];
+        }
+        for (int64_t j = 0; j < J; ++j) {
+            const double dL2 = P[j] * (dP[j] - dot);
+            const double dL = dL2 * SW[j] * rh;
+            dSW[j] += dL2 * (Lr[j] + Ly->attn1_shift);
+            const double *kv = s->kv + j * nkv;
+            double *dkv = s->dkv + j * nkv;
+            for (int64_t e = 0; e < h1; ++e) {
+                s->dq1[e * n1 + h] += dL * kv[e * n1 + h];
+                dkv[e * n1 + h] += dL * s->q[e * n1 + h];
+            }
+        }
+    }
+    affine_back(s->dq1, h1 * n1, Ly->mapq_w, d1, dgi, 1);
+    for (int64_t j = 0; j < J; ++j) affine_back(s->dkv + j * nkv, nkv, Ly->mapkv_w, d1, dgg1 + j * d1, 1);
+}
+
+/* the g2 update's adjoint for center i (update_chnnl_2) */
+static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
+                           const double *h2, const int64_t *idx, const double *m, const double *sw,
+                           const double *dg2_new, bscratch *s, double *dgi, double *dgg1, double *dG2, double *dH2,
+                           double *dSW)
+{
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
+    const int64_t nqk = 2 * d * nh, nv = d2 * nh;
+    const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
+    const double *M = m + i * J, *SW = sw + i * J, *DY = dg2_new + i * J * d2;
+    const int64_t *rows = idx + i * J;
+    const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
+    double *dU = s->t3, *x = s->t1, *dz = s->t2;
+    for (int64_t j = 0; j < J; ++j) {
+        const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
+        double *dg2j = dG2 + j * d2;
+        for (int64_t g = 0; g < d2; ++g) dU[g] = 0.5 * DY[j * d2 + g];
+        for (int64_t g = 0; g < d2; ++g) dg2j[g] += dU[g];
+        affine_act(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, Ly->activation, x, dz);
+        for (int64_t g = 0; g < d2; ++g) dz[g] *= dU[g];
+        affine_back(dz, d2, Ly->linear2_w, d2, dg2j, 1);
+        affine_back(dU, d2, Ly->proj_g1g1g2_w, d1, x, 0); /* dx of the g1g1 term */
+        double acc = 0.0;
+        for (int64_t e = 0; e < d1; ++e) {
+            dgi[e] += x[e] * gj[e] * s->w[j];
+            dgg1[j * d1 + e] += x[e] * gi[e] * s->w[j];
+            acc += x[e] * gi[e] * gj[e];
+        }
+        s->dw[j] += acc;
+        affine(g2j, d2, Ly->mapqk_w, NULL, nqk, s->qk + j * nqk);
+        affine(g2j, d2, Ly->mapv_w, NULL, nv, s->v + j * nv);
+    }
+    /* the attention weights, recomputed: L1 (before the shift) and P */
+    for (int64_t h = 0; h < nh; ++h)
+        for (int64_t j = 0; j < J; ++j) {
+            double *L1 = s->L2 + (h * J + j) * J, *P = s->P2 + (h * J + j) * J;
+            const double *q = s->qk + j * nqk;
+            for (int64_t k = 0; k < J; ++k) {
+                const double *kk = s->qk + k * nqk;
+                double dot = 0.0;
+                for (int64_t e = 0; e < d; ++e) dot += q[e * 2 * nh + h] * kk[e * 2 * nh + nh + h];
+                L1[k] = dot * rd;
+                P[k] = (L1[k] + sh) * SW[j] * SW[k] - sh;
+            }
+            softmax(P, J);
+        }
+    memset(s->dA, 0, sizeof(double) * nh * J * J);
+    memset(s->dv, 0, sizeof(double) * J * nv);
+    for (int64_t j = 0; j < J; ++j) {
+        /* forward of the apply for row j, then the layer norm's and head map's adjoints */
+        memset(s->flat, 0, sizeof(double) * nv);
+        for (int64_t h = 0; h < nh; ++h)
+            for (int64_t k = 0; k < J; ++k) {
+                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
+                const double A = s->P2[(h * J + j) * J + k] * M[j] * M[k] * SW[j] * SW[k] * hh * r3;
+                if (A == 0.0) continue;
+                for (int64_t g = 0; g < d2; ++g) s->flat[g * nh + h] += A * s->v[k * nv + g * nh + h];
+            }
+        double *t = x, *gln = dz;
+        affine(s->flat, nv, Ly->head_map2_w, Ly->head_map2_b, d2, t);
+        double mu = 0.0, var = 0.0, mg = 0.0, mgx = 0.0;
+        for (int64_t g = 0; g < d2; ++g) mu += t[g];
+        mu /= (double)d2;
+        for (int64_t g = 0; g < d2; ++g) var += (t[g] - mu) * (t[g] - mu);
+        const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+        for (int64_t g = 0; g < d2; ++g) {
+            gln[g] = 0.5 * DY[j * d2 + g] * Ly->ln_w[g];
+            mg += gln[g];
+            mgx += gln[g] * (t[g] - mu) / sd;
+        }
+        mg /= (double)d2;
+        mgx /= (double)d2;
+        for (int64_t g = 0; g < d2; ++g) gln[g] = (gln[g] - mg - (t[g] - mu) / sd * mgx) / sd;
+        affine_back(gln, d2, Ly->head_map2_w, nv, s->dflat, 0);
+        for (int64_t h = 0; h < nh; ++h)
+            for (int64_t k = 0; k < J; ++k) {
+                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
+                const double A = s->P2[(h * J + j) * J + k] * M[j] * M[k] * SW[j] * SW[k] * hh * r3;
+                double da = 0.0;
+                for (int64_t g = 0; g < d2; ++g) {
+                    da += s->dflat[g * nh + h] * s->v[k * nv + g * nh + h];
+                    s->dv[k * nv + g * nh + h] += A * s->dflat[g * nh + h];
+                }
+                s->dA[(h * J + j) * J + k] = da;
+            }
+    }
+    for (int64_t k = 0; k < J; ++k) affine_back(s->dv + k * nv, nv, Ly->mapv_w, d2, dG2 + k * d2, 1);
+    /* the map's adjoint */
+    memset(s->dss, 0, sizeof(double) * J * J);
+    memset(s->dhh, 0, sizeof(double) * J * J);
+    memset(s->dqk, 0, sizeof(double) * J * nqk);
+    for (int64_t h = 0; h < nh; ++h)
+        for (int64_t j = 0; j < J; ++j) {
+            const double *P = s->P2 + (h * J + j) * J, *L1 = s->L2 + (h * J + j) * J, *dA = s->dA + (h * J + j) * J;
+            double *dP = s->dP1 /* J values */, dot = 0.0;
+            for (int64_t k = 0; k < J; ++k) {
+                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
+                const double ss = SW[j] * SW[k], mm = M[j] * M[k];
+                const double P3 = P[k] * mm, P4 = P3 * ss;
+                const double dP4 = dA[k] * hh * r3;
+                s->dhh[j * J + k] += dA[k] * P4 * r3;
+                s->dss[j * J + k] += dP4 * P3;
+                dP[k] = dP4 * ss * mm;
+                dot += P[k] * dP[k];
+            }
+            for (int64_t k = 0; k < J; ++k) {
+                const double ss = SW[j] * SW[k];
+                const double dL2 = P[k] * (dP[k] - dot);
+                s->dss[j * J + k] += dL2 * (L1[k] + sh);
+                const double dL0 = dL2 * ss * rd;
+                if (dL0 == 0.0) continue;
+                const double *q = s->qk + j * nqk, *kk = s->qk + k * nqk;
+                double *dq = s->dqk + j * nqk, *dk = s->dqk + k * nqk;
+                for (int64_t e = 0; e < d; ++e) {
+                    dq[e * 2 * nh + h] += dL0 * kk[e * 2 * nh + nh + h];
+                    dk[e * 2 * nh + nh + h] += dL0 * q[e * 2 * nh + h];
+                }
+            }
+        }
+    for (int64_t j = 0; j < J; ++j) {
+        double a = 0.0;
+        for (int64_t k = 0; k < J; ++k) {
+            a += (s->dss[j * J + k] + s->dss[k * J + j]) * SW[k];
+            const double dh = s->dhh[j * J + k] + s->dhh[k * J + j];
+            for (int c = 0; c < 3; ++c) dH2[j * 3 + c] += dh * H2[k * 3 + c];
+        }
+        dSW[j] += a;
+        affine_back(s->dqk + j * nqk, nqk, Ly->mapqk_w, d2, dG2 + j * d2, 1);
+    }
+}
+
+int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                 const double *sw, const double *dg1_new, const double *dg2_new,
+                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
+                                 double *dsw)
+{
+    if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
+    if (L->update_chnnl_2 && !dg2_new) return -1; /* a g2-updating layer's output g2 is always used */
+    const int64_t d1 = L->g1_dim, d2 = L->g2_dim;
+    bscratch probe;
+    const size_t per = bscratch_carve(L, J, NULL, &probe);
+    double *dgg1 = (double *)calloc((size_t)(n * J * d1) + 1, sizeof(double));
+    if (!dgg1) return -1;
+    memset(dg1, 0, sizeof(double) * n * d1);
+    memset(dg2, 0, sizeof(double) * n * J * d2);
+    memset(dh2, 0, sizeof(double) * n * J * 3);
+    memset(dsw, 0, sizeof(double) * n * J);
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
+#endif
+    {
+        double *base = (double *)malloc(sizeof(double) * per);
+        bscratch s = {0}; /* carved below when the allocation succeeded */
+        if (!base) failed = 1;
+        else bscratch_carve(L, J, base, &s);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t i = 0; i < n; ++i) {
+            if (!base) continue;
+            double *DSW = dsw + i * J, *DG2 = dg2 + i * J * d2, *DH2 = dh2 + i * J * 3, *DGG1 = dgg1 + i * J * d1;
+            for (int64_t j = 0; j < J; ++j) {
+                s.w[j] = m[i * J + j] * sw[i * J + j];
+                s.dw[j] = 0.0;
+            }
+            center_back_g1(L, i, J, g1, g2, h2, idx, m, sw, dg1_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
+            if (L->update_chnnl_2) center_back_g2(L, i, J, g1, g2, h2, idx, m, sw, dg2_new, &s, dg1 + i * d1, DGG1, DG2,
+                                                  DH2, DSW);
+            else if (dg2_new)
+                for (int64_t k = 0; k < J * d2; ++k) DG2[k] += dg2_new[i * J * d2 + k];
+            if (dh2_new)
+                for (int64_t k = 0; k < J * 3; ++k) DH2[k] += dh2_new[i * J * 3 + k];
+            for (int64_t j = 0; j < J; ++j) DSW[j] += s.dw[j] * m[i * J + j];
+        }
+        free(base);
+    }
+    /* messages: each slot's g1 came from atom idx; one thread, in slot order, so threads agree bit for bit */
+    if (!failed)
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < J; ++j) {
+                const double mj = m[i * J + j];
+                if (mj == 0.0) continue;
+                double *dst = dg1 + idx[i * J + j] * d1;
+                const double *src = dgg1 + (i * J + j) * d1;
+                for (int64_t g = 0; g < d1; ++g) dst[g] += src[g] * mj;
+            }
+    free(dgg1);
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ the stack: g1/g2 embedding + layers */
+
+size_t dpc_repformer_stack_workspace(const dpc_repformer_stack *S, int64_t n, int64_t J)
+{
+    const int64_t d1 = S->g1_dim, d2 = S->g2_dim, nl = S->n_layers;
+    return (size_t)((nl + 1) * n * d1 + (nl + 1) * n * J * d2 + n * d1 + n * J * d2 + n * J * 3);
+}
+
+/* pieces of the workspace: g1 of layer l (l = 0..nl), g2 of layer l, phi'(z) of g1 and g2, h2 */
+static double *ws_g1(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J, int64_t l)
+{
+    (void)J;
+    return ws + l * n * S->g1_dim;
+}
+static double *ws_g2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J, int64_t l)
+{
+    return ws + (S->n_layers + 1) * n * S->g1_dim + l * n * J * S->g2_dim;
+}
+static double *ws_dphi1(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J)
+{
+    return ws_g2(S, ws, n, J, S->n_layers + 1);
+}
+static double *ws_dphi2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J)
+{
+    return ws_dphi1(S, ws, n, J) + n * S->g1_dim;
+}
+static double *ws_h2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_t J)
+{
+    return ws_dphi2(S, ws, n, J) + n * J * S->g2_dim;
+}
+
+int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *ws, double *g1_out)
+{
+    const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
+    if (n < 0 || J < 1 || nl < 1 || d1 < 1 || d2 < 1 || !dpc_activation_valid(S->activation)) return -1;
+    if (!S->g1_shape_w && n0 != d1) return -1;
+    double *g1 = ws_g1(S, ws, n, J, 0), *g2 = ws_g2(S, ws, n, J, 0);
+    double *dphi1 = ws_dphi1(S, ws, n, J), *dphi2 = ws_dphi2(S, ws, n, J), *h2 = ws_h2(S, ws, n, J);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+        double v, dv, d2v;
+        double *z = g1 + i * d1;
+        if (S->g1_shape_w) affine(D0 + i * n0, n0, S->g1_shape_w, NULL, d1, z);
+        else memcpy(z, D0 + i * n0, sizeof(double) * d1);
+        if (S->tebd_transform_w) {
+            const double *e = S->type_embedding + types[i] * S->tebd_dim;
+            for (int64_t t = 0; t < S->tebd_dim; ++t)
+                for (int64_t g = 0; g < d1; ++g) z[g] += e[t] * S->tebd_transform_w[t * d1 + g];
+        }
+        for (int64_t g = 0; g < d1; ++g) {
+            dpc_activation(S->activation, z[g], &v, &dv, &d2v);
+            z[g] = v;
+            dphi1[i * d1 + g] = dv;
+        }
+        for (int64_t j = 0; j < J; ++j) {
+            const double *p = P + (i * J + j) * 4;
+            for (int64_t g = 0; g < d2; ++g) {
+                dpc_activation(S->activation, p[0] * S->g2_embd_w[g] + S->g2_embd_b[g], &v, &dv, &d2v);
+                g2[(i * J + j) * d2 + g] = v;
+                dphi2[(i * J + j) * d2 + g] = dv;
+            }
+            for (int c = 0; c < 3; ++c) h2[(i * J + j) * 3 + c] = p[1 + c];
+        }
+    }
+    for (int64_t l = 0; l < nl; ++l) {
+        const dpc_repformer_layer *L = S->layers + l;
+        double *g2_next = ws_g2(S, ws, n, J, l + 1);
+        if (L->g1_dim != d1 || L->g2_dim != d2) return -1;
+        if (dpc_repformer_layer_forward(L, n, J, ws_g1(S, ws, n, J, l), ws_g2(S, ws, n, J, l), h2, idx, m, sw, n_threads,
+                                        ws_g1(S, ws, n, J, l + 1), g2_next) != 0)
+            return -1;
+        if (!L->update_chnnl_2) memcpy(g2_next, ws_g2(S, ws, n, J, l), sizeof(double) * n * J * d2);
+    }
+    memcpy(g1_out, ws_g1(S, ws, n, J, nl), sizeof(double) * n * d1);
+    return 0;
+}
+
+int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                 const int64_t *idx, const double *m, const double *sw, const double *ws,
+                                 const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw)
+{
+    const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
+    (void)P;
+    double *buf = (double *)calloc((size_t)(2 * n * d1 + 2 * n * J * d2 + 2 * n * J * 3 + n * J) + 1, sizeof(double));
+    if (!buf) return -1;
+    double *dg1 = buf, *dg1b = dg1 + n * d1, *dg2 = dg1b + n * d1, *dg2b = dg2 + n * J * d2;
+    double *dh2 = dg2b + n * J * d2, *dh2b = dh2 + n * J * 3, *dswl = dh2b + n * J * 3;
+    double *w = (double *)ws;
+    memcpy(dg1, dg1_out, sizeof(double) * n * d1);
+    memset(dsw, 0, sizeof(double) * n * J);
+    for (int64_t l = nl - 1; l >= 0; --l) {
+        if (dpc_repformer_layer_backward(S->layers + l, n, J, ws_g1(S, w, n, J, l), ws_g2(S, w, n, J, l), ws_h2(S, w, n, J),
+                                         idx, m, sw, dg1, dg2, dh2, n_threads, dg1b, dg2b, dh2b, dswl) != 0) {
+            free(buf);
+            return -1;
+        }
+        double *t;
+        t = dg1, dg1 = dg1b, dg1b = t;
+        t = dg2, dg2 = dg2b, dg2b = t;
+        t = dh2, dh2 = dh2b, dh2b = t;
+        for (int64_t k = 0; k < n * J; ++k) dsw[k] += dswl[k];
+    }
+    const double *dphi1 = ws_dphi1(S, w, n, J), *dphi2 = ws_dphi2(S, w, n, J);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < J; ++j) {
+            double s = 0.0;
+            for (int64_t g = 0; g < d2; ++g) s += dg2[(i * J + j) * d2 + g] * dphi2[(i * J + j) * d2 + g] * S->g2_embd_w[g];
+            dP[(i * J + j) * 4] = s;
+            for (int c = 0; c < 3; ++c) dP[(i * J + j) * 4 + 1 + c] = dh2[(i * J + j) * 3 + c];
+        }
+        double *dz = dg1 + i * d1;
+        for (int64_t g = 0; g < d1; ++g) dz[g] *= dphi1[i * d1 + g];
+        if (S->g1_shape_w) affine_back(dz, d1, S->g1_shape_w, n0, dD0 + i * n0, 0);
+        else memcpy(dD0 + i * n0, dz, sizeof(double) * d1);
+    }
+    free(buf);
+    return 0;
+}

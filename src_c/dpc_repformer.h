@@ -1,0 +1,84 @@
+/* One DPA-2 repformer layer on the CPU, the compressed form's options only (issue 16).
+ *
+ * Options (dpcompress/descriptors/dpa2_tables.py, check_compressible): res_avg, g1 update with
+ * self MLP, projected-g2 convolution (g1_out_conv), grrg and drrd, local attention; g2 update
+ * (update_chnnl_2, every layer but the last) with linear2, g1g1 and the gated-off pair attention
+ * with its layer norm; smooth, use_sqrt_nnei; no h2 update.  Math and numpy twin:
+ * dpcompress/evaluators/exact/repformer_layer.py and repformer_attention.py (same names).
+ *
+ * Forward and backward of one layer (tests/test_repformer_kernel.py); the runtime's frame-level
+ * wiring (part kind 7: repinit, layers, fitting, forces) is not written yet.  Weights are row-major
+ * (n_in x n_out), x W + b, column orders as the twin's.
+ */
+#ifndef DPC_REPFORMER_H
+#define DPC_REPFORMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t g1_dim, g2_dim, axis_neuron, update_chnnl_2;
+    int64_t attn1_hidden, attn1_nhead, attn2_hidden, attn2_nhead;
+    double attn1_shift, attn2_shift, ln_eps;
+    int activation; /* dpc_activations.h code */
+    /* g1 update */
+    const double *linear1_w, *linear1_b;         /* (ax*(d2+d1), d1), (d1) */
+    const double *g1_self_mlp_w, *g1_self_mlp_b; /* (d1, d1), (d1) */
+    const double *proj_g1g2_w;                   /* (d2, d1) */
+    const double *mapq_w;                        /* (d1, h1*n1) */
+    const double *mapkv_w;                       /* (d1, (h1+d1)*n1) */
+    const double *head_map1_w, *head_map1_b;     /* (d1*n1, d1), (d1) */
+    /* g2 update (update_chnnl_2) */
+    const double *linear2_w, *linear2_b;         /* (d2, d2), (d2) */
+    const double *proj_g1g1g2_w;                 /* (d1, d2) */
+    const double *mapqk_w;                       /* (d2, 2*h2*n2) */
+    const double *mapv_w;                        /* (d2, d2*n2) */
+    const double *head_map2_w, *head_map2_b;     /* (d2*n2, d2), (d2) */
+    const double *ln_w, *ln_b;                   /* (d2), (d2) */
+} dpc_repformer_layer;
+
+/* g1_out (n, d1) and, with update_chnnl_2, g2_out (n, J, d2) from g1 (n, d1), g2 (n, J, d2),
+ * h2 (n, J, 3), idx (n, J: the slot's local atom, any valid index on empty slots), m (n, J: 1 on
+ * real slots) and sw (n, J: the switch, 0 on empty slots).  OpenMP over centers; per-thread
+ * workspace allocated once per call.  Returns 0, or -1 when out of memory / a bad size. */
+int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *g1_out, double *g2_out);
+
+/* Gradients of one layer from those of its outputs (dg1_new (n, d1); dg2_new (n, J, d2) and dh2_new
+ * (n, J, 3), either may be NULL for zero): dg1 (n, d1, the messages scattered onto idx), dg2, dh2 and
+ * dsw (n, J).  Recomputes the forward per center (no cache); the messages are added by one thread
+ * in slot order, so any thread count gives the same bits.  Returns 0, or -1 (memory, bad size). */
+int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                 const double *sw, const double *dg1_new, const double *dg2_new,
+                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
+                                 double *dsw);
+
+/* The repformer stack of a DPA-2 between the repinit and the fitting:
+ *   g1 = phi(D0 Wshape [+ E_t Wtebd]),  g2_ij = phi(P_ij0 w + b),  h2_ij = P_ij1..3,
+ * then the layers; P (n, J, 4) are the repformer pair inputs (R/std on real slots, 0 on empty). */
+typedef struct {
+    int64_t n_layers, repinit_dim, g1_dim, g2_dim, tebd_dim;
+    int activation;
+    const dpc_repformer_layer *layers;
+    const double *g1_shape_w;       /* (repinit_dim, g1) or NULL (identity, repinit_dim == g1) */
+    const double *tebd_transform_w; /* (tebd_dim, g1) or NULL */
+    const double *type_embedding;   /* (ntypes, tebd_dim), read with tebd_transform_w */
+    const double *g2_embd_w, *g2_embd_b; /* (g2), (g2) */
+} dpc_repformer_stack;
+
+/* doubles of the workspace that forward fills and backward reads (every layer's inputs) */
+size_t dpc_repformer_stack_workspace(const dpc_repformer_stack *S, int64_t n, int64_t J);
+
+/* g1_out (n, g1) of the last layer; ws as sized above.  Returns 0 or -1. */
+int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *ws, double *g1_out);
+
+/* from dg1_out (n, g1): dD0 (n, repinit_dim), dP (n, J, 4), dsw (n, J); ws from the forward. */
+int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                 const int64_t *idx, const double *m, const double *sw, const double *ws,
+                                 const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw);
+
+#endif
