@@ -57,7 +57,7 @@ static size_t work_layout(work *w, char *base, dpc_index N, dpc_index M, dpc_ind
     C_(C, N * N);
     C_(dX, N * M); C_(dZ, N * M); C_(dO, N * d); C_(dA, N * N); C_(dC, N * N); C_(dP, N * 3 * d); C_(dswa, N);
     C_(dRt, 4 * N);
-    C_(kT, L * d * N); C_(vT, L * d * N); C_(Aw, L * N * N); C_(T2, N * N);
+    C_(kT, L * d * N); C_(vT, L * d * N); C_(Aw, L * N * N); C_(T2, N * N + 3 * N);
     C_(OT, d * N); C_(dqT, d * N); C_(dkT, d * N); C_(dvT, d * N);
     C_(WinT, L * 3 * d * M); C_(WoutT, L * M * d);
 #undef C_
@@ -209,12 +209,15 @@ static void layers_forward(const dpc_attention_params *att, dpc_index N, dpc_ind
 {
     const dpc_index n = w->n, d = att->hidden, d3 = 3 * d, npad = N - n;
     const double *sw = w->sw;
-    if (att->dotr)
-        for (dpc_index j = 0; j < n; j++)
-            for (dpc_index k = 0; k < n; k++) {
-                const double *a = w->rhat + 3 * j, *b = w->rhat + 3 * k;
-                w->C[j * n + k] = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-            }
+    if (att->dotr) { /* C_jk = rhat_j . rhat_k, rows over the channel-major directions */
+        double *rT = w->T2; /* [3][n], free until the first layer's O */
+        transpose(w->rhat, n, 3, 3, rT, n);
+        for (dpc_index j = 0; j < n; j++) {
+            const double *a = w->rhat + 3 * j;
+            double *Cj = w->C + j * n;
+            for (dpc_index k = 0; k < n; k++) Cj[k] = a[0] * rT[k] + a[1] * rT[n + k] + a[2] * rT[2 * n + k];
+        }
+    }
     const int pad_logit = att->smooth && npad > 0; /* the N - n padding slots' constant logit -c */
     for (dpc_index l = 0; l < att->n_layers; l++) {
         const double *Win = att->w_in + l * M * d3, *bin = att->b_in + l * d3;
@@ -255,6 +258,7 @@ static void layers_forward(const dpc_attention_params *att, dpc_index N, dpc_ind
                 for (dpc_index k = 0; k < n; k++) a0[k] = lam[k];
             }
             double mx = pad_logit ? -DPC_ATTENTION_SHIFT : -INFINITY;
+#pragma omp simd reduction(max : mx)
             for (dpc_index k = 0; k < n; k++) mx = a0[k] > mx ? a0[k] : mx;
             double sum = 0.0;
             for (dpc_index k = 0; k < n; k++) {
