@@ -1,4 +1,6 @@
-/* DPA-1 attention layers on tabulated G_s: see dpc_attention.h. Plain loops, n x n per center. */
+/* DPA-1 attention layers on tabulated G_s: see dpc_attention.h. n x n per center; the n x n x d products
+ * run as register-blocked axpys over unit-stride rows of length n (k, v, O, dq, dk, dv channel-major, see
+ * axpy_rows), each output summed in the plain loop's order: the same bits as the row-by-row loops. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
