@@ -1,4 +1,6 @@
-/* DPA-1 attention layers on tabulated G_s: see dpc_attention.h. Plain loops, n x n per center. */
+/* DPA-1 attention layers on tabulated G_s: see dpc_attention.h. n x n per center; the n x n x d products
+ * run as register-blocked axpys over unit-stride rows of length n (k, v, O, dq, dk, dv channel-major, see
+ * axpy_rows), each output summed in the plain loop's order: the same bits as the row-by-row loops. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,12 @@ typedef struct {
     /* backward temporaries */
     double *dX, *dZ, *dO, *dA, *dC, *dP, *dswa; /* [N][M], [N][M], [N][d], [N][N], [N][N], [N][3d], [N] */
     double *dRt;                     /* [N][4] */
+    /* channel-major copies, so that the n x n x d products run over unit-stride rows of length n */
+    double *kT, *vT;                 /* [L][d][N] normalised k, v */
+    double *Aw;                      /* [L][N][N] A = A0 (w_j w_k) (C), the weights of O = A v */
+    double *T2;                      /* [N][N] a transposed n x n temporary */
+    double *OT, *dqT, *dkT, *dvT;    /* [d][N] */
+    double *WinT, *WoutT;            /* [L][3d][M], [L][M][d] transposed weights (filled per call) */
 } work;
 
 static void *carve(char **p, size_t bytes)
@@ -51,6 +59,9 @@ static size_t work_layout(work *w, char *base, dpc_index N, dpc_index M, dpc_ind
     C_(C, N * N);
     C_(dX, N * M); C_(dZ, N * M); C_(dO, N * d); C_(dA, N * N); C_(dC, N * N); C_(dP, N * 3 * d); C_(dswa, N);
     C_(dRt, 4 * N);
+    C_(kT, L * d * N); C_(vT, L * d * N); C_(Aw, L * N * N); C_(T2, N * N + 3 * N);
+    C_(OT, d * N); C_(dqT, d * N); C_(dkT, d * N); C_(dvT, d * N);
+    C_(WinT, L * 3 * d * M); C_(WoutT, L * M * d);
 #undef C_
     return (size_t)(p - start);
 }
@@ -146,31 +157,82 @@ static dpc_index center_inputs(const dpc_se_a_tab_args *a, const dpc_attention_p
     return n;
 }
 
-/* All layers forward over the n real rows (w->X in place), caches kept per layer. */
+/* y[i] += a_c X[c][i] for c = 0 .. nc-1 in this order, i < len (X[c] = X + c ldx, a_c = a[c astride]).
+ * Four sources per pass keep y[i] in a register (a quarter of the loads and stores of one axpy per c); the
+ * additions stay in order, so every y[i] has the round-off of the plain loop. */
+static inline void axpy_rows(double *restrict y, const double *restrict X, dpc_index ldx, const double *restrict a,
+                             dpc_index astride, dpc_index nc, dpc_index len)
+{
+    dpc_index c = 0;
+    for (; c + 4 <= nc; c += 4) {
+        const double a0 = a[c * astride], a1 = a[(c + 1) * astride], a2 = a[(c + 2) * astride],
+                     a3 = a[(c + 3) * astride];
+        const double *x0 = X + c * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+        for (dpc_index i = 0; i < len; i++) {
+            double t = y[i];
+            t += a0 * x0[i];
+            t += a1 * x1[i];
+            t += a2 * x2[i];
+            t += a3 * x3[i];
+            y[i] = t;
+        }
+    }
+    for (; c < nc; c++) {
+        const double ac = a[c * astride], *xc = X + c * ldx;
+        for (dpc_index i = 0; i < len; i++) y[i] += ac * xc[i];
+    }
+}
+
+/* The transposed weights W_in^T [l][3d][M] and W_out^T [l][M][d], once per thread and call. */
+static void weights_transposed(const dpc_attention_params *att, dpc_index M, work *w)
+{
+    const dpc_index d = att->hidden, d3 = 3 * d;
+    for (dpc_index l = 0; l < att->n_layers; l++) {
+        const double *Win = att->w_in + l * M * d3, *Wout = att->w_out + l * d * M;
+        double *wi = w->WinT + l * d3 * M, *wo = w->WoutT + l * M * d;
+        for (dpc_index m = 0; m < M; m++)
+            for (dpc_index c = 0; c < d3; c++) wi[c * M + m] = Win[m * d3 + c];
+        for (dpc_index c = 0; c < d; c++)
+            for (dpc_index m = 0; m < M; m++) wo[m * d + c] = Wout[c * M + m];
+    }
+}
+
+/* B [c][a] = A [a][c] for an r x c block (row strides as given). */
+static void transpose(const double *A, dpc_index rows, dpc_index cols, dpc_index lda, double *B, dpc_index ldb)
+{
+    for (dpc_index r = 0; r < rows; r++)
+        for (dpc_index c = 0; c < cols; c++) B[c * ldb + r] = A[r * lda + c];
+}
+
+/* All layers forward over the n real rows (w->X in place), caches kept per layer.
+ * Every n x n x d product is written as axpys over unit-stride rows of length n (channel-major k, v, O), with
+ * each output element summed in the same order as the plain triple loop: the same round-off. */
 static void layers_forward(const dpc_attention_params *att, dpc_index N, dpc_index M, work *w)
 {
     const dpc_index n = w->n, d = att->hidden, d3 = 3 * d, npad = N - n;
-    if (att->dotr)
-        for (dpc_index j = 0; j < n; j++)
-            for (dpc_index k = 0; k < n; k++) {
-                const double *a = w->rhat + 3 * j, *b = w->rhat + 3 * k;
-                w->C[j * n + k] = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-            }
+    const double *sw = w->sw;
+    if (att->dotr) { /* C_jk = rhat_j . rhat_k, rows over the channel-major directions */
+        double *rT = w->T2; /* [3][n], free until the first layer's O */
+        transpose(w->rhat, n, 3, 3, rT, n);
+        for (dpc_index j = 0; j < n; j++) {
+            const double *a = w->rhat + 3 * j;
+            double *Cj = w->C + j * n;
+            for (dpc_index k = 0; k < n; k++) Cj[k] = a[0] * rT[k] + a[1] * rT[n + k] + a[2] * rT[2 * n + k];
+        }
+    }
+    const int pad_logit = att->smooth && npad > 0; /* the N - n padding slots' constant logit -c */
     for (dpc_index l = 0; l < att->n_layers; l++) {
         const double *Win = att->w_in + l * M * d3, *bin = att->b_in + l * d3;
-        const double *Wout = att->w_out + l * d * M, *bout = att->b_out + l * M;
+        const double *bout = att->b_out + l * M;
         const double *gamma = att->ln + l * 2 * M, *beta = gamma + M;
         double *qkv = w->qkv + l * N * d3, *norms = w->norms + l * N * 3;
         double *Lam = w->Lam + l * N * N, *A0 = w->A0 + l * N * N, *zb = w->zb + l * N * M, *sig = w->sigma + l * N;
+        double *kT = w->kT + l * d * N, *vT = w->vT + l * d * N, *Aw = w->Aw + l * N * N;
         for (dpc_index j = 0; j < n; j++) {
             double *out = qkv + j * d3;
             const double *x = w->X + j * M;
             for (dpc_index c = 0; c < d3; c++) out[c] = bin[c];
-            for (dpc_index m = 0; m < M; m++) {
-                const double xm = x[m];
-                const double *wr = Win + m * d3;
-                for (dpc_index c = 0; c < d3; c++) out[c] += xm * wr[c];
-            }
+            axpy_rows(out, Win, d3, x, 1, M, d3);
             for (int part = 0; part < 3; part++) {
                 double *v = out + part * d, s = 0.0;
                 for (dpc_index c = 0; c < d; c++) s += v[c] * v[c];
@@ -179,47 +241,59 @@ static void layers_forward(const dpc_attention_params *att, dpc_index N, dpc_ind
                 if (att->normalize)
                     for (dpc_index c = 0; c < d; c++) v[c] /= nrm;
             }
+            for (dpc_index c = 0; c < d; c++) {
+                kT[c * n + j] = out[d + c];
+                vT[c * n + j] = out[2 * d + c];
+            }
         }
         for (dpc_index j = 0; j < n; j++) {
             const double *q = qkv + j * d3;
-            double mx = -INFINITY;
-            for (dpc_index k = 0; k < n; k++) {
-                const double *kk = qkv + k * d3 + d;
-                double s = 0.0;
-                for (dpc_index c = 0; c < d; c++) s += (att->alpha * q[c]) * kk[c];
-                Lam[j * n + k] = s;
-                const double lp = att->smooth ? (s + DPC_ATTENTION_SHIFT) * w->sw[j] * w->sw[k] - DPC_ATTENTION_SHIFT : s;
-                A0[j * n + k] = lp;
-                if (lp > mx) mx = lp;
+            double *lam = Lam + j * n, *a0 = A0 + j * n;
+            for (dpc_index k = 0; k < n; k++) lam[k] = 0.0;
+            double aq[512]; /* Lam_jk = sum_c (alpha q_jc) k_kc */
+            for (dpc_index c = 0; c < d; c++) aq[c] = att->alpha * q[c];
+            axpy_rows(lam, kT, n, aq, 1, d, n);
+            if (att->smooth) {
+                const double swj = sw[j];
+                for (dpc_index k = 0; k < n; k++) a0[k] = (lam[k] + DPC_ATTENTION_SHIFT) * swj * sw[k] - DPC_ATTENTION_SHIFT;
+            } else {
+                for (dpc_index k = 0; k < n; k++) a0[k] = lam[k];
             }
-            if (att->smooth && npad > 0 && -DPC_ATTENTION_SHIFT > mx) mx = -DPC_ATTENTION_SHIFT;
+            double mx = pad_logit ? -DPC_ATTENTION_SHIFT : -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (dpc_index k = 0; k < n; k++) mx = a0[k] > mx ? a0[k] : mx;
             double sum = 0.0;
             for (dpc_index k = 0; k < n; k++) {
-                const double e = exp(A0[j * n + k] - mx);
-                A0[j * n + k] = e;
+                const double e = exp(a0[k] - mx);
+                a0[k] = e;
                 sum += e;
             }
-            if (att->smooth && npad > 0) sum += (double)npad * exp(-DPC_ATTENTION_SHIFT - mx);
+            if (pad_logit) sum += (double)npad * exp(-DPC_ATTENTION_SHIFT - mx);
             w->rowsum[l * N + j] = sum;
-            for (dpc_index k = 0; k < n; k++) A0[j * n + k] /= sum;
-        }
-        /* O = A v, Z = X + O W_out + b_out, LayerNorm */
-        for (dpc_index j = 0; j < n; j++) {
-            double o[512];
-            for (dpc_index c = 0; c < d; c++) o[c] = 0.0;
-            for (dpc_index k = 0; k < n; k++) {
-                double a = A0[j * n + k];
-                if (att->smooth) a *= w->sw[j] * w->sw[k];
-                if (att->dotr) a *= w->C[j * n + k];
-                const double *v = qkv + k * d3 + 2 * d;
-                for (dpc_index c = 0; c < d; c++) o[c] += a * v[c];
+            double *aw = Aw + j * n;
+            for (dpc_index k = 0; k < n; k++) a0[k] /= sum;
+            if (att->smooth) {
+                const double swj = sw[j];
+                for (dpc_index k = 0; k < n; k++) aw[k] = a0[k] * (swj * sw[k]);
+            } else {
+                for (dpc_index k = 0; k < n; k++) aw[k] = a0[k];
             }
+            if (att->dotr)
+                for (dpc_index k = 0; k < n; k++) aw[k] *= w->C[j * n + k];
+        }
+        /* O = A v as O^T [c][j] += A^T [k][j] v_kc over k in order */
+        double *AT = w->T2, *OT = w->OT;
+        transpose(Aw, n, n, n, AT, n);
+        for (dpc_index q = 0; q < d * n; q++) OT[q] = 0.0;
+        for (dpc_index c = 0; c < d; c++) axpy_rows(OT + c * n, AT, n, qkv + 2 * d + c, d3, n, n);
+        /* Z = X + O W_out + b_out, LayerNorm */
+        for (dpc_index j = 0; j < n; j++) {
             double *x = w->X + j * M, *z = zb + j * M;
+            for (dpc_index m = 0; m < M; m++) z[m] = bout[m];
+            axpy_rows(z, att->w_out + l * d * M, M, OT + j, n, d, M);
             double mean = 0.0;
             for (dpc_index m = 0; m < M; m++) {
-                double y = bout[m];
-                for (dpc_index c = 0; c < d; c++) y += o[c] * Wout[c * M + m];
-                z[m] = x[m] + y;
+                z[m] = x[m] + z[m];
                 mean += z[m];
             }
             mean /= (double)M;
@@ -278,15 +352,16 @@ static void center_backward(const dpc_se_a_tab_args *a, const dpc_attention_para
     }
     if (att->dotr) memset(w->dC, 0, sizeof(double) * n * n);
     for (dpc_index l = att->n_layers - 1; l >= 0; l--) {
-        const double *Win = att->w_in + l * M * d3;
-        const double *Wout = att->w_out + l * d * M;
+        const double *WinT = w->WinT + l * d3 * M, *WoutT = w->WoutT + l * M * d;
         const double *gamma = att->ln + l * 2 * M;
         const double *qkv = w->qkv + l * N * d3, *norms = w->norms + l * N * 3;
         const double *Lam = w->Lam + l * N * N, *A0 = w->A0 + l * N * N, *zb = w->zb + l * N * M, *sig = w->sigma + l * N;
-        /* LayerNorm and out_proj */
+        const double *kT = w->kT + l * d * N, *vT = w->vT + l * d * N, *Aw = w->Aw + l * N * N;
+        /* LayerNorm and out_proj: dO_jc = sum_m dZ_jm W_out[c][m] (m in order, vectorised over c) */
         for (dpc_index j = 0; j < n; j++) {
             double gm[1024], mg = 0.0, mgz = 0.0;
             const double *z = zb + j * M;
+            double *dZ = w->dZ + j * M, *dO = w->dO + j * d;
             for (dpc_index m = 0; m < M; m++) {
                 gm[m] = w->dX[j * M + m] * gamma[m];
                 mg += gm[m];
@@ -294,90 +369,77 @@ static void center_backward(const dpc_se_a_tab_args *a, const dpc_attention_para
             }
             mg /= (double)M;
             mgz /= (double)M;
-            for (dpc_index m = 0; m < M; m++) w->dZ[j * M + m] = (gm[m] - mg - z[m] * mgz) / sig[j];
-            for (dpc_index c = 0; c < d; c++) {
-                double s = 0.0;
-                for (dpc_index m = 0; m < M; m++) s += w->dZ[j * M + m] * Wout[c * M + m];
-                w->dO[j * d + c] = s;
-            }
+            for (dpc_index m = 0; m < M; m++) dZ[m] = (gm[m] - mg - z[m] * mgz) / sig[j];
+            for (dpc_index c = 0; c < d; c++) dO[c] = 0.0;
+            axpy_rows(dO, WoutT, d, dZ, 1, M, d);
         }
-        /* dA = dO v^T; dv = A^T dO */
-        for (dpc_index j = 0; j < n * d3; j++) w->dP[j] = 0.0;
-        for (dpc_index j = 0; j < n; j++)
-            for (dpc_index k = 0; k < n; k++) {
-                const double *v = qkv + k * d3 + 2 * d, *dO = w->dO + j * d;
-                double s = 0.0;
-                for (dpc_index c = 0; c < d; c++) s += dO[c] * v[c];
-                w->dA[j * n + k] = s;
-            }
-        for (dpc_index k = 0; k < n; k++) {
-            double *dv = w->dP + k * d3 + 2 * d;
-            for (dpc_index j = 0; j < n; j++) {
-                double a = A0[j * n + k];
-                if (att->smooth) a *= w->sw[j] * w->sw[k];
-                if (att->dotr) a *= w->C[j * n + k];
-                const double *dO = w->dO + j * d;
-                for (dpc_index c = 0; c < d; c++) dv[c] += a * dO[c];
-            }
+        /* dA = dO v^T (rows of length n); dv^T [c][k] = sum_j A_jk dO_jc (j in order) */
+        double *dvT = w->dvT, *dqT = w->dqT, *dkT = w->dkT;
+        for (dpc_index q = 0; q < d * n; q++) dvT[q] = dqT[q] = dkT[q] = 0.0;
+        for (dpc_index j = 0; j < n; j++) {
+            double *da = w->dA + j * n;
+            for (dpc_index k = 0; k < n; k++) da[k] = 0.0;
+            axpy_rows(da, vT, n, w->dO + j * d, 1, d, n);
         }
+        for (dpc_index c = 0; c < d; c++) axpy_rows(dvT + c * n, Aw, n, w->dO + c, d, n, n);
         /* back through dotr, the smooth products and the softmax; dLam into dA */
         for (dpc_index j = 0; j < n; j++) {
-            double rs = 0.0;
+            const double swj = att->smooth ? w->sw[j] : 1.0;
+            const double *a0 = A0 + j * n, *lam = Lam + j * n, *C = w->C + j * n;
+            double *da = w->dA + j * n, *dC = w->dC + j * n, *dswa = w->dswa;
+            double rs = 0.0, dswj = 0.0;
             for (dpc_index k = 0; k < n; k++) {
-                const dpc_index q = j * n + k;
-                const double pi = att->smooth ? w->sw[j] * w->sw[k] : 1.0;
-                double dA1 = w->dA[q];
+                const double pi = att->smooth ? swj * w->sw[k] : 1.0;
+                double dA1 = da[k];
                 if (att->dotr) {
-                    w->dC[q] += dA1 * A0[q] * pi;
-                    dA1 *= w->C[q];
+                    dC[k] += dA1 * a0[k] * pi;
+                    dA1 *= C[k];
                 }
                 if (att->smooth) { /* dA1 * A0 is the A1 = A0 pi product's share of d(pi) */
-                    const double dpi = dA1 * A0[q];
-                    w->dswa[j] += dpi * w->sw[k];
-                    w->dswa[k] += dpi * w->sw[j];
+                    const double dpi = dA1 * a0[k];
+                    dswj += dpi * w->sw[k];
+                    dswa[k] += dpi * swj;
                 }
                 const double dA0 = dA1 * pi;
-                w->dA[q] = dA0;
-                rs += dA0 * A0[q];
+                da[k] = dA0;
+                rs += dA0 * a0[k];
             }
             for (dpc_index k = 0; k < n; k++) {
-                const dpc_index q = j * n + k;
-                const double dLp = A0[q] * (w->dA[q] - rs);
+                const double dLp = a0[k] * (da[k] - rs);
                 if (att->smooth) {
-                    const double dpi = dLp * (Lam[q] + DPC_ATTENTION_SHIFT);
-                    w->dswa[j] += dpi * w->sw[k];
-                    w->dswa[k] += dpi * w->sw[j];
-                    w->dA[q] = dLp * w->sw[j] * w->sw[k];
+                    const double dpi = dLp * (lam[k] + DPC_ATTENTION_SHIFT);
+                    dswj += dpi * w->sw[k];
+                    dswa[k] += dpi * swj;
+                    da[k] = dLp * swj * w->sw[k];
                 } else {
-                    w->dA[q] = dLp;
+                    da[k] = dLp;
                 }
             }
+            dswa[j] += dswj;
         }
-        /* dq = alpha dLam k, dk = alpha dLam^T q */
+        /* dq^T [c][j] = sum_k (alpha dLam_jk) k_kc (k in order), dk^T [c][k] = sum_j (alpha dLam_jk) q_jc (j in order) */
+        double *S = w->dA, *ST = w->T2; /* S = alpha dLam */
+        for (dpc_index q = 0; q < n * n; q++) S[q] *= att->alpha;
+        transpose(S, n, n, n, ST, n);
+        for (dpc_index c = 0; c < d; c++) {
+            axpy_rows(dqT + c * n, ST, n, kT + c * n, 1, n, n);
+            axpy_rows(dkT + c * n, S, n, qkv + c, d3, n, n);
+        }
         for (dpc_index j = 0; j < n; j++) {
-            double *dq = w->dP + j * d3;
-            for (dpc_index k = 0; k < n; k++) {
-                const double s = att->alpha * w->dA[j * n + k];
-                const double *kk = qkv + k * d3 + d, *qq = qkv + j * d3;
-                double *dk = w->dP + k * d3 + d;
-                for (dpc_index c = 0; c < d; c++) {
-                    dq[c] += s * kk[c];
-                    dk[c] += s * qq[c];
-                }
+            double *dp = w->dP + j * d3;
+            for (dpc_index c = 0; c < d; c++) {
+                dp[c] = dqT[c * n + j];
+                dp[d + c] = dkT[c * n + j];
+                dp[2 * d + c] = dvT[c * n + j];
             }
-        }
-        for (dpc_index j = 0; j < n; j++) {
             if (att->normalize)
                 for (int part = 0; part < 3; part++)
-                    unit_backward(qkv + j * d3 + part * d, norms[3 * j + part], w->dP + j * d3 + part * d, d);
-            /* dX = dZ + dP W_in^T */
-            const double *dp = w->dP + j * d3;
-            for (dpc_index m = 0; m < M; m++) {
-                double s = w->dZ[j * M + m];
-                const double *wr = Win + m * d3;
-                for (dpc_index c = 0; c < d3; c++) s += dp[c] * wr[c];
-                w->dX[j * M + m] = s;
-            }
+                    unit_backward(qkv + j * d3 + part * d, norms[3 * j + part], dp + part * d, d);
+            /* dX = dZ + dP W_in^T (c in order, vectorised over m) */
+            double *dX = w->dX + j * M;
+            const double *dZ = w->dZ + j * M;
+            for (dpc_index m = 0; m < M; m++) dX[m] = dZ[m];
+            axpy_rows(dX, WinT, M, dp, 1, d3, M);
         }
     }
     /* X0 = g (1 + w S): dx, dw; directions; pair gradients */
@@ -475,6 +537,7 @@ dpc_status dpc_dpa1_backward(const dpc_se_a_tab_args *a, const dpc_attention_par
         work w;
         if (mem) work_layout(&w, (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63), a->nnei, a->n_channels, att->hidden,
                              att->n_layers);
+        if (mem) weights_transposed(att, a->n_channels, &w);
 #pragma omp for schedule(dynamic, 4)
         for (dpc_index i = 0; i < a->natoms; i++) {
             if (!mem) continue;
