@@ -241,7 +241,8 @@ def test_model_mapping():
     assert min_nbor_dist_from_sij_max(4.0, 0.5, 6.0) == 0.25  # inside Rmin: s = 1/r
 
 
-def test_type_embedding_needs_vectors():
+def test_type_embedding_needs_vectors(monkeypatch):
+    monkeypatch.delenv("DPCOMPRESS_PWMLFF_SOURCE", raising=False)
     with pytest.raises(UnsupportedModelError, match="type_vector"):
         load_model(os.path.join(DATA, "alcu_te.ckpt"))
     # what `PWMLFF compress alcu_te.ckpt -d 0.05 -o 3` writes (make_fixtures.py runs PWMLFF's own

@@ -49,7 +49,8 @@ a fixed :math:`b` the first layer is :math:`\tanh(\tilde s\,W_{0,:} + (b_0 + v_b
 se_e2_a with ``type_one_side = true`` and one net per neighbor type whose first bias absorbs
 :math:`v_b W_{1:,:}`.  PWMLFF computes :math:`v_b` from a property table in its own source; an
 uncompressed checkpoint does not store it, a PWMLFF-compressed one does (``compress.type_vector``),
-and :func:`model_from_checkpoint` also takes it as an argument.
+:func:`model_from_checkpoint` also takes it as an argument, or computes it from the user's PWMLFF
+source (``pwmlff_source=`` or ``$DPCOMPRESS_PWMLFF_SOURCE``; :mod:`.pwmlff_properties`).
 
 PWMLFF differs from this (and from DeePMD-kit) in one respect: its inference sums only the
 neighbor blocks of the element types present in the frame and divides by
@@ -57,6 +58,7 @@ neighbor blocks of the element types present in the frame and divides by
 frame that contains every element of the model).  See docs/pwmlff.md.
 """
 
+import os
 import re
 import warnings
 
@@ -67,13 +69,14 @@ from ..core.errors import InputError, ModelFormatError, UnsupportedModelError
 from ..core.networks import Layer, Network
 from ..descriptors.fields import MAX_SEL, MAX_TYPES, MAX_WIDTH
 from ..descriptors.se_e2_a import DescriptorSeA
+from . import pwmlff_properties
 from .model import DPModel, EnergyFitting
 from .torch_zip import read_checkpoint
 
 _PARAM = re.compile(r"^(embedding_net|fitting_net)\.(\d+)\.layers\.(\d+)\.(weight|bias|resnet_dt)$")
 
 
-def read_pwmlff(path, type_vectors=None):
+def read_pwmlff(path, type_vectors=None, pwmlff_source=None):
     """A :class:`DPModel` from a PWMLFF DP checkpoint (see the module docstring).
 
     Parameters
@@ -81,13 +84,19 @@ def read_pwmlff(path, type_vectors=None):
     path : str or os.PathLike
     type_vectors : dict or None
         Type-embedding checkpoints only: atomic number -> the neighbor property vector PWMLFF's
-        ``get_normalized_data_list`` gives; None takes the checkpoint's ``compress.type_vector``.
+        ``get_normalized_data_list`` gives; None takes the checkpoint's ``compress.type_vector``,
+        else computes them from ``pwmlff_source``.
+    pwmlff_source : str, os.PathLike or None
+        Type-embedding checkpoints only: PWMLFF's source directory or its
+        ``utils/atom_type_emb_dict.py`` (see :mod:`~dpcompress.models.pwmlff_properties`); None
+        takes ``$DPCOMPRESS_PWMLFF_SOURCE`` when set.
 
     Raises
     ------
     ModelFormatError, UnsupportedModelError
     """
-    return model_from_checkpoint(read_checkpoint(path), source=str(path), type_vectors=type_vectors)
+    return model_from_checkpoint(read_checkpoint(path), source=str(path), type_vectors=type_vectors,
+                                 pwmlff_source=pwmlff_source)
 
 
 def _get(d, key, where, source, kind=None, default=KeyError):
@@ -214,17 +223,27 @@ def min_nbor_dist_from_sij_max(sij_max, rmin, rmax):
     return 0.5 * (lo + hi)
 
 
-def _type_vectors(ckpt, type_vectors, atom_type, nprop, source):
-    """Neighbor property vectors, one row per type (the type-embedding variant)."""
+def _type_vectors(ckpt, type_vectors, atom_type, nprop, source, props=None, pwmlff_source=None):
+    """Neighbor property vectors, one row per type (the type-embedding variant): the argument, else
+    the checkpoint's ``compress.type_vector``, else PWMLFF's property table (argument or $ENV)."""
     if type_vectors is None:
         comp = ckpt.get("compress") if isinstance(ckpt.get("compress"), dict) else {}
         type_vectors = comp.get("type_vector")
     if type_vectors is None:
+        pwmlff_source = pwmlff_source or os.environ.get(pwmlff_properties.ENV) or None
+        if pwmlff_source is not None:
+            if not (isinstance(props, list) and all(isinstance(p, str) for p in props)):
+                raise ModelFormatError(f"{source}: 'json_file.model.descriptor.type_embedding.physical_property' "
+                                       "should list the property names")
+            type_vectors = pwmlff_properties.type_vectors_from_source(pwmlff_source, atom_type, props)
+    if type_vectors is None:
         raise UnsupportedModelError(
             f"{source}: a PWMLFF type-embedding DP checkpoint does not store the neighbor property vectors its "
-            "embedding net takes (PWMLFF computes them from a property table in its source); compress it with "
-            "`PWMLFF compress` first (the compressed checkpoint stores them as 'compress.type_vector'), or pass "
-            "type_vectors= to dpcompress.models.pwmlff_reader.read_pwmlff")
+            "embedding net takes (PWMLFF computes them from the property table in its source); set "
+            f"{pwmlff_properties.ENV} to your PWMLFF source directory (the one holding "
+            "utils/atom_type_emb_dict.py), or compress it with `PWMLFF compress` first (the compressed "
+            "checkpoint stores them as 'compress.type_vector'), or pass type_vectors= or pwmlff_source= to "
+            "dpcompress.models.pwmlff_reader.read_pwmlff")
     rows = []
     for z in atom_type:
         v = type_vectors.get(z, type_vectors.get(str(z))) if isinstance(type_vectors, dict) else None
@@ -236,7 +255,7 @@ def _type_vectors(ckpt, type_vectors, atom_type, nprop, source):
     return np.array(rows)
 
 
-def model_from_checkpoint(ckpt, source="", type_vectors=None):
+def model_from_checkpoint(ckpt, source="", type_vectors=None, pwmlff_source=None):
     """Build the :class:`DPModel` of a PWMLFF DP checkpoint read by
     :func:`~dpcompress.models.torch_zip.read_checkpoint`."""
     if not isinstance(ckpt, dict):
@@ -310,7 +329,7 @@ def model_from_checkpoint(ckpt, source="", type_vectors=None):
         if w0.shape[1] in (w0.shape[0], 2 * w0.shape[0]):
             raise UnsupportedModelError(f"{source}: the type-embedding net's first layer maps {w0.shape[0]} -> "
                                         f"{w0.shape[1]} with a residual over [s, properties]; not read")
-        vec = _type_vectors(ckpt, type_vectors, atom_type, nprop, source)
+        vec = _type_vectors(ckpt, type_vectors, atom_type, nprop, source, props, pwmlff_source)
         shared = _embedding_network(emb[0], "embedding_net", 0, source)
         first = shared.layers[0]
         # per neighbor type b: the first layer takes s alone and its bias absorbs v_b W[1:]
