@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dpc_attention.h"
+#include "dpc_buffer.h"
 #include "dpc_table.h"
 
 /* One center's workspace: per-slot values, the per-layer caches the backward pass needs, temporaries. */
@@ -488,29 +489,34 @@ static int valid(const dpc_se_a_tab_args *a, const dpc_attention_params *att)
            att->hidden >= 1 && att->hidden <= 512 && a->n_channels <= 1024;
 }
 
-static size_t work_bytes(const dpc_se_a_tab_args *a, const dpc_attention_params *att)
+/* This thread's work arrays, carved out of its scratch buffer (kept between calls by the runtime's
+ * workspace, so a step allocates nothing once the buffers have grown); 0 when out of memory. */
+static int thread_work(const dpc_se_a_tab_args *a, const dpc_attention_params *att, dpc_buffer *thread_scratch,
+                       dpc_buffer *own, work *w)
 {
-    work w;
-    return work_layout(&w, NULL, a->nnei, a->n_channels, att->hidden, att->n_layers) + 64;
+    const size_t bytes = work_layout(w, NULL, a->nnei, a->n_channels, att->hidden, att->n_layers) + 64;
+    char *mem = (char *)dpc_buffer_reserve(dpc_thread_buffer(thread_scratch, own), bytes);
+    if (!mem) return 0;
+    work_layout(w, (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63), a->nnei, a->n_channels, att->hidden,
+                att->n_layers);
+    return 1;
 }
 
-dpc_status dpc_dpa1_forward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, int n_threads, double *T,
-                            dpc_index *beyond_fine, dpc_index *beyond_table)
+dpc_status dpc_dpa1_forward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, dpc_buffer *thread_scratch,
+                            int n_threads, double *T, dpc_index *beyond_fine, dpc_index *beyond_table)
 {
     if (!valid(a, att)) return DPC_ERR_ARGUMENT;
     if (n_threads < 1) n_threads = 1;
-    const size_t bytes = work_bytes(a, att);
     int failed = 0;
 #pragma omp parallel num_threads(n_threads) reduction(| : failed)
     {
-        char *mem = (char *)malloc(bytes);
-        if (!mem) failed = 1;
+        dpc_buffer own = {NULL, 0};
         work w;
-        if (mem) work_layout(&w, (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63), a->nnei, a->n_channels, att->hidden,
-                             att->n_layers);
+        const int ok = thread_work(a, att, thread_scratch, &own, &w);
+        if (!ok) failed = 1;
 #pragma omp for schedule(dynamic, 4)
         for (dpc_index i = 0; i < a->natoms; i++) {
-            if (!mem) continue;
+            if (!ok) continue;
             dpc_index nf = 0, nt = 0;
             center_inputs(a, att, i, &w, &nf, &nt);
             layers_forward(att, a->nnei, a->n_channels, &w);
@@ -518,35 +524,33 @@ dpc_status dpc_dpa1_forward(const dpc_se_a_tab_args *a, const dpc_attention_para
             if (beyond_fine) beyond_fine[i] = nf;
             if (beyond_table) beyond_table[i] = nt;
         }
-        free(mem);
+        dpc_buffer_free(&own);
     }
     return failed ? DPC_ERR_ALLOC : DPC_OK;
 }
 
-dpc_status dpc_dpa1_backward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, int n_threads,
-                             const double *dT, double *pair_grad)
+dpc_status dpc_dpa1_backward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, dpc_buffer *thread_scratch,
+                             int n_threads, const double *dT, double *pair_grad)
 {
     if (!valid(a, att)) return DPC_ERR_ARGUMENT;
     if (n_threads < 1) n_threads = 1;
-    const size_t bytes = work_bytes(a, att);
     int failed = 0;
 #pragma omp parallel num_threads(n_threads) reduction(| : failed)
     {
-        char *mem = (char *)malloc(bytes);
-        if (!mem) failed = 1;
+        dpc_buffer own = {NULL, 0};
         work w;
-        if (mem) work_layout(&w, (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63), a->nnei, a->n_channels, att->hidden,
-                             att->n_layers);
-        if (mem) weights_transposed(att, a->n_channels, &w);
+        const int ok = thread_work(a, att, thread_scratch, &own, &w);
+        if (!ok) failed = 1;
+        if (ok) weights_transposed(att, a->n_channels, &w);
 #pragma omp for schedule(dynamic, 4)
         for (dpc_index i = 0; i < a->natoms; i++) {
-            if (!mem) continue;
+            if (!ok) continue;
             dpc_index nf = 0, nt = 0;
             center_inputs(a, att, i, &w, &nf, &nt);
             layers_forward(att, a->nnei, a->n_channels, &w);
             center_backward(a, att, i, &w, dT + i * 4 * a->n_channels, pair_grad + i * a->nnei * 3);
         }
-        free(mem);
+        dpc_buffer_free(&own);
     }
     return failed ? DPC_ERR_ALLOC : DPC_OK;
 }

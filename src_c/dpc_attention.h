@@ -25,6 +25,7 @@
 #ifndef DPC_ATTENTION_H
 #define DPC_ATTENTION_H
 
+#include "dpc_buffer.h"
 #include "dpc_common.h"
 #include "dpc_se_a_tab.h"
 
@@ -46,12 +47,13 @@ typedef struct {
 } dpc_attention_params;
 
 /* T [natoms][4][M]; beyond_fine / beyond_table [natoms] or NULL (as dpc_se_a_tab_forward).
- * a: gated mode, one block (a->gate, a->gate_index set). */
-dpc_status dpc_dpa1_forward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, int n_threads, double *T,
-                            dpc_index *beyond_fine, dpc_index *beyond_table);
+ * a: gated mode, one block (a->gate, a->gate_index set).  thread_scratch: [n_threads] buffers kept
+ * between calls (the runtime's workspace), or NULL (allocated per call). */
+dpc_status dpc_dpa1_forward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, dpc_buffer *thread_scratch,
+                            int n_threads, double *T, dpc_index *beyond_fine, dpc_index *beyond_table);
 
 /* pair_grad [natoms][nnei][3] = dE/dr_ij from dT [natoms][4][M] (0 on padding slots). */
-dpc_status dpc_dpa1_backward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, int n_threads,
-                             const double *dT, double *pair_grad);
+dpc_status dpc_dpa1_backward(const dpc_se_a_tab_args *a, const dpc_attention_params *att, dpc_buffer *thread_scratch,
+                             int n_threads, const double *dT, double *pair_grad);
 
 #endif

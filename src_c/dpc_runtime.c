@@ -276,8 +276,8 @@ static dpc_status run_part(const dpc_part *P, dpc_part_arrays *a, int64_t n, con
     s.counts = a->counts;
     s.gate_index = a->gate_index;
     if (P->kind == DPC_PART_DPA1)
-        return backward ? dpc_dpa1_backward(&s, &P->att, nth, a->dstate, a->pair_grad)
-                        : dpc_dpa1_forward(&s, &P->att, nth, a->state, a->beyond, a->beyond + n);
+        return backward ? dpc_dpa1_backward(&s, &P->att, threads, nth, a->dstate, a->pair_grad)
+                        : dpc_dpa1_forward(&s, &P->att, threads, nth, a->state, a->beyond, a->beyond + n);
     return backward ? dpc_se_a_tab_backward(&s, nth, a->dstate, a->pair_grad)
                     : dpc_se_a_tab_forward(&s, nth, a->state, a->beyond, a->beyond + n);
 }
