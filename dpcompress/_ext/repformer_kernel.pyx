@@ -91,24 +91,36 @@ cdef dict _fill(dpc_repformer_layer *L, layer, activation):
     return keep
 
 
-def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
-    """(g1', g2') of one layer (g2' is None on the last layer); arguments as the numpy twin's."""
+def _layer_inputs(layer, activation, g1, g2, h2, idx, m, sw, grads=()):
+    """The layer's inputs (and the backward's incoming gradients) as contiguous float64/int64 arrays, their
+    shapes checked: g1 (n, g1_dim), g2 (n, J, g2_dim), h2 (n, J, 3), idx/m/sw (n, J), idx in [0, n)."""
     if activation not in ACTIVATION_CODES:
         raise InputError(f"activation {activation!r} unknown (known: {sorted(ACTIVATION_CODES)})")
-    cdef double[:, ::1] G1 = np.ascontiguousarray(g1, dtype=np.float64)
-    cdef double[:, :, ::1] G2 = np.ascontiguousarray(g2, dtype=np.float64)
-    cdef double[:, :, ::1] H2 = np.ascontiguousarray(h2, dtype=np.float64)
-    cdef int64_t[:, ::1] IDX = np.ascontiguousarray(idx, dtype=np.int64)
-    cdef double[:, ::1] M = np.ascontiguousarray(m, dtype=np.float64)
-    cdef double[:, ::1] SW = np.ascontiguousarray(sw, dtype=np.float64)
-    n, J = IDX.shape[0], IDX.shape[1]
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    n, J = idx.shape
     d1, d2 = layer.g1_dim, layer.g2_dim
-    if (G1.shape[0], G1.shape[1]) != (n, d1) or (G2.shape[0], G2.shape[1], G2.shape[2]) != (n, J, d2) \
-            or (H2.shape[0], H2.shape[1], H2.shape[2]) != (n, J, 3) or (M.shape[0], M.shape[1]) != (n, J) \
-            or (SW.shape[0], SW.shape[1]) != (n, J):
-        raise InputError("repformer layer: g1 (n, g1_dim), g2 (n, J, g2_dim), h2 (n, J, 3), m and sw (n, J) expected")
+    want = [(n, d1), (n, J, d2), (n, J, 3), (n, J), (n, J)] + [(n, d1), (n, J, d2), (n, J, 3)][:len(grads)]
+    arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in (g1, g2, h2, m, sw) + tuple(grads)]
+    if [a.shape for a in arrays] != want:
+        raise InputError("repformer layer: g1" + (" and dg1" if grads else "") + " (n, g1_dim), g2"
+                         + (" and dg2" if grads else "") + " (n, J, g2_dim), h2" + (" and dh2" if grads else "")
+                         + " (n, J, 3), m and sw (n, J) expected")
     if n and (np.min(idx) < 0 or np.max(idx) >= n):
         raise InputError(f"repformer layer: idx must lie in [0, {n})")
+    return idx, arrays
+
+
+def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
+    """(g1', g2') of one layer (g2' is None on the last layer); arguments as the numpy twin's."""
+    idx_c, (g1_c, g2_c, h2_c, m_c, sw_c) = _layer_inputs(layer, activation, g1, g2, h2, idx, m, sw)
+    cdef double[:, ::1] G1 = g1_c
+    cdef double[:, :, ::1] G2 = g2_c
+    cdef double[:, :, ::1] H2 = h2_c
+    cdef int64_t[:, ::1] IDX = idx_c
+    cdef double[:, ::1] M = m_c
+    cdef double[:, ::1] SW = sw_c
+    n, J = IDX.shape[0], IDX.shape[1]
+    d1, d2 = layer.g1_dim, layer.g2_dim
     cdef dpc_repformer_layer L
     keep = _fill(&L, layer, activation)
     out1 = np.zeros((n, d1))
@@ -128,27 +140,19 @@ def layer_forward(layer, activation, g1, g2, h2, idx, m, sw, int n_threads=1):
 
 def layer_backward(layer, activation, g1, g2, h2, idx, m, sw, dg1_new, dg2_new, dh2_new, int n_threads=1):
     """(dg1, dg2, dh2, dsw) of one layer; arguments and results as the numpy twin's ``layer_backward``."""
-    if activation not in ACTIVATION_CODES:
-        raise InputError(f"activation {activation!r} unknown (known: {sorted(ACTIVATION_CODES)})")
-    cdef double[:, ::1] G1 = np.ascontiguousarray(g1, dtype=np.float64)
-    cdef double[:, :, ::1] G2 = np.ascontiguousarray(g2, dtype=np.float64)
-    cdef double[:, :, ::1] H2 = np.ascontiguousarray(h2, dtype=np.float64)
-    cdef int64_t[:, ::1] IDX = np.ascontiguousarray(idx, dtype=np.int64)
-    cdef double[:, ::1] M = np.ascontiguousarray(m, dtype=np.float64)
-    cdef double[:, ::1] SW = np.ascontiguousarray(sw, dtype=np.float64)
+    idx_c, (g1_c, g2_c, h2_c, m_c, sw_c, dg1_c, dg2_c, dh2_c) = _layer_inputs(
+        layer, activation, g1, g2, h2, idx, m, sw, grads=(dg1_new, dg2_new, dh2_new))
+    cdef double[:, ::1] G1 = g1_c
+    cdef double[:, :, ::1] G2 = g2_c
+    cdef double[:, :, ::1] H2 = h2_c
+    cdef int64_t[:, ::1] IDX = idx_c
+    cdef double[:, ::1] M = m_c
+    cdef double[:, ::1] SW = sw_c
+    cdef double[:, ::1] DG1N = dg1_c
+    cdef double[:, :, ::1] DG2N = dg2_c
+    cdef double[:, :, ::1] DH2N = dh2_c
     n, J = IDX.shape[0], IDX.shape[1]
     d1, d2 = layer.g1_dim, layer.g2_dim
-    cdef double[:, ::1] DG1N = np.ascontiguousarray(dg1_new, dtype=np.float64)
-    cdef double[:, :, ::1] DG2N = np.ascontiguousarray(dg2_new, dtype=np.float64)
-    cdef double[:, :, ::1] DH2N = np.ascontiguousarray(dh2_new, dtype=np.float64)
-    shapes = [(G1.shape[0], G1.shape[1]), (G2.shape[0], G2.shape[1], G2.shape[2]), (H2.shape[0], H2.shape[1], H2.shape[2]),
-              (M.shape[0], M.shape[1]), (SW.shape[0], SW.shape[1]), (DG1N.shape[0], DG1N.shape[1]),
-              (DG2N.shape[0], DG2N.shape[1], DG2N.shape[2]), (DH2N.shape[0], DH2N.shape[1], DH2N.shape[2])]
-    if shapes != [(n, d1), (n, J, d2), (n, J, 3), (n, J), (n, J), (n, d1), (n, J, d2), (n, J, 3)]:
-        raise InputError("repformer layer: g1 and dg1 (n, g1_dim), g2 and dg2 (n, J, g2_dim), h2 and dh2 (n, J, 3), "
-                         "m and sw (n, J) expected")
-    if n and (np.min(idx) < 0 or np.max(idx) >= n):
-        raise InputError(f"repformer layer: idx must lie in [0, {n})")
     cdef dpc_repformer_layer L
     keep = _fill(&L, layer, activation)
     dg1 = np.zeros((n, d1))
