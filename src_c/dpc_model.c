@@ -674,6 +674,9 @@ static dpc_status read_part(dpc_model *m, int p, const dp_grid_spec *spec, dpc_e
     P->dim_out = I[DPC_PI_DIM];
     P->n_gate_rows = I[DPC_PI_NGATE];
     /* int fields are range-checked as the int64 the file holds, before any narrowing */
+    if (I[DPC_PI_KIND] == 7) /* written by dpcompress/descriptors/dpa2_part.py; the frame path is to come */
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: descriptor kind 7 (a compressed DPA-2) is not evaluated "
+                             "by this runtime yet; evaluate the uncompressed .dp model", p);
     if (I[DPC_PI_KIND] < DPC_PART_SE_A || I[DPC_PI_KIND] > DPC_PART_DPA1)
         return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: unknown descriptor kind %lld", p, (long long)I[DPC_PI_KIND]);
     const int gated = P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1, tebd = P->kind == DPC_PART_SE_T_TEBD;

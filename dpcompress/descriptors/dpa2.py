@@ -89,8 +89,15 @@ class DescriptorDPA2:
     type_name = TYPE_NAME
     display_name = TYPE_NAME
     mixed_types = True
-    tables = None
-    is_compressed = False
+
+    @property
+    def tables(self):
+        """The repinit's table once tabulated (:func:`~dpcompress.descriptors.dpa2_tables.tabulate_repinit`), else None."""
+        return getattr(self.repinit, "tables", None)
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
 
     @property
     def ntypes(self):

@@ -1,0 +1,37 @@
+"""The ``.dpc`` arrays of a compressed DPA-2 (part kind 7): the checks beyond its se_atten_v2 arrays.
+
+A kind-7 part is a kind-4 part (checked as such by ``modelfile/dp.py``) plus the ``rf...`` arrays of
+:mod:`dpcompress.descriptors.dpa2_pack`; its output width is :math:`g_1 + \\mathrm{tebd\\_dim}`
+(``concat`` = 1).  The C reader (``src_c/dpc_model.c``) is to say the same; it refuses kind 7 until its
+runtime evaluates it.
+"""
+
+import numpy as np
+
+from ..core.errors import ModelFormatError
+from ..descriptors.dpa2_part import KIND as KIND_DPA2
+from ..descriptors.dpa2_part import check_part
+
+
+def is_dpa2_array(tail):
+    """A kind-7 part's own arrays: ``part{p}.rf...``."""
+    return tail.startswith("rf")
+
+
+def check_dpa2(c, p, nt, tebd_dim, concat, avg):
+    """Check part ``p``'s ``rf`` arrays and options; returns its output width :math:`g_1 + \\mathrm{tebd\\_dim}`."""
+    if concat != 1:
+        c.fail(f"array 'part{p}.int': concat {concat}, a compressed DPA-2 appends the type embedding (1)")
+    if f"part{p}.gate_pad" in c.arrays:
+        c.fail(f"array 'part{p}.gate_pad': not used by a compressed DPA-2 (its type gate is smooth)")
+    nz = np.nonzero(np.asarray(avg).ravel() != 0.0)[0]
+    if nz.size:
+        c.fail(f"array 'part{p}.avg': entry {int(nz[0])} is {np.asarray(avg).ravel()[nz[0]]:g}; a compressed DPA-2 "
+               "needs davg = 0")
+    prefix = f"part{p}."
+    sub = {k[len(prefix):]: v for k, v in c.arrays.items() if k.startswith(prefix + "rf")}
+    try:
+        g1 = check_part(sub, nt, tebd_dim, f"part {p}")
+    except ModelFormatError as e:
+        c.fail(str(e).replace("array '", f"array '{prefix}"))
+    return g1 + tebd_dim
