@@ -121,6 +121,18 @@ def test_damaged_parts_are_named_by_the_reader(container, edit, match):
         decode(_edited(container, edit), "x.dpc")
 
 
+@pytest.mark.parametrize("value", [None, "sigmoidal", ["tanh"]])
+def test_a_bad_repformer_activation_is_named(container, value):
+    """The header's ``rf_activation`` (the repformers' activation, not in the arrays) is checked too."""
+    import copy
+
+    header = copy.deepcopy(container.header)
+    header["model"]["descriptor"][0]["rf_activation"] = value
+    with pytest.raises(ModelFormatError, match=r"^x.dpc: header key 'model.descriptor\[0\].rf_activation' = .* is not "
+                                               "a known activation"):
+        decode(encode(header, sorted(container.arrays.items())), "x.dpc")
+
+
 def test_the_c_reader_refuses_kind_7_until_the_runtime_evaluates_it(compressed):
     """Opening the file for evaluation (the C reader) refuses the part clearly, naming kind 7."""
     with pytest.raises(ModelFormatError, match=r"^x.dpc: part 0: descriptor kind 7 \(a compressed DPA-2\) is not evaluated "

@@ -3,8 +3,8 @@
 References: ``tests/data/deepmd/dpa2_tiny`` (DeePMD-kit 3.2.0's ``DeepPot.eval`` of its ``dp --pt compress``
 model on two periodic water frames of 192 atoms, README there), the exact (net) evaluation of the same
 model, and central finite differences of the tabulated energy; the repformer arrays of the planned
-``.dpc`` part (kind 7) round-trip bit-identically and damaged ones are named.  The part is not written
-or read yet and the C runtime's repformers do not exist: ``compress`` refuses DPA-2 (``test_dpa2.py``).
+``.dpc`` part (kind 7) round-trip bit-identically and damaged ones are named.  Writing and reading the
+part: ``test_dpa2_part.py``; the C runtime's frame path does not exist: ``compress`` refuses DPA-2 (``test_dpa2.py``).
 """
 
 import dataclasses

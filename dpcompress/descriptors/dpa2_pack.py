@@ -19,8 +19,8 @@ named ``rf...``; nothing of it is approximated.  Only the compressed form's opti
 ``has_tebd_transform``, and per layer k the weights ``rf{k}.<name>`` of :func:`layer_shapes`.
 
 :func:`check_arrays` is the reader's side: every array present, float64/int64 as stated, of the stated
-shape, finite; sizes within bounds; no other ``rf`` array.  Not yet wired into the ``.dpc`` reader
-(:mod:`dpcompress.modelfile.dp`): the part kind (7) comes with the C runtime's repformer layers.
+shape, finite; sizes within bounds; no other ``rf`` array.  The part (kind 7) is written and read by
+:mod:`.dpa2_part`; :mod:`dpcompress.modelfile.dp_dpa2` runs these checks for the Python reader.
 """
 
 import numpy as np

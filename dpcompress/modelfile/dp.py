@@ -842,6 +842,9 @@ def _check_settings(c, parts_ints, spec):
         act = s.get("activation", "tanh")
         if canonical_name(act) is None:
             c.fail(f"header key '{where}.activation' = {act!r} is not a known activation")
+        rf_act = s.get("rf_activation")
+        if f["kind"] == KIND_DPA2 and (not isinstance(rf_act, str) or canonical_name(rf_act) is None):
+            c.fail(f"header key '{where}.rf_activation' = {rf_act!r} is not a known activation (the repformers')")
         for key in ("resnet_dt", "type_one_side"):
             if key in s and not isinstance(s[key], bool):
                 c.fail(f"header key '{where}.{key}' should be true or false, found {s[key]!r}")
