@@ -112,13 +112,26 @@ def _nan(a):
         (_set("part0.gate_pad", np.zeros(2, dtype=np.int64)), r"array 'part0.gate_pad': not used by a compressed DPA-2"),
         (_set("part0.avg", lambda a: a + 0.5), r"array 'part0.avg': entry 0 is 0.5; a compressed DPA-2 needs davg = 0"),
         (_set("part0.int", lambda a: a * np.array([1] * 8 + [0] + [1] * 3)), r"array 'part0.int': concat 0, a compressed DPA-2 appends"),
+        (_set("part0.rf.real", np.array([4.0, 4.0])), r"array 'part0.rf.real' = \[4, 4\]: expected rcut > rcut_smth"),
+        (_set("part0.rf.layer_int", lambda a: a * np.array([1, 1, 1, 0, 1, 1, 1, 1])),
+         r"array 'part0.rf.layer_int' row 0 = \[8, 4, 4, 0, .*update_chnnl_2 = 1"),
+        (_set("part0.rf.layer_int", lambda a: -a), r"array 'part0.rf.layer_int' holds \[\[-8, "),
+        (_set("part0.rf.layer_real", lambda a: a * np.array([1.0, 1.0, 0.0])), r"array 'part0.rf.layer_real': expected"),
+        (_set("part0.rf.int", lambda a: a * np.array([1, 1, 1, 2, 1, 1])), r"array 'part0.rf.layer_int' row 0: g1_dim"),
         (_set("part0.rf.g1_shape.w", lambda a: a[:, :-1]), r"array 'part0.rf.g1_shape.w' is float64\[64, 7\], expected float64\[64, 8\]"),
     ],
 )
-def test_damaged_parts_are_named_by_the_reader(container, edit, match):
-    """The Python reader names every damaged, missing or extra kind-7 array (file, part, array, expectation)."""
-    with pytest.raises(ModelFormatError, match="^x.dpc: (part 0: )?" + match):
-        decode(_edited(container, edit), "x.dpc")
+def test_damaged_parts_are_named_by_both_readers(container, edit, match):
+    """The Python reader and the C reader name every damaged, missing or extra kind-7 array (file, part, array,
+    expectation), with the same message."""
+    from dpcompress._ext.runtime import check_model_bytes
+
+    data = _edited(container, edit)
+    with pytest.raises(ModelFormatError, match="^x.dpc: (part 0: )?" + match) as py:
+        decode(data, "x.dpc")
+    with pytest.raises(ModelFormatError) as c:
+        check_model_bytes(data, "x.dpc")
+    assert str(c.value) == str(py.value)
 
 
 @pytest.mark.parametrize("value", [None, "sigmoidal", ["tanh"]])
@@ -134,7 +147,7 @@ def test_a_bad_repformer_activation_is_named(container, value):
 
 
 def test_the_c_reader_refuses_kind_7_until_the_runtime_evaluates_it(compressed):
-    """Opening the file for evaluation (the C reader) refuses the part clearly, naming kind 7."""
+    """The C reader checks and reads an intact part, then refuses it clearly, naming kind 7 (no frame path yet)."""
     with pytest.raises(ModelFormatError, match=r"^x.dpc: part 0: descriptor kind 7 \(a compressed DPA-2\) is not evaluated "
                        "by this runtime yet"):
         read_dpc(model_bytes(compressed), "x.dpc")

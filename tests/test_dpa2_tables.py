@@ -201,7 +201,7 @@ def _drop(name):
         (_set("rf0.ln_w", lambda a: a.astype(np.float32)), r"array 'rf0.ln_w' is float32\[4\], expected float64\[4\]"),
         (_set("rf0.head_map2.w", _nan), r"array 'rf0.head_map2.w' holds a non-finite value"),
         (_set("rf.dstd", lambda a: -a), r"array 'rf.dstd' holds a value <= 0"),
-        (_set("rf.real", np.array([4.0, 4.0])), r"array 'rf.real' = \[4.0, 4.0\]: expected rcut > rcut_smth"),
+        (_set("rf.real", np.array([4.0, 4.0])), r"array 'rf.real' = \[4, 4\]: expected rcut > rcut_smth"),
         (_set("rf.int", lambda a: a * np.array([100, 1, 1, 1, 1, 1])), r"array 'rf.int' = \[200, .*nlayers <= 64"),
         (_set("rf.int", lambda a: a * np.array([1, 1, 1, 1, -1, 1])), r"array 'rf.int' holds .* expected values in"),
         (_set("rf.layer_int", lambda a: a[:, ::1] * np.array([1, 1, 1, 0, 1, 1, 1, 1])),

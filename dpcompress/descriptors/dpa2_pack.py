@@ -124,7 +124,7 @@ def expected_shapes(arrays, ntypes, tebd_dim, source):
         fail(f"array 'rf.int': no g1 shape transform but repinit_dim {n0} != g1_dim {g1}")
     real = _array(arrays, "rf.real", np.float64, (2,), source)
     if not (np.all(np.isfinite(real)) and 0 <= real[1] < real[0]):
-        fail(f"array 'rf.real' = {real.tolist()}: expected rcut > rcut_smth >= 0")
+        fail(f"array 'rf.real' = [{real[0]:g}, {real[1]:g}]: expected rcut > rcut_smth >= 0")
     li = ints("rf.layer_int", (nl, len(LAYER_INTS)), 0, MAX_WIDTH)
     lr = _array(arrays, "rf.layer_real", np.float64, (nl, len(LAYER_REALS)), source)
     if not np.all(np.isfinite(lr)) or np.any(lr[:, 2] <= 0):

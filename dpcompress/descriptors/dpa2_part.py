@@ -8,8 +8,9 @@ of :math:`G_s`, the gate table :math:`S`, the type embedding) and the ``rf...`` 
 ``concat_output_tebd``; the repinit itself never appends the type embedding) and ``dim_out`` =
 :math:`g_1 + \mathrm{tebd\_dim}`, DPA-2's width.
 
-The C runtime does not evaluate kind 7 yet (its repformer stack exists, ``src_c/dpc_repformer.c``,
-the frame path does not), so :func:`tabulate` still refuses after checking the options
+The C runtime does not evaluate kind 7 yet (its reader checks the part and fills the repformer
+stack, ``src_c/dpc_dpa2_part.c``, then refuses it; the stack exists, ``src_c/dpc_repformer.c``, the frame
+path does not), so :func:`tabulate` still refuses after checking the options
 (:data:`RUNTIME_EVALUATES`); :func:`pack` and :func:`unpack` work on a descriptor tabulated with
 :func:`dpcompress.descriptors.dpa2_tables.tabulate_repinit` and are what ``modelfile/dp.py`` calls.
 """

@@ -2,8 +2,8 @@
 
 A kind-7 part is a kind-4 part (checked as such by ``modelfile/dp.py``) plus the ``rf...`` arrays of
 :mod:`dpcompress.descriptors.dpa2_pack`; its output width is :math:`g_1 + \\mathrm{tebd\\_dim}`
-(``concat`` = 1).  The C reader (``src_c/dpc_model.c``) is to say the same; it refuses kind 7 until its
-runtime evaluates it.
+(``concat`` = 1).  The C reader (``src_c/dpc_dpa2_part.c``) makes the same checks with the same messages,
+at the same point, then refuses the intact part until its runtime evaluates kind 7.
 """
 
 import numpy as np
