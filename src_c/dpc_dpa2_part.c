@@ -1,6 +1,8 @@
 /* Reading a compressed DPA-2 part's repformer arrays (dpc_dpa2_part.h). */
 #include "dpc_dpa2_part.h"
 
+#include "dpc_activations.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +102,7 @@ static const double *weight(const ctx *c, const char *rf, int ndim, int64_t n0, 
 static int known_rf(const char *tail, int64_t nl, int has_shape, int has_tebd, const int64_t *li)
 {
     static const char *const HEAD[] = {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.dstd", "rf.g2_embd.w",
-                                       "rf.g2_embd.b", NULL};
+                                       "rf.g2_embd.b", "rf.act", NULL};
     static const char *const LAYER[] = {"linear1.w", "linear1.b", "g1_self_mlp.w", "g1_self_mlp.b", "proj_g1g2.w",
                                         "mapq.w", "mapkv.w", "head_map1.w", "head_map1.b", NULL};
     static const char *const LAYER2[] = {"linear2.w", "linear2.b", "proj_g1g1g2.w", "mapqk.w", "mapv.w", "head_map2.w",
@@ -278,6 +280,13 @@ dpc_status dpc_dpa2_read(const dpc_file *f, int p, int64_t nt, int64_t tebd_dim,
                                  "davg = 0", p, (long long)k, avg[k]);
     ctx c = {f, p, err};
     dpc_status st = read_rf(&c, nt, tebd_dim, D);
+    int64_t s1[1] = {1};
+    const int64_t *act = st == DPC_OK ? ints(&c, "rf.act", 1, s1, 0, DPC_ACT_COUNT - 1) : NULL;
+    if (st == DPC_OK && !act) st = err->status;
+    if (st == DPC_OK) { /* the repformers' activation (dpcompress/modelfile/dp_dpa2.py) */
+        D->stack.activation = (int)act[0];
+        for (int64_t k = 0; k < D->stack.n_layers; k++) D->layers[k].activation = (int)act[0];
+    }
     if (st != DPC_OK) {
         dpc_dpa2_release(D);
         return st;

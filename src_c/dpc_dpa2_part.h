@@ -18,7 +18,7 @@ typedef struct {
     double rcut, rcut_smth;    /* repformer cutoffs */
     const double *dstd;        /* (ntypes, 4); davg is 0 */
     dpc_repformer_layer *layers; /* owned, [stack.n_layers] */
-    dpc_repformer_stack stack; /* activation -1 until the frame path reads the header's rf_activation */
+    dpc_repformer_stack stack; /* activation: array rf.act (a dpc_activations.h code) */
 } dpc_dpa2_params;
 
 /* Check part p's concat flag, gate_pad (absent), avg (all 0; may be NULL when not yet readable) and every

@@ -60,7 +60,8 @@ def test_compress_writes_kind_7_with_the_repformer_arrays(compressed, container)
     ints = dict(zip(dp.INT_FIELDS, (int(v) for v in a["part0.int"])))
     d = compressed.descriptor
     assert ints["kind"] == 7 and ints["concat"] == 1 and ints["dim_out"] == d.dim_out == d.g1_dim + ints["tebd_dim"]
-    assert "part0.gate_pad" not in a and {"part0.coef", "part0.gate", "part0.rf.int", "part0.rf1.linear1.w"} <= set(a)
+    assert "part0.gate_pad" not in a
+    assert {"part0.coef", "part0.gate", "part0.rf.int", "part0.rf.act", "part0.rf1.linear1.w"} <= set(a)
     assert container.header["model"]["descriptor"][0]["type"] == "dpa2"
 
 
@@ -118,6 +119,9 @@ def _nan(a):
         (_set("part0.rf.layer_int", lambda a: -a), r"array 'part0.rf.layer_int' holds \[\[-8, "),
         (_set("part0.rf.layer_real", lambda a: a * np.array([1.0, 1.0, 0.0])), r"array 'part0.rf.layer_real': expected"),
         (_set("part0.rf.int", lambda a: a * np.array([1, 1, 1, 2, 1, 1])), r"array 'part0.rf.layer_int' row 0: g1_dim"),
+        (lambda a: a.pop("part0.rf.act"), r"array 'part0.rf.act' is missing"),
+        (_set("part0.rf.act", np.array([9])), r"array 'part0.rf.act' holds \[9\], expected values in \[0, 7\]"),
+        (_set("part0.rf.act", np.array([1, 1])), r"array 'part0.rf.act' is int64\[2\], expected int64\[1\]"),
         (_set("part0.rf.g1_shape.w", lambda a: a[:, :-1]), r"array 'part0.rf.g1_shape.w' is float64\[64, 7\], expected float64\[64, 8\]"),
     ],
 )
@@ -144,6 +148,17 @@ def test_a_bad_repformer_activation_is_named(container, value):
     with pytest.raises(ModelFormatError, match=r"^x.dpc: header key 'model.descriptor\[0\].rf_activation' = .* is not "
                                                "a known activation"):
         decode(encode(header, sorted(container.arrays.items())), "x.dpc")
+
+
+def test_the_activation_code_agrees_with_the_header(container):
+    """``rf.act`` (the C runtime's code of the repformers' activation) is tanh's here and must agree with the
+    header's ``rf_activation``."""
+    assert container.arrays["part0.rf.act"].tolist() == [1]
+    assert container.header["model"]["descriptor"][0]["rf_activation"] == "tanh"
+    data = _edited(container, _set("part0.rf.act", np.array([7])))
+    with pytest.raises(ModelFormatError, match=r"^x.dpc: header key 'model.descriptor\[0\].rf_activation' = 'tanh' "
+                                               r"disagrees with array 'part0.rf.act' \(activation code 7\)"):
+        decode(data, "x.dpc")
 
 
 def test_the_c_reader_refuses_kind_7_until_the_runtime_evaluates_it(compressed):

@@ -164,7 +164,7 @@ def check_arrays(arrays, ntypes, tebd_dim, source):
             raise ModelFormatError(f"{source}: array '{name}' holds a non-finite value")
     if np.any(arrays["rf.dstd"] <= 0):
         raise ModelFormatError(f"{source}: array 'rf.dstd' holds a value <= 0 (it divides the environment matrix)")
-    known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real"}
+    known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.act"}  # rf.act: modelfile.dp_dpa2
     for name in arrays:
         if name.startswith("rf") and name not in known:
             raise ModelFormatError(f"{source}: array '{name}' is not part of this compressed DPA-2 (edited file?)")

@@ -6,7 +6,8 @@ of :math:`G_s`, the gate table :math:`S`, the type embedding) and the ``rf...`` 
 :mod:`.dpa2_pack` (the g1 shape / tebd transforms, :math:`g_2`'s embedding, the repformer layers).
 ``part{p}.int`` is the repinit's, except ``kind`` = 7, ``concat`` = 1 (DPA-2's
 ``concat_output_tebd``; the repinit itself never appends the type embedding) and ``dim_out`` =
-:math:`g_1 + \mathrm{tebd\_dim}`, DPA-2's width.
+:math:`g_1 + \mathrm{tebd\_dim}`, DPA-2's width; ``modelfile/dp.py`` adds ``rf.act``, the repformers'
+activation as the C runtime's code (the header keeps its name, ``rf_activation``).
 
 The C runtime does not evaluate kind 7 yet (its reader checks the part and fills the repformer
 stack, ``src_c/dpc_dpa2_part.c``, then refuses it; the stack exists, ``src_c/dpc_repformer.c``, the frame

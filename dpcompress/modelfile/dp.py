@@ -177,6 +177,8 @@ def pack(model):
         arrays[f"part{p}.real"] = np.array(packed.real, dtype=np.float64)
         for name, arr in packed.arrays.items():
             arrays[f"part{p}.{name}"] = arr
+        if packed.ints["kind"] == KIND_DPA2:  # the repformers' activation as the C runtime's code
+            arrays[f"part{p}.rf.act"] = np.array([ACTIVATION_CODES[canonical_name(packed.settings["rf_activation"])]], dtype=np.int64)
         part_settings.append(dict(packed.settings, type=desc.type_name))
     arrays.update(_pack_fitting(model.fitting, nt))
     arrays.update(_params_arrays(model.fitting))
@@ -845,6 +847,9 @@ def _check_settings(c, parts_ints, spec):
         rf_act = s.get("rf_activation")
         if f["kind"] == KIND_DPA2 and (not isinstance(rf_act, str) or canonical_name(rf_act) is None):
             c.fail(f"header key '{where}.rf_activation' = {rf_act!r} is not a known activation (the repformers')")
+        if f["kind"] == KIND_DPA2 and ACTIVATION_CODES[canonical_name(rf_act)] != int(c.arrays[f"part{p}.rf.act"][0]):
+            c.fail(f"header key '{where}.rf_activation' = {rf_act!r} disagrees with array 'part{p}.rf.act' "
+                   f"(activation code {int(c.arrays[f'part{p}.rf.act'][0])})")
         for key in ("resnet_dt", "type_one_side"):
             if key in s and not isinstance(s[key], bool):
                 c.fail(f"header key '{where}.{key}' should be true or false, found {s[key]!r}")

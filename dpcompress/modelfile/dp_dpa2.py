@@ -8,6 +8,7 @@ at the same point, then refuses the intact part until its runtime evaluates kind
 
 import numpy as np
 
+from .._ext.table_build import ACTIVATION_CODES
 from ..core.errors import ModelFormatError
 from ..descriptors.dpa2_part import KIND as KIND_DPA2
 from ..descriptors.dpa2_part import check_part
@@ -34,4 +35,12 @@ def check_dpa2(c, p, nt, tebd_dim, concat, avg):
         g1 = check_part(sub, nt, tebd_dim, f"part {p}")
     except ModelFormatError as e:
         c.fail(str(e).replace("array '", f"array '{prefix}"))
+    name = f"{prefix}rf.act"  # the repformers' activation (the C runtime's code), written by dp.pack
+    act = c.arrays.get(name)
+    if act is None:
+        c.fail(f"part {p}: array '{name}' is missing (a compressed DPA-2 needs it)")
+    if act.dtype != np.int64 or act.shape != (1,):
+        c.fail(f"part {p}: array '{name}' is {act.dtype}{list(act.shape)}, expected int64[1]")
+    if not 0 <= int(act[0]) < len(ACTIVATION_CODES):
+        c.fail(f"part {p}: array '{name}' holds {act.tolist()}, expected values in [0, {len(ACTIVATION_CODES) - 1}]")
     return g1 + tebd_dim
