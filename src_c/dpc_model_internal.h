@@ -4,6 +4,7 @@
 
 #include "dpc_attention.h"
 #include "dpc_buffer.h"
+#include "dpc_dpa2_part.h"
 #include "dpc_fitting.h"
 #include "dpc_model.h"
 #include "dpc_model_file.h"
@@ -41,6 +42,7 @@ typedef struct {
     dpc_se_a_tab_args a;           /* se_a / se_r / se_atten: the per-frame fields are set per chunk */
     dpc_se_t_tab_args t;           /* se_t, se_t_tebd */
     dpc_attention_params att;      /* DPA-1 (kind 6) */
+    dpc_dpa2_params dpa2;          /* DPA-2 (kind 7): the repformer stack (dpc_dpa2_part.h) */
 } dpc_part;
 
 struct dpc_model {

@@ -3,8 +3,8 @@
 References: ``tests/data/deepmd/dpa2_tiny`` (DeePMD-kit 3.2.0's ``DeepPot.eval`` of its ``dp --pt compress``
 model on two periodic water frames of 192 atoms, README there), the exact (net) evaluation of the same
 model, and central finite differences of the tabulated energy; the repformer arrays of the planned
-``.dpc`` part (kind 7) round-trip bit-identically and damaged ones are named.  The part is not written
-or read yet and the C runtime's repformers do not exist: ``compress`` refuses DPA-2 (``test_dpa2.py``).
+``.dpc`` part (kind 7) round-trip bit-identically and damaged ones are named.  Writing and reading the
+part: ``test_dpa2_part.py``; the C runtime's frame path does not exist: ``compress`` refuses DPA-2 (``test_dpa2.py``).
 """
 
 import dataclasses
@@ -201,7 +201,7 @@ def _drop(name):
         (_set("rf0.ln_w", lambda a: a.astype(np.float32)), r"array 'rf0.ln_w' is float32\[4\], expected float64\[4\]"),
         (_set("rf0.head_map2.w", _nan), r"array 'rf0.head_map2.w' holds a non-finite value"),
         (_set("rf.dstd", lambda a: -a), r"array 'rf.dstd' holds a value <= 0"),
-        (_set("rf.real", np.array([4.0, 4.0])), r"array 'rf.real' = \[4.0, 4.0\]: expected rcut > rcut_smth"),
+        (_set("rf.real", np.array([4.0, 4.0])), r"array 'rf.real' = \[4, 4\]: expected rcut > rcut_smth"),
         (_set("rf.int", lambda a: a * np.array([100, 1, 1, 1, 1, 1])), r"array 'rf.int' = \[200, .*nlayers <= 64"),
         (_set("rf.int", lambda a: a * np.array([1, 1, 1, 1, -1, 1])), r"array 'rf.int' holds .* expected values in"),
         (_set("rf.layer_int", lambda a: a[:, ::1] * np.array([1, 1, 1, 0, 1, 1, 1, 1])),

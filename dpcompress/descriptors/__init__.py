@@ -7,19 +7,19 @@ Adding a descriptor: docs/design.md ("Adding a descriptor").
 import dataclasses
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
-from . import dpa2, se_atten_v2, se_e2_a, se_e2_r, se_e3, se_e3_tebd
+from . import dpa2_part, se_atten_v2, se_e2_a, se_e2_r, se_e3, se_e3_tebd
 from .fields import Node
 from .hybrid import DescriptorHybrid
 
 #: the descriptor units, by canonical type name
-UNITS = {unit.TYPE_NAME: unit for unit in (se_e2_a, se_e2_r, se_e3, se_atten_v2, se_e3_tebd, dpa2)}
+UNITS = {unit.TYPE_NAME: unit for unit in (se_e2_a, se_e2_r, se_e3, se_atten_v2, se_e3_tebd, dpa2_part)}  # dpa2_part: DPA-2's reader + kind 7
 
 #: every DeePMD-kit spelling -> canonical type name
 ALIASES = {alias: unit.TYPE_NAME for unit in UNITS.values() for alias in unit.ALIASES}
 ALIASES["hybrid"] = "hybrid"
 
 #: part kind code of a .dpc file -> unit
-BY_KIND = {unit.KIND: unit for unit in UNITS.values() if unit.KIND is not None}  # dpa2: exact only
+BY_KIND = {unit.KIND: unit for unit in UNITS.values() if unit.KIND is not None}
 BY_KIND[se_atten_v2.KIND_ATTENTION] = se_atten_v2  # DPA-1 with attention layers: its own part kind
 
 #: what we know exists but do not evaluate, and why (named in the error)

@@ -7,8 +7,9 @@ layers that pass messages between neighbors (the g1 of a neighbor enters every l
 energy reaches ``rcut_repinit + nlayers * rcut_repformer``.  Layout and forward math:
 ``docs/dp-file-attention.md`` section 2; the evaluator is :mod:`dpcompress.evaluators.exact.dpa2`.
 
-Only the exact (uncompressed) evaluation exists: :func:`tabulate` and :func:`table_bounds` refuse.
-The repinit's table and the numpy twin of the compressed form are in :mod:`.dpa2_tables`.
+Only the exact (uncompressed) evaluation exists.  The repinit's table and the numpy twin of the
+compressed form are in :mod:`.dpa2_tables`, the ``.dpc`` part (kind 7) and the unit registered for
+DPA-2 (reader, tabulate, pack) in :mod:`.dpa2_part`.
 """
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .fields import Node
 
 TYPE_NAME = "dpa2"
 ALIASES = ("dpa2",)
-KIND = None  # no .dpc part kind: the compressed DPA-2 does not exist yet
+KIND = None  # the unit with the .dpc part (kind 7) is dpa2_part
 
 #: why compression is refused (named by :func:`tabulate`, the CLI's compress)
 NOT_COMPRESSED = ("compressing DPA-2 (repinit tables + repformer layers in the C runtime) is not implemented yet; "
@@ -89,8 +90,15 @@ class DescriptorDPA2:
     type_name = TYPE_NAME
     display_name = TYPE_NAME
     mixed_types = True
-    tables = None
-    is_compressed = False
+
+    @property
+    def tables(self):
+        """The repinit's table once tabulated (:func:`~dpcompress.descriptors.dpa2_tables.tabulate_repinit`), else None."""
+        return getattr(self.repinit, "tables", None)
+
+    @property
+    def is_compressed(self):
+        return self.tables is not None
 
     @property
     def ntypes(self):
@@ -232,17 +240,3 @@ def read(node, ntypes):
         direct_dist=rf_args.flag("direct_dist", False), exclude_types=exclude_types,
     )
 
-
-def table_bounds(descriptor, min_nbor_dist):
-    """Refused: DPA-2 has no compressed form yet."""
-    raise UnsupportedModelError(NOT_COMPRESSED)
-
-
-def tabulate(descriptor, min_nbor_dist, grid):
-    """Refused: DPA-2 has no compressed form yet."""
-    raise UnsupportedModelError(NOT_COMPRESSED)
-
-
-def pack(descriptor, pair_exclude_types):
-    """Refused: DPA-2 has no ``.dpc`` part."""
-    raise UnsupportedModelError(NOT_COMPRESSED)

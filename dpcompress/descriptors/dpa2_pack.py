@@ -19,8 +19,8 @@ named ``rf...``; nothing of it is approximated.  Only the compressed form's opti
 ``has_tebd_transform``, and per layer k the weights ``rf{k}.<name>`` of :func:`layer_shapes`.
 
 :func:`check_arrays` is the reader's side: every array present, float64/int64 as stated, of the stated
-shape, finite; sizes within bounds; no other ``rf`` array.  Not yet wired into the ``.dpc`` reader
-(:mod:`dpcompress.modelfile.dp`): the part kind (7) comes with the C runtime's repformer layers.
+shape, finite; sizes within bounds; no other ``rf`` array.  The part (kind 7) is written and read by
+:mod:`.dpa2_part`; :mod:`dpcompress.modelfile.dp_dpa2` runs these checks for the Python reader.
 """
 
 import numpy as np
@@ -124,7 +124,7 @@ def expected_shapes(arrays, ntypes, tebd_dim, source):
         fail(f"array 'rf.int': no g1 shape transform but repinit_dim {n0} != g1_dim {g1}")
     real = _array(arrays, "rf.real", np.float64, (2,), source)
     if not (np.all(np.isfinite(real)) and 0 <= real[1] < real[0]):
-        fail(f"array 'rf.real' = {real.tolist()}: expected rcut > rcut_smth >= 0")
+        fail(f"array 'rf.real' = [{real[0]:g}, {real[1]:g}]: expected rcut > rcut_smth >= 0")
     li = ints("rf.layer_int", (nl, len(LAYER_INTS)), 0, MAX_WIDTH)
     lr = _array(arrays, "rf.layer_real", np.float64, (nl, len(LAYER_REALS)), source)
     if not np.all(np.isfinite(lr)) or np.any(lr[:, 2] <= 0):
@@ -164,7 +164,7 @@ def check_arrays(arrays, ntypes, tebd_dim, source):
             raise ModelFormatError(f"{source}: array '{name}' holds a non-finite value")
     if np.any(arrays["rf.dstd"] <= 0):
         raise ModelFormatError(f"{source}: array 'rf.dstd' holds a value <= 0 (it divides the environment matrix)")
-    known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real"}
+    known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.act"}  # rf.act: modelfile.dp_dpa2
     for name in arrays:
         if name.startswith("rf") and name not in known:
             raise ModelFormatError(f"{source}: array '{name}' is not part of this compressed DPA-2 (edited file?)")

@@ -26,6 +26,7 @@ from ..descriptors import BY_KIND, DescriptorHybrid, parts, unit_of
 from ..descriptors.base import INT_FIELDS, KIND_DPA1, KIND_SE_A, KIND_SE_ATTEN, KIND_SE_R, KIND_SE_T
 from ..descriptors.se_e3_tebd import KIND_SE_T_TEBD
 from .dp_attention import ATTENTION_ARRAYS, check_attention
+from .dp_dpa2 import KIND_DPA2, check_dpa2, is_dpa2_array
 from ..models import DPModel, EnergyFitting
 from ..models.fitting_params import PARAM_FIELDS, FittingParams
 from ..models.tensor_fitting import refuse_tensor_model
@@ -176,6 +177,8 @@ def pack(model):
         arrays[f"part{p}.real"] = np.array(packed.real, dtype=np.float64)
         for name, arr in packed.arrays.items():
             arrays[f"part{p}.{name}"] = arr
+        if packed.ints["kind"] == KIND_DPA2:  # the repformers' activation as the C runtime's code
+            arrays[f"part{p}.rf.act"] = np.array([ACTIVATION_CODES[canonical_name(packed.settings["rf_activation"])]], dtype=np.int64)
         part_settings.append(dict(packed.settings, type=desc.type_name))
     arrays.update(_pack_fitting(model.fitting, nt))
     arrays.update(_params_arrays(model.fitting))
@@ -638,9 +641,9 @@ def _check_part(c, p, spec):
     f = dict(zip(INT_FIELDS, I))
     kind, nb, nnei, ntab, ncoef, M, A = (f[k] for k in ("kind", "nblocks", "nnei", "ntables", "ncoef", "M", "axis_neuron"))
     mixed, concat, tebd_dim, dim_out, ngate = (f[k] for k in ("mixed", "concat", "tebd_dim", "dim_out", "n_gate_rows"))
-    if not KIND_SE_A <= kind <= KIND_DPA1:
+    if not KIND_SE_A <= kind <= KIND_DPA2:
         c.fail(f"part {p}: unknown descriptor kind {kind}")
-    gated, tebd = kind in (KIND_SE_ATTEN, KIND_DPA1), kind == KIND_SE_T_TEBD
+    gated, tebd = kind in (KIND_SE_ATTEN, KIND_DPA1, KIND_DPA2), kind == KIND_SE_T_TEBD
     if mixed != int(gated or tebd) or nb != (1 if gated or tebd else nt):
         c.fail(f"part {p}: {nb} neighbor blocks (mixed {mixed}) for {nt} types")
     if ncoef not in (4, 6):
@@ -658,6 +661,8 @@ def _check_part(c, p, spec):
     if tebd and ngate != (nt + 1) ** 2:
         c.fail(f"part {p}: {ngate} gate rows, se_e3_tebd has (ntypes + 1)^2 = {(nt + 1) ** 2}")
     dim = M * A + (tebd_dim if gated and concat else 0) if angular else M + (tebd_dim if tebd and concat else 0)
+    if kind == KIND_DPA2:  # the repformers' g1 and the type embedding
+        dim = check_dpa2(c, p, nt, tebd_dim, concat, c.need(f"part{p}.avg", "f8", None))
     if dim_out != dim:
         c.fail(f"part {p}: output width {dim_out}, its sizes give {dim}")
     rcut, rcut_smth, prot = (float(v) for v in c.need(f"part{p}.real", "f8", (3,)))
@@ -790,7 +795,8 @@ def _expected_array(name, nparts, kinds):
     p = int(head[4:])
     return p < nparts and (tail in _PART_ARRAYS or (kinds[p] in (KIND_SE_ATTEN, KIND_DPA1) and tail in _GATED_ARRAYS)
                            or (kinds[p] == KIND_SE_T_TEBD and tail in ("gate", "gate_of", "type_embedding", "gate_pad"))
-                           or (kinds[p] == KIND_DPA1 and tail in ATTENTION_ARRAYS))
+                           or (kinds[p] == KIND_DPA1 and tail in ATTENTION_ARRAYS)
+                           or (kinds[p] == KIND_DPA2 and (tail in _GATED_ARRAYS or is_dpa2_array(tail))))
 
 
 def _pair_set(c, key, nt):
@@ -838,6 +844,12 @@ def _check_settings(c, parts_ints, spec):
         act = s.get("activation", "tanh")
         if canonical_name(act) is None:
             c.fail(f"header key '{where}.activation' = {act!r} is not a known activation")
+        rf_act = s.get("rf_activation")
+        if f["kind"] == KIND_DPA2 and (not isinstance(rf_act, str) or canonical_name(rf_act) is None):
+            c.fail(f"header key '{where}.rf_activation' = {rf_act!r} is not a known activation (the repformers')")
+        if f["kind"] == KIND_DPA2 and ACTIVATION_CODES[canonical_name(rf_act)] != int(c.arrays[f"part{p}.rf.act"][0]):
+            c.fail(f"header key '{where}.rf_activation' = {rf_act!r} disagrees with array 'part{p}.rf.act' "
+                   f"(activation code {int(c.arrays[f'part{p}.rf.act'][0])})")
         for key in ("resnet_dt", "type_one_side"):
             if key in s and not isinstance(s[key], bool):
                 c.fail(f"header key '{where}.{key}' should be true or false, found {s[key]!r}")
@@ -847,9 +859,9 @@ def _check_settings(c, parts_ints, spec):
             if "type_one_side" not in s or bool(s["type_one_side"]) != shared:
                 c.fail(f"header key '{where}.type_one_side' = {s.get('type_one_side')!r} disagrees with array "
                        f"'part{p}.table_of'")
-        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1) and not isinstance(s.get("type_one_side"), bool):
+        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1, KIND_DPA2) and not isinstance(s.get("type_one_side"), bool):
             c.fail(f"header key '{where}.type_one_side' should be true or false")
-        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1, KIND_SE_T_TEBD):
+        if f["kind"] in (KIND_SE_ATTEN, KIND_DPA1, KIND_SE_T_TEBD, KIND_DPA2):
             excl = s.get("exclude_types", [])
             if not isinstance(excl, list) or not all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) and 0 <= i < nt for i in x) for x in excl
