@@ -1434,6 +1434,25 @@ int64_t dpc_model_dim_aparam(const dpc_model *m) { return m->kind == DPC_MODEL_N
 int dpc_model_has_default_fparam(const dpc_model *m) { return m->kind != DPC_MODEL_NEP && m->default_fparam != NULL; }
 double dpc_model_rcut(const dpc_model *m) { return m->rcut; }
 
+double dpc_model_ghost_width(const dpc_model *m)
+{
+    double w = m->rcut;
+    for (int p = 0; m->kind == DPC_MODEL_DP_ENERGY && p < m->nparts; p++) {
+        const dpc_part *P = m->parts + p;
+        if (P->kind != DPC_PART_DPA2) continue;
+        const double need = P->rcut + (double)P->dpa2.stack.n_layers * P->dpa2.rcut;
+        w = need > w ? need : w;
+    }
+    return w;
+}
+
+int dpc_model_passes_messages(const dpc_model *m)
+{
+    for (int p = 0; m->kind == DPC_MODEL_DP_ENERGY && p < m->nparts; p++)
+        if (m->parts[p].kind == DPC_PART_DPA2) return 1;
+    return 0;
+}
+
 const char *dpc_model_type_name(const dpc_model *m, int64_t t)
 {
     return (t >= 0 && t < m->ntypes) ? m->names[t] : NULL;

@@ -101,6 +101,13 @@ typedef struct {
      * x_i = (D_i, (f - fbar) * s_f, (a_i - abar) * s_a) (arrays fit.param_avg, fit.param_inv_std). */
     const double *fparam;           /* [dim_fparam], or NULL: the model's default_fparam (refused without one) */
     const double *aparam;           /* [nlocal][dim_aparam] (the centers' rows), or NULL for a model without */
+    /* Message passing (a DPA-2 part: a neighbor's state enters every repformer layer).  0 (or nlocal):
+     * every neighbor of a center is a center or a periodic image of one.  > nlocal: atoms nlocal ..
+     * nsender-1 (ghosts of a domain) are evaluated too, as senders of messages only (no energy of theirs
+     * is counted); numneigh / firstneigh then have nsender entries, complete within dpc_model_rcut for
+     * every sender closer than dpc_model_ghost_width - dpc_model_rcut to a center.  Forces land on the
+     * ghosts (the caller sums them onto their owners, as for any ghost). */
+    int64_t nsender;
 } dpc_frame;
 
 typedef struct {
@@ -139,6 +146,12 @@ const char *dpc_model_type_name(const dpc_model *model, int64_t t);
 int64_t dpc_model_dim(const dpc_model *model);
 /* Largest cutoff of the model, Å: candidates must cover every neighbor within it. */
 double dpc_model_rcut(const dpc_model *model);
+/* Halo a domain needs, Å: the ghost atoms within it make its centers' results exact.  dpc_model_rcut,
+ * except for message passing (DPA-2: the repinit's rcut + nlayers x the repformers' rcut), where the
+ * ghosts closer than nlayers x the repformers' rcut are senders (dpc_frame.nsender). */
+double dpc_model_ghost_width(const dpc_model *model);
+/* 1 when the model passes messages between neighbors (a DPA-2 part), else 0. */
+int dpc_model_passes_messages(const dpc_model *model);
 /* The JSON header of the file (not NUL-terminated) and its length. */
 const char *dpc_model_header(const dpc_model *model, size_t *nbytes);
 

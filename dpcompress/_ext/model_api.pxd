@@ -33,6 +33,7 @@ cdef extern from "dpc_model.h":
         int32_t neighmask
         const double *fparam
         const double *aparam
+        int64_t nsender
     ctypedef struct dpc_result:
         double energy
         double virial[9]
@@ -53,6 +54,8 @@ cdef extern from "dpc_model.h":
     int dpc_model_has_default_fparam(const dpc_model *model)
     const char *dpc_model_type_name(const dpc_model *model, int64_t t)
     double dpc_model_rcut(const dpc_model *model)
+    double dpc_model_ghost_width(const dpc_model *model)
+    int dpc_model_passes_messages(const dpc_model *model)
     dpc_workspace *dpc_workspace_new()
     void dpc_workspace_free(dpc_workspace *ws)
     size_t dpc_workspace_bytes(const dpc_workspace *ws)

@@ -18,7 +18,7 @@ from .blas cimport dgemm_t, scipy_dgemm
 from .blas import blas_single_thread
 from .model_api cimport (
     DPC_CHUNK_SIZE, dpc_compute, dpc_crc32, dpc_dgemm_t, dpc_error, dpc_frame, dpc_model, dpc_model_close,
-    dpc_model_dim, dpc_model_dim_aparam, dpc_model_dim_fparam, dpc_model_has_default_fparam, dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut,
+    dpc_model_dim, dpc_model_dim_aparam, dpc_model_dim_fparam, dpc_model_has_default_fparam, dpc_model_kind, dpc_model_ntypes, dpc_model_open, dpc_model_rcut, dpc_model_ghost_width, dpc_model_passes_messages,
     dpc_model_type_name, dpc_outputs, dpc_result, dpc_workspace, dpc_workspace_bytes, dpc_workspace_free,
     dpc_workspace_new, frame_init,
 )
@@ -99,6 +99,17 @@ cdef class Model:
     def rcut(self):
         """Largest cutoff of the model, Å."""
         return dpc_model_rcut(self.ptr)
+
+    @property
+    def ghost_width(self):
+        """Halo a domain needs, Å (``dpc_model_ghost_width``): rcut, or for DPA-2
+        rcut(repinit) + nlayers * rcut(repformer); ghosts within ghost_width - rcut are senders."""
+        return dpc_model_ghost_width(self.ptr)
+
+    @property
+    def passes_messages(self):
+        """True for a model whose neighbors exchange state (DPA-2): see ``dpc_frame.nsender``."""
+        return bool(dpc_model_passes_messages(self.ptr))
 
     @property
     def dim_fparam(self):
