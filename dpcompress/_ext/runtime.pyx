@@ -164,14 +164,18 @@ def _array(a, dtype, shape, name):
 
 def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index, *, cell=None, lattice=None,
             image_owner=None, image_lattice=None, tag=None, int n_threads=1, force=None, atom_energy=None,
-            atom_virial=None, bint blas_guard=True, fparam=None, aparam=None):
+            atom_virial=None, bint blas_guard=True, fparam=None, aparam=None, nsender=None):
     """One frame through ``dpc_compute``; the output arrays are added to.
 
     Parameters
     ----------
     x : float64 (natoms, 3);  types : int32 (natoms,);  nlocal : the centers are atoms 0..nlocal-1
-    offsets : int64 (nlocal + 1,), index : int32 (offsets[-1],)
-        Candidate neighbors of each center (CSR), indices into [0, natoms + nimage).
+    offsets : int64 (nrows + 1,), index : int32 (offsets[-1],)
+        Candidate neighbors of each center (CSR), indices into [0, natoms + nimage); nrows = nlocal, or
+        nsender when senders are given (their rows follow the centers').
+    nsender : int or None
+        ``dpc_frame.nsender`` (message passing, DPA-2): atoms nlocal .. nsender-1 are evaluated as
+        senders of messages only (no energy of theirs is counted); None or 0: no senders.
     cell : float64 (3, 3) or None;  lattice : int32 (natoms, 3) or None
     image_owner : int32 (nimage,), image_lattice : int32 (nimage, 3), or None
     tag : int64 (natoms,) or None
@@ -203,10 +207,14 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     _array(types, np.int32, (natoms,), "types")
     if not 0 <= nlocal <= natoms:
         raise ValueError(f"nlocal must lie in [0, {natoms}], got {nlocal}")
-    _array(offsets, np.int64, (nlocal + 1,), "offsets")
-    cdef int64_t ncand = offsets[nlocal] if nlocal >= 0 else 0
+    cdef int64_t nsend = 0 if nsender is None else nsender
+    if nsend != 0 and not nlocal <= nsend <= natoms:
+        raise ValueError(f"nsender must be 0 or lie in [nlocal, natoms] = [{nlocal}, {natoms}], got {nsend}")
+    cdef int64_t nrows = nsend if nsend > nlocal else nlocal
+    _array(offsets, np.int64, (nrows + 1,), "offsets")
+    cdef int64_t ncand = offsets[nrows] if nrows >= 0 else 0
     _array(index, np.int32, (ncand,), "index")
-    if nlocal > 0 and (offsets[0] != 0 or np.any(np.diff(offsets) < 0) or np.any(np.diff(offsets) > 2**31 - 1)):
+    if nrows > 0 and (offsets[0] != 0 or np.any(np.diff(offsets) < 0) or np.any(np.diff(offsets) > 2**31 - 1)):
         raise ValueError("offsets must start at 0 and not decrease")
     cdef int64_t nimage = 0
     if image_owner is not None:
@@ -253,6 +261,7 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     cdef int32_t *counts = NULL
     frame_init(&fr, natoms, nlocal, &xv[0, 0] if natoms > 0 else NULL, &tv[0] if natoms > 0 else NULL)
     fr.nimage = nimage
+    fr.nsender = nsend
     if fparam is not None:  # a zero-length array is given as a pointer too: the runtime refuses it
         fpv = fparam if fparam.shape[0] > 0 else np.zeros(1)
         fr.fparam = &fpv[0]
@@ -283,14 +292,14 @@ def compute(Model model, Workspace ws, x, types, int64_t nlocal, offsets, index,
     if atom_virial is not None and natoms > 0:
         wv = atom_virial
         out.atom_virial = &wv[0, 0]
-    rows = <const int32_t **>malloc(sizeof(int32_t *) * (nlocal if nlocal > 0 else 1))
-    counts = <int32_t *>malloc(sizeof(int32_t) * (nlocal if nlocal > 0 else 1))
+    rows = <const int32_t **>malloc(sizeof(int32_t *) * (nrows if nrows > 0 else 1))
+    counts = <int32_t *>malloc(sizeof(int32_t) * (nrows if nrows > 0 else 1))
     if rows == NULL or counts == NULL:
         free(rows)
         free(counts)
         raise MemoryError("cannot allocate the candidate-row pointers")
     try:
-        for i in range(nlocal):
+        for i in range(nrows):
             counts[i] = <int32_t>(ov[i + 1] - ov[i])
             rows[i] = (&iv[0] + ov[i]) if ncand > 0 else NULL
         fr.numneigh = counts

@@ -3,7 +3,13 @@ r"""The model runtime over MPI ranks: spatial domain decomposition of one frame.
 Every rank receives the whole frame (the :meth:`Potential.eval` contract), owns the atoms of
 its spatial block (:func:`dpcompress.parallel.domain.owners`) and computes them as centers,
 the other atoms and the periodic images serving as neighbors: exactly what a halo exchange would
-deliver.  Each center's neighbors, their order and its energy are the ones the serial runtime
+deliver.  A model that passes messages (DPA-2: a center's energy depends on its neighbors' states of
+the previous layer, so on atoms up to ``ghost_width`` = rcut(repinit) + nlayers x rcut(repformer)
+away) also evaluates, as *senders* (``dpc_frame.nsender``), every other atom that some periodic
+image of lies within ``ghost_width - rcut`` of a center: their states reach the centers, their
+energies are not counted, and the forces on them are summed onto them like any neighbor's.  The
+whole frame is at hand, so every sender's candidate row is complete; the halo (``ghost_width``)
+only sets which atoms are senders.  Each center's neighbors, their order and its energy are the ones the serial runtime
 computes (ties are broken by the frame's atom index, passed as tags).  Then one ``Allreduce``
 sums per-atom energies, forces and per-atom virials, so every rank returns the full result.
 
@@ -48,6 +54,36 @@ class DecomposedEvaluator(Evaluator):
         self.compressed = runtime.compressed
         self.source = runtime.source
         self.pending = False
+        model = runtime.runtime
+        #: evaluate senders (``dpc_frame.nsender``): the model passes messages (DPA-2)
+        self.passes_messages = model.passes_messages
+        #: distance from a center within which an atom is a sender, Å (ghost_width - rcut)
+        self.sender_width = model.ghost_width - model.rcut if self.passes_messages else 0.0
+
+    def senders(self, coords, cell, mine, n_threads=1):
+        r"""The atoms, other than the centers ``mine``, that send messages to them: sorted indices.
+
+        Atom :math:`j` is a sender when some periodic image of it lies within :math:`w` =
+        ``ghost_width - rcut`` of a center: with :math:`L` repformer layers of cutoff :math:`r_g`
+        and a repinit of cutoff :math:`r_i` (``ghost_width`` = :math:`r_i + L r_g`), a center's
+        energy depends on the layer-:math:`(L-k)` state of the atoms :math:`k` repformer hops away,
+        all within :math:`L r_g = w` (for :math:`r_i \ge r_g`, ``rcut`` = :math:`r_i`), and each
+        such state on that atom's own neighbors within ``rcut``.  Found with the cell list at
+        cutoff :math:`w` (its candidates are a superset, a hair beyond :math:`w`: an extra sender
+        only costs its evaluation).
+        """
+        natoms = len(coords)
+        if self.sender_width <= 0.0 or len(mine) == 0 or len(mine) == natoms:
+            return np.empty(0, dtype=np.int64)
+        rest = np.setdiff1d(np.arange(natoms), mine, assume_unique=True)
+        order = np.concatenate([mine, rest])
+        cand = find_candidates(np.ascontiguousarray(coords[order]), cell, self.sender_width, n_centers=len(mine),
+                               n_threads=n_threads)
+        near = cand.index.astype(np.int64)
+        images = near >= natoms
+        near[images] = cand.image_owner[near[images] - natoms]  # an image stands for its atom
+        near = np.unique(near)
+        return np.sort(order[near[near >= len(mine)]])
 
     def model_digest(self):
         """:func:`~dpcompress.parallel.agreement.digest` of the model's arrays (names, dtypes, shapes, values).
@@ -102,9 +138,12 @@ class DecomposedEvaluator(Evaluator):
         buf = np.zeros(4 + 13 * natoms)
         coords = np.asarray(coords, dtype=np.float64)
         mine = np.flatnonzero(owners(coords, cell, size) == rank)
-        order = np.concatenate([mine, np.setdiff1d(np.arange(natoms), mine, assume_unique=True)])
         try:
-            cand = find_candidates(np.ascontiguousarray(coords[order]), cell, self.rcut, n_centers=len(mine),
+            # centers, then senders (message passing only), then the other atoms
+            send = self.senders(coords, cell, mine, n_threads) if self.passes_messages else np.empty(0, np.int64)
+            head = np.concatenate([mine, send])
+            order = np.concatenate([head, np.setdiff1d(np.arange(natoms), head)])
+            cand = find_candidates(np.ascontiguousarray(coords[order]), cell, self.rcut, n_centers=len(head),
                                    n_threads=n_threads)
         except InputError:
             # its messages name atoms by their place in the reordered frame; the search of the frame
@@ -112,7 +151,8 @@ class DecomposedEvaluator(Evaluator):
             find_candidates(coords, cell, self.rcut, n_centers=0, n_threads=n_threads)
             raise
         t = np.ascontiguousarray(np.asarray(types)[order], dtype=np.int32)
-        e, f, w, info = self.runtime.compute(cand, t, n_threads, tag=order.astype(np.int64), nlocal=len(mine))
+        e, f, w, info = self.runtime.compute(cand, t, n_threads, tag=order.astype(np.int64), nlocal=len(mine),
+                                             nsender=len(head) if self.passes_messages else None)
         buf[0], buf[1], buf[2] = info["beyond_fine"], info["beyond_table"], info["overflow"]
         buf[4 + mine] = e
         buf[4 + natoms : 4 + 4 * natoms].reshape(natoms, 3)[order] = f

@@ -43,8 +43,12 @@ class RuntimeEvaluator(Evaluator):
     #: :meth:`evaluate_batch` and :meth:`descriptors` take every frame's ``fparam``/``aparam``
     batches_parameters = True
 
-    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True, fparam=None, aparam=None):
+    def compute(self, candidates, types, n_threads, tag=None, nlocal=None, blas_guard=True, fparam=None, aparam=None,
+                nsender=None):
         """One runtime call on prepared candidates; returns (atom_energy, force, atom_virial, info).
+
+        ``nsender`` (message passing, ``dpc_frame.nsender``): atoms ``nlocal .. nsender-1`` are senders,
+        whose candidate rows follow the centers' in ``candidates``; None: no senders.
 
         ``tag`` (int64, one per atom) breaks distance ties and names the atoms in errors (the
         frame's own indices when the atoms were reordered).  ``fparam`` (numb_fparam,) and ``aparam``
@@ -53,6 +57,7 @@ class RuntimeEvaluator(Evaluator):
         """
         natoms = candidates.x.shape[0]
         nlocal = candidates.ncenter if nlocal is None else nlocal
+        extra = {} if nsender is None else {"nsender": nsender}  # absent: the call of every other model, unchanged
         force = np.zeros((natoms, 3))
         atom_energy = np.full(nlocal, -0.0)  # the additive identity that keeps every value, a zero's sign too
         atom_virial = np.zeros((natoms, 9))
@@ -61,7 +66,7 @@ class RuntimeEvaluator(Evaluator):
                 info = _rt.compute(self.runtime, self._workspace, candidates.x, types, nlocal,
                                    n_threads=n_threads, force=force, atom_energy=atom_energy, atom_virial=atom_virial,
                                    tag=tag, blas_guard=blas_guard, fparam=fparam, aparam=aparam,
-                                   **candidates.frame_arrays())
+                                   **candidates.frame_arrays(), **extra)
             except InputError as exc:
                 atoms = getattr(exc, "atoms", None)
                 if atoms is None:

@@ -232,7 +232,8 @@ def is_current(folder: str) -> bool:
     return all(stamp.get(k) == v for k, v in want.items())
 
 
-def build(folder: Optional[str] = None, *, verbose: bool = False, identity: Optional[Dict[str, str]] = None) -> str:
+def build(folder: Optional[str] = None, *, verbose: bool = False, identity: Optional[Dict[str, str]] = None,
+          defines: Optional[List[str]] = None) -> str:
     """Compile ``dpcompressplugin.so`` into ``folder`` (default :func:`default_dir`); its path.
 
     Parameters
@@ -243,6 +244,9 @@ def build(folder: Optional[str] = None, *, verbose: bool = False, identity: Opti
     identity : dict, optional
         ``{"version": ..., "git": ...}`` of the LAMMPS to build for; default the installed one.
         Another value makes a plugin that refuses to run (what the tests check).
+    defines : list of str, optional
+        Extra ``-D`` flags for the pair style, for test builds only (``DPC_LAMMPS_TEST_SENDERS``: every
+        model takes the message-passing path, tests/test_lammps_messages.py).
 
     Raises
     ------
@@ -266,7 +270,7 @@ def build(folder: Optional[str] = None, *, verbose: bool = False, identity: Opti
         f'-DDPC_BLAS_SET_THREADS="{blas["set_threads"]}"',
         f'-DDPC_PYTHON="{sys.executable}"',
         "-DLAMMPS_SMALLBIG",
-    ]
+    ] + [f"-D{d}" for d in defines or ()]
     common = ["-O3", "-fPIC", "-fopenmp", "-fno-math-errno", "-ffp-contract=fast"] + [f"-I{d}" for d in include]
     os.makedirs(folder, exist_ok=True)
     work = tempfile.mkdtemp(prefix="dpcompress-plugin-", dir=folder)

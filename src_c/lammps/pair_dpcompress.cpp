@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "atom.h"
 #include "comm.h"
 #include "compute.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -126,6 +128,8 @@ PairDPCompress::PairDPCompress(LAMMPS *lmp) : Pair(lmp)
   // ghosts' forces (3) and per-atom virials (9), sent back to their owners under newton off
   comm_reverse = 12;
   comm_reverse_off = 12;
+  ghostneigh = 0;                 // set by open_model for a model that passes messages
+  cutghost = nullptr;
 }
 
 PairDPCompress::~PairDPCompress()
@@ -134,6 +138,7 @@ PairDPCompress::~PairDPCompress()
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
+    memory->destroy(cutghost);
   }
 }
 
@@ -212,6 +217,16 @@ void PairDPCompress::open_model()
   workspace = dpc_workspace_new();
   if (!workspace) error->one(FLERR, "pair_style dpcompress: out of memory for the workspace");
   rcut = dpc_model_rcut(model);
+  ghost_width = dpc_model_ghost_width(model);
+  messages = dpc_model_passes_messages(model) != 0;
+#ifdef DPC_LAMMPS_TEST_SENDERS
+  // test build only (tests/test_lammps_messages.py): every model takes the message-passing path, with
+  // senders within rcut of a center, so the ghost lists, the reordering and the force return can be
+  // checked against Potential with any model
+  if (!messages) ghost_width = 2.0 * rcut;
+  messages = true;
+#endif
+  ghostneigh = messages ? 1 : 0;
 }
 
 /* pair_style dpcompress MODEL [threads N] [check N] [overflow warn|error|ignore]
@@ -401,6 +416,7 @@ void PairDPCompress::coeff(int narg, char **arg)
     allocated = 1;
     memory->create(setflag, ntypes + 1, ntypes + 1, "pair:setflag");
     memory->create(cutsq, ntypes + 1, ntypes + 1, "pair:cutsq");
+    memory->create(cutghost, ntypes + 1, ntypes + 1, "pair:cutghost");
   }
   const int64_t nmodel = dpc_model_ntypes(model);
   std::string known;
@@ -427,13 +443,118 @@ void PairDPCompress::init_style()
   // the computes exist and have the right shape (they may be defined after pair_style)
   if (!fparam_compute.empty()) parameter_compute(fparam_compute, false);
   if (!aparam_compute.empty()) parameter_compute(aparam_compute, true);
-  // every neighbor of every local atom, ghosts included: the model is many-body
-  neighbor->add_request(this, NeighConst::REQ_FULL);
+  if (!messages) {
+    // every neighbor of every local atom, ghosts included: the model is many-body
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+    return;
+  }
+  // Message passing: the ghosts within w = ghost_width - rcut of a center are senders and need their
+  // own neighbors within rcut (REQ_GHOST: LAMMPS lists the ghosts' neighbors too, within cutghost + skin
+  // = rcut + skin).  A sender within w of a center now was within w + skin of the sub-domain at the last
+  // reneighboring (each atom moves at most skin/2 in between), and its neighbors within rcut now were
+  // within rcut + skin of it: they are ghosts when the communication cutoff is ghost_width + 2 skin.
+  // The list cutoff stays rcut (init_one): LAMMPS's communication cutoff is the larger of the
+  // neighbor cutoff and comm->cutghostuser (comm_modify cutoff), so only the latter is raised.
+  if (comm->mode != Comm::SINGLE)
+    error->all(FLERR,
+               "pair_style dpcompress: the model {} passes messages (DPA-2) and needs one communication cutoff "
+               "(comm_modify mode single)",
+               path);
+  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+  const double need = ghost_width + 2.0 * neighbor->skin;
+  if (comm->cutghostuser < need) {
+    comm->cutghostuser = need;
+    if (comm->me == 0)
+      utils::logmesg(lmp,
+                     "pair_style dpcompress: {} passes messages: ghost width {:.8g} A, communication cutoff "
+                     "raised to {:.8g} A (ghost width + 2 x skin)\n",
+                     path, ghost_width, need);
+  }
 }
 
-double PairDPCompress::init_one(int, int)
+double PairDPCompress::init_one(int i, int j)
 {
+  // the ghosts' lists (message passing) have the model's cutoff, as the local atoms' lists
+  if (messages) cutghost[i][j] = cutghost[j][i] = rcut;
   return rcut;
+}
+
+/* Is a ghost at x within reach of this rank's sub-domain?  Per axis, as LAMMPS's Comm picks ghosts:
+ * a slab test, in fractional coordinates for a triclinic box (a distance d along x moves the
+ * fractional coordinate k by at most d |row k of H^-1|); a superset of the points within reach. */
+bool PairDPCompress::is_sender(const double *x, double reach) const
+{
+  if (!domain->triclinic) {
+    for (int k = 0; k < 3; k++)
+      if (x[k] < domain->sublo[k] - reach || x[k] > domain->subhi[k] + reach) return false;
+    return true;
+  }
+  const double *hi = domain->h_inv;
+  const double len[3] = {std::sqrt(hi[0] * hi[0] + hi[5] * hi[5] + hi[4] * hi[4]),
+                         std::sqrt(hi[1] * hi[1] + hi[3] * hi[3]), hi[2]};
+  double xx[3] = {x[0], x[1], x[2]}, lamda[3];
+  domain->x2lamda(xx, lamda);
+  for (int k = 0; k < 3; k++)
+    if (lamda[k] < domain->sublo_lamda[k] - reach * len[k] || lamda[k] > domain->subhi_lamda[k] + reach * len[k])
+      return false;
+  return true;
+}
+
+/* The frame of a model that passes messages, in a copy: the local atoms, then the senders (ghosts that
+ * have a neighbor list, a model type and lie within ghost_width - rcut + skin/2 of the sub-domain: a
+ * superset of the ghosts within ghost_width - rcut of a local atom, which may have moved skin/2 out of
+ * it), then the other ghosts; candidate rows for the first nsender atoms, their indices renumbered into
+ * the copy.  Returns nsender.  An extra sender (farther than ghost_width - rcut from every center, its
+ * list maybe cut short by the ghost shell) is harmless: its state reaches no center. */
+int64_t PairDPCompress::message_frame(int nlocal, int nall, bool per_atom_virial)
+{
+  const size_t n = (size_t) (nall > 0 ? nall : 1);
+  order.resize(n);
+  place.resize(n);
+  has_row.assign(n, 0);
+  for (int ii = 0; ii < list->inum + list->gnum; ii++) has_row[list->ilist[ii]] = 1;
+  const double reach = ghost_width - rcut + 0.5 * neighbor->skin;
+  double **x = atom->x;
+  int64_t m = 0;
+  for (int i = 0; i < nlocal; i++) order[m++] = i;
+  for (int i = nlocal; i < nall; i++)
+    if (has_row[i] && types[i] >= 0 && is_sender(x[i], reach)) {
+      has_row[i] = 2;
+      order[m++] = i;
+    }
+  const int64_t nsender = m;
+  for (int i = nlocal; i < nall; i++)
+    if (has_row[i] != 2) order[m++] = i;
+  mx.resize(3 * n);
+  mtypes.resize(n);
+  mtags.resize(n);
+  for (int64_t k = 0; k < nall; k++) {
+    const int i = order[k];
+    place[i] = (int) k;
+    for (int a = 0; a < 3; a++) mx[3 * k + a] = x[i][a];
+    mtypes[k] = types[i];
+    mtags[k] = tags[i];
+  }
+  const size_t nrow = (size_t) (nsender > 0 ? nsender : 1);
+  mstart.resize(nrow + 1);
+  mcounts.resize(nrow);
+  mrows.resize(nrow);
+  mflat.clear();
+  for (int64_t k = 0; k < nsender; k++) {
+    const int i = order[k];
+    mstart[k] = (int64_t) mflat.size();
+    if (!has_row[i]) continue;    // a local atom this (sub-)style does not compute
+    const int *cand = list->firstneigh[i];
+    for (int c = 0; c < list->numneigh[i]; c++) mflat.push_back(place[cand[c] & NEIGHMASK]);
+  }
+  mstart[nsender] = (int64_t) mflat.size();
+  for (int64_t k = 0; k < nsender; k++) {
+    mcounts[k] = (int32_t) (mstart[k + 1] - mstart[k]);
+    mrows[k] = mflat.data() + mstart[k];
+  }
+  mforces.assign(3 * n, 0.0);
+  if (per_atom_virial) mvirial.assign(9 * n, 0.0);
+  return nsender;
 }
 
 void PairDPCompress::compute(int eflag, int vflag)
@@ -490,15 +611,39 @@ void PairDPCompress::compute(int eflag, int vflag)
   out.atom_energy = eflag_atom ? atom_energy.data() : nullptr;
   out.atom_virial = per_atom_virial ? atom_virial.data() : nullptr;
   out.descriptor = nullptr;
+  if (messages) {
+    // the reordered copy: centers, senders, other ghosts (local atoms keep their places)
+    const int64_t nsender = message_frame(nlocal, nall, per_atom_virial);
+    frame.x = nall ? mx.data() : nullptr;
+    frame.type = mtypes.data();
+    frame.tag = mtags.data();
+    frame.numneigh = mcounts.data();
+    frame.firstneigh = mrows.data();
+    frame.neighmask = 0;    // renumbered indices carry no special bits
+    // (the test build sends no senders to a model that does not pass messages)
+    frame.nsender = dpc_model_passes_messages(model) ? nsender : 0;
+    out.force = mforces.data();
+    out.atom_virial = per_atom_virial ? mvirial.data() : nullptr;
+  }
   dpc_result res;
   dpc_error err;
   const int nth = n_threads > 0 ? n_threads : comm->nthreads;
   const int status = dpc_compute(model, workspace, &frame, nth, &out, &res, &err);
   if (status != DPC_OK) {
+    const int64_t *id = messages ? mtags.data() : tags.data();
     if (status == DPC_ERR_COINCIDENT && err.atom_i >= 0 && err.atom_i < nall && err.atom_j >= 0 && err.atom_j < nall)
       error->one(FLERR, "pair_style dpcompress on step {}: atoms {} and {} (IDs) coincide (distance^2 {:.3g} Å^2)",
-                 update->ntimestep, tags[err.atom_i], tags[err.atom_j], err.d2);
+                 update->ntimestep, id[err.atom_i], id[err.atom_j], err.d2);
     error->one(FLERR, "pair_style dpcompress on step {}: {}", update->ntimestep, err.message);
+  }
+  if (messages) {
+    // back to LAMMPS's order (forces[] and atom_virial[] were zeroed above)
+    for (int64_t k = 0; k < nall; k++) {
+      const size_t i = (size_t) order[k];
+      for (int a = 0; a < 3; a++) forces[3 * i + a] = mforces[3 * k + a];
+      if (per_atom_virial)
+        for (int c = 0; c < 9; c++) atom_virial[9 * i + c] = mvirial[9 * k + c];
+    }
   }
 
   // ghosts' contributions go to their owners: LAMMPS does it under newton on, this style under off

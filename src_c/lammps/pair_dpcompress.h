@@ -20,6 +20,13 @@
  * the model's statistics (the same code as for Python).  A model's default_fparam serves when no
  * fparam keyword is given.
  *
+ * Message passing (a DPA-2 model, dpc_model_passes_messages): a center's energy depends on atoms up to
+ * dpc_model_ghost_width away, and the ghosts within w = ghost_width - rcut of a center are evaluated as
+ * senders (dpc_frame.nsender) with their own candidate lists.  This style then asks for a full list
+ * with ghosts' neighbors (REQ_GHOST, cutghost = rcut), keeps its list cutoff at rcut, and raises the
+ * communication cutoff (comm->cutghostuser) to ghost_width + 2 skin; each step the frame is reordered
+ * (centers, senders, other ghosts) into a copy, and the forces come back in LAMMPS's order.
+ *
  * Per-atom virials: the runtime's W_ab of every atom (DeePMD-kit's convention, eV) goes to
  * cvatom as (xx, yy, zz, xy, xz, yz, yx, zx, zy) and, symmetrised, to vatom.
  *
@@ -81,6 +88,21 @@ class PairDPCompress : public Pair {
   std::vector<int64_t> tags;
   std::vector<double> forces, atom_energy, atom_virial;
   int reverse_width = 3;            // values per atom in the reverse communication (3 or 12)
+
+  // message passing (DPA-2): senders among the ghosts, a reordered copy of the frame
+  bool messages = false;            // the model passes messages (or the test build forces the path)
+  double ghost_width = 0.0;         // dpc_model_ghost_width
+  double cutghost_before = -1.0;    // comm->cutghostuser before this style raised it (-1: not raised)
+  double cutghost_set = 0.0;        // the value it set
+  std::vector<int> order, place;    // frame atom -> LAMMPS atom, LAMMPS atom -> frame atom
+  std::vector<double> mx, mforces, mvirial;
+  std::vector<int32_t> mtypes, mcounts, mflat;
+  std::vector<int64_t> mtags, mstart;
+  std::vector<const int32_t *> mrows;
+  std::vector<char> has_row;
+
+  int64_t message_frame(int nlocal, int nall, bool per_atom_virial);
+  bool is_sender(const double *x, double reach) const;
 
   // table counts since the last report: beyond the fine table, beyond the whole table, dropped by sel
   int64_t pending[3] = {0, 0, 0};
