@@ -28,7 +28,7 @@ from .dpa2_tables import check_compressible, tabulate_repinit
 
 KIND = KIND_DPA2
 #: flipped when the C runtime evaluates kind-7 parts; until then ``compress`` refuses DPA-2
-RUNTIME_EVALUATES = False
+RUNTIME_EVALUATES = True
 
 
 def table_bounds(descriptor, min_nbor_dist):
