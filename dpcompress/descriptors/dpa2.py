@@ -27,11 +27,6 @@ TYPE_NAME = "dpa2"
 ALIASES = ("dpa2",)
 KIND = None  # the unit with the .dpc part (kind 7) is dpa2_part
 
-#: why compression is refused (named by :func:`tabulate`, the CLI's compress)
-NOT_COMPRESSED = ("compressing DPA-2 (repinit tables + repformer layers in the C runtime) is not implemented yet; "
-                  "dpcompress evaluates the uncompressed .dp model exactly (dpcompress.Potential, the ASE calculator, "
-                  "dpcompress test)")
-
 @dataclass(frozen=True)
 class DescriptorDPA2:
     r"""DPA-2: repinit, the g1 shape transform, ``nlayers`` repformer layers.
