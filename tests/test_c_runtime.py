@@ -34,7 +34,7 @@ from conftest import DATA, REPO
 SRC_C = os.path.join(REPO, "src_c")
 with open(os.path.join(SRC_C, "runtime_sources.txt")) as _fh:  # the runtime's C files, as setup.py reads them
     RUNTIME = [ln.strip() for ln in _fh if ln.strip() and not ln.startswith("#")]
-DP_FIXTURES = ["se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "hybrid_tiny", "dpa2_tiny"]
+DP_FIXTURES = ["se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "hybrid_tiny"]
 # (model, structure): a ZBL model in a close contact, and a triclinic 2-atom cell smaller than rcut
 NEP_CASES = [("BaTiO3_NEP4_zbl", "zbl_close_contact_40"), ("Si_2022_NEP4_5body", "crystal_prim2")]
 TOL = 1e-12
