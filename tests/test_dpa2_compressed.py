@@ -212,3 +212,12 @@ def test_cli_compress_writes_a_model_the_runtime_reads(tmp_path):
     assert main(["compress", "-i", MODEL, "-o", str(out)]) in (0, None)
     assert Potential(str(out)).model.descriptor.is_compressed
     assert model_bytes(load_model(str(out)))
+
+
+def test_gpu_path_refuses_with_the_name(compressed):
+    """The CUDA kernels have no repformer layers: device="gpu" names DPA-2 before any device is touched."""
+    from dpcompress.core.errors import UnsupportedModelError
+    from dpcompress.evaluators.gpu import GpuEvaluator
+
+    with pytest.raises(UnsupportedModelError, match=r"DPA-2 \(repformer layers\) runs on the CPU only"):
+        GpuEvaluator(compressed, "gpu")
