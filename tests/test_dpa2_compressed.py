@@ -221,3 +221,17 @@ def test_gpu_path_refuses_with_the_name(compressed):
 
     with pytest.raises(UnsupportedModelError, match=r"DPA-2 \(repformer layers\) runs on the CPU only"):
         GpuEvaluator(compressed, "gpu")
+
+
+def test_ipi_adapter_gives_the_potential_in_ipi_units(dpc, frames):
+    """The i-PI front end (IPIAdapter, atomic units, transposed cell) is the same runtime: energy and forces
+    equal Potential's, converted (1e-12 relative)."""
+    from dpcompress.ipi import BOHR_PER_ANGSTROM, HARTREE_PER_EV, IPIAdapter
+
+    coords, cells, types = frames
+    pot = Potential(dpc)
+    e, f = pot.eval(coords[:1], cells[:1], types)[:2]
+    adapter = IPIAdapter(pot, [("O", "H")[t] for t in types])
+    e_ipi, f_ipi = adapter(cells[0].T * BOHR_PER_ANGSTROM, coords[0] * BOHR_PER_ANGSTROM)[:2]
+    assert abs(e_ipi - e[0, 0] * HARTREE_PER_EV) < 1e-12 * abs(e_ipi)
+    np.testing.assert_allclose(f_ipi, f[0] * HARTREE_PER_EV / BOHR_PER_ANGSTROM, rtol=0, atol=1e-12)

@@ -127,7 +127,8 @@ class DescriptorDPA2:
         if l0 is not None:
             rf += f" g1_dim={l0.g1_dim} g2_dim={l0.g2_dim} update_style={l0.update_style}"
         out.append(rf)
-        out.append(f"reach {self.reach:g} Å (message passing); evaluated exactly, not compressible yet")
+        done = "the repinit tabulated, the repformers exact" if self.is_compressed else "evaluated exactly"
+        out.append(f"reach {self.reach:g} Å (message passing: a domain's ghost width); {done}")
         return out
 
     @property
