@@ -467,7 +467,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
                 dpc_status sd = dpc_dpa2_inputs(P, ctypes, f->natoms, cc, nlocal_rows, a->index, a->vectors, nth, &F, err);
                 if (sd == DPC_OK) sd = dpc_dpa2_forward(P, ctypes, a->state, nth, &F, err);
                 if (sd != DPC_OK) return sd;
-                const overflow_stat one = {F.overflow, F.overflow_worst, F.overflow_atom, 0};
+                const overflow_stat one = {F.overflow, F.overflow_worst, F.overflow_atom, 1}; /* block 1: the repformer's */
                 overflow_merge(ovf + p, &one);
                 memset(F.dg1, 0, sizeof(double) * n * P->dpa2.stack.g1_dim); /* senders' rows stay 0 */
             }
