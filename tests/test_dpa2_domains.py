@@ -15,10 +15,8 @@ serial and on 2 ranks, newton on and off, orthorhombic and triclinic.  Tolerance
 ``Potential(comm=)``; in LAMMPS the per-atom virials' sum: their split depends on which periodic copy of a
 sender carries its row).  The results differ only by summation order and, in LAMMPS, by pair vectors
 formed from ghost coordinates.
-These are skipped, with the reason, while the runtime cannot evaluate a DPA-2 part
-(``dpcompress.descriptors.dpa2_part.RUNTIME_EVALUATES``).
 
-Checked now, with any model: the sender search against brute force over periodic images; ``nsender``
+Also, with any model: the sender search against brute force over periodic images; ``nsender``
 at the Python boundary (0 and None are the call of every other model, bit for bit; a bad value is
 refused with its name); a model that does not pass messages keeps ``nsender`` = 0 and its shares; and
 the LAMMPS message path itself (REQ_GHOST lists, the raised communication cutoff, the reordered frame,
@@ -36,7 +34,6 @@ import pytest
 
 from conftest import DATA, REPO, TINY
 from dpcompress import Potential, compress, save_model
-from dpcompress.descriptors import dpa2_part
 from dpcompress.evaluators.decomposed import DecomposedEvaluator, combine
 from dpcompress.evaluators.runtime import RuntimeEvaluator
 from dpcompress.modelfile import model_bytes
@@ -45,12 +42,6 @@ from lammps_frames import sheared, write_data
 
 DPA2 = os.path.join(DATA, "deepmd", "dpa2_tiny", "frozen.dp")
 FRAMES = os.path.join(TINY, "test_frames.npz")
-
-needs_dpa2_runtime = pytest.mark.skipif(
-    not dpa2_part.RUNTIME_EVALUATES,
-    reason="the runtime cannot evaluate a DPA-2 part yet (dpcompress.descriptors.dpa2_part.RUNTIME_EVALUATES "
-    "is False): DPA-2 models cannot be compressed to a .dpc",
-)
 
 
 def water(triclinic=False):
@@ -172,7 +163,6 @@ def dpa2(tmp_path_factory):
     return path
 
 
-@needs_dpa2_runtime
 def test_the_frame_crosses_periodic_and_domain_boundaries(dpa2):
     """The test geometry does what the module claims: ghost_width exceeds the cell (messages reach
     periodic images) and every rank of 2 and 3 has senders owned by another rank."""
@@ -186,7 +176,6 @@ def test_the_frame_crosses_periodic_and_domain_boundaries(dpa2):
             assert len(ev.senders(coords, cell, np.flatnonzero(own == rank))) > 0
 
 
-@needs_dpa2_runtime
 @pytest.mark.parametrize("triclinic", [False, True], ids=["ortho", "triclinic"])
 @pytest.mark.parametrize("size", [2, 3])
 def test_decomposed_shares_equal_serial(dpa2, size, triclinic):
@@ -213,7 +202,6 @@ if comm.rank == 0:
 """
 
 
-@needs_dpa2_runtime
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_potential_comm_under_mpiexec_equals_serial(dpa2, tmp_path, ranks):
@@ -309,7 +297,6 @@ def test_lammps_message_path_equals_potential(se_e2_a, test_build_plugin, tmp_pa
             assert_lammps_equals(out, expected[name.split("/")[0]], 192)
 
 
-@needs_dpa2_runtime
 @pytest.mark.lammps
 def test_lammps_dpa2_run0_equals_potential(dpa2, tmp_path):
     """``pair_style dpcompress`` with the compressed dpa2_tiny: ``run 0`` serial and under ``mpiexec -n 2``,
@@ -333,7 +320,6 @@ def test_lammps_dpa2_run0_equals_potential(dpa2, tmp_path):
             assert_lammps_equals(out, expected[name.split("/")[0]], 192, atom_virial=False)
 
 
-@needs_dpa2_runtime
 def test_dpa2_atom_virial_depends_on_the_copy(dpa2):
     """Why the LAMMPS test leaves the per-atom virials of DPA-2 out: moving one atom of the frame by a cell
     vector (the same periodic system) keeps Potential's energy, forces and virial, and the per-atom
@@ -345,3 +331,28 @@ def test_dpa2_atom_virial_depends_on_the_copy(dpa2):
     assert_close(b[:4] + (None,), a, len(types))
     np.testing.assert_allclose(b[4].sum(axis=0), a[4].sum(axis=0), rtol=0, atol=1e-10 * len(types))
     assert np.abs(b[4] - a[4]).max() > 1e-3
+
+
+def test_lammps_dpa2_md_across_reneighborings(dpa2, tmp_path):
+    """Twelve NVE steps at 600 K with a 0.3 Å skin (LAMMPS reneighbors every few steps; the senders and the
+    ghosts' lists are only as fresh as the last reneighboring, the case the ghost width + 2 skin
+    communication cutoff is for), serial and on 2 ranks: the last step's energy, per-atom energies and
+    forces equal Potential's on LAMMPS's final positions."""
+    from test_lammps import _require_lammps, _run_check
+
+    _require_lammps()
+    from dpcompress.lammps import ensure_plugin
+
+    plugin = ensure_plugin(quiet=True)
+    cases, _ = lammps_cases(dpa2, str(tmp_path), boxes=("triclinic",))
+    case = dict(cases["triclinic/on"], positions=True,
+                run=["velocity all create 600.0 4928 loop geom", "neighbor 0.3 bin",
+                     "neigh_modify every 1 delay 0 check yes", "timestep 0.0005", "fix nve all nve", "run 12"])
+    _, cell, types, _ = water(triclinic=True)
+    for ranks in (1, 2):
+        out = _run_check({"md": case}, str(tmp_path), plugin, ranks)["md"]
+        assert "error" not in out, out.get("error")
+        e, f, _, ae, _ = serial(dpa2, np.array(out["positions"]), cell, types)
+        assert abs(out["energy"] - e) <= 1e-10 * len(types)
+        np.testing.assert_allclose(np.array(out["force"]), f, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(np.array(out["atom_energy"]), ae, rtol=0, atol=1e-10)

@@ -9,8 +9,8 @@ away) also evaluates, as *senders* (``dpc_frame.nsender``), every other atom tha
 image of lies within ``ghost_width - rcut`` of a center: their states reach the centers, their
 energies are not counted, and the forces on them are summed onto them like any neighbor's.  The
 whole frame is at hand, so every sender's candidate row is complete; the halo (``ghost_width``)
-only sets which atoms are senders.  Each center's neighbors, their order and its energy are the ones the serial runtime
-computes (ties are broken by the frame's atom index, passed as tags).  Then one ``Allreduce``
+only sets which atoms are senders.  Each center's neighbors, their order and its energy are the
+ones the serial runtime computes (ties are broken by the frame's atom index, passed as tags).  Then one ``Allreduce``
 sums per-atom energies, forces and per-atom virials, so every rank returns the full result.
 
 Errors are agreed on collectively before the result collective

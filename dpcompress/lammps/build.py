@@ -246,7 +246,7 @@ def build(folder: Optional[str] = None, *, verbose: bool = False, identity: Opti
         Another value makes a plugin that refuses to run (what the tests check).
     defines : list of str, optional
         Extra ``-D`` flags for the pair style, for test builds only (``DPC_LAMMPS_TEST_SENDERS``: every
-        model takes the message-passing path, tests/test_lammps_messages.py).
+        model takes the message-passing path, tests/test_dpa2_domains.py).
 
     Raises
     ------

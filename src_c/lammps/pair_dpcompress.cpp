@@ -220,7 +220,7 @@ void PairDPCompress::open_model()
   ghost_width = dpc_model_ghost_width(model);
   messages = dpc_model_passes_messages(model) != 0;
 #ifdef DPC_LAMMPS_TEST_SENDERS
-  // test build only (tests/test_lammps_messages.py): every model takes the message-passing path, with
+  // test build only (tests/test_dpa2_domains.py): every model takes the message-passing path, with
   // senders within rcut of a center, so the ghost lists, the reordering and the force return can be
   // checked against Potential with any model
   if (!messages) ghost_width = 2.0 * rcut;
