@@ -1440,7 +1440,8 @@ double dpc_model_ghost_width(const dpc_model *m)
     for (int p = 0; m->kind == DPC_MODEL_DP_ENERGY && p < m->nparts; p++) {
         const dpc_part *P = m->parts + p;
         if (P->kind != DPC_PART_DPA2) continue;
-        const double need = P->rcut + (double)P->dpa2.stack.n_layers * P->dpa2.rcut;
+        /* senders out to nlayers x the repformers' rcut, each with its candidates within rcut */
+        const double need = m->rcut + (double)P->dpa2.stack.n_layers * P->dpa2.rcut;
         w = need > w ? need : w;
     }
     return w;

@@ -147,8 +147,8 @@ int64_t dpc_model_dim(const dpc_model *model);
 /* Largest cutoff of the model, Å: candidates must cover every neighbor within it. */
 double dpc_model_rcut(const dpc_model *model);
 /* Halo a domain needs, Å: the ghost atoms within it make its centers' results exact.  dpc_model_rcut,
- * except for message passing (DPA-2: the repinit's rcut + nlayers x the repformers' rcut), where the
- * ghosts closer than nlayers x the repformers' rcut are senders (dpc_frame.nsender). */
+ * except for message passing (DPA-2: dpc_model_rcut + nlayers x the repformers' rcut), where the ghosts
+ * closer than ghost_width - dpc_model_rcut are senders (dpc_frame.nsender). */
 double dpc_model_ghost_width(const dpc_model *model);
 /* 1 when the model passes messages between neighbors (a DPA-2 part), else 0. */
 int dpc_model_passes_messages(const dpc_model *model);

@@ -103,7 +103,7 @@ cdef class Model:
     @property
     def ghost_width(self):
         """Halo a domain needs, Å (``dpc_model_ghost_width``): rcut, or for DPA-2
-        rcut(repinit) + nlayers * rcut(repformer); ghosts within ghost_width - rcut are senders."""
+        rcut + nlayers * rcut(repformer); ghosts within ghost_width - rcut are senders."""
         return dpc_model_ghost_width(self.ptr)
 
     @property
