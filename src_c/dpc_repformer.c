@@ -62,37 +62,163 @@ static void sym(const double *X, int64_t ldx, const int64_t *rows, int64_t J, in
             out[a * nX + g] = (hg[a] * hg[g] + hg[nX + a] * hg[nX + g] + hg[2 * nX + a] * hg[2 * nX + g]) / 3.0;
 }
 
+/* ------------------------------------------------------------------ the g2 (pair-pair) attention of one center
+ *
+ * A^h_jk = softmax_k((q_j.k_k/sqrt d + c) sw_j sw_k - c) m_j m_k sw_j sw_k (h2_j.h2_k)/sqrt 3 over the J slots.
+ * An empty slot (m = sw = 0) has the logit -c exactly in every row and a zero column and row of A, so it
+ * only adds exp(-c - top) to each row's denominator: the slots with m or sw nonzero are compacted
+ * (index a < nr, slot r[a]) and the J x J work shrinks to nr x nr (nr ~ 2/3 J in water).  Inside a
+ * center q, k, v are head-major and contiguous, so the inner loops run over unit strides. */
 typedef struct {
-    double *w, *lin_in, *hg, *tmp, *q, *kv, *L, *o, *qk, *v, *A, *flat;
+    int64_t nr;       /* the real slots (m or sw nonzero) */
+    int64_t *r;       /* (J): their slot numbers */
+    double *Q, *K, *V; /* (nh, J, d), (nh, J, d), (nh, J, d2): rows a < nr */
+    double *HH, *F;   /* (J, J): h2_a.h2_b and m_a m_b sw_a sw_b / sqrt 3, so A = P HH F */
+    double *L1;       /* (nh, J, J): q_a.k_b / sqrt d */
+    double *P;        /* (nh, J, J): the softmax over the real columns */
+    double *Pe;       /* (nh, J): the softmax weight of one empty column */
+    double *flat;     /* (J, d2 nh): sum_b A_ab v_b, column g nh + h (the head map's input order) */
+    /* backward only */
+    double *dQ, *dK, *dV, *G, *S, *dP, *kq, *dflat, *t, *gln;
+} att2;
+
+static size_t att2_carve(const dpc_repformer_layer *Ly, int64_t J, double *base, att2 *s)
+{
+    const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
+    const int64_t sizes[] = {J, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, nh * J * J, nh * J * J, nh * J,
+                             J * d2 * nh, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, J,
+                             2 * d * nh + d2 * nh, d2 * nh, d2, d2};
+    double *rr;
+    double **slots[] = {&rr, &s->Q, &s->K, &s->V, &s->HH, &s->F, &s->L1, &s->P, &s->Pe, &s->flat,
+                        &s->dQ, &s->dK, &s->dV, &s->G, &s->S, &s->dP, &s->kq, &s->dflat, &s->t, &s->gln};
+    size_t off = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ++k) {
+        if (base) *slots[k] = base + off;
+        off += (size_t)sizes[k];
+    }
+    if (base) s->r = (int64_t *)rr; /* int64 and double have one size */
+    return off;
+}
+
+/* q, k (h < nh: query, else key; W_qk column e 2nh + h) and v (column g nh + h) of one g2 row, head-major */
+static void att2_project(const dpc_repformer_layer *Ly, int64_t J, const double *g2j, int64_t a, double *Q, double *K,
+                         double *V)
+{
+    const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead, nqk = 2 * d * nh;
+    for (int64_t e = 0; e < d; ++e)
+        for (int64_t h = 0; h < 2 * nh; ++h) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < d2; ++i) acc += g2j[i] * Ly->mapqk_w[i * nqk + e * 2 * nh + h];
+            if (h < nh) {
+                if (Q) Q[(h * J + a) * d + e] = acc;
+            } else K[((h - nh) * J + a) * d + e] = acc;
+        }
+    if (!V) return;
+    for (int64_t g = 0; g < d2; ++g)
+        for (int64_t h = 0; h < nh; ++h) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < d2; ++i) acc += g2j[i] * Ly->mapv_w[i * d2 * nh + g * nh + h];
+            V[(h * J + a) * d2 + g] = acc;
+        }
+}
+
+/* the weights P, Pe and o = A v (s->flat) of one center */
+static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double *G2, const double *H2,
+                         const double *M, const double *SW, att2 *s)
+{
+    const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead, nv = d2 * nh;
+    const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
+    int64_t nr = 0;
+    for (int64_t j = 0; j < J; ++j)
+        if (M[j] != 0.0 || SW[j] != 0.0) s->r[nr++] = j;
+    s->nr = nr;
+    const double ne = (double)(J - nr);
+    for (int64_t a = 0; a < nr; ++a) att2_project(Ly, J, G2 + s->r[a] * d2, a, s->Q, s->K, s->V);
+    for (int64_t a = 0; a < nr; ++a) {
+        const int64_t ra = s->r[a];
+        for (int64_t b = 0; b < nr; ++b) {
+            const int64_t rb = s->r[b];
+            s->HH[a * J + b] = H2[ra * 3] * H2[rb * 3] + H2[ra * 3 + 1] * H2[rb * 3 + 1] + H2[ra * 3 + 2] * H2[rb * 3 + 2];
+            s->F[a * J + b] = M[ra] * M[rb] * SW[ra] * SW[rb] * r3;
+        }
+    }
+    memset(s->flat, 0, sizeof(double) * nr * nv);
+    for (int64_t h = 0; h < nh; ++h)
+        for (int64_t a = 0; a < nr; ++a) {
+            const double *qa = s->Q + (h * J + a) * d, swa = SW[s->r[a]];
+            double *L1 = s->L1 + (h * J + a) * J, *P = s->P + (h * J + a) * J;
+            double top = nr < J ? -sh : -INFINITY; /* an empty slot's logit is -c */
+            for (int64_t b = 0; b < nr; ++b) {
+                const double *kb = s->K + (h * J + b) * d;
+                double dot = 0.0;
+                for (int64_t e = 0; e < d; ++e) dot += qa[e] * kb[e];
+                L1[b] = dot * rd;
+                P[b] = (L1[b] + sh) * swa * SW[s->r[b]] - sh;
+                top = P[b] > top ? P[b] : top;
+            }
+            double sum = 0.0;
+            for (int64_t b = 0; b < nr; ++b) {
+                P[b] = exp(P[b] - top);
+                sum += P[b];
+            }
+            const double pe = nr < J ? exp(-sh - top) : 0.0;
+            sum += ne * pe;
+            for (int64_t b = 0; b < nr; ++b) P[b] /= sum;
+            s->Pe[h * J + a] = pe / sum;
+            double *fa = s->flat + a * nv;
+            for (int64_t b = 0; b < nr; ++b) {
+                const double A = P[b] * s->HH[a * J + b] * s->F[a * J + b];
+                if (A == 0.0) continue;
+                const double *vb = s->V + (h * J + b) * d2;
+                for (int64_t g = 0; g < d2; ++g) fa[g * nh + h] += A * vb[g];
+            }
+        }
+}
+
+/* t = o W_o + b_o and the layer norm of t: y, and t, mu, sd for its adjoint */
+static void att2_head_ln(const dpc_repformer_layer *Ly, const double *flat, double *t, double *y, double *mu_out,
+                         double *sd_out)
+{
+    const int64_t d2 = Ly->g2_dim, nv = d2 * Ly->attn2_nhead;
+    double mu = 0.0, var = 0.0;
+    if (flat) affine(flat, nv, Ly->head_map2_w, Ly->head_map2_b, d2, t);
+    else memcpy(t, Ly->head_map2_b, sizeof(double) * d2); /* an empty row: o = 0 */
+    for (int64_t g = 0; g < d2; ++g) mu += t[g];
+    mu /= (double)d2;
+    for (int64_t g = 0; g < d2; ++g) var += (t[g] - mu) * (t[g] - mu);
+    const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+    if (y)
+        for (int64_t g = 0; g < d2; ++g) y[g] = (t[g] - mu) / sd * Ly->ln_w[g] + Ly->ln_b[g];
+    *mu_out = mu;
+    *sd_out = sd;
+}
+
+typedef struct {
+    double *w, *lin_in, *hg, *tmp, *q, *L, *o;
+    const double *KV; /* (n, (h1 + d1) n1): g1 W_kv of every atom, shared by the threads */
+    att2 a2;
 } scratch;
 
 static size_t scratch_size(const dpc_repformer_layer *Ly, int64_t J)
 {
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
-    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, h2 = Ly->attn2_hidden, n2 = Ly->attn2_nhead;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = d1 > d2 ? d1 : d2;
-    size_t s = (size_t)(J + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J * (h1 + d1) * n1 + J + n1 * d1);
-    if (Ly->update_chnnl_2) s += (size_t)(J * 2 * h2 * n2 + J * d2 * n2 + n2 * J * J + d2 * n2);
-    return s;
+    return (size_t)(J + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J + n1 * d1);
 }
 
 static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratch *s)
 {
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
-    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, h2 = Ly->attn2_hidden, n2 = Ly->attn2_nhead;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = d1 > d2 ? d1 : d2;
     s->w = base;
     s->lin_in = s->w + J;
     s->hg = s->lin_in + ax * (d1 + d2);
     s->tmp = s->hg + 3 * big;
     s->q = s->tmp + 4 * big;
-    s->kv = s->q + h1 * n1;
-    s->L = s->kv + J * (h1 + d1) * n1;
+    s->L = s->q + h1 * n1;
     s->o = s->L + J;
-    s->qk = s->o + n1 * d1;
-    s->v = s->qk + (Ly->update_chnnl_2 ? J * 2 * h2 * n2 : 0);
-    s->A = s->v + (Ly->update_chnnl_2 ? J * d2 * n2 : 0);
-    s->flat = s->A + (Ly->update_chnnl_2 ? n2 * J * J : 0);
 }
 
 static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
@@ -126,11 +252,10 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
     /* local attention */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
-    for (int64_t j = 0; j < J; ++j) affine(g1 + rows[j] * d1, d1, Ly->mapkv_w, NULL, (h1 + d1) * n1, s->kv + j * (h1 + d1) * n1);
     memset(s->o, 0, sizeof(double) * n1 * d1);
     for (int64_t h = 0; h < n1; ++h) {
         for (int64_t j = 0; j < J; ++j) {
-            const double *kv = s->kv + j * (h1 + d1) * n1;
+            const double *kv = s->KV + rows[j] * (h1 + d1) * n1;
             double dot = 0.0;
             for (int64_t e = 0; e < h1; ++e) dot += s->q[e * n1 + h] * kv[e * n1 + h];
             s->L[j] = (dot / sqrt((double)h1) + Ly->attn1_shift) * sw[i * J + j] - Ly->attn1_shift;
@@ -139,7 +264,7 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         for (int64_t j = 0; j < J; ++j) {
             const double a = s->L[j] * s->w[j];
             if (a == 0.0) continue;
-            const double *kv = s->kv + j * (h1 + d1) * n1;
+            const double *kv = s->KV + rows[j] * (h1 + d1) * n1;
             for (int64_t g = 0; g < d1; ++g) s->o[h * d1 + g] += a * kv[(h1 + g) * n1 + h];
         }
     }
@@ -151,12 +276,12 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
                       const double *h2, const int64_t *idx, const double *m, const double *sw, scratch *s,
                       double *out)
 {
-    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, nv = d2 * Ly->attn2_nhead;
     const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
     const double *M = m + i * J, *SW = sw + i * J;
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp, *x = s->tmp + (d1 > d2 ? d1 : d2); /* tmp: d2 values, x: d1 */
-    const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0);
+    att2 *a2 = &s->a2;
     for (int64_t j = 0; j < J; ++j) {
         double *oj = out + j * d2;
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
@@ -165,49 +290,33 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         affine(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, tmp);
         activate_vec(Ly->activation, tmp, d2);
         for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        if (wj == 0.0) continue; /* the g1g1 term is zero */
         for (int64_t e = 0; e < d1; ++e) x[e] = gi[e] * gj[e] * wj;
         affine(x, d1, Ly->proj_g1g1g2_w, NULL, d2, tmp);
         for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
-        affine(g2j, d2, Ly->mapqk_w, NULL, 2 * d * nh, s->qk + j * 2 * d * nh);
-        affine(g2j, d2, Ly->mapv_w, NULL, d2 * nh, s->v + j * d2 * nh);
     }
-    /* A^h_jk = softmax_k((q_j.k_k/sqrt d + c) sw_j sw_k - c) m_j m_k sw_j sw_k (h2_j.h2_k)/sqrt 3 */
-    for (int64_t h = 0; h < nh; ++h)
-        for (int64_t j = 0; j < J; ++j) {
-            double *Ar = s->A + (h * J + j) * J;
-            const double *q = s->qk + j * 2 * d * nh;
-            for (int64_t k = 0; k < J; ++k) {
-                const double *kk = s->qk + k * 2 * d * nh;
-                double dot = 0.0;
-                for (int64_t e = 0; e < d; ++e) dot += q[e * 2 * nh + h] * kk[e * 2 * nh + nh + h];
-                Ar[k] = (dot * rd + Ly->attn2_shift) * SW[j] * SW[k] - Ly->attn2_shift;
-            }
-            softmax(Ar, J);
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                Ar[k] *= M[j] * M[k] * SW[j] * SW[k] * hh * r3;
-            }
-        }
-    for (int64_t j = 0; j < J; ++j) {
-        /* flat[g nh + h] = sum_k A^h_jk v_k[g nh + h] */
-        memset(s->flat, 0, sizeof(double) * d2 * nh);
-        for (int64_t h = 0; h < nh; ++h) {
-            const double *Ar = s->A + (h * J + j) * J;
-            for (int64_t k = 0; k < J; ++k) {
-                if (Ar[k] == 0.0) continue;
-                const double *vk = s->v + k * d2 * nh;
-                for (int64_t g = 0; g < d2; ++g) s->flat[g * nh + h] += Ar[k] * vk[g * nh + h];
-            }
-        }
-        affine(s->flat, d2 * nh, Ly->head_map2_w, Ly->head_map2_b, d2, tmp);
-        double mu = 0.0, var = 0.0;
-        for (int64_t g = 0; g < d2; ++g) mu += tmp[g];
-        mu /= (double)d2;
-        for (int64_t g = 0; g < d2; ++g) var += (tmp[g] - mu) * (tmp[g] - mu);
-        const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+    att2_forward(Ly, J, G2, H2, M, SW, a2);
+    double mu, sd;
+    for (int64_t j = 0, a = 0; j < J; ++j) {
+        const double *fa = a < a2->nr && a2->r[a] == j ? a2->flat + (a++) * nv : NULL;
+        att2_head_ln(Ly, fa, a2->t, tmp, &mu, &sd);
         double *oj = out + j * d2;
-        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + (tmp[g] - mu) / sd * Ly->ln_w[g] + Ly->ln_b[g]);
+        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + tmp[g]);
     }
+}
+
+/* k|v = g1 W_kv of every atom, (n, (h1 + d1) n1): a neighbor's k|v does not depend on the center, so
+ * it is computed once per atom and not once per slot (J times).  NULL when out of memory. */
+static double *kv_table(const dpc_repformer_layer *L, int64_t n, const double *g1, int n_threads)
+{
+    const int64_t d1 = L->g1_dim, nkv = (L->attn1_hidden + d1) * L->attn1_nhead;
+    double *KV = (double *)malloc(sizeof(double) * (size_t)(n * nkv + 1));
+    if (!KV) return NULL;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#endif
+    for (int64_t i = 0; i < n; ++i) affine(g1 + i * d1, d1, L->mapkv_w, NULL, nkv, KV + i * nkv);
+    return KV;
 }
 
 int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
@@ -215,16 +324,23 @@ int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t
                                 const double *sw, int n_threads, double *g1_out, double *g2_out)
 {
     if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
-    const size_t per = scratch_size(L, J);
+    att2 probe;
+    const size_t per = scratch_size(L, J), per2 = L->update_chnnl_2 ? att2_carve(L, J, NULL, &probe) : 0;
+    double *KV = kv_table(L, n, g1, n_threads);
+    if (!KV) return -1;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
 #endif
     {
-        double *base = (double *)malloc(sizeof(double) * per);
+        double *base = (double *)malloc(sizeof(double) * (per + per2));
         if (!base) failed = 1;
         scratch s = {0}; /* carved below when the allocation succeeded */
-        if (base) carve(L, J, base, &s);
+        if (base) {
+            carve(L, J, base, &s);
+            if (per2) att2_carve(L, J, base + per, &s.a2);
+            s.KV = KV;
+        }
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -235,6 +351,7 @@ int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t
         }
         free(base);
     }
+    free(KV);
     return failed ? -1 : 0;
 }
 
@@ -266,23 +383,20 @@ static void affine_act(const double *x, int64_t nin, const double *W, const doub
 
 typedef struct {
     double *w, *dw, *t1, *t2, *t3, *hg, *dhg, *sym_in, *dsym_in;
-    double *q, *kv, *dkv, *P1, *L1raw, *do1, *dq1, *dP1;
-    double *qk, *dqk, *v, *dv, *L2, *P2, *dA, *dss, *dhh, *flat, *dflat;
+    double *q, *dkv, *P1, *L1raw, *do1, *dq1, *dP1;
+    const double *KV; /* (n, (h1 + d1) n1): g1 W_kv of every atom, shared by the threads */
+    att2 a2;
 } bscratch;
 
 static size_t bscratch_carve(const dpc_repformer_layer *Ly, int64_t J, double *base, bscratch *s)
 {
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
     const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
-    const int64_t h2 = Ly->update_chnnl_2 ? Ly->attn2_hidden : 0, n2 = Ly->update_chnnl_2 ? Ly->attn2_nhead : 0;
     const int64_t big = (d1 > d2 ? d1 : d2) + 1;
     const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, ax * (d1 + d2), ax * (d1 + d2),
-                             h1 * n1, J * (h1 + d1) * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J,
-                             J * 2 * h2 * n2, J * 2 * h2 * n2, J * d2 * n2, J * d2 * n2, n2 * J * J, n2 * J * J,
-                             n2 * J * J, J * J, J * J, d2 * n2 + 1, d2 * n2 + 1};
+                             h1 * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J};
     double **slots[] = {&s->w, &s->dw, &s->t1, &s->t2, &s->t3, &s->hg, &s->dhg, &s->sym_in, &s->dsym_in,
-                        &s->q, &s->kv, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1,
-                        &s->qk, &s->dqk, &s->v, &s->dv, &s->L2, &s->P2, &s->dA, &s->dss, &s->dhh, &s->flat, &s->dflat};
+                        &s->q, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1};
     size_t off = 0;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ++k) {
         if (base) *slots[k] = base + off;
@@ -373,11 +487,10 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + ax * d2, s->hg, s->dhg, dgg1, d1, dH2, s->dw);
     /* local attention: recompute q, k|v, the logits and the weights */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
-    for (int64_t j = 0; j < J; ++j) affine(g1 + rows[j] * d1, d1, Ly->mapkv_w, NULL, nkv, s->kv + j * nkv);
     for (int64_t h = 0; h < n1; ++h) {
         double *P = s->P1 + h * J, *Lr = s->L1raw + h * J;
         for (int64_t j = 0; j < J; ++j) {
-            const double *kv = s->kv + j * nkv;
+            const double *kv = s->KV + rows[j] * nkv;
             double dot = 0.0;
             for (int64_t e = 0; e < h1; ++e) dot += s->q[e * n1 + h] * kv[e * n1 + h];
             Lr[j] = dot * rh;
@@ -393,7 +506,7 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         const double *P = s->P1 + h * J, *Lr = s->L1raw + h * J, *doh = s->do1 + h * d1;
         double *dP = s->dP1, dot = 0.0;
         for (int64_t j = 0; j < J; ++j) {
-            const double *kv = s->kv + j * nkv;
+            const double *kv = s->KV + rows[j] * nkv;
             double da = 0.0;
             for (int64_t g = 0; g < d1; ++g) da += doh[g] * kv[(h1 + g) * n1 + h];
             dP[j] = da * M[j] * SW[j];
@@ -407,7 +520,7 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
             const double dL2 = P[j] * (dP[j] - dot);
             const double dL = dL2 * SW[j] * rh;
             dSW[j] += dL2 * (Lr[j] + Ly->attn1_shift);
-            const double *kv = s->kv + j * nkv;
+            const double *kv = s->KV + rows[j] * nkv;
             double *dkv = s->dkv + j * nkv;
             for (int64_t e = 0; e < h1; ++e) {
                 s->dq1[e * n1 + h] += dL * kv[e * n1 + h];
@@ -432,6 +545,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const int64_t *rows = idx + i * J;
     const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
     double *dU = s->t3, *x = s->t1, *dz = s->t2;
+    att2 *a2 = &s->a2;
     for (int64_t j = 0; j < J; ++j) {
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
         double *dg2j = dG2 + j * d2;
@@ -448,105 +562,112 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
             acc += x[e] * gi[e] * gj[e];
         }
         s->dw[j] += acc;
-        affine(g2j, d2, Ly->mapqk_w, NULL, nqk, s->qk + j * nqk);
-        affine(g2j, d2, Ly->mapv_w, NULL, nv, s->v + j * nv);
     }
-    /* the attention weights, recomputed: L1 (before the shift) and P */
-    for (int64_t h = 0; h < nh; ++h)
-        for (int64_t j = 0; j < J; ++j) {
-            double *L1 = s->L2 + (h * J + j) * J, *P = s->P2 + (h * J + j) * J;
-            const double *q = s->qk + j * nqk;
-            for (int64_t k = 0; k < J; ++k) {
-                const double *kk = s->qk + k * nqk;
-                double dot = 0.0;
-                for (int64_t e = 0; e < d; ++e) dot += q[e * 2 * nh + h] * kk[e * 2 * nh + nh + h];
-                L1[k] = dot * rd;
-                P[k] = (L1[k] + sh) * SW[j] * SW[k] - sh;
-            }
-            softmax(P, J);
-        }
-    memset(s->dA, 0, sizeof(double) * nh * J * J);
-    memset(s->dv, 0, sizeof(double) * J * nv);
-    for (int64_t j = 0; j < J; ++j) {
-        /* forward of the apply for row j, then the layer norm's and head map's adjoints */
-        memset(s->flat, 0, sizeof(double) * nv);
-        for (int64_t h = 0; h < nh; ++h)
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                const double A = s->P2[(h * J + j) * J + k] * M[j] * M[k] * SW[j] * SW[k] * hh * r3;
-                if (A == 0.0) continue;
-                for (int64_t g = 0; g < d2; ++g) s->flat[g * nh + h] += A * s->v[k * nv + g * nh + h];
-            }
-        double *t = x, *gln = dz;
-        affine(s->flat, nv, Ly->head_map2_w, Ly->head_map2_b, d2, t);
-        double mu = 0.0, var = 0.0, mg = 0.0, mgx = 0.0;
-        for (int64_t g = 0; g < d2; ++g) mu += t[g];
-        mu /= (double)d2;
-        for (int64_t g = 0; g < d2; ++g) var += (t[g] - mu) * (t[g] - mu);
-        const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+    /* the attention, recomputed (compacted real slots, see att2) */
+    att2_forward(Ly, J, G2, H2, M, SW, a2);
+    const int64_t nr = a2->nr;
+    if (nr == 0) return;
+    memset(a2->dQ, 0, sizeof(double) * nh * J * d);
+    memset(a2->dK, 0, sizeof(double) * nh * J * d);
+    memset(a2->dV, 0, sizeof(double) * nh * J * d2);
+    memset(a2->G, 0, sizeof(double) * J * J);
+    memset(a2->S, 0, sizeof(double) * J * J);
+    /* an empty column k takes dL2 = -Pe dot in every real row a, which reaches only dsw_k (its ss_ak has
+     * the factor sw_k = 0 elsewhere): dsw_k = sum_h rd qbar_h . k^h_k + c csum_h with
+     * qbar_h = sum_a c_ha q^h_a, csum_h = sum_a c_ha, c_ha = -Pe_ha dot_ha sw_a */
+    double *qbar = a2->kq, *csum = qbar + nh * d, *kk = csum + nh;
+    memset(qbar, 0, sizeof(double) * (nh * d + nh));
+    for (int64_t a = 0; a < nr; ++a) {
+        const int64_t ra = a2->r[a];
+        const double swa = SW[ra];
+        double mu, sd, mg = 0.0, mgx = 0.0, *t = a2->t, *gln = a2->gln, *dflat = a2->dflat;
+        /* the layer norm's and head map's adjoints for row a */
+        att2_head_ln(Ly, a2->flat + a * nv, t, NULL, &mu, &sd);
         for (int64_t g = 0; g < d2; ++g) {
-            gln[g] = 0.5 * DY[j * d2 + g] * Ly->ln_w[g];
+            gln[g] = 0.5 * DY[ra * d2 + g] * Ly->ln_w[g];
             mg += gln[g];
             mgx += gln[g] * (t[g] - mu) / sd;
         }
         mg /= (double)d2;
         mgx /= (double)d2;
         for (int64_t g = 0; g < d2; ++g) gln[g] = (gln[g] - mg - (t[g] - mu) / sd * mgx) / sd;
-        affine_back(gln, d2, Ly->head_map2_w, nv, s->dflat, 0);
-        for (int64_t h = 0; h < nh; ++h)
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                const double A = s->P2[(h * J + j) * J + k] * M[j] * M[k] * SW[j] * SW[k] * hh * r3;
-                double da = 0.0;
+        affine_back(gln, d2, Ly->head_map2_w, nv, dflat, 0);
+        const double *HH = a2->HH + a * J, *F = a2->F + a * J;
+        double *G = a2->G + a * J, *S = a2->S + a * J, *dP = a2->dP;
+        for (int64_t h = 0; h < nh; ++h) {
+            const double *P = a2->P + (h * J + a) * J, *L1 = a2->L1 + (h * J + a) * J;
+            const double *qa = a2->Q + (h * J + a) * d;
+            double *dqa = a2->dQ + (h * J + a) * d, dot = 0.0;
+            for (int64_t b = 0; b < nr; ++b) {
+                /* A = P HH F: dA = do.v, dv += A do, dP = dA HH F; dhh = dA P F, dss = dA P HH m m / sqrt 3 */
+                const double *vb = a2->V + (h * J + b) * d2;
+                double *dvb = a2->dV + (h * J + b) * d2, dA = 0.0;
+                const double HF = HH[b] * F[b], A = P[b] * HF;
                 for (int64_t g = 0; g < d2; ++g) {
-                    da += s->dflat[g * nh + h] * s->v[k * nv + g * nh + h];
-                    s->dv[k * nv + g * nh + h] += A * s->dflat[g * nh + h];
+                    dA += dflat[g * nh + h] * vb[g];
+                    dvb[g] += A * dflat[g * nh + h];
                 }
-                s->dA[(h * J + j) * J + k] = da;
+                dP[b] = dA * HF;
+                dot += P[b] * dP[b];
+                G[b] += dA * P[b] * F[b];
+                S[b] += dA * HH[b] * r3 * P[b] * M[ra] * M[a2->r[b]];
             }
-    }
-    for (int64_t k = 0; k < J; ++k) affine_back(s->dv + k * nv, nv, Ly->mapv_w, d2, dG2 + k * d2, 1);
-    /* the map's adjoint */
-    memset(s->dss, 0, sizeof(double) * J * J);
-    memset(s->dhh, 0, sizeof(double) * J * J);
-    memset(s->dqk, 0, sizeof(double) * J * nqk);
-    for (int64_t h = 0; h < nh; ++h)
-        for (int64_t j = 0; j < J; ++j) {
-            const double *P = s->P2 + (h * J + j) * J, *L1 = s->L2 + (h * J + j) * J, *dA = s->dA + (h * J + j) * J;
-            double *dP = s->dP1 /* J values */, dot = 0.0;
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                const double ss = SW[j] * SW[k], mm = M[j] * M[k];
-                const double P3 = P[k] * mm, P4 = P3 * ss;
-                const double dP4 = dA[k] * hh * r3;
-                s->dhh[j * J + k] += dA[k] * P4 * r3;
-                s->dss[j * J + k] += dP4 * P3;
-                dP[k] = dP4 * ss * mm;
-                dot += P[k] * dP[k];
-            }
-            for (int64_t k = 0; k < J; ++k) {
-                const double ss = SW[j] * SW[k];
-                const double dL2 = P[k] * (dP[k] - dot);
-                s->dss[j * J + k] += dL2 * (L1[k] + sh);
-                const double dL0 = dL2 * ss * rd;
+            for (int64_t b = 0; b < nr; ++b) {
+                const double swb = SW[a2->r[b]];
+                const double dL2 = P[b] * (dP[b] - dot);
+                S[b] += dL2 * (L1[b] + sh);
+                const double dL0 = dL2 * swa * swb * rd;
                 if (dL0 == 0.0) continue;
-                const double *q = s->qk + j * nqk, *kk = s->qk + k * nqk;
-                double *dq = s->dqk + j * nqk, *dk = s->dqk + k * nqk;
+                const double *kb = a2->K + (h * J + b) * d;
+                double *dkb = a2->dK + (h * J + b) * d;
                 for (int64_t e = 0; e < d; ++e) {
-                    dq[e * 2 * nh + h] += dL0 * kk[e * 2 * nh + nh + h];
-                    dk[e * 2 * nh + nh + h] += dL0 * q[e * 2 * nh + h];
+                    dqa[e] += dL0 * kb[e];
+                    dkb[e] += dL0 * qa[e];
                 }
             }
+            if (nr < J) {
+                const double c = -a2->Pe[h * J + a] * dot * swa;
+                for (int64_t e = 0; e < d; ++e) qbar[h * d + e] += c * qa[e];
+                csum[h] += c;
+            }
         }
-    for (int64_t j = 0; j < J; ++j) {
-        double a = 0.0;
-        for (int64_t k = 0; k < J; ++k) {
-            a += (s->dss[j * J + k] + s->dss[k * J + j]) * SW[k];
-            const double dh = s->dhh[j * J + k] + s->dhh[k * J + j];
-            for (int c = 0; c < 3; ++c) dH2[j * 3 + c] += dh * H2[k * 3 + c];
+    }
+    for (int64_t k = 0, a = 0; k < J; ++k) {
+        if (a < nr && a2->r[a] == k) {
+            ++a;
+            continue;
         }
-        dSW[j] += a;
-        affine_back(s->dqk + j * nqk, nqk, Ly->mapqk_w, d2, dG2 + j * d2, 1);
+        att2_project(Ly, 1, G2 + k * d2, 0, NULL, kk, NULL);
+        double acc = 0.0;
+        for (int64_t h = 0; h < nh; ++h) {
+            double dot = 0.0;
+            for (int64_t e = 0; e < d; ++e) dot += qbar[h * d + e] * kk[h * d + e];
+            acc += dot * rd + sh * csum[h];
+        }
+        dSW[k] += acc;
+    }
+    /* pair symmetric sums: dsw_a += sum_b (dss_ab + dss_ba) sw_b, dh2_a += sum_b (dhh_ab + dhh_ba) h2_b;
+     * then dq, dk, dv back through W_qk, W_v in their column orders */
+    double *dqk = a2->kq, *dv = dqk + nqk;
+    for (int64_t a = 0; a < nr; ++a) {
+        const int64_t ra = a2->r[a];
+        double acc = 0.0;
+        for (int64_t b = 0; b < nr; ++b) {
+            const int64_t rb = a2->r[b];
+            acc += (a2->S[a * J + b] + a2->S[b * J + a]) * SW[rb];
+            const double dh = a2->G[a * J + b] + a2->G[b * J + a];
+            for (int c = 0; c < 3; ++c) dH2[ra * 3 + c] += dh * H2[rb * 3 + c];
+        }
+        dSW[ra] += acc;
+        for (int64_t e = 0; e < d; ++e)
+            for (int64_t h = 0; h < nh; ++h) {
+                dqk[e * 2 * nh + h] = a2->dQ[(h * J + a) * d + e];
+                dqk[e * 2 * nh + nh + h] = a2->dK[(h * J + a) * d + e];
+            }
+        for (int64_t g = 0; g < d2; ++g)
+            for (int64_t h = 0; h < nh; ++h) dv[g * nh + h] = a2->dV[(h * J + a) * d2 + g];
+        affine_back(dv, nv, Ly->mapv_w, d2, dG2 + ra * d2, 1);
+        affine_back(dqk, nqk, Ly->mapqk_w, d2, dG2 + ra * d2, 1);
     }
 }
 
@@ -561,8 +682,15 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
     const int64_t d1 = L->g1_dim, d2 = L->g2_dim;
     bscratch probe;
     const size_t per = bscratch_carve(L, J, NULL, &probe);
+    att2 probe2;
+    const size_t per2 = L->update_chnnl_2 ? att2_carve(L, J, NULL, &probe2) : 0;
     double *dgg1 = (double *)calloc((size_t)(n * J * d1) + 1, sizeof(double));
     if (!dgg1) return -1;
+    double *KV = kv_table(L, n, g1, n_threads);
+    if (!KV) {
+        free(dgg1);
+        return -1;
+    }
     memset(dg1, 0, sizeof(double) * n * d1);
     memset(dg2, 0, sizeof(double) * n * J * d2);
     memset(dh2, 0, sizeof(double) * n * J * 3);
@@ -572,10 +700,14 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
 #endif
     {
-        double *base = (double *)malloc(sizeof(double) * per);
+        double *base = (double *)malloc(sizeof(double) * (per + per2));
         bscratch s = {0}; /* carved below when the allocation succeeded */
         if (!base) failed = 1;
-        else bscratch_carve(L, J, base, &s);
+        else {
+            bscratch_carve(L, J, base, &s);
+            if (per2) att2_carve(L, J, base + per, &s.a2);
+            s.KV = KV;
+        }
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -608,6 +740,7 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
                 for (int64_t g = 0; g < d1; ++g) dst[g] += src[g] * mj;
             }
     free(dgg1);
+    free(KV);
     return failed ? -1 : 0;
 }
 
