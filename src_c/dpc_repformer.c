@@ -87,7 +87,7 @@ static size_t att2_carve(const dpc_repformer_layer *Ly, int64_t J, double *base,
     const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
     const int64_t sizes[] = {J, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, nh * J * J, nh * J * J, nh * J,
                              J * d2 * nh, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, J,
-                             2 * d * nh + d2 * nh, d2 * nh, d2, d2};
+                             2 * d * nh + d2 * nh, d2 * nh, d2, d2 + J};
     double *rr;
     double **slots[] = {&rr, &s->Q, &s->K, &s->V, &s->HH, &s->F, &s->L1, &s->P, &s->Pe, &s->flat,
                         &s->dQ, &s->dK, &s->dV, &s->G, &s->S, &s->dP, &s->kq, &s->dflat, &s->t, &s->gln};
@@ -142,7 +142,6 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
             s->F[a * J + b] = M[ra] * M[rb] * SW[ra] * SW[rb] * r3;
         }
     }
-    memset(s->flat, 0, sizeof(double) * nr * nv);
     for (int64_t h = 0; h < nh; ++h)
         for (int64_t a = 0; a < nr; ++a) {
             const double *qa = s->Q + (h * J + a) * d, swa = SW[s->r[a]];
@@ -165,13 +164,15 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
             sum += ne * pe;
             for (int64_t b = 0; b < nr; ++b) P[b] /= sum;
             s->Pe[h * J + a] = pe / sum;
-            double *fa = s->flat + a * nv;
+            /* o^h_a = sum_b A_ab v^h_b, summed contiguously, then stored in the head map's column order */
+            double *o = s->t;
+            for (int64_t g = 0; g < d2; ++g) o[g] = 0.0;
             for (int64_t b = 0; b < nr; ++b) {
                 const double A = P[b] * s->HH[a * J + b] * s->F[a * J + b];
-                if (A == 0.0) continue;
                 const double *vb = s->V + (h * J + b) * d2;
-                for (int64_t g = 0; g < d2; ++g) fa[g * nh + h] += A * vb[g];
+                for (int64_t g = 0; g < d2; ++g) o[g] += A * vb[g];
             }
+            for (int64_t g = 0; g < d2; ++g) s->flat[a * nv + g * nh + h] = o[g];
         }
 }
 
@@ -529,7 +530,8 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
     }
     affine_back(s->dq1, h1 * n1, Ly->mapq_w, d1, dgi, 1);
-    for (int64_t j = 0; j < J; ++j) affine_back(s->dkv + j * nkv, nkv, Ly->mapkv_w, d1, dgg1 + j * d1, 1);
+    for (int64_t j = 0; j < J; ++j) /* sw_j = 0: both the value weight a and dL vanish, so dkv_j = 0 */
+        if (SW[j] != 0.0) affine_back(s->dkv + j * nkv, nkv, Ly->mapkv_w, d1, dgg1 + j * d1, 1);
 }
 
 /* the g2 update's adjoint for center i (update_chnnl_2) */
@@ -594,6 +596,8 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         affine_back(gln, d2, Ly->head_map2_w, nv, dflat, 0);
         const double *HH = a2->HH + a * J, *F = a2->F + a * J;
         double *G = a2->G + a * J, *S = a2->S + a * J, *dP = a2->dP;
+        double *Mr = a2->gln + d2; /* m_a m_b / sqrt 3 over the real b */
+        for (int64_t b = 0; b < nr; ++b) Mr[b] = M[ra] * M[a2->r[b]] * r3;
         for (int64_t h = 0; h < nh; ++h) {
             const double *P = a2->P + (h * J + a) * J, *L1 = a2->L1 + (h * J + a) * J;
             const double *qa = a2->Q + (h * J + a) * d;
@@ -610,7 +614,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
                 dP[b] = dA * HF;
                 dot += P[b] * dP[b];
                 G[b] += dA * P[b] * F[b];
-                S[b] += dA * HH[b] * r3 * P[b] * M[ra] * M[a2->r[b]];
+                S[b] += dA * HH[b] * P[b] * Mr[b];
             }
             for (int64_t b = 0; b < nr; ++b) {
                 const double swb = SW[a2->r[b]];
