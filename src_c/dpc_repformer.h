@@ -40,15 +40,25 @@ typedef struct {
 /* g1_out (n, d1) and, with update_chnnl_2, g2_out (n, J, d2) from g1 (n, d1), g2 (n, J, d2),
  * h2 (n, J, 3), idx (n, J: the slot's local atom, any valid index on empty slots), m (n, J: 1 on
  * real slots) and sw (n, J: the switch, 0 on empty slots).  OpenMP over centers; per-thread
- * workspace allocated once per call.  Returns 0, or -1 when out of memory / a bad size. */
+ * workspace allocated once per call.  Returns 0, or -1 when out of memory / a bad size.
+ *
+ * Cost and memory: the g2 attention runs on the real slots only (m or sw nonzero, nr of them; an
+ * empty slot's logit is the constant -shift, so it only adds exp(-shift - top) to each softmax
+ * denominator), i.e. nh nr^2 exponentials per center; per thread ~ (3 nh + 3) J^2 + 4 nh J (2d + d2)
+ * doubles of work arrays (0.14 MB at J = 40, nh = 4); per call one (n, (h1 + d1) n1) table of the
+ * atoms' g1 W_kv (a neighbor's key and value do not depend on the center). */
 int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
                                 const double *sw, int n_threads, double *g1_out, double *g2_out);
 
 /* Gradients of one layer from those of its outputs (dg1_new (n, d1); dg2_new (n, J, d2) and dh2_new
  * (n, J, 3), either may be NULL for zero): dg1 (n, d1, the messages scattered onto idx), dg2, dh2 and
- * dsw (n, J).  Recomputes the forward per center (no cache); the messages are added by one thread
- * in slot order, so any thread count gives the same bits.  Returns 0, or -1 (memory, bad size). */
+ * dsw (n, J).  Recomputes the forward per center (no cache: the attention weights alone would be
+ * nh J^2 doubles per center and g2 layer, 78 MB at 1,536 atoms, J = 40, nh = 4); the messages are
+ * added by one thread in slot order, so any thread count gives the same bits.  An empty slot's dsw
+ * (the softmax's dependence on its switch) is kept: it is a reduced sum over the real rows.
+ * Memory: the forward's, plus (n, J, d1) doubles of per-slot messages.  Returns 0, or -1 (memory,
+ * bad size). */
 int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                  const double *g2, const double *h2, const int64_t *idx, const double *m,
                                  const double *sw, const double *dg1_new, const double *dg2_new,
