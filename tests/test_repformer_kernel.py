@@ -181,3 +181,29 @@ def test_repformer_stack_matches_its_twin_and_the_exact_descriptor():
     out3 = kernel.repformer_stack(desc, D0, types, P, idx, m, sw, dg1, n_threads=3)
     for a, b in zip(out3, out):
         np.testing.assert_array_equal(a, b)
+
+
+def test_full_and_empty_neighborhoods(captured):
+    """The kernel skips empty slots (m = sw = 0) in the pair attention: every center's real slots alone,
+    none empty (the first 12 slots, real on most centers), and centers with no real slot at all, forward
+    and backward against the numpy twin (1e-13 / 1e-12 relative, as above)."""
+    from dpcompress.evaluators.exact.repformer_layer import layer_backward
+
+    model, calls = captured
+    act = model.descriptor.activation
+    layer, g1, g2, h2, idx, m, sw = calls[0][:7]
+    J = 12
+    g2, h2, idx, m, sw = (np.ascontiguousarray(a[:, :J]) for a in (g2, h2, idx, m, sw))
+    m, sw = m.copy(), sw.copy()
+    m[::7], sw[::7] = 0.0, 0.0  # no real slot on every 7th center
+    full = (m > 0).all(axis=1)
+    assert full.sum() > len(m) // 2 and (m.sum(axis=1) == 0).sum() > 10
+    g1_ref, g2_ref, _, cache = layer_forward(layer, g1, g2, h2, idx, m, sw, True, act, True)
+    g1_new, g2_new = kernel.layer_forward(layer, act, g1, g2, h2, idx, m, sw)
+    np.testing.assert_allclose(g1_new, g1_ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(g2_new, g2_ref, rtol=0, atol=1e-13)
+    dg1n, dg2n, dh2n = _adjoints(layer, g2, h2, 11)
+    ref = layer_backward(layer, cache, dg1n, dg2n, dh2n, idx, m, True)
+    out = kernel.layer_backward(layer, act, g1, g2, h2, idx, m, sw, dg1n, dg2n, dh2n)
+    for name, a, b in zip(("dg1", "dg2", "dh2", "dsw"), out, ref):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * max(1.0, np.abs(b).max()), err_msg=name)
