@@ -342,8 +342,10 @@ int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t
             if (per2) att2_carve(L, J, base + per, &s.a2);
             s.KV = KV;
         }
+    /* dynamic: a center costs ~ nr^2 (its real slots), uneven at surfaces and in clusters; each center is
+     * computed by one thread into its own outputs, so the bits do not depend on the schedule */
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
 #endif
         for (int64_t i = 0; i < n; ++i) {
             if (!base) continue;
@@ -713,7 +715,7 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
             s.KV = KV;
         }
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16) /* as in the forward */
 #endif
         for (int64_t i = 0; i < n; ++i) {
             if (!base) continue;
