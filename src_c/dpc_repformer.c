@@ -72,7 +72,10 @@ static void sym(const double *X, int64_t ldx, const int64_t *rows, int64_t J, in
 typedef struct {
     int64_t nr;       /* the real slots (m or sw nonzero) */
     int64_t *r;       /* (J): their slot numbers */
-    double *Q, *K, *V; /* (nh, J, d), (nh, J, d), (nh, J, d2): rows a < nr */
+    double *Q;        /* (nh, J, d): q^h_a, rows a < nr */
+    double *K, *V;    /* (nh, d, J), (nh, d2, J): k^h_b, v^h_b with b innermost, so the loops over the
+                       * real columns b run over unit strides (and the sums keep their order) */
+    double *swr, *Ar; /* (J): sw of the real slots; one row of A */
     double *HH, *F;   /* (J, J): h2_a.h2_b and m_a m_b sw_a sw_b / sqrt 3, so A = P HH F */
     double *L1;       /* (nh, J, J): q_a.k_b / sqrt d */
     double *P;        /* (nh, J, J): the softmax over the real columns */
@@ -85,11 +88,11 @@ typedef struct {
 static size_t att2_carve(const dpc_repformer_layer *Ly, int64_t J, double *base, att2 *s)
 {
     const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
-    const int64_t sizes[] = {J, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, nh * J * J, nh * J * J, nh * J,
+    const int64_t sizes[] = {J, nh * J * d, nh * J * d, nh * J * d2, J, J, J * J, J * J, nh * J * J, nh * J * J, nh * J,
                              J * d2 * nh, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, J,
                              2 * d * nh + d2 * nh, d2 * nh, d2, d2 + J};
     double *rr;
-    double **slots[] = {&rr, &s->Q, &s->K, &s->V, &s->HH, &s->F, &s->L1, &s->P, &s->Pe, &s->flat,
+    double **slots[] = {&rr, &s->Q, &s->K, &s->V, &s->swr, &s->Ar, &s->HH, &s->F, &s->L1, &s->P, &s->Pe, &s->flat,
                         &s->dQ, &s->dK, &s->dV, &s->G, &s->S, &s->dP, &s->kq, &s->dflat, &s->t, &s->gln};
     size_t off = 0;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ++k) {
@@ -100,7 +103,8 @@ static size_t att2_carve(const dpc_repformer_layer *Ly, int64_t J, double *base,
     return off;
 }
 
-/* q, k (h < nh: query, else key; W_qk column e 2nh + h) and v (column g nh + h) of one g2 row, head-major */
+/* q, k (h < nh: query, else key; W_qk column e 2nh + h) and v (column g nh + h) of one g2 row a, head-major
+ * (layouts as in att2) */
 static void att2_project(const dpc_repformer_layer *Ly, int64_t J, const double *g2j, int64_t a, double *Q, double *K,
                          double *V)
 {
@@ -111,14 +115,14 @@ static void att2_project(const dpc_repformer_layer *Ly, int64_t J, const double 
             for (int64_t i = 0; i < d2; ++i) acc += g2j[i] * Ly->mapqk_w[i * nqk + e * 2 * nh + h];
             if (h < nh) {
                 if (Q) Q[(h * J + a) * d + e] = acc;
-            } else K[((h - nh) * J + a) * d + e] = acc;
+            } else K[((h - nh) * d + e) * J + a] = acc;
         }
     if (!V) return;
     for (int64_t g = 0; g < d2; ++g)
         for (int64_t h = 0; h < nh; ++h) {
             double acc = 0.0;
             for (int64_t i = 0; i < d2; ++i) acc += g2j[i] * Ly->mapv_w[i * d2 * nh + g * nh + h];
-            V[(h * J + a) * d2 + g] = acc;
+            V[(h * d2 + g) * J + a] = acc;
         }
 }
 
@@ -133,7 +137,10 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
         if (M[j] != 0.0 || SW[j] != 0.0) s->r[nr++] = j;
     s->nr = nr;
     const double ne = (double)(J - nr);
-    for (int64_t a = 0; a < nr; ++a) att2_project(Ly, J, G2 + s->r[a] * d2, a, s->Q, s->K, s->V);
+    for (int64_t a = 0; a < nr; ++a) {
+        att2_project(Ly, J, G2 + s->r[a] * d2, a, s->Q, s->K, s->V);
+        s->swr[a] = SW[s->r[a]];
+    }
     for (int64_t a = 0; a < nr; ++a) {
         const int64_t ra = s->r[a];
         for (int64_t b = 0; b < nr; ++b) {
@@ -147,12 +154,14 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
             const double *qa = s->Q + (h * J + a) * d, swa = SW[s->r[a]];
             double *L1 = s->L1 + (h * J + a) * J, *P = s->P + (h * J + a) * J;
             double top = nr < J ? -sh : -INFINITY; /* an empty slot's logit is -c */
+            for (int64_t b = 0; b < nr; ++b) L1[b] = 0.0;
+            for (int64_t e = 0; e < d; ++e) {
+                const double qe = qa[e], *ke = s->K + (h * d + e) * J;
+                for (int64_t b = 0; b < nr; ++b) L1[b] += qe * ke[b];
+            }
             for (int64_t b = 0; b < nr; ++b) {
-                const double *kb = s->K + (h * J + b) * d;
-                double dot = 0.0;
-                for (int64_t e = 0; e < d; ++e) dot += qa[e] * kb[e];
-                L1[b] = dot * rd;
-                P[b] = (L1[b] + sh) * swa * SW[s->r[b]] - sh;
+                L1[b] *= rd;
+                P[b] = (L1[b] + sh) * swa * s->swr[b] - sh;
                 top = P[b] > top ? P[b] : top;
             }
             double sum = 0.0;
@@ -164,15 +173,14 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
             sum += ne * pe;
             for (int64_t b = 0; b < nr; ++b) P[b] /= sum;
             s->Pe[h * J + a] = pe / sum;
-            /* o^h_a = sum_b A_ab v^h_b, summed contiguously, then stored in the head map's column order */
-            double *o = s->t;
-            for (int64_t g = 0; g < d2; ++g) o[g] = 0.0;
-            for (int64_t b = 0; b < nr; ++b) {
-                const double A = P[b] * s->HH[a * J + b] * s->F[a * J + b];
-                const double *vb = s->V + (h * J + b) * d2;
-                for (int64_t g = 0; g < d2; ++g) o[g] += A * vb[g];
+            /* o^h_a = sum_b A_ab v^h_b, stored in the head map's column order */
+            for (int64_t b = 0; b < nr; ++b) s->Ar[b] = P[b] * s->HH[a * J + b] * s->F[a * J + b];
+            for (int64_t g = 0; g < d2; ++g) {
+                const double *vg = s->V + (h * d2 + g) * J;
+                double o = 0.0;
+                for (int64_t b = 0; b < nr; ++b) o += s->Ar[b] * vg[b];
+                s->flat[a * nv + g * nh + h] = o;
             }
-            for (int64_t g = 0; g < d2; ++g) s->flat[a * nv + g * nh + h] = o[g];
         }
 }
 
@@ -603,33 +611,37 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         for (int64_t h = 0; h < nh; ++h) {
             const double *P = a2->P + (h * J + a) * J, *L1 = a2->L1 + (h * J + a) * J;
             const double *qa = a2->Q + (h * J + a) * d;
-            double *dqa = a2->dQ + (h * J + a) * d, dot = 0.0;
-            for (int64_t b = 0; b < nr; ++b) {
-                /* A = P HH F: dA = do.v, dv += A do, dP = dA HH F; dhh = dA P F, dss = dA P HH m m / sqrt 3 */
-                const double *vb = a2->V + (h * J + b) * d2;
-                double *dvb = a2->dV + (h * J + b) * d2, dA = 0.0;
-                const double HF = HH[b] * F[b], A = P[b] * HF;
-                for (int64_t g = 0; g < d2; ++g) {
-                    dA += dflat[g * nh + h] * vb[g];
-                    dvb[g] += A * dflat[g * nh + h];
+            double *dqa = a2->dQ + (h * J + a) * d, *dA = a2->Ar, dot = 0.0;
+            /* A = P HH F: dA = do.v, dv += A do, dP = dA HH F; dhh = dA P F, dss = dA P HH m m / sqrt 3 */
+            for (int64_t b = 0; b < nr; ++b) dA[b] = 0.0;
+            for (int64_t g = 0; g < d2; ++g) {
+                const double dog = dflat[g * nh + h], *vg = a2->V + (h * d2 + g) * J;
+                double *dvg = a2->dV + (h * d2 + g) * J;
+                for (int64_t b = 0; b < nr; ++b) {
+                    dA[b] += dog * vg[b];
+                    dvg[b] += P[b] * HH[b] * F[b] * dog;
                 }
-                dP[b] = dA * HF;
-                dot += P[b] * dP[b];
-                G[b] += dA * P[b] * F[b];
-                S[b] += dA * HH[b] * P[b] * Mr[b];
             }
             for (int64_t b = 0; b < nr; ++b) {
-                const double swb = SW[a2->r[b]];
+                dP[b] = dA[b] * (HH[b] * F[b]);
+                dot += P[b] * dP[b];
+                G[b] += dA[b] * P[b] * F[b];
+                S[b] += dA[b] * HH[b] * P[b] * Mr[b];
+            }
+            /* the softmax's adjoint; dP becomes dL0 = dL2 sw_a sw_b / sqrt d, the logits' q.k gradient */
+            for (int64_t b = 0; b < nr; ++b) {
                 const double dL2 = P[b] * (dP[b] - dot);
                 S[b] += dL2 * (L1[b] + sh);
-                const double dL0 = dL2 * swa * swb * rd;
-                if (dL0 == 0.0) continue;
-                const double *kb = a2->K + (h * J + b) * d;
-                double *dkb = a2->dK + (h * J + b) * d;
-                for (int64_t e = 0; e < d; ++e) {
-                    dqa[e] += dL0 * kb[e];
-                    dkb[e] += dL0 * qa[e];
+                dP[b] = dL2 * swa * a2->swr[b] * rd;
+            }
+            for (int64_t e = 0; e < d; ++e) {
+                const double qe = qa[e], *ke = a2->K + (h * d + e) * J;
+                double *dke = a2->dK + (h * d + e) * J, acc = dqa[e];
+                for (int64_t b = 0; b < nr; ++b) {
+                    acc += dP[b] * ke[b];
+                    dke[b] += dP[b] * qe;
                 }
+                dqa[e] = acc;
             }
             if (nr < J) {
                 const double c = -a2->Pe[h * J + a] * dot * swa;
@@ -668,10 +680,10 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         for (int64_t e = 0; e < d; ++e)
             for (int64_t h = 0; h < nh; ++h) {
                 dqk[e * 2 * nh + h] = a2->dQ[(h * J + a) * d + e];
-                dqk[e * 2 * nh + nh + h] = a2->dK[(h * J + a) * d + e];
+                dqk[e * 2 * nh + nh + h] = a2->dK[(h * d + e) * J + a];
             }
         for (int64_t g = 0; g < d2; ++g)
-            for (int64_t h = 0; h < nh; ++h) dv[g * nh + h] = a2->dV[(h * J + a) * d2 + g];
+            for (int64_t h = 0; h < nh; ++h) dv[g * nh + h] = a2->dV[(h * d2 + g) * J + a];
         affine_back(dv, nv, Ly->mapv_w, d2, dG2 + ra * d2, 1);
         affine_back(dqk, nqk, Ly->mapqk_w, d2, dG2 + ra * d2, 1);
     }
