@@ -529,7 +529,10 @@ class Potential:
         else:
             d = parts(self.model.descriptor)[o.part]
             what = "neighbors" if d.mixed_types else f"neighbors of type {self.get_type_map()[o.block]}"
-            detail = f" (worst: atom {o.atom} lost {o.worst} {what}; {d.type_name} rcut={d.rcut} Å sel={list(d.sel)})"
+            where = f"{d.type_name} rcut={d.rcut} Å sel={list(d.sel)}"
+            if d.type_name == "dpa2" and o.block == 1:  # the runtime's block 1 of a DPA-2: its repformer slots
+                where = f"dpa2 repformer rcut={d.rf_rcut} Å nsel={d.rf_nsel}"
+            detail = f" (worst: atom {o.atom} lost {o.worst} {what}; {where})"
         warnings.warn(
             f"{o.total} neighbors inside rcut were dropped because sel is too small{detail}; "
             "results differ from a model with a larger sel",

@@ -1,6 +1,6 @@
 /* The repformer arrays of a compressed DPA-2 part (kind 7; docs/model-file.md): the checks of
  * dpcompress/descriptors/dpa2_pack.py (check_arrays) with the same messages, filling the
- * dpc_repformer_stack the frame path is to run (issue 16; the frame path is not written yet). */
+ * dpc_repformer_stack the frame path runs (dpc_dpa2_frame.h). */
 #ifndef DPC_DPA2_PART_H
 #define DPC_DPA2_PART_H
 

@@ -1402,9 +1402,9 @@ dpc_status dpc_model_open(const void *data, size_t nbytes, dpc_dgemm_t dgemm, dp
                 st = dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' is not part of a %s model (edited file?)",
                                    m->file.arrays[k].name, m->kind == DPC_MODEL_NEP ? "NEP" : "DP");
         for (int p = 0; st == DPC_OK && m->kind == DPC_MODEL_DP_ENERGY && p < m->nparts; p++)
-            if (m->parts[p].kind == DPC_PART_DPA2) /* checked and read; the frame path is to come (issue 16) */
-                st = dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: descriptor kind 7 (a compressed DPA-2) is not "
-                                   "evaluated by this runtime yet; evaluate the uncompressed .dp model", p);
+            if (m->parts[p].kind == DPC_PART_DPA2 && (m->nparts != 1 || m->zbl.present)) /* dpc_dpa2_frame.h */
+                st = dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: a compressed DPA-2 (kind 7) must be the model's only "
+                                   "descriptor, without ZBL (the runtime evaluates it alone)", p);
     }
     if (st != DPC_OK) {
         dpc_model_close(m);

@@ -89,6 +89,7 @@ struct dpc_workspace {
     dpc_buffer frame;            /* per-frame arrays: the part accumulators */
     dpc_buffer centers;          /* per-frame: the list of centers, NEP's 64-bit types */
     dpc_buffer fit_shared;
+    dpc_buffer dpa2;             /* per-frame: a DPA-2 part's arrays (dpc_dpa2_frame.h) */
     dpc_buffer *threads;         /* [n_thread_buffers] rows / kernels, per thread */
     dpc_buffer *fit_threads;     /* [n_thread_buffers] */
     int n_thread_buffers;

@@ -6,8 +6,8 @@
  * with its layer norm; smooth, use_sqrt_nnei; no h2 update.  Math and numpy twin:
  * dpcompress/evaluators/exact/repformer_layer.py and repformer_attention.py (same names).
  *
- * Forward and backward of one layer (tests/test_repformer_kernel.py); the runtime's frame-level
- * wiring (part kind 7: repinit, layers, fitting, forces) is not written yet.  Weights are row-major
+ * Forward and backward of one layer (tests/test_repformer_kernel.py); the runtime's frame path
+ * (part kind 7) runs the stack: dpc_dpa2_frame.h.  Weights are row-major
  * (n_in x n_out), x W + b, column orders as the twin's.
  */
 #ifndef DPC_REPFORMER_H

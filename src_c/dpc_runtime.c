@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpc_dpa2_frame.h"
 #include "dpc_model_internal.h"
 #include "dpc_rows.h"
 
@@ -37,6 +38,7 @@ void dpc_workspace_free(dpc_workspace *ws)
     dpc_buffer_free(&ws->frame);
     dpc_buffer_free(&ws->centers);
     dpc_buffer_free(&ws->fit_shared);
+    dpc_buffer_free(&ws->dpa2);
     for (int k = 0; k < ws->n_thread_buffers; k++) {
         dpc_buffer_free(ws->threads + k);
         dpc_buffer_free(ws->fit_threads + k);
@@ -48,7 +50,7 @@ void dpc_workspace_free(dpc_workspace *ws)
 
 size_t dpc_workspace_bytes(const dpc_workspace *ws)
 {
-    size_t n = ws->chunk.cap + ws->frame.cap + ws->centers.cap + ws->fit_shared.cap;
+    size_t n = ws->chunk.cap + ws->frame.cap + ws->centers.cap + ws->fit_shared.cap + ws->dpa2.cap;
     for (int k = 0; k < ws->n_thread_buffers; k++) n += ws->threads[k].cap + ws->fit_threads[k].cap;
     return n;
 }
@@ -102,7 +104,13 @@ static dpc_status check_frame(const dpc_model *m, const dpc_frame *f, const dpc_
         if (f->image_owner[g] < 0 || f->image_owner[g] >= f->natoms)
             return dpc_set_error(err, DPC_ERR_INDEX, "image %lld names atom %d of %lld", (long long)g, f->image_owner[g],
                                  (long long)f->natoms);
-    for (int64_t i = 0; i < f->nlocal; i++)
+    if (f->nsender != 0 && (f->nsender < f->nlocal || f->nsender > f->natoms))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame senders: nsender %lld, nlocal %lld, natoms %lld (need 0 or "
+                             "nlocal <= nsender <= natoms)", (long long)f->nsender, (long long)f->nlocal, (long long)f->natoms);
+    const int64_t nrows = f->nsender > f->nlocal && dpc_model_passes_messages(m) ? f->nsender : f->nlocal;
+    if (nrows > f->nlocal && (!f->numneigh || !f->firstneigh))
+        return dpc_set_error(err, DPC_ERR_ARGUMENT, "frame senders without candidate neighbors");
+    for (int64_t i = 0; i < nrows; i++)
         if (f->numneigh[i] < 0 || (f->numneigh[i] > 0 && !f->firstneigh[i]))
             return dpc_set_error(err, DPC_ERR_ARGUMENT, "center %lld: %d candidates", (long long)i, f->numneigh[i]);
     return DPC_OK;
@@ -149,6 +157,7 @@ typedef struct {
     const double *fparam;      /* the frame's raw [nfparam] (or the model's default), NULL without */
     const double *aparam;      /* the frame's raw [nlocal][nfit_params - nfparam], NULL without */
     const double *zscale;      /* [chunk] DP + ZBL: 1 - w of each row (dE/dD is scaled by it), NULL without */
+    dpc_dpa2_frame *dpa2;      /* DPA-2: its g1 is D's first columns, dE/dg1 goes to dpa2->dg1 */
 } fit_ctx;
 
 /* Rows of D from the parts' states. */
@@ -160,7 +169,12 @@ static void descriptor_row(const fit_ctx *c, int64_t k, double *xr)
     for (int p = 0; p < m->nparts; p++) {
         const dpc_part *P = m->parts + p;
         const double *st = c->pa[p].state + k * P->state_dim;
-        if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1) {
+        if (P->kind == DPC_PART_DPA2) { /* [g1, E_t] */
+            const int64_t d1 = P->dpa2.stack.g1_dim;
+            memcpy(xr + col, c->dpa2->g1 + k * d1, sizeof(double) * d1);
+            memcpy(xr + col + d1, P->type_embedding + c->types[k] * P->tebd_dim, sizeof(double) * P->tebd_dim);
+            col += d1 + P->tebd_dim;
+        } else if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1) {
             dpc_descriptor_from_T_atom(P->M, P->A, st, xr + col);
             col += P->M * P->A;
             if (P->concat) {
@@ -215,7 +229,11 @@ static void take_rows(void *vctx, const dpc_index *rows, dpc_index n, double *dx
             const dpc_part *P = m->parts + p;
             const double *st = c->pa[p].state + k * P->state_dim;
             double *ds = c->pa[p].dstate + k * P->state_dim;
-            if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1) {
+            if (P->kind == DPC_PART_DPA2) {
+                const int64_t d1 = P->dpa2.stack.g1_dim;
+                memcpy(c->dpa2->dg1 + k * d1, dr + col, sizeof(double) * d1);
+                col += d1 + P->tebd_dim;
+            } else if (P->kind == DPC_PART_SE_A || P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_DPA1) {
                 dpc_descriptor_gradient_to_T_atom(P->M, P->A, st, dr + col, ds);
                 col += P->M * P->A + (P->concat ? P->tebd_dim : 0);
             } else if (P->kind == DPC_PART_SE_R) {
@@ -243,7 +261,8 @@ static size_t carve_dp_chunk(const dpc_model *m, int64_t n, char *base, int64_t 
         a->vectors = (double *)dpc_carve(base, &off, sizeof(double) * n * P->nnei * 3);
         a->counts = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
         a->overflow = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nblocks);
-        a->gate_index = (P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_SE_T_TEBD || P->kind == DPC_PART_DPA1)
+        a->gate_index = (P->kind == DPC_PART_SE_ATTEN || P->kind == DPC_PART_SE_T_TEBD || P->kind == DPC_PART_DPA1 ||
+                         P->kind == DPC_PART_DPA2)
                             ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * n * P->nnei) : NULL;
         a->state = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
         a->dstate = (double *)dpc_carve(base, &off, sizeof(double) * n * P->state_dim);
@@ -283,9 +302,12 @@ static dpc_status run_part(const dpc_part *P, dpc_part_arrays *a, int64_t n, con
 }
 
 static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f, const int64_t *centers,
-                             int64_t ncenters, int nth, const dpc_outputs *out, dpc_result *res, dpc_error *err)
+                             int64_t ncenters, int64_t nlocal_rows, int nth, const dpc_outputs *out, dpc_result *res,
+                             dpc_error *err)
 {
-    const int64_t cap = ncenters < DPC_CHUNK ? ncenters : DPC_CHUNK;
+    /* DPA-2 passes messages: one chunk holds every row (centers, then senders); it is the only part */
+    const int dpa2 = m->parts[0].kind == DPC_PART_DPA2;
+    const int64_t cap = dpa2 ? ncenters : ncenters < DPC_CHUNK ? ncenters : DPC_CHUNK;
     int64_t *ctypes;
     double *efit, *zs = NULL, *zw = NULL, *zb = NULL, *zde = NULL, *zdw = NULL;
     fit_ctx ctx;
@@ -295,6 +317,13 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
     if (!base) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the chunk buffers");
     carve_dp_chunk(m, cap, base, &ctypes, &efit, ctx.pa);
     ctx.types = ctypes;
+    dpc_dpa2_frame F;
+    if (dpa2) {
+        char *fb = (char *)dpc_buffer_reserve(&ws->dpa2, dpc_dpa2_frame_carve(m->parts, cap, f->natoms, NULL, &F));
+        if (!fb) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the DPA-2 arrays");
+        dpc_dpa2_frame_carve(m->parts, cap, f->natoms, fb, &F);
+        ctx.dpa2 = &F;
+    }
     {
         const int64_t nf = m->nfparam, na = m->nfit_params - m->nfparam;
         ctx.fparam = nf ? (f->fparam ? f->fparam : m->default_fparam) : NULL;
@@ -358,6 +387,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
 
     for (int64_t c0 = 0; c0 < ncenters; c0 += cap) {
         const int64_t n = ncenters - c0 < cap ? ncenters - c0 : cap;
+        const int64_t nfit = dpa2 ? nlocal_rows : n; /* rows with an energy (a sender has none) */
         const int64_t *cc = centers + c0;
         for (int64_t k = 0; k < n; k++) ctypes[k] = f->type[cc[k]];
 
@@ -389,7 +419,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
                     int64_t *ov = a->overflow + k * P->nblocks;
                     dpc_fill_row(&sn, spec + p, f->type, f->type[i], idx, a->vectors + k * P->nnei * 3,
                                  a->counts + k * P->nblocks, ov);
-                    for (int64_t b = 0; b < P->nblocks; b++) {
+                    for (int64_t b = 0; b < P->nblocks && k < nfit; b++) {
                         if (!ov[b]) continue;
                         const overflow_stat one = {ov[b], ov[b], i, b};
                         overflow_merge(my_ovf + p, &one);
@@ -429,20 +459,28 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
             dpc_part_arrays *a = ctx.pa + p;
             const dpc_status st = run_part(P, a, n, ctypes, ws->threads, nth, 0);
             if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the forward kernel failed (status %d)", p, (int)st);
-            for (int64_t k = 0; k < n; k++) {
+            for (int64_t k = 0; k < nfit; k++) {
                 res->beyond_fine += a->beyond[k];
                 res->beyond_table += a->beyond[n + k];
+            }
+            if (P->kind == DPC_PART_DPA2) {
+                dpc_status sd = dpc_dpa2_inputs(P, ctypes, f->natoms, cc, nlocal_rows, a->index, a->vectors, nth, &F, err);
+                if (sd == DPC_OK) sd = dpc_dpa2_forward(P, ctypes, a->state, nth, &F, err);
+                if (sd != DPC_OK) return sd;
+                const overflow_stat one = {F.overflow, F.overflow_worst, F.overflow_atom, 1}; /* block 1: the repformer's */
+                overflow_merge(ovf + p, &one);
+                memset(F.dg1, 0, sizeof(double) * n * P->dpa2.stack.g1_dim); /* senders' rows stay 0 */
             }
         }
 
         if (out->descriptor)
-            for (int64_t k = 0; k < n; k++) descriptor_row(&ctx, k, out->descriptor + cc[k] * m->dim);
+            for (int64_t k = 0; k < nfit; k++) descriptor_row(&ctx, k, out->descriptor + cc[k] * m->dim);
 
         /* fitting, energies */
         {
             dpc_fitting_args fa;
             memset(&fa, 0, sizeof fa);
-            fa.natoms = n;
+            fa.natoms = nfit;
             fa.dim = m->dim + m->nfit_params;
             ctx.centers = cc;
             fa.ntypes = m->ntypes;
@@ -459,7 +497,7 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
             const dpc_status st = dpc_fitting_forward_backward(&fa, nth, efit, NULL);
             if (st != DPC_OK) return dpc_set_error(err, st, "the fitting net failed (status %d)", (int)st);
         }
-        for (int64_t k = 0; k < n; k++) {
+        for (int64_t k = 0; k < nfit; k++) {
             const int64_t t = ctypes[k];
             double e = m->keep_mask[t] * (m->fit_mask[t] * efit[k] + m->out_bias[t]);
             if (m->zbl.present) { /* E = (1 - w) a + w b + bias; keep b - a for the weight's gradient */
@@ -475,8 +513,30 @@ static dpc_status compute_dp(const dpc_model *m, dpc_workspace *ws, const dpc_fr
         for (int p = 0; p < m->nparts; p++) {
             const dpc_part *P = m->parts + p;
             dpc_part_arrays *a = ctx.pa + p;
+            if (P->kind == DPC_PART_DPA2) {
+                const dpc_status sd = dpc_dpa2_backward(P, a->state, F.dg1, nth, &F, a->dstate, err);
+                if (sd != DPC_OK) return sd;
+            }
             const dpc_status st = run_part(P, a, n, ctypes, ws->threads, nth, 1);
             if (st != DPC_OK) return dpc_set_error(err, st, "part %d: the backward kernel failed (status %d)", p, (int)st);
+            if (P->kind == DPC_PART_DPA2) {
+                dpc_dpa2_add_rf_grad(P, &F, a->pair_grad);
+                if (out->atom_virial) { /* three weighted passes: the per-atom split of messages (dpc_dpa2_frame.h) */
+                    const int64_t d1 = P->dpa2.stack.g1_dim;
+                    dpc_part_arrays h = *a;
+                    h.pair_grad = F.H;
+                    for (int b = 0; b < 3; b++) {
+                        for (int64_t k = 0; k < n; k++)
+                            for (int64_t q = 0; q < d1; q++) F.wdg1[k * d1 + q] = F.dg1[k * d1 + q] * f->x[3 * cc[k] + b];
+                        dpc_status sd = dpc_dpa2_backward(P, a->state, F.wdg1, nth, &F, h.dstate, err);
+                        if (sd != DPC_OK) return sd;
+                        sd = run_part(P, &h, n, ctypes, ws->threads, nth, 1);
+                        if (sd != DPC_OK) return dpc_set_error(err, sd, "part %d: the backward kernel failed (status %d)", p, (int)sd);
+                        dpc_dpa2_add_rf_grad(P, &F, F.H);
+                        dpc_dpa2_virial_term(P, &F, cc, f->x, a->index, a->pair_grad, b, out->atom_virial);
+                    }
+                }
+            }
             if (p == 0 && m->zbl.present)
                 for (int64_t k = 0; k < n; k++)
                     dpc_zbl_pair_grad(P->nnei, a->index + k * P->nnei, a->vectors + k * P->nnei * 3, zw[k], zb[k],
@@ -602,8 +662,13 @@ dpc_status dpc_compute(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f
     if (st != DPC_OK) return st;
     if (!reserve_threads(ws, nth)) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the thread buffers");
     /* centers (atoms the model handles) and, for NEP, 64-bit types of every atom */
-    int64_t ncenters = 0;
-    for (int64_t i = 0; i < f->nlocal; i++) ncenters += f->type[i] >= 0;
+    /* rows: the centers, then (a model passing messages) the senders */
+    const int64_t nrows = f->nsender > f->nlocal && dpc_model_passes_messages(m) ? f->nsender : f->nlocal;
+    int64_t ncenters = 0, nlocal_rows = 0;
+    for (int64_t i = 0; i < nrows; i++) {
+        ncenters += f->type[i] >= 0;
+        nlocal_rows += i < f->nlocal && f->type[i] >= 0;
+    }
     const int nep = m->kind == DPC_MODEL_NEP;
     size_t size = 0;
     dpc_carve(NULL, &size, sizeof(int64_t) * (ncenters ? ncenters : 1));
@@ -613,7 +678,7 @@ dpc_status dpc_compute(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f
     size_t off = 0;
     int64_t *centers = (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * (ncenters ? ncenters : 1));
     int64_t *types64 = nep ? (int64_t *)dpc_carve(base, &off, sizeof(int64_t) * (f->natoms ? f->natoms : 1)) : NULL;
-    for (int64_t i = 0, k = 0; i < f->nlocal; i++)
+    for (int64_t i = 0, k = 0; i < nrows; i++)
         if (f->type[i] >= 0) centers[k++] = i;
     if (nep)
         for (int64_t a = 0; a < f->natoms; a++) types64[a] = f->type[a];
@@ -623,11 +688,11 @@ dpc_status dpc_compute(const dpc_model *m, dpc_workspace *ws, const dpc_frame *f
     for (int t = 0; t < nth; t++)
         if (!dpc_gather_reserve(ws->threads + t, most))
             return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory for the neighbor candidates");
-    if (ncenters == 0)
+    if (nlocal_rows == 0)
         st = DPC_OK;
     else if (nep)
         st = compute_nep(m, ws, f, centers, ncenters, types64, nth, out, res, err);
     else
-        st = compute_dp(m, ws, f, centers, ncenters, nth, out, res, err);
+        st = compute_dp(m, ws, f, centers, ncenters, nlocal_rows, nth, out, res, err);
     return st;
 }

@@ -32,8 +32,8 @@ from dpcompress.nep import read_nep
 from conftest import DATA, REPO
 
 SRC_C = os.path.join(REPO, "src_c")
-RUNTIME = ["dpc_model.c", "dpc_model_file.c", "dpc_runtime.c", "dpc_rows.c", "dpc_fitting.c", "dpc_se_a_tab.c",
-           "dpc_attention.c", "dpc_se_t_tab.c", "dpc_nep.c", "dpc_pair_table.c", "dpc_dpa2_part.c"]
+with open(os.path.join(SRC_C, "runtime_sources.txt")) as _fh:  # the runtime's C files, as setup.py reads them
+    RUNTIME = [ln.strip() for ln in _fh if ln.strip() and not ln.startswith("#")]
 DP_FIXTURES = ["se_e2_a_tiny", "se_e2_r_tiny", "se_e3_tiny", "se_atten_v2_tiny", "hybrid_tiny"]
 # (model, structure): a ZBL model in a close contact, and a triclinic 2-atom cell smaller than rcut
 NEP_CASES = [("BaTiO3_NEP4_zbl", "zbl_close_contact_40"), ("Si_2022_NEP4_5body", "crystal_prim2")]

@@ -217,9 +217,9 @@ def test_unimplemented_options_are_refused_naming_the_key(tree, edit, match):
         model_from_tree(t, source="edited.dp")
 
 
-def test_potential_and_compress_refusal(frames):
-    """Potential on the .dp (both frames in one call, atomic=True): DeePMD-kit's references (1e-9);
-    compressing is refused clearly."""
+def test_potential_on_the_dp_model(frames):
+    """Potential on the .dp (both frames in one call, atomic=True): DeePMD-kit's references (1e-9).
+    (The compressed model: test_dpa2_compressed.py.)"""
     coords, cells, types = frames
     pot = Potential(MODEL)
     e, f, v, ae, av = pot.eval(coords[:2], cells[:2], types, atomic=True)
@@ -230,10 +230,6 @@ def test_potential_and_compress_refusal(frames):
     D = pot.eval_descriptor(coords[:1], cells[:1], types)  # [g1, T[t_i]] (concat_output_tebd)
     assert D.shape == (1, len(types), 12)
     np.testing.assert_array_equal(D[0, :, 8:], pot.model.descriptor.type_embedding[types])
-    from dpcompress import compress
-
-    with pytest.raises(UnsupportedModelError, match="compressing DPA-2 .* is not implemented yet"):
-        compress(MODEL)
 
 
 def test_ase_calculator(frames):
@@ -271,15 +267,6 @@ def test_dpcompress_test_command(tmp_path, frames):
         types = np.array(fh.read().split(), dtype=np.int64)
     e = _evaluate(load_model(MODEL), coord, box, types).energy
     assert abs(doc["weighted"]["energy_mae"] - abs(e - label)) < 1e-9
-
-
-def test_cli_compress_is_refused_with_exit_2(tmp_path, capsys):
-    from dpcompress.cli import main
-
-    assert main(["compress", "-i", MODEL, "-o", str(tmp_path / "x.dpc")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "compressing DPA-2" in err[0] and "not implemented yet" in err[0]
-    assert not (tmp_path / "x.dpc").exists()
 
 
 @pytest.mark.skipif(not os.path.exists(OPTIONS_REF), reason="dpa2_options_reference.npz not made")

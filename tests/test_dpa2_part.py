@@ -1,10 +1,9 @@
 """Compressed DPA-2 as a ``.dpc`` part (kind 7, issue 16): written by ``compress``, checked and read back by
-the Python reader.
+both readers.
 
-The C runtime does not evaluate kind 7 yet, so ``compress`` still refuses DPA-2 (``test_dpa2.py``); these
-tests lift that gate (``dpa2_part.RUNTIME_EVALUATES``) to write the part, decode it with the Python
-reader's checks (:func:`dpcompress.modelfile.container.decode`) and evaluate the read-back model with
-the numpy twin (the exact frame evaluator with the repinit's table).  References: DeePMD-kit 3.2.0's
+The part is decoded with the Python reader's checks (:func:`dpcompress.modelfile.container.decode`) and the
+read-back model evaluated with the numpy twin (the exact frame evaluator with the repinit's table); the C
+runtime's evaluation of it is tested in ``test_dpa2_compressed.py``.  References: DeePMD-kit 3.2.0's
 compressed model's outputs (``tests/data/deepmd/dpa2_tiny/ref_compressed_pth.npz``, README there) and
 the in-memory tabulated model.
 """
@@ -18,7 +17,6 @@ from conftest import DATA
 
 import dpcompress
 from dpcompress.core.errors import ModelFormatError
-from dpcompress.descriptors import dpa2_part
 from dpcompress.evaluators.exact import dpa2 as exact_dpa2
 from dpcompress.modelfile import dp, model_bytes, read_dpc
 from dpcompress.modelfile.container import decode, encode
@@ -30,13 +28,8 @@ FRAMES = os.path.join(DATA, "deepmd", "se_e2_a_tiny", "test_frames.npz")
 
 @pytest.fixture(scope="module")
 def compressed():
-    """DeePMD-kit's dp compress defaults (step 0.01, extrapolate 5, quintic), with the runtime gate lifted."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(dpa2_part, "RUNTIME_EVALUATES", True)
-    try:
-        yield dpcompress.compress(MODEL, n_threads=1)
-    finally:
-        mp.undo()
+    """DeePMD-kit's dp compress defaults (step 0.01, extrapolate 5, quintic)."""
+    return dpcompress.compress(MODEL, n_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +154,9 @@ def test_the_activation_code_agrees_with_the_header(container):
         decode(data, "x.dpc")
 
 
-def test_the_c_reader_refuses_kind_7_until_the_runtime_evaluates_it(compressed):
-    """The C reader checks and reads an intact part, then refuses it clearly, naming kind 7 (no frame path yet)."""
-    with pytest.raises(ModelFormatError, match=r"^x.dpc: part 0: descriptor kind 7 \(a compressed DPA-2\) is not evaluated "
-                       "by this runtime yet"):
-        read_dpc(model_bytes(compressed), "x.dpc")
+def test_the_c_reader_opens_an_intact_part(compressed):
+    """The C reader checks and reads an intact part (the runtime evaluates it: test_dpa2_compressed.py)."""
+    from dpcompress._ext.runtime import check_model_bytes
+
+    check_model_bytes(model_bytes(compressed), "x.dpc")
+    assert read_dpc(model_bytes(compressed), "x.dpc").header["model"]["descriptor"][0]["type"] == "dpa2"

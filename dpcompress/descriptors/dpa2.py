@@ -27,11 +27,6 @@ TYPE_NAME = "dpa2"
 ALIASES = ("dpa2",)
 KIND = None  # the unit with the .dpc part (kind 7) is dpa2_part
 
-#: why compression is refused (named by :func:`tabulate`, the CLI's compress)
-NOT_COMPRESSED = ("compressing DPA-2 (repinit tables + repformer layers in the C runtime) is not implemented yet; "
-                  "dpcompress evaluates the uncompressed .dp model exactly (dpcompress.Potential, the ASE calculator, "
-                  "dpcompress test)")
-
 @dataclass(frozen=True)
 class DescriptorDPA2:
     r"""DPA-2: repinit, the g1 shape transform, ``nlayers`` repformer layers.
@@ -132,7 +127,8 @@ class DescriptorDPA2:
         if l0 is not None:
             rf += f" g1_dim={l0.g1_dim} g2_dim={l0.g2_dim} update_style={l0.update_style}"
         out.append(rf)
-        out.append(f"reach {self.reach:g} Å (message passing); evaluated exactly, not compressible yet")
+        done = "the repinit tabulated, the repformers exact" if self.is_compressed else "evaluated exactly"
+        out.append(f"reach {self.reach:g} Å (message passing: a domain's ghost width); {done}")
         return out
 
     @property

@@ -9,10 +9,9 @@ of :math:`G_s`, the gate table :math:`S`, the type embedding) and the ``rf...`` 
 :math:`g_1 + \mathrm{tebd\_dim}`, DPA-2's width; ``modelfile/dp.py`` adds ``rf.act``, the repformers'
 activation as the C runtime's code (the header keeps its name, ``rf_activation``).
 
-The C runtime does not evaluate kind 7 yet (its reader checks the part and fills the repformer
-stack, ``src_c/dpc_dpa2_part.c``, then refuses it; the stack exists, ``src_c/dpc_repformer.c``, the frame
-path does not), so :func:`tabulate` still refuses after checking the options
-(:data:`RUNTIME_EVALUATES`); :func:`pack` and :func:`unpack` work on a descriptor tabulated with
+The C runtime reads the part (``src_c/dpc_dpa2_part.c``) and evaluates it
+(``src_c/dpc_dpa2_frame.c``: the repinit's table kernel, the repformer stack of ``src_c/dpc_repformer.c``,
+the fitting net); :func:`pack` and :func:`unpack` work on a descriptor tabulated with
 :func:`dpcompress.descriptors.dpa2_tables.tabulate_repinit` and are what ``modelfile/dp.py`` calls.
 """
 
@@ -22,13 +21,11 @@ import numpy as np
 
 from ..core.errors import ModelFormatError, UnsupportedModelError
 from . import se_atten_v2
-from .dpa2 import ALIASES, NOT_COMPRESSED, TYPE_NAME, DescriptorDPA2, read  # noqa: F401  (the unit's reader)
+from .dpa2 import ALIASES, TYPE_NAME, DescriptorDPA2, read  # noqa: F401  (the unit's reader)
 from .dpa2_pack import KIND_DPA2, check_arrays, pack_repformers, unpack_repformers
 from .dpa2_tables import check_compressible, tabulate_repinit
 
 KIND = KIND_DPA2
-#: flipped when the C runtime evaluates kind-7 parts; until then ``compress`` refuses DPA-2
-RUNTIME_EVALUATES = False
 
 
 def table_bounds(descriptor, min_nbor_dist):
@@ -43,12 +40,8 @@ def tabulate(descriptor, min_nbor_dist, grid):
     Raises
     ------
     UnsupportedModelError
-        An option outside the compressed form; and, until the C runtime evaluates kind 7,
-        :data:`~dpcompress.descriptors.dpa2.NOT_COMPRESSED`.
+        An option outside the compressed form.
     """
-    check_compressible(descriptor)
-    if not RUNTIME_EVALUATES:
-        raise UnsupportedModelError(NOT_COMPRESSED)
     return tabulate_repinit(descriptor, min_nbor_dist, grid)
 
 
@@ -86,4 +79,4 @@ def check_part(arrays, ntypes, tebd_dim, source):
     return int(arrays["rf.int"][3])
 
 
-__all__ = ["KIND", "RUNTIME_EVALUATES", "table_bounds", "tabulate", "pack", "unpack", "check_part", "read"]
+__all__ = ["KIND", "table_bounds", "tabulate", "pack", "unpack", "check_part", "read"]

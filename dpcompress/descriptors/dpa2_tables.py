@@ -10,9 +10,8 @@ are (they are small matrices applied once per atom or pair; nothing there is a s
 :func:`tabulate_repinit` gives that descriptor; the exact frame evaluator
 (:mod:`dpcompress.evaluators.exact.dpa2`) evaluates it, the table standing in for :math:`G_s`
 (values and slopes, as the gated table kernel ``src_c/dpc_se_a_tab.c`` uses them): that is the numpy
-twin of the compressed DPA-2.  The ``.dpc`` part (kind 7) is :mod:`.dpa2_part`; the C runtime's frame
-path does not exist yet, so :func:`dpcompress.compress` still refuses DPA-2
-(:data:`dpcompress.descriptors.dpa2.NOT_COMPRESSED`, :data:`.dpa2_part.RUNTIME_EVALUATES`).
+twin of the compressed DPA-2.  The ``.dpc`` part (kind 7) is :mod:`.dpa2_part`; the C runtime evaluates
+it (``src_c/dpc_dpa2_frame.c``).
 
 :func:`check_compressible` restricts the compressed form to the options the C runtime is to
 implement (DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``) and names the first

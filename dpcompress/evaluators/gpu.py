@@ -60,6 +60,8 @@ class GpuEvaluator(Evaluator):
             raise UnsupportedModelError('NEP models run on the CPU only; use device="cpu"')
         if any(getattr(p, "attention", None) is not None for p in parts(model.descriptor)):
             raise UnsupportedModelError('dpa1 with attention layers runs on the CPU only; use device="cpu"')
+        if any(p.type_name == "dpa2" for p in parts(model.descriptor)):
+            raise UnsupportedModelError('DPA-2 (repformer layers) runs on the CPU only; use device="cpu"')
         if _is_backend(device):
             backend = device
         else:
