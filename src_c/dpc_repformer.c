@@ -328,9 +328,12 @@ static double *kv_table(const dpc_repformer_layer *L, int64_t n, const double *g
     return KV;
 }
 
-int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
-                                const double *g2, const double *h2, const int64_t *idx, const double *m,
-                                const double *sw, int n_threads, double *g1_out, double *g2_out)
+/* The layer on the rows whose outputs are used (see dpc_repformer_stack_forward_depth): g1' where
+ * depth <= g1_depth, g2' where depth <= g2_depth; the other rows copy their inputs.  depth NULL: all. */
+static int layer_forward_rows(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1, const double *g2,
+                              const double *h2, const int64_t *idx, const double *m, const double *sw,
+                              const int64_t *depth, int64_t g1_depth, int64_t g2_depth, int n_threads, double *g1_out,
+                              double *g2_out)
 {
     if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
     att2 probe;
@@ -357,13 +360,24 @@ int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t
 #endif
         for (int64_t i = 0; i < n; ++i) {
             if (!base) continue;
-            center_g1(L, i, J, g1, g2, h2, idx, m, sw, &s, g1_out + i * L->g1_dim);
-            if (L->update_chnnl_2) center_g2(L, i, J, g1, g2, h2, idx, m, sw, &s, g2_out + i * J * L->g2_dim);
+            const int64_t d1 = L->g1_dim, d2 = L->g2_dim;
+            if (!depth || depth[i] <= g1_depth) center_g1(L, i, J, g1, g2, h2, idx, m, sw, &s, g1_out + i * d1);
+            else memcpy(g1_out + i * d1, g1 + i * d1, sizeof(double) * d1);
+            if (!L->update_chnnl_2) continue;
+            if (!depth || depth[i] <= g2_depth) center_g2(L, i, J, g1, g2, h2, idx, m, sw, &s, g2_out + i * J * d2);
+            else memcpy(g2_out + i * J * d2, g2 + i * J * d2, sizeof(double) * J * d2);
         }
         free(base);
     }
     free(KV);
     return failed ? -1 : 0;
+}
+
+int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                const double *sw, int n_threads, double *g1_out, double *g2_out)
+{
+    return layer_forward_rows(L, n, J, g1, g2, h2, idx, m, sw, NULL, 0, 0, n_threads, g1_out, g2_out);
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -689,11 +703,13 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     }
 }
 
-int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
-                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
-                                 const double *sw, const double *dg1_new, const double *dg2_new,
-                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
-                                 double *dsw)
+/* The adjoint of layer_forward_rows: rows past g1_depth (g2_depth) have a zero adjoint of their g1'
+ * (g2'), so their g1 (g2) update's adjoint is skipped; pass-throughs are kept. */
+static int layer_backward_rows(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1, const double *g2,
+                               const double *h2, const int64_t *idx, const double *m, const double *sw,
+                               const double *dg1_new, const double *dg2_new, const double *dh2_new,
+                               const int64_t *depth, int64_t g1_depth, int64_t g2_depth, int n_threads, double *dg1,
+                               double *dg2, double *dh2, double *dsw)
 {
     if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
     if (L->update_chnnl_2 && !dg2_new) return -1; /* a g2-updating layer's output g2 is always used */
@@ -736,9 +752,13 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
                 s.w[j] = m[i * J + j] * sw[i * J + j];
                 s.dw[j] = 0.0;
             }
-            center_back_g1(L, i, J, g1, g2, h2, idx, m, sw, dg1_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
-            if (L->update_chnnl_2) center_back_g2(L, i, J, g1, g2, h2, idx, m, sw, dg2_new, &s, dg1 + i * d1, DGG1, DG2,
-                                                  DH2, DSW);
+            /* a skipped row's update is the identity (layer_forward_rows copies it): its adjoint passes through */
+            if (!depth || depth[i] <= g1_depth)
+                center_back_g1(L, i, J, g1, g2, h2, idx, m, sw, dg1_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
+            else
+                for (int64_t g = 0; g < d1; ++g) dg1[i * d1 + g] += dg1_new[i * d1 + g];
+            if (L->update_chnnl_2 && (!depth || depth[i] <= g2_depth))
+                center_back_g2(L, i, J, g1, g2, h2, idx, m, sw, dg2_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
             else if (dg2_new)
                 for (int64_t k = 0; k < J * d2; ++k) DG2[k] += dg2_new[i * J * d2 + k];
             if (dh2_new)
@@ -760,6 +780,16 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
     free(dgg1);
     free(KV);
     return failed ? -1 : 0;
+}
+
+int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                 const double *sw, const double *dg1_new, const double *dg2_new,
+                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
+                                 double *dsw)
+{
+    return layer_backward_rows(L, n, J, g1, g2, h2, idx, m, sw, dg1_new, dg2_new, dh2_new, NULL, 0, 0, n_threads, dg1,
+                               dg2, dh2, dsw);
 }
 
 /* ------------------------------------------------------------------ the stack: g1/g2 embedding + layers */
@@ -796,6 +826,14 @@ static double *ws_h2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_
 int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
                                 const int64_t *types, const double *P, const int64_t *idx, const double *m,
                                 const double *sw, int n_threads, double *ws, double *g1_out)
+{
+    return dpc_repformer_stack_forward_depth(S, n, J, D0, types, P, idx, m, sw, NULL, n_threads, ws, g1_out);
+}
+
+int dpc_repformer_stack_forward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                      const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                      const double *sw, const int64_t *depth, int n_threads, double *ws,
+                                      double *g1_out)
 {
     const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
     if (n < 0 || J < 1 || nl < 1 || d1 < 1 || d2 < 1 || !dpc_activation_valid(S->activation)) return -1;
@@ -834,8 +872,10 @@ int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t
         const dpc_repformer_layer *L = S->layers + l;
         double *g2_next = ws_g2(S, ws, n, J, l + 1);
         if (L->g1_dim != d1 || L->g2_dim != d2) return -1;
-        if (dpc_repformer_layer_forward(L, n, J, ws_g1(S, ws, n, J, l), ws_g2(S, ws, n, J, l), h2, idx, m, sw, n_threads,
-                                        ws_g1(S, ws, n, J, l + 1), g2_next) != 0)
+        /* layer l's g1' is read by rows of depth <= nl - 1 - l (l + 1 < nl: as their neighbors'), its g2' by
+         * the row itself in layer l + 1 */
+        if (layer_forward_rows(L, n, J, ws_g1(S, ws, n, J, l), ws_g2(S, ws, n, J, l), h2, idx, m, sw, depth,
+                               nl - 1 - l, nl - 2 - l, n_threads, ws_g1(S, ws, n, J, l + 1), g2_next) != 0)
             return -1;
         if (!L->update_chnnl_2) memcpy(g2_next, ws_g2(S, ws, n, J, l), sizeof(double) * n * J * d2);
     }
@@ -847,6 +887,14 @@ int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_
                                  const int64_t *idx, const double *m, const double *sw, const double *ws,
                                  const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw)
 {
+    return dpc_repformer_stack_backward_depth(S, n, J, P, idx, m, sw, NULL, ws, dg1_out, n_threads, dD0, dP, dsw);
+}
+
+int dpc_repformer_stack_backward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                       const int64_t *idx, const double *m, const double *sw, const int64_t *depth,
+                                       const double *ws, const double *dg1_out, int n_threads, double *dD0,
+                                       double *dP, double *dsw)
+{
     const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
     (void)P;
     double *buf = (double *)calloc((size_t)(2 * n * d1 + 2 * n * J * d2 + 2 * n * J * 3 + n * J) + 1, sizeof(double));
@@ -855,10 +903,14 @@ int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_
     double *dh2 = dg2b + n * J * d2, *dh2b = dh2 + n * J * 3, *dswl = dh2b + n * J * 3;
     double *w = (double *)ws;
     memcpy(dg1, dg1_out, sizeof(double) * n * d1);
+    if (depth) /* only the centers' (depth 0) g1 leave the stack */
+        for (int64_t i = 0; i < n; ++i)
+            if (depth[i] > 0) memset(dg1 + i * d1, 0, sizeof(double) * d1);
     memset(dsw, 0, sizeof(double) * n * J);
     for (int64_t l = nl - 1; l >= 0; --l) {
-        if (dpc_repformer_layer_backward(S->layers + l, n, J, ws_g1(S, w, n, J, l), ws_g2(S, w, n, J, l), ws_h2(S, w, n, J),
-                                         idx, m, sw, dg1, dg2, dh2, n_threads, dg1b, dg2b, dh2b, dswl) != 0) {
+        if (layer_backward_rows(S->layers + l, n, J, ws_g1(S, w, n, J, l), ws_g2(S, w, n, J, l), ws_h2(S, w, n, J), idx,
+                                m, sw, dg1, dg2, dh2, depth, nl - 1 - l, nl - 2 - l, n_threads, dg1b, dg2b, dh2b,
+                                dswl) != 0) {
             free(buf);
             return -1;
         }

@@ -91,4 +91,22 @@ int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_
                                  const int64_t *idx, const double *m, const double *sw, const double *ws,
                                  const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw);
 
+/* The stack on rows of which only some are centers (a domain's atoms plus ghosts, the runtime's frame):
+ * depth (n) is a row's message distance from the nearest center (0: a center; every real neighbor of a
+ * row of depth d < n_layers has depth <= d + 1; larger values, e.g. INT64_MAX: not needed).  Layer l
+ * updates g1 only on rows of depth <= n_layers - 1 - l and g2 only on rows of depth <= n_layers - 2 - l
+ * (the rows whose outputs a center's result reads); the other rows keep their inputs.  The centers' g1
+ * and every gradient of the centers' result are those of dpc_repformer_stack_forward/backward (dsw
+ * on real slots: an empty slot's dsw reads the g1 of its placeholder atom, which may be left as it
+ * was; it multiplies a zero switch derivative); dg1_out is read on the centers only.  Cost: the g2 attention (most of the time) runs on the rows within
+ * n_layers - 2 message steps of a center instead of all rows.  depth NULL: every row, as the plain calls. */
+int dpc_repformer_stack_forward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                      const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                      const double *sw, const int64_t *depth, int n_threads, double *ws,
+                                      double *g1_out);
+int dpc_repformer_stack_backward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                       const int64_t *idx, const double *m, const double *sw, const int64_t *depth,
+                                       const double *ws, const double *dg1_out, int n_threads, double *dD0,
+                                       double *dP, double *dsw);
+
 #endif
