@@ -44,8 +44,8 @@ typedef struct {
  *
  * Cost and memory: the g2 attention runs on the real slots only (m or sw nonzero, nr of them; an
  * empty slot's logit is the constant -shift, so it only adds exp(-shift - top) to each softmax
- * denominator), i.e. nh nr^2 exponentials per center; per thread ~ (3 nh + 3) J^2 + 4 nh J (2d + d2)
- * doubles of work arrays (0.14 MB at J = 40, nh = 4); per call one (n, (h1 + d1) n1) table of the
+ * denominator), i.e. nh nr^2 exponentials per center; per thread ~ (2 nh + 4) J^2 + 2 nh J (2d + d2)
+ * doubles of work arrays (0.18 MB at J = 40, nh = 4); per call one (n, (h1 + d1) n1) table of the
  * atoms' g1 W_kv (a neighbor's key and value do not depend on the center). */
 int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
