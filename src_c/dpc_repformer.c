@@ -62,37 +62,172 @@ static void sym(const double *X, int64_t ldx, const int64_t *rows, int64_t J, in
             out[a * nX + g] = (hg[a] * hg[g] + hg[nX + a] * hg[nX + g] + hg[2 * nX + a] * hg[2 * nX + g]) / 3.0;
 }
 
+/* ------------------------------------------------------------------ the g2 (pair-pair) attention of one center
+ *
+ * A^h_jk = softmax_k((q_j.k_k/sqrt d + c) sw_j sw_k - c) m_j m_k sw_j sw_k (h2_j.h2_k)/sqrt 3 over the J slots.
+ * An empty slot (m = sw = 0) has the logit -c exactly in every row and a zero column and row of A, so it
+ * only adds exp(-c - top) to each row's denominator: the slots with m or sw nonzero are compacted
+ * (index a < nr, slot r[a]) and the J x J work shrinks to nr x nr (nr ~ 2/3 J in water).  Inside a
+ * center q, k, v are head-major and contiguous, so the inner loops run over unit strides. */
 typedef struct {
-    double *w, *lin_in, *hg, *tmp, *q, *kv, *L, *o, *qk, *v, *A, *flat;
+    int64_t nr;       /* the real slots (m or sw nonzero) */
+    int64_t *r;       /* (J): their slot numbers */
+    double *Q;        /* (nh, J, d): q^h_a, rows a < nr */
+    double *K, *V;    /* (nh, d, J), (nh, d2, J): k^h_b, v^h_b with b innermost, so the loops over the
+                       * real columns b run over unit strides (and the sums keep their order) */
+    double *swr, *Ar; /* (J): sw of the real slots; one row of A */
+    double *HH, *F;   /* (J, J): h2_a.h2_b and m_a m_b sw_a sw_b / sqrt 3, so A = P HH F */
+    double *L1;       /* (nh, J, J): q_a.k_b / sqrt d */
+    double *P;        /* (nh, J, J): the softmax over the real columns */
+    double *Pe;       /* (nh, J): the softmax weight of one empty column */
+    double *flat;     /* (J, d2 nh): sum_b A_ab v_b, column g nh + h (the head map's input order) */
+    /* backward only */
+    double *dQ, *dK, *dV, *G, *S, *dP, *kq, *dflat, *t, *gln;
+} att2;
+
+static size_t att2_carve(const dpc_repformer_layer *Ly, int64_t J, double *base, att2 *s)
+{
+    const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
+    const int64_t sizes[] = {J, nh * J * d, nh * J * d, nh * J * d2, J, J, J * J, J * J, nh * J * J, nh * J * J, nh * J,
+                             J * d2 * nh, nh * J * d, nh * J * d, nh * J * d2, J * J, J * J, J,
+                             2 * d * nh + d2 * nh, d2 * nh, d2, d2 + J};
+    double *rr;
+    double **slots[] = {&rr, &s->Q, &s->K, &s->V, &s->swr, &s->Ar, &s->HH, &s->F, &s->L1, &s->P, &s->Pe, &s->flat,
+                        &s->dQ, &s->dK, &s->dV, &s->G, &s->S, &s->dP, &s->kq, &s->dflat, &s->t, &s->gln};
+    size_t off = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ++k) {
+        if (base) *slots[k] = base + off;
+        off += (size_t)sizes[k];
+    }
+    if (base) s->r = (int64_t *)rr; /* int64 and double have one size */
+    return off;
+}
+
+/* q, k (h < nh: query, else key; W_qk column e 2nh + h) and v (column g nh + h) of one g2 row a, head-major
+ * (layouts as in att2) */
+static void att2_project(const dpc_repformer_layer *Ly, int64_t J, const double *g2j, int64_t a, double *Q, double *K,
+                         double *V)
+{
+    const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead, nqk = 2 * d * nh;
+    for (int64_t e = 0; e < d; ++e)
+        for (int64_t h = 0; h < 2 * nh; ++h) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < d2; ++i) acc += g2j[i] * Ly->mapqk_w[i * nqk + e * 2 * nh + h];
+            if (h < nh) {
+                if (Q) Q[(h * J + a) * d + e] = acc;
+            } else K[((h - nh) * d + e) * J + a] = acc;
+        }
+    if (!V) return;
+    for (int64_t g = 0; g < d2; ++g)
+        for (int64_t h = 0; h < nh; ++h) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < d2; ++i) acc += g2j[i] * Ly->mapv_w[i * d2 * nh + g * nh + h];
+            V[(h * d2 + g) * J + a] = acc;
+        }
+}
+
+/* the weights P, Pe and o = A v (s->flat) of one center */
+static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double *G2, const double *H2,
+                         const double *M, const double *SW, att2 *s)
+{
+    const int64_t d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead, nv = d2 * nh;
+    const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
+    int64_t nr = 0;
+    for (int64_t j = 0; j < J; ++j)
+        if (M[j] != 0.0 || SW[j] != 0.0) s->r[nr++] = j;
+    s->nr = nr;
+    const double ne = (double)(J - nr);
+    for (int64_t a = 0; a < nr; ++a) {
+        att2_project(Ly, J, G2 + s->r[a] * d2, a, s->Q, s->K, s->V);
+        s->swr[a] = SW[s->r[a]];
+    }
+    for (int64_t a = 0; a < nr; ++a) {
+        const int64_t ra = s->r[a];
+        for (int64_t b = 0; b < nr; ++b) {
+            const int64_t rb = s->r[b];
+            s->HH[a * J + b] = H2[ra * 3] * H2[rb * 3] + H2[ra * 3 + 1] * H2[rb * 3 + 1] + H2[ra * 3 + 2] * H2[rb * 3 + 2];
+            s->F[a * J + b] = M[ra] * M[rb] * SW[ra] * SW[rb] * r3;
+        }
+    }
+    for (int64_t h = 0; h < nh; ++h)
+        for (int64_t a = 0; a < nr; ++a) {
+            const double *qa = s->Q + (h * J + a) * d, swa = SW[s->r[a]];
+            double *L1 = s->L1 + (h * J + a) * J, *P = s->P + (h * J + a) * J;
+            double top = nr < J ? -sh : -INFINITY; /* an empty slot's logit is -c */
+            for (int64_t b = 0; b < nr; ++b) L1[b] = 0.0;
+            for (int64_t e = 0; e < d; ++e) {
+                const double qe = qa[e], *ke = s->K + (h * d + e) * J;
+                for (int64_t b = 0; b < nr; ++b) L1[b] += qe * ke[b];
+            }
+            for (int64_t b = 0; b < nr; ++b) {
+                L1[b] *= rd;
+                P[b] = (L1[b] + sh) * swa * s->swr[b] - sh;
+                top = P[b] > top ? P[b] : top;
+            }
+            double sum = 0.0;
+            for (int64_t b = 0; b < nr; ++b) {
+                P[b] = exp(P[b] - top);
+                sum += P[b];
+            }
+            const double pe = nr < J ? exp(-sh - top) : 0.0;
+            sum += ne * pe;
+            for (int64_t b = 0; b < nr; ++b) P[b] /= sum;
+            s->Pe[h * J + a] = pe / sum;
+            /* o^h_a = sum_b A_ab v^h_b, stored in the head map's column order */
+            for (int64_t b = 0; b < nr; ++b) s->Ar[b] = P[b] * s->HH[a * J + b] * s->F[a * J + b];
+            for (int64_t g = 0; g < d2; ++g) {
+                const double *vg = s->V + (h * d2 + g) * J;
+                double o = 0.0;
+                for (int64_t b = 0; b < nr; ++b) o += s->Ar[b] * vg[b];
+                s->flat[a * nv + g * nh + h] = o;
+            }
+        }
+}
+
+/* t = o W_o + b_o and the layer norm of t: y, and t, mu, sd for its adjoint */
+static void att2_head_ln(const dpc_repformer_layer *Ly, const double *flat, double *t, double *y, double *mu_out,
+                         double *sd_out)
+{
+    const int64_t d2 = Ly->g2_dim, nv = d2 * Ly->attn2_nhead;
+    double mu = 0.0, var = 0.0;
+    if (flat) affine(flat, nv, Ly->head_map2_w, Ly->head_map2_b, d2, t);
+    else memcpy(t, Ly->head_map2_b, sizeof(double) * d2); /* an empty row: o = 0 */
+    for (int64_t g = 0; g < d2; ++g) mu += t[g];
+    mu /= (double)d2;
+    for (int64_t g = 0; g < d2; ++g) var += (t[g] - mu) * (t[g] - mu);
+    const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+    if (y)
+        for (int64_t g = 0; g < d2; ++g) y[g] = (t[g] - mu) / sd * Ly->ln_w[g] + Ly->ln_b[g];
+    *mu_out = mu;
+    *sd_out = sd;
+}
+
+typedef struct {
+    double *w, *lin_in, *hg, *tmp, *q, *L, *o;
+    const double *KV; /* (n, (h1 + d1) n1): g1 W_kv of every atom, shared by the threads */
+    att2 a2;
 } scratch;
 
 static size_t scratch_size(const dpc_repformer_layer *Ly, int64_t J)
 {
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
-    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, h2 = Ly->attn2_hidden, n2 = Ly->attn2_nhead;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = d1 > d2 ? d1 : d2;
-    size_t s = (size_t)(J + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J * (h1 + d1) * n1 + J + n1 * d1);
-    if (Ly->update_chnnl_2) s += (size_t)(J * 2 * h2 * n2 + J * d2 * n2 + n2 * J * J + d2 * n2);
-    return s;
+    return (size_t)(J + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J + n1 * d1);
 }
 
 static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratch *s)
 {
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
-    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead, h2 = Ly->attn2_hidden, n2 = Ly->attn2_nhead;
+    const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = d1 > d2 ? d1 : d2;
     s->w = base;
     s->lin_in = s->w + J;
     s->hg = s->lin_in + ax * (d1 + d2);
     s->tmp = s->hg + 3 * big;
     s->q = s->tmp + 4 * big;
-    s->kv = s->q + h1 * n1;
-    s->L = s->kv + J * (h1 + d1) * n1;
+    s->L = s->q + h1 * n1;
     s->o = s->L + J;
-    s->qk = s->o + n1 * d1;
-    s->v = s->qk + (Ly->update_chnnl_2 ? J * 2 * h2 * n2 : 0);
-    s->A = s->v + (Ly->update_chnnl_2 ? J * d2 * n2 : 0);
-    s->flat = s->A + (Ly->update_chnnl_2 ? n2 * J * J : 0);
 }
 
 static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
@@ -126,11 +261,10 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
     /* local attention */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
-    for (int64_t j = 0; j < J; ++j) affine(g1 + rows[j] * d1, d1, Ly->mapkv_w, NULL, (h1 + d1) * n1, s->kv + j * (h1 + d1) * n1);
     memset(s->o, 0, sizeof(double) * n1 * d1);
     for (int64_t h = 0; h < n1; ++h) {
         for (int64_t j = 0; j < J; ++j) {
-            const double *kv = s->kv + j * (h1 + d1) * n1;
+            const double *kv = s->KV + rows[j] * (h1 + d1) * n1;
             double dot = 0.0;
             for (int64_t e = 0; e < h1; ++e) dot += s->q[e * n1 + h] * kv[e * n1 + h];
             s->L[j] = (dot / sqrt((double)h1) + Ly->attn1_shift) * sw[i * J + j] - Ly->attn1_shift;
@@ -139,7 +273,7 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         for (int64_t j = 0; j < J; ++j) {
             const double a = s->L[j] * s->w[j];
             if (a == 0.0) continue;
-            const double *kv = s->kv + j * (h1 + d1) * n1;
+            const double *kv = s->KV + rows[j] * (h1 + d1) * n1;
             for (int64_t g = 0; g < d1; ++g) s->o[h * d1 + g] += a * kv[(h1 + g) * n1 + h];
         }
     }
@@ -151,12 +285,12 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
                       const double *h2, const int64_t *idx, const double *m, const double *sw, scratch *s,
                       double *out)
 {
-    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, d = Ly->attn2_hidden, nh = Ly->attn2_nhead;
+    const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, nv = d2 * Ly->attn2_nhead;
     const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
     const double *M = m + i * J, *SW = sw + i * J;
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp, *x = s->tmp + (d1 > d2 ? d1 : d2); /* tmp: d2 values, x: d1 */
-    const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0);
+    att2 *a2 = &s->a2;
     for (int64_t j = 0; j < J; ++j) {
         double *oj = out + j * d2;
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
@@ -165,77 +299,85 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         affine(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, tmp);
         activate_vec(Ly->activation, tmp, d2);
         for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        if (wj == 0.0) continue; /* the g1g1 term is zero */
         for (int64_t e = 0; e < d1; ++e) x[e] = gi[e] * gj[e] * wj;
         affine(x, d1, Ly->proj_g1g1g2_w, NULL, d2, tmp);
         for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
-        affine(g2j, d2, Ly->mapqk_w, NULL, 2 * d * nh, s->qk + j * 2 * d * nh);
-        affine(g2j, d2, Ly->mapv_w, NULL, d2 * nh, s->v + j * d2 * nh);
     }
-    /* A^h_jk = softmax_k((q_j.k_k/sqrt d + c) sw_j sw_k - c) m_j m_k sw_j sw_k (h2_j.h2_k)/sqrt 3 */
-    for (int64_t h = 0; h < nh; ++h)
-        for (int64_t j = 0; j < J; ++j) {
-            double *Ar = s->A + (h * J + j) * J;
-            const double *q = s->qk + j * 2 * d * nh;
-            for (int64_t k = 0; k < J; ++k) {
-                const double *kk = s->qk + k * 2 * d * nh;
-                double dot = 0.0;
-                for (int64_t e = 0; e < d; ++e) dot += q[e * 2 * nh + h] * kk[e * 2 * nh + nh + h];
-                Ar[k] = (dot * rd + Ly->attn2_shift) * SW[j] * SW[k] - Ly->attn2_shift;
-            }
-            softmax(Ar, J);
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                Ar[k] *= M[j] * M[k] * SW[j] * SW[k] * hh * r3;
-            }
-        }
-    for (int64_t j = 0; j < J; ++j) {
-        /* flat[g nh + h] = sum_k A^h_jk v_k[g nh + h] */
-        memset(s->flat, 0, sizeof(double) * d2 * nh);
-        for (int64_t h = 0; h < nh; ++h) {
-            const double *Ar = s->A + (h * J + j) * J;
-            for (int64_t k = 0; k < J; ++k) {
-                if (Ar[k] == 0.0) continue;
-                const double *vk = s->v + k * d2 * nh;
-                for (int64_t g = 0; g < d2; ++g) s->flat[g * nh + h] += Ar[k] * vk[g * nh + h];
-            }
-        }
-        affine(s->flat, d2 * nh, Ly->head_map2_w, Ly->head_map2_b, d2, tmp);
-        double mu = 0.0, var = 0.0;
-        for (int64_t g = 0; g < d2; ++g) mu += tmp[g];
-        mu /= (double)d2;
-        for (int64_t g = 0; g < d2; ++g) var += (tmp[g] - mu) * (tmp[g] - mu);
-        const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+    att2_forward(Ly, J, G2, H2, M, SW, a2);
+    double mu, sd;
+    for (int64_t j = 0, a = 0; j < J; ++j) {
+        const double *fa = a < a2->nr && a2->r[a] == j ? a2->flat + (a++) * nv : NULL;
+        att2_head_ln(Ly, fa, a2->t, tmp, &mu, &sd);
         double *oj = out + j * d2;
-        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + (tmp[g] - mu) / sd * Ly->ln_w[g] + Ly->ln_b[g]);
+        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + tmp[g]);
     }
+}
+
+/* k|v = g1 W_kv of every atom, (n, (h1 + d1) n1): a neighbor's k|v does not depend on the center, so
+ * it is computed once per atom and not once per slot (J times).  NULL when out of memory. */
+static double *kv_table(const dpc_repformer_layer *L, int64_t n, const double *g1, int n_threads)
+{
+    const int64_t d1 = L->g1_dim, nkv = (L->attn1_hidden + d1) * L->attn1_nhead;
+    double *KV = (double *)malloc(sizeof(double) * (size_t)(n * nkv + 1));
+    if (!KV) return NULL;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#endif
+    for (int64_t i = 0; i < n; ++i) affine(g1 + i * d1, d1, L->mapkv_w, NULL, nkv, KV + i * nkv);
+    return KV;
+}
+
+/* The layer on the rows whose outputs are used (see dpc_repformer_stack_forward_depth): g1' where
+ * depth <= g1_depth, g2' where depth <= g2_depth; the other rows copy their inputs.  depth NULL: all. */
+static int layer_forward_rows(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1, const double *g2,
+                              const double *h2, const int64_t *idx, const double *m, const double *sw,
+                              const int64_t *depth, int64_t g1_depth, int64_t g2_depth, int n_threads, double *g1_out,
+                              double *g2_out)
+{
+    if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
+    att2 probe;
+    const size_t per = scratch_size(L, J), per2 = L->update_chnnl_2 ? att2_carve(L, J, NULL, &probe) : 0;
+    double *KV = kv_table(L, n, g1, n_threads);
+    if (!KV) return -1;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
+#endif
+    {
+        double *base = (double *)malloc(sizeof(double) * (per + per2));
+        if (!base) failed = 1;
+        scratch s = {0}; /* carved below when the allocation succeeded */
+        if (base) {
+            carve(L, J, base, &s);
+            if (per2) att2_carve(L, J, base + per, &s.a2);
+            s.KV = KV;
+        }
+    /* dynamic: a center costs ~ nr^2 (its real slots), uneven at surfaces and in clusters; each center is
+     * computed by one thread into its own outputs, so the bits do not depend on the schedule */
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 16)
+#endif
+        for (int64_t i = 0; i < n; ++i) {
+            if (!base) continue;
+            const int64_t d1 = L->g1_dim, d2 = L->g2_dim;
+            if (!depth || depth[i] <= g1_depth) center_g1(L, i, J, g1, g2, h2, idx, m, sw, &s, g1_out + i * d1);
+            else memcpy(g1_out + i * d1, g1 + i * d1, sizeof(double) * d1);
+            if (!L->update_chnnl_2) continue;
+            if (!depth || depth[i] <= g2_depth) center_g2(L, i, J, g1, g2, h2, idx, m, sw, &s, g2_out + i * J * d2);
+            else memcpy(g2_out + i * J * d2, g2 + i * J * d2, sizeof(double) * J * d2);
+        }
+        free(base);
+    }
+    free(KV);
+    return failed ? -1 : 0;
 }
 
 int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
                                 const double *sw, int n_threads, double *g1_out, double *g2_out)
 {
-    if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
-    const size_t per = scratch_size(L, J);
-    int failed = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
-#endif
-    {
-        double *base = (double *)malloc(sizeof(double) * per);
-        if (!base) failed = 1;
-        scratch s = {0}; /* carved below when the allocation succeeded */
-        if (base) carve(L, J, base, &s);
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t i = 0; i < n; ++i) {
-            if (!base) continue;
-            center_g1(L, i, J, g1, g2, h2, idx, m, sw, &s, g1_out + i * L->g1_dim);
-            if (L->update_chnnl_2) center_g2(L, i, J, g1, g2, h2, idx, m, sw, &s, g2_out + i * J * L->g2_dim);
-        }
-        free(base);
-    }
-    return failed ? -1 : 0;
+    return layer_forward_rows(L, n, J, g1, g2, h2, idx, m, sw, NULL, 0, 0, n_threads, g1_out, g2_out);
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -266,23 +408,20 @@ static void affine_act(const double *x, int64_t nin, const double *W, const doub
 
 typedef struct {
     double *w, *dw, *t1, *t2, *t3, *hg, *dhg, *sym_in, *dsym_in;
-    double *q, *kv, *dkv, *P1, *L1raw, *do1, *dq1, *dP1;
-    double *qk, *dqk, *v, *dv, *L2, *P2, *dA, *dss, *dhh, *flat, *dflat;
+    double *q, *dkv, *P1, *L1raw, *do1, *dq1, *dP1;
+    const double *KV; /* (n, (h1 + d1) n1): g1 W_kv of every atom, shared by the threads */
+    att2 a2;
 } bscratch;
 
 static size_t bscratch_carve(const dpc_repformer_layer *Ly, int64_t J, double *base, bscratch *s)
 {
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
     const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
-    const int64_t h2 = Ly->update_chnnl_2 ? Ly->attn2_hidden : 0, n2 = Ly->update_chnnl_2 ? Ly->attn2_nhead : 0;
     const int64_t big = (d1 > d2 ? d1 : d2) + 1;
     const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, ax * (d1 + d2), ax * (d1 + d2),
-                             h1 * n1, J * (h1 + d1) * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J,
-                             J * 2 * h2 * n2, J * 2 * h2 * n2, J * d2 * n2, J * d2 * n2, n2 * J * J, n2 * J * J,
-                             n2 * J * J, J * J, J * J, d2 * n2 + 1, d2 * n2 + 1};
+                             h1 * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J};
     double **slots[] = {&s->w, &s->dw, &s->t1, &s->t2, &s->t3, &s->hg, &s->dhg, &s->sym_in, &s->dsym_in,
-                        &s->q, &s->kv, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1,
-                        &s->qk, &s->dqk, &s->v, &s->dv, &s->L2, &s->P2, &s->dA, &s->dss, &s->dhh, &s->flat, &s->dflat};
+                        &s->q, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1};
     size_t off = 0;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ++k) {
         if (base) *slots[k] = base + off;
@@ -373,11 +512,10 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + ax * d2, s->hg, s->dhg, dgg1, d1, dH2, s->dw);
     /* local attention: recompute q, k|v, the logits and the weights */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
-    for (int64_t j = 0; j < J; ++j) affine(g1 + rows[j] * d1, d1, Ly->mapkv_w, NULL, nkv, s->kv + j * nkv);
     for (int64_t h = 0; h < n1; ++h) {
         double *P = s->P1 + h * J, *Lr = s->L1raw + h * J;
         for (int64_t j = 0; j < J; ++j) {
-            const double *kv = s->kv + j * nkv;
+            const double *kv = s->KV + rows[j] * nkv;
             double dot = 0.0;
             for (int64_t e = 0; e < h1; ++e) dot += s->q[e * n1 + h] * kv[e * n1 + h];
             Lr[j] = dot * rh;
@@ -393,7 +531,7 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         const double *P = s->P1 + h * J, *Lr = s->L1raw + h * J, *doh = s->do1 + h * d1;
         double *dP = s->dP1, dot = 0.0;
         for (int64_t j = 0; j < J; ++j) {
-            const double *kv = s->kv + j * nkv;
+            const double *kv = s->KV + rows[j] * nkv;
             double da = 0.0;
             for (int64_t g = 0; g < d1; ++g) da += doh[g] * kv[(h1 + g) * n1 + h];
             dP[j] = da * M[j] * SW[j];
@@ -407,7 +545,7 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
             const double dL2 = P[j] * (dP[j] - dot);
             const double dL = dL2 * SW[j] * rh;
             dSW[j] += dL2 * (Lr[j] + Ly->attn1_shift);
-            const double *kv = s->kv + j * nkv;
+            const double *kv = s->KV + rows[j] * nkv;
             double *dkv = s->dkv + j * nkv;
             for (int64_t e = 0; e < h1; ++e) {
                 s->dq1[e * n1 + h] += dL * kv[e * n1 + h];
@@ -416,7 +554,8 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
     }
     affine_back(s->dq1, h1 * n1, Ly->mapq_w, d1, dgi, 1);
-    for (int64_t j = 0; j < J; ++j) affine_back(s->dkv + j * nkv, nkv, Ly->mapkv_w, d1, dgg1 + j * d1, 1);
+    for (int64_t j = 0; j < J; ++j) /* sw_j = 0: both the value weight a and dL vanish, so dkv_j = 0 */
+        if (SW[j] != 0.0) affine_back(s->dkv + j * nkv, nkv, Ly->mapkv_w, d1, dgg1 + j * d1, 1);
 }
 
 /* the g2 update's adjoint for center i (update_chnnl_2) */
@@ -432,6 +571,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const int64_t *rows = idx + i * J;
     const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
     double *dU = s->t3, *x = s->t1, *dz = s->t2;
+    att2 *a2 = &s->a2;
     for (int64_t j = 0; j < J; ++j) {
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
         double *dg2j = dG2 + j * d2;
@@ -448,121 +588,143 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
             acc += x[e] * gi[e] * gj[e];
         }
         s->dw[j] += acc;
-        affine(g2j, d2, Ly->mapqk_w, NULL, nqk, s->qk + j * nqk);
-        affine(g2j, d2, Ly->mapv_w, NULL, nv, s->v + j * nv);
     }
-    /* the attention weights, recomputed: L1 (before the shift) and P */
-    for (int64_t h = 0; h < nh; ++h)
-        for (int64_t j = 0; j < J; ++j) {
-            double *L1 = s->L2 + (h * J + j) * J, *P = s->P2 + (h * J + j) * J;
-            const double *q = s->qk + j * nqk;
-            for (int64_t k = 0; k < J; ++k) {
-                const double *kk = s->qk + k * nqk;
-                double dot = 0.0;
-                for (int64_t e = 0; e < d; ++e) dot += q[e * 2 * nh + h] * kk[e * 2 * nh + nh + h];
-                L1[k] = dot * rd;
-                P[k] = (L1[k] + sh) * SW[j] * SW[k] - sh;
-            }
-            softmax(P, J);
-        }
-    memset(s->dA, 0, sizeof(double) * nh * J * J);
-    memset(s->dv, 0, sizeof(double) * J * nv);
-    for (int64_t j = 0; j < J; ++j) {
-        /* forward of the apply for row j, then the layer norm's and head map's adjoints */
-        memset(s->flat, 0, sizeof(double) * nv);
-        for (int64_t h = 0; h < nh; ++h)
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                const double A = s->P2[(h * J + j) * J + k] * M[j] * M[k] * SW[j] * SW[k] * hh * r3;
-                if (A == 0.0) continue;
-                for (int64_t g = 0; g < d2; ++g) s->flat[g * nh + h] += A * s->v[k * nv + g * nh + h];
-            }
-        double *t = x, *gln = dz;
-        affine(s->flat, nv, Ly->head_map2_w, Ly->head_map2_b, d2, t);
-        double mu = 0.0, var = 0.0, mg = 0.0, mgx = 0.0;
-        for (int64_t g = 0; g < d2; ++g) mu += t[g];
-        mu /= (double)d2;
-        for (int64_t g = 0; g < d2; ++g) var += (t[g] - mu) * (t[g] - mu);
-        const double sd = sqrt(var / (double)d2 + Ly->ln_eps);
+    /* the attention, recomputed (compacted real slots, see att2) */
+    att2_forward(Ly, J, G2, H2, M, SW, a2);
+    const int64_t nr = a2->nr;
+    if (nr == 0) return;
+    memset(a2->dQ, 0, sizeof(double) * nh * J * d);
+    memset(a2->dK, 0, sizeof(double) * nh * J * d);
+    memset(a2->dV, 0, sizeof(double) * nh * J * d2);
+    memset(a2->G, 0, sizeof(double) * J * J);
+    memset(a2->S, 0, sizeof(double) * J * J);
+    /* an empty column k takes dL2 = -Pe dot in every real row a, which reaches only dsw_k (its ss_ak has
+     * the factor sw_k = 0 elsewhere): dsw_k = sum_h rd qbar_h . k^h_k + c csum_h with
+     * qbar_h = sum_a c_ha q^h_a, csum_h = sum_a c_ha, c_ha = -Pe_ha dot_ha sw_a */
+    double *qbar = a2->kq, *csum = qbar + nh * d, *kk = csum + nh;
+    memset(qbar, 0, sizeof(double) * (nh * d + nh));
+    for (int64_t a = 0; a < nr; ++a) {
+        const int64_t ra = a2->r[a];
+        const double swa = SW[ra];
+        double mu, sd, mg = 0.0, mgx = 0.0, *t = a2->t, *gln = a2->gln, *dflat = a2->dflat;
+        /* the layer norm's and head map's adjoints for row a */
+        att2_head_ln(Ly, a2->flat + a * nv, t, NULL, &mu, &sd);
         for (int64_t g = 0; g < d2; ++g) {
-            gln[g] = 0.5 * DY[j * d2 + g] * Ly->ln_w[g];
+            gln[g] = 0.5 * DY[ra * d2 + g] * Ly->ln_w[g];
             mg += gln[g];
             mgx += gln[g] * (t[g] - mu) / sd;
         }
         mg /= (double)d2;
         mgx /= (double)d2;
         for (int64_t g = 0; g < d2; ++g) gln[g] = (gln[g] - mg - (t[g] - mu) / sd * mgx) / sd;
-        affine_back(gln, d2, Ly->head_map2_w, nv, s->dflat, 0);
-        for (int64_t h = 0; h < nh; ++h)
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                const double A = s->P2[(h * J + j) * J + k] * M[j] * M[k] * SW[j] * SW[k] * hh * r3;
-                double da = 0.0;
-                for (int64_t g = 0; g < d2; ++g) {
-                    da += s->dflat[g * nh + h] * s->v[k * nv + g * nh + h];
-                    s->dv[k * nv + g * nh + h] += A * s->dflat[g * nh + h];
+        affine_back(gln, d2, Ly->head_map2_w, nv, dflat, 0);
+        const double *HH = a2->HH + a * J, *F = a2->F + a * J;
+        double *G = a2->G + a * J, *S = a2->S + a * J, *dP = a2->dP;
+        double *Mr = a2->gln + d2; /* m_a m_b / sqrt 3 over the real b */
+        for (int64_t b = 0; b < nr; ++b) Mr[b] = M[ra] * M[a2->r[b]] * r3;
+        for (int64_t h = 0; h < nh; ++h) {
+            const double *P = a2->P + (h * J + a) * J, *L1 = a2->L1 + (h * J + a) * J;
+            const double *qa = a2->Q + (h * J + a) * d;
+            double *dqa = a2->dQ + (h * J + a) * d, *dA = a2->Ar, dot = 0.0;
+            /* A = P HH F: dA = do.v, dv += A do, dP = dA HH F; dhh = dA P F, dss = dA P HH m m / sqrt 3 */
+            for (int64_t b = 0; b < nr; ++b) dA[b] = 0.0;
+            for (int64_t g = 0; g < d2; ++g) {
+                const double dog = dflat[g * nh + h], *vg = a2->V + (h * d2 + g) * J;
+                double *dvg = a2->dV + (h * d2 + g) * J;
+                for (int64_t b = 0; b < nr; ++b) {
+                    dA[b] += dog * vg[b];
+                    dvg[b] += P[b] * HH[b] * F[b] * dog;
                 }
-                s->dA[(h * J + j) * J + k] = da;
             }
+            for (int64_t b = 0; b < nr; ++b) {
+                dP[b] = dA[b] * (HH[b] * F[b]);
+                dot += P[b] * dP[b];
+                G[b] += dA[b] * P[b] * F[b];
+                S[b] += dA[b] * HH[b] * P[b] * Mr[b];
+            }
+            /* the softmax's adjoint; dP becomes dL0 = dL2 sw_a sw_b / sqrt d, the logits' q.k gradient */
+            for (int64_t b = 0; b < nr; ++b) {
+                const double dL2 = P[b] * (dP[b] - dot);
+                S[b] += dL2 * (L1[b] + sh);
+                dP[b] = dL2 * swa * a2->swr[b] * rd;
+            }
+            for (int64_t e = 0; e < d; ++e) {
+                const double qe = qa[e], *ke = a2->K + (h * d + e) * J;
+                double *dke = a2->dK + (h * d + e) * J, acc = dqa[e];
+                for (int64_t b = 0; b < nr; ++b) {
+                    acc += dP[b] * ke[b];
+                    dke[b] += dP[b] * qe;
+                }
+                dqa[e] = acc;
+            }
+            if (nr < J) {
+                const double c = -a2->Pe[h * J + a] * dot * swa;
+                for (int64_t e = 0; e < d; ++e) qbar[h * d + e] += c * qa[e];
+                csum[h] += c;
+            }
+        }
     }
-    for (int64_t k = 0; k < J; ++k) affine_back(s->dv + k * nv, nv, Ly->mapv_w, d2, dG2 + k * d2, 1);
-    /* the map's adjoint */
-    memset(s->dss, 0, sizeof(double) * J * J);
-    memset(s->dhh, 0, sizeof(double) * J * J);
-    memset(s->dqk, 0, sizeof(double) * J * nqk);
-    for (int64_t h = 0; h < nh; ++h)
-        for (int64_t j = 0; j < J; ++j) {
-            const double *P = s->P2 + (h * J + j) * J, *L1 = s->L2 + (h * J + j) * J, *dA = s->dA + (h * J + j) * J;
-            double *dP = s->dP1 /* J values */, dot = 0.0;
-            for (int64_t k = 0; k < J; ++k) {
-                const double hh = H2[j * 3] * H2[k * 3] + H2[j * 3 + 1] * H2[k * 3 + 1] + H2[j * 3 + 2] * H2[k * 3 + 2];
-                const double ss = SW[j] * SW[k], mm = M[j] * M[k];
-                const double P3 = P[k] * mm, P4 = P3 * ss;
-                const double dP4 = dA[k] * hh * r3;
-                s->dhh[j * J + k] += dA[k] * P4 * r3;
-                s->dss[j * J + k] += dP4 * P3;
-                dP[k] = dP4 * ss * mm;
-                dot += P[k] * dP[k];
-            }
-            for (int64_t k = 0; k < J; ++k) {
-                const double ss = SW[j] * SW[k];
-                const double dL2 = P[k] * (dP[k] - dot);
-                s->dss[j * J + k] += dL2 * (L1[k] + sh);
-                const double dL0 = dL2 * ss * rd;
-                if (dL0 == 0.0) continue;
-                const double *q = s->qk + j * nqk, *kk = s->qk + k * nqk;
-                double *dq = s->dqk + j * nqk, *dk = s->dqk + k * nqk;
-                for (int64_t e = 0; e < d; ++e) {
-                    dq[e * 2 * nh + h] += dL0 * kk[e * 2 * nh + nh + h];
-                    dk[e * 2 * nh + nh + h] += dL0 * q[e * 2 * nh + h];
-                }
-            }
+    for (int64_t k = 0, a = 0; k < J; ++k) {
+        if (a < nr && a2->r[a] == k) {
+            ++a;
+            continue;
         }
-    for (int64_t j = 0; j < J; ++j) {
-        double a = 0.0;
-        for (int64_t k = 0; k < J; ++k) {
-            a += (s->dss[j * J + k] + s->dss[k * J + j]) * SW[k];
-            const double dh = s->dhh[j * J + k] + s->dhh[k * J + j];
-            for (int c = 0; c < 3; ++c) dH2[j * 3 + c] += dh * H2[k * 3 + c];
+        att2_project(Ly, 1, G2 + k * d2, 0, NULL, kk, NULL);
+        double acc = 0.0;
+        for (int64_t h = 0; h < nh; ++h) {
+            double dot = 0.0;
+            for (int64_t e = 0; e < d; ++e) dot += qbar[h * d + e] * kk[h * d + e];
+            acc += dot * rd + sh * csum[h];
         }
-        dSW[j] += a;
-        affine_back(s->dqk + j * nqk, nqk, Ly->mapqk_w, d2, dG2 + j * d2, 1);
+        dSW[k] += acc;
+    }
+    /* pair symmetric sums: dsw_a += sum_b (dss_ab + dss_ba) sw_b, dh2_a += sum_b (dhh_ab + dhh_ba) h2_b;
+     * then dq, dk, dv back through W_qk, W_v in their column orders */
+    double *dqk = a2->kq, *dv = dqk + nqk;
+    for (int64_t a = 0; a < nr; ++a) {
+        const int64_t ra = a2->r[a];
+        double acc = 0.0;
+        for (int64_t b = 0; b < nr; ++b) {
+            const int64_t rb = a2->r[b];
+            acc += (a2->S[a * J + b] + a2->S[b * J + a]) * SW[rb];
+            const double dh = a2->G[a * J + b] + a2->G[b * J + a];
+            for (int c = 0; c < 3; ++c) dH2[ra * 3 + c] += dh * H2[rb * 3 + c];
+        }
+        dSW[ra] += acc;
+        for (int64_t e = 0; e < d; ++e)
+            for (int64_t h = 0; h < nh; ++h) {
+                dqk[e * 2 * nh + h] = a2->dQ[(h * J + a) * d + e];
+                dqk[e * 2 * nh + nh + h] = a2->dK[(h * d + e) * J + a];
+            }
+        for (int64_t g = 0; g < d2; ++g)
+            for (int64_t h = 0; h < nh; ++h) dv[g * nh + h] = a2->dV[(h * d2 + g) * J + a];
+        affine_back(dv, nv, Ly->mapv_w, d2, dG2 + ra * d2, 1);
+        affine_back(dqk, nqk, Ly->mapqk_w, d2, dG2 + ra * d2, 1);
     }
 }
 
-int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
-                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
-                                 const double *sw, const double *dg1_new, const double *dg2_new,
-                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
-                                 double *dsw)
+/* The adjoint of layer_forward_rows: rows past g1_depth (g2_depth) have a zero adjoint of their g1'
+ * (g2'), so their g1 (g2) update's adjoint is skipped; pass-throughs are kept. */
+static int layer_backward_rows(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1, const double *g2,
+                               const double *h2, const int64_t *idx, const double *m, const double *sw,
+                               const double *dg1_new, const double *dg2_new, const double *dh2_new,
+                               const int64_t *depth, int64_t g1_depth, int64_t g2_depth, int n_threads, double *dg1,
+                               double *dg2, double *dh2, double *dsw)
 {
     if (n < 0 || J < 1 || L->g1_dim < 1 || L->g2_dim < 1 || !dpc_activation_valid(L->activation)) return -1;
     if (L->update_chnnl_2 && !dg2_new) return -1; /* a g2-updating layer's output g2 is always used */
     const int64_t d1 = L->g1_dim, d2 = L->g2_dim;
     bscratch probe;
     const size_t per = bscratch_carve(L, J, NULL, &probe);
+    att2 probe2;
+    const size_t per2 = L->update_chnnl_2 ? att2_carve(L, J, NULL, &probe2) : 0;
     double *dgg1 = (double *)calloc((size_t)(n * J * d1) + 1, sizeof(double));
     if (!dgg1) return -1;
+    double *KV = kv_table(L, n, g1, n_threads);
+    if (!KV) {
+        free(dgg1);
+        return -1;
+    }
     memset(dg1, 0, sizeof(double) * n * d1);
     memset(dg2, 0, sizeof(double) * n * J * d2);
     memset(dh2, 0, sizeof(double) * n * J * 3);
@@ -572,12 +734,16 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1) reduction(| : failed)
 #endif
     {
-        double *base = (double *)malloc(sizeof(double) * per);
+        double *base = (double *)malloc(sizeof(double) * (per + per2));
         bscratch s = {0}; /* carved below when the allocation succeeded */
         if (!base) failed = 1;
-        else bscratch_carve(L, J, base, &s);
+        else {
+            bscratch_carve(L, J, base, &s);
+            if (per2) att2_carve(L, J, base + per, &s.a2);
+            s.KV = KV;
+        }
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16) /* as in the forward */
 #endif
         for (int64_t i = 0; i < n; ++i) {
             if (!base) continue;
@@ -586,9 +752,13 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
                 s.w[j] = m[i * J + j] * sw[i * J + j];
                 s.dw[j] = 0.0;
             }
-            center_back_g1(L, i, J, g1, g2, h2, idx, m, sw, dg1_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
-            if (L->update_chnnl_2) center_back_g2(L, i, J, g1, g2, h2, idx, m, sw, dg2_new, &s, dg1 + i * d1, DGG1, DG2,
-                                                  DH2, DSW);
+            /* a skipped row's update is the identity (layer_forward_rows copies it): its adjoint passes through */
+            if (!depth || depth[i] <= g1_depth)
+                center_back_g1(L, i, J, g1, g2, h2, idx, m, sw, dg1_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
+            else
+                for (int64_t g = 0; g < d1; ++g) dg1[i * d1 + g] += dg1_new[i * d1 + g];
+            if (L->update_chnnl_2 && (!depth || depth[i] <= g2_depth))
+                center_back_g2(L, i, J, g1, g2, h2, idx, m, sw, dg2_new, &s, dg1 + i * d1, DGG1, DG2, DH2, DSW);
             else if (dg2_new)
                 for (int64_t k = 0; k < J * d2; ++k) DG2[k] += dg2_new[i * J * d2 + k];
             if (dh2_new)
@@ -608,7 +778,18 @@ int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_
                 for (int64_t g = 0; g < d1; ++g) dst[g] += src[g] * mj;
             }
     free(dgg1);
+    free(KV);
     return failed ? -1 : 0;
+}
+
+int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
+                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
+                                 const double *sw, const double *dg1_new, const double *dg2_new,
+                                 const double *dh2_new, int n_threads, double *dg1, double *dg2, double *dh2,
+                                 double *dsw)
+{
+    return layer_backward_rows(L, n, J, g1, g2, h2, idx, m, sw, dg1_new, dg2_new, dh2_new, NULL, 0, 0, n_threads, dg1,
+                               dg2, dh2, dsw);
 }
 
 /* ------------------------------------------------------------------ the stack: g1/g2 embedding + layers */
@@ -645,6 +826,14 @@ static double *ws_h2(const dpc_repformer_stack *S, double *ws, int64_t n, int64_
 int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
                                 const int64_t *types, const double *P, const int64_t *idx, const double *m,
                                 const double *sw, int n_threads, double *ws, double *g1_out)
+{
+    return dpc_repformer_stack_forward_depth(S, n, J, D0, types, P, idx, m, sw, NULL, n_threads, ws, g1_out);
+}
+
+int dpc_repformer_stack_forward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                      const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                      const double *sw, const int64_t *depth, int n_threads, double *ws,
+                                      double *g1_out)
 {
     const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
     if (n < 0 || J < 1 || nl < 1 || d1 < 1 || d2 < 1 || !dpc_activation_valid(S->activation)) return -1;
@@ -683,8 +872,10 @@ int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t
         const dpc_repformer_layer *L = S->layers + l;
         double *g2_next = ws_g2(S, ws, n, J, l + 1);
         if (L->g1_dim != d1 || L->g2_dim != d2) return -1;
-        if (dpc_repformer_layer_forward(L, n, J, ws_g1(S, ws, n, J, l), ws_g2(S, ws, n, J, l), h2, idx, m, sw, n_threads,
-                                        ws_g1(S, ws, n, J, l + 1), g2_next) != 0)
+        /* layer l's g1' is read by rows of depth <= nl - 1 - l (l + 1 < nl: as their neighbors'), its g2' by
+         * the row itself in layer l + 1 */
+        if (layer_forward_rows(L, n, J, ws_g1(S, ws, n, J, l), ws_g2(S, ws, n, J, l), h2, idx, m, sw, depth,
+                               nl - 1 - l, nl - 2 - l, n_threads, ws_g1(S, ws, n, J, l + 1), g2_next) != 0)
             return -1;
         if (!L->update_chnnl_2) memcpy(g2_next, ws_g2(S, ws, n, J, l), sizeof(double) * n * J * d2);
     }
@@ -696,6 +887,14 @@ int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_
                                  const int64_t *idx, const double *m, const double *sw, const double *ws,
                                  const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw)
 {
+    return dpc_repformer_stack_backward_depth(S, n, J, P, idx, m, sw, NULL, ws, dg1_out, n_threads, dD0, dP, dsw);
+}
+
+int dpc_repformer_stack_backward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                       const int64_t *idx, const double *m, const double *sw, const int64_t *depth,
+                                       const double *ws, const double *dg1_out, int n_threads, double *dD0,
+                                       double *dP, double *dsw)
+{
     const int64_t d1 = S->g1_dim, d2 = S->g2_dim, n0 = S->repinit_dim, nl = S->n_layers;
     (void)P;
     double *buf = (double *)calloc((size_t)(2 * n * d1 + 2 * n * J * d2 + 2 * n * J * 3 + n * J) + 1, sizeof(double));
@@ -704,10 +903,14 @@ int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_
     double *dh2 = dg2b + n * J * d2, *dh2b = dh2 + n * J * 3, *dswl = dh2b + n * J * 3;
     double *w = (double *)ws;
     memcpy(dg1, dg1_out, sizeof(double) * n * d1);
+    if (depth) /* only the centers' (depth 0) g1 leave the stack */
+        for (int64_t i = 0; i < n; ++i)
+            if (depth[i] > 0) memset(dg1 + i * d1, 0, sizeof(double) * d1);
     memset(dsw, 0, sizeof(double) * n * J);
     for (int64_t l = nl - 1; l >= 0; --l) {
-        if (dpc_repformer_layer_backward(S->layers + l, n, J, ws_g1(S, w, n, J, l), ws_g2(S, w, n, J, l), ws_h2(S, w, n, J),
-                                         idx, m, sw, dg1, dg2, dh2, n_threads, dg1b, dg2b, dh2b, dswl) != 0) {
+        if (layer_backward_rows(S->layers + l, n, J, ws_g1(S, w, n, J, l), ws_g2(S, w, n, J, l), ws_h2(S, w, n, J), idx,
+                                m, sw, dg1, dg2, dh2, depth, nl - 1 - l, nl - 2 - l, n_threads, dg1b, dg2b, dh2b,
+                                dswl) != 0) {
             free(buf);
             return -1;
         }

@@ -40,15 +40,25 @@ typedef struct {
 /* g1_out (n, d1) and, with update_chnnl_2, g2_out (n, J, d2) from g1 (n, d1), g2 (n, J, d2),
  * h2 (n, J, 3), idx (n, J: the slot's local atom, any valid index on empty slots), m (n, J: 1 on
  * real slots) and sw (n, J: the switch, 0 on empty slots).  OpenMP over centers; per-thread
- * workspace allocated once per call.  Returns 0, or -1 when out of memory / a bad size. */
+ * workspace allocated once per call.  Returns 0, or -1 when out of memory / a bad size.
+ *
+ * Cost and memory: the g2 attention runs on the real slots only (m or sw nonzero, nr of them; an
+ * empty slot's logit is the constant -shift, so it only adds exp(-shift - top) to each softmax
+ * denominator), i.e. nh nr^2 exponentials per center; per thread ~ (2 nh + 4) J^2 + 2 nh J (2d + d2)
+ * doubles of work arrays (0.18 MB at J = 40, nh = 4); per call one (n, (h1 + d1) n1) table of the
+ * atoms' g1 W_kv (a neighbor's key and value do not depend on the center). */
 int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                 const double *g2, const double *h2, const int64_t *idx, const double *m,
                                 const double *sw, int n_threads, double *g1_out, double *g2_out);
 
 /* Gradients of one layer from those of its outputs (dg1_new (n, d1); dg2_new (n, J, d2) and dh2_new
  * (n, J, 3), either may be NULL for zero): dg1 (n, d1, the messages scattered onto idx), dg2, dh2 and
- * dsw (n, J).  Recomputes the forward per center (no cache); the messages are added by one thread
- * in slot order, so any thread count gives the same bits.  Returns 0, or -1 (memory, bad size). */
+ * dsw (n, J).  Recomputes the forward per center (no cache: the attention weights alone would be
+ * nh J^2 doubles per center and g2 layer, 78 MB at 1,536 atoms, J = 40, nh = 4); the messages are
+ * added by one thread in slot order, so any thread count gives the same bits.  An empty slot's dsw
+ * (the softmax's dependence on its switch) is kept: it is a reduced sum over the real rows.
+ * Memory: the forward's, plus (n, J, d1) doubles of per-slot messages.  Returns 0, or -1 (memory,
+ * bad size). */
 int dpc_repformer_layer_backward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                  const double *g2, const double *h2, const int64_t *idx, const double *m,
                                  const double *sw, const double *dg1_new, const double *dg2_new,
@@ -80,5 +90,23 @@ int dpc_repformer_stack_forward(const dpc_repformer_stack *S, int64_t n, int64_t
 int dpc_repformer_stack_backward(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
                                  const int64_t *idx, const double *m, const double *sw, const double *ws,
                                  const double *dg1_out, int n_threads, double *dD0, double *dP, double *dsw);
+
+/* The stack on rows of which only some are centers (a domain's atoms plus ghosts, the runtime's frame):
+ * depth (n) is a row's message distance from the nearest center (0: a center; every real neighbor of a
+ * row of depth d < n_layers has depth <= d + 1; larger values, e.g. INT64_MAX: not needed).  Layer l
+ * updates g1 only on rows of depth <= n_layers - 1 - l and g2 only on rows of depth <= n_layers - 2 - l
+ * (the rows whose outputs a center's result reads); the other rows keep their inputs.  The centers' g1
+ * and every gradient of the centers' result are those of dpc_repformer_stack_forward/backward (dsw
+ * on real slots: an empty slot's dsw reads the g1 of its placeholder atom, which may be left as it
+ * was; it multiplies a zero switch derivative); dg1_out is read on the centers only.  Cost: the g2 attention (most of the time) runs on the rows within
+ * n_layers - 2 message steps of a center instead of all rows.  depth NULL: every row, as the plain calls. */
+int dpc_repformer_stack_forward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                      const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                      const double *sw, const int64_t *depth, int n_threads, double *ws,
+                                      double *g1_out);
+int dpc_repformer_stack_backward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                       const int64_t *idx, const double *m, const double *sw, const int64_t *depth,
+                                       const double *ws, const double *dg1_out, int n_threads, double *dD0,
+                                       double *dP, double *dsw);
 
 #endif

@@ -181,3 +181,76 @@ def test_repformer_stack_matches_its_twin_and_the_exact_descriptor():
     out3 = kernel.repformer_stack(desc, D0, types, P, idx, m, sw, dg1, n_threads=3)
     for a, b in zip(out3, out):
         np.testing.assert_array_equal(a, b)
+
+
+def test_full_and_empty_neighborhoods(captured):
+    """The kernel skips empty slots (m = sw = 0) in the pair attention: every center's real slots alone,
+    none empty (the first 12 slots, real on most centers), and centers with no real slot at all, forward
+    and backward against the numpy twin (1e-13 / 1e-12 relative, as above)."""
+    from dpcompress.evaluators.exact.repformer_layer import layer_backward
+
+    model, calls = captured
+    act = model.descriptor.activation
+    layer, g1, g2, h2, idx, m, sw = calls[0][:7]
+    J = 12
+    g2, h2, idx, m, sw = (np.ascontiguousarray(a[:, :J]) for a in (g2, h2, idx, m, sw))
+    m, sw = m.copy(), sw.copy()
+    m[::7], sw[::7] = 0.0, 0.0  # no real slot on every 7th center
+    full = (m > 0).all(axis=1)
+    assert full.sum() > len(m) // 2 and (m.sum(axis=1) == 0).sum() > 10
+    g1_ref, g2_ref, _, cache = layer_forward(layer, g1, g2, h2, idx, m, sw, True, act, True)
+    g1_new, g2_new = kernel.layer_forward(layer, act, g1, g2, h2, idx, m, sw)
+    np.testing.assert_allclose(g1_new, g1_ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(g2_new, g2_ref, rtol=0, atol=1e-13)
+    dg1n, dg2n, dh2n = _adjoints(layer, g2, h2, 11)
+    ref = layer_backward(layer, cache, dg1n, dg2n, dh2n, idx, m, True)
+    out = kernel.layer_backward(layer, act, g1, g2, h2, idx, m, sw, dg1n, dg2n, dh2n)
+    for name, a, b in zip(("dg1", "dg2", "dh2", "dsw"), out, ref):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * max(1.0, np.abs(b).max()), err_msg=name)
+
+
+def _depths(idx, m, centers, n_layers):
+    """Message distance of every row from the nearest center (a breadth-first walk over the real slots);
+    rows farther than n_layers get n_layers + 1 (not read by any center)."""
+    depth = np.full(len(idx), n_layers + 1, dtype=np.int64)
+    depth[centers] = 0
+    for d in range(n_layers):
+        rows = np.flatnonzero(depth == d)
+        nbrs = idx[rows][m[rows] > 0]
+        depth[nbrs] = np.minimum(depth[nbrs], d + 1)
+    return depth
+
+
+def test_stack_on_the_rows_the_centers_read():
+    """With row depths (one center plus rows 1 and 2 message steps away, as the runtime's ghosts), the stack
+    updates only the rows a center's result reads: the centers' g1 and dD0, dP, dsw (real slots) of the
+    centers' result equal the full stack's (1e-15; the skipped rows' terms are exact zeros there), 1 and 3
+    threads bit-identical."""
+    from dpcompress.descriptors.dpa2_tables import tabulate_repinit
+    from dpcompress.reference import repformer_stack as twin
+
+    model = load_model(MODEL)
+    grid = dict(stride0=0.01, stride1=0.1, extrapolate=5, order=5, n_threads=1)
+    desc = tabulate_repinit(model.descriptor, model.min_nbor_dist, grid)
+    with np.load(FRAMES, allow_pickle=False) as f:
+        coords = f["coord"][1].astype(np.float64).reshape(-1, 3)
+        cell = f["box"][1].astype(np.float64).reshape(3, 3)
+        types = f["atype"].astype(np.int64)
+    index, vectors, rf_real, _ = exact_dpa2.neighbor_lists(desc, coords, cell, types)
+    D0, P, idx, m, sw = twin.stack_inputs(desc, types, index, vectors, rf_real)
+    nl = len(desc.layers)
+    depth = _depths(idx, m, np.arange(1), nl)
+    counts = np.bincount(np.minimum(depth, nl + 1), minlength=nl + 2)
+    assert counts[0] == 1 and counts[1:].min() > 0  # every depth present, some rows unread
+    dg1 = np.random.default_rng(5).normal(size=(len(types), desc.layers[0].g1_dim))
+    dg1[depth > 0] = 0.0  # only the centers' g1 reach the result
+    full = kernel.repformer_stack(desc, D0, types, P, idx, m, sw, dg1)
+    part = kernel.repformer_stack(desc, D0, types, P, idx, m, sw, dg1, depth=depth)
+    np.testing.assert_allclose(part[0][depth == 0], full[0][depth == 0], rtol=0, atol=1e-15)
+    real = m > 0  # an empty slot's dsw reads its placeholder atom's g1, which may be left unupdated
+    for name, a, b in zip(("dD0", "dP", "dsw"), part[1:], full[1:3] + (np.where(real, full[3], 0.0),)):
+        a = np.where(real, a, 0.0) if name == "dsw" else a
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-15 * max(1.0, np.abs(b).max()), err_msg=name)
+    part3 = kernel.repformer_stack(desc, D0, types, P, idx, m, sw, dg1, n_threads=3, depth=depth)
+    for a, b in zip(part3, part):
+        np.testing.assert_array_equal(a, b)

@@ -194,12 +194,25 @@ cdef extern from "dpc_repformer.h":
                                      const int64_t *idx, const double *m, const double *sw, const double *ws,
                                      const double *dg1_out, int n_threads, double *dD0, double *dP,
                                      double *dsw) nogil
+    int dpc_repformer_stack_forward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *D0,
+                                          const int64_t *types, const double *P, const int64_t *idx, const double *m,
+                                          const double *sw, const int64_t *depth, int n_threads, double *ws,
+                                          double *g1_out) nogil
+    int dpc_repformer_stack_backward_depth(const dpc_repformer_stack *S, int64_t n, int64_t J, const double *P,
+                                           const int64_t *idx, const double *m, const double *sw,
+                                           const int64_t *depth, const double *ws, const double *dg1_out,
+                                           int n_threads, double *dD0, double *dP, double *dsw) nogil
 
 from libc.stdlib cimport malloc, free
 
 
-def repformer_stack(desc, D0, types, P, idx, m, sw, dg1_out, int n_threads=1):
-    """``(g1, dD0, dP, dsw)``: the stack's forward and backward (twin: :mod:`dpcompress.reference.repformer_stack`)."""
+def repformer_stack(desc, D0, types, P, idx, m, sw, dg1_out, int n_threads=1, depth=None):
+    """``(g1, dD0, dP, dsw)``: the stack's forward and backward (twin: :mod:`dpcompress.reference.repformer_stack`).
+
+    ``depth`` (n,), optional: each row's message distance from the nearest center (0: a center); then only
+    the rows a center's result reads are updated (``dpc_repformer_stack_forward_depth``) and ``dg1_out`` is
+    read on the centers only.
+    """
     cdef double[:, ::1] d0 = np.ascontiguousarray(D0, dtype=np.float64)
     cdef int64_t[::1] T = np.ascontiguousarray(types, dtype=np.int64)
     cdef double[:, :, ::1] PP = np.ascontiguousarray(P, dtype=np.float64)
@@ -216,6 +229,13 @@ def repformer_stack(desc, D0, types, P, idx, m, sw, dg1_out, int n_threads=1):
         raise InputError("repformer stack: D0 (n, n0), types (n,), P (n, J, 4), m, sw (n, J), dg1 (n, g1_dim) expected")
     if np.min(idx) < 0 or np.max(idx) >= n:
         raise InputError(f"repformer stack: idx must lie in [0, {n})")
+    cdef int64_t[::1] DEPTH
+    cdef const int64_t *depth_ptr = NULL
+    if depth is not None:
+        DEPTH = np.ascontiguousarray(depth, dtype=np.int64)
+        if DEPTH.shape[0] != n or np.min(depth) < 0:
+            raise InputError("repformer stack: depth must be (n,) non-negative integers")
+        depth_ptr = &DEPTH[0]
     cdef dpc_repformer_layer *layers = <dpc_repformer_layer *>malloc(sizeof(dpc_repformer_layer) * nl)
     if layers == NULL:
         raise MemoryError()
@@ -256,11 +276,12 @@ def repformer_stack(desc, D0, types, P, idx, m, sw, dg1_out, int n_threads=1):
         dsw = np.zeros((n, J))
         O1, DD0, DP, DSW = g1, dD0, dP, dsw
         with nogil:
-            status = dpc_repformer_stack_forward(&S, cn, cJ, &d0[0, 0], &T[0], &PP[0, 0, 0], &IDX[0, 0], &M[0, 0],
-                                                 &SW[0, 0], n_threads, &WS[0], &O1[0, 0])
+            status = dpc_repformer_stack_forward_depth(&S, cn, cJ, &d0[0, 0], &T[0], &PP[0, 0, 0], &IDX[0, 0],
+                                                       &M[0, 0], &SW[0, 0], depth_ptr, n_threads, &WS[0], &O1[0, 0])
             if status == 0:
-                status = dpc_repformer_stack_backward(&S, cn, cJ, &PP[0, 0, 0], &IDX[0, 0], &M[0, 0], &SW[0, 0], &WS[0],
-                                                      &DG[0, 0], n_threads, &DD0[0, 0], &DP[0, 0, 0], &DSW[0, 0])
+                status = dpc_repformer_stack_backward_depth(&S, cn, cJ, &PP[0, 0, 0], &IDX[0, 0], &M[0, 0], &SW[0, 0],
+                                                            depth_ptr, &WS[0], &DG[0, 0], n_threads, &DD0[0, 0],
+                                                            &DP[0, 0, 0], &DSW[0, 0])
     finally:
         free(layers)
     if status != 0:
