@@ -430,7 +430,8 @@ class Potential:
             warn_far_coordinates(xyz)
         n_threads = kernel_threads(self.n_threads, self._threads_explicit)
         evaluator = with_parameters(self.evaluator, fparam, aparam, bool(self._fit_params.n_params))
-        batch = _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host)
+        batch = _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic, self.get_rcut(), self._host,
+                                 atomic=atomic)
         _check_finite_batch(batch)
         self._after_frames(batch)
         energy = batch.energy.reshape(nframes, 1)
@@ -566,7 +567,7 @@ def _check_unsupported(kwargs):
                              f"without electric-field, spin or charge inputs); pass {key}=None")
 
 
-def _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic=None, rcut=None, host=None):
+def _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic=None, rcut=None, host=None, atomic=True):
     """Every frame's result, as a :class:`~dpcompress.evaluators.base.FrameBatch`, in one call of the evaluator.
 
     The frames go to :meth:`~dpcompress.evaluators.base.Evaluator.evaluate_batch` together, so an
@@ -574,12 +575,12 @@ def _evaluate_frames(evaluator, xyz, box, types, n_threads, periodic=None, rcut=
     is the single-frame one bit for bit (tests/test_batching.py).  An evaluator's
     :class:`InputError` names the frame.  ``periodic`` (a partly periodic ``pbc``), ``rcut`` and
     ``host`` (coordinates to numpy) size the vacuum of a slab or a wire per frame
-    (:func:`~dpcompress.core.lattice.frame_cell`).
+    (:func:`~dpcompress.core.lattice.frame_cell`).  ``atomic=False``: no per-atom virial is read.
     """
     cells = _reduced_cells(box, xyz, periodic, rcut, host)
     if isinstance(xyz, np.ndarray):  # (a CuPy array stays on its device for the GPU evaluator)
         xyz = np.ascontiguousarray(xyz)
-    return evaluator.evaluate_batch(xyz, cells, types, n_threads)
+    return evaluator.evaluate_batch(xyz, cells, types, n_threads, atomic=atomic)
 
 
 def _reduced_cells(box, xyz, periodic, rcut, host):

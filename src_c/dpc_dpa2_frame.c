@@ -136,7 +136,9 @@ dpc_status dpc_dpa2_forward(const dpc_part *P, const int64_t *row_types, const d
                              (long long)(P->M * P->A));
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t k = 0; k < n; k++) dpc_descriptor_from_T_atom(P->M, P->A, T + k * P->state_dim, F->D0 + k * n0);
-    if (dpc_repformer_stack_forward(S, n, F->J, F->D0, row_types, F->P, F->idx, F->m, F->sw, nth, F->stack_ws, F->g1))
+    /* a sender's layers stop where no center reads them (F->depth, from dpc_dpa2_inputs) */
+    if (dpc_repformer_stack_forward_depth(S, n, F->J, F->D0, row_types, F->P, F->idx, F->m, F->sw, F->depth, nth,
+                                          F->stack_ws, F->g1))
         return dpc_set_error(err, DPC_ERR_ALLOC, "DPA-2: the repformer stack's forward failed (memory)");
     return DPC_OK;
 }
@@ -146,8 +148,8 @@ dpc_status dpc_dpa2_backward(const dpc_part *P, const double *T, const double *d
 {
     const dpc_repformer_stack *S = &P->dpa2.stack;
     const int64_t n = F->n, J = F->J, n0 = S->repinit_dim;
-    if (dpc_repformer_stack_backward(S, n, J, F->P, F->idx, F->m, F->sw, F->stack_ws, dg1, nth, F->dD0, F->dPbar,
-                                     F->dswbar))
+    if (dpc_repformer_stack_backward_depth(S, n, J, F->P, F->idx, F->m, F->sw, F->depth, F->stack_ws, dg1, nth, F->dD0,
+                                           F->dPbar, F->dswbar))
         return dpc_set_error(err, DPC_ERR_ALLOC, "DPA-2: the repformer stack's backward failed (memory)");
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t k = 0; k < n; k++) {

@@ -178,7 +178,7 @@ def test_c_frame_loop_equals_the_numpy_twin(compressed_potential):
     reduced = np.stack([reduce_cell(c).cell for c in cells])
     ev = compressed_potential.evaluator
     with blas_single_thread():
-        ae, f, av, counts, _, failed, status, message = rt.compute_frames(
+        ae, f, av, counts, _, failed, status, message, _ = rt.compute_frames(
             ev.runtime, rt.Workspace(), coords, types.astype(np.int32), reduced, None, n_threads=1)
     assert (failed, status, message) == (-1, 0, "")
     t_ae, t_f, t_av = twin(compressed_potential.model, coords, reduced, types)

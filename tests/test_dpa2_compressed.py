@@ -235,3 +235,13 @@ def test_ipi_adapter_gives_the_potential_in_ipi_units(dpc, frames):
     e_ipi, f_ipi = adapter(cells[0].T * BOHR_PER_ANGSTROM, coords[0] * BOHR_PER_ANGSTROM)[:2]
     assert abs(e_ipi - e[0, 0] * HARTREE_PER_EV) < 1e-12 * abs(e_ipi)
     np.testing.assert_allclose(f_ipi, f[0] * HARTREE_PER_EV / BOHR_PER_ANGSTROM, rtol=0, atol=1e-12)
+
+
+def test_without_atomic_outputs_the_virial_is_the_same(dpc, ours, frames):
+    """atomic=False skips the per-atom virial's three weighted backward passes: energy and forces are the same
+    bits, the virial (the runtime's sum of pair terms) equals the per-atom sum to round-off (1e-12 eV)."""
+    coords, cells, types = frames
+    e, f, v = Potential(dpc, n_threads=1).eval(coords, cells, types)
+    np.testing.assert_array_equal(e, ours[0])
+    np.testing.assert_array_equal(f, ours[1])
+    np.testing.assert_allclose(v, ours[2], rtol=0, atol=1e-12)

@@ -362,7 +362,7 @@ FRAME_COUNTS = ("beyond_fine", "beyond_table", "overflow", "overflow_worst", "ov
 
 
 def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=None, *, int n_threads=1,
-                   bint descriptor=False, fparam=None, aparam=None):
+                   bint descriptor=False, fparam=None, aparam=None, bint per_atom_virial=True):
     """Many frames of the same atoms through ``dpc_compute_frames`` (``src_c/dpc_frames.h``): the
     candidate search and ``dpc_compute`` of every frame in one call without the GIL.
 
@@ -379,12 +379,16 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
         Each frame's frame parameters, raw; None: the model's default_fparam (or a model without).
     aparam : float64 (nframes, natoms, dim_aparam) or None
         Each frame's atomic parameters, raw (:func:`compute`'s, per frame).
+    per_atom_virial : bool
+        False: no per-atom virial (returned as zeros; a DPA-2 model then skips its three weighted backward
+        passes), the frame virial is the runtime's own sum (``virial``).
 
     Returns
     -------
     atom_energy : (nframes, natoms);  force : (nframes, natoms, 3);  atom_virial : (nframes, natoms, 9)
     counts : int64 (nframes, len(FRAME_COUNTS))
     descriptors : (nframes, natoms, dim) or None
+    virial : (nframes, 9), the runtime's sum of the frame's pair terms
     failed : int
         The first frame that failed (its outputs and those after it are not computed), or -1.
     status : int;  message : str
@@ -423,7 +427,7 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
     desc = np.zeros((nframes, natoms, dim)) if descriptor else None
     cdef double[:, :, ::1] dv
     if nframes == 0:
-        return atom_energy, force, atom_virial, counts, desc, -1, 0, ""
+        return atom_energy, force, atom_virial, counts, desc, -1, 0, "", virial
     cdef const double[:, :, ::1] xv = xyz
     cdef const int32_t[::1] t1
     cdef const int32_t[:, ::1] t2
@@ -469,7 +473,7 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
     out.virial = &vv[0, 0]
     out.force = &fv[0, 0, 0]
     out.atom_energy = &aev[0, 0]
-    out.atom_virial = &avv[0, 0, 0]
+    out.atom_virial = &avv[0, 0, 0] if per_atom_virial else NULL
     out.counts = &nv[0, 0]
     out.descriptor = NULL
     if descriptor:
@@ -478,7 +482,7 @@ def compute_frames(Model model, Workspace ws, xyz, types, cells=None, periodic=N
     with nogil:
         status = dpc_compute_frames(model.ptr, ws.ptr, &b, n_threads, &out, &failed, &err)
     message = err.message.decode("utf-8", "replace") if status else ""
-    return atom_energy, force, atom_virial, counts, desc, failed, status, message
+    return atom_energy, force, atom_virial, counts, desc, failed, status, message, virial
 
 
 def directory(buffer):

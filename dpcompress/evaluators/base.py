@@ -137,12 +137,13 @@ class Evaluator:
             yield self.evaluate(xyz[f], None if cells is None else cells[f], types if types.ndim == 1 else types[f],
                                 n_threads)
 
-    def evaluate_batch(self, xyz, cells, types, n_threads=1):
+    def evaluate_batch(self, xyz, cells, types, n_threads=1, atomic=True):
         """Every frame at once, as a :class:`FrameBatch`: :meth:`evaluate_frames` collected.
 
         ``cells``: a list with a reduced cell or None per frame, or None (all clusters).  An
         evaluator that computes many frames in one call (the C runtime) overrides it; the results
         must stay those of :meth:`evaluate`, bit for bit.  An :class:`InputError` names the frame.
+        ``atomic=False``: the caller reads no per-atom virial (an evaluator may skip it; this one does not).
         """
         frames = self.evaluate_frames(xyz, cells, types, n_threads)
         results = []

@@ -100,11 +100,12 @@ class WithParameters(Evaluator):
         self.inner, self.fparam, self.aparam = evaluator, fparam, aparam
         self.type_map, self.rcut, self.compressed = evaluator.type_map, evaluator.rcut, evaluator.compressed
 
-    def evaluate_batch(self, xyz, cells, types, n_threads=1):
+    def evaluate_batch(self, xyz, cells, types, n_threads=1, atomic=True):
         """The inner evaluator's batch with every frame's parameters where it takes them (the C
         runtime, in one call), else :meth:`evaluate_frames` collected."""
         if getattr(self.inner, "batches_parameters", False):
-            return self.inner.evaluate_batch(xyz, cells, types, n_threads, fparam=self.fparam, aparam=self.aparam)
+            return self.inner.evaluate_batch(xyz, cells, types, n_threads, fparam=self.fparam, aparam=self.aparam,
+                                             atomic=atomic)
         return super().evaluate_batch(xyz, cells, types, n_threads)
 
     def descriptors(self, xyz, cells, types, n_threads=1):

@@ -91,7 +91,7 @@ class RuntimeEvaluator(Evaluator):
         for f in range(batch.nframes):
             yield batch.frame(f)
 
-    def evaluate_batch(self, xyz, cells, types, n_threads=1, fparam=None, aparam=None):
+    def evaluate_batch(self, xyz, cells, types, n_threads=1, fparam=None, aparam=None, atomic=True):
         """Every frame in one call of the runtime (``dpc_compute_frames``, ``src_c/dpc_frames.h``).
 
         The candidate search and the model of each frame run in C one frame after another, so the
@@ -107,11 +107,18 @@ class RuntimeEvaluator(Evaluator):
 
         A frame the runtime refuses stops the batch; it is re-run alone through :meth:`evaluate`'s
         path, whose error (a coincident pair, a cell too small, ...) is raised naming the frame.
+
+        ``atomic=False`` lets a model that passes messages (DPA-2) skip its per-atom virial, whose split
+        costs three more backward passes: the batch's ``atom_virial`` is then zero and its ``virial`` the
+        runtime's sum of the pair terms (equal to the per-atom sum up to round-off).
         """
-        ae, force, av, counts, _ = self._run_frames(xyz, cells, types, n_threads, False, fparam, aparam)
+        per_atom = atomic or not self.runtime.passes_messages
+        ae, force, av, counts, _, virial = self._run_frames(xyz, cells, types, n_threads, False, fparam, aparam,
+                                                            per_atom)
         nframes, natoms = xyz.shape[0], xyz.shape[1]
         av = av.reshape(nframes, natoms, 3, 3)
-        return FrameBatch(ae, force, av, counts, ae.sum(axis=1), av.sum(axis=1))
+        return FrameBatch(ae, force, av, counts, ae.sum(axis=1),
+                          av.sum(axis=1) if per_atom else virial.reshape(nframes, 3, 3))
 
     def descriptors(self, xyz, cells, types, n_threads=1, fparam=None, aparam=None):
         """Every atom's descriptor :math:`D_i` (the fitting net's input) of every frame, (nframes, natoms, dim),
@@ -141,7 +148,7 @@ class RuntimeEvaluator(Evaluator):
             out.append(np.ascontiguousarray(arr.reshape(shape)))
         return out
 
-    def _run_frames(self, xyz, cells, types, n_threads, descriptor, fparam=None, aparam=None):
+    def _run_frames(self, xyz, cells, types, n_threads, descriptor, fparam=None, aparam=None, atom_virial=True):
         check_cutoff(self.rcut)
         nframes = xyz.shape[0]
         t = np.ascontiguousarray(types, dtype=np.int32)
@@ -155,13 +162,13 @@ class RuntimeEvaluator(Evaluator):
                     box[f], periodic[f] = c, 1
             periodic = None if periodic.all() else periodic
         with self._lock, blas_single_thread():
-            ae, force, av, counts, desc, failed, status, message = _rt.compute_frames(
+            ae, force, av, counts, desc, failed, status, message, virial = _rt.compute_frames(
                 self.runtime, self._workspace, xyz, t, box, periodic, n_threads=n_threads, descriptor=descriptor,
-                fparam=fparam, aparam=aparam)
+                fparam=fparam, aparam=aparam, per_atom_virial=atom_virial)
         if failed >= 0:
             self._raise_for_frame(failed, xyz, cells, t, n_threads, status, message,
                                   None if fparam is None else fparam[failed], None if aparam is None else aparam[failed])
-        return ae, force, av, counts, desc
+        return ae, force, av, counts, desc, virial
 
     def _raise_for_frame(self, f, xyz, cells, types, n_threads, status, message, fparam=None, aparam=None):
         """Raise frame ``f``'s error: its single-frame path's message, else the runtime's."""
