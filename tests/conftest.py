@@ -51,6 +51,16 @@ def tiny_potential(tiny_model):
     return Potential(tiny_model)
 
 
+def water_frames():
+    """The tiny fixture's water frames (the attention fixtures' test frames too), float64:
+    (coords (nframes, 192, 3), cells (nframes, 3, 3), types (192,))."""
+    with np.load(os.path.join(TINY, "test_frames.npz"), allow_pickle=False) as f:
+        coords = f["coord"].astype(np.float64).reshape(len(f["coord"]), -1, 3)
+        cells = f["box"].astype(np.float64).reshape(-1, 3, 3)
+        types = f["atype"].astype(np.int64)
+    return coords, cells, types
+
+
 @pytest.fixture(scope="session")
 def water_frame():
     """Frame 0 of the tiny fixture: (coords (192,3), cell (3,3), types (192,))."""

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, water_frames
 
 from dpcompress import Potential, load_model
 from dpcompress.core.errors import UnsupportedModelError
@@ -23,7 +23,6 @@ from dpcompress.models.serialized_tree import load_tree
 
 FIXTURE = os.path.join(DATA, "deepmd", "dpa2_tiny")
 MODEL = os.path.join(FIXTURE, "frozen.dp")
-FRAMES = os.path.join(DATA, "deepmd", "se_e2_a_tiny", "test_frames.npz")
 OPTIONS_REF = os.path.join(DATA, "deepmd", "dpa2_options_reference.npz")
 
 
@@ -39,11 +38,7 @@ OPTS = _options_module()
 
 @pytest.fixture(scope="module")
 def frames():
-    with np.load(FRAMES, allow_pickle=False) as f:
-        coords = f["coord"].astype(np.float64).reshape(len(f["coord"]), -1, 3)
-        cells = f["box"].astype(np.float64).reshape(-1, 3, 3)
-        types = f["atype"].astype(np.int64)
-    return coords, cells, types
+    return water_frames()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, water_frames
 
 import dpcompress
 from dpcompress import Potential
@@ -22,7 +22,6 @@ pytest.importorskip("dpcompress._ext.runtime")
 
 FIXTURE = os.path.join(DATA, "deepmd", "dpa2_tiny")
 MODEL = os.path.join(FIXTURE, "frozen.dp")
-FRAMES = os.path.join(DATA, "deepmd", "se_e2_a_tiny", "test_frames.npz")
 #: DeePMD-kit's tolerances of the issue (per atom for the energy)
 TOL = dict(energy_per_atom=1e-10, force=1e-9, virial=1e-9, atom_energy=1e-10, atom_virial=1e-9)
 
@@ -42,10 +41,7 @@ def dpc(compressed, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def frames():
-    with np.load(FRAMES, allow_pickle=False) as f:
-        coords = f["coord"].astype(np.float64).reshape(len(f["coord"]), -1, 3)
-        cells = f["box"].astype(np.float64).reshape(-1, 3, 3)
-        types = f["atype"].astype(np.int64)
+    coords, cells, types = water_frames()
     return coords[:2], cells[:2], types
 
 

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, water_frames
 
 import dpcompress
 from dpcompress.core.errors import ModelFormatError
@@ -23,7 +23,6 @@ from dpcompress.modelfile.container import decode, encode
 
 FIXTURE = os.path.join(DATA, "deepmd", "dpa2_tiny")
 MODEL = os.path.join(FIXTURE, "frozen.dp")
-FRAMES = os.path.join(DATA, "deepmd", "se_e2_a_tiny", "test_frames.npz")
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +38,7 @@ def container(compressed):
 
 @pytest.fixture(scope="module")
 def frames():
-    with np.load(FRAMES, allow_pickle=False) as f:
-        coords = f["coord"].astype(np.float64).reshape(len(f["coord"]), -1, 3)
-        cells = f["box"].astype(np.float64).reshape(-1, 3, 3)
-        types = f["atype"].astype(np.int64)
-    return coords, cells, types
+    return water_frames()
 
 
 def test_compress_writes_kind_7_with_the_repformer_arrays(compressed, container):

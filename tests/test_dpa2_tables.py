@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, water_frames
 
 from dpcompress import load_model
 from dpcompress.core.errors import UnsupportedModelError
@@ -23,7 +23,6 @@ from dpcompress.evaluators.exact import dpa2 as exact_dpa2
 
 FIXTURE = os.path.join(DATA, "deepmd", "dpa2_tiny")
 MODEL = os.path.join(FIXTURE, "frozen.dp")
-FRAMES = os.path.join(DATA, "deepmd", "se_e2_a_tiny", "test_frames.npz")
 
 
 def _grid(step):
@@ -38,11 +37,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def frames():
-    with np.load(FRAMES, allow_pickle=False) as f:
-        coords = f["coord"].astype(np.float64).reshape(len(f["coord"]), -1, 3)
-        cells = f["box"].astype(np.float64).reshape(-1, 3, 3)
-        types = f["atype"].astype(np.int64)
-    return coords, cells, types
+    return water_frames()
 
 
 def _tabulated(model, step):

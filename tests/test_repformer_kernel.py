@@ -1,8 +1,8 @@
 """The C forward and backward of one DPA-2 repformer layer (``src_c/dpc_repformer.c``) against its numpy twin.
 
 Inputs: every layer's real inputs on a periodic 192-atom water frame of ``tests/data/deepmd/dpa2_tiny``
-(captured from the exact evaluator, which is held to DeePMD-kit in ``test_dpa2.py``).  The frame-level
-wiring in the runtime (part kind 7) is not written yet.
+(captured from the exact evaluator, which is held to DeePMD-kit in ``test_dpa2.py``).  The runtime's frame
+path (part kind 7) is tested in ``test_dpa2_compressed.py``.
 """
 
 import os
@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, water_frames
 
 from dpcompress import load_model
 from dpcompress.evaluators.exact import dpa2 as exact_dpa2
@@ -153,22 +153,27 @@ def test_c_layers_in_the_frame_match_deepmd_compressed(monkeypatch):
             np.testing.assert_allclose(res.atom_virial, ref["atom_virial"][fr].reshape(n, 3, 3), rtol=0, atol=1e-9)
 
 
+def _tabulated_frame_1():
+    """dpa2_tiny with its repinit tabulated (dp compress's defaults) and frame 1's neighbor lists:
+    (desc, types, index, vectors, rf_real)."""
+    from dpcompress.descriptors.dpa2_tables import tabulate_repinit
+
+    model = load_model(MODEL)
+    grid = dict(stride0=0.01, stride1=0.1, extrapolate=5, order=5, n_threads=1)
+    desc = tabulate_repinit(model.descriptor, model.min_nbor_dist, grid)
+    coords, cells, types = water_frames()
+    index, vectors, rf_real, _ = exact_dpa2.neighbor_lists(desc, coords[1], cells[1], types)
+    return desc, types, index, vectors, rf_real
+
+
 def test_repformer_stack_matches_its_twin_and_the_exact_descriptor():
     """The C stack (g1/g2 embedding, every layer, forward and backward) against
     :mod:`dpcompress.reference.repformer_stack` (g1 to 1e-12, dD0/dP/dsw to 1e-12 relative; measured
     1e-15, 2e-14 on dsw), whose g1 is the exact evaluator's descriptor (1e-14; measured 0); 1 and 3
     threads bit-identical."""
-    from dpcompress.descriptors.dpa2_tables import tabulate_repinit
     from dpcompress.reference import repformer_stack as twin
 
-    model = load_model(MODEL)
-    grid = dict(stride0=0.01, stride1=0.1, extrapolate=5, order=5, n_threads=1)
-    desc = tabulate_repinit(model.descriptor, model.min_nbor_dist, grid)
-    with np.load(FRAMES, allow_pickle=False) as f:
-        coords = f["coord"][1].astype(np.float64).reshape(-1, 3)
-        cell = f["box"][1].astype(np.float64).reshape(3, 3)
-        types = f["atype"].astype(np.int64)
-    index, vectors, rf_real, _ = exact_dpa2.neighbor_lists(desc, coords, cell, types)
+    desc, types, index, vectors, rf_real = _tabulated_frame_1()
     D0, P, idx, m, sw = twin.stack_inputs(desc, types, index, vectors, rf_real)
     g1, cache = twin.repformer_stack_forward(desc, D0, types, P, idx, m, sw)
     D = exact_dpa2.descriptor_forward(desc, types, index, vectors, rf_real)[0]
@@ -226,17 +231,9 @@ def test_stack_on_the_rows_the_centers_read():
     updates only the rows a center's result reads: the centers' g1 and dD0, dP, dsw (real slots) of the
     centers' result equal the full stack's (1e-15; the skipped rows' terms are exact zeros there), 1 and 3
     threads bit-identical."""
-    from dpcompress.descriptors.dpa2_tables import tabulate_repinit
     from dpcompress.reference import repformer_stack as twin
 
-    model = load_model(MODEL)
-    grid = dict(stride0=0.01, stride1=0.1, extrapolate=5, order=5, n_threads=1)
-    desc = tabulate_repinit(model.descriptor, model.min_nbor_dist, grid)
-    with np.load(FRAMES, allow_pickle=False) as f:
-        coords = f["coord"][1].astype(np.float64).reshape(-1, 3)
-        cell = f["box"][1].astype(np.float64).reshape(3, 3)
-        types = f["atype"].astype(np.int64)
-    index, vectors, rf_real, _ = exact_dpa2.neighbor_lists(desc, coords, cell, types)
+    desc, types, index, vectors, rf_real = _tabulated_frame_1()
     D0, P, idx, m, sw = twin.stack_inputs(desc, types, index, vectors, rf_real)
     nl = len(desc.layers)
     depth = _depths(idx, m, np.arange(1), nl)
