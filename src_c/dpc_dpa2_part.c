@@ -14,18 +14,6 @@
 #define NLI 8
 #define NLR 3
 
-static const char *dt_name(int dtype)
-{
-    switch (dtype) {
-    case DPC_DT_F64: return "float64";
-    case DPC_DT_I64: return "int64";
-    case DPC_DT_I32: return "int32";
-    case DPC_DT_I8: return "int8";
-    case DPC_DT_U8: return "uint8";
-    default: return "unknown";
-    }
-}
-
 /* "[a, b]" of a shape, or of int64 values (rows of ncol: nested as numpy's tolist()) */
 static void fmt_ints(char *buf, size_t n, const int64_t *v, int64_t count, int64_t ncol)
 {
@@ -62,7 +50,7 @@ static const dpc_array *arr(const ctx *c, const char *rf, int dtype, int ndim, c
         fmt_ints(got, sizeof got, a->shape, a->ndim, 0);
         fmt_ints(want, sizeof want, shape, ndim, 0);
         dpc_set_error(c->err, DPC_ERR_ARGUMENT, "part %d: array '%s' is %s%s, expected %s%s", c->p, name,
-                      dt_name(a->dtype), got, dt_name(dtype), want);
+                      dpc_dtype_name(a->dtype), got, dpc_dtype_name(dtype), want);
         return NULL;
     }
     return a;

@@ -97,7 +97,7 @@ static int64_t dtype_size(int dtype)
     }
 }
 
-static const char *dtype_name(int dtype)
+const char *dpc_dtype_name(int dtype)
 {
     switch (dtype) {
     case DPC_DT_F64: return "float64";
@@ -532,7 +532,7 @@ dpc_status dpc_file_parse(const void *data, size_t nbytes, dpc_file *f, dpc_erro
             len > nbytes - offset) {
             status = dpc_set_error(err, DPC_ERR_ARGUMENT,
                                    "array '%s' (%s, %llu bytes at offset %llu) does not fit its shape or the file",
-                                   a->name, dtype_name(a->dtype), (unsigned long long)len, (unsigned long long)offset);
+                                   a->name, dpc_dtype_name(a->dtype), (unsigned long long)len, (unsigned long long)offset);
             goto done;
         }
         if (offset != pad_to(layout_end)) {
@@ -596,8 +596,8 @@ const dpc_array *dpc_file_need(const dpc_file *f, const char *name, int dtype, i
         return NULL;
     }
     if (a->dtype != dtype) {
-        dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' is %s, expected %s", name, dtype_name(a->dtype),
-                      dtype_name(dtype));
+        dpc_set_error(err, DPC_ERR_ARGUMENT, "array '%s' is %s, expected %s", name, dpc_dtype_name(a->dtype),
+                      dpc_dtype_name(dtype));
         return NULL;
     }
     if (ndim >= 0) {

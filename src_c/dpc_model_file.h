@@ -70,6 +70,8 @@ void dpc_file_release(dpc_file *f);
 
 /* The array called name, or NULL (no error set). */
 const dpc_array *dpc_file_get(const dpc_file *f, const char *name);
+/* "float64", "int64", ... of a DPC_DT_* code (messages). */
+const char *dpc_dtype_name(int dtype);
 
 /* The array called name with this dtype and shape (-1 entries of shape: any extent, filled in);
  * sets err and returns NULL when it is missing or differs.  ndim < 0: any rank up to 4. */

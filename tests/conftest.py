@@ -29,6 +29,17 @@ def shared_fixture(name):
     return path
 
 
+def mpiexec_or_skip():
+    """The mpiexec next to this Python (pip install mpich), or skip the test: MPI runs need mpi4py and it."""
+    import sysconfig
+
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'dpcompress[mpi]')")
+    mpiexec = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
+    if not os.path.exists(mpiexec):
+        pytest.skip(f"no mpiexec next to this Python ({mpiexec}): pip install mpich")
+    return mpiexec
+
+
 def load_frames(folder, stress=False):
     """Test frames and DeePMD-kit's uncompressed reference outputs of a fixture folder."""
     suffix = "_stress" if stress else ""

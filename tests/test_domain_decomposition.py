@@ -9,12 +9,11 @@ and ``-n 4`` (MPI errors agreed on collectively included).
 import os
 import subprocess
 import sys
-import sysconfig
 
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, mpiexec_or_skip
 from dpcompress import Potential
 from dpcompress import compress
 from dpcompress.evaluators.decomposed import DecomposedEvaluator, combine
@@ -120,10 +119,7 @@ if comm.rank == 0:
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_under_mpiexec(compressed, tmp_path, ranks):
-    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'dpcompress[mpi]')")
-    mpiexec = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
-    if not os.path.exists(mpiexec):
-        pytest.skip("no mpiexec next to this Python (pip install mpich)")
+    mpiexec = mpiexec_or_skip()
     script = tmp_path / "run.py"
     script.write_text(MPI_SCRIPT.format(tests=os.path.join(REPO, "tests"), model=os.path.join(TINY, "frozen.dp")))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")

@@ -27,12 +27,11 @@ that path, with senders within rcut) against ``Potential``.
 import os
 import subprocess
 import sys
-import sysconfig
 
 import numpy as np
 import pytest
 
-from conftest import DATA, REPO, TINY
+from conftest import DATA, REPO, TINY, mpiexec_or_skip
 from dpcompress import Potential, compress, save_model
 from dpcompress.evaluators.decomposed import DecomposedEvaluator, combine
 from dpcompress.evaluators.runtime import RuntimeEvaluator
@@ -205,10 +204,7 @@ if comm.rank == 0:
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_potential_comm_under_mpiexec_equals_serial(dpa2, tmp_path, ranks):
-    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'dpcompress[mpi]')")
-    mpiexec = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
-    if not os.path.exists(mpiexec):
-        pytest.skip("no mpiexec next to this Python (pip install mpich)")
+    mpiexec = mpiexec_or_skip()
     script = tmp_path / "run.py"
     script.write_text(MPI_SCRIPT.format(tests=os.path.join(REPO, "tests"), model=dpa2))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")

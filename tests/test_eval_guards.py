@@ -230,8 +230,8 @@ def test_non_finite_output_names_the_frame(pot, monkeypatch):
     x, cell, t = WATER3
     real = pot.evaluator.evaluate_batch  # Potential.eval hands every frame to it (tests/test_batching.py)
 
-    def poisoned(*args):
-        batch = real(*args)
+    def poisoned(*args, **kwargs):
+        batch = real(*args, **kwargs)
         batch.force[1, 2, 1] = np.inf
         return batch
 

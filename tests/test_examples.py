@@ -5,12 +5,11 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 
 import numpy as np
 import pytest
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, mpiexec_or_skip
 
 EXAMPLES = os.path.join(REPO, "examples")
 
@@ -80,10 +79,7 @@ def test_md_nve_example_runs_a_nep_model(tmp_path):
 
 def test_md_nve_example_decomposes_under_mpiexec(tmp_path):
     """Under ``mpiexec -n 2`` mpi4py sees two ranks: one domain-decomposed run, printed once, equal to serial."""
-    pytest.importorskip("mpi4py")
-    mpiexec = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
-    if not os.path.exists(mpiexec):
-        pytest.skip(f"no mpiexec next to this Python ({mpiexec}): pip install mpich")
+    mpiexec = mpiexec_or_skip()
     water = os.path.join(EXAMPLES, "data", "water")
     dpc = tmp_path / "water.dpc"  # domain decomposition runs compressed models
     subprocess.run([sys.executable, "-m", "dpcompress", "compress", "-i", os.path.join(water, "model.dp"), "-o", dpc],

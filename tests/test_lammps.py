@@ -28,6 +28,7 @@ import sysconfig
 import numpy as np
 import pytest
 
+from conftest import mpiexec_or_skip
 from lammps_frames import sheared, write_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,9 +73,7 @@ def _run_check(cases, tmp, plugin_dir, ranks=1, timeout=600):
         json.dump(cases, fh)
     cmd = [sys.executable, os.path.join(HERE, "lammps_check.py"), manifest, out]
     if ranks > 1:
-        mpiexec = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
-        if not os.path.exists(mpiexec):
-            pytest.skip(f"no mpiexec next to this Python ({mpiexec}): pip install mpich")
+        mpiexec = mpiexec_or_skip()
         cmd = [mpiexec, "-n", str(ranks)] + cmd
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_environment(plugin_dir))
     assert proc.returncode == 0, f"LAMMPS child failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -14,13 +14,12 @@ import re
 import signal
 import subprocess
 import sys
-import sysconfig
 import warnings
 
 import numpy as np
 import pytest
 
-from conftest import DATA, REPO, TINY
+from conftest import DATA, REPO, TINY, mpiexec_or_skip
 from dpcompress import Potential, compress
 from dpcompress.parallel.agreement import _rebuild, digest
 from dpcompress.parallel.domain import owners
@@ -38,10 +37,7 @@ def compressed():
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """What each of the 2 ranks raised per scenario, and their numeric results."""
-    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'dpcompress[mpi]')")
-    mpiexec = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
-    if not os.path.exists(mpiexec):
-        pytest.skip(f"no mpiexec next to this Python ({mpiexec}): pip install mpich")
+    mpiexec = mpiexec_or_skip()
     out = tmp_path_factory.mktemp("mpi_faults")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
     # a session of its own, so that a hang ends with every process of the run (mpiexec's ranks too)
