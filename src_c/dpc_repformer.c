@@ -230,6 +230,22 @@ static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratc
     s->o = s->L + J;
 }
 
+/* out += t (r NULL) or out += r . t: one update term, weighted by its res_residual vector r_k or not
+ * (res_avg and res_incr scale the sum of the terms once, at the end) */
+static inline void add_term(double *out, const double *t, const double *r, int64_t d)
+{
+    if (r)
+        for (int64_t g = 0; g < d; ++g) out[g] += r[g] * t[g];
+    else
+        for (int64_t g = 0; g < d; ++g) out[g] += t[g];
+}
+
+/* the res_residual vector r_k (k = 1..K) of an update with rows of width d, or NULL for the other styles */
+static inline const double *res_vec(const dpc_repformer_layer *Ly, const double *R, int64_t k, int64_t d)
+{
+    return Ly->update_style == DPC_RF_RES_RESIDUAL ? R + (k - 1) * d : NULL;
+}
+
 static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
                       const double *h2, const int64_t *idx, const double *m, const double *sw, scratch *s,
                       double *out)
@@ -240,25 +256,31 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp;
+    const int style = Ly->update_style;
+    const double *r2 = res_vec(Ly, Ly->g1_residual, 2, d1);
     for (int64_t j = 0; j < J; ++j) s->w[j] = m[i * J + j] * sw[i * J + j];
-    for (int64_t g = 0; g < d1; ++g) out[g] = gi[g];
+    /* res_incr sums the terms apart from t_0 = g1 (their scale differs) */
+    for (int64_t g = 0; g < d1; ++g) out[g] = style == DPC_RF_RES_INCR ? 0.0 : gi[g];
     /* self MLP */
     affine(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, tmp);
     activate_vec(Ly->activation, tmp, d1);
-    for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
+    add_term(out, tmp, res_vec(Ly, Ly->g1_residual, 1, d1), d1);
     /* conv: c1 sum_j (g2_j Wp) . w_j g1[idx_j] */
     for (int64_t j = 0; j < J; ++j) {
         if (s->w[j] == 0.0) continue;
         const double *gj = g1 + rows[j] * d1;
         affine(G2 + j * d2, d2, Ly->proj_g1g2_w, NULL, d1, tmp);
-        for (int64_t g = 0; g < d1; ++g) out[g] += c1 * tmp[g] * s->w[j] * gj[g];
+        if (r2)
+            for (int64_t g = 0; g < d1; ++g) out[g] += r2[g] * (c1 * tmp[g] * s->w[j] * gj[g]);
+        else
+            for (int64_t g = 0; g < d1; ++g) out[g] += c1 * tmp[g] * s->w[j] * gj[g];
     }
     /* linear1 on [grrg, drrd] */
     sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->lin_in);
     sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->lin_in + ax * d2);
     affine(s->lin_in, ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, tmp);
     activate_vec(Ly->activation, tmp, d1);
-    for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
+    add_term(out, tmp, res_vec(Ly, Ly->g1_residual, 3, d1), d1);
     /* local attention */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
     memset(s->o, 0, sizeof(double) * n1 * d1);
@@ -278,7 +300,12 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         }
     }
     affine(s->o, n1 * d1, Ly->head_map1_w, Ly->head_map1_b, d1, tmp);
-    for (int64_t g = 0; g < d1; ++g) out[g] = k1 * (out[g] + tmp[g]);
+    if (style == DPC_RF_RES_AVG)
+        for (int64_t g = 0; g < d1; ++g) out[g] = k1 * (out[g] + tmp[g]);
+    else if (style == DPC_RF_RES_INCR) /* 1 / sqrt(4): four terms besides g1 */
+        for (int64_t g = 0; g < d1; ++g) out[g] = gi[g] + 0.5 * (out[g] + tmp[g]);
+    else
+        add_term(out, tmp, res_vec(Ly, Ly->g1_residual, 4, d1), d1);
 }
 
 static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
@@ -291,18 +318,21 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp, *x = s->tmp + (d1 > d2 ? d1 : d2); /* tmp: d2 values, x: d1 */
     att2 *a2 = &s->a2;
+    const int style = Ly->update_style;
+    const double *r1 = res_vec(Ly, Ly->g2_residual, 1, d2), *r2 = res_vec(Ly, Ly->g2_residual, 2, d2);
+    const double *r3 = res_vec(Ly, Ly->g2_residual, 3, d2);
     for (int64_t j = 0; j < J; ++j) {
         double *oj = out + j * d2;
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
         const double wj = M[j] * SW[j];
-        for (int64_t g = 0; g < d2; ++g) oj[g] = g2j[g];
+        for (int64_t g = 0; g < d2; ++g) oj[g] = style == DPC_RF_RES_INCR ? 0.0 : g2j[g];
         affine(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, tmp);
         activate_vec(Ly->activation, tmp, d2);
-        for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        add_term(oj, tmp, r1, d2);
         if (wj == 0.0) continue; /* the g1g1 term is zero */
         for (int64_t e = 0; e < d1; ++e) x[e] = gi[e] * gj[e] * wj;
         affine(x, d1, Ly->proj_g1g1g2_w, NULL, d2, tmp);
-        for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        add_term(oj, tmp, r2, d2);
     }
     att2_forward(Ly, J, G2, H2, M, SW, a2);
     double mu, sd;
@@ -310,7 +340,12 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         const double *fa = a < a2->nr && a2->r[a] == j ? a2->flat + (a++) * nv : NULL;
         att2_head_ln(Ly, fa, a2->t, tmp, &mu, &sd);
         double *oj = out + j * d2;
-        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + tmp[g]);
+        if (style == DPC_RF_RES_AVG)
+            for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + tmp[g]);
+        else if (style == DPC_RF_RES_INCR) /* three terms besides g2 */
+            for (int64_t g = 0; g < d2; ++g) oj[g] = G2[j * d2 + g] + (oj[g] + tmp[g]) / sqrt(3.0);
+        else
+            add_term(oj, tmp, r3, d2);
     }
 }
 
@@ -481,13 +516,20 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3, *SW = sw + i * J;
     const int64_t *rows = idx + i * J;
     double *dU = s->t3;
-    for (int64_t g = 0; g < d1; ++g) dU[g] = k1 * dg1_new[i * d1 + g];
-    for (int64_t g = 0; g < d1; ++g) dgi[g] += dU[g];
+    /* dU: the adjoint of the current term, k_t dg1' (res_avg k_t = 1/sqrt 5, res_incr 1/2) or r_t . dg1' */
+    const int style = Ly->update_style;
+    const double *dy = dg1_new + i * d1, sc = style == DPC_RF_RES_AVG ? k1 : 0.5;
+    const double *r1 = res_vec(Ly, Ly->g1_residual, 1, d1);
+    for (int64_t g = 0; g < d1; ++g) dU[g] = r1 ? r1[g] * dy[g] : sc * dy[g];
+    for (int64_t g = 0; g < d1; ++g) dgi[g] += style == DPC_RF_RES_AVG ? dU[g] : dy[g];
     /* self MLP */
     affine_act(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, Ly->activation, s->t1, s->t2);
     for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
     affine_back(s->t2, d1, Ly->g1_self_mlp_w, d1, dgi, 1);
     /* conv */
+    const double *rt = res_vec(Ly, Ly->g1_residual, 2, d1);
+    if (rt)
+        for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     for (int64_t j = 0; j < J; ++j) {
         if (s->w[j] == 0.0) continue;
         const double *gj = g1 + rows[j] * d1;
@@ -506,6 +548,8 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->sym_in);
     sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->sym_in + ax * d2);
     affine_act(s->sym_in, ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, Ly->activation, s->t1, s->t2);
+    if ((rt = res_vec(Ly, Ly->g1_residual, 3, d1)))
+        for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
     affine_back(s->t2, d1, Ly->linear1_w, ax * (d1 + d2), s->dsym_in, 0);
     sym_back(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->dsym_in, s->hg, s->dhg, dG2, d2, dH2, s->dw);
@@ -523,6 +567,8 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
         softmax(P, J);
     }
+    if ((rt = res_vec(Ly, Ly->g1_residual, 4, d1)))
+        for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     affine_back(dU, d1, Ly->head_map1_w, n1 * d1, s->do1, 0);
     memset(s->dq1, 0, sizeof(double) * h1 * n1);
     memset(s->dkv, 0, sizeof(double) * J * nkv);
@@ -572,14 +618,21 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
     double *dU = s->t3, *x = s->t1, *dz = s->t2;
     att2 *a2 = &s->a2;
+    /* the terms' weights: res_avg 1/2 (four terms), res_incr 1/sqrt 3 (g2 passes with 1), res_residual r_t */
+    const int style = Ly->update_style;
+    const double sc = style == DPC_RF_RES_AVG ? 0.5 : 1.0 / sqrt(3.0);
+    const double *q1 = res_vec(Ly, Ly->g2_residual, 1, d2), *q2 = res_vec(Ly, Ly->g2_residual, 2, d2);
+    const double *q3 = res_vec(Ly, Ly->g2_residual, 3, d2);
     for (int64_t j = 0; j < J; ++j) {
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
         double *dg2j = dG2 + j * d2;
-        for (int64_t g = 0; g < d2; ++g) dU[g] = 0.5 * DY[j * d2 + g];
-        for (int64_t g = 0; g < d2; ++g) dg2j[g] += dU[g];
+        for (int64_t g = 0; g < d2; ++g) dU[g] = q1 ? q1[g] * DY[j * d2 + g] : sc * DY[j * d2 + g];
+        for (int64_t g = 0; g < d2; ++g) dg2j[g] += style == DPC_RF_RES_AVG ? dU[g] : DY[j * d2 + g];
         affine_act(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, Ly->activation, x, dz);
         for (int64_t g = 0; g < d2; ++g) dz[g] *= dU[g];
         affine_back(dz, d2, Ly->linear2_w, d2, dg2j, 1);
+        if (q2)
+            for (int64_t g = 0; g < d2; ++g) dU[g] = q2[g] * DY[j * d2 + g];
         affine_back(dU, d2, Ly->proj_g1g1g2_w, d1, x, 0); /* dx of the g1g1 term */
         double acc = 0.0;
         for (int64_t e = 0; e < d1; ++e) {
@@ -610,7 +663,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         /* the layer norm's and head map's adjoints for row a */
         att2_head_ln(Ly, a2->flat + a * nv, t, NULL, &mu, &sd);
         for (int64_t g = 0; g < d2; ++g) {
-            gln[g] = 0.5 * DY[ra * d2 + g] * Ly->ln_w[g];
+            gln[g] = (q3 ? q3[g] : sc) * DY[ra * d2 + g] * Ly->ln_w[g];
             mg += gln[g];
             mgx += gln[g] * (t[g] - mu) / sd;
         }

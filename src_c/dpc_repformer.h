@@ -1,6 +1,7 @@
 /* One DPA-2 repformer layer on the CPU, the compressed form's options only (issue 16).
  *
- * Options (dpcompress/descriptors/dpa2_tables.py, check_compressible): res_avg, g1 update with
+ * Options (dpcompress/descriptors/dpa2_tables.py, check_compressible): res_avg, res_incr or
+ * res_residual (update_style), g1 update with
  * self MLP, projected-g2 convolution (g1_out_conv), grrg and drrd, local attention; g2 update
  * (update_chnnl_2, every layer but the last) with linear2, g1g1 and the gated-off pair attention
  * with its layer norm; smooth, use_sqrt_nnei; no h2 update.  Math and numpy twin:
@@ -35,7 +36,15 @@ typedef struct {
     const double *mapv_w;                        /* (d2, d2*n2) */
     const double *head_map2_w, *head_map2_b;     /* (d2*n2, d2), (d2) */
     const double *ln_w, *ln_b;                   /* (d2), (d2) */
+    /* the update rule (zero-initialised: res_avg).  With t_0 the input and t_1..t_K the terms in the order
+     * above (g1: self MLP, conv, linear1, local attention, K = 4; g2: linear2, g1g1, attention, K = 3):
+     * res_avg sum_k t_k / sqrt(K+1), res_incr t_0 + sum_k t_k / sqrt K, res_residual t_0 + sum_k r_k . t_k */
+    int update_style;                            /* DPC_RF_RES_AVG, DPC_RF_RES_INCR, DPC_RF_RES_RESIDUAL */
+    const double *g1_residual;                   /* res_residual: (4, d1), r_1..r_4 of the g1 update */
+    const double *g2_residual;                   /* res_residual and update_chnnl_2: (3, d2) */
 } dpc_repformer_layer;
+
+enum { DPC_RF_RES_AVG = 0, DPC_RF_RES_INCR = 1, DPC_RF_RES_RESIDUAL = 2 };
 
 /* g1_out (n, d1) and, with update_chnnl_2, g2_out (n, J, d2) from g1 (n, d1), g2 (n, J, d2),
  * h2 (n, J, 3), idx (n, J: the slot's local atom, any valid index on empty slots), m (n, J: 1 on

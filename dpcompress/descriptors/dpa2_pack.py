@@ -17,6 +17,12 @@ named ``rf...``; nothing of it is approximated.  Only the compressed form's opti
 ``rf.dstd`` (ntypes, 4), ``rf.g2_embd.w`` (1, g2), ``rf.g2_embd.b`` (g2), ``rf.g1_shape.w``
 (repinit_dim, g1) when ``has_g1_shape``, ``rf.tebd_transform.w`` (tebd_dim, g1) when
 ``has_tebd_transform``, and per layer k the weights ``rf{k}.<name>`` of :func:`layer_shapes`.
+``rf.update_style`` (int64, 1), optional
+    the layers' update rule, an index into :data:`UPDATE_STYLES` (0 res_avg, 1 res_incr, 2
+    res_residual); absent: res_avg (so files of the default options are unchanged).  With res_residual
+    every layer k has ``rf{k}.g1_residual`` (4, g1): the vectors :math:`r_1..r_4` of the g1 update's
+    terms (self MLP, convolution, linear1, local attention), and the g2-updating layers
+    ``rf{k}.g2_residual`` (3, g2) of theirs (linear2, g1g1, attention).
 
 :func:`check_arrays` is the reader's side: every array present, float64/int64 as stated, of the stated
 shape, finite; sizes within bounds; no other ``rf`` array.  The part (kind 7) is written and read by
@@ -27,7 +33,7 @@ import numpy as np
 
 from ..core.errors import ModelFormatError
 from .dpa2 import DescriptorDPA2
-from .dpa2_repformer import Linear, RepformerLayer
+from .dpa2_repformer import UPDATE_STYLES, Linear, RepformerLayer
 from .fields import MAX_SEL, MAX_WIDTH
 
 #: the ``.dpc`` part kind of a compressed DPA-2
@@ -86,6 +92,13 @@ def pack_repformers(desc):
         "rf.g2_embd.w": f64(desc.g2_embd.w),
         "rf.g2_embd.b": f64(desc.g2_embd.b),
     }
+    styles = {l.update_style for l in L}
+    if len(styles) != 1:
+        raise ModelFormatError(f"the repformer layers' update styles differ ({sorted(styles)}); the compressed DPA-2 "
+                               "stores one (as DeePMD-kit's repformer_args)")
+    style = styles.pop()
+    if style != "res_avg":
+        arrays["rf.update_style"] = np.array([UPDATE_STYLES.index(style)], dtype=np.int64)
     if desc.g1_shape is not None:
         arrays["rf.g1_shape.w"] = f64(desc.g1_shape.w)
     if desc.tebd_transform is not None:
@@ -97,7 +110,15 @@ def pack_repformers(desc):
                 continue
             lin, part = name.rsplit(".", 1)
             arrays[f"rf{k}.{name}"] = f64(getattr(getattr(l, _ATTR.get(lin, lin)), part))
+        if style == "res_residual":
+            for name in residual_shapes(l.g1_dim, l.g2_dim, l.update_chnnl_2):
+                arrays[f"rf{k}.{name}"] = f64(np.stack(getattr(l, name)))
     return arrays
+
+
+def residual_shapes(d1, d2, ch2):
+    """``{name: shape}`` of a res_residual layer's weight vectors (one row per update term)."""
+    return {"g1_residual": (4, d1), **({"g2_residual": (3, d2)} if ch2 else {})}
 
 
 def _layer_ints(layer):
@@ -134,6 +155,7 @@ def expected_shapes(arrays, ntypes, tebd_dim, source):
         shapes["rf.g1_shape.w"] = (n0, g1)
     if has_tebd:
         shapes["rf.tebd_transform.w"] = (tebd_dim, g1)
+    per_layer = []
     for k, row in enumerate(li):
         d1, d2, ax, ch2, h1, n1, h2, n2 = (int(v) for v in row)
         if d1 != g1 or d2 != int(li[0, 1]):
@@ -141,7 +163,12 @@ def expected_shapes(arrays, ntypes, tebd_dim, source):
         if min(d1, d2, ax, h1, n1) < 1 or ax > min(d1, d2) or ch2 != int(k < nl - 1) or (ch2 and min(h2, n2) < 1):
             fail(f"array 'rf.layer_int' row {k} = {row.tolist()} ({', '.join(LAYER_INTS)}): expected positive sizes, "
                  f"axis_neuron <= g1_dim and g2_dim, update_chnnl_2 = {int(k < nl - 1)}")
-        shapes.update({f"rf{k}.{n}": s for n, s in layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2).items()})
+        per_layer.append(layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2))
+    residual = "rf.update_style" in arrays and int(ints("rf.update_style", (1,), 0, len(UPDATE_STYLES) - 1)[0]) == 2
+    for k, (row, layer) in enumerate(zip(li, per_layer)):  # a layer's residuals after its weights (C's order)
+        if residual:
+            layer.update(residual_shapes(int(row[0]), int(row[1]), int(row[3])))
+        shapes.update({f"rf{k}.{n}": s for n, s in layer.items()})
     return shapes
 
 
@@ -164,7 +191,7 @@ def check_arrays(arrays, ntypes, tebd_dim, source):
             raise ModelFormatError(f"{source}: array '{name}' holds a non-finite value")
     if np.any(arrays["rf.dstd"] <= 0):
         raise ModelFormatError(f"{source}: array 'rf.dstd' holds a value <= 0 (it divides the environment matrix)")
-    known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.act"}  # rf.act: modelfile.dp_dpa2
+    known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.act", "rf.update_style"}  # rf.act: modelfile.dp_dpa2
     for name in arrays:
         if name.startswith("rf") and name not in known:
             raise ModelFormatError(f"{source}: array '{name}' is not part of this compressed DPA-2 (edited file?)")
@@ -179,6 +206,7 @@ def unpack_repformers(arrays, repinit, activation, source):
     rcut, rcut_smth = (float(v) for v in arrays["rf.real"])
     lin = lambda k, name, bias=False: Linear(np.array(arrays[f"{k}{name}.w"]),  # noqa: E731
                                              np.array(arrays[f"{k}{name}.b"]) if bias else None)
+    style = UPDATE_STYLES[int(arrays["rf.update_style"][0])] if "rf.update_style" in arrays else "res_avg"
     layers = []
     for k in range(nl):
         d1, d2, ax, ch2, h1, n1, h2, n2 = (int(v) for v in arrays["rf.layer_int"][k])
@@ -190,11 +218,13 @@ def unpack_repformers(arrays, repinit, activation, source):
             kw.update(linear2=lin(p, "linear2", True), proj_g1g1g2=lin(p, "proj_g1g1g2"), mapqk=lin(p, "mapqk"),
                       mapv=lin(p, "mapv"), head_map2=lin(p, "head_map2", True),
                       ln=(np.array(arrays[p + "ln_w"]), np.array(arrays[p + "ln_b"]), eps))
+        if style == "res_residual":
+            kw.update({name: tuple(np.array(arrays[p + name])) for name in residual_shapes(d1, d2, ch2)})
         layers.append(RepformerLayer(
             g1_dim=d1, g2_dim=d2, axis_neuron=ax, update_chnnl_2=bool(ch2), g1_has_conv=True, g1_has_drrd=True,
             g1_has_grrg=True, g1_has_attn=True, g2_has_g1g1=bool(ch2), g2_has_attn=bool(ch2), update_h2=False,
             g1_out_conv=True, g1_out_mlp=True, attn1_hidden=h1, attn1_nhead=n1, attn2_hidden=h2, attn2_nhead=n2,
-            attn2_has_gate=False, attn1_shift=s1, attn2_shift=s2, update_style="res_avg", **kw))
+            attn2_has_gate=False, attn1_shift=s1, attn2_shift=s2, update_style=style, **kw))
     return DescriptorDPA2(
         repinit=repinit, g1_shape=lin("rf.", "g1_shape") if has_shape else None,
         tebd_transform=lin("rf.", "tebd_transform") if has_tebd else None, g2_embd=lin("rf.", "g2_embd", True),
@@ -204,5 +234,5 @@ def unpack_repformers(arrays, repinit, activation, source):
         type_embedding=repinit.type_embedding, env_protection=repinit.env_protection)
 
 
-__all__ = ["KIND_DPA2", "LAYER_INTS", "LAYER_REALS", "HEAD_INTS", "layer_shapes", "pack_repformers",
+__all__ = ["KIND_DPA2", "LAYER_INTS", "LAYER_REALS", "HEAD_INTS", "layer_shapes", "residual_shapes", "pack_repformers",
            "expected_shapes", "check_arrays", "unpack_repformers"]

@@ -13,9 +13,9 @@ are (they are small matrices applied once per atom or pair; nothing there is a s
 twin of the compressed DPA-2.  The ``.dpc`` part (kind 7) is :mod:`.dpa2_part`; the C runtime evaluates
 it (``src_c/dpc_dpa2_frame.c``).
 
-:func:`check_compressible` restricts the compressed form to the options the C runtime is to
-implement (DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``) and names the first
-other one.
+:func:`check_compressible` restricts the compressed form to the options the C runtime implements
+(DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``, and any ``update_style``:
+res_avg, res_incr, res_residual, one for all layers) and names the first other one.
 """
 
 import dataclasses
@@ -27,7 +27,6 @@ from . import se_atten_v2
 #: updates' options (:data:`G2_OPTIONS`) apply to the layers that update g2 (all but the last, whose
 #: ``update_chnnl_2`` is false and its g2 options off)
 LAYER_OPTIONS = (
-    ("update_style", "res_avg", "update_style"),
     ("g1_has_conv", True, "update_g1_has_conv"),
     ("g1_has_drrd", True, "update_g1_has_drrd"),
     ("g1_has_grrg", True, "update_g1_has_grrg"),
@@ -64,6 +63,10 @@ def unsupported_option(desc):
             return f"{key} = {getattr(desc, attr)!r} (the compressed DPA-2 takes {want!r})"
     if desc.exclude_types:
         return f"exclude_types = {sorted(desc.exclude_types)} (the compressed DPA-2 takes none)"
+    for k, layer in enumerate(desc.layers):  # any of UPDATE_STYLES (the reader refuses others), one for all
+        if layer.update_style != desc.layers[0].update_style:
+            return (f"repformer layer {k}: update_style = {layer.update_style!r} (the compressed DPA-2 takes one "
+                    f"style for all layers, layer 0's {desc.layers[0].update_style!r})")
     for k, layer in enumerate(desc.layers):
         for attr, want, key in LAYER_OPTIONS + (G2_OPTIONS if layer.update_chnnl_2 else ()):
             if getattr(layer, attr) != want:
