@@ -23,7 +23,7 @@ typedef struct {
     double attn1_shift, attn2_shift, ln_eps;
     int activation; /* dpc_activations.h code */
     /* g1 update */
-    const double *linear1_w, *linear1_b;         /* (ax*(d2+d1), d1), (d1) */
+    const double *linear1_w, *linear1_b;         /* (ax*(d2+d1), d1), (d1); g1_in_linear1: (d1 + ax*(d2+d1), d1) */
     const double *g1_self_mlp_w, *g1_self_mlp_b; /* (d1, d1), (d1) */
     const double *proj_g1g2_w;                   /* (d2, d1) */
     const double *mapq_w;                        /* (d1, h1*n1) */
@@ -42,6 +42,9 @@ typedef struct {
     int update_style;                            /* DPC_RF_RES_AVG, DPC_RF_RES_INCR, DPC_RF_RES_RESIDUAL */
     const double *g1_residual;                   /* res_residual: (4, d1), r_1..r_4 of the g1 update */
     const double *g2_residual;                   /* res_residual and update_chnnl_2: (3, d2) */
+    /* g1_out_mlp false (zero-initialised: true): no self-MLP term (g1_self_mlp_* unused, the g1 update has
+     * K = 3 terms and g1_residual 3 rows) and g1 heads linear1's input: linear1_w is (d1 + ax*(d2+d1), d1) */
+    int g1_in_linear1;
 } dpc_repformer_layer;
 
 enum { DPC_RF_RES_AVG = 0, DPC_RF_RES_INCR = 1, DPC_RF_RES_RESIDUAL = 2 };

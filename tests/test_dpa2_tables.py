@@ -122,7 +122,7 @@ def _edit_layer(desc, k, **changes):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda d: _edit_layer(d, 1, update_style="res_incr"), "repformer layer 1: update_style = 'res_incr' .*one style"),
+        (lambda d: _edit_layer(d, 1, update_style="res_incr"), "repformer layer 1: update_style = 'res_incr' .*one value"),
         (lambda d: _edit_layer(d, 1, g1_has_attn=False), "repformer layer 1: update_g1_has_attn = False"),
         (lambda d: _edit_layer(d, 0, g2_has_attn=False), "repformer layer 0: update_g2_has_attn = False"),
         (lambda d: _edit_layer(d, 0, update_h2=True), "repformer layer 0: update_h2 = True"),

@@ -14,8 +14,9 @@ twin of the compressed DPA-2.  The ``.dpc`` part (kind 7) is :mod:`.dpa2_part`; 
 it (``src_c/dpc_dpa2_frame.c``).
 
 :func:`check_compressible` restricts the compressed form to the options the C runtime implements
-(DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``, and any ``update_style``:
-res_avg, res_incr, res_residual, one for all layers) and names the first other one.
+(DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``, with any ``update_style``:
+res_avg, res_incr, res_residual, and either ``g1_out_mlp``; each one for all layers) and names the first
+other one.
 """
 
 import dataclasses
@@ -33,7 +34,6 @@ LAYER_OPTIONS = (
     ("g1_has_attn", True, "update_g1_has_attn"),
     ("update_h2", False, "update_h2"),
     ("g1_out_conv", True, "g1_out_conv"),
-    ("g1_out_mlp", True, "g1_out_mlp"),
     ("attn2_has_gate", False, "attn2_has_gate"),
 )
 
@@ -64,9 +64,10 @@ def unsupported_option(desc):
     if desc.exclude_types:
         return f"exclude_types = {sorted(desc.exclude_types)} (the compressed DPA-2 takes none)"
     for k, layer in enumerate(desc.layers):  # any of UPDATE_STYLES (the reader refuses others), one for all
-        if layer.update_style != desc.layers[0].update_style:
-            return (f"repformer layer {k}: update_style = {layer.update_style!r} (the compressed DPA-2 takes one "
-                    f"style for all layers, layer 0's {desc.layers[0].update_style!r})")
+        for attr, key in (("update_style", "update_style"), ("g1_out_mlp", "g1_out_mlp")):
+            if getattr(layer, attr) != getattr(desc.layers[0], attr):
+                return (f"repformer layer {k}: {key} = {getattr(layer, attr)!r} (the compressed DPA-2 takes one "
+                        f"value for all layers, layer 0's {getattr(desc.layers[0], attr)!r})")
     for k, layer in enumerate(desc.layers):
         for attr, want, key in LAYER_OPTIONS + (G2_OPTIONS if layer.update_chnnl_2 else ()):
             if getattr(layer, attr) != want:
