@@ -103,7 +103,8 @@ static int known_rf(const char *tail, int64_t nl, int has_shape, int has_tebd, c
                     int64_t mlp)
 {
     static const char *const HEAD[] = {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.dstd", "rf.g2_embd.w",
-                                       "rf.g2_embd.b", "rf.act", "rf.update_style", "rf.g1_out_mlp", NULL};
+                                       "rf.g2_embd.b", "rf.act", "rf.update_style", "rf.g1_out_mlp", "rf.g1_out_conv",
+                                       NULL};
     static const char *const LAYER[] = {"linear1.w", "linear1.b", "g1_self_mlp.w", "g1_self_mlp.b", "proj_g1g2.w",
                                         "mapq.w", "mapkv.w", "head_map1.w", "head_map1.b", NULL};
     static const char *const LAYER2[] = {"linear2.w", "linear2.b", "proj_g1g1g2.w", "mapqk.w", "mapv.w", "head_map2.w",
@@ -202,6 +203,15 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
         if (!st) return err->status;
         mlp = st[0];
     }
+    /* g1_out_conv, optional: absent is 1; 0: the convolution goes into linear1's input */
+    int64_t conv = 1;
+    snprintf(sname, sizeof sname, "part%d.rf.g1_out_conv", p);
+    if (dpc_file_get(c->f, sname)) {
+        int64_t s11[1] = {1};
+        const int64_t *st = ints(c, "rf.g1_out_conv", 1, s11, 0, 1);
+        if (!st) return err->status;
+        conv = st[0];
+    }
     D->layers = calloc((size_t)nl, sizeof *D->layers);
     if (!D->layers) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory reading part %d", p);
     dpc_repformer_stack *S = &D->stack;
@@ -243,19 +253,20 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
         L->activation = -1;
         L->update_style = (int)style;
         L->g1_in_linear1 = !mlp;
+        L->conv_in_linear1 = !conv;
         char nm[48];
 #define LW(field, suffix, ndim, a0, a1)                               \
     do {                                                              \
         snprintf(nm, sizeof nm, "rf%lld." suffix, (long long)k);      \
         W(L->field, nm, ndim, a0, a1);                                \
     } while (0)
-        LW(linear1_w, "linear1.w", 2, d2 * ax + d1 * ax + (mlp ? 0 : d1), d1);
+        LW(linear1_w, "linear1.w", 2, d2 * ax + d1 * ax + (mlp ? 0 : d1) + (conv ? 0 : d2), d1);
         LW(linear1_b, "linear1.b", 1, d1, 0);
         if (mlp) {
             LW(g1_self_mlp_w, "g1_self_mlp.w", 2, d1, d1);
             LW(g1_self_mlp_b, "g1_self_mlp.b", 1, d1, 0);
         }
-        LW(proj_g1g2_w, "proj_g1g2.w", 2, d2, d1);
+        LW(proj_g1g2_w, "proj_g1g2.w", 2, conv ? d2 : d1, conv ? d1 : d2);
         LW(mapq_w, "mapq.w", 2, d1, h1 * n1);
         LW(mapkv_w, "mapkv.w", 2, d1, (h1 + d1) * n1);
         LW(head_map1_w, "head_map1.w", 2, d1 * n1, d1);
@@ -272,7 +283,7 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
             LW(ln_b, "ln_b", 1, d2, 0);
         }
         if (style == DPC_RF_RES_RESIDUAL) { /* one row per update term, dpa2_pack.residual_shapes */
-            LW(g1_residual, "g1_residual", 2, 3 + mlp, d1);
+            LW(g1_residual, "g1_residual", 2, 2 + mlp + conv, d1);
             if (row[3]) LW(g2_residual, "g2_residual", 2, 3, d2);
         }
 #undef LW

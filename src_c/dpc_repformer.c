@@ -213,7 +213,7 @@ static size_t scratch_size(const dpc_repformer_layer *Ly, int64_t J)
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
     const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = d1 > d2 ? d1 : d2;
-    return (size_t)(J + d1 + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J + n1 * d1);
+    return (size_t)(J + d1 + d2 + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J + n1 * d1);
 }
 
 static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratch *s)
@@ -223,7 +223,7 @@ static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratc
     const int64_t big = d1 > d2 ? d1 : d2;
     s->w = base;
     s->lin_in = s->w + J;
-    s->hg = s->lin_in + d1 + ax * (d1 + d2); /* lin_in: [g1 (g1_in_linear1)], grrg, drrd */
+    s->hg = s->lin_in + d1 + d2 + ax * (d1 + d2); /* lin_in: [g1 (g1_in_linear1)], [conv], grrg, drrd */
     s->tmp = s->hg + 3 * big;
     s->q = s->tmp + 4 * big;
     s->L = s->q + h1 * n1;
@@ -257,8 +257,10 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp;
     const int style = Ly->update_style;
-    /* t0: terms before the conv (the self MLP, or none when g1 goes into linear1); off: g1's width there */
-    const int64_t t0 = Ly->g1_in_linear1 ? 0 : 1, off = Ly->g1_in_linear1 ? d1 : 0;
+    /* t0: terms before the conv (the self MLP, or none when g1 goes into linear1); tc: the conv term (0 when
+     * it goes into linear1); K = t0 + tc + 2 terms besides g1; off, offc: g1's and conv's widths in linear1 */
+    const int64_t t0 = Ly->g1_in_linear1 ? 0 : 1, tc = Ly->conv_in_linear1 ? 0 : 1, K = t0 + tc + 2;
+    const int64_t off = Ly->g1_in_linear1 ? d1 : 0, offc = Ly->conv_in_linear1 ? d2 : 0, nin = off + offc + ax * (d1 + d2);
     const double *r2 = res_vec(Ly, Ly->g1_residual, t0 + 1, d1);
     for (int64_t j = 0; j < J; ++j) s->w[j] = m[i * J + j] * sw[i * J + j];
     /* res_incr sums the terms apart from t_0 = g1 (their scale differs) */
@@ -269,8 +271,16 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         activate_vec(Ly->activation, tmp, d1);
         add_term(out, tmp, res_vec(Ly, Ly->g1_residual, 1, d1), d1);
     }
-    /* conv: c1 sum_j (g2_j Wp) . w_j g1[idx_j] */
-    for (int64_t j = 0; j < J; ++j) {
+    /* conv: c1 sum_j (g2_j Wp) . w_j g1[idx_j], or into linear1: c1 sum_j g2_j . w_j (g1[idx_j] Wp) */
+    double *cv = s->lin_in + off;
+    memset(cv, 0, sizeof(double) * offc);
+    for (int64_t j = 0; j < J && offc; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *g2j = G2 + j * d2;
+        affine(g1 + rows[j] * d1, d1, Ly->proj_g1g2_w, NULL, d2, tmp);
+        for (int64_t g = 0; g < d2; ++g) cv[g] += c1 * g2j[g] * (tmp[g] * s->w[j]);
+    }
+    for (int64_t j = 0; j < J && tc; ++j) {
         if (s->w[j] == 0.0) continue;
         const double *gj = g1 + rows[j] * d1;
         affine(G2 + j * d2, d2, Ly->proj_g1g2_w, NULL, d1, tmp);
@@ -279,13 +289,13 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         else
             for (int64_t g = 0; g < d1; ++g) out[g] += c1 * tmp[g] * s->w[j] * gj[g];
     }
-    /* linear1 on [g1 (g1_in_linear1), grrg, drrd] */
+    /* linear1 on [g1 (g1_in_linear1), conv (conv_in_linear1), grrg, drrd] */
     memcpy(s->lin_in, gi, sizeof(double) * off);
-    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->lin_in + off);
-    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->lin_in + off + ax * d2);
-    affine(s->lin_in, off + ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, tmp);
+    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->lin_in + off + offc);
+    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->lin_in + off + offc + ax * d2);
+    affine(s->lin_in, nin, Ly->linear1_w, Ly->linear1_b, d1, tmp);
     activate_vec(Ly->activation, tmp, d1);
-    add_term(out, tmp, res_vec(Ly, Ly->g1_residual, t0 + 2, d1), d1);
+    add_term(out, tmp, res_vec(Ly, Ly->g1_residual, t0 + tc + 1, d1), d1);
     /* local attention */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
     memset(s->o, 0, sizeof(double) * n1 * d1);
@@ -305,12 +315,12 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         }
     }
     affine(s->o, n1 * d1, Ly->head_map1_w, Ly->head_map1_b, d1, tmp);
-    if (style == DPC_RF_RES_AVG) /* 1 / sqrt(K + 1) of K = t0 + 3 terms besides g1 */
-        for (int64_t g = 0; g < d1; ++g) out[g] = (t0 ? k1 : 0.5) * (out[g] + tmp[g]);
+    if (style == DPC_RF_RES_AVG) /* 1 / sqrt(K + 1) (K = 4: k1) */
+        for (int64_t g = 0; g < d1; ++g) out[g] = (K == 4 ? k1 : 1.0 / sqrt((double)(K + 1))) * (out[g] + tmp[g]);
     else if (style == DPC_RF_RES_INCR) /* 1 / sqrt(K) */
-        for (int64_t g = 0; g < d1; ++g) out[g] = gi[g] + (t0 ? 0.5 : 1.0 / sqrt(3.0)) * (out[g] + tmp[g]);
+        for (int64_t g = 0; g < d1; ++g) out[g] = gi[g] + 1.0 / sqrt((double)K) * (out[g] + tmp[g]);
     else
-        add_term(out, tmp, res_vec(Ly, Ly->g1_residual, t0 + 3, d1), d1);
+        add_term(out, tmp, res_vec(Ly, Ly->g1_residual, K, d1), d1);
 }
 
 static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
@@ -458,7 +468,8 @@ static size_t bscratch_carve(const dpc_repformer_layer *Ly, int64_t J, double *b
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
     const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = (d1 > d2 ? d1 : d2) + 1;
-    const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, d1 + ax * (d1 + d2), d1 + ax * (d1 + d2),
+    const int64_t nin = d1 + d2 + ax * (d1 + d2); /* linear1's widest input */
+    const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, nin, nin,
                              h1 * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J};
     double **slots[] = {&s->w, &s->dw, &s->t1, &s->t2, &s->t3, &s->hg, &s->dhg, &s->sym_in, &s->dsym_in,
                         &s->q, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1};
@@ -523,9 +534,11 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     double *dU = s->t3;
     /* dU: the adjoint of the current term, k_t dg1' (res_avg k_t = 1/sqrt 5, res_incr 1/2) or r_t . dg1' */
     const int style = Ly->update_style;
-    const int64_t t0 = Ly->g1_in_linear1 ? 0 : 1, off = Ly->g1_in_linear1 ? d1 : 0; /* as in center_g1 */
+    /* as in center_g1 */
+    const int64_t t0 = Ly->g1_in_linear1 ? 0 : 1, tc = Ly->conv_in_linear1 ? 0 : 1, K = t0 + tc + 2;
+    const int64_t off = Ly->g1_in_linear1 ? d1 : 0, offc = Ly->conv_in_linear1 ? d2 : 0, nin = off + offc + ax * (d1 + d2);
     const double *dy = dg1_new + i * d1;
-    const double sc = style == DPC_RF_RES_AVG ? (t0 ? k1 : 0.5) : (t0 ? 0.5 : 1.0 / sqrt(3.0));
+    const double sc = style == DPC_RF_RES_AVG ? (K == 4 ? k1 : 1.0 / sqrt((double)(K + 1))) : 1.0 / sqrt((double)K);
     const double *r1 = res_vec(Ly, Ly->g1_residual, 1, d1);
     for (int64_t g = 0; g < d1; ++g) dU[g] = r1 ? r1[g] * dy[g] : sc * dy[g];
     for (int64_t g = 0; g < d1; ++g) dgi[g] += style == DPC_RF_RES_AVG ? dU[g] : dy[g];
@@ -539,7 +552,7 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const double *rt = res_vec(Ly, Ly->g1_residual, t0 + 1, d1);
     if (rt)
         for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
-    for (int64_t j = 0; j < J; ++j) {
+    for (int64_t j = 0; j < J && tc; ++j) {
         if (s->w[j] == 0.0) continue;
         const double *gj = g1 + rows[j] * d1;
         double *pg2 = s->t1, *v = s->t2, acc = 0.0;
@@ -554,17 +567,42 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         affine_back(v, d1, Ly->proj_g1g2_w, d2, dG2 + j * d2, 1);
     }
     /* linear1 on [grrg, drrd] */
+    /* the conv's input to linear1 (conv_in_linear1), recomputed */
+    double *cv = s->sym_in + off;
+    memset(cv, 0, sizeof(double) * offc);
+    for (int64_t j = 0; j < J && offc; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *g2j = G2 + j * d2;
+        affine(g1 + rows[j] * d1, d1, Ly->proj_g1g2_w, NULL, d2, s->t1);
+        for (int64_t g = 0; g < d2; ++g) cv[g] += c1 * g2j[g] * (s->t1[g] * s->w[j]);
+    }
     memcpy(s->sym_in, gi, sizeof(double) * off);
-    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->sym_in + off);
-    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->sym_in + off + ax * d2);
-    affine_act(s->sym_in, off + ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, Ly->activation, s->t1, s->t2);
-    if ((rt = res_vec(Ly, Ly->g1_residual, t0 + 2, d1)))
+    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->sym_in + off + offc);
+    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->sym_in + off + offc + ax * d2);
+    affine_act(s->sym_in, nin, Ly->linear1_w, Ly->linear1_b, d1, Ly->activation, s->t1, s->t2);
+    if ((rt = res_vec(Ly, Ly->g1_residual, t0 + tc + 1, d1)))
         for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
-    affine_back(s->t2, d1, Ly->linear1_w, off + ax * (d1 + d2), s->dsym_in, 0);
+    affine_back(s->t2, d1, Ly->linear1_w, nin, s->dsym_in, 0);
     for (int64_t g = 0; g < off; ++g) dgi[g] += s->dsym_in[g];
-    sym_back(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->dsym_in + off, s->hg, s->dhg, dG2, d2, dH2, s->dw);
-    sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + off + ax * d2, s->hg, s->dhg, dgg1, d1, dH2,
+    /* conv in linear1: dconv = c1 dlin_in; dg2_j += dconv . pg_j w_j, d(g1[idx_j] Wp) = dconv . g2_j w_j */
+    const double *dcv = s->dsym_in + off;
+    for (int64_t j = 0; j < J && offc; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *g2j = G2 + j * d2;
+        double *pg = s->t1, *v = s->t2, acc = 0.0;
+        affine(g1 + rows[j] * d1, d1, Ly->proj_g1g2_w, NULL, d2, pg);
+        for (int64_t g = 0; g < d2; ++g) {
+            const double dc = dcv[g] * c1;
+            dG2[j * d2 + g] += dc * pg[g] * s->w[j];
+            v[g] = dc * g2j[g] * s->w[j];
+            acc += dc * g2j[g] * pg[g];
+        }
+        s->dw[j] += acc;
+        affine_back(v, d2, Ly->proj_g1g2_w, d1, dgg1 + j * d1, 1);
+    }
+    sym_back(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->dsym_in + off + offc, s->hg, s->dhg, dG2, d2, dH2, s->dw);
+    sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + off + offc + ax * d2, s->hg, s->dhg, dgg1, d1, dH2,
              s->dw);
     /* local attention: recompute q, k|v, the logits and the weights */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
@@ -579,7 +617,7 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
         softmax(P, J);
     }
-    if ((rt = res_vec(Ly, Ly->g1_residual, t0 + 3, d1)))
+    if ((rt = res_vec(Ly, Ly->g1_residual, K, d1)))
         for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     affine_back(dU, d1, Ly->head_map1_w, n1 * d1, s->do1, 0);
     memset(s->dq1, 0, sizeof(double) * h1 * n1);

@@ -45,6 +45,9 @@ typedef struct {
     /* g1_out_mlp false (zero-initialised: true): no self-MLP term (g1_self_mlp_* unused, the g1 update has
      * K = 3 terms and g1_residual 3 rows) and g1 heads linear1's input: linear1_w is (d1 + ax*(d2+d1), d1) */
     int g1_in_linear1;
+    /* g1_out_conv false (zero-initialised: true): the conv c1 sum_j g2_j . w_j (g1[idx_j] Wp) goes into
+     * linear1's input after g1 (proj_g1g2_w is (d1, d2), linear1_w gains d2 rows) and is no update term */
+    int conv_in_linear1;
 } dpc_repformer_layer;
 
 enum { DPC_RF_RES_AVG = 0, DPC_RF_RES_INCR = 1, DPC_RF_RES_RESIDUAL = 2 };

@@ -1,5 +1,5 @@
 """The compressed DPA-2 beyond DeePMD-kit's default repformer options: update_style res_incr and res_residual,
-g1_out_mlp false.
+g1_out_mlp false, g1_out_conv false.
 
 The models are ``dpa2_tiny`` edited as in ``tests/test_dpa2.py`` (``tests/data/deepmd/dpa2_options.py``:
 res_residual's vectors :math:`r_k` drawn at random, not trained), then compressed.  References: the numpy
@@ -35,7 +35,8 @@ MODEL = os.path.join(DATA, "deepmd", "dpa2_tiny", "frozen.dp")
 OPTIONS_REF = os.path.join(DATA, "deepmd", "dpa2_options_reference.npz")
 STYLES = ("res_incr", "res_residual")
 #: option sets of tests/data/deepmd/dpa2_options.py that compress (DeePMD-kit references for the single ones)
-OPTION_SETS = (("res_incr",), ("res_residual",), ("g1_out_mlp_false",), ("g1_out_mlp_false", "res_residual"))
+OPTION_SETS = (("res_incr",), ("res_residual",), ("g1_out_mlp_false",), ("g1_out_conv_false",),
+               ("g1_out_mlp_false", "res_residual"), ("g1_out_conv_false", "g1_out_mlp_false", "res_residual"))
 
 
 def _options_module():
@@ -73,12 +74,13 @@ def test_the_options_are_stored_and_read_back(case):
     for a, b in zip(compressed.descriptor.layers, back.descriptor.layers):
         assert a.update_style == b.update_style == style
         assert a.g1_out_mlp == b.g1_out_mlp == ("g1_out_mlp_false" not in name)
+        assert a.g1_out_conv == b.g1_out_conv == ("g1_out_conv_false" not in name)
         for key in ("g1_residual", "g2_residual"):
             assert len(getattr(a, key)) == len(getattr(b, key))
             for u, v in zip(getattr(a, key), getattr(b, key)):
                 np.testing.assert_array_equal(u, v)
     if style == "res_residual":
-        n1 = 4 if back.descriptor.layers[0].g1_out_mlp else 3
+        n1 = 2 + back.descriptor.layers[0].g1_out_mlp + back.descriptor.layers[0].g1_out_conv
         assert [len(l.g1_residual) for l in back.descriptor.layers] == [n1, n1]
         assert [len(l.g2_residual) for l in back.descriptor.layers] == [3, 0]
 
@@ -144,20 +146,27 @@ def layer_inputs(frame):
 
 @pytest.mark.parametrize("style", ("res_avg",) + STYLES)
 @pytest.mark.parametrize("mlp", (True, False), ids=("g1_out_mlp", "g1_out_mlp_false"))
-def test_layer_kernel_matches_its_twin(layer_inputs, style, mlp):
+@pytest.mark.parametrize("conv", (True, False), ids=("g1_out_conv", "g1_out_conv_false"))
+def test_layer_kernel_matches_its_twin(layer_inputs, style, mlp, conv):
     """The C layer (forward and backward) with the options against the numpy layer, both layers (the second
     updates no g2): g1', g2' to 1e-13, dg1, dg2, dh2, dsw to 1e-12 relative (measured 2e-15, 1e-14);
-    1 and 3 threads bit-identical.  g1_out_mlp false: linear1 gets random rows for g1 (its first input)."""
+    1 and 3 threads bit-identical.  g1_out_mlp false: linear1 gets random rows for g1 (its first input);
+    g1_out_conv false: a random proj_g1g2 (g1 -> g2) and random linear1 rows for the convolution (next)."""
     act, calls = layer_inputs
     rng = np.random.default_rng(11)
     for layer, g1, g2, h2, idx, m, sw in calls:
         kw = dict(update_style=style)
+        d1, d2 = layer.g1_dim, layer.g2_dim
+        w = layer.linear1.w
+        if not conv:
+            w = np.concatenate([rng.normal(0, 0.3, (d2, d1)), w])
+            kw.update(g1_out_conv=False, proj_g1g2=dataclasses.replace(layer.proj_g1g2, w=rng.normal(0, 0.3, (d1, d2))))
         if not mlp:
-            d1 = layer.g1_dim
-            w = np.concatenate([rng.normal(0, 0.3, (d1, d1)), layer.linear1.w])
-            kw.update(g1_out_mlp=False, g1_self_mlp=None, linear1=dataclasses.replace(layer.linear1, w=w))
+            w = np.concatenate([rng.normal(0, 0.3, (d1, d1)), w])
+            kw.update(g1_out_mlp=False, g1_self_mlp=None)
+        kw["linear1"] = dataclasses.replace(layer.linear1, w=w)
         if style == "res_residual":
-            kw["g1_residual"] = tuple(rng.normal(0.5, 0.3, layer.g1_dim) for _ in range(3 + mlp))
+            kw["g1_residual"] = tuple(rng.normal(0.5, 0.3, layer.g1_dim) for _ in range(2 + mlp + conv))
             kw["g2_residual"] = tuple(rng.normal(0.5, 0.3, layer.g2_dim) for _ in range(3 * layer.update_chnnl_2))
         L = dataclasses.replace(layer, **kw)
         g1_ref, g2_ref, _, cache = layer_forward(L, g1, g2, h2, idx, m, sw, True, act, True)
@@ -196,6 +205,11 @@ def _container(names):
 @pytest.fixture(scope="module")
 def residual_container():
     return _container(["res_residual"])
+
+
+@pytest.fixture(scope="module")
+def no_conv_container():
+    return _container(["g1_out_conv_false"])
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +270,21 @@ def test_damaged_g1_out_mlp_arrays_are_named_by_both_readers(no_mlp_container, e
     _both_readers_name(no_mlp_container, edit, match)
 
 
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_set("part0.rf.g1_out_conv", np.array([-1])), r"array 'part0.rf.g1_out_conv' holds \[-1\], expected values "
+                                                       r"in \[0, 1\]"),
+        (_set("part0.rf1.proj_g1g2.w", lambda a: a.T.copy()), r"array 'part0.rf1.proj_g1g2.w' is float64\[4, 8\], "
+                                                              r"expected float64\[8, 4\]"),
+        (_set("part0.rf.g1_out_conv", np.array([1])), r"array 'part0.rf0.linear1.w' is float64\[52, 8\], expected "
+                                                      r"float64\[48, 8\]"),
+    ],
+)
+def test_damaged_g1_out_conv_arrays_are_named_by_both_readers(no_conv_container, edit, match):
+    _both_readers_name(no_conv_container, edit, match)
+
+
 def _both_readers_name(container, edit, match):
     from dpcompress._ext.runtime import check_model_bytes
 
@@ -270,7 +299,7 @@ def _both_readers_name(container, edit, match):
 
 
 def test_default_files_carry_no_style_array():
-    """res_avg and g1_out_mlp write no rf.update_style / rf.g1_out_mlp (files of the default options are as
+    """The default options write no rf.update_style / rf.g1_out_mlp / rf.g1_out_conv (their files are as
     before)."""
     arrays = decode(model_bytes(dpcompress.compress(MODEL, n_threads=1)), "x.dpc").arrays
-    assert not any(k.endswith(("update_style", "_residual", "g1_out_mlp")) for k in arrays)
+    assert not any(k.endswith(("update_style", "_residual", "g1_out_mlp", "g1_out_conv")) for k in arrays)

@@ -44,6 +44,7 @@ cdef extern from "dpc_repformer.h":
         const double *g1_residual
         const double *g2_residual
         int g1_in_linear1
+        int conv_in_linear1
 
     int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                     const double *g2, const double *h2, const int64_t *idx, const double *m,
@@ -82,6 +83,7 @@ cdef dict _fill(dpc_repformer_layer *L, layer, activation):
     L[0].linear1_w = _ptr(keep["linear1_w"]); L[0].linear1_b = _ptr(keep["linear1_b"])
     # g1_out_mlp false: no self MLP, g1 heads linear1's input
     L[0].g1_in_linear1 = 0 if layer.g1_out_mlp else 1
+    L[0].conv_in_linear1 = 0 if layer.g1_out_conv else 1  # g1_out_conv false: the conv goes into linear1
     L[0].g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]) if layer.g1_out_mlp else nul
     L[0].g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"]) if layer.g1_out_mlp else nul
     L[0].proj_g1g2_w = _ptr(keep["proj_g1g2_w"]); L[0].mapq_w = _ptr(keep["mapq_w"]); L[0].mapkv_w = _ptr(keep["mapkv_w"])
@@ -105,8 +107,8 @@ cdef dict _fill(dpc_repformer_layer *L, layer, activation):
     L[0].g1_residual = nul
     L[0].g2_residual = nul
     if layer.update_style == "res_residual":
-        # the C kernel's terms: g1 ([self MLP], conv, linear1, local attention), g2 (linear2, g1g1, attention)
-        n1, n2 = 3 + int(layer.g1_out_mlp), (3 if layer.update_chnnl_2 else 0)
+        # the C kernel's terms: g1 ([self MLP], [conv], linear1, local attention), g2 (linear2, g1g1, attention)
+        n1, n2 = 2 + int(layer.g1_out_mlp) + int(layer.g1_out_conv), (3 if layer.update_chnnl_2 else 0)
         if len(layer.g1_residual) != n1 or len(layer.g2_residual) != n2:
             raise InputError(f"repformer layer: res_residual needs {n1} g1 and {n2} g2 residual vectors, got "
                              f"{len(layer.g1_residual)} and {len(layer.g2_residual)}")

@@ -27,6 +27,10 @@ named ``rf...``; nothing of it is approximated.  Only the compressed form's opti
     0: DeePMD-kit's ``g1_out_mlp`` false on every layer (no self MLP: no ``rf{k}.g1_self_mlp``; g1
     heads linear1's input, ``rf{k}.linear1.w`` is (g1 + g2 A + g1 A, g1); ``g1_residual`` has 3 rows,
     without the self MLP's); absent or 1: true.
+``rf.g1_out_conv`` (int64, 1), optional
+    0: ``g1_out_conv`` false on every layer (the convolution goes into linear1's input after g1:
+    ``rf{k}.proj_g1g2.w`` is (g1, g2), ``rf{k}.linear1.w`` gains g2 rows; ``g1_residual`` loses its
+    row); absent or 1: true.
 
 :func:`check_arrays` is the reader's side: every array present, float64/int64 as stated, of the stated
 shape, finite; sizes within bounds; no other ``rf`` array.  The part (kind 7) is written and read by
@@ -53,19 +57,20 @@ HEAD_INTS = ("nlayers", "rf_nsel", "repinit_dim", "g1_dim", "has_g1_shape", "has
 MAX_LAYERS = 64
 
 
-def layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2, mlp=True):
+def layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2, mlp=True, conv=True):
     """``{name: shape}`` of one layer's arrays in the compressed form (names without the ``rf{k}.`` prefix).
 
     g1 update: ``linear1`` on :math:`[\\mathrm{grrg}, \\mathrm{drrd}]` (widths :math:`g_2 A + g_1 A`),
     ``g1_self_mlp``, ``proj_g1g2`` (projects g2: ``g1_out_conv``), the local attention ``mapq``,
     ``mapkv``, ``head_map1``; g2 update (``update_chnnl_2``): ``linear2``, ``proj_g1g1g2``, the gated
     attention ``mapqk``, ``mapv``, ``head_map2`` and its layer norm ``ln_w``, ``ln_b``.  ``mlp`` false
-    (``g1_out_mlp``): no ``g1_self_mlp``, linear1 takes g1 first.
+    (``g1_out_mlp``): no ``g1_self_mlp``, linear1 takes g1 first; ``conv`` false (``g1_out_conv``):
+    ``proj_g1g2`` projects g1 to g2, linear1 takes the convolution next.
     """
-    s = {"linear1.w": (d2 * ax + d1 * ax + (0 if mlp else d1), d1), "linear1.b": (d1,)}
+    s = {"linear1.w": (d2 * ax + d1 * ax + (0 if mlp else d1) + (0 if conv else d2), d1), "linear1.b": (d1,)}
     if mlp:
         s.update({"g1_self_mlp.w": (d1, d1), "g1_self_mlp.b": (d1,)})
-    s.update({"proj_g1g2.w": (d2, d1), "mapq.w": (d1, h1 * n1), "mapkv.w": (d1, (h1 + d1) * n1),
+    s.update({"proj_g1g2.w": (d2, d1) if conv else (d1, d2), "mapq.w": (d1, h1 * n1), "mapkv.w": (d1, (h1 + d1) * n1),
               "head_map1.w": (d1 * n1, d1), "head_map1.b": (d1,)})
     if ch2:
         s.update({"linear2.w": (d2, d2), "linear2.b": (d2,), "proj_g1g1g2.w": (d1, d2), "mapqk.w": (d2, 2 * h2 * n2),
@@ -112,26 +117,32 @@ def pack_repformers(desc):
     mlp = mlps.pop()
     if not mlp:
         arrays["rf.g1_out_mlp"] = np.array([0], dtype=np.int64)
+    convs = {bool(l.g1_out_conv) for l in L}
+    if len(convs) != 1:
+        raise ModelFormatError("the repformer layers' g1_out_conv differ; the compressed DPA-2 stores one")
+    conv = convs.pop()
+    if not conv:
+        arrays["rf.g1_out_conv"] = np.array([0], dtype=np.int64)
     if desc.g1_shape is not None:
         arrays["rf.g1_shape.w"] = f64(desc.g1_shape.w)
     if desc.tebd_transform is not None:
         arrays["rf.tebd_transform.w"] = f64(desc.tebd_transform.w)
     for k, l in enumerate(L):
-        for name in layer_shapes(*_layer_ints(l), mlp=mlp):
+        for name in layer_shapes(*_layer_ints(l), mlp=mlp, conv=conv):
             if name in ("ln_w", "ln_b"):
                 arrays[f"rf{k}.{name}"] = f64(l.ln[0 if name == "ln_w" else 1])
                 continue
             lin, part = name.rsplit(".", 1)
             arrays[f"rf{k}.{name}"] = f64(getattr(getattr(l, _ATTR.get(lin, lin)), part))
         if style == "res_residual":
-            for name in residual_shapes(l.g1_dim, l.g2_dim, l.update_chnnl_2, mlp):
+            for name in residual_shapes(l.g1_dim, l.g2_dim, l.update_chnnl_2, mlp, conv):
                 arrays[f"rf{k}.{name}"] = f64(np.stack(getattr(l, name)))
     return arrays
 
 
-def residual_shapes(d1, d2, ch2, mlp=True):
+def residual_shapes(d1, d2, ch2, mlp=True, conv=True):
     """``{name: shape}`` of a res_residual layer's weight vectors (one row per update term)."""
-    return {"g1_residual": (3 + int(mlp), d1), **({"g2_residual": (3, d2)} if ch2 else {})}
+    return {"g1_residual": (2 + int(mlp) + int(conv), d1), **({"g2_residual": (3, d2)} if ch2 else {})}
 
 
 def _layer_ints(layer):
@@ -177,11 +188,12 @@ def expected_shapes(arrays, ntypes, tebd_dim, source):
                  f"axis_neuron <= g1_dim and g2_dim, update_chnnl_2 = {int(k < nl - 1)}")
     residual = "rf.update_style" in arrays and int(ints("rf.update_style", (1,), 0, len(UPDATE_STYLES) - 1)[0]) == 2
     mlp = "rf.g1_out_mlp" not in arrays or bool(ints("rf.g1_out_mlp", (1,), 0, 1)[0])
+    conv = "rf.g1_out_conv" not in arrays or bool(ints("rf.g1_out_conv", (1,), 0, 1)[0])
     for k, row in enumerate(li):  # a layer's residuals after its weights (the C reader's order)
         d1, d2, ax, ch2, h1, n1, h2, n2 = (int(v) for v in row)
-        layer = layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2, mlp)
+        layer = layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2, mlp, conv)
         if residual:
-            layer.update(residual_shapes(d1, d2, ch2, mlp))
+            layer.update(residual_shapes(d1, d2, ch2, mlp, conv))
         shapes.update({f"rf{k}.{n}": s for n, s in layer.items()})
     return shapes
 
@@ -206,7 +218,7 @@ def check_arrays(arrays, ntypes, tebd_dim, source):
     if np.any(arrays["rf.dstd"] <= 0):
         raise ModelFormatError(f"{source}: array 'rf.dstd' holds a value <= 0 (it divides the environment matrix)")
     known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.act", "rf.update_style",
-                           "rf.g1_out_mlp"}  # rf.act: modelfile.dp_dpa2
+                           "rf.g1_out_mlp", "rf.g1_out_conv"}  # rf.act: modelfile.dp_dpa2
     for name in arrays:
         if name.startswith("rf") and name not in known:
             raise ModelFormatError(f"{source}: array '{name}' is not part of this compressed DPA-2 (edited file?)")
@@ -223,6 +235,7 @@ def unpack_repformers(arrays, repinit, activation, source):
                                              np.array(arrays[f"{k}{name}.b"]) if bias else None)
     style = UPDATE_STYLES[int(arrays["rf.update_style"][0])] if "rf.update_style" in arrays else "res_avg"
     mlp = "rf.g1_out_mlp" not in arrays or bool(arrays["rf.g1_out_mlp"][0])
+    conv = "rf.g1_out_conv" not in arrays or bool(arrays["rf.g1_out_conv"][0])
     layers = []
     for k in range(nl):
         d1, d2, ax, ch2, h1, n1, h2, n2 = (int(v) for v in arrays["rf.layer_int"][k])
@@ -236,11 +249,11 @@ def unpack_repformers(arrays, repinit, activation, source):
                       mapv=lin(p, "mapv"), head_map2=lin(p, "head_map2", True),
                       ln=(np.array(arrays[p + "ln_w"]), np.array(arrays[p + "ln_b"]), eps))
         if style == "res_residual":
-            kw.update({name: tuple(np.array(arrays[p + name])) for name in residual_shapes(d1, d2, ch2, mlp)})
+            kw.update({name: tuple(np.array(arrays[p + name])) for name in residual_shapes(d1, d2, ch2, mlp, conv)})
         layers.append(RepformerLayer(
             g1_dim=d1, g2_dim=d2, axis_neuron=ax, update_chnnl_2=bool(ch2), g1_has_conv=True, g1_has_drrd=True,
             g1_has_grrg=True, g1_has_attn=True, g2_has_g1g1=bool(ch2), g2_has_attn=bool(ch2), update_h2=False,
-            g1_out_conv=True, g1_out_mlp=mlp, attn1_hidden=h1, attn1_nhead=n1, attn2_hidden=h2, attn2_nhead=n2,
+            g1_out_conv=conv, g1_out_mlp=mlp, attn1_hidden=h1, attn1_nhead=n1, attn2_hidden=h2, attn2_nhead=n2,
             attn2_has_gate=False, attn1_shift=s1, attn2_shift=s2, update_style=style, **kw))
     return DescriptorDPA2(
         repinit=repinit, g1_shape=lin("rf.", "g1_shape") if has_shape else None,
