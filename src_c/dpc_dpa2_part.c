@@ -104,7 +104,7 @@ static int known_rf(const char *tail, int64_t nl, int has_shape, int has_tebd, c
 {
     static const char *const HEAD[] = {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.dstd", "rf.g2_embd.w",
                                        "rf.g2_embd.b", "rf.act", "rf.update_style", "rf.g1_out_mlp", "rf.g1_out_conv",
-                                       NULL};
+                                       "rf.attn2_has_gate", NULL};
     static const char *const LAYER[] = {"linear1.w", "linear1.b", "g1_self_mlp.w", "g1_self_mlp.b", "proj_g1g2.w",
                                         "mapq.w", "mapkv.w", "head_map1.w", "head_map1.b", NULL};
     static const char *const LAYER2[] = {"linear2.w", "linear2.b", "proj_g1g1g2.w", "mapqk.w", "mapv.w", "head_map2.w",
@@ -212,6 +212,15 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
         if (!st) return err->status;
         conv = st[0];
     }
+    /* attn2_has_gate, optional: absent is 0 */
+    int64_t gate = 0;
+    snprintf(sname, sizeof sname, "part%d.rf.attn2_has_gate", p);
+    if (dpc_file_get(c->f, sname)) {
+        int64_t s11[1] = {1};
+        const int64_t *st = ints(c, "rf.attn2_has_gate", 1, s11, 0, 1);
+        if (!st) return err->status;
+        gate = st[0];
+    }
     D->layers = calloc((size_t)nl, sizeof *D->layers);
     if (!D->layers) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory reading part %d", p);
     dpc_repformer_stack *S = &D->stack;
@@ -254,6 +263,7 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
         L->update_style = (int)style;
         L->g1_in_linear1 = !mlp;
         L->conv_in_linear1 = !conv;
+        L->attn2_has_gate = (int)gate;
         char nm[48];
 #define LW(field, suffix, ndim, a0, a1)                               \
     do {                                                              \

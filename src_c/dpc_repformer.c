@@ -161,7 +161,8 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
             }
             for (int64_t b = 0; b < nr; ++b) {
                 L1[b] *= rd;
-                P[b] = (L1[b] + sh) * swa * s->swr[b] - sh;
+                /* attn2_has_gate: the logit q.k / sqrt d is gated by h2_a.h2_b (an empty slot's stays -c) */
+                P[b] = ((Ly->attn2_has_gate ? L1[b] * s->HH[a * J + b] : L1[b]) + sh) * swa * s->swr[b] - sh;
                 top = P[b] > top ? P[b] : top;
             }
             double sum = 0.0;
@@ -748,8 +749,15 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
             /* the softmax's adjoint; dP becomes dL0 = dL2 sw_a sw_b / sqrt d, the logits' q.k gradient */
             for (int64_t b = 0; b < nr; ++b) {
                 const double dL2 = P[b] * (dP[b] - dot);
-                S[b] += dL2 * (L1[b] + sh);
-                dP[b] = dL2 * swa * a2->swr[b] * rd;
+                if (Ly->attn2_has_gate) { /* L1g = L0 hh: dL0 = dL1 hh, dhh += dL1 L0 (L1 holds L0 = q.k / sqrt d) */
+                    const double dL1 = dL2 * swa * a2->swr[b];
+                    S[b] += dL2 * (L1[b] * HH[b] + sh);
+                    G[b] += dL1 * L1[b];
+                    dP[b] = dL1 * HH[b] * rd;
+                } else {
+                    S[b] += dL2 * (L1[b] + sh);
+                    dP[b] = dL2 * swa * a2->swr[b] * rd;
+                }
             }
             for (int64_t e = 0; e < d; ++e) {
                 const double qe = qa[e], *ke = a2->K + (h * d + e) * J;
@@ -764,6 +772,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
                 const double c = -a2->Pe[h * J + a] * dot * swa;
                 for (int64_t e = 0; e < d; ++e) qbar[h * d + e] += c * qa[e];
                 csum[h] += c;
+                a2->Pe[h * J + a] = c; /* kept for the gated empty columns below (Pe is not read again) */
             }
         }
     }
@@ -774,11 +783,22 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
         att2_project(Ly, 1, G2 + k * d2, 0, NULL, kk, NULL);
         double acc = 0.0;
-        for (int64_t h = 0; h < nh; ++h) {
-            double dot = 0.0;
-            for (int64_t e = 0; e < d; ++e) dot += qbar[h * d + e] * kk[h * d + e];
-            acc += dot * rd + sh * csum[h];
-        }
+        if (Ly->attn2_has_gate) /* the gate h2_a.h2_k differs per row: sum_a c_ha (rd q_a.k_k h2_a.h2_k + c) */
+            for (int64_t h = 0; h < nh; ++h)
+                for (int64_t b = 0; b < nr; ++b) {
+                    const int64_t rb = a2->r[b];
+                    const double *qb = a2->Q + (h * J + b) * d;
+                    const double hk = H2[rb * 3] * H2[k * 3] + H2[rb * 3 + 1] * H2[k * 3 + 1] + H2[rb * 3 + 2] * H2[k * 3 + 2];
+                    double dot = 0.0;
+                    for (int64_t e = 0; e < d; ++e) dot += qb[e] * kk[h * d + e];
+                    acc += a2->Pe[h * J + b] * (dot * rd * hk + sh);
+                }
+        else
+            for (int64_t h = 0; h < nh; ++h) {
+                double dot = 0.0;
+                for (int64_t e = 0; e < d; ++e) dot += qbar[h * d + e] * kk[h * d + e];
+                acc += dot * rd + sh * csum[h];
+            }
         dSW[k] += acc;
     }
     /* pair symmetric sums: dsw_a += sum_b (dss_ab + dss_ba) sw_b, dh2_a += sum_b (dhh_ab + dhh_ba) h2_b;

@@ -51,6 +51,8 @@ typedef struct {
     /* g1_out_conv false (zero-initialised: true): the conv c1 sum_j g2_j . w_j (g1[idx_j] Wp) goes into
      * linear1's input after g1 (proj_g1g2_w is (d1, d2), linear1_w gains d2 rows) and is no update term */
     int conv_in_linear1;
+    /* attn2_has_gate (zero-initialised: off): the g2 attention's logits q_a.k_b / sqrt d times h2_a.h2_b */
+    int attn2_has_gate;
 } dpc_repformer_layer;
 
 enum { DPC_RF_RES_AVG = 0, DPC_RF_RES_INCR = 1, DPC_RF_RES_RESIDUAL = 2 };

@@ -45,6 +45,7 @@ cdef extern from "dpc_repformer.h":
         const double *g2_residual
         int g1_in_linear1
         int conv_in_linear1
+        int attn2_has_gate
 
     int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                     const double *g2, const double *h2, const int64_t *idx, const double *m,
@@ -84,6 +85,7 @@ cdef dict _fill(dpc_repformer_layer *L, layer, activation):
     # g1_out_mlp false: no self MLP, g1 heads linear1's input
     L[0].g1_in_linear1 = 0 if layer.g1_out_mlp else 1
     L[0].conv_in_linear1 = 0 if layer.g1_out_conv else 1  # g1_out_conv false: the conv goes into linear1
+    L[0].attn2_has_gate = 1 if layer.attn2_has_gate else 0
     L[0].g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]) if layer.g1_out_mlp else nul
     L[0].g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"]) if layer.g1_out_mlp else nul
     L[0].proj_g1g2_w = _ptr(keep["proj_g1g2_w"]); L[0].mapq_w = _ptr(keep["mapq_w"]); L[0].mapkv_w = _ptr(keep["mapkv_w"])

@@ -31,6 +31,9 @@ named ``rf...``; nothing of it is approximated.  Only the compressed form's opti
     0: ``g1_out_conv`` false on every layer (the convolution goes into linear1's input after g1:
     ``rf{k}.proj_g1g2.w`` is (g1, g2), ``rf{k}.linear1.w`` gains g2 rows; ``g1_residual`` loses its
     row); absent or 1: true.
+``rf.attn2_has_gate`` (int64, 1), optional
+    1: the g2 attention's logits are gated by :math:`h_{2,j}\cdot h_{2,k}` (no new weights); absent or 0:
+    not.
 
 :func:`check_arrays` is the reader's side: every array present, float64/int64 as stated, of the stated
 shape, finite; sizes within bounds; no other ``rf`` array.  The part (kind 7) is written and read by
@@ -123,6 +126,11 @@ def pack_repformers(desc):
     conv = convs.pop()
     if not conv:
         arrays["rf.g1_out_conv"] = np.array([0], dtype=np.int64)
+    gates = {bool(l.attn2_has_gate) for l in L if l.update_chnnl_2}  # the last layer has no g2 attention
+    if len(gates) > 1:
+        raise ModelFormatError("the repformer layers' attn2_has_gate differ; the compressed DPA-2 stores one")
+    if gates == {True}:
+        arrays["rf.attn2_has_gate"] = np.array([1], dtype=np.int64)
     if desc.g1_shape is not None:
         arrays["rf.g1_shape.w"] = f64(desc.g1_shape.w)
     if desc.tebd_transform is not None:
@@ -189,6 +197,8 @@ def expected_shapes(arrays, ntypes, tebd_dim, source):
     residual = "rf.update_style" in arrays and int(ints("rf.update_style", (1,), 0, len(UPDATE_STYLES) - 1)[0]) == 2
     mlp = "rf.g1_out_mlp" not in arrays or bool(ints("rf.g1_out_mlp", (1,), 0, 1)[0])
     conv = "rf.g1_out_conv" not in arrays or bool(ints("rf.g1_out_conv", (1,), 0, 1)[0])
+    if "rf.attn2_has_gate" in arrays:
+        ints("rf.attn2_has_gate", (1,), 0, 1)
     for k, row in enumerate(li):  # a layer's residuals after its weights (the C reader's order)
         d1, d2, ax, ch2, h1, n1, h2, n2 = (int(v) for v in row)
         layer = layer_shapes(d1, d2, ax, ch2, h1, n1, h2, n2, mlp, conv)
@@ -218,7 +228,7 @@ def check_arrays(arrays, ntypes, tebd_dim, source):
     if np.any(arrays["rf.dstd"] <= 0):
         raise ModelFormatError(f"{source}: array 'rf.dstd' holds a value <= 0 (it divides the environment matrix)")
     known = set(shapes) | {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.act", "rf.update_style",
-                           "rf.g1_out_mlp", "rf.g1_out_conv"}  # rf.act: modelfile.dp_dpa2
+                           "rf.g1_out_mlp", "rf.g1_out_conv", "rf.attn2_has_gate"}  # rf.act: modelfile.dp_dpa2
     for name in arrays:
         if name.startswith("rf") and name not in known:
             raise ModelFormatError(f"{source}: array '{name}' is not part of this compressed DPA-2 (edited file?)")
@@ -236,6 +246,7 @@ def unpack_repformers(arrays, repinit, activation, source):
     style = UPDATE_STYLES[int(arrays["rf.update_style"][0])] if "rf.update_style" in arrays else "res_avg"
     mlp = "rf.g1_out_mlp" not in arrays or bool(arrays["rf.g1_out_mlp"][0])
     conv = "rf.g1_out_conv" not in arrays or bool(arrays["rf.g1_out_conv"][0])
+    gate = "rf.attn2_has_gate" in arrays and bool(arrays["rf.attn2_has_gate"][0])
     layers = []
     for k in range(nl):
         d1, d2, ax, ch2, h1, n1, h2, n2 = (int(v) for v in arrays["rf.layer_int"][k])
@@ -254,7 +265,7 @@ def unpack_repformers(arrays, repinit, activation, source):
             g1_dim=d1, g2_dim=d2, axis_neuron=ax, update_chnnl_2=bool(ch2), g1_has_conv=True, g1_has_drrd=True,
             g1_has_grrg=True, g1_has_attn=True, g2_has_g1g1=bool(ch2), g2_has_attn=bool(ch2), update_h2=False,
             g1_out_conv=conv, g1_out_mlp=mlp, attn1_hidden=h1, attn1_nhead=n1, attn2_hidden=h2, attn2_nhead=n2,
-            attn2_has_gate=False, attn1_shift=s1, attn2_shift=s2, update_style=style, **kw))
+            attn2_has_gate=gate, attn1_shift=s1, attn2_shift=s2, update_style=style, **kw))
     return DescriptorDPA2(
         repinit=repinit, g1_shape=lin("rf.", "g1_shape") if has_shape else None,
         tebd_transform=lin("rf.", "tebd_transform") if has_tebd else None, g2_embd=lin("rf.", "g2_embd", True),

@@ -15,7 +15,8 @@ it (``src_c/dpc_dpa2_frame.c``).
 
 :func:`check_compressible` restricts the compressed form to the options the C runtime implements
 (DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``, with any ``update_style``:
-res_avg, res_incr, res_residual, and either ``g1_out_mlp`` and ``g1_out_conv``; each one for all layers) and names the first
+res_avg, res_incr, res_residual, and either ``g1_out_mlp``, ``g1_out_conv`` and ``attn2_has_gate``; each
+one for all layers) and names the first
 other one.
 """
 
@@ -33,7 +34,6 @@ LAYER_OPTIONS = (
     ("g1_has_grrg", True, "update_g1_has_grrg"),
     ("g1_has_attn", True, "update_g1_has_attn"),
     ("update_h2", False, "update_h2"),
-    ("attn2_has_gate", False, "attn2_has_gate"),
 )
 
 #: options of the layers that update g2 (``update_chnnl_2``)
@@ -62,6 +62,9 @@ def unsupported_option(desc):
             return f"{key} = {getattr(desc, attr)!r} (the compressed DPA-2 takes {want!r})"
     if desc.exclude_types:
         return f"exclude_types = {sorted(desc.exclude_types)} (the compressed DPA-2 takes none)"
+    gated = {layer.attn2_has_gate for layer in desc.layers if layer.update_chnnl_2}
+    if len(gated) > 1:
+        return "attn2_has_gate differs between the repformer layers (the compressed DPA-2 takes one value)"
     for k, layer in enumerate(desc.layers):  # any of UPDATE_STYLES (the reader refuses others), one for all
         for attr, key in (("update_style", "update_style"), ("g1_out_mlp", "g1_out_mlp"), ("g1_out_conv", "g1_out_conv")):
             if getattr(layer, attr) != getattr(desc.layers[0], attr):
