@@ -87,10 +87,12 @@ static const double *weight(const ctx *c, const char *rf, int ndim, int64_t n0, 
     return v;
 }
 
-static int known_rf(const char *tail, int64_t nl, int has_shape, int has_tebd, const int64_t *li)
+static int known_rf(const char *tail, int64_t nl, int has_shape, int has_tebd, const int64_t *li, int64_t style,
+                    int64_t mlp)
 {
     static const char *const HEAD[] = {"rf.int", "rf.real", "rf.layer_int", "rf.layer_real", "rf.dstd", "rf.g2_embd.w",
-                                       "rf.g2_embd.b", "rf.act", NULL};
+                                       "rf.g2_embd.b", "rf.act", "rf.update_style", "rf.g1_out_mlp", "rf.g1_out_conv",
+                                       "rf.attn2_has_gate", NULL};
     static const char *const LAYER[] = {"linear1.w", "linear1.b", "g1_self_mlp.w", "g1_self_mlp.b", "proj_g1g2.w",
                                         "mapq.w", "mapkv.w", "head_map1.w", "head_map1.b", NULL};
     static const char *const LAYER2[] = {"linear2.w", "linear2.b", "proj_g1g1g2.w", "mapqk.w", "mapv.w", "head_map2.w",
@@ -105,7 +107,10 @@ static int known_rf(const char *tail, int64_t nl, int has_shape, int has_tebd, c
     snprintf(again, sizeof again, "rf%d.", k);
     if (strlen(again) != (size_t)used || strncmp(tail, again, (size_t)used) != 0) return 0;
     for (const char *const *e = LAYER; *e; e++)
-        if (strcmp(tail + used, *e) == 0) return 1;
+        if (strcmp(tail + used, *e) == 0) return mlp || strncmp(*e, "g1_self_mlp.", 12) != 0;
+    if (style == DPC_RF_RES_RESIDUAL &&
+        (strcmp(tail + used, "g1_residual") == 0 || (li[k * NLI + 3] && strcmp(tail + used, "g2_residual") == 0)))
+        return 1;
     if (li[k * NLI + 3])
         for (const char *const *e = LAYER2; *e; e++)
             if (strcmp(tail + used, *e) == 0) return 1;
@@ -167,6 +172,43 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
                                  "update_chnnl_2 = %d", p, p, (long long)k, buf, (int)(k < nl - 1));
         }
     }
+    /* the update rule (dpa2_pack.UPDATE_STYLES), optional: absent is res_avg */
+    int64_t style = DPC_RF_RES_AVG;
+    char sname[48];
+    snprintf(sname, sizeof sname, "part%d.rf.update_style", p);
+    if (dpc_file_get(c->f, sname)) {
+        int64_t s11[1] = {1};
+        const int64_t *st = ints(c, "rf.update_style", 1, s11, 0, DPC_RF_RES_RESIDUAL);
+        if (!st) return err->status;
+        style = st[0];
+    }
+    /* g1_out_mlp, optional: absent is 1 (the self MLP); 0: g1 heads linear1's input */
+    int64_t mlp = 1;
+    snprintf(sname, sizeof sname, "part%d.rf.g1_out_mlp", p);
+    if (dpc_file_get(c->f, sname)) {
+        int64_t s11[1] = {1};
+        const int64_t *st = ints(c, "rf.g1_out_mlp", 1, s11, 0, 1);
+        if (!st) return err->status;
+        mlp = st[0];
+    }
+    /* g1_out_conv, optional: absent is 1; 0: the convolution goes into linear1's input */
+    int64_t conv = 1;
+    snprintf(sname, sizeof sname, "part%d.rf.g1_out_conv", p);
+    if (dpc_file_get(c->f, sname)) {
+        int64_t s11[1] = {1};
+        const int64_t *st = ints(c, "rf.g1_out_conv", 1, s11, 0, 1);
+        if (!st) return err->status;
+        conv = st[0];
+    }
+    /* attn2_has_gate, optional: absent is 0 */
+    int64_t gate = 0;
+    snprintf(sname, sizeof sname, "part%d.rf.attn2_has_gate", p);
+    if (dpc_file_get(c->f, sname)) {
+        int64_t s11[1] = {1};
+        const int64_t *st = ints(c, "rf.attn2_has_gate", 1, s11, 0, 1);
+        if (!st) return err->status;
+        gate = st[0];
+    }
     D->layers = calloc((size_t)nl, sizeof *D->layers);
     if (!D->layers) return dpc_set_error(err, DPC_ERR_ALLOC, "out of memory reading part %d", p);
     dpc_repformer_stack *S = &D->stack;
@@ -206,17 +248,23 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
         L->attn2_shift = lr[k * NLR + 1];
         L->ln_eps = lr[k * NLR + 2];
         L->activation = -1;
+        L->update_style = (int)style;
+        L->g1_in_linear1 = !mlp;
+        L->conv_in_linear1 = !conv;
+        L->attn2_has_gate = (int)gate;
         char nm[48];
 #define LW(field, suffix, ndim, a0, a1)                               \
     do {                                                              \
         snprintf(nm, sizeof nm, "rf%lld." suffix, (long long)k);      \
         W(L->field, nm, ndim, a0, a1);                                \
     } while (0)
-        LW(linear1_w, "linear1.w", 2, d2 * ax + d1 * ax, d1);
+        LW(linear1_w, "linear1.w", 2, d2 * ax + d1 * ax + (mlp ? 0 : d1) + (conv ? 0 : d2), d1);
         LW(linear1_b, "linear1.b", 1, d1, 0);
-        LW(g1_self_mlp_w, "g1_self_mlp.w", 2, d1, d1);
-        LW(g1_self_mlp_b, "g1_self_mlp.b", 1, d1, 0);
-        LW(proj_g1g2_w, "proj_g1g2.w", 2, d2, d1);
+        if (mlp) {
+            LW(g1_self_mlp_w, "g1_self_mlp.w", 2, d1, d1);
+            LW(g1_self_mlp_b, "g1_self_mlp.b", 1, d1, 0);
+        }
+        LW(proj_g1g2_w, "proj_g1g2.w", 2, conv ? d2 : d1, conv ? d1 : d2);
         LW(mapq_w, "mapq.w", 2, d1, h1 * n1);
         LW(mapkv_w, "mapkv.w", 2, d1, (h1 + d1) * n1);
         LW(head_map1_w, "head_map1.w", 2, d1 * n1, d1);
@@ -232,6 +280,10 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
             LW(ln_w, "ln_w", 1, d2, 0);
             LW(ln_b, "ln_b", 1, d2, 0);
         }
+        if (style == DPC_RF_RES_RESIDUAL) { /* one row per update term, dpa2_pack.residual_shapes */
+            LW(g1_residual, "g1_residual", 2, 2 + mlp + conv, d1);
+            if (row[3]) LW(g2_residual, "g2_residual", 2, 3, d2);
+        }
 #undef LW
     }
 #undef W
@@ -243,7 +295,7 @@ static dpc_status read_rf(const ctx *c, int64_t nt, int64_t tebd_dim, dpc_dpa2_p
     const int np = snprintf(prefix, sizeof prefix, "part%d.rf", p);
     for (int64_t k = 0; k < c->f->n_arrays; k++) {
         const char *name = c->f->arrays[k].name;
-        if (strncmp(name, prefix, (size_t)np) == 0 && !known_rf(name + np - 2, nl, (int)has_shape, (int)has_tebd, li))
+        if (strncmp(name, prefix, (size_t)np) == 0 && !known_rf(name + np - 2, nl, (int)has_shape, (int)has_tebd, li, style, mlp))
             return dpc_set_error(err, DPC_ERR_ARGUMENT, "part %d: array '%s' is not part of this compressed DPA-2 "
                                  "(edited file?)", p, name);
     }

@@ -161,7 +161,8 @@ static void att2_forward(const dpc_repformer_layer *Ly, int64_t J, const double 
             }
             for (int64_t b = 0; b < nr; ++b) {
                 L1[b] *= rd;
-                P[b] = (L1[b] + sh) * swa * s->swr[b] - sh;
+                /* attn2_has_gate: the logit q.k / sqrt d is gated by h2_a.h2_b (an empty slot's stays -c) */
+                P[b] = ((Ly->attn2_has_gate ? L1[b] * s->HH[a * J + b] : L1[b]) + sh) * swa * s->swr[b] - sh;
                 top = P[b] > top ? P[b] : top;
             }
             double sum = 0.0;
@@ -213,7 +214,7 @@ static size_t scratch_size(const dpc_repformer_layer *Ly, int64_t J)
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
     const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = d1 > d2 ? d1 : d2;
-    return (size_t)(J + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J + n1 * d1);
+    return (size_t)(J + d1 + d2 + ax * (d1 + d2) + 3 * big + 4 * big + h1 * n1 + J + n1 * d1);
 }
 
 static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratch *s)
@@ -223,11 +224,27 @@ static void carve(const dpc_repformer_layer *Ly, int64_t J, double *base, scratc
     const int64_t big = d1 > d2 ? d1 : d2;
     s->w = base;
     s->lin_in = s->w + J;
-    s->hg = s->lin_in + ax * (d1 + d2);
+    s->hg = s->lin_in + d1 + d2 + ax * (d1 + d2); /* lin_in: [g1 (g1_in_linear1)], [conv], grrg, drrd */
     s->tmp = s->hg + 3 * big;
     s->q = s->tmp + 4 * big;
     s->L = s->q + h1 * n1;
     s->o = s->L + J;
+}
+
+/* out += t (r NULL) or out += r . t: one update term, weighted by its res_residual vector r_k or not
+ * (res_avg and res_incr scale the sum of the terms once, at the end) */
+static inline void add_term(double *out, const double *t, const double *r, int64_t d)
+{
+    if (r)
+        for (int64_t g = 0; g < d; ++g) out[g] += r[g] * t[g];
+    else
+        for (int64_t g = 0; g < d; ++g) out[g] += t[g];
+}
+
+/* the res_residual vector r_k (k = 1..K) of an update with rows of width d, or NULL for the other styles */
+static inline const double *res_vec(const dpc_repformer_layer *Ly, const double *R, int64_t k, int64_t d)
+{
+    return Ly->update_style == DPC_RF_RES_RESIDUAL ? R + (k - 1) * d : NULL;
 }
 
 static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
@@ -240,25 +257,46 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3;
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp;
+    const int style = Ly->update_style;
+    /* t0: terms before the conv (the self MLP, or none when g1 goes into linear1); tc: the conv term (0 when
+     * it goes into linear1); K = t0 + tc + 2 terms besides g1; off, offc: g1's and conv's widths in linear1 */
+    const int64_t t0 = Ly->g1_in_linear1 ? 0 : 1, tc = Ly->conv_in_linear1 ? 0 : 1, K = t0 + tc + 2;
+    const int64_t off = Ly->g1_in_linear1 ? d1 : 0, offc = Ly->conv_in_linear1 ? d2 : 0, nin = off + offc + ax * (d1 + d2);
+    const double *r2 = res_vec(Ly, Ly->g1_residual, t0 + 1, d1);
     for (int64_t j = 0; j < J; ++j) s->w[j] = m[i * J + j] * sw[i * J + j];
-    for (int64_t g = 0; g < d1; ++g) out[g] = gi[g];
+    /* res_incr sums the terms apart from t_0 = g1 (their scale differs) */
+    for (int64_t g = 0; g < d1; ++g) out[g] = style == DPC_RF_RES_INCR ? 0.0 : gi[g];
     /* self MLP */
-    affine(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, tmp);
-    activate_vec(Ly->activation, tmp, d1);
-    for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
-    /* conv: c1 sum_j (g2_j Wp) . w_j g1[idx_j] */
-    for (int64_t j = 0; j < J; ++j) {
+    if (t0) {
+        affine(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, tmp);
+        activate_vec(Ly->activation, tmp, d1);
+        add_term(out, tmp, res_vec(Ly, Ly->g1_residual, 1, d1), d1);
+    }
+    /* conv: c1 sum_j (g2_j Wp) . w_j g1[idx_j], or into linear1: c1 sum_j g2_j . w_j (g1[idx_j] Wp) */
+    double *cv = s->lin_in + off;
+    memset(cv, 0, sizeof(double) * offc);
+    for (int64_t j = 0; j < J && offc; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *g2j = G2 + j * d2;
+        affine(g1 + rows[j] * d1, d1, Ly->proj_g1g2_w, NULL, d2, tmp);
+        for (int64_t g = 0; g < d2; ++g) cv[g] += c1 * g2j[g] * (tmp[g] * s->w[j]);
+    }
+    for (int64_t j = 0; j < J && tc; ++j) {
         if (s->w[j] == 0.0) continue;
         const double *gj = g1 + rows[j] * d1;
         affine(G2 + j * d2, d2, Ly->proj_g1g2_w, NULL, d1, tmp);
-        for (int64_t g = 0; g < d1; ++g) out[g] += c1 * tmp[g] * s->w[j] * gj[g];
+        if (r2)
+            for (int64_t g = 0; g < d1; ++g) out[g] += r2[g] * (c1 * tmp[g] * s->w[j] * gj[g]);
+        else
+            for (int64_t g = 0; g < d1; ++g) out[g] += c1 * tmp[g] * s->w[j] * gj[g];
     }
-    /* linear1 on [grrg, drrd] */
-    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->lin_in);
-    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->lin_in + ax * d2);
-    affine(s->lin_in, ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, tmp);
+    /* linear1 on [g1 (g1_in_linear1), conv (conv_in_linear1), grrg, drrd] */
+    memcpy(s->lin_in, gi, sizeof(double) * off);
+    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->lin_in + off + offc);
+    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->lin_in + off + offc + ax * d2);
+    affine(s->lin_in, nin, Ly->linear1_w, Ly->linear1_b, d1, tmp);
     activate_vec(Ly->activation, tmp, d1);
-    for (int64_t g = 0; g < d1; ++g) out[g] += tmp[g];
+    add_term(out, tmp, res_vec(Ly, Ly->g1_residual, t0 + tc + 1, d1), d1);
     /* local attention */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
     memset(s->o, 0, sizeof(double) * n1 * d1);
@@ -278,7 +316,12 @@ static void center_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         }
     }
     affine(s->o, n1 * d1, Ly->head_map1_w, Ly->head_map1_b, d1, tmp);
-    for (int64_t g = 0; g < d1; ++g) out[g] = k1 * (out[g] + tmp[g]);
+    if (style == DPC_RF_RES_AVG) /* 1 / sqrt(K + 1) (K = 4: k1) */
+        for (int64_t g = 0; g < d1; ++g) out[g] = (K == 4 ? k1 : 1.0 / sqrt((double)(K + 1))) * (out[g] + tmp[g]);
+    else if (style == DPC_RF_RES_INCR) /* 1 / sqrt(K) */
+        for (int64_t g = 0; g < d1; ++g) out[g] = gi[g] + 1.0 / sqrt((double)K) * (out[g] + tmp[g]);
+    else
+        add_term(out, tmp, res_vec(Ly, Ly->g1_residual, K, d1), d1);
 }
 
 static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const double *g1, const double *g2,
@@ -291,18 +334,21 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
     const int64_t *rows = idx + i * J;
     double *tmp = s->tmp, *x = s->tmp + (d1 > d2 ? d1 : d2); /* tmp: d2 values, x: d1 */
     att2 *a2 = &s->a2;
+    const int style = Ly->update_style;
+    const double *r1 = res_vec(Ly, Ly->g2_residual, 1, d2), *r2 = res_vec(Ly, Ly->g2_residual, 2, d2);
+    const double *r3 = res_vec(Ly, Ly->g2_residual, 3, d2);
     for (int64_t j = 0; j < J; ++j) {
         double *oj = out + j * d2;
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
         const double wj = M[j] * SW[j];
-        for (int64_t g = 0; g < d2; ++g) oj[g] = g2j[g];
+        for (int64_t g = 0; g < d2; ++g) oj[g] = style == DPC_RF_RES_INCR ? 0.0 : g2j[g];
         affine(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, tmp);
         activate_vec(Ly->activation, tmp, d2);
-        for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        add_term(oj, tmp, r1, d2);
         if (wj == 0.0) continue; /* the g1g1 term is zero */
         for (int64_t e = 0; e < d1; ++e) x[e] = gi[e] * gj[e] * wj;
         affine(x, d1, Ly->proj_g1g1g2_w, NULL, d2, tmp);
-        for (int64_t g = 0; g < d2; ++g) oj[g] += tmp[g];
+        add_term(oj, tmp, r2, d2);
     }
     att2_forward(Ly, J, G2, H2, M, SW, a2);
     double mu, sd;
@@ -310,7 +356,12 @@ static void center_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, const
         const double *fa = a < a2->nr && a2->r[a] == j ? a2->flat + (a++) * nv : NULL;
         att2_head_ln(Ly, fa, a2->t, tmp, &mu, &sd);
         double *oj = out + j * d2;
-        for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + tmp[g]);
+        if (style == DPC_RF_RES_AVG)
+            for (int64_t g = 0; g < d2; ++g) oj[g] = 0.5 * (oj[g] + tmp[g]);
+        else if (style == DPC_RF_RES_INCR) /* three terms besides g2 */
+            for (int64_t g = 0; g < d2; ++g) oj[g] = G2[j * d2 + g] + (oj[g] + tmp[g]) / sqrt(3.0);
+        else
+            add_term(oj, tmp, r3, d2);
     }
 }
 
@@ -418,7 +469,8 @@ static size_t bscratch_carve(const dpc_repformer_layer *Ly, int64_t J, double *b
     const int64_t d1 = Ly->g1_dim, d2 = Ly->g2_dim, ax = Ly->axis_neuron;
     const int64_t h1 = Ly->attn1_hidden, n1 = Ly->attn1_nhead;
     const int64_t big = (d1 > d2 ? d1 : d2) + 1;
-    const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, ax * (d1 + d2), ax * (d1 + d2),
+    const int64_t nin = d1 + d2 + ax * (d1 + d2); /* linear1's widest input */
+    const int64_t sizes[] = {J, J, 4 * big, 4 * big, 4 * big, 3 * big, 3 * big, nin, nin,
                              h1 * n1, J * (h1 + d1) * n1, n1 * J, n1 * J, n1 * d1, h1 * n1, J};
     double **slots[] = {&s->w, &s->dw, &s->t1, &s->t2, &s->t3, &s->hg, &s->dhg, &s->sym_in, &s->dsym_in,
                         &s->q, &s->dkv, &s->P1, &s->L1raw, &s->do1, &s->dq1, &s->dP1};
@@ -481,14 +533,27 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const double *gi = g1 + i * d1, *G2 = g2 + i * J * d2, *H2 = h2 + i * J * 3, *SW = sw + i * J;
     const int64_t *rows = idx + i * J;
     double *dU = s->t3;
-    for (int64_t g = 0; g < d1; ++g) dU[g] = k1 * dg1_new[i * d1 + g];
-    for (int64_t g = 0; g < d1; ++g) dgi[g] += dU[g];
+    /* dU: the adjoint of the current term, k_t dg1' (res_avg k_t = 1/sqrt 5, res_incr 1/2) or r_t . dg1' */
+    const int style = Ly->update_style;
+    /* as in center_g1 */
+    const int64_t t0 = Ly->g1_in_linear1 ? 0 : 1, tc = Ly->conv_in_linear1 ? 0 : 1, K = t0 + tc + 2;
+    const int64_t off = Ly->g1_in_linear1 ? d1 : 0, offc = Ly->conv_in_linear1 ? d2 : 0, nin = off + offc + ax * (d1 + d2);
+    const double *dy = dg1_new + i * d1;
+    const double sc = style == DPC_RF_RES_AVG ? (K == 4 ? k1 : 1.0 / sqrt((double)(K + 1))) : 1.0 / sqrt((double)K);
+    const double *r1 = res_vec(Ly, Ly->g1_residual, 1, d1);
+    for (int64_t g = 0; g < d1; ++g) dU[g] = r1 ? r1[g] * dy[g] : sc * dy[g];
+    for (int64_t g = 0; g < d1; ++g) dgi[g] += style == DPC_RF_RES_AVG ? dU[g] : dy[g];
     /* self MLP */
-    affine_act(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, Ly->activation, s->t1, s->t2);
-    for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
-    affine_back(s->t2, d1, Ly->g1_self_mlp_w, d1, dgi, 1);
+    if (t0) {
+        affine_act(gi, d1, Ly->g1_self_mlp_w, Ly->g1_self_mlp_b, d1, Ly->activation, s->t1, s->t2);
+        for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
+        affine_back(s->t2, d1, Ly->g1_self_mlp_w, d1, dgi, 1);
+    }
     /* conv */
-    for (int64_t j = 0; j < J; ++j) {
+    const double *rt = res_vec(Ly, Ly->g1_residual, t0 + 1, d1);
+    if (rt)
+        for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
+    for (int64_t j = 0; j < J && tc; ++j) {
         if (s->w[j] == 0.0) continue;
         const double *gj = g1 + rows[j] * d1;
         double *pg2 = s->t1, *v = s->t2, acc = 0.0;
@@ -503,13 +568,43 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         affine_back(v, d1, Ly->proj_g1g2_w, d2, dG2 + j * d2, 1);
     }
     /* linear1 on [grrg, drrd] */
-    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->sym_in);
-    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->sym_in + ax * d2);
-    affine_act(s->sym_in, ax * (d1 + d2), Ly->linear1_w, Ly->linear1_b, d1, Ly->activation, s->t1, s->t2);
+    /* the conv's input to linear1 (conv_in_linear1), recomputed */
+    double *cv = s->sym_in + off;
+    memset(cv, 0, sizeof(double) * offc);
+    for (int64_t j = 0; j < J && offc; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *g2j = G2 + j * d2;
+        affine(g1 + rows[j] * d1, d1, Ly->proj_g1g2_w, NULL, d2, s->t1);
+        for (int64_t g = 0; g < d2; ++g) cv[g] += c1 * g2j[g] * (s->t1[g] * s->w[j]);
+    }
+    memcpy(s->sym_in, gi, sizeof(double) * off);
+    sym(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->hg, s->sym_in + off + offc);
+    sym(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->hg, s->sym_in + off + offc + ax * d2);
+    affine_act(s->sym_in, nin, Ly->linear1_w, Ly->linear1_b, d1, Ly->activation, s->t1, s->t2);
+    if ((rt = res_vec(Ly, Ly->g1_residual, t0 + tc + 1, d1)))
+        for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     for (int64_t g = 0; g < d1; ++g) s->t2[g] *= dU[g];
-    affine_back(s->t2, d1, Ly->linear1_w, ax * (d1 + d2), s->dsym_in, 0);
-    sym_back(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->dsym_in, s->hg, s->dhg, dG2, d2, dH2, s->dw);
-    sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + ax * d2, s->hg, s->dhg, dgg1, d1, dH2, s->dw);
+    affine_back(s->t2, d1, Ly->linear1_w, nin, s->dsym_in, 0);
+    for (int64_t g = 0; g < off; ++g) dgi[g] += s->dsym_in[g];
+    /* conv in linear1: dconv = c1 dlin_in; dg2_j += dconv . pg_j w_j, d(g1[idx_j] Wp) = dconv . g2_j w_j */
+    const double *dcv = s->dsym_in + off;
+    for (int64_t j = 0; j < J && offc; ++j) {
+        if (s->w[j] == 0.0) continue;
+        const double *g2j = G2 + j * d2;
+        double *pg = s->t1, *v = s->t2, acc = 0.0;
+        affine(g1 + rows[j] * d1, d1, Ly->proj_g1g2_w, NULL, d2, pg);
+        for (int64_t g = 0; g < d2; ++g) {
+            const double dc = dcv[g] * c1;
+            dG2[j * d2 + g] += dc * pg[g] * s->w[j];
+            v[g] = dc * g2j[g] * s->w[j];
+            acc += dc * g2j[g] * pg[g];
+        }
+        s->dw[j] += acc;
+        affine_back(v, d2, Ly->proj_g1g2_w, d1, dgg1 + j * d1, 1);
+    }
+    sym_back(G2, d2, NULL, J, d2, H2, s->w, c2, ax, s->dsym_in + off + offc, s->hg, s->dhg, dG2, d2, dH2, s->dw);
+    sym_back(g1, d1, rows, J, d1, H2, s->w, c2, ax, s->dsym_in + off + offc + ax * d2, s->hg, s->dhg, dgg1, d1, dH2,
+             s->dw);
     /* local attention: recompute q, k|v, the logits and the weights */
     affine(gi, d1, Ly->mapq_w, NULL, h1 * n1, s->q);
     for (int64_t h = 0; h < n1; ++h) {
@@ -523,6 +618,8 @@ static void center_back_g1(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
         softmax(P, J);
     }
+    if ((rt = res_vec(Ly, Ly->g1_residual, K, d1)))
+        for (int64_t g = 0; g < d1; ++g) dU[g] = rt[g] * dy[g];
     affine_back(dU, d1, Ly->head_map1_w, n1 * d1, s->do1, 0);
     memset(s->dq1, 0, sizeof(double) * h1 * n1);
     memset(s->dkv, 0, sizeof(double) * J * nkv);
@@ -572,14 +669,21 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
     const double rd = 1.0 / sqrt((double)d), r3 = 1.0 / sqrt(3.0), sh = Ly->attn2_shift;
     double *dU = s->t3, *x = s->t1, *dz = s->t2;
     att2 *a2 = &s->a2;
+    /* the terms' weights: res_avg 1/2 (four terms), res_incr 1/sqrt 3 (g2 passes with 1), res_residual r_t */
+    const int style = Ly->update_style;
+    const double sc = style == DPC_RF_RES_AVG ? 0.5 : 1.0 / sqrt(3.0);
+    const double *q1 = res_vec(Ly, Ly->g2_residual, 1, d2), *q2 = res_vec(Ly, Ly->g2_residual, 2, d2);
+    const double *q3 = res_vec(Ly, Ly->g2_residual, 3, d2);
     for (int64_t j = 0; j < J; ++j) {
         const double *g2j = G2 + j * d2, *gj = g1 + rows[j] * d1;
         double *dg2j = dG2 + j * d2;
-        for (int64_t g = 0; g < d2; ++g) dU[g] = 0.5 * DY[j * d2 + g];
-        for (int64_t g = 0; g < d2; ++g) dg2j[g] += dU[g];
+        for (int64_t g = 0; g < d2; ++g) dU[g] = q1 ? q1[g] * DY[j * d2 + g] : sc * DY[j * d2 + g];
+        for (int64_t g = 0; g < d2; ++g) dg2j[g] += style == DPC_RF_RES_AVG ? dU[g] : DY[j * d2 + g];
         affine_act(g2j, d2, Ly->linear2_w, Ly->linear2_b, d2, Ly->activation, x, dz);
         for (int64_t g = 0; g < d2; ++g) dz[g] *= dU[g];
         affine_back(dz, d2, Ly->linear2_w, d2, dg2j, 1);
+        if (q2)
+            for (int64_t g = 0; g < d2; ++g) dU[g] = q2[g] * DY[j * d2 + g];
         affine_back(dU, d2, Ly->proj_g1g1g2_w, d1, x, 0); /* dx of the g1g1 term */
         double acc = 0.0;
         for (int64_t e = 0; e < d1; ++e) {
@@ -610,7 +714,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         /* the layer norm's and head map's adjoints for row a */
         att2_head_ln(Ly, a2->flat + a * nv, t, NULL, &mu, &sd);
         for (int64_t g = 0; g < d2; ++g) {
-            gln[g] = 0.5 * DY[ra * d2 + g] * Ly->ln_w[g];
+            gln[g] = (q3 ? q3[g] : sc) * DY[ra * d2 + g] * Ly->ln_w[g];
             mg += gln[g];
             mgx += gln[g] * (t[g] - mu) / sd;
         }
@@ -645,8 +749,15 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
             /* the softmax's adjoint; dP becomes dL0 = dL2 sw_a sw_b / sqrt d, the logits' q.k gradient */
             for (int64_t b = 0; b < nr; ++b) {
                 const double dL2 = P[b] * (dP[b] - dot);
-                S[b] += dL2 * (L1[b] + sh);
-                dP[b] = dL2 * swa * a2->swr[b] * rd;
+                if (Ly->attn2_has_gate) { /* L1g = L0 hh: dL0 = dL1 hh, dhh += dL1 L0 (L1 holds L0 = q.k / sqrt d) */
+                    const double dL1 = dL2 * swa * a2->swr[b];
+                    S[b] += dL2 * (L1[b] * HH[b] + sh);
+                    G[b] += dL1 * L1[b];
+                    dP[b] = dL1 * HH[b] * rd;
+                } else {
+                    S[b] += dL2 * (L1[b] + sh);
+                    dP[b] = dL2 * swa * a2->swr[b] * rd;
+                }
             }
             for (int64_t e = 0; e < d; ++e) {
                 const double qe = qa[e], *ke = a2->K + (h * d + e) * J;
@@ -661,6 +772,7 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
                 const double c = -a2->Pe[h * J + a] * dot * swa;
                 for (int64_t e = 0; e < d; ++e) qbar[h * d + e] += c * qa[e];
                 csum[h] += c;
+                a2->Pe[h * J + a] = c; /* kept for the gated empty columns below (Pe is not read again) */
             }
         }
     }
@@ -671,11 +783,22 @@ static void center_back_g2(const dpc_repformer_layer *Ly, int64_t i, int64_t J, 
         }
         att2_project(Ly, 1, G2 + k * d2, 0, NULL, kk, NULL);
         double acc = 0.0;
-        for (int64_t h = 0; h < nh; ++h) {
-            double dot = 0.0;
-            for (int64_t e = 0; e < d; ++e) dot += qbar[h * d + e] * kk[h * d + e];
-            acc += dot * rd + sh * csum[h];
-        }
+        if (Ly->attn2_has_gate) /* the gate h2_a.h2_k differs per row: sum_a c_ha (rd q_a.k_k h2_a.h2_k + c) */
+            for (int64_t h = 0; h < nh; ++h)
+                for (int64_t b = 0; b < nr; ++b) {
+                    const int64_t rb = a2->r[b];
+                    const double *qb = a2->Q + (h * J + b) * d;
+                    const double hk = H2[rb * 3] * H2[k * 3] + H2[rb * 3 + 1] * H2[k * 3 + 1] + H2[rb * 3 + 2] * H2[k * 3 + 2];
+                    double dot = 0.0;
+                    for (int64_t e = 0; e < d; ++e) dot += qb[e] * kk[h * d + e];
+                    acc += a2->Pe[h * J + b] * (dot * rd * hk + sh);
+                }
+        else
+            for (int64_t h = 0; h < nh; ++h) {
+                double dot = 0.0;
+                for (int64_t e = 0; e < d; ++e) dot += qbar[h * d + e] * kk[h * d + e];
+                acc += dot * rd + sh * csum[h];
+            }
         dSW[k] += acc;
     }
     /* pair symmetric sums: dsw_a += sum_b (dss_ab + dss_ba) sw_b, dh2_a += sum_b (dhh_ab + dhh_ba) h2_b;

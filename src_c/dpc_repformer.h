@@ -1,7 +1,9 @@
 /* One DPA-2 repformer layer on the CPU, the compressed form's options only (issue 16).
  *
- * Options (dpcompress/descriptors/dpa2_tables.py, check_compressible): res_avg, g1 update with
- * self MLP, projected-g2 convolution (g1_out_conv), grrg and drrd, local attention; g2 update
+ * Options (dpcompress/descriptors/dpa2_tables.py, check_compressible): res_avg, res_incr or
+ * res_residual (update_style), g1 update with
+ * self MLP (or g1 into linear1: g1_in_linear1), projected-g2 convolution (g1_out_conv; or into linear1:
+ * conv_in_linear1), grrg and drrd, local attention; g2 update
  * (update_chnnl_2, every layer but the last) with linear2, g1g1 and the gated-off pair attention
  * with its layer norm; smooth, use_sqrt_nnei; no h2 update.  Math and numpy twin:
  * dpcompress/evaluators/exact/repformer_layer.py and repformer_attention.py (same names).
@@ -22,9 +24,10 @@ typedef struct {
     double attn1_shift, attn2_shift, ln_eps;
     int activation; /* dpc_activations.h code */
     /* g1 update */
-    const double *linear1_w, *linear1_b;         /* (ax*(d2+d1), d1), (d1) */
+    const double *linear1_w, *linear1_b;         /* ([d1] + [d2] + ax*(d2+d1), d1), (d1): g1 / conv rows first when
+                                                  * g1_in_linear1 / conv_in_linear1 */
     const double *g1_self_mlp_w, *g1_self_mlp_b; /* (d1, d1), (d1) */
-    const double *proj_g1g2_w;                   /* (d2, d1) */
+    const double *proj_g1g2_w;                   /* (d2, d1); conv_in_linear1: (d1, d2) */
     const double *mapq_w;                        /* (d1, h1*n1) */
     const double *mapkv_w;                       /* (d1, (h1+d1)*n1) */
     const double *head_map1_w, *head_map1_b;     /* (d1*n1, d1), (d1) */
@@ -35,7 +38,24 @@ typedef struct {
     const double *mapv_w;                        /* (d2, d2*n2) */
     const double *head_map2_w, *head_map2_b;     /* (d2*n2, d2), (d2) */
     const double *ln_w, *ln_b;                   /* (d2), (d2) */
+    /* the update rule (zero-initialised: res_avg).  With t_0 the input and t_1..t_K the terms in the order
+     * above (g1: self MLP, conv, linear1, local attention, K = 4 (one less each for g1_in_linear1 and
+     * conv_in_linear1); g2: linear2, g1g1, attention, K = 3):
+     * res_avg sum_k t_k / sqrt(K+1), res_incr t_0 + sum_k t_k / sqrt K, res_residual t_0 + sum_k r_k . t_k */
+    int update_style;                            /* DPC_RF_RES_AVG, DPC_RF_RES_INCR, DPC_RF_RES_RESIDUAL */
+    const double *g1_residual;                   /* res_residual: (K, d1), r_1..r_K of the g1 update */
+    const double *g2_residual;                   /* res_residual and update_chnnl_2: (3, d2) */
+    /* g1_out_mlp false (zero-initialised: true): no self-MLP term (g1_self_mlp_* unused, the g1 update has
+     * K = 3 terms and g1_residual 3 rows) and g1 heads linear1's input: linear1_w is (d1 + ax*(d2+d1), d1) */
+    int g1_in_linear1;
+    /* g1_out_conv false (zero-initialised: true): the conv c1 sum_j g2_j . w_j (g1[idx_j] Wp) goes into
+     * linear1's input after g1 (proj_g1g2_w is (d1, d2), linear1_w gains d2 rows) and is no update term */
+    int conv_in_linear1;
+    /* attn2_has_gate (zero-initialised: off): the g2 attention's logits q_a.k_b / sqrt d times h2_a.h2_b */
+    int attn2_has_gate;
 } dpc_repformer_layer;
+
+enum { DPC_RF_RES_AVG = 0, DPC_RF_RES_INCR = 1, DPC_RF_RES_RESIDUAL = 2 };
 
 /* g1_out (n, d1) and, with update_chnnl_2, g2_out (n, J, d2) from g1 (n, d1), g2 (n, J, d2),
  * h2 (n, J, 3), idx (n, J: the slot's local atom, any valid index on empty slots), m (n, J: 1 on

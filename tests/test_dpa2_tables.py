@@ -122,11 +122,11 @@ def _edit_layer(desc, k, **changes):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda d: _edit_layer(d, 0, update_style="res_incr"), "repformer layer 0: update_style = 'res_incr'"),
+        (lambda d: _edit_layer(d, 1, update_style="res_incr"), "repformer layer 1: update_style = 'res_incr' .*one value"),
         (lambda d: _edit_layer(d, 1, g1_has_attn=False), "repformer layer 1: update_g1_has_attn = False"),
         (lambda d: _edit_layer(d, 0, g2_has_attn=False), "repformer layer 0: update_g2_has_attn = False"),
         (lambda d: _edit_layer(d, 0, update_h2=True), "repformer layer 0: update_h2 = True"),
-        (lambda d: _edit_layer(d, 0, attn2_has_gate=True), "attn2_has_gate = True"),
+        (lambda d: _edit_layer(d, 0, g1_has_drrd=False), "repformer layer 0: update_g1_has_drrd = False"),
         (lambda d: _edit_layer(d, 1, g1_out_conv=False), "g1_out_conv = False"),
         (lambda d: dataclasses.replace(d, smooth=False), "smooth = False"),
         (lambda d: dataclasses.replace(d, use_sqrt_nnei=False), "use_sqrt_nnei = False"),

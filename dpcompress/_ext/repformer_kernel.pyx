@@ -10,6 +10,9 @@ import numpy as np
 from ..core.errors import InputError
 from .table_build import ACTIVATION_CODES
 
+#: ``RepformerLayer.update_style`` -> ``DPC_RF_RES_*`` of ``src_c/dpc_repformer.h``
+UPDATE_STYLE_CODES = {"res_avg": 0, "res_incr": 1, "res_residual": 2}
+
 from libc.stdint cimport int64_t
 
 
@@ -37,6 +40,12 @@ cdef extern from "dpc_repformer.h":
         const double *head_map2_b
         const double *ln_w
         const double *ln_b
+        int update_style
+        const double *g1_residual
+        const double *g2_residual
+        int g1_in_linear1
+        int conv_in_linear1
+        int attn2_has_gate
 
     int dpc_repformer_layer_forward(const dpc_repformer_layer *L, int64_t n, int64_t J, const double *g1,
                                     const double *g2, const double *h2, const int64_t *idx, const double *m,
@@ -73,7 +82,12 @@ cdef dict _fill(dpc_repformer_layer *L, layer, activation):
     cdef const double *nul = NULL
     p = lambda k: k in keep and keep[k] is not None  # noqa: E731
     L[0].linear1_w = _ptr(keep["linear1_w"]); L[0].linear1_b = _ptr(keep["linear1_b"])
-    L[0].g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]); L[0].g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"])
+    # g1_out_mlp false: no self MLP, g1 heads linear1's input
+    L[0].g1_in_linear1 = 0 if layer.g1_out_mlp else 1
+    L[0].conv_in_linear1 = 0 if layer.g1_out_conv else 1  # g1_out_conv false: the conv goes into linear1
+    L[0].attn2_has_gate = 1 if layer.attn2_has_gate else 0
+    L[0].g1_self_mlp_w = _ptr(keep["g1_self_mlp_w"]) if layer.g1_out_mlp else nul
+    L[0].g1_self_mlp_b = _ptr(keep["g1_self_mlp_b"]) if layer.g1_out_mlp else nul
     L[0].proj_g1g2_w = _ptr(keep["proj_g1g2_w"]); L[0].mapq_w = _ptr(keep["mapq_w"]); L[0].mapkv_w = _ptr(keep["mapkv_w"])
     L[0].head_map1_w = _ptr(keep["head_map1_w"]); L[0].head_map1_b = _ptr(keep["head_map1_b"])
     L[0].linear2_w = _ptr(keep["linear2_w"]) if p("linear2_w") else nul
@@ -88,6 +102,27 @@ cdef dict _fill(dpc_repformer_layer *L, layer, activation):
     if layer.update_chnnl_2 and not all(p(k) for k in ("linear2_w", "linear2_b", "proj_g1g1g2_w", "mapqk_w", "mapv_w",
                                                         "head_map2_w", "head_map2_b", "ln_w", "ln_b")):
         raise InputError("repformer layer: a g2-updating layer needs linear2, proj_g1g1g2, mapqk, mapv, head_map2, ln")
+    if layer.update_style not in UPDATE_STYLE_CODES:
+        raise InputError(f"repformer layer: update_style {layer.update_style!r} has no compiled form "
+                         f"(known: {sorted(UPDATE_STYLE_CODES)})")
+    L[0].update_style = UPDATE_STYLE_CODES[layer.update_style]
+    L[0].g1_residual = nul
+    L[0].g2_residual = nul
+    if layer.update_style == "res_residual":
+        # the C kernel's terms: g1 ([self MLP], [conv], linear1, local attention), g2 (linear2, g1g1, attention)
+        n1, n2 = 2 + int(layer.g1_out_mlp) + int(layer.g1_out_conv), (3 if layer.update_chnnl_2 else 0)
+        if len(layer.g1_residual) != n1 or len(layer.g2_residual) != n2:
+            raise InputError(f"repformer layer: res_residual needs {n1} g1 and {n2} g2 residual vectors, got "
+                             f"{len(layer.g1_residual)} and {len(layer.g2_residual)}")
+        keep["g1_residual"] = c(np.stack(layer.g1_residual)).reshape(-1)
+        if keep["g1_residual"].shape[0] != n1 * d1:
+            raise InputError(f"repformer layer: g1 residual vectors of width {d1} expected")
+        L[0].g1_residual = _ptr(keep["g1_residual"])
+        if n2:
+            keep["g2_residual"] = c(np.stack(layer.g2_residual)).reshape(-1)
+            if keep["g2_residual"].shape[0] != 3 * d2:
+                raise InputError(f"repformer layer: g2 residual vectors of width {d2} expected")
+            L[0].g2_residual = _ptr(keep["g2_residual"])
     return keep
 
 

@@ -13,8 +13,10 @@ are (they are small matrices applied once per atom or pair; nothing there is a s
 twin of the compressed DPA-2.  The ``.dpc`` part (kind 7) is :mod:`.dpa2_part`; the C runtime evaluates
 it (``src_c/dpc_dpa2_frame.c``).
 
-:func:`check_compressible` restricts the compressed form to the options the C runtime is to
-implement (DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``) and names the first
+:func:`check_compressible` restricts the compressed form to the options the C runtime implements
+(DeePMD-kit 3.2's defaults, those of ``tests/data/deepmd/dpa2_tiny``, with any ``update_style``:
+res_avg, res_incr, res_residual, and either ``g1_out_mlp``, ``g1_out_conv`` and ``attn2_has_gate``; each
+one for all layers) and names the first
 other one.
 """
 
@@ -27,15 +29,11 @@ from . import se_atten_v2
 #: updates' options (:data:`G2_OPTIONS`) apply to the layers that update g2 (all but the last, whose
 #: ``update_chnnl_2`` is false and its g2 options off)
 LAYER_OPTIONS = (
-    ("update_style", "res_avg", "update_style"),
     ("g1_has_conv", True, "update_g1_has_conv"),
     ("g1_has_drrd", True, "update_g1_has_drrd"),
     ("g1_has_grrg", True, "update_g1_has_grrg"),
     ("g1_has_attn", True, "update_g1_has_attn"),
     ("update_h2", False, "update_h2"),
-    ("g1_out_conv", True, "g1_out_conv"),
-    ("g1_out_mlp", True, "g1_out_mlp"),
-    ("attn2_has_gate", False, "attn2_has_gate"),
 )
 
 #: options of the layers that update g2 (``update_chnnl_2``)
@@ -64,6 +62,14 @@ def unsupported_option(desc):
             return f"{key} = {getattr(desc, attr)!r} (the compressed DPA-2 takes {want!r})"
     if desc.exclude_types:
         return f"exclude_types = {sorted(desc.exclude_types)} (the compressed DPA-2 takes none)"
+    gated = {layer.attn2_has_gate for layer in desc.layers if layer.update_chnnl_2}
+    if len(gated) > 1:
+        return "attn2_has_gate differs between the repformer layers (the compressed DPA-2 takes one value)"
+    for k, layer in enumerate(desc.layers):  # any of UPDATE_STYLES (the reader refuses others), one for all
+        for attr, key in (("update_style", "update_style"), ("g1_out_mlp", "g1_out_mlp"), ("g1_out_conv", "g1_out_conv")):
+            if getattr(layer, attr) != getattr(desc.layers[0], attr):
+                return (f"repformer layer {k}: {key} = {getattr(layer, attr)!r} (the compressed DPA-2 takes one "
+                        f"value for all layers, layer 0's {getattr(desc.layers[0], attr)!r})")
     for k, layer in enumerate(desc.layers):
         for attr, want, key in LAYER_OPTIONS + (G2_OPTIONS if layer.update_chnnl_2 else ()):
             if getattr(layer, attr) != want:
