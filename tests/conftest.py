@@ -40,6 +40,16 @@ def mpiexec_or_skip():
     return mpiexec
 
 
+def dpa2_options():
+    """``tests/data/deepmd/dpa2_options.py`` as a module: the DPA-2 option sets and their edited trees."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dpa2_options", os.path.join(DATA, "deepmd", "dpa2_options.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def load_frames(folder, stress=False):
     """Test frames and DeePMD-kit's uncompressed reference outputs of a fixture folder."""
     suffix = "_stress" if stress else ""

@@ -7,13 +7,12 @@ DeePMD-kit itself where ``dpa2_options_reference.npz`` holds its outputs
 (``tests/data/deepmd/make_dpa2_options_reference.py``).
 """
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-from conftest import DATA, water_frames
+from conftest import DATA, water_frames, dpa2_options
 
 from dpcompress import Potential, load_model
 from dpcompress.core.errors import UnsupportedModelError
@@ -26,14 +25,7 @@ MODEL = os.path.join(FIXTURE, "frozen.dp")
 OPTIONS_REF = os.path.join(DATA, "deepmd", "dpa2_options_reference.npz")
 
 
-def _options_module():
-    spec = importlib.util.spec_from_file_location("dpa2_options", os.path.join(DATA, "deepmd", "dpa2_options.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-OPTS = _options_module()
+OPTS = dpa2_options()
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import DATA, REPO, TINY
+from conftest import DATA, REPO, TINY, mpiexec_or_skip
 from dpcompress.scan import main
 from test_scan import _frames, write_npy
 
@@ -25,19 +24,11 @@ pytestmark = pytest.mark.mpi
 MODEL = os.path.join(TINY, "frozen.dp")
 
 
-def mpiexec():
-    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'dpcompress[mpi]')")
-    exe = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
-    if not os.path.exists(exe):
-        pytest.skip(f"no mpiexec next to this Python ({exe}): pip install mpich")
-    return exe
-
-
 def run_mpi(ranks, args, timeout=120):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [mpiexec(), "-n", str(ranks), sys.executable, "-m", "dpcompress.scan", *map(str, args)],
+        [mpiexec_or_skip(), "-n", str(ranks), sys.executable, "-m", "dpcompress.scan", *map(str, args)],
         capture_output=True, text=True, timeout=timeout, env=env,
     )
     return proc, time.perf_counter() - t0
@@ -117,7 +108,7 @@ def test_bare_command_same_stdout_and_json_as_serial(data, tmp_path):
     serial = subprocess.run([sys.executable, "-m", "dpcompress.scan", str(data), extxyz, "--no-mpi"], cwd=serial_dir,
                             capture_output=True, text=True, timeout=120, env=env)
     assert serial.returncode == 0, serial.stderr[-3000:]
-    parallel = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "dpcompress.scan", str(data), extxyz], cwd=mpi_dir,
+    parallel = subprocess.run([mpiexec_or_skip(), "-n", "2", sys.executable, "-m", "dpcompress.scan", str(data), extxyz], cwd=mpi_dir,
                               capture_output=True, text=True, timeout=120, env=env)
     assert parallel.returncode == 0, parallel.stderr[-3000:]
     assert parallel.stdout == serial.stdout and "min_nbor_dist" in serial.stdout
