@@ -34,16 +34,14 @@ size_t dpc_dpa2_frame_carve(const dpc_part *P, int64_t n, int64_t natoms, char *
     return off;
 }
 
-/* Slot j of row k: real when it holds an atom within rcut' (the repinit's list cut at rcut'). */
-static int slot_atom(const dpc_part *P, const int64_t *index, const double *vectors, int64_t k, int64_t j, double *r)
+/* 1 when slot j of row k is real: it holds an atom within rcut' (the repinit's list cut at rcut'); r its distance. */
+static int slot_real(const dpc_part *P, const int64_t *index, const double *vectors, int64_t k, int64_t j, double *r)
 {
     const int64_t S = P->nnei;
-    if (j >= S) return -1;
-    const int64_t p = k * S + j, a = index[p];
-    if (a < 0) return -1;
-    const double *v = vectors + 3 * p;
+    if (j >= S || index[k * S + j] < 0) return 0;
+    const double *v = vectors + 3 * (k * S + j);
     *r = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-    return *r < P->dpa2.rcut ? (int)1 : -1;
+    return *r < P->dpa2.rcut;
 }
 
 dpc_status dpc_dpa2_inputs(const dpc_part *P, const int64_t *types, int64_t natoms, const int64_t *rows,
@@ -62,7 +60,7 @@ dpc_status dpc_dpa2_inputs(const dpc_part *P, const int64_t *types, int64_t nato
             const int64_t q = k * J + j;
             double r = 0.0;
             double *Pq = F->P + 4 * q, *dPq = F->dP + 12 * q, *dsq = F->dsw + 3 * q;
-            if (slot_atom(P, index, vectors, k, j, &r) < 0) {
+            if (!slot_real(P, index, vectors, k, j, &r)) {
                 F->idx[q] = k; /* any row: the slot's weight is 0 */
                 F->m[q] = F->sw[q] = 0.0;
                 memset(Pq, 0, sizeof(double) * 4);
@@ -86,7 +84,7 @@ dpc_status dpc_dpa2_inputs(const dpc_part *P, const int64_t *types, int64_t nato
         }
         for (int64_t j = J; j < S && k < nlocal_rows; j++) { /* within rcut' past the repformer's nsel: dropped */
             double r;
-            total += slot_atom(P, index, vectors, k, j, &r) > 0;
+            total += slot_real(P, index, vectors, k, j, &r);
         }
     }
     F->overflow = total;
@@ -97,7 +95,7 @@ dpc_status dpc_dpa2_inputs(const dpc_part *P, const int64_t *types, int64_t nato
             int64_t c = 0;
             for (int64_t j = J; j < S; j++) {
                 double r;
-                c += slot_atom(P, index, vectors, k, j, &r) > 0;
+                c += slot_real(P, index, vectors, k, j, &r);
             }
             if (c > F->overflow_worst) {
                 F->overflow_worst = c;

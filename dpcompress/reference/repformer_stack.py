@@ -14,10 +14,9 @@ frame at the stack's edges (the repinit output :math:`D^{ri}` and the pair input
 
 import numpy as np
 
-from ..core.activations import activate
 from ..core.env_mat import smooth_switch
 from ..evaluators.exact import dpa2 as exact_dpa2
-from ..evaluators.exact.repformer_layer import layer_backward, layer_forward
+from ..evaluators.exact.dpa2 import repformer_stack_backward, repformer_stack_forward  # the stack's math, once
 
 
 def stack_inputs(desc, types, index, vectors, rf_real):
@@ -34,33 +33,6 @@ def stack_inputs(desc, types, index, vectors, rf_real):
     r = np.where(rf_real, np.linalg.norm(vec, axis=-1), 1.0)
     sw = smooth_switch(r, desc.rf_rcut_smth, desc.rf_rcut)[0] * rf_real
     return D0, P, np.maximum(index[:, :J], 0), rf_real.astype(np.float64), sw
-
-
-def repformer_stack_forward(desc, D0, types, P, idx, m, sw):
-    """g1 of the last layer (n, g1_dim) and the cache of :func:`repformer_stack_backward`."""
-    z = D0 if desc.g1_shape is None else desc.g1_shape(D0)
-    if desc.tebd_transform is not None:
-        z = z + desc.tebd_transform(desc.type_embedding[types])
-    g1, d_g1 = activate(desc.activation, z, order=1)
-    g2, d_g2 = activate(desc.activation, desc.g2_embd(P[..., :1]), order=1)
-    h2 = P[..., 1:]
-    caches = []
-    for layer in desc.layers:
-        g1, g2, h2, c = layer_forward(layer, g1, g2, h2, idx, m, sw, desc.smooth, desc.activation, desc.use_sqrt_nnei)
-        caches.append(c)
-    return g1, dict(d_g1=d_g1, d_g2=d_g2, layers=caches, g2=g2, h2=h2)
-
-
-def repformer_stack_backward(desc, cache, idx, m, dg1_out):
-    """``(dD0, dP, dsw)`` from :math:`\\partial L/\\partial g_1` of the last layer."""
-    dg1, dg2, dh2 = dg1_out, np.zeros_like(cache["g2"]), np.zeros_like(cache["h2"])
-    dsw = np.zeros_like(m)
-    for layer, c in zip(reversed(desc.layers), reversed(cache["layers"])):
-        dg1, dg2, dh2, dsw_l = layer_backward(layer, c, dg1, dg2, dh2, idx, m, desc.smooth)
-        dsw = dsw + dsw_l
-    dP = np.concatenate([desc.g2_embd.back(dg2 * cache["d_g2"]), dh2], axis=-1)
-    dz = dg1 * cache["d_g1"]
-    return (dz if desc.g1_shape is None else desc.g1_shape.back(dz)), dP, dsw
 
 
 __all__ = ["stack_inputs", "repformer_stack_forward", "repformer_stack_backward"]

@@ -122,21 +122,41 @@ def descriptor_forward(desc, types, index, vectors, rf_real):
     sw, dsw_dr = smooth_switch(r, desc.rf_rcut_smth, desc.rf_rcut)
     sw = sw * m
     dsw_dvec = (dsw_dr * m / r)[..., None] * vec
+    idx = np.maximum(index[:, :J], 0)
+    g1, c_rf = repformer_stack_forward(desc, D0, types, P, idx, m, sw)
+    D = np.concatenate([g1, desc.type_embedding[types]], axis=1) if desc.concat_output_tebd else g1
+    cache = dict(c_ri=c_ri, types=types, dP=dP, dsw_dvec=dsw_dvec, m=m, idx=idx, g1_dim=g1.shape[1], stack=c_rf)
+    return D, cache
+
+
+def repformer_stack_forward(desc, D0, types, P, idx, m, sw):
+    r"""The repformer stack: :math:`g_1 = \varphi(D^{ri} W_s [+ E_t W_t])`, :math:`g_2 = \varphi(P_0 w + b)`,
+    :math:`h_2 = P_{1:4}`, then the layers; returns the last layer's :math:`g_1` (n, g1_dim) and the cache of
+    :func:`repformer_stack_backward`.  (``src_c/dpc_repformer.c``'s stack; its twin re-exports this.)"""
     z = D0 if desc.g1_shape is None else desc.g1_shape(D0)
     if desc.tebd_transform is not None:
         z = z + desc.tebd_transform(desc.type_embedding[types])
     g1, d_g1 = activate(desc.activation, z, order=1)
     g2, d_g2 = activate(desc.activation, desc.g2_embd(P[..., :1]), order=1)
     h2 = P[..., 1:]
-    idx = np.maximum(index[:, :J], 0)
     caches = []
     for layer in desc.layers:
         g1, g2, h2, c = layer_forward(layer, g1, g2, h2, idx, m, sw, desc.smooth, desc.activation, desc.use_sqrt_nnei)
         caches.append(c)
-    D = np.concatenate([g1, desc.type_embedding[types]], axis=1) if desc.concat_output_tebd else g1
-    cache = dict(c_ri=c_ri, types=types, dP=dP, dsw_dvec=dsw_dvec, d_g1=d_g1, d_g2=d_g2, m=m, idx=idx,
-                 layers=caches, g1_dim=g1.shape[1], g2=g2, h2=h2)
-    return D, cache
+    return g1, dict(d_g1=d_g1, d_g2=d_g2, layers=caches, g2=g2, h2=h2)
+
+
+def repformer_stack_backward(desc, cache, idx, m, dg1_out):
+    r"""``(dD0, dP, dsw)`` from :math:`\partial L/\partial g_1` of the last layer (layers in reverse, then the
+    g2 embedding and the g1 transforms)."""
+    dg1, dg2, dh2 = dg1_out, np.zeros_like(cache["g2"]), np.zeros_like(cache["h2"])
+    dsw = np.zeros_like(m)
+    for layer, c in zip(reversed(desc.layers), reversed(cache["layers"])):
+        dg1, dg2, dh2, dsw_l = layer_backward(layer, c, dg1, dg2, dh2, idx, m, desc.smooth)
+        dsw = dsw + dsw_l
+    dP = np.concatenate([desc.g2_embd.back(dg2 * cache["d_g2"]), dh2], axis=-1)
+    dz = dg1 * cache["d_g1"]
+    return (dz if desc.g1_shape is None else desc.g1_shape.back(dz)), dP, dsw
 
 
 def descriptor_backward(desc, cache, dD):
@@ -148,19 +168,9 @@ def descriptor_backward(desc, cache, dD):
     through the shape transform into the repinit's backward.
     """
     m, idx = cache["m"], cache["idx"]
-    dg1 = dD[:, : cache["g1_dim"]].copy()
-    dg2 = np.zeros_like(cache["g2"])
-    dh2 = np.zeros_like(cache["h2"])
-    dsw = np.zeros_like(m)
-    for layer, c in zip(reversed(desc.layers), reversed(cache["layers"])):
-        dg1, dg2, dh2, dsw_l = layer_backward(layer, c, dg1, dg2, dh2, idx, m, desc.smooth)
-        dsw += dsw_l
-    dR0 = desc.g2_embd.back(dg2 * cache["d_g2"])
-    rf_grad = (np.einsum("njk,njkb->njb", np.concatenate([dR0, dh2], axis=-1), cache["dP"])
-               + dsw[..., None] * cache["dsw_dvec"])
+    dD0, dPbar, dsw = repformer_stack_backward(desc, cache["stack"], idx, m, dD[:, : cache["g1_dim"]].copy())
+    rf_grad = np.einsum("njk,njkb->njb", dPbar, cache["dP"]) + dsw[..., None] * cache["dsw_dvec"]
     rf_grad *= m[..., None]
-    dz = dg1 * cache["d_g1"]
-    dD0 = dz if desc.g1_shape is None else desc.g1_shape.back(dz)
     grad = _repinit_math(desc.repinit).descriptor_backward(desc.repinit, cache["c_ri"], dD0)
     J = min(desc.rf_nsel, grad.shape[1])
     grad[:, :J] += rf_grad[:, :J]
@@ -204,4 +214,5 @@ def descriptors(model, coords, cell, types, n_threads=1):
     return descriptor_forward(model.descriptor, types, index, vectors, rf_real)[0]
 
 
-__all__ = ["neighbor_lists", "descriptor_forward", "descriptor_backward", "evaluate_frame", "descriptors"]
+__all__ = ["neighbor_lists", "descriptor_forward", "descriptor_backward", "repformer_stack_forward",
+           "repformer_stack_backward", "evaluate_frame", "descriptors"]
